@@ -1,0 +1,10 @@
+"""Trainables: plain functions ``train_x(config)`` registered by name.
+
+Each module below registers itself when imported here, explicitly, so the registry is
+complete as soon as ``trainables`` is imported.
+"""
+
+from trainables._registry import TrainableEntry, get_trainable, list_trainables, register_trainable
+from trainables import da_lora  # noqa: F401  (registers "da_lora")
+
+__all__ = ["TrainableEntry", "get_trainable", "list_trainables", "register_trainable"]

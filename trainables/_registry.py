@@ -1,0 +1,53 @@
+"""Registry of trainables, looked up by name (timm's ``register_model`` pattern)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class TrainableEntry:
+    """A registered trainable.
+
+    Attributes:
+        name: the name studies use (``trainable: da_lora``).
+        fn: the Ray Tune function trainable, ``fn(config: dict) -> None``.
+        config_cls: frozen pydantic model that validates a config dict (unknown keys refused).
+        prepare: builds what every trial shares (data, backbone) once, in the driver, before
+            trials start; returns provenance such as ``{"data_fingerprint": ...}``.
+        description: one line for listings.
+    """
+
+    name: str
+    fn: Callable[[dict[str, Any]], None]
+    config_cls: type[BaseModel]
+    prepare: Callable[[BaseModel], dict[str, str]]
+    description: str
+
+
+_REGISTRY: dict[str, TrainableEntry] = {}
+
+
+def register_trainable(name: str, *, config_cls: type[BaseModel], prepare: Callable[[BaseModel], dict[str, str]],
+                       description: str) -> Callable[[Callable], Callable]:
+    def wrap(fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+        if name in _REGISTRY:
+            raise ValueError(f"trainable {name!r} is registered twice")
+        _REGISTRY[name] = TrainableEntry(name, fn, config_cls, prepare, description)
+        return fn
+
+    return wrap
+
+
+def get_trainable(name: str) -> TrainableEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown trainable {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def list_trainables() -> list[str]:
+    return sorted(_REGISTRY)

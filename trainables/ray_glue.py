@@ -1,0 +1,32 @@
+"""The few lines that connect a Ray-free training loop to a Ray Tune trial."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+import ray
+import torch
+from ray import tune
+
+
+def ray_reporter(metrics: dict[str, float], checkpoint_dir: Path) -> None:
+    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+
+@contextlib.contextmanager
+def restore_dir() -> Iterator[str | None]:
+    """The directory of the trial's last checkpoint, when Tune restores it, else None."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as d:
+        yield d
+
+
+def set_threads_from_ray() -> None:
+    """Use as many torch threads as CPUs Ray gave this trial (at least one)."""
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(int(cpus), 1))

@@ -1,0 +1,100 @@
+"""Ray-free training helpers shared by the trainables and the stand-in backbone."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and numpy for this process; returns a generator for data order."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    return torch.Generator().manual_seed(seed)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up to the base learning rate, then cosine decay to zero (per step)."""
+    warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1))
+    if warmup_steps == 0:
+        return cosine
+    warm = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / (warmup_steps + 1), total_iters=warmup_steps)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warm, cosine], milestones=[warmup_steps])
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator, *, drop_last: bool = True) -> Iterator[torch.Tensor]:
+    """Shuffled index batches over ``range(n)``."""
+    order = torch.randperm(n, generator=generator)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(n // batch_size, 1) if n >= batch_size else 1
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+def train_epoch(
+    *,
+    embed: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    batch_size: int,
+    generator: torch.Generator,
+    max_grad_norm: float = 5.0,
+) -> float:
+    """One pass over ``images``; returns the mean loss. Raises FloatingPointError on NaN/inf."""
+    embed.train()
+    total, count = 0.0, 0
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for idx in batches(len(labels), batch_size, generator):
+        x = random_flip(images[idx], generator)
+        loss = loss_fn(embed(x), labels[idx])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def embed_all(embed: nn.Module, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """L2-normalised embeddings of all images, in order, in eval mode."""
+    was_training = embed.training
+    embed.eval()
+    out = [nn.functional.normalize(embed(images[i:i + batch_size]).float(), dim=1) for i in range(0, len(images), batch_size)]
+    embed.train(was_training)
+    return torch.cat(out)
+
+
+def dense_labels(identity: np.ndarray) -> torch.Tensor:
+    """Identity ids mapped to 0..C-1 (the class indices a margin head needs)."""
+    _, dense = np.unique(identity, return_inverse=True)
+    return torch.as_tensor(dense, dtype=torch.long)
+
+
+def cosine_lr_total(epochs: int, n: int, batch_size: int) -> int:
+    return max(epochs * steps_per_epoch(n, batch_size), 1)
+
+
+__all__ = [
+    "batches", "cosine_lr_total", "dense_labels", "embed_all", "random_flip", "seed_everything",
+    "steps_per_epoch", "train_epoch", "warmup_cosine",
+]
