@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import BaseModel
@@ -16,22 +17,23 @@ class TrainableEntry:
         name: the name studies use (``trainable: da_lora``).
         fn: the Ray Tune function trainable, ``fn(config: dict) -> None``.
         config_cls: frozen pydantic model that validates a config dict (unknown keys refused).
-        prepare: builds what every trial shares (data, backbone) once, in the driver, before
-            trials start; returns provenance such as ``{"data_fingerprint": ...}``.
+        prepare: ``prepare(config, run_dir)`` builds what every trial shares (data, backbone)
+            once, in the driver, before trials start; may leave files for the report in
+            ``run_dir``; returns provenance such as ``{"data_fingerprint": ...}``.
         description: one line for listings.
     """
 
     name: str
     fn: Callable[[dict[str, Any]], None]
     config_cls: type[BaseModel]
-    prepare: Callable[[BaseModel], dict[str, str]]
+    prepare: Callable[[BaseModel, Path], dict[str, str]]
     description: str
 
 
 _REGISTRY: dict[str, TrainableEntry] = {}
 
 
-def register_trainable(name: str, *, config_cls: type[BaseModel], prepare: Callable[[BaseModel], dict[str, str]],
+def register_trainable(name: str, *, config_cls: type[BaseModel], prepare: Callable[[BaseModel, Path], dict[str, str]],
                        description: str) -> Callable[[Callable], Callable]:
     def wrap(fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
         if name in _REGISTRY:

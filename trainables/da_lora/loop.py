@@ -30,11 +30,13 @@ def backbone_reference(cfg: DaLoraConfig) -> str:
     return cfg.backbone
 
 
-def prepare(cfg: DaLoraConfig) -> dict[str, str]:
-    """Build the data and the backbone every trial shares; return their provenance."""
+def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
+    """Build the data and the backbone every trial shares, save a grid of sample images
+    into ``out_dir``, and return the data's provenance."""
     faces = synthfaces.load(cfg.synthfaces())
+    synthfaces.save_sample_grid(faces, Path(out_dir) / synthfaces.SAMPLES_FILE)
     backbone_reference(cfg)
-    return {"data": "synthfaces (synthetic)", "data_fingerprint": faces.fingerprint}
+    return {"data_fingerprint": faces.fingerprint}
 
 
 @torch.no_grad()

@@ -30,6 +30,8 @@ from trainables.data._render import N_IDENTITY_PARAMS, N_NUISANCE_PARAMS, render
 #: Bump when the generator changes, so that caches of the old output are not reused.
 GENERATOR_VERSION = 1
 SPLITS = ("pretrain", "train", "eval")
+#: Name of the sample image a run directory gets (the report shows it).
+SAMPLES_FILE = "data_samples.png"
 
 
 @dataclass(frozen=True)
@@ -198,3 +200,15 @@ def sample_grid(faces: FaceSet, *, identities: int = 6) -> np.ndarray:
             j = np.flatnonzero((ev.identity == ident) & (ev.domain == d))[0]
             grid[i * (r + 2):i * (r + 2) + r, d * (r + 2):d * (r + 2) + r] = ev.images[j].transpose(1, 2, 0)
     return grid
+
+
+def save_sample_grid(faces: FaceSet, path: Path, *, identities: int = 6, zoom: int = 3) -> Path:
+    """Write the sample grid as a PNG (rows: held-out identities; columns: domains)."""
+    from PIL import Image
+
+    grid = sample_grid(faces, identities=identities)
+    Image.fromarray(grid).resize((grid.shape[1] * zoom, grid.shape[0] * zoom), Image.NEAREST).save(path)
+    meta = Path(path).with_suffix(".json")
+    meta.write_text(json.dumps({"data": "synthfaces (synthetic)", "domains": list(faces.domains),
+                                "fingerprint": faces.fingerprint}))
+    return Path(path)

@@ -1,0 +1,99 @@
+"""Command line: a table of small commands (Optuna's ``cli.py`` pattern)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from orchestrator.errors import UserError, one_line
+
+
+class Command:
+    name: str = ""
+    help: str = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+class ListStudies(Command):
+    name, help = "list", "print the shipped studies, one per line, name first"
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.studies import describe_shipped
+
+        for study, description in describe_shipped():
+            print(f"{study}\t{description}")
+        return 0
+
+
+class Run(Command):
+    name, help = "run", "run a study (a shipped name or a path to a YAML spec)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", help="shipped study name or path to a YAML spec")
+        parser.add_argument("--out", type=Path, help="run directory (default: runs/<study>-<timestamp>)")
+        parser.add_argument("--quick", action="store_true", help="the same study scaled down to a smoke run")
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override a base-config value (repeatable)")
+        parser.add_argument("--address", help="run on an existing Ray cluster (default: RAY_ADDRESS or a local Ray)")
+        parser.add_argument("--gpus-per-trial", type=float, help="fractional GPUs per trial (0.25 packs four on one GPU)")
+        parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the spec's, else 1)")
+        parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+        parser.add_argument("--dashboard-host", default="127.0.0.1",
+                            help="only when the dashboard must be reachable beyond this machine")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.run import RunOptions, run_study
+
+        run_study(RunOptions(study=args.study, out=args.out, quick=args.quick, set=args.set, address=args.address,
+                             gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
+                             max_concurrent=args.max_concurrent, dashboard_host=args.dashboard_host))
+        return 0
+
+
+class Report(Command):
+    name, help = "report", "regenerate DIR/report from DIR's results (no Ray needed)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", type=Path, help="a run directory")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from reports import build_report
+
+        print(f"Report: {build_report(args.dir)}")
+        return 0
+
+
+COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Report())
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage dump would be more than one line
+        print(f"error: {one_line(message)} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m orchestrator", description="Ray Tune orchestrator for face-recognition studies")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(p)
+        p.set_defaults(handler=command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from reports.errors import ReportInputError
+
+    try:
+        return args.handler.take_action(args)
+    except (UserError, ReportInputError) as err:
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return err.exit_code

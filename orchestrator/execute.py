@@ -1,0 +1,102 @@
+"""Running a compiled plan on Ray Tune and keeping ``results.csv`` current.
+
+Tune sees one grid axis, the plan index ``_trial``; the trainable receives that plan's
+full config. (Tune's preset points cannot carry configs whose lists differ in length,
+such as LoRA target lists, so the configs travel with the trainable instead.) Trials
+reuse their actors: on small CPU trials, starting a fresh Python process per trial would
+otherwise dominate (see ``benchmarks/overhead.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
+from orchestrator.plan import TrialPlan
+from orchestrator.results import ResultsTable
+
+TUNE_DIR = "tune"
+
+
+def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+    """The trainable, called with the full config of the plan entry Tune's ``_trial`` names."""
+
+    @functools.wraps(fn)
+    def trainable(config: dict[str, Any]) -> None:
+        return fn(configs[config["_trial"]])
+
+    return trainable
+
+
+def _error_line(trial) -> str:
+    text = trial.get_error() or ""
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "error (no message)"
+
+
+def _make_progress_callback(table: ResultsTable, plans: list[TrialPlan], metric: str, log: Callable[[str], None]):
+    from ray import tune
+
+    class Progress(tune.Callback):
+        """Writes each trial's row when it starts and ends, and prints one line per end."""
+
+        def __init__(self) -> None:
+            self.last: dict[str, dict[str, Any]] = {}
+            self.done = 0
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            table.started(trial.config["_trial"], trial.trial_id)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.last[trial.trial_id] = result
+
+        def _end(self, trial, status: str, error: str = "") -> None:
+            result = self.last.get(trial.trial_id)
+            table.finished(trial.config["_trial"], trial_id=trial.trial_id, status=status, result=result, error=error)
+            self.done += 1
+            plan = plans[trial.config["_trial"]]
+            value = (result or {}).get(metric, math.nan)
+            shown = f"{metric}={value:.4f}" if isinstance(value, (int, float)) else ""
+            wall = (result or {}).get("time_total_s", math.nan)
+            log(f"[{self.done:>{len(str(len(plans)))}}/{len(plans)}] {plan.variant:<20} seed={plan.seed:<3} "
+                f"{status:<10} {shown}  ({wall:.0f} s){'  ' + error if error else ''}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._end(trial, "TERMINATED")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._end(trial, "ERROR", _error_line(trial))
+
+    return Progress()
+
+
+def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: list[TrialPlan], table: ResultsTable,
+            run_dir: Path, metric: str, mode: str, cpus_per_trial: float, gpus_per_trial: float,
+            max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print) -> None:
+    """Run every planned trial to completion (or failure); rows land in ``table`` as they end."""
+    from ray import tune
+    assert [p.index for p in plans] == list(range(len(plans)))
+    names = [f"{study}_{p.name}" for p in plans]
+    tuner = tune.Tuner(
+        tune.with_resources(_by_plan_index(trainable, [p.config for p in plans]),
+                            {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
+        param_space={"_trial": tune.grid_search(list(range(len(plans))))},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,
+            trial_name_creator=lambda t: names[t.config["_trial"]],
+            trial_dirname_creator=lambda t: names[t.config["_trial"]],
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=str(Path(run_dir).resolve()),
+            verbose=0,
+            callbacks=[_make_progress_callback(table, plans, metric, log)],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+        ),
+    )
+    tuner.fit()

@@ -1,0 +1,68 @@
+"""Starting or joining Ray, quietly, with the dashboard on loopback and token auth on.
+
+Ray's dashboard and job API run code for whoever reaches them, so the local Ray binds
+its dashboard to 127.0.0.1 and keeps Ray's token authentication (on by default since
+Ray 2.60; the token lives in ``~/.ray/auth_token``). Binding elsewhere takes an explicit
+``--dashboard-host`` and prints a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+# Read by Ray Tune at import time: results travel through our own results table, so
+# Tune's per-trial JSON/CSV/TensorBoard loggers are pure overhead; the legacy output
+# engine with verbose=0 keeps Ray's console noise away from the user's progress lines.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_PATH = Path.home() / ".ray" / "auth_token"
+
+
+@dataclass(frozen=True)
+class RayInfo:
+    dashboard_url: str
+    cpus: float
+    gpus: float
+    started_here: bool
+
+
+@contextlib.contextmanager
+def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_cpus: int | None = None,
+                log: Callable[[str], None] = print) -> Iterator[RayInfo]:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), reuse a Ray already
+    initialised in this process, or start a local one; shut down only what was started here."""
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        common = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+        if address:
+            ctx = ray.init(address=address, **common)
+        else:
+            if dashboard_host not in LOOPBACK:
+                log(f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach it "
+                    f"and holds the token can run code on this machine")
+            ctx = ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True,
+                           dashboard_host=dashboard_host, **common)
+        started = True
+        url = ctx.dashboard_url or ""
+    else:
+        url = ""  # a Ray this process already joined (e.g. the test session's)
+    resources = ray.cluster_resources()
+    info = RayInfo(url, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), started)
+    if info.dashboard_url:
+        log(f"Ray dashboard: http://{info.dashboard_url}  (token authentication on; token in {TOKEN_PATH})")
+    try:
+        yield info
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,77 @@
+"""``results.csv``: one row per planned trial, rewritten atomically as trials progress.
+
+It is the contract between running and reporting: a row exists from the start (status
+PENDING), so an interrupted run still lists every trial it planned, and a finished row is
+on disk as soon as the trial ends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from orchestrator.plan import TrialPlan
+
+RESULTS_FILE = "results.csv"
+HEAD_COLUMNS = ["trial_id", "trial_name", "study", "variant", "seed", "status", "iterations", "wall_s", "error"]
+PROVENANCE_COLUMNS = ["config_hash", "data_fingerprint", "git_commit", "torch_version", "ray_version",
+                      "optuna_version", "peft_version", "timm_version", "transformers_version"]
+
+
+def is_metric_key(key: str) -> bool:
+    """Namespaced metrics (``train/...``, ``eval/...``); Ray's own keys have no slash."""
+    return "/" in key and not key.startswith("config/")
+
+
+class ResultsTable:
+    """Rows of a run, keyed by plan index, written to ``<run_dir>/results.csv``."""
+
+    def __init__(self, run_dir: Path, study: str, plans: list[TrialPlan], provenance: dict[int, dict[str, str]]) -> None:
+        self.path = Path(run_dir) / RESULTS_FILE
+        self.rows: dict[int, dict[str, Any]] = {}
+        for p in plans:
+            row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": study, "variant": p.variant,
+                                   "seed": p.seed, "status": "PENDING", "iterations": 0, "wall_s": math.nan, "error": ""}
+            row.update({f"config/{k}": _cell(v) for k, v in p.config.items()})
+            row.update({"config_hash": p.config_hash, **provenance.get(p.index, {})})
+            self.rows[p.index] = row
+
+    def started(self, index: int, trial_id: str) -> None:
+        self.rows[index].update(trial_id=trial_id, status="RUNNING")
+        self.write()
+
+    def finished(self, index: int, *, trial_id: str, status: str, result: dict[str, Any] | None, error: str = "") -> None:
+        row = self.rows[index]
+        row.update(trial_id=trial_id, status=status, error=error)
+        if result:
+            row["iterations"] = int(result.get("training_iteration", 0))
+            row["wall_s"] = round(float(result.get("time_total_s", math.nan)), 3)
+            row.update({k: v for k, v in result.items() if is_metric_key(k)})
+        self.write()
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(list(self.rows.values()))
+        config = sorted(c for c in df.columns if c.startswith("config/"))
+        metrics = sorted(c for c in df.columns if is_metric_key(c))
+        prov = [c for c in PROVENANCE_COLUMNS if c in df.columns]
+        return df[HEAD_COLUMNS + config + metrics + prov]
+
+    def write(self) -> None:
+        tmp = self.path.with_suffix(".csv.tmp")
+        self.frame().to_csv(tmp, index=False)
+        os.replace(tmp, self.path)
+
+
+def _cell(value: Any) -> Any:
+    """Lists (e.g. LoRA targets) as one readable cell."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(str(v) for v in value)
+    return value
+
+
+def read_results(run_dir: Path) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / RESULTS_FILE)

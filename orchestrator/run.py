@@ -1,0 +1,133 @@
+"""``run STUDY``: validate, prepare shared assets, run the trials on Ray, write the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from orchestrator.errors import UserError
+from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable
+from orchestrator.provenance import run_provenance
+from orchestrator.results import ResultsTable
+from orchestrator.spec import StudySpec
+from orchestrator.studies import load_study
+
+RUN_FILE = "run.json"
+SPEC_FILE = "spec.yaml"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line options of ``run`` (see ``cli.py`` for their help)."""
+
+    study: str
+    out: Path | None = None
+    quick: bool = False
+    set: list[str] = field(default_factory=list)
+    address: str | None = None
+    gpus_per_trial: float | None = None
+    cpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    dashboard_host: str = "127.0.0.1"
+
+
+def _check_resources(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
+    cpus = spec.resources.cpus_per_trial if opts.cpus_per_trial is None else opts.cpus_per_trial
+    gpus = spec.resources.gpus_per_trial if opts.gpus_per_trial is None else opts.gpus_per_trial
+    if cpus <= 0:
+        raise UserError(f"--cpus-per-trial must be > 0, got {cpus:g}")
+    if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        raise UserError(f"--gpus-per-trial must be a fraction in [0, 1] or a whole number, got {gpus:g}")
+    if opts.max_concurrent is not None and opts.max_concurrent < 1:
+        raise UserError(f"--max-concurrent must be >= 1, got {opts.max_concurrent}")
+    if gpus > 0 and not (opts.address or os.environ.get("RAY_ADDRESS")):
+        import torch
+
+        available = torch.cuda.device_count()
+        if available == 0 or gpus > available:
+            raise UserError(f"--gpus-per-trial {gpus:g} asks for a GPU, but this machine has "
+                            f"{available} (use --gpus-per-trial 0 or --address a cluster with GPUs)")
+    return cpus, gpus
+
+
+def default_run_dir(study_name: str, quick: bool) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{study_name}{'-quick' if quick else ''}-{stamp}"
+
+
+def prepare_run_dir(out: Path) -> Path:
+    if (out / "results.csv").exists():
+        raise UserError(f"{out} already holds a run (results.csv); choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
+    """Everything ``python -m orchestrator run`` does; returns the run directory."""
+    spec, text = load_study(opts.study)
+    entry = resolve_trainable(spec)
+    plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
+    cpus, gpus = _check_resources(opts, spec)
+    run_dir = prepare_run_dir(Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick))
+    (run_dir / SPEC_FILE).write_text(text)
+    write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus)
+    log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
+        f"({len({p.variant for p in plans})} variants x {len({p.seed for p in plans})} seeds); run directory {run_dir}")
+
+    provenance = prepare_shared(entry, plans, run_dir)
+    table = ResultsTable(run_dir, spec.name, plans, provenance)
+    table.write()
+
+    from orchestrator.execute import execute
+    from orchestrator.ray_runtime import ray_session
+
+    with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
+        if cpus > ray_info.cpus:
+            raise UserError(f"--cpus-per-trial {cpus:g} exceeds the {ray_info.cpus:g} CPUs of the Ray cluster")
+        if gpus > ray_info.gpus:
+            raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
+        started = time.perf_counter()
+        execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir,
+                metric=spec.metric, mode=spec.mode, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures, log=log)
+        log(f"trials done in {time.perf_counter() - started:.0f} s")
+
+    from reports import build_report
+
+    index = build_report(run_dir)
+    log(f"Report: {index}")
+    return run_dir
+
+
+def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path) -> dict[int, dict[str, str]]:
+    """Call the trainable's ``prepare`` once per distinct config (seeds aside), in this process."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    by_hash: dict[str, dict[str, str]] = {}
+    out: dict[int, dict[str, str]] = {}
+    common = run_provenance()
+    for p in plans:
+        if p.config_hash not in by_hash:
+            by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
+        out[p.index] = {**common, **by_hash[p.config_hash]}
+    return out
+
+
+def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts: RunOptions, *,
+                   cpus: float, gpus: float) -> None:
+    """``run.json``: what the report needs to know about the study, without importing it."""
+    info: dict[str, Any] = {
+        "study": spec.name, "kind": spec.kind, "description": spec.description, "trainable": spec.trainable,
+        "metric": spec.metric, "mode": spec.mode, "reference": spec.reference,
+        "report_metrics": spec.report_metrics(), "variants": list(dict.fromkeys(p.variant for p in plans)),
+        "seeds": sorted({p.seed for p in plans}), "quick": opts.quick, "overrides": list(opts.set),
+        "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus}, "command": sys.argv,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))

@@ -1,0 +1,95 @@
+"""The ablation table's numbers: per variant and metric, mean +- std over seeds and the
+paired comparison with the reference variant, Holm-adjusted across the whole table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from reports.stats import MIN_PAIRS, WARN_PAIRS, holm, mean_std, paired_ttest
+
+COMPLETED = "TERMINATED"
+#: Metric names whose last part means lower is better.
+LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err")
+TEST_NAME = "paired t-test over seeds"
+
+
+def metric_mode(metric: str, *, primary: str, mode: str) -> str:
+    """'max' or 'min': the study's mode for its own metric, otherwise read from the name."""
+    if metric == primary:
+        return mode
+    last = metric.rsplit("/", 1)[-1].split("@")[0]
+    return "min" if last in LOWER_IS_BETTER else "max"
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    std: float
+    n: int
+    diff: float | None = None
+    """Mean paired difference to the reference (None on the reference row)."""
+    n_pairs: int = 0
+    p: float | None = None
+    p_holm: float | None = None
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class AblationTable:
+    study: str
+    metrics: list[str]
+    variants: list[str]
+    reference: str
+    modes: dict[str, str]
+    cells: dict[tuple[str, str], Cell]
+    test: str = TEST_NAME
+    comparisons: int = 0
+    excluded: list[dict] = field(default_factory=list)
+    """Trials left out of the statistics (not completed), with their status and error."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics: list[str], reference: str,
+                   primary: str, mode: str) -> AblationTable:
+    """Compute the table from ``results.csv`` rows; only completed trials enter it."""
+    done = df[df["status"] == COMPLETED]
+    excluded = df[df["status"] != COMPLETED][["trial_name", "variant", "seed", "status", "error"]]
+    modes = {m: metric_mode(m, primary=primary, mode=mode) for m in metrics}
+    metrics = [m for m in metrics if m in df.columns]
+    raw: dict[tuple[str, str], dict] = {}
+    for m in metrics:
+        ref = done[done["variant"] == reference].set_index("seed")[m].dropna()
+        for v in variants:
+            vals = done[done["variant"] == v].set_index("seed")[m].dropna()
+            mean, std, n = mean_std(vals.tolist())
+            entry = {"mean": mean, "std": std, "n": n}
+            if v != reference:
+                seeds = sorted(set(vals.index) & set(ref.index))
+                test = paired_ttest(vals.loc[seeds].to_numpy(), ref.loc[seeds].to_numpy())
+                entry.update(diff=test.mean_diff if seeds else None, n_pairs=test.n, p=test.p)
+            raw[(v, m)] = entry
+    keys = [k for k in raw if "p" in raw[k]]
+    adjusted = holm([raw[k]["p"] for k in keys])
+    for k, p in zip(keys, adjusted):
+        raw[k]["p_holm"] = p
+    for m in metrics:
+        means = {v: raw[(v, m)]["mean"] for v in variants if not math.isnan(raw[(v, m)]["mean"])}
+        if means:
+            best = (max if modes[m] == "max" else min)(means.values())
+            for v, value in means.items():
+                raw[(v, m)]["best"] = value == best
+    cells = {k: Cell(**entry) for k, entry in raw.items()}
+    warnings = []
+    pairs = [c.n_pairs for (v, _), c in cells.items() if v != reference]
+    if pairs and min(pairs) < MIN_PAIRS:
+        warnings.append(f"some comparisons have fewer than {MIN_PAIRS} paired seeds: no p-value is shown for them")
+    elif pairs and min(pairs) < WARN_PAIRS:
+        warnings.append(f"only {min(pairs)} paired seeds per comparison: p-values rest on very few runs")
+    if len(excluded):
+        warnings.append(f"{len(excluded)} trial(s) did not complete and are left out of the statistics")
+    return AblationTable(study, metrics, variants, reference, modes, cells,
+                         comparisons=sum(p is not None for p in adjusted),
+                         excluded=excluded.to_dict("records"), warnings=warnings)

@@ -1,0 +1,76 @@
+"""Build ``<run>/report/`` from the run directory alone (results.csv, run.json, spec.yaml)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from reports.ablation import COMPLETED, ablation_table
+from reports.errors import ReportInputError
+from reports.html import _e, ablation_html, frame_html, page
+from reports.latex import ablation_latex
+from reports.markdown import ablation_frame, ablation_markdown
+
+REPORT_DIR = "report"
+SAMPLES_FILE = "data_samples.png"
+PROVENANCE_COLUMNS = ("git_commit", "data_fingerprint", "torch_version", "ray_version", "optuna_version",
+                      "peft_version", "timm_version", "transformers_version")
+
+
+def _read(run_dir: Path) -> tuple[pd.DataFrame, dict]:
+    results, info = run_dir / "results.csv", run_dir / "run.json"
+    if not run_dir.is_dir():
+        raise ReportInputError(f"{run_dir} is not a directory")
+    if not results.is_file() or not info.is_file():
+        raise ReportInputError(f"{run_dir} is not a run directory (results.csv and run.json are needed)")
+    try:
+        df = pd.read_csv(results)
+        meta = json.loads(info.read_text())
+    except (ValueError, pd.errors.ParserError) as err:
+        raise ReportInputError(f"{run_dir}: unreadable results.csv or run.json ({err})") from None
+    return df, meta
+
+
+def build_report(run_dir: Path | str) -> Path:
+    """Write tables (LaTeX, Markdown, CSV) and ``index.html``; returns the page's path."""
+    run_dir = Path(run_dir)
+    df, meta = _read(run_dir)
+    out = run_dir / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    synthetic = (run_dir / SAMPLES_FILE).is_file()
+    table = ablation_table(df, study=meta["study"], variants=meta["variants"], metrics=meta["report_metrics"],
+                           reference=meta["reference"], primary=meta["metric"], mode=meta["mode"])
+    note = "Data: synthfaces (synthetic)." if synthetic else ""
+    (out / "ablation.tex").write_text(ablation_latex(table, caption_note=note))
+    (out / "ablation.md").write_text(ablation_markdown(table))
+    ablation_frame(table).to_csv(out / "ablation.csv", index=False)
+
+    sections = []
+    counts = df["status"].value_counts().to_dict()
+    summary = (f"<p>{_e(meta.get('description', ''))}</p><p>Trainable <code>{_e(meta['trainable'])}</code>; "
+               f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
+               + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
+               + (" &mdash; <b>quick run</b>" if meta.get("quick") else "") + "</p>")
+    sections.append(("Study", summary))
+    if synthetic:
+        sections.append(("Data", "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
+                         "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>"
+                         f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
+                         "<p><small>Rows: held-out identities; columns: domains.</small></p>"))
+    links = " · ".join(f"<a href='{f}'>{f}</a>" for f in ("ablation.tex", "ablation.md", "ablation.csv"))
+    sections.append(("Ablation", ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
+    not_done = df[df["status"] != COMPLETED][["trial_name", "variant", "seed", "status", "error"]]
+    sections.append(("Trials not in the statistics", frame_html(not_done)))
+    spec = (run_dir / "spec.yaml").read_text() if (run_dir / "spec.yaml").is_file() else ""
+    run_args = {k: meta.get(k) for k in ("quick", "overrides", "resources", "command", "started_at")}
+    sections.append(("Study spec", f"<pre>{_e(spec)}</pre><pre>{_e(json.dumps(run_args, indent=2))}</pre>"))
+    prov = df[[c for c in PROVENANCE_COLUMNS if c in df.columns]].drop_duplicates()
+    sections.append(("Provenance", frame_html(prov)))
+    index = out / "index.html"
+    index.write_text(page(title=f"Report: {meta['study']}", sections=sections))
+    return index
+
+
+__all__ = ["build_report", "ReportInputError"]

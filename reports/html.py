@@ -1,0 +1,53 @@
+"""``report/index.html``: one self-contained page gathering the run's tables and context."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+
+from reports._format import LEGEND, marker, metric_label, num, pvalue, signed
+from reports.ablation import AblationTable
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border-bottom:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}.best{font-weight:bold}.warn{background:#fff3cd;padding:.5em 1em;border-left:4px solid #e0a800}
+.synthetic{background:#e7f1ff;padding:.5em 1em;border-left:4px solid #0b5ed7}pre{background:#f6f8fa;padding:1em;overflow-x:auto}
+code{background:#f6f8fa}"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def ablation_html(table: AblationTable) -> str:
+    head = "".join(f"<th colspan=2>{_e(metric_label(m))}{' ↓' if table.modes[m] == 'min' else ''}</th>" for m in table.metrics)
+    sub = "".join("<th>mean ± std</th><th>Δ (p)</th>" for _ in table.metrics)
+    rows = []
+    for v in table.variants:
+        cells = [f"<td>{_e(v)}{' (ref.)' if v == table.reference else ''}</td>"]
+        for m in table.metrics:
+            c = table.cells[(v, m)]
+            cls = " class=best" if c.best else ""
+            cells.append(f"<td{cls}>{num(c.mean)} ± {num(c.std)} <small>(n={c.n})</small></td>")
+            cells.append("<td>—</td>" if v == table.reference else
+                         f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>({_e(pvalue(c.p_holm))})</small></td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    caption = (f"Δ: mean paired difference to {_e(table.reference)}; p: {_e(table.test)}, Holm-adjusted over "
+               f"{table.comparisons} comparisons; best mean in bold; {_e(LEGEND)}.")
+    warnings = "".join(f"<p class=warn>Warning: {_e(w)}</p>" for w in table.warnings)
+    return (f"<table><tr><th>variant</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
+            f"<p><small>{caption}</small></p>{warnings}")
+
+
+def frame_html(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p>None.</p>"
+    return df.to_html(index=False, border=0, na_rep="", escape=True)
+
+
+def page(*, title: str, sections: list[tuple[str, str]]) -> str:
+    body = "".join(f"<h2>{_e(h)}</h2>\n{content}\n" for h, content in sections)
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>\n{body}</body></html>\n")

@@ -1,0 +1,39 @@
+"""Markdown and CSV renderings of the report tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports._format import LEGEND, marker, metric_label, num, pvalue, signed
+from reports.ablation import AblationTable
+
+
+def ablation_markdown(table: AblationTable) -> str:
+    header = ["variant"] + [f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}mean ± std"
+                            f" | Δ (p)" for m in table.metrics]
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + 2 * len(table.metrics))]
+    for v in table.variants:
+        row = [v + (" (ref.)" if v == table.reference else "")]
+        for m in table.metrics:
+            c = table.cells[(v, m)]
+            mean = f"**{num(c.mean)}**" if c.best else num(c.mean)
+            row.append(f"{mean} ± {num(c.std)} (n={c.n})")
+            row.append("—" if v == table.reference else f"{signed(c.diff)}{marker(c.p_holm)} ({pvalue(c.p_holm)})")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append(f"Δ: mean paired difference to {table.reference}; p: {table.test}, Holm-adjusted over "
+               f"{table.comparisons} comparisons; best mean in bold; {LEGEND}.")
+    out += [f"\n> **Warning:** {w}" for w in table.warnings]
+    return "\n".join(out) + "\n"
+
+
+def ablation_frame(table: AblationTable) -> pd.DataFrame:
+    """Long form, one row per (variant, metric), every number unrounded."""
+    rows = []
+    for v in table.variants:
+        for m in table.metrics:
+            c = table.cells[(v, m)]
+            rows.append({"variant": v, "metric": m, "reference": v == table.reference, "n": c.n, "mean": c.mean,
+                         "std": c.std, "diff_to_reference": c.diff, "n_pairs": c.n_pairs, "p": c.p,
+                         "p_holm": c.p_holm, "best": c.best, "test": table.test if v != table.reference else ""})
+    return pd.DataFrame(rows)
