@@ -1,0 +1,50 @@
+"""Shared fixtures: one cache directory and (for the tests that need it) one local Ray
+per test session, so the stand-in backbone is built once and Ray starts once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh cache for generated data and built backbones (``ORCHESTRATOR_TEST_CACHE``
+    points the tests at a persistent one instead, for quicker local reruns)."""
+    path = Path(os.environ.get("ORCHESTRATOR_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+    os.environ["ORCHESTRATOR_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def faces(cache_dir):
+    from trainables.data import synthfaces
+
+    return synthfaces.load(synthfaces.SynthFacesSpec())
+
+
+@pytest.fixture(scope="session")
+def standin(cache_dir) -> Path:
+    import torch
+
+    from trainables.models.standin import StandinSpec, ensure_standin
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        return ensure_standin(StandinSpec())
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ray_local(cache_dir):
+    """One local Ray for every test that runs trials (started lazily, stopped at the end)."""
+    from orchestrator import ray_runtime  # noqa: F401  (Tune's environment first)
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()

@@ -1,0 +1,75 @@
+"""The da_lora trainable, run without Ray: learning, metrics, checkpoint and resume."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from trainables.da_lora import DaLoraConfig, run
+from trainables.models.adapt import AdaptationError, adapt, trainable_parameters
+from trainables.models.backbone import load_backbone
+
+
+def _run(cfg: DaLoraConfig, keep: Path | None = None, restore: Path | None = None) -> list[dict]:
+    reports = []
+
+    def report(metrics, checkpoint_dir):
+        reports.append(metrics)
+        if keep is not None:
+            shutil.copytree(checkpoint_dir, keep / f"epoch{len(reports)}")
+
+    torch.set_num_threads(1)
+    run(cfg, report, restore_from=restore)
+    return reports
+
+
+@pytest.fixture(scope="module")
+def two_epochs(standin, tmp_path_factory):
+    keep = tmp_path_factory.mktemp("ckpt")
+    cfg = DaLoraConfig(epochs=2, seed=3)
+    return cfg, _run(cfg, keep=keep), keep
+
+
+def test_loss_decreases_and_metrics_in_range(two_epochs):
+    _, reports, _ = two_epochs
+    assert len(reports) == 2
+    assert reports[1]["train/loss"] < reports[0]["train/loss"]
+    for metrics in reports:
+        for key, value in metrics.items():
+            if key.startswith("eval/"):
+                assert 0.0 <= value <= 1.0, key
+        assert 0.5 < metrics["eval/cross_domain/acc"] < 0.95
+        assert metrics["eval/visible/acc"] > 0.85
+
+
+def test_resume_from_checkpoint_continues_exactly(two_epochs):
+    cfg, reports, keep = two_epochs
+    resumed = _run(cfg, restore=keep / "epoch1")
+    assert len(resumed) == 1  # only the missing epoch runs
+    for key in ("train/loss", "eval/cross_domain/acc", "eval/thermal/auc"):
+        assert resumed[0][key] == pytest.approx(reports[1][key], rel=1e-6), key
+
+
+def test_lora_trains_only_adapters(standin):
+    model = adapt(load_backbone(str(standin)), mode="lora", lora_rank=4, lora_targets=("qkv",))
+    names = list(trainable_parameters(model))
+    assert names and all("lora_" in n for n in names)
+    assert all(".qkv." in n for n in names)
+    frozen = adapt(load_backbone(str(standin)), mode="none")
+    assert not trainable_parameters(frozen)
+
+
+def test_unknown_lora_target_refused(standin):
+    with pytest.raises(AdaptationError, match="match no linear layer"):
+        adapt(load_backbone(str(standin)), mode="lora", lora_targets=("q_proj",))
+
+
+@pytest.mark.parametrize("bad", [{"lora_rank": 0}, {"lr": -1e-3}, {"epochs": -1}, {"lora_dropout": 1.5},
+                                 {"adaptation": "partial"}, {"lora_rnak": 8}, {"image_size": 30}])
+def test_bad_config_refused(bad):
+    with pytest.raises(ValidationError):
+        DaLoraConfig(**bad)
