@@ -96,4 +96,4 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler.take_action(args)
     except (UserError, ReportInputError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return err.exit_code
+        return 2

@@ -6,8 +6,6 @@ from __future__ import annotations
 class UserError(Exception):
     """Bad input (study, spec, option, data). The CLI prints ``error: <message>`` and exits 2."""
 
-    exit_code = 2
-
 
 def one_line(text: str) -> str:
     """Collapse whitespace so a message stays on one line."""

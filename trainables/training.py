@@ -43,6 +43,13 @@ def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
+def random_view(views: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(B, 2, D) precomputed features of (image, flipped image) -> (B, D), one view each,
+    drawn exactly as ``random_flip`` draws its flips."""
+    flip = torch.rand(views.shape[0], generator=generator) < 0.5
+    return views[torch.arange(views.shape[0]), flip.long()]
+
+
 def train_epoch(
     *,
     embed: nn.Module,
@@ -54,13 +61,15 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     max_grad_norm: float = 5.0,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = random_flip,
 ) -> float:
-    """One pass over ``images``; returns the mean loss. Raises FloatingPointError on NaN/inf."""
+    """One pass over ``images`` (or any per-sample inputs ``augment`` understands); returns
+    the mean loss. Raises FloatingPointError on NaN/inf."""
     embed.train()
     total, count = 0.0, 0
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for idx in batches(len(labels), batch_size, generator):
-        x = random_flip(images[idx], generator)
+        x = augment(images[idx], generator)
         loss = loss_fn(embed(x), labels[idx])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()}")
@@ -95,6 +104,6 @@ def cosine_lr_total(epochs: int, n: int, batch_size: int) -> int:
 
 
 __all__ = [
-    "batches", "cosine_lr_total", "dense_labels", "embed_all", "random_flip", "seed_everything",
+    "batches", "cosine_lr_total", "dense_labels", "embed_all", "random_flip", "random_view", "seed_everything",
     "steps_per_epoch", "train_epoch", "warmup_cosine",
 ]

@@ -9,7 +9,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from trainables.da_lora import DaLoraConfig, run
+from trainables.da_lora import DaLoraConfig
+from trainables.da_lora.loop import run
 from trainables.models.adapt import AdaptationError, adapt, trainable_parameters
 from trainables.models.backbone import load_backbone
 
@@ -73,3 +74,14 @@ def test_unknown_lora_target_refused(standin):
 def test_bad_config_refused(bad):
     with pytest.raises(ValidationError):
         DaLoraConfig(**bad)
+
+
+def test_frozen_backbone_scores_as_the_backbone_itself(standin, faces):
+    """adaptation=none trains the head on cached features; its metrics are the backbone's."""
+    from trainables.evaluation.synthfaces_eval import SynthfacesVerification
+
+    reports = _run(DaLoraConfig(adaptation="none", epochs=2))
+    direct = SynthfacesVerification(faces)(load_backbone(str(standin)))
+    assert reports[1]["train/loss"] < reports[0]["train/loss"]  # the head learns
+    for key in ("eval/cross_domain/acc", "eval/visible/auc", "eval/thermal/tar@far=1e-2"):
+        assert reports[-1][key] == pytest.approx(direct[key]), key

@@ -1,7 +1,9 @@
 """``da_lora``: LoRA (or frozen / full) adaptation of a backbone with a CosFace head.
 
 The Ray-specific part is this module's ``train_da_lora``; everything it calls lives in
-``loop.py`` and runs without Ray.
+``loop.py`` and runs without Ray. Heavy imports (torch, peft, timm) happen inside the
+functions, so that listing, validating and unpickling the trainable stay fast: a Ray
+worker pays for them once, when its first trial starts.
 """
 
 from __future__ import annotations
@@ -11,16 +13,23 @@ from typing import Any
 
 from trainables._registry import register_trainable
 from trainables.da_lora.config import DaLoraConfig
-from trainables.da_lora.loop import prepare, run
-from trainables.ray_glue import ray_reporter, restore_dir, set_threads_from_ray
 
-__all__ = ["DaLoraConfig", "run", "train_da_lora"]
+__all__ = ["DaLoraConfig", "prepare", "train_da_lora"]
+
+
+def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
+    from trainables.da_lora.loop import prepare as _prepare
+
+    return _prepare(cfg, out_dir)
 
 
 @register_trainable("da_lora", config_cls=DaLoraConfig, prepare=prepare,
                     description="LoRA / frozen / full adaptation of a ViT with a CosFace head; synthfaces verification")
 def train_da_lora(config: dict[str, Any]) -> None:
     cfg = DaLoraConfig.model_validate(config)
+    from trainables.da_lora.loop import run
+    from trainables.ray_glue import ray_reporter, restore_dir, set_threads_from_ray
+
     set_threads_from_ray()
     with restore_dir() as previous:
         run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)

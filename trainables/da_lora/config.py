@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainables.data.synthfaces import SynthFacesSpec
+if TYPE_CHECKING:
+    from trainables.data.synthfaces import SynthFacesSpec
 
 
 class DaLoraConfig(BaseModel):
@@ -32,5 +33,7 @@ class DaLoraConfig(BaseModel):
     image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
     data_seed: int = Field(0, ge=0, description="synthfaces seed (identities and images)")
 
-    def synthfaces(self) -> SynthFacesSpec:
+    def synthfaces(self) -> "SynthFacesSpec":
+        from trainables.data.synthfaces import SynthFacesSpec
+
         return SynthFacesSpec(resolution=self.image_size, seed=self.data_seed)

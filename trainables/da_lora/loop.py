@@ -17,7 +17,9 @@ from trainables.evaluation.synthfaces_eval import SynthfacesVerification
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import load_backbone
 from trainables.models.standin import StandinSpec, ensure_standin
-from trainables.training import dense_labels, embed_all, seed_everything, steps_per_epoch, train_epoch, warmup_cosine
+from trainables.training import (
+    dense_labels, embed_all, random_flip, random_view, seed_everything, steps_per_epoch, train_epoch, warmup_cosine,
+)
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
 Reporter = Callable[[dict[str, float], Path], None]
@@ -51,6 +53,25 @@ def imprint(head: CosFaceLoss, model: torch.nn.Module, images: torch.Tensor, lab
     head.W.copy_(torch.nn.functional.normalize(means, dim=1).T)
 
 
+@torch.no_grad()
+def frozen_views(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """(N, 2, D) features of every image and of its mirror image, in eval mode."""
+    model.eval()
+    views = [torch.stack([model(x), model(x.flip(-1))], dim=1) for x in images.split(batch_size)]
+    return torch.cat(views)
+
+
+def _once(fn):
+    cache: dict[str, dict[str, float]] = {}
+
+    def wrapper(model):
+        if "value" not in cache:
+            cache["value"] = fn(model)
+        return cache["value"]
+
+    return wrapper
+
+
 def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
     """Train for ``cfg.epochs`` epochs, evaluating and reporting after each."""
     generator = seed_everything(cfg.seed)
@@ -69,6 +90,12 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
     scheduler = warmup_cosine(optimizer, warmup_steps=int(cfg.warmup_epochs * per_epoch),
                               total_steps=cfg.epochs * per_epoch)
     evaluate = SynthfacesVerification(faces)
+    inputs, embed, augment = images, model, random_flip
+    if not trainable_parameters(model):
+        # Frozen backbone: its features never change, so compute them (and those of the
+        # flipped images) once and train the head on them; evaluation is computed once too.
+        inputs, embed, augment = frozen_views(model, images), torch.nn.Identity(), random_view
+        evaluate = _once(evaluate)
     start = 0
     if restore_from is not None:
         state = load_state(restore_from)
@@ -80,8 +107,8 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
         start = int(state["epoch"])
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        loss = train_epoch(embed=model, loss_fn=head, images=images, labels=labels, optimizer=optimizer,
-                           scheduler=scheduler, batch_size=cfg.batch_size, generator=generator)
+        loss = train_epoch(embed=embed, loss_fn=head, images=inputs, labels=labels, optimizer=optimizer,
+                           scheduler=scheduler, batch_size=cfg.batch_size, generator=generator, augment=augment)
         train_s = time.perf_counter() - t0
         metrics = {"train/loss": loss, "train/epoch_s": train_s, **evaluate(model)}
         trainable = trainable_parameters(model)

@@ -1,0 +1,30 @@
+# Two commands a new user needs (each sets up .venv/ on first use):
+#   make run    # the default study, end to end, with its report
+#   make test   # the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run quick test system-deps bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m orchestrator run ablation $(ARGS)
+
+quick: $(STAMP)
+	$(PY) -m orchestrator run ablation --quick $(ARGS)
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(ARGS)
+
+system-deps:
+	@scripts/install-system-deps
+
+bench: $(STAMP)
+	$(PY) benchmarks/overhead.py

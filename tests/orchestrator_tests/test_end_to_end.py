@@ -1,0 +1,79 @@
+"""``run ablation --quick`` end to end on the shared local Ray: results.csv, the report,
+and a LaTeX table that compiles with pdflatex."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from orchestrator.cli import main
+from reports.stats import paired_ttest
+
+
+@pytest.fixture(scope="module")
+def quick_run(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "ablation-quick"
+    assert main(["run", "ablation", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
+    return out
+
+
+def test_results_table(quick_run):
+    df = pd.read_csv(quick_run / "results.csv")
+    assert len(df) == 8  # 4 variants x 2 quick seeds
+    assert set(df["status"]) == {"TERMINATED"}
+    assert sorted(df["variant"].unique()) == ["frozen", "full", "lora_attn", "lora_attn_mlp"]
+    assert sorted(df["seed"].unique()) == [0, 1]
+    assert (df["iterations"] == 1).all() and (df["config/epochs"] == 1).all()  # --set reached every trial
+    for col in ("trial_id", "study", "wall_s", "config/lora_targets", "train/loss", "eval/cross_domain/acc",
+                "eval/visible/acc_std", "eval/cross_domain/tar@far=1e-3", "config_hash", "data_fingerprint",
+                "git_commit", "torch_version", "ray_version", "optuna_version", "peft_version"):
+        assert col in df.columns, col
+    assert df["eval/cross_domain/acc"].between(0.5, 1.0).all()
+    assert df["trial_id"].is_unique and (df["wall_s"] > 0).all()
+    # the frozen backbone's embeddings do not depend on the seed; adapted ones do
+    frozen = df[df["variant"] == "frozen"]["eval/visible/acc"]
+    assert frozen.nunique() == 1
+    assert df[df["variant"] == "full"]["train/loss"].nunique() == 2
+
+
+def test_report_matches_results(quick_run):
+    df = pd.read_csv(quick_run / "results.csv")
+    table = pd.read_csv(quick_run / "report" / "ablation.csv")
+    m = "eval/cross_domain/acc"
+    row = table[(table["variant"] == "full") & (table["metric"] == m)].iloc[0]
+    full = df[df["variant"] == "full"].sort_values("seed")[m].to_numpy()
+    ref = df[df["variant"] == "lora_attn"].sort_values("seed")[m].to_numpy()
+    assert row["mean"] == pytest.approx(full.mean())
+    assert row["p"] == pytest.approx(paired_ttest(full, ref).p)
+    assert row["p_holm"] >= row["p"]
+    index = (quick_run / "report" / "index.html").read_text()
+    assert "synthetic" in index and "data_samples.png" in index and "ablation.tex" in index
+    assert (quick_run / "data_samples.png").is_file()
+
+
+def test_report_regenerates_from_results_alone(quick_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(quick_run, copy, ignore=shutil.ignore_patterns("tune", "report"))
+    assert main(["report", str(copy)]) == 0
+    assert (copy / "report" / "ablation.csv").read_text() == (quick_run / "report" / "ablation.csv").read_text()
+
+
+def test_latex_table_compiles(quick_run, tmp_path):
+    assert shutil.which("pdflatex"), "pdflatex is needed (Debian: texlive-latex-base texlive-latex-recommended)"
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                   f"\\input{{{quick_run / 'report' / 'ablation.tex'}}}\n\\end{{document}}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_existing_run_directory_is_not_overwritten(quick_run, capsys):
+    before = (quick_run / "results.csv").read_text()
+    assert main(["run", "ablation", "--quick", "--out", str(quick_run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (quick_run / "results.csv").read_text() == before

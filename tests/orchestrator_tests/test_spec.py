@@ -1,0 +1,126 @@
+"""Study specs: every shipped study compiles; bad specs and options fail with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import search_spaces
+from orchestrator.cli import main
+from orchestrator.errors import UserError
+from orchestrator.plan import compile_plan, parse_overrides
+from orchestrator.studies import load_study
+
+GOOD = """
+name: tiny
+kind: ablation
+trainable: da_lora
+metric: eval/cross_domain/acc
+mode: max
+seeds: [0, 1]
+reference: a
+base: {epochs: 1}
+variants:
+  a: {adaptation: lora}
+  b: {adaptation: none}
+"""
+
+
+@pytest.mark.parametrize("name", sorted(search_spaces.shipped()))
+@pytest.mark.parametrize("quick", [False, True])
+def test_shipped_studies_compile(name, quick):
+    spec, _ = load_study(name)
+    plans = compile_plan(spec, quick=quick, warn=lambda _: None)
+    seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
+    assert len(plans) == len(spec.quick.variants or spec.variants) * len(seeds) if quick else len(spec.variants) * len(seeds)
+    assert len({(p.variant, p.seed) for p in plans}) == len(plans)
+    assert {p.seed for p in plans} == set(seeds)
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "study.yaml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def test_good_spec_and_overrides(tmp_path):
+    spec, _ = load_study(_write(tmp_path, GOOD))
+    plans = compile_plan(spec, overrides=parse_overrides(["lr=2e-3", "lora_targets=[qkv, attn.proj]"]))
+    assert [p.name for p in plans] == ["a_seed0", "a_seed1", "b_seed0", "b_seed1"]
+    assert all(p.config["lr"] == 2e-3 and p.config["lora_targets"] == ["qkv", "attn.proj"] for p in plans)
+    assert plans[0].config_hash == plans[1].config_hash != plans[2].config_hash
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD + "colour: blue\n", "colour: unknown key"),
+    (GOOD.replace("seeds: [0, 1]", "seeds: zero"), "seeds: Input should be a valid list"),
+    (GOOD.replace("reference: a", "reference: z"), "reference 'z' is not one of the variants"),
+    (GOOD.replace("mode: max", "mode: best"), "mode: Input should be 'max' or 'min'"),
+    (GOOD.replace("a: {adaptation: lora}", "a: {lora_rank: 0}"), "variant 'a': lora_rank: Input should be greater than 0 (got 0)"),
+    (GOOD.replace("base: {epochs: 1}", "base: {lr: -0.1}"), "lr: Input should be greater than 0"),
+    (GOOD.replace("base: {epochs: 1}", "base: {epochs: one}"), "epochs: Input should be a valid integer"),
+    (GOOD.replace("base: {epochs: 1}", "base: {learning_rate: 0.1}"), "learning_rate: unknown key"),
+    (GOOD.replace("trainable: da_lora", "trainable: nope"), "unknown trainable 'nope'"),
+    ("name: [unclosed\n", "YAML does not parse at line"),
+    ("- just\n- a list\n", "a study spec must be a YAML mapping"),
+])
+def test_bad_specs(tmp_path, text, message):
+    with pytest.raises(UserError) as err:
+        spec, _ = load_study(_write(tmp_path, text))
+        compile_plan(spec)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_set_key_and_bad_set_syntax(tmp_path):
+    spec, _ = load_study(_write(tmp_path, GOOD))
+    with pytest.raises(UserError, match="--set lora_rnak: unknown key for trainable 'da_lora'"):
+        compile_plan(spec, overrides=parse_overrides(["lora_rnak=4"]))
+    with pytest.raises(UserError, match="expected KEY=VALUE"):
+        parse_overrides(["lora_rank"])
+
+
+def test_unknown_study():
+    with pytest.raises(UserError, match="unknown study 'nosuch'; shipped studies: ablation"):
+        load_study("nosuch")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "nosuch"], "error: unknown study 'nosuch'"),
+    (["run", "ablation", "--set", "lora_rank=0"], "lora_rank: Input should be greater than 0"),
+    (["run", "ablation", "--set", "nokey=1"], "--set nokey: unknown key"),
+    (["run", "ablation", "--max-concurrent", "0"], "--max-concurrent must be >= 1"),
+    (["run", "ablation", "--gpus-per-trial", "1.5"], "--gpus-per-trial must be a fraction"),
+    (["report", "/nonexistent/run"], "is not a directory"),
+    (["frobnicate"], "error: argument command: invalid choice"),
+])
+def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written there before the input is refused
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_subprocess_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nkind: ablation\nvariants: {a: }\n  oops: [\n")
+    for argv in (["run", "nosuch"], ["run", str(bad)]):
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+        assert proc.returncode == 2
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_list_prints_shipped_studies(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == sorted(search_spaces.shipped())
