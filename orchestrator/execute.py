@@ -74,9 +74,13 @@ def _make_progress_callback(table: ResultsTable, plans: list[TrialPlan], metric:
 
 
 def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: list[TrialPlan], table: ResultsTable,
-            run_dir: Path, metric: str, mode: str, cpus_per_trial: float, gpus_per_trial: float,
+            run_dir: Path, metric: str, cpus_per_trial: float, gpus_per_trial: float,
             max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print) -> None:
-    """Run every planned trial to completion (or failure); rows land in ``table`` as they end."""
+    """Run every planned trial to completion (or failure); rows land in ``table`` as they end.
+
+    If the run is interrupted (Ctrl-C), trials that were still running are marked
+    INTERRUPTED and those never started stay PENDING.
+    """
     from ray import tune
     assert [p.index for p in plans] == list(range(len(plans)))
     names = [f"{study}_{p.name}" for p in plans]
@@ -100,3 +104,4 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
         ),
     )
     tuner.fit()
+    table.mark_unfinished("INTERRUPTED")

@@ -53,6 +53,14 @@ class ResultsTable:
             row.update({k: v for k, v in result.items() if is_metric_key(k)})
         self.write()
 
+    def mark_unfinished(self, status: str) -> None:
+        """Give trials left RUNNING (the run stopped under them) a status of ours."""
+        changed = [row for row in self.rows.values() if row["status"] == "RUNNING"]
+        for row in changed:
+            row["status"] = status
+        if changed:
+            self.write()
+
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame(list(self.rows.values()))
         config = sorted(c for c in df.columns if c.startswith("config/"))

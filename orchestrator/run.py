@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from orchestrator.provenance import run_provenance
 from orchestrator.results import ResultsTable
 from orchestrator.spec import StudySpec
 from orchestrator.studies import load_study
+from trainables.errors import TrainableInputError
 
 RUN_FILE = "run.json"
 SPEC_FILE = "spec.yaml"
@@ -73,13 +75,20 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     entry = resolve_trainable(spec)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
     cpus, gpus = _check_resources(opts, spec)
-    run_dir = prepare_run_dir(Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick))
-    (run_dir / SPEC_FILE).write_text(text)
-    write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus)
-    log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
-        f"({len({p.variant for p in plans})} variants x {len({p.seed for p in plans})} seeds); run directory {run_dir}")
-
-    provenance = prepare_shared(entry, plans, run_dir)
+    run_dir = Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick)
+    existed = run_dir.exists()
+    prepare_run_dir(run_dir)
+    try:
+        (run_dir / SPEC_FILE).write_text(text)
+        write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus)
+        log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
+            f"({len({p.variant for p in plans})} variants x {len({p.seed for p in plans})} seeds); "
+            f"run directory {run_dir}")
+        provenance = prepare_shared(entry, plans, run_dir)
+    except UserError:
+        if not existed:  # nothing was computed yet: leave no half-made run directory behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     table = ResultsTable(run_dir, spec.name, plans, provenance)
     table.write()
 
@@ -93,7 +102,7 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
             raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
         started = time.perf_counter()
         execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir,
-                metric=spec.metric, mode=spec.mode, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                metric=spec.metric, cpus_per_trial=cpus, gpus_per_trial=gpus,
                 max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures, log=log)
         log(f"trials done in {time.perf_counter() - started:.0f} s")
 
@@ -114,7 +123,10 @@ def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path) -> dict[int, di
     common = run_provenance()
     for p in plans:
         if p.config_hash not in by_hash:
-            by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
+            try:
+                by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
+            except TrainableInputError as err:
+                raise UserError(f"variant {p.variant!r}: {err}") from None
         out[p.index] = {**common, **by_hash[p.config_hash]}
     return out
 

@@ -110,6 +110,19 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, mo
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("setting, message", [
+    ("lora_targets=[q_proj]", "variant 'a': lora_targets ['q_proj'] match no linear layer"),
+    ("backbone=/nonexistent/backbone", "no such directory /nonexistent/backbone"),
+])
+def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, standin):
+    out = tmp_path / "run"
+    study = _write(tmp_path, GOOD)
+    assert main(["run", study, "--out", str(out), "--set", setting]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()  # no half-made run directory is left behind
+
+
 def test_cli_subprocess_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nkind: ablation\nvariants: {a: }\n  oops: [\n")

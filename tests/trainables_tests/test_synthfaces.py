@@ -104,3 +104,19 @@ def test_standin_calibration(faces, standin):
     assert 0.55 < metrics["eval/cross_domain/acc"] < metrics["eval/visible/acc"] - 0.15
     for name, value in metrics.items():
         assert 0.0 <= value <= 1.0, name
+
+
+def _load_fingerprint(cache: str) -> str:
+    return synthfaces.load(SynthFacesSpec(**SMALL, seed=7), cache).fingerprint
+
+
+def test_concurrent_loads_build_once_and_agree(tmp_path):
+    """Two processes asking at once: the file lock lets one build, the other reads it."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        prints = list(pool.map(_load_fingerprint, [str(tmp_path)] * 4))
+    assert len(set(prints)) == 1
+    files = list((tmp_path / "synthfaces").glob("*.npz"))
+    assert len(files) == 1 and not list((tmp_path / "synthfaces").glob("*.tmp*"))
+    assert synthfaces.load(SynthFacesSpec(**SMALL, seed=7), tmp_path).fingerprint == prints[0]

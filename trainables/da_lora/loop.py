@@ -37,8 +37,13 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     into ``out_dir``, and return the data's provenance."""
     faces = synthfaces.load(cfg.synthfaces())
     synthfaces.save_sample_grid(faces, Path(out_dir) / synthfaces.SAMPLES_FILE)
-    backbone_reference(cfg)
+    build_model(cfg)  # a backbone or LoRA targets that cannot work fail here, before any trial
     return {"data_fingerprint": faces.fingerprint}
+
+
+def build_model(cfg: DaLoraConfig) -> torch.nn.Module:
+    return adapt(load_backbone(backbone_reference(cfg)), mode=cfg.adaptation, lora_rank=cfg.lora_rank,
+                 lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
 
 
 @torch.no_grad()
@@ -79,8 +84,7 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
     train = faces.group("train")
     images = torch.as_tensor(train.images)
     labels = dense_labels(train.identity)
-    model = adapt(load_backbone(backbone_reference(cfg)), mode=cfg.adaptation, lora_rank=cfg.lora_rank,
-                  lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
+    model = build_model(cfg)
     head = CosFaceLoss(num_classes=int(labels.max()) + 1, embedding_size=model.embed_dim,
                        margin=cfg.cosface_margin, scale=cfg.cosface_scale)
     imprint(head, model, images, labels)

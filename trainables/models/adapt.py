@@ -7,12 +7,13 @@ from typing import Literal
 import peft
 from torch import nn
 
+from trainables.errors import TrainableInputError
 from trainables.models.backbone import Backbone
 
 Adaptation = Literal["none", "lora", "full"]
 
 
-class AdaptationError(ValueError):
+class AdaptationError(TrainableInputError):
     """Adapter settings that do not fit the backbone (e.g. targets matching no module)."""
 
 

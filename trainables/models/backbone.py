@@ -19,8 +19,10 @@ import timm
 import torch
 from torch import nn
 
+from trainables.errors import TrainableInputError
 
-class BackboneError(ValueError):
+
+class BackboneError(TrainableInputError):
     """A backbone reference that cannot be loaded (missing directory, weights, config)."""
 
 

@@ -1,0 +1,7 @@
+"""The trainables' way of saying "this input cannot work" (as opposed to a bug)."""
+
+
+class TrainableInputError(ValueError):
+    """Bad input found while preparing or building a trial: a backbone directory without
+    weights, LoRA targets that match nothing, data that does not exist. The orchestrator
+    reports it in one line (exit status 2) before any trial starts."""
