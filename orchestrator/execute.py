@@ -10,7 +10,6 @@ otherwise dominate (see ``benchmarks/overhead.py``).
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +18,11 @@ from orchestrator.plan import TrialPlan
 from orchestrator.results import ResultsTable
 
 TUNE_DIR = "tune"
+
+
+def _quiet(record) -> bool:
+    """Logging filter: drop Tune's per-trial error tracebacks and its end-of-run summary."""
+    return record.levelno < 40  # below logging.ERROR
 
 
 def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
@@ -32,8 +36,11 @@ def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str,
 
 
 def _error_line(trial) -> str:
-    text = trial.get_error() or ""
-    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    """The last line of the trial's error (Tune writes the traceback to its error file)."""
+    text = ""
+    if trial.error_file and Path(trial.error_file).is_file():
+        text = Path(trial.error_file).read_text(errors="replace")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "error (no message)"
 
 
@@ -58,11 +65,11 @@ def _make_progress_callback(table: ResultsTable, plans: list[TrialPlan], metric:
             table.finished(trial.config["_trial"], trial_id=trial.trial_id, status=status, result=result, error=error)
             self.done += 1
             plan = plans[trial.config["_trial"]]
-            value = (result or {}).get(metric, math.nan)
-            shown = f"{metric}={value:.4f}" if isinstance(value, (int, float)) else ""
-            wall = (result or {}).get("time_total_s", math.nan)
+            value = (result or {}).get(metric)
+            shown = f"{metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
+            wall = f"({result['time_total_s']:.0f} s)" if result and "time_total_s" in result else ""
             log(f"[{self.done:>{len(str(len(plans)))}}/{len(plans)}] {plan.variant:<20} seed={plan.seed:<3} "
-                f"{status:<10} {shown}  ({wall:.0f} s){'  ' + error if error else ''}")
+                f"{status:<10} {shown}{wall}{'  ' + error if error else ''}")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._end(trial, "TERMINATED")
@@ -81,7 +88,16 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
     If the run is interrupted (Ctrl-C), trials that were still running are marked
     INTERRUPTED and those never started stay PENDING.
     """
+    import logging
+
     from ray import tune
+
+    # Tune logs every trial failure with its full traceback; the traceback stays in the
+    # trial's error file and the user gets our one line per trial instead.
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logger = logging.getLogger(name)
+        if _quiet not in logger.filters:
+            logger.addFilter(_quiet)
     assert [p.index for p in plans] == list(range(len(plans)))
     names = [f"{study}_{p.name}" for p in plans]
     tuner = tune.Tuner(

@@ -52,18 +52,25 @@ class AblationTable:
     warnings: list[str] = field(default_factory=list)
 
 
+def _values(done: pd.DataFrame, variant: str, metric: str) -> pd.Series:
+    """One variant's finite values of a metric, indexed by seed (empty when no trial has it)."""
+    rows = done[done["variant"] == variant]
+    if metric not in rows.columns:
+        return pd.Series(dtype=float)
+    return rows.set_index("seed")[metric].dropna()
+
+
 def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics: list[str], reference: str,
                    primary: str, mode: str) -> AblationTable:
     """Compute the table from ``results.csv`` rows; only completed trials enter it."""
     done = df[df["status"] == COMPLETED]
     excluded = df[df["status"] != COMPLETED][["trial_name", "variant", "seed", "status", "error"]]
     modes = {m: metric_mode(m, primary=primary, mode=mode) for m in metrics}
-    metrics = [m for m in metrics if m in df.columns]
     raw: dict[tuple[str, str], dict] = {}
     for m in metrics:
-        ref = done[done["variant"] == reference].set_index("seed")[m].dropna()
+        ref = _values(done, reference, m)
         for v in variants:
-            vals = done[done["variant"] == v].set_index("seed")[m].dropna()
+            vals = _values(done, v, m)
             mean, std, n = mean_std(vals.tolist())
             entry = {"mean": mean, "std": std, "n": n}
             if v != reference:

@@ -77,3 +77,23 @@ def test_existing_run_directory_is_not_overwritten(quick_run, capsys):
     assert main(["run", "ablation", "--quick", "--out", str(quick_run)]) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert (quick_run / "results.csv").read_text() == before
+
+
+def test_failing_trials_are_recorded_in_one_line_each(ray_local, tmp_path, capsys):
+    """A trial whose loss overflows ends as ERROR with its error's last line; the study goes
+    on, the report still builds, and no traceback reaches the console."""
+    from tests.orchestrator_tests.test_spec import GOOD
+
+    study = tmp_path / "tiny.yaml"
+    study.write_text(GOOD)
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--set", "cosface_scale=1e38"]) == 0
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 4 and set(df["status"]) == {"ERROR"}
+    assert set(df["error"]) == {"FloatingPointError: loss is inf"}
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert captured.out.count("FloatingPointError: loss is inf") == 4
+    table = pd.read_csv(out / "report" / "ablation.csv")
+    assert (table["n"] == 0).all()
+    assert "did not complete" in (out / "report" / "ablation.md").read_text()
