@@ -79,7 +79,3 @@ def _cell(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return "+".join(str(v) for v in value)
     return value
-
-
-def read_results(run_dir: Path) -> pd.DataFrame:
-    return pd.read_csv(Path(run_dir) / RESULTS_FILE)

@@ -99,11 +99,7 @@ def dense_labels(identity: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(dense, dtype=torch.long)
 
 
-def cosine_lr_total(epochs: int, n: int, batch_size: int) -> int:
-    return max(epochs * steps_per_epoch(n, batch_size), 1)
-
-
 __all__ = [
-    "batches", "cosine_lr_total", "dense_labels", "embed_all", "random_flip", "random_view", "seed_everything",
+    "batches", "dense_labels", "embed_all", "random_flip", "random_view", "seed_everything",
     "steps_per_epoch", "train_epoch", "warmup_cosine",
 ]
