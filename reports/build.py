@@ -33,6 +33,14 @@ def _read(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     return df, meta
 
 
+def _sample_domains(run_dir: Path) -> str:
+    """The domains of the sample grid's columns, in order (from the grid's side file)."""
+    try:
+        return ", ".join(json.loads((run_dir / SAMPLES_FILE).with_suffix(".json").read_text())["domains"])
+    except (OSError, ValueError, KeyError):
+        return "domains"
+
+
 def build_report(run_dir: Path | str) -> Path:
     """Write tables (LaTeX, Markdown, CSV) and ``index.html``; returns the page's path."""
     run_dir = Path(run_dir)
@@ -55,10 +63,11 @@ def build_report(run_dir: Path | str) -> Path:
                + (" &mdash; <b>quick run</b>" if meta.get("quick") else "") + "</p>")
     sections.append(("Study", summary))
     if synthetic:
+        domains = _sample_domains(run_dir)
         sections.append(("Data", "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
                          "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>"
                          f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
-                         "<p><small>Rows: held-out identities; columns: domains.</small></p>"))
+                         f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"))
     links = " · ".join(f"<a href='{f}'>{f}</a>" for f in ("ablation.tex", "ablation.md", "ablation.csv"))
     sections.append(("Ablation", ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
     not_done = df[df["status"] != COMPLETED][["trial_name", "variant", "seed", "status", "error"]]

@@ -11,7 +11,7 @@ from reports._format import LEGEND, marker, metric_label, num, pvalue, signed
 from reports.ablation import AblationTable
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border-bottom:1px solid #ccc;padding:4px 8px;text-align:right}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border-bottom:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}.best{font-weight:bold}.warn{background:#fff3cd;padding:.5em 1em;border-left:4px solid #e0a800}
 .synthetic{background:#e7f1ff;padding:.5em 1em;border-left:4px solid #0b5ed7}pre{background:#f6f8fa;padding:1em;overflow-x:auto}
 code{background:#f6f8fa}"""

@@ -19,6 +19,7 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
     metrics = table.metrics
     n_seeds = max((c.n for c in table.cells.values()), default=0)
     lines = [
+        r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (the tabular is scaled to the text width).",
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
@@ -29,6 +30,7 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
                              f"best mean in bold. {LEGEND}. {caption_note}").replace("±", r"$\pm$").replace(
                                  "Δ", r"$\Delta$").replace("<", r"$<$").strip() + "}",
         r"\label{tab:ablation-" + escape(table.study).replace(r"\_", "-") + "}",
+        r"\resizebox{\textwidth}{!}{%",
         r"\begin{tabular}{l" + "rr" * len(metrics) + "}",
         r"\toprule",
         " & ".join(["Variant"] + [r"\multicolumn{2}{c}{" + escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$") + "}"
@@ -51,5 +53,5 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
                 cells.append(f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" ({escape(pvalue(c.p_holm))})"
                              .replace("<", "$<$"))
         lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)

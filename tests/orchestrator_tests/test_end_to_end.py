@@ -64,7 +64,7 @@ def test_report_regenerates_from_results_alone(quick_run, tmp_path):
 def test_latex_table_compiles(quick_run, tmp_path):
     assert shutil.which("pdflatex"), "pdflatex is needed (Debian: texlive-latex-base texlive-latex-recommended)"
     doc = tmp_path / "doc.tex"
-    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
                    f"\\input{{{quick_run / 'report' / 'ablation.tex'}}}\n\\end{{document}}\n")
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
