@@ -34,6 +34,24 @@ class RayInfo:
     started_here: bool
 
 
+def start_local_ray(**init_kwargs):
+    """Start a new local Ray whose node lives on 127.0.0.1.
+
+    ``address="local"`` always starts a Ray of our own, never joining one that ``ray start``
+    left running on this machine (that one is used only when named with ``--address``).
+    By default Ray registers a local node under the machine's network address; its own
+    switch to loopback (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, the macOS/Windows default)
+    is read once at import, so the constant is set here, which works whatever imported Ray
+    first and, unlike the environment variable, does not reach ``ray start`` processes
+    launched later (a worker node refuses to start with it).
+    """
+    import ray
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    return ray.init(address="local", **init_kwargs)
+
+
 @contextlib.contextmanager
 def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_cpus: int | None = None,
                 log: Callable[[str], None] = print) -> Iterator[RayInfo]:
@@ -51,8 +69,8 @@ def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_c
             if dashboard_host not in LOOPBACK:
                 log(f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach it "
                     f"and holds the token can run code on this machine")
-            ctx = ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=True,
-                           dashboard_host=dashboard_host, **common)
+            ctx = start_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=True,
+                                  dashboard_host=dashboard_host, **common)
         started = True
         url = ctx.dashboard_url or ""
     else:

@@ -42,9 +42,11 @@ def standin(cache_dir) -> Path:
 @pytest.fixture(scope="session")
 def ray_local(cache_dir):
     """One local Ray for every test that runs trials (started lazily, stopped at the end)."""
-    from orchestrator import ray_runtime  # noqa: F401  (Tune's environment first)
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    from orchestrator.ray_runtime import start_local_ray
+
+    start_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # tests stay on loopback
     yield
     ray.shutdown()

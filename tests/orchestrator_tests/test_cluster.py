@@ -29,8 +29,13 @@ def ray_head(cache_dir, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("head") / "ray-start.log"
     ray = Path(sys.executable).with_name("ray")
     with open(log_path, "w") as log:
+        # Every fixed default port gets a free one, so a Ray already running here (such as
+        # the test session's own) cannot collide with this head.
+        ports = [f"--{name}={_free_port()}" for name in (
+            "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+            "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port")]
         proc = subprocess.Popen([str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                                 "--num-cpus=2", "--include-dashboard=false", "--block"],
+                                 *ports, "--num-cpus=2", "--include-dashboard=false", "--block"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
