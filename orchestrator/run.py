@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ class RunOptions:
     dashboard_host: str = "127.0.0.1"
 
 
-def _check_resources(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
+def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     cpus = spec.resources.cpus_per_trial if opts.cpus_per_trial is None else opts.cpus_per_trial
     gpus = spec.resources.gpus_per_trial if opts.gpus_per_trial is None else opts.gpus_per_trial
     if cpus <= 0:
@@ -47,6 +48,12 @@ def _check_resources(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
         raise UserError(f"--gpus-per-trial must be a fraction in [0, 1] or a whole number, got {gpus:g}")
     if opts.max_concurrent is not None and opts.max_concurrent < 1:
         raise UserError(f"--max-concurrent must be >= 1, got {opts.max_concurrent}")
+    if opts.dashboard_host != "localhost":
+        try:
+            ipaddress.ip_address(opts.dashboard_host)
+        except ValueError:
+            raise UserError(f"--dashboard-host {opts.dashboard_host!r}: expected an IP address "
+                            f"such as 127.0.0.1 (the default) or 0.0.0.0") from None
     if gpus > 0 and not (opts.address or os.environ.get("RAY_ADDRESS")):
         import torch
 
@@ -63,9 +70,14 @@ def default_run_dir(study_name: str, quick: bool) -> Path:
 
 
 def prepare_run_dir(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory")
     if (out / "results.csv").exists():
         raise UserError(f"{out} already holds a run (results.csv); choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create the run directory ({err.strerror})") from None
     return out
 
 
@@ -74,7 +86,7 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     spec, text = load_study(opts.study)
     entry = resolve_trainable(spec)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
-    cpus, gpus = _check_resources(opts, spec)
+    cpus, gpus = _check_options(opts, spec)
     run_dir = Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick)
     existed = run_dir.exists()
     prepare_run_dir(run_dir)

@@ -95,6 +95,9 @@ def test_unknown_study():
     (["run", "ablation", "--set", "nokey=1"], "--set nokey: unknown key"),
     (["run", "ablation", "--max-concurrent", "0"], "--max-concurrent must be >= 1"),
     (["run", "ablation", "--gpus-per-trial", "1.5"], "--gpus-per-trial must be a fraction"),
+    (["run", "ablation", "--gpus-per-trial", "64"], "--gpus-per-trial 64 asks for a GPU, but this machine has"),
+    (["run", "ablation", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["run", "ablation", "--dashboard-host", "every where"], "--dashboard-host 'every where': expected an IP"),
     (["report", "/nonexistent/run"], "is not a directory"),
     (["frobnicate"], "error: argument command: invalid choice"),
 ])
@@ -121,6 +124,14 @@ def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, stan
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()  # no half-made run directory is left behind
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    assert main(["run", "ablation", "--quick", "--out", str(target)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
 
 
 def test_cli_subprocess_no_traceback(tmp_path):
