@@ -31,7 +31,6 @@ class RayInfo:
     dashboard_url: str
     cpus: float
     gpus: float
-    started_here: bool
 
 
 def start_local_ray(**init_kwargs):
@@ -76,7 +75,7 @@ def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_c
     else:
         url = ""  # a Ray this process already joined (e.g. the test session's)
     resources = ray.cluster_resources()
-    info = RayInfo(url, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), started)
+    info = RayInfo(url, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
     if info.dashboard_url:
         log(f"Ray dashboard: http://{info.dashboard_url}  (token authentication on; token in {TOKEN_PATH})")
     try:
