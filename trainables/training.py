@@ -39,15 +39,15 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
 def random_view(views: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """(B, 2, D) precomputed features of (image, flipped image) -> (B, D), one view each,
     drawn exactly as ``random_flip`` draws its flips."""
-    flip = torch.rand(views.shape[0], generator=generator) < 0.5
-    return views[torch.arange(views.shape[0]), flip.long()]
+    flip = (torch.rand(views.shape[0], generator=generator) < 0.5).to(views.device)
+    return views[torch.arange(views.shape[0], device=views.device), flip.long()]
 
 
 def train_epoch(
@@ -84,11 +84,24 @@ def train_epoch(
 
 
 @torch.no_grad()
-def embed_all(embed: nn.Module, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
-    """L2-normalised embeddings of all images, in order, in eval mode."""
+def embed_all(embed: nn.Module, images: torch.Tensor, *, batch_size: int = 256, flip: bool = False,
+              device: torch.device | str | None = None, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """L2-normalised embeddings of all images, in order, in eval mode, on the CPU.
+
+    ``flip``: the flip test of the standard protocol (insightface, ArcFace): each image's
+    embedding is the sum of those of the image and of its mirror image, then normalised.
+    """
     was_training = embed.training
     embed.eval()
-    out = [nn.functional.normalize(embed(images[i:i + batch_size]).float(), dim=1) for i in range(0, len(images), batch_size)]
+    device = torch.device(device) if device is not None else next(embed.parameters(), torch.empty(0)).device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            e = embed(x).float()
+            if flip:
+                e = e + embed(x.flip(-1)).float()
+        out.append(nn.functional.normalize(e, dim=1).cpu())
     embed.train(was_training)
     return torch.cat(out)
 

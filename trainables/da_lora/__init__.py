@@ -1,4 +1,4 @@
-"""``da_lora``: LoRA (or frozen / full) adaptation of a backbone with a CosFace head.
+"""``da_lora``: DA-LoRA adaptation of a backbone (or standard LoRA, frozen, full) with a CosFace head.
 
 The Ray-specific part is this module's ``train_da_lora``; everything it calls lives in
 ``loop.py`` and runs without Ray. Heavy imports (torch, peft, timm) happen inside the
@@ -24,7 +24,8 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
 
 
 @register_trainable("da_lora", config_cls=DaLoraConfig, prepare=prepare,
-                    description="LoRA / frozen / full adaptation of a ViT with a CosFace head; synthfaces verification")
+                    description="DA-LoRA: (domain-aware) LoRA, MAML init, CosFace + contrastive + domain losses; "
+                                "synthfaces or real data, verification benchmarks")
 def train_da_lora(config: dict[str, Any]) -> None:
     cfg = DaLoraConfig.model_validate(config)
     from trainables.da_lora.loop import run

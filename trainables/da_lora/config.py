@@ -4,36 +4,98 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
     from trainables.data.synthfaces import SynthFacesSpec
 
 
 class DaLoraConfig(BaseModel):
-    """Every key a ``da_lora`` study may set; unknown keys and out-of-range values are refused."""
+    """Every key a ``da_lora`` study may set; unknown keys and out-of-range values are refused.
+
+    The components of DA-LoRA and their switches: domain-specific LoRA (``domain_lora``,
+    ``num_domains`` adapters mixed by the domain classifier), the domain-classifier loss
+    (``lambda_domain``), the contrastive domain-alignment loss (``lambda_contrastive``) and
+    MAML initialisation of the LoRA weights (``maml_inner_steps``). All off is standard LoRA.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: int = Field(0, ge=0, description="seed of initialisation, data order and dropout")
-    backbone: str = Field("standin", description="'standin' or a timm checkpoint directory")
+    # -- backbone and adaptation
+    backbone: str = Field("standin", description="'standin', a timm or Hugging Face checkpoint directory, "
+                                                 "'timm:<dir>', or 'hf:<repo id or dir>' (DINOv2, CLIP vision)")
     adaptation: Literal["none", "lora", "full"] = Field(
-        "lora", description="none: frozen backbone, head only; lora: peft LoRA; full: every weight trains")
+        "lora", description="none: frozen backbone, head only; lora: LoRA adapters; full: every weight trains")
     lora_rank: int = Field(8, gt=0, le=1024)
     lora_alpha: float = Field(16.0, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_targets: tuple[str, ...] = Field(("qkv",), min_length=1, description="suffixes of linear layer names")
+    lora_targets: tuple[str, ...] = Field(("auto",), min_length=1,
+                                          description="suffixes of linear layer names; [auto]: the attention "
+                                                      "projections found in the model (q_proj+v_proj or qkv)")
+    domain_lora: bool = Field(False, description="num_domains LoRA adapters per layer, mixed per sample by "
+                                                 "the domain classifier (False: one shared adapter, peft)")
+    num_domains: int | None = Field(None, ge=1, description="domain groups (classifier classes, adapters); "
+                                                           "None: every domain of the training data")
+    # -- losses
     cosface_scale: float = Field(30.0, gt=0, description="CosFace s")
     cosface_margin: float = Field(0.25, ge=0, lt=1, description="CosFace m (cosine margin)")
+    lambda_contrastive: float = Field(0.0, ge=0, description="weight of the contrastive domain-alignment "
+                                                             "loss (same identity in any domain = positive)")
+    contrastive_temperature: float = Field(0.1, gt=0)
+    lambda_domain: float = Field(0.0, ge=0, description="weight of the domain-classifier loss")
+    # -- MAML initialisation of the LoRA weights
+    maml_inner_steps: int = Field(0, ge=0, le=100, description="inner-loop steps per task; 0: no MAML")
+    maml_inner_lr: float = Field(0.01, gt=0)
+    maml_meta_steps: int = Field(12, ge=1, description="outer (meta) updates, one task each, domains in turn")
+    maml_outer_lr: float = Field(1e-3, gt=0)
+    maml_batch_size: int = Field(32, ge=2, description="images in a task's support set (and in its query set)")
+    maml_first_order: bool = Field(False, description="first-order MAML (no second derivatives)")
+    # -- optimisation
     lr: float = Field(1e-3, gt=0, le=1)
     weight_decay: float = Field(0.05, ge=0)
     warmup_epochs: float = Field(0.5, ge=0, description="linear warm-up length, then cosine decay")
     epochs: int = Field(3, gt=0, le=10_000)
     batch_size: int = Field(64, gt=1)
+    images_per_identity_in_batch: int = Field(4, ge=1, description="a batch holds batch_size / this identities")
+    # -- data
+    train_data: str = Field("synthfaces", description="'synthfaces', an image folder (identity/*.jpg or "
+                                                      "domain/identity/*.jpg) or a CSV manifest (path,identity,domain)")
+    benchmarks: dict[str, str] = Field(default_factory=dict, description="name -> LFW-style pairs.txt or "
+                                                                         "insightface .bin verification benchmark")
+    samples_per_identity: int | None = Field(None, ge=1, description="training images kept per identity (few-shot)")
+    flip_test: bool = Field(True, description="embed each evaluation image and its mirror image, summed")
     image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
     data_seed: int = Field(0, ge=0, description="synthfaces seed (identities and images)")
+    synth_train_identities: int = Field(120, ge=2, description="synthfaces adaptation identities")
+    synth_train_images: int = Field(4, ge=2, description="synthfaces adaptation images per identity and domain")
+    # -- hardware
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when a GPU is visible")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA")
+    num_workers: int | None = Field(None, ge=0, description="DataLoader workers for image files (None: auto)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DaLoraConfig":
+        if self.domain_lora and self.adaptation != "lora":
+            raise ValueError("domain_lora needs adaptation: lora")
+        if self.maml_inner_steps and self.adaptation != "lora":
+            raise ValueError("maml_inner_steps > 0 meta-learns LoRA weights: it needs adaptation: lora")
+        if self.adaptation == "none" and (self.lambda_contrastive or self.lambda_domain):
+            raise ValueError("lambda_contrastive and lambda_domain act on the backbone's features: with "
+                             "adaptation: none nothing they could change trains")
+        if self.batch_size % self.images_per_identity_in_batch:
+            raise ValueError("batch_size must be a multiple of images_per_identity_in_batch")
+        if self.batch_size // self.images_per_identity_in_batch < 2:
+            raise ValueError("a batch must hold at least two identities")
+        return self
+
+    @property
+    def uses_classifier(self) -> bool:
+        """The domain classifier exists when it routes adapters or has a loss of its own."""
+        return self.domain_lora or self.lambda_domain > 0
 
     def synthfaces(self) -> "SynthFacesSpec":
         from trainables.data.synthfaces import SynthFacesSpec
 
-        return SynthFacesSpec(resolution=self.image_size, seed=self.data_seed)
+        return SynthFacesSpec(resolution=self.image_size, seed=self.data_seed,
+                              train_identities=self.synth_train_identities, train_images=self.synth_train_images)

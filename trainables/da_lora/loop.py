@@ -1,69 +1,282 @@
-"""Training and evaluation of ``da_lora``, free of Ray: usable from tests and scripts."""
+"""Training and evaluation of ``da_lora``, free of Ray: usable from tests, scripts and a GPU box.
+
+One trial: load the training data (synthfaces, an image folder or a manifest, optionally
+cut to ``samples_per_identity``), build the adapted backbone and the domain classifier,
+imprint the CosFace head, optionally meta-learn the LoRA initialisation (MAML), then train
+for ``epochs`` epochs on identity-balanced batches with
+
+    loss = CosFace(z, y) + lambda_contrastive * SupCon(z, y) + lambda_domain * CE(classifier(z), domain)
+
+evaluating after every epoch on held-out identities. A term whose weight is 0 is not
+computed at all.
+"""
 
 from __future__ import annotations
 
 import tempfile
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
+import numpy as np
 import torch
-from pytorch_metric_learning.losses import CosFaceLoss
+from pytorch_metric_learning.losses import CosFaceLoss, SupConLoss
 
 from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
 from trainables.da_lora.config import DaLoraConfig
+from trainables.da_lora.maml import maml_initialise
+from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces
-from trainables.evaluation.synthfaces_eval import SynthfacesVerification
-from trainables.models.adapt import adapt, trainable_parameters
-from trainables.models.backbone import load_backbone
-from trainables.models.standin import StandinSpec, ensure_standin
-from trainables.training import (
-    dense_labels, embed_all, random_flip, random_view, seed_everything, steps_per_epoch, train_epoch, warmup_cosine,
+from trainables.data.sources import (
+    DataError, ImageFiles, TrainSet, domain_groups, limit_per_identity, read_train_data,
 )
+from trainables.evaluation.benchmarks import BenchmarkError, PairBenchmark, load_benchmark
+from trainables.evaluation.synthfaces_eval import SynthfacesVerification
+from trainables.evaluation.verification import verification_metrics
+from trainables.models.adapt import adapt, trainable_parameters
+from trainables.models.backbone import Backbone, load_backbone
+from trainables.models.standin import StandinSpec, ensure_standin
+from trainables.training import dense_labels, embed_all, random_flip, random_view, seed_everything, warmup_cosine
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
 Reporter = Callable[[dict[str, float], Path], None]
 
 
+# ------------------------------------------------------------------ hardware
+@dataclass(frozen=True)
+class Hardware:
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    num_workers: int
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def hardware(cfg: DaLoraConfig) -> Hardware:
+    """Device, mixed precision and loader workers for ``cfg`` (bf16 autocast on CUDA by default)."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise DataError("device: cuda, but no CUDA GPU is visible to this trial (set gpus_per_trial)")
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    device = torch.device("cuda" if use_cuda else "cpu")
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
+    if bf16 and not use_cuda and cfg.precision == "bf16":
+        dtype = torch.bfloat16  # explicit bf16 on CPU: honoured (slow on most CPUs)
+    else:
+        dtype = torch.bfloat16 if bf16 else None
+    workers = cfg.num_workers if cfg.num_workers is not None else (min(8, (len(_cpus()) or 1)) if use_cuda else 0)
+    return Hardware(device, dtype, workers)
+
+
+def _cpus() -> set[int]:
+    import os
+
+    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+
+
+# ------------------------------------------------------------------ data
 def backbone_reference(cfg: DaLoraConfig) -> str:
-    """The backbone directory for ``cfg`` (the stand-in is built for the config's data)."""
+    """The backbone reference for ``cfg`` (the stand-in is built from the config's data settings).
+
+    The stand-in depends only on the pre-training part of synthfaces (resolution and seed),
+    which the adaptation settings do not change, so every study shares one build.
+    """
     if cfg.backbone == "standin":
-        return str(ensure_standin(StandinSpec(data=cfg.synthfaces())))
+        spec = synthfaces.SynthFacesSpec(resolution=cfg.image_size, seed=cfg.data_seed)
+        return str(ensure_standin(StandinSpec(data=spec)))
     return cfg.backbone
 
 
-def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
-    """Build the data and the backbone every trial shares, save a grid of sample images
-    into ``out_dir``, and return the data's provenance."""
-    faces = synthfaces.load(cfg.synthfaces())
-    synthfaces.save_sample_grid(faces, Path(out_dir) / synthfaces.SAMPLES_FILE)
-    build_model(cfg)  # a backbone or LoRA targets that cannot work fail here, before any trial
-    return {"data_fingerprint": faces.fingerprint}
+@dataclass
+class TrialData:
+    train: TrainSet
+    synth: synthfaces.FaceSet | None
+    benchmarks: list[PairBenchmark]
+    num_domains: int
 
 
-def build_model(cfg: DaLoraConfig) -> torch.nn.Module:
-    return adapt(load_backbone(backbone_reference(cfg)), mode=cfg.adaptation, lora_rank=cfg.lora_rank,
-                 lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
+def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
+    """Training set and evaluation sets of a trial, checked against the config."""
+    synth = None
+    if cfg.train_data == "synthfaces":
+        synth = synthfaces.load(cfg.synthfaces())
+        tr = synth.group("train")
+        train = TrainSet(identity=tr.identity, domain=tr.domain, domains=synth.domains,
+                         fingerprint=synth.fingerprint, images=torch.as_tensor(tr.images))
+    else:
+        train = read_train_data(cfg.train_data)
+        if not cfg.benchmarks:
+            raise DataError(f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
+                            "(benchmarks: {lfw: /path/to/lfw.bin})")
+    train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
+    k = cfg.num_domains or len(train.domains)
+    if k > len(train.domains):
+        raise DataError(f"num_domains={k}, but the training data has {len(train.domains)} domains "
+                        f"({', '.join(train.domains)})")
+    benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.benchmarks.items())]
+    check_identity_overlap(train, benchmarks)
+    return TrialData(train, synth, benchmarks, k)
+
+
+def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark]) -> None:
+    """Refuse evaluation identities that were trained on, where both sides name them.
+
+    synthfaces keeps its groups disjoint by construction; ``.bin`` files name nobody, so
+    they cannot be checked (the README says so).
+    """
+    names = train.names()
+    for b in benchmarks:
+        both = sorted(names & b.identity_names)
+        if both:
+            raise DataError(f"benchmark {b.name}: {len(both)} of its identities are also training identities "
+                            f"(e.g. {', '.join(both[:3])}); evaluation must use identities the model never saw")
+
+
+class Fetcher:
+    """Reads training images by index: from memory, or from files through a DataLoader."""
+
+    def __init__(self, train: TrainSet, size: int, hw: Hardware) -> None:
+        self.train, self.hw = train, hw
+        self.files = None if train.images is not None else ImageFiles(train.paths, size)
+
+    def __call__(self, idx: np.ndarray) -> torch.Tensor:
+        if self.files is None:
+            x = self.train.images[torch.as_tensor(idx)]
+        else:
+            x = torch.stack([self.files[int(i)] for i in idx])
+        return x.to(self.hw.device, non_blocking=True)
+
+    def batches(self, index_batches: list[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Images of each index batch, in order (prefetched by workers for image files)."""
+        if self.files is None or self.hw.num_workers == 0:
+            for idx in index_batches:
+                yield idx, self(idx)
+            return
+        loader = torch.utils.data.DataLoader(
+            self.files, batch_sampler=[list(map(int, b)) for b in index_batches], num_workers=self.hw.num_workers,
+            pin_memory=self.hw.device.type == "cuda", persistent_workers=False)
+        for idx, x in zip(index_batches, loader):
+            yield idx, x.to(self.hw.device, non_blocking=True)
+
+
+def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
+                     generator: torch.Generator) -> list[np.ndarray]:
+    """One epoch of batches, each of ``batch_size / per_identity`` identities x ``per_identity`` images.
+
+    Every image is used once per epoch (an identity's images are dealt into groups of
+    ``per_identity``, a smaller last group kept only when it is the identity's only one),
+    so the contrastive loss always has positives, across domains, in every batch. Written
+    here because pytorch-metric-learning's ``MPerClassSampler`` draws from numpy's global
+    state and samples with replacement; a trial's data order must follow its own generator.
+    """
+    groups = []
+    for ident in np.unique(labels):
+        rows = np.flatnonzero(labels == ident)
+        rows = rows[torch.randperm(len(rows), generator=generator).numpy()]
+        chunks = [rows[i:i + per_identity] for i in range(0, len(rows), per_identity)]
+        if len(chunks) > 1 and len(chunks[-1]) < per_identity:
+            chunks = chunks[:-1]
+        groups.extend(chunks)
+    order = torch.randperm(len(groups), generator=generator).numpy()
+    per_batch = batch_size // per_identity
+    out = [np.concatenate([groups[g] for g in order[i:i + per_batch]]) for i in range(0, len(order), per_batch)]
+    if len(out) > 1 and len(out[-1]) < batch_size // 2:
+        out = out[:-1]
+    return out
+
+
+# ------------------------------------------------------------------ model and losses
+def build_model(cfg: DaLoraConfig, num_domains: int, backbone: Backbone | None = None) -> DaLoraModel:
+    """The adapted backbone (loaded unless given) and, when the config uses one, the domain classifier."""
+    backbone = adapt(backbone or load_backbone(backbone_reference(cfg)), mode=cfg.adaptation, lora_rank=cfg.lora_rank,
+                     lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets,
+                     domain_lora=cfg.domain_lora, num_domains=num_domains)
+    return DaLoraModel(backbone, num_domains=num_domains, with_classifier=cfg.uses_classifier)
+
+
+class Objective(torch.nn.Module):
+    """CosFace + lambda_contrastive * SupCon + lambda_domain * domain cross-entropy."""
+
+    def __init__(self, cfg: DaLoraConfig, model: DaLoraModel, num_classes: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.cosface = CosFaceLoss(num_classes=num_classes, embedding_size=model.embed_dim,
+                                   margin=cfg.cosface_margin, scale=cfg.cosface_scale)
+        # SupCon (Khosla et al. 2020) is InfoNCE with every same-label sample as a positive:
+        # here, the same identity seen in any domain.
+        self.contrastive = SupConLoss(temperature=cfg.contrastive_temperature) if cfg.lambda_contrastive else None
+        self.parts: dict[str, float] = {}
+
+    def forward(self, model: DaLoraModel, z: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        z = z.float()
+        loss = self.cosface(z, labels)
+        parts = {"cosface": loss.detach()}
+        if self.contrastive is not None:
+            c = self.contrastive(z, labels)
+            parts["contrastive"] = c.detach()
+            loss = loss + self.cfg.lambda_contrastive * c
+        if self.cfg.lambda_domain:
+            d = torch.nn.functional.cross_entropy(model.domain_logits(z), groups)
+            parts["domain"] = d.detach()
+            loss = loss + self.cfg.lambda_domain * d
+        self.parts = parts
+        return loss
 
 
 @torch.no_grad()
-def imprint(head: CosFaceLoss, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> None:
+def imprint(head: CosFaceLoss, model: torch.nn.Module, fetch: Fetcher, labels: torch.Tensor, hw: Hardware) -> None:
     """Start each class weight at its class's mean embedding ("weight imprinting").
 
     A random margin head drags a pretrained backbone off its features during the first
     steps; imprinted weights make the first gradients already about the new data.
     """
-    emb = embed_all(model, images)
-    means = torch.zeros(head.W.shape[1], emb.shape[1]).index_add_(0, labels, emb)
-    head.W.copy_(torch.nn.functional.normalize(means, dim=1).T)
+    model.eval()
+    sums = torch.zeros(head.W.shape[1], head.W.shape[0])
+    order = np.arange(len(labels))
+    for idx, x in fetch.batches([order[i:i + 256] for i in range(0, len(order), 256)]):
+        with hw.autocast():
+            sums.index_add_(0, labels[idx], torch.nn.functional.normalize(model(x).float(), dim=1).cpu())
+    head.W.data.copy_(torch.nn.functional.normalize(sums, dim=1).T.to(head.W.device))
 
 
 @torch.no_grad()
-def frozen_views(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def frozen_views(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware) -> torch.Tensor:
     """(N, 2, D) features of every image and of its mirror image, in eval mode."""
     model.eval()
-    views = [torch.stack([model(x), model(x.flip(-1))], dim=1) for x in images.split(batch_size)]
-    return torch.cat(views)
+    order = np.arange(n)
+    out = []
+    for _, x in fetch.batches([order[i:i + 256] for i in range(0, n, 256)]):
+        with hw.autocast():
+            out.append(torch.stack([model(x).float(), model(x.flip(-1)).float()], dim=1))
+    return torch.cat(out)
+
+
+# ------------------------------------------------------------------ evaluation
+class Evaluator:
+    """synthfaces verification (per domain, cross-domain) and every named benchmark, plus their mean."""
+
+    def __init__(self, cfg: DaLoraConfig, data: TrialData, hw: Hardware) -> None:
+        self.synth = SynthfacesVerification(data.synth, flip=cfg.flip_test) if data.synth is not None else None
+        self.benchmarks, self.flip, self.hw = data.benchmarks, cfg.flip_test, hw
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        kw = {"device": self.hw.device, "autocast_dtype": self.hw.autocast_dtype}
+        out = self.synth(model, **kw) if self.synth is not None else {}
+        per_bench = []
+        for b in self.benchmarks:
+            emb = embed_all(model, b.images, flip=self.flip, **kw)
+            scores = (emb[b.left] * emb[b.right]).sum(dim=1).numpy().astype(np.float64)
+            m = verification_metrics(scores, b.label)
+            per_bench.append(m)
+            out.update({f"eval/{b.name}/{k}": v for k, v in m.items()})
+        if len(per_bench) > 1:
+            shared = set.intersection(*(set(m) for m in per_bench))
+            out.update({f"eval/mean/{k}": float(np.mean([m[k] for m in per_bench])) for k in sorted(shared)})
+        return out
 
 
 def _once(fn):
@@ -77,50 +290,104 @@ def _once(fn):
     return wrapper
 
 
+# ------------------------------------------------------------------ the trial
+def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
+    """Build the data and the backbone every trial shares, check that the config fits them,
+    save a grid of sample images into ``out_dir`` (synthfaces), return the data's provenance."""
+    backbone = load_backbone(backbone_reference(cfg))
+    data = load_data(cfg, backbone.input_spec.size)
+    build_model(cfg, data.num_domains, backbone)  # LoRA targets that match nothing fail here
+    if data.synth is not None:
+        synthfaces.save_sample_grid(data.synth, Path(out_dir) / synthfaces.SAMPLES_FILE)
+    return {"data_fingerprint": data.train.fingerprint}
+
+
 def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
     """Train for ``cfg.epochs`` epochs, evaluating and reporting after each."""
+    hw = hardware(cfg)
     generator = seed_everything(cfg.seed)
-    faces = synthfaces.load(cfg.synthfaces())
-    train = faces.group("train")
-    images = torch.as_tensor(train.images)
+    backbone = load_backbone(backbone_reference(cfg))
+    data = load_data(cfg, backbone.input_spec.size)
+    train = data.train
     labels = dense_labels(train.identity)
-    model = build_model(cfg)
-    head = CosFaceLoss(num_classes=int(labels.max()) + 1, embedding_size=model.embed_dim,
-                       margin=cfg.cosface_margin, scale=cfg.cosface_scale)
-    imprint(head, model, images, labels)
-    params = list(trainable_parameters(model).values()) + list(head.parameters())
+    groups = torch.as_tensor(domain_groups(train.domain, data.num_domains))
+    model = build_model(cfg, data.num_domains, backbone).to(hw.device)
+    objective = Objective(cfg, model, int(labels.max()) + 1).to(hw.device)
+    fetch = Fetcher(train, model.backbone.input_spec.size, hw)
+    imprint(objective.cosface, model, fetch, labels, hw)
+    start = 0
+    state = load_state(restore_from) if restore_from is not None else None
+    if state is None:
+        maml_initialise(model, objective.cosface, lambda idx: (random_flip(fetch(idx), generator), labels[idx].to(hw.device)),
+                        domain=train.domain, groups=groups.numpy(), inner_steps=cfg.maml_inner_steps,
+                        inner_lr=cfg.maml_inner_lr, meta_steps=cfg.maml_meta_steps, outer_lr=cfg.maml_outer_lr,
+                        batch_size=cfg.maml_batch_size, first_order=cfg.maml_first_order, generator=generator)
+    params = list(trainable_parameters(model).values()) + list(objective.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = steps_per_epoch(len(labels), cfg.batch_size)
+    per_epoch = len(identity_batches(labels.numpy(), batch_size=cfg.batch_size,
+                                     per_identity=cfg.images_per_identity_in_batch, generator=torch.Generator()))
     scheduler = warmup_cosine(optimizer, warmup_steps=int(cfg.warmup_epochs * per_epoch),
                               total_steps=cfg.epochs * per_epoch)
-    evaluate = SynthfacesVerification(faces)
-    inputs, embed, augment = images, model, random_flip
-    if not trainable_parameters(model):
+    evaluate = Evaluator(cfg, data, hw)
+    frozen = not trainable_parameters(model)
+    views = None
+    if frozen:
         # Frozen backbone: its features never change, so compute them (and those of the
         # flipped images) once and train the head on them; evaluation is computed once too.
-        inputs, embed, augment = frozen_views(model, images), torch.nn.Identity(), random_view
+        views = frozen_views(model, fetch, len(labels), hw)
         evaluate = _once(evaluate)
-    start = 0
-    if restore_from is not None:
-        state = load_state(restore_from)
+    if state is not None:
         model.load_state_dict(state["model"], strict=False)
-        head.load_state_dict(state["head"])
+        objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"], generator)
         start = int(state["epoch"])
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        loss = train_epoch(embed=embed, loss_fn=head, images=inputs, labels=labels, optimizer=optimizer,
-                           scheduler=scheduler, batch_size=cfg.batch_size, generator=generator, augment=augment)
+        loss, parts, seen = train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler,
+                                        generator, hw)
         train_s = time.perf_counter() - t0
-        metrics = {"train/loss": loss, "train/epoch_s": train_s, **evaluate(model)}
-        trainable = trainable_parameters(model)
+        metrics = {"train/loss": loss, **{f"train/{k}_loss": v for k, v in parts.items()},
+                   "train/epoch_s": train_s, "train/images_per_s": seen / train_s, **evaluate(model)}
         state = {
-            "model": {k: v for k, v in model.state_dict().items() if k in trainable},
-            "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+            "model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
+            "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "rng": rng_state(generator), "epoch": epoch + 1,
         }
         with tempfile.TemporaryDirectory(prefix="da_lora-ckpt-") as d:
             save_state(d, state)
             report(metrics, Path(d))
+
+
+def train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler, generator, hw,
+                max_grad_norm: float = 5.0) -> tuple[float, dict[str, float], int]:
+    """One epoch; returns the mean loss, the mean of each loss term, and the images seen.
+    Raises FloatingPointError on a NaN/inf loss (the trial then fails, its error recorded)."""
+    model.train()
+    batches = identity_batches(labels.numpy(), batch_size=cfg.batch_size,
+                               per_identity=cfg.images_per_identity_in_batch, generator=generator)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    total, count, sums = 0.0, 0, {}
+    if views is not None:
+        source = ((idx, random_view(views[torch.as_tensor(idx)], generator)) for idx in batches)
+    else:
+        source = ((idx, random_flip(x, generator)) for idx, x in fetch.batches(batches))
+    for idx, x in source:
+        y, g = labels[idx].to(hw.device), groups[idx].to(hw.device)
+        with hw.autocast():
+            z = x if views is not None else model(x)
+            loss = objective(model, z, y, g)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        n = len(idx)
+        total += loss.item() * n
+        count += n
+        for k, v in objective.parts.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+    return total / max(count, 1), {k: v / max(count, 1) for k, v in sums.items()}, count

@@ -2,7 +2,8 @@
 
 The stand-in backbone is pre-trained on ``visible`` only; every other domain removes or
 distorts some of the cues it learned (colour and texture for ``thermal``, fine detail for
-``low_quality``, shading for ``harsh_light``), so that adapting to them is a real task.
+``low_quality``, shading for ``harsh_light``, the eyes or the mouth and chin for
+``occluded``), so that adapting to them is a real task.
 Strengths are calibrated so that none is trivial and none falls to chance (see
 ``tests/trainables_tests/test_synthfaces.py`` and DESIGN.md, "The embedded default").
 """
@@ -57,9 +58,26 @@ def harsh_light(rgb: np.ndarray, heat: np.ndarray, rng: np.random.Generator) -> 
     return _noise(lit, 0.02, rng)
 
 
+def occluded(rgb: np.ndarray, heat: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sunglasses or a face mask: an opaque band over the eyes or over mouth and chin."""
+    n, _, r, _ = rgb.shape
+    y = (np.arange(r, dtype=np.float32) + 0.5) / r
+    mask_kind = rng.random(n) < 0.5  # True: mask over the lower face; False: glasses over the eyes
+    centre = np.where(mask_kind, rng.uniform(0.68, 0.76, n), rng.uniform(0.38, 0.46, n)).astype(np.float32)
+    half = np.where(mask_kind, rng.uniform(0.12, 0.16, n), rng.uniform(0.06, 0.09, n)).astype(np.float32)
+    band = 1.0 / (1.0 + np.exp((np.abs(y[None] - centre[:, None]) - half[:, None]) * r))  # (n, r) soft rows
+    x = (np.arange(r, dtype=np.float32) + 0.5) / r
+    width = 1.0 / (1.0 + np.exp((np.abs(x - 0.5) - 0.36) * r))  # the band spans the face, not the frame
+    cover = band[:, :, None] * width[None, None, :]  # (n, r, r)
+    colour = np.where(mask_kind[:, None], rng.uniform(0.55, 0.95, (n, 3)), rng.uniform(0.02, 0.15, (n, 3)))
+    out = rgb * (1 - cover[:, None]) + colour.astype(np.float32)[:, :, None, None] * cover[:, None]
+    return _noise(out, 0.015, rng)
+
+
 DOMAINS: dict[str, DomainFn] = {
     "visible": visible,
     "thermal": thermal,
     "low_quality": low_quality,
     "harsh_light": harsh_light,
+    "occluded": occluded,
 }

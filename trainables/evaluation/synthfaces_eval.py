@@ -22,8 +22,10 @@ class SynthfacesVerification:
     first) and the probe in any other, pooled over those domains.
     """
 
-    def __init__(self, faces: FaceSet, *, per_fold_same: int = 50, per_fold_cross: int = 40, seed: int = 0) -> None:
+    def __init__(self, faces: FaceSet, *, per_fold_same: int = 50, per_fold_cross: int = 40, seed: int = 0,
+                 flip: bool = False) -> None:
         ev = faces.group("eval")
+        self.flip = flip
         self.images = torch.as_tensor(ev.images)
         self.pairs: dict[str, PairList] = {}
         for d, name in enumerate(faces.domains):
@@ -34,8 +36,8 @@ class SynthfacesVerification:
                 ev.identity, ev.domain, faces.twin_of, gallery_domain=0,
                 probe_domains=list(range(1, len(faces.domains))), per_fold=per_fold_cross, seed=seed)
 
-    def __call__(self, embed: nn.Module) -> dict[str, float]:
-        emb = embed_all(embed, self.images)
+    def __call__(self, embed: nn.Module, **embed_kw) -> dict[str, float]:
+        emb = embed_all(embed, self.images, flip=self.flip, **embed_kw)
         out: dict[str, float] = {}
         for name, pl in self.pairs.items():
             scores = (emb[pl.left] * emb[pl.right]).sum(dim=1).numpy().astype(np.float64)

@@ -1,0 +1,195 @@
+"""Training data for the trainables: synthfaces, an image folder, or a CSV manifest.
+
+* Image folder, one domain: ``root/<identity>/*.jpg``; several domains:
+  ``root/<domain>/<identity>/*.jpg`` (told apart by where the images sit: directly in the
+  second level, or one level deeper).
+* CSV manifest: a header with ``path`` and ``identity`` and optionally ``domain``; paths
+  relative to the manifest's directory unless absolute.
+
+Images on disk are read lazily (``ImageFiles``) and resized to the backbone's input size;
+synthfaces lives in memory. Both give uint8 (3, H, W) images.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainables.errors import TrainableInputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class DataError(TrainableInputError):
+    """Training data that cannot be read or does not fit the config."""
+
+
+@dataclass(frozen=True)
+class TrainSet:
+    """Training images with identity and domain labels.
+
+    Exactly one of ``images`` (uint8 (N, 3, H, W), in memory) and ``paths`` (files) is set.
+    ``identity_names`` maps identity id -> name where the data names its identities (image
+    folders, manifests), so that overlap with named benchmark identities can be checked.
+    """
+
+    identity: np.ndarray
+    domain: np.ndarray
+    domains: tuple[str, ...]
+    fingerprint: str
+    images: torch.Tensor | None = None
+    paths: tuple[str, ...] | None = None
+    identity_names: tuple[str, ...] | None = None
+
+    def __len__(self) -> int:
+        return len(self.identity)
+
+    def select(self, idx: np.ndarray) -> "TrainSet":
+        idx = np.asarray(idx, dtype=np.int64)
+        return replace(
+            self, identity=self.identity[idx], domain=self.domain[idx],
+            images=None if self.images is None else self.images[torch.as_tensor(idx)],
+            paths=None if self.paths is None else tuple(self.paths[i] for i in idx),
+            fingerprint=hashlib.sha256((self.fingerprint + idx.tobytes().hex()).encode()).hexdigest()[:16],
+        )
+
+    def names(self) -> set[str]:
+        if self.identity_names is None:
+            return set()
+        return {self.identity_names[i] for i in np.unique(self.identity)}
+
+
+def limit_per_identity(data: TrainSet, n: int | None, *, seed: int) -> TrainSet:
+    """Keep at most ``n`` images per identity, spread over its domains in turn.
+
+    The choice depends on ``seed`` (the data seed), not on a trial's seed, so every seed of a
+    study trains on the same few shots. Refused when no identity has ``n`` images: the
+    setting would silently mean "all images".
+    """
+    if n is None:
+        return data
+    counts = np.bincount(data.identity)
+    if counts.max() < n:
+        raise DataError(f"samples_per_identity={n}, but no training identity has more than {counts.max()} images")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for ident in np.unique(data.identity):
+        rows = np.flatnonzero(data.identity == ident)
+        per_domain = [rng.permutation(rows[data.domain[rows] == d]) for d in np.unique(data.domain[rows])]
+        # round-robin over domains: shot k of every domain before shot k + 1 of any
+        order = [r[k] for k in range(max(len(p) for p in per_domain)) for r in per_domain if k < len(r)]
+        keep.extend(order[:n])
+    return data.select(np.sort(np.asarray(keep)))
+
+
+def domain_groups(domain: np.ndarray, num_domains: int) -> np.ndarray:
+    """Map data domains 0..D-1 onto ``num_domains`` groups (classifier classes, adapters).
+
+    The source domain (0) keeps a group of its own; the other domains share the remaining
+    groups in turn. With as many groups as domains this is the identity.
+    """
+    if num_domains == 1:
+        return np.zeros_like(domain)
+    return np.where(domain == 0, 0, 1 + (domain - 1) % (num_domains - 1))
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image_folder(root: Path) -> TrainSet:
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"train_data {root}: no such directory")
+    top = sorted(p for p in root.iterdir() if p.is_dir())
+    if not top:
+        raise DataError(f"train_data {root}: no identity folders")
+    nested = not any(_files(d) for d in top)  # domain/identity/*.jpg
+    rows: list[tuple[str, str, str]] = []  # (path, identity, domain)
+    for d in top:
+        if nested:
+            for ident in sorted(p for p in d.iterdir() if p.is_dir()):
+                rows.extend((str(f), ident.name, d.name) for f in _files(ident))
+        else:
+            rows.extend((str(f), d.name, "default") for f in _files(d))
+    if not rows:
+        raise DataError(f"train_data {root}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return _from_rows(rows, str(root))
+
+
+def read_manifest(path: Path) -> TrainSet:
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields = set(reader.fieldnames or ())
+            if not {"path", "identity"} <= fields:
+                raise DataError(f"manifest {path}: needs the columns path and identity (and optionally domain), "
+                                f"found {sorted(fields)}")
+            rows = []
+            for line, rec in enumerate(reader, start=2):
+                if not rec["path"] or not rec["identity"]:
+                    raise DataError(f"manifest {path}, line {line}: empty path or identity")
+                p = Path(rec["path"])
+                rows.append((str(p if p.is_absolute() else path.parent / p), rec["identity"], rec.get("domain") or "default"))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"manifest {path}: {err}") from None
+    if not rows:
+        raise DataError(f"manifest {path}: no rows")
+    missing = [r[0] for r in rows if not Path(r[0]).is_file()]
+    if missing:
+        raise DataError(f"manifest {path}: {len(missing)} image files are missing, e.g. {missing[0]}")
+    return _from_rows(rows, str(path))
+
+
+def _from_rows(rows: list[tuple[str, str, str]], source: str) -> TrainSet:
+    paths, idents, doms = zip(*rows)
+    names, identity = np.unique(np.asarray(idents), return_inverse=True)
+    # the first domain in sorted order is not necessarily the source domain; a domain called
+    # "visible" (or the only one) is put first, as synthfaces does
+    dom_names = sorted(set(doms), key=lambda d: (d not in ("visible", "default"), d))
+    domain = np.asarray([dom_names.index(d) for d in doms], dtype=np.int64)
+    h = hashlib.sha256("\n".join(f"{p},{i},{d}" for p, i, d in rows).encode()).hexdigest()[:16]
+    return TrainSet(identity=identity.astype(np.int64), domain=domain, domains=tuple(dom_names), fingerprint=h,
+                    paths=tuple(paths), identity_names=tuple(str(n) for n in names))
+
+
+def read_train_data(reference: str) -> TrainSet:
+    """An image folder or a CSV manifest (synthfaces is handled by the trainable)."""
+    path = Path(reference).expanduser()
+    if path.suffix.lower() == ".csv":
+        return read_manifest(path)
+    return read_image_folder(path)
+
+
+def read_image(path: str, size: int) -> torch.Tensor:
+    """uint8 (3, size, size) from an image file (converted to RGB, resized bilinearly)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataError(f"cannot read image {path}: {err}") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Lazily read images of a TrainSet (``paths``), for a DataLoader with workers."""
+
+    def __init__(self, paths: tuple[str, ...], size: int) -> None:
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return read_image(self.paths[i], self.size)
