@@ -17,17 +17,19 @@ from trainables import TrainableEntry, get_trainable
 
 @dataclass(frozen=True)
 class TrialPlan:
-    """One trial: a variant of the base config run with one seed."""
+    """One trial: a variant (ablation) or point (sensitivity) of the base config, with one seed."""
 
     index: int
     variant: str
+    """The trial's group: its variant (ablation) or point (sensitivity, e.g. ``lora_rank=16``)."""
     seed: int
     config: dict[str, Any]
     """The trainable's full, validated config (JSON types)."""
 
     @property
     def name(self) -> str:
-        return f"{self.variant}_seed{self.seed}"
+        """``<variant>_seed<k>``; a point's ``=`` and ``,`` become ``-`` and ``+`` (safe in file names)."""
+        return f"{self.variant.replace('=', '-').replace(',', '+')}_seed{self.seed}"
 
     @property
     def config_hash(self) -> str:
@@ -72,17 +74,21 @@ def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, A
         raise UserError(f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})")
     base = {**spec.base, **(spec.quick.base if quick else {}), **overrides}
     seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
-    variants = [v for v in spec.variants if not quick or not spec.quick.variants or v in spec.quick.variants]
+    try:
+        groups = spec.groups(quick=quick, base=base)
+    except ValueError as err:
+        raise UserError(f"study {spec.name!r}: {err}") from None
+    what = "variant" if spec.kind == "ablation" else "point"
     plans: list[TrialPlan] = []
-    for variant in variants:
-        shadowed = sorted(set(overrides) & set(spec.variants[variant]))
+    for group, changes in groups:
+        shadowed = sorted(set(overrides) & set(changes))
         if shadowed:
-            warn(f"note: variant {variant!r} sets {', '.join(shadowed)} itself; --set does not change it there")
+            warn(f"note: {what} {group!r} sets {', '.join(shadowed)} itself; --set does not change it there")
         for seed in seeds:
-            raw = {**base, **spec.variants[variant], "seed": seed}
+            raw = {**base, **changes, "seed": seed}
             try:
                 cfg = entry.config_cls.model_validate(raw)
             except ValidationError as err:
-                raise UserError(format_validation_error(err, where=f"variant {variant!r}")) from None
-            plans.append(TrialPlan(len(plans), variant, seed, cfg.model_dump(mode="json")))
+                raise UserError(format_validation_error(err, where=f"{what} {group!r}")) from None
+            plans.append(TrialPlan(len(plans), group, seed, cfg.model_dump(mode="json")))
     return plans

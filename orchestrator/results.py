@@ -30,11 +30,14 @@ def is_metric_key(key: str) -> bool:
 class ResultsTable:
     """Rows of a run, keyed by plan index, written to ``<run_dir>/results.csv``."""
 
-    def __init__(self, run_dir: Path, study: str, plans: list[TrialPlan], provenance: dict[int, dict[str, str]]) -> None:
+    def __init__(self, run_dir: Path, study: str, plans: list[TrialPlan], provenance: dict[int, dict[str, str]],
+                 *, group_column: str = "variant") -> None:
+        """``group_column``: ``variant`` (ablation) or ``point`` (sensitivity)."""
         self.path = Path(run_dir) / RESULTS_FILE
         self.rows: dict[int, dict[str, Any]] = {}
+        self.head = [group_column if c == "variant" else c for c in HEAD_COLUMNS]
         for p in plans:
-            row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": study, "variant": p.variant,
+            row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": study, group_column: p.variant,
                                    "seed": p.seed, "status": "PENDING", "iterations": 0, "wall_s": math.nan, "error": ""}
             row.update({f"config/{k}": _cell(v) for k, v in p.config.items()})
             row.update({"config_hash": p.config_hash, **provenance.get(p.index, {})})
@@ -66,7 +69,7 @@ class ResultsTable:
         config = sorted(c for c in df.columns if c.startswith("config/"))
         metrics = sorted(c for c in df.columns if is_metric_key(c))
         prov = [c for c in PROVENANCE_COLUMNS if c in df.columns]
-        return df[HEAD_COLUMNS + config + metrics + prov]
+        return df[self.head + config + metrics + prov]
 
     def write(self) -> None:
         tmp = self.path.with_suffix(".csv.tmp")

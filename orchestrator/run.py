@@ -16,7 +16,7 @@ from orchestrator.errors import UserError
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable
 from orchestrator.provenance import run_provenance
 from orchestrator.results import ResultsTable
-from orchestrator.spec import StudySpec
+from orchestrator.spec import BASE_POINT, StudySpec
 from orchestrator.studies import load_study
 from trainables.errors import TrainableInputError
 
@@ -93,15 +93,17 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     try:
         (run_dir / SPEC_FILE).write_text(text)
         write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus)
+        what = "variants" if spec.kind == "ablation" else "points"
         log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
-            f"({len({p.variant for p in plans})} variants x {len({p.seed for p in plans})} seeds); "
+            f"({len({p.variant for p in plans})} {what} x {len({p.seed for p in plans})} seeds); "
             f"run directory {run_dir}")
         provenance = prepare_shared(entry, plans, run_dir)
     except UserError:
         if not existed:  # nothing was computed yet: leave no half-made run directory behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    table = ResultsTable(run_dir, spec.name, plans, provenance)
+    table = ResultsTable(run_dir, spec.name, plans, provenance,
+                         group_column="variant" if spec.kind == "ablation" else "point")
     table.write()
 
     from orchestrator.execute import execute
@@ -138,7 +140,7 @@ def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path) -> dict[int, di
             try:
                 by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
             except TrainableInputError as err:
-                raise UserError(f"variant {p.variant!r}: {err}") from None
+                raise UserError(f"{p.variant!r}: {err}") from None
         out[p.index] = {**common, **by_hash[p.config_hash]}
     return out
 
@@ -148,10 +150,21 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
     """``run.json``: what the report needs to know about the study, without importing it."""
     info: dict[str, Any] = {
         "study": spec.name, "kind": spec.kind, "description": spec.description, "trainable": spec.trainable,
-        "metric": spec.metric, "mode": spec.mode, "reference": spec.reference,
-        "report_metrics": spec.report_metrics(), "variants": list(dict.fromkeys(p.variant for p in plans)),
+        "metric": spec.metric, "mode": spec.mode, "report_metrics": spec.report_metrics(),
+        "variants": list(dict.fromkeys(p.variant for p in plans)),
         "seeds": sorted({p.seed for p in plans}), "quick": opts.quick, "overrides": list(opts.set),
         "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus}, "command": sys.argv,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if spec.kind == "ablation":
+        info["reference"] = spec.reference
+    else:
+        base = {**spec.base, **(spec.quick.base if opts.quick else {}), **parse_overrides(opts.set)}
+        axes: dict[str, list] = {}
+        for point in spec.points(quick=opts.quick, base=base):
+            axes.setdefault(point.axis, []).append({"label": point.label, "values": point.values,
+                                                    "point": point.group,
+                                                    "base": point.is_base})
+        info["axes"] = axes
+        info["reference"] = BASE_POINT
     (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))

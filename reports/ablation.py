@@ -50,27 +50,43 @@ class AblationTable:
     excluded: list[dict] = field(default_factory=list)
     """Trials left out of the statistics (not completed), with their status and error."""
     warnings: list[str] = field(default_factory=list)
+    row_header: str = "Variant"
+    labels: dict[str, str] = field(default_factory=dict)
+    """How each row (variant or sensitivity point) is shown; its name where absent."""
+    title: str = ""
+    """What the table shows, for captions (default: "Ablation of <study>")."""
+    key: str = "ablation"
+    """File stem and LaTeX label suffix."""
+
+    def label(self, row: str) -> str:
+        return self.labels.get(row, row)
 
 
-def _values(done: pd.DataFrame, variant: str, metric: str) -> pd.Series:
+def _values(done: pd.DataFrame, variant: str, metric: str, group_column: str = "variant") -> pd.Series:
     """One variant's finite values of a metric, indexed by seed (empty when no trial has it)."""
-    rows = done[done["variant"] == variant]
+    rows = done[done[group_column] == variant]
     if metric not in rows.columns:
         return pd.Series(dtype=float)
     return rows.set_index("seed")[metric].dropna()
 
 
 def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics: list[str], reference: str,
-                   primary: str, mode: str) -> AblationTable:
-    """Compute the table from ``results.csv`` rows; only completed trials enter it."""
+                   primary: str, mode: str, group_column: str = "variant", **display) -> AblationTable:
+    """Compute the table from ``results.csv`` rows; only completed trials enter it.
+
+    ``group_column`` names the rows' column in results.csv (``variant``, or ``point`` for a
+    sensitivity axis, whose rows are the axis points and whose reference is the base point);
+    ``display`` sets the AblationTable's presentation fields (labels, title, ...).
+    """
     done = df[df["status"] == COMPLETED]
-    excluded = df[df["status"] != COMPLETED][["trial_name", "variant", "seed", "status", "error"]]
+    excluded = df[(df["status"] != COMPLETED) & df[group_column].isin(variants)][
+        ["trial_name", group_column, "seed", "status", "error"]]
     modes = {m: metric_mode(m, primary=primary, mode=mode) for m in metrics}
     raw: dict[tuple[str, str], dict] = {}
     for m in metrics:
-        ref = _values(done, reference, m)
+        ref = _values(done, reference, m, group_column)
         for v in variants:
-            vals = _values(done, v, m)
+            vals = _values(done, v, m, group_column)
             mean, std, n = mean_std(vals.tolist())
             entry = {"mean": mean, "std": std, "n": n}
             if v != reference:
@@ -99,4 +115,4 @@ def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics
         warnings.append(f"{len(excluded)} trial(s) did not complete and are left out of the statistics")
     return AblationTable(study, metrics, variants, reference, modes, cells,
                          comparisons=sum(p is not None for p in adjusted),
-                         excluded=excluded.to_dict("records"), warnings=warnings)
+                         excluded=excluded.to_dict("records"), warnings=warnings, **display)

@@ -41,6 +41,20 @@ def _sample_domains(run_dir: Path) -> str:
         return "domains"
 
 
+def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
+    """One table per axis: its points as rows, each compared with the base point by a paired
+    test over seeds, Holm-adjusted within the axis (the family is the axis's comparisons)."""
+    tables = []
+    for axis, points in meta["axes"].items():
+        rows = [p["point"] for p in points]
+        labels = {p["point"]: p["label"] for p in points}
+        tables.append(ablation_table(
+            df, study=meta["study"], variants=rows, metrics=meta["report_metrics"], reference=meta["reference"],
+            primary=meta["metric"], mode=meta["mode"], group_column="point", row_header=axis, labels=labels,
+            title=f"Sensitivity of {meta['study']} to {axis}", key=f"sensitivity_{axis}"))
+    return tables
+
+
 def build_report(run_dir: Path | str) -> Path:
     """Write tables (LaTeX, Markdown, CSV) and ``index.html``; returns the page's path."""
     run_dir = Path(run_dir)
@@ -48,12 +62,16 @@ def build_report(run_dir: Path | str) -> Path:
     out = run_dir / REPORT_DIR
     out.mkdir(exist_ok=True)
     synthetic = (run_dir / SAMPLES_FILE).is_file()
-    table = ablation_table(df, study=meta["study"], variants=meta["variants"], metrics=meta["report_metrics"],
-                           reference=meta["reference"], primary=meta["metric"], mode=meta["mode"])
     note = "Data: synthfaces (synthetic)." if synthetic else ""
-    (out / "ablation.tex").write_text(ablation_latex(table, caption_note=note))
-    (out / "ablation.md").write_text(ablation_markdown(table))
-    ablation_frame(table).to_csv(out / "ablation.csv", index=False)
+    if meta.get("kind", "ablation") == "sensitivity":
+        tables = sensitivity_tables(df, meta)
+    else:
+        tables = [ablation_table(df, study=meta["study"], variants=meta["variants"], metrics=meta["report_metrics"],
+                                 reference=meta["reference"], primary=meta["metric"], mode=meta["mode"])]
+    for table in tables:
+        (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
+        (out / f"{table.key}.md").write_text(ablation_markdown(table))
+        ablation_frame(table).to_csv(out / f"{table.key}.csv", index=False)
 
     sections = []
     counts = df["status"].value_counts().to_dict()
@@ -68,9 +86,12 @@ def build_report(run_dir: Path | str) -> Path:
                          "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>"
                          f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
                          f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"))
-    links = " · ".join(f"<a href='{f}'>{f}</a>" for f in ("ablation.tex", "ablation.md", "ablation.csv"))
-    sections.append(("Ablation", ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
-    not_done = df[df["status"] != COMPLETED][["trial_name", "variant", "seed", "status", "error"]]
+    for table in tables:
+        links = " · ".join(f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", ".md", ".csv"))
+        heading = "Ablation" if table.key == "ablation" else table.title
+        sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
+    group = "point" if "point" in df.columns else "variant"
+    not_done = df[df["status"] != COMPLETED][["trial_name", group, "seed", "status", "error"]]
     sections.append(("Trials not in the statistics", frame_html(not_done)))
     spec = (run_dir / "spec.yaml").read_text() if (run_dir / "spec.yaml").is_file() else ""
     run_args = {k: meta.get(k) for k in ("quick", "overrides", "resources", "command", "started_at")}

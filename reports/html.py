@@ -26,7 +26,7 @@ def ablation_html(table: AblationTable) -> str:
     sub = "".join("<th>mean ± std</th><th>Δ (p)</th>" for _ in table.metrics)
     rows = []
     for v in table.variants:
-        cells = [f"<td>{_e(v)}{' (ref.)' if v == table.reference else ''}</td>"]
+        cells = [f"<td>{_e(table.label(v))}{' (ref.)' if v == table.reference else ''}</td>"]
         for m in table.metrics:
             c = table.cells[(v, m)]
             cls = " class=best" if c.best else ""
@@ -34,10 +34,10 @@ def ablation_html(table: AblationTable) -> str:
             cells.append("<td>—</td>" if v == table.reference else
                          f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>({_e(pvalue(c.p_holm))})</small></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    caption = (f"Δ: mean paired difference to {_e(table.reference)}; p: {_e(table.test)}, Holm-adjusted over "
+    caption = (f"Δ: mean paired difference to {_e(table.label(table.reference))}; p: {_e(table.test)}, Holm-adjusted over "
                f"{table.comparisons} comparisons; best mean in bold; {_e(LEGEND)}.")
     warnings = "".join(f"<p class=warn>Warning: {_e(w)}</p>" for w in table.warnings)
-    return (f"<table><tr><th>variant</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
+    return (f"<table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
             f"<p><small>{caption}</small></p>{warnings}")
 
 

@@ -24,23 +24,23 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
         r"\centering",
         r"\small",
         r"\setlength{\tabcolsep}{3pt}",
-        r"\caption{" + escape(f"Ablation of {table.study}: mean ± std over {n_seeds} seeds; Δ is the mean paired "
-                             f"difference to the reference variant ({table.reference}); p from a {table.test}, "
+        r"\caption{" + escape(f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds; Δ is the mean paired "
+                             f"difference to the reference ({table.label(table.reference)}); p from a {table.test}, "
                              f"Holm-adjusted over the {table.comparisons} comparisons of this table; "
                              f"best mean in bold. {LEGEND}. {caption_note}").replace("±", r"$\pm$").replace(
                                  "Δ", r"$\Delta$").replace("<", r"$<$").strip() + "}",
-        r"\label{tab:ablation-" + escape(table.study).replace(r"\_", "-") + "}",
+        r"\label{tab:" + escape(f"{table.study}-{table.key}").replace(r"\_", "-") + "}",
         r"\resizebox{\textwidth}{!}{%",
         r"\begin{tabular}{l" + "rr" * len(metrics) + "}",
         r"\toprule",
-        " & ".join(["Variant"] + [r"\multicolumn{2}{c}{" + escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$") + "}"
+        " & ".join([escape(table.row_header)] + [r"\multicolumn{2}{c}{" + escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$") + "}"
                                   for m in metrics]) + r" \\",
         "".join(rf"\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(len(metrics))),
         " & ".join([""] + [r"mean $\pm$ std & $\Delta$ ($p$)"] * len(metrics)) + r" \\",
         r"\midrule",
     ]
     for v in table.variants:
-        cells = [escape(v) + (" (ref.)" if v == table.reference else "")]
+        cells = [escape(table.label(v)) + (" (ref.)" if v == table.reference else "")]
         for m in metrics:
             c = table.cells[(v, m)]
             mean = num(c.mean)

@@ -9,11 +9,11 @@ from reports.ablation import AblationTable
 
 
 def ablation_markdown(table: AblationTable) -> str:
-    header = ["variant"] + [f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}mean ± std"
+    header = [table.row_header.lower()] + [f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}mean ± std"
                             f" | Δ (p)" for m in table.metrics]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + 2 * len(table.metrics))]
     for v in table.variants:
-        row = [v + (" (ref.)" if v == table.reference else "")]
+        row = [table.label(v) + (" (ref.)" if v == table.reference else "")]
         for m in table.metrics:
             c = table.cells[(v, m)]
             mean = f"**{num(c.mean)}**" if c.best else num(c.mean)
@@ -21,7 +21,7 @@ def ablation_markdown(table: AblationTable) -> str:
             row.append("—" if v == table.reference else f"{signed(c.diff)}{marker(c.p_holm)} ({pvalue(c.p_holm)})")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
-    out.append(f"Δ: mean paired difference to {table.reference}; p: {table.test}, Holm-adjusted over "
+    out.append(f"Δ: mean paired difference to {table.label(table.reference)}; p: {table.test}, Holm-adjusted over "
                f"{table.comparisons} comparisons; best mean in bold; {LEGEND}.")
     out += [f"\n> **Warning:** {w}" for w in table.warnings]
     return "\n".join(out) + "\n"
@@ -33,7 +33,7 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
     for v in table.variants:
         for m in table.metrics:
             c = table.cells[(v, m)]
-            rows.append({"variant": v, "metric": m, "reference": v == table.reference, "n": c.n, "mean": c.mean,
+            rows.append({table.row_header.lower(): table.label(v), "metric": m, "reference": v == table.reference, "n": c.n, "mean": c.mean,
                          "std": c.std, "diff_to_reference": c.diff, "n_pairs": c.n_pairs, "p": c.p,
                          "p_holm": c.p_holm, "best": c.best, "test": table.test if v != table.reference else ""})
     return pd.DataFrame(rows)
