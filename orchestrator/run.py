@@ -97,7 +97,7 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
         log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
             f"({len({p.variant for p in plans})} {what} x {len({p.seed for p in plans})} seeds); "
             f"run directory {run_dir}")
-        provenance = prepare_shared(entry, plans, run_dir)
+        provenance = prepare_shared(entry, plans, run_dir, what=what[:-1])
     except UserError:
         if not existed:  # nothing was computed yet: leave no half-made run directory behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -127,7 +127,7 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     return run_dir
 
 
-def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path) -> dict[int, dict[str, str]]:
+def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = "variant") -> dict[int, dict[str, str]]:
     """Call the trainable's ``prepare`` once per distinct config (seeds aside), in this process."""
     import torch
 
@@ -140,7 +140,7 @@ def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path) -> dict[int, di
             try:
                 by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
             except TrainableInputError as err:
-                raise UserError(f"{p.variant!r}: {err}") from None
+                raise UserError(f"{what} {p.variant!r}: {err}") from None
         out[p.index] = {**common, **by_hash[p.config_hash]}
     return out
 

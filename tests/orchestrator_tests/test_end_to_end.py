@@ -1,5 +1,5 @@
-"""``run ablation --quick`` end to end on the shared local Ray: results.csv, the report,
-and a LaTeX table that compiles with pdflatex."""
+"""``run ablation --quick`` and ``run sensitivity --quick`` end to end on the shared local
+Ray: results.csv, the reports, and LaTeX tables that compile with pdflatex."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ def quick_run(ray_local, tmp_path_factory):
 
 def test_results_table(quick_run):
     df = pd.read_csv(quick_run / "results.csv")
-    assert len(df) == 8  # 4 variants x 2 quick seeds
+    assert len(df) == 12  # 6 variants x 2 quick seeds
     assert set(df["status"]) == {"TERMINATED"}
-    assert sorted(df["variant"].unique()) == ["frozen", "full", "lora_attn", "lora_attn_mlp"]
+    assert list(df["variant"].unique()) == ["lora", "lora+domain_classifier", "lora+domain_lora", "lora+maml",
+                                            "lora+contrastive", "da_lora"]
     assert sorted(df["seed"].unique()) == [0, 1]
     assert (df["iterations"] == 1).all() and (df["config/epochs"] == 1).all()  # --set reached every trial
     for col in ("trial_id", "study", "wall_s", "config/lora_targets", "train/loss", "eval/cross_domain/acc",
@@ -33,19 +34,23 @@ def test_results_table(quick_run):
         assert col in df.columns, col
     assert df["eval/cross_domain/acc"].between(0.5, 1.0).all()
     assert df["trial_id"].is_unique and (df["wall_s"] > 0).all()
-    # the frozen backbone's embeddings do not depend on the seed; adapted ones do
-    frozen = df[df["variant"] == "frozen"]["eval/visible/acc"]
-    assert frozen.nunique() == 1
-    assert df[df["variant"] == "full"]["train/loss"].nunique() == 2
+    # each component's loss term is computed exactly where its weight is not zero
+    has = {v: rows[["train/contrastive_loss", "train/domain_loss"]].notna().all().to_dict()
+           for v, rows in df.groupby("variant")}
+    assert has["lora"] == {"train/contrastive_loss": False, "train/domain_loss": False}
+    assert has["lora+domain_classifier"] == {"train/contrastive_loss": False, "train/domain_loss": True}
+    assert has["lora+contrastive"] == {"train/contrastive_loss": True, "train/domain_loss": False}
+    assert has["da_lora"] == {"train/contrastive_loss": True, "train/domain_loss": True}
+    assert df[df["variant"] == "da_lora"]["train/loss"].nunique() == 2  # seeds differ
 
 
 def test_report_matches_results(quick_run):
     df = pd.read_csv(quick_run / "results.csv")
     table = pd.read_csv(quick_run / "report" / "ablation.csv")
     m = "eval/cross_domain/acc"
-    row = table[(table["variant"] == "full") & (table["metric"] == m)].iloc[0]
-    full = df[df["variant"] == "full"].sort_values("seed")[m].to_numpy()
-    ref = df[df["variant"] == "lora_attn"].sort_values("seed")[m].to_numpy()
+    row = table[(table["variant"] == "lora") & (table["metric"] == m)].iloc[0]
+    full = df[df["variant"] == "lora"].sort_values("seed")[m].to_numpy()
+    ref = df[df["variant"] == "da_lora"].sort_values("seed")[m].to_numpy()
     assert row["mean"] == pytest.approx(full.mean())
     assert row["p"] == pytest.approx(paired_ttest(full, ref).p)
     assert row["p_holm"] >= row["p"]
@@ -61,15 +66,20 @@ def test_report_regenerates_from_results_alone(quick_run, tmp_path):
     assert (copy / "report" / "ablation.csv").read_text() == (quick_run / "report" / "ablation.csv").read_text()
 
 
-def test_latex_table_compiles(quick_run, tmp_path):
+def _compiles(tables: list, tmp_path) -> None:
     assert shutil.which("pdflatex"), "pdflatex is needed (Debian: texlive-latex-base texlive-latex-recommended)"
     doc = tmp_path / "doc.tex"
+    inputs = "".join(f"\\input{{{t}}}\n" for t in tables)
     doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
-                   f"\\input{{{quick_run / 'report' / 'ablation.tex'}}}\n\\end{{document}}\n")
+                   f"{inputs}\\end{{document}}\n")
     proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_latex_table_compiles(quick_run, tmp_path):
+    _compiles([quick_run / "report" / "ablation.tex"], tmp_path)
 
 
 def test_existing_run_directory_is_not_overwritten(quick_run, capsys):
@@ -97,3 +107,42 @@ def test_failing_trials_are_recorded_in_one_line_each(ray_local, tmp_path, capsy
     table = pd.read_csv(out / "report" / "ablation.csv")
     assert (table["n"] == 0).all()
     assert "did not complete" in (out / "report" / "ablation.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def sensitivity_run(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "sensitivity-quick"
+    assert main(["run", "sensitivity", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
+    return out
+
+
+def test_sensitivity_quick_run(sensitivity_run, tmp_path):
+    import json
+
+    df = pd.read_csv(sensitivity_run / "results.csv")
+    meta = json.loads((sensitivity_run / "run.json").read_text())
+    points = list(df["point"].unique())
+    assert points[0] == "base" and len(points) == 8 and len(df) == 16  # shared base + 7 points, x 2 seeds
+    assert set(df["status"]) == {"TERMINATED"}
+    assert df.loc[df["point"] == "lora_rank=4", "config/lora_rank"].eq(4).all()
+    assert df.loc[df["point"] == "samples_per_identity=50", "config/samples_per_identity"].eq(50).all()
+    assert list(meta["axes"]) == ["lora_rank", "num_domains", "maml_inner_steps", "loss_weights", "samples_per_identity"]
+    m = "eval/cross_domain/acc"
+    for axis, axis_points in meta["axes"].items():
+        table = pd.read_csv(sensitivity_run / "report" / f"sensitivity_{axis}.csv")
+        rows = table[table["metric"] == m]
+        assert list(rows[axis]) == [p["label"] for p in axis_points]  # every point, in axis order
+        base = df[df["point"] == "base"].sort_values("seed")[m].to_numpy()
+        for p in axis_points:
+            row = rows[rows[axis] == p["label"]].iloc[0]
+            vals = df[df["point"] == p["point"]].sort_values("seed")[m].to_numpy()
+            assert row["mean"] == pytest.approx(vals.mean())
+            if p["base"]:
+                assert bool(row["reference"]) and pd.isna(row["p"])
+            else:
+                assert row["p"] == pytest.approx(paired_ttest(vals, base).p, nan_ok=True)
+    grid = pd.read_csv(sensitivity_run / "report" / "sensitivity_loss_weights.csv")
+    assert len(grid) == 4 * 2  # the 2 x 2 quick grid, 2 report metrics
+    index = (sensitivity_run / "report" / "index.html").read_text()
+    assert "Sensitivity of sensitivity to lora_rank" in index and "synthetic" in index
+    _compiles(sorted((sensitivity_run / "report").glob("sensitivity_*.tex")), tmp_path)

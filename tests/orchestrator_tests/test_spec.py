@@ -36,8 +36,10 @@ def test_shipped_studies_compile(name, quick):
     spec, _ = load_study(name)
     plans = compile_plan(spec, quick=quick, warn=lambda _: None)
     seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
-    assert len(plans) == len(spec.quick.variants or spec.variants) * len(seeds) if quick else len(spec.variants) * len(seeds)
+    groups = spec.groups(quick=quick, base={**spec.base, **(spec.quick.base if quick else {})})
+    assert len(plans) == len(groups) * len(seeds)
     assert len({(p.variant, p.seed) for p in plans}) == len(plans)
+    assert len({p.config_hash for p in plans}) == len(groups)  # no two groups run the same config
     assert {p.seed for p in plans} == set(seeds)
 
 
@@ -116,14 +118,23 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, mo
 @pytest.mark.parametrize("setting, message", [
     ("lora_targets=[q_proj]", "variant 'a': lora_targets ['q_proj'] match no linear layer"),
     ("backbone=/nonexistent/backbone", "no such directory /nonexistent/backbone"),
+    ("num_domains=9", "num_domains=9, but the training data has 5 domains"),
+    ("benchmarks={lfw: /nonexistent/lfw.bin}", "benchmark lfw: no such file /nonexistent/lfw.bin"),
+    ("benchmarks={lfw: NOTPAIRS}", "not a pair list"),
+    ("benchmarks={lfw: EVILBIN}", "only bytes, lists and booleans are accepted"),
 ])
 def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, standin):
+    (tmp_path / "notpairs.txt").write_text("this is\nnot a pair list at all\n")
+    (tmp_path / "evil.bin").write_bytes(
+        b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR.")  # a classic pickle exploit: os.system("touch ...")
+    setting = setting.replace("NOTPAIRS", str(tmp_path / "notpairs.txt")).replace("EVILBIN", str(tmp_path / "evil.bin"))
     out = tmp_path / "run"
     study = _write(tmp_path, GOOD)
     assert main(["run", study, "--out", str(out), "--set", setting]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()  # no half-made run directory is left behind
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_out_that_is_a_file_is_refused(tmp_path, capsys):
@@ -148,3 +159,56 @@ def test_list_prints_shipped_studies(capsys):
     assert main(["list"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [ln.split("\t")[0] for ln in lines] == sorted(search_spaces.shipped())
+
+
+SENSITIVITY = """
+name: sens
+kind: sensitivity
+trainable: da_lora
+metric: eval/cross_domain/acc
+mode: max
+seeds: [0, 1]
+base: {epochs: 1, lora_rank: 8, lambda_contrastive: 0.1, lambda_domain: 0.01}
+axes:
+  lora_rank: [4, 8, 16]
+  weights:
+    lambda_contrastive: [0.1, 0.5]
+    lambda_domain: [0.01, 0.1]
+quick:
+  axes: {lora_rank: [4, 8]}
+"""
+
+
+def test_sensitivity_points_share_the_base(tmp_path):
+    spec, _ = load_study(_write(tmp_path, SENSITIVITY))
+    plans = compile_plan(spec)
+    groups = list(dict.fromkeys(p.variant for p in plans))
+    # the base once, then the 2 other ranks, then the 3 non-base cells of the 2 x 2 grid
+    assert groups == ["base", "lora_rank=4", "lora_rank=16", "lambda_contrastive=0.1,lambda_domain=0.1",
+                      "lambda_contrastive=0.5,lambda_domain=0.01", "lambda_contrastive=0.5,lambda_domain=0.1"]
+    assert len(plans) == 6 * 2
+    by_group = {p.variant: p.config for p in plans if p.seed == 0}
+    assert by_group["lora_rank=16"]["lora_rank"] == 16 and by_group["lora_rank=16"]["lambda_contrastive"] == 0.1
+    assert by_group["lambda_contrastive=0.5,lambda_domain=0.1"]["lora_rank"] == 8
+    assert plans[0].name == "base_seed0" and "=" not in plans[2].name
+    points = spec.points(quick=False, base=spec.base)
+    assert [p.group for p in points if p.axis == "lora_rank"] == ["lora_rank=4", "base", "lora_rank=16"]
+    assert sum(p.is_base for p in points) == 2  # the base sits on both axes
+    quick = compile_plan(spec, quick=True)
+    assert sorted({p.variant for p in quick}) == ["base", "lora_rank=4"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (("lora_rank: [4, 8, 16]", "lora_rank: [4, 16]"), "axis 'lora_rank': the base value {'lora_rank': 8} is not on the axis"),
+    (("base: {epochs: 1, lora_rank: 8,", "base: {epochs: 1,"), "axis 'lora_rank': the base config must set lora_rank"),
+    (("axes: {lora_rank: [4, 8]}", "axes: {depth: [1]}"), "quick.axes names unknown axes ['depth']"),
+    (("lora_rank: [4, 8, 16]", "lora_rank: [4, 8, 8]"), "lora_rank repeats a value"),
+    (("lora_rank: [4, 8, 16]", "lora_rank: 8"), "expected a list of values or a mapping"),
+    (("lora_rank: [4, 8, 16]", "lora_rank: [4, 8, -1]"), "point 'lora_rank=-1': lora_rank: Input should be greater than 0"),
+    (("kind: sensitivity", "kind: sweep"), "kind: expected one of ablation, sensitivity"),
+])
+def test_bad_sensitivity_specs(change, message, tmp_path):
+    with pytest.raises(UserError, match=None) as err:
+        spec, _ = load_study(_write(tmp_path, SENSITIVITY.replace(*change)))
+        compile_plan(spec)
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +69,10 @@ def hardware(cfg: DaLoraConfig) -> Hardware:
         dtype = torch.bfloat16  # explicit bf16 on CPU: honoured (slow on most CPUs)
     else:
         dtype = torch.bfloat16 if bf16 else None
-    workers = cfg.num_workers if cfg.num_workers is not None else (min(8, (len(_cpus()) or 1)) if use_cuda else 0)
+    # Image files on a GPU: decode in workers, one per CPU the trial was given (Ray sets the
+    # trial's torch threads to its cpus_per_trial), at most 8. In memory or on CPU: none.
+    workers = cfg.num_workers if cfg.num_workers is not None else (min(8, torch.get_num_threads()) if use_cuda else 0)
     return Hardware(device, dtype, workers)
-
-
-def _cpus() -> set[int]:
-    import os
-
-    return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
 
 
 # ------------------------------------------------------------------ data
@@ -173,7 +170,7 @@ def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
     here because pytorch-metric-learning's ``MPerClassSampler`` draws from numpy's global
     state and samples with replacement; a trial's data order must follow its own generator.
     """
-    groups = []
+    groups, owner = [], []
     for ident in np.unique(labels):
         rows = np.flatnonzero(labels == ident)
         rows = rows[torch.randperm(len(rows), generator=generator).numpy()]
@@ -181,12 +178,20 @@ def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
         if len(chunks) > 1 and len(chunks[-1]) < per_identity:
             chunks = chunks[:-1]
         groups.extend(chunks)
-    order = torch.randperm(len(groups), generator=generator).numpy()
+        owner.extend([ident] * len(chunks))
+    queue = deque(torch.randperm(len(groups), generator=generator).tolist())
     per_batch = batch_size // per_identity
-    out = [np.concatenate([groups[g] for g in order[i:i + per_batch]]) for i in range(0, len(order), per_batch)]
-    if len(out) > 1 and len(out[-1]) < batch_size // 2:
-        out = out[:-1]
-    return out
+    out = []
+    while queue:  # fill each batch with groups of distinct identities, deferring repeats to the next
+        batch, seen, skipped = [], set(), []
+        while queue and len(batch) < per_batch:
+            g = queue.popleft()
+            (skipped if owner[g] in seen else batch).append(g)
+            seen.add(owner[g])
+        queue.extendleft(reversed(skipped))
+        out.append(np.concatenate([groups[g] for g in batch]))
+    full = [b for b in out if len(b) >= batch_size // 2]
+    return full or out[:1]
 
 
 # ------------------------------------------------------------------ model and losses

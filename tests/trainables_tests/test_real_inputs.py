@@ -1,0 +1,254 @@
+"""Real backbones and real data, on tiny checkpoints and files the tests write themselves."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from trainables.da_lora.config import DaLoraConfig
+from trainables.da_lora.loop import Objective, check_identity_overlap, load_data, run
+from trainables.da_lora.model import DaLoraModel
+from trainables.data.sources import DataError, limit_per_identity, read_image_folder, read_manifest
+from trainables.evaluation.benchmarks import BenchmarkError, load_benchmark, read_bin, read_pairs_txt
+from trainables.models.adapt import adapt, trainable_parameters
+from trainables.models.backbone import BackboneError, load_backbone
+from trainables.training import embed_all
+
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=28,
+            patch_size=14)
+
+
+def _save_dinov2(d: Path) -> Path:
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    Dinov2Model(Dinov2Config(**TINY)).save_pretrained(d)
+    return d
+
+
+def _save_clip(d: Path) -> Path:
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig(vision_config=TINY, text_config=dict(hidden_size=32, num_hidden_layers=1,
+                                                              num_attention_heads=2, intermediate_size=64),
+                         projection_dim=16)).save_pretrained(d)
+    return d
+
+
+def _save_timm(d: Path) -> Path:
+    torch.manual_seed(0)
+    args = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, **args)
+    timm.models.save_for_hf(model, str(d), model_args=args, safe_serialization=True,
+                            data_config={"mean": (0.5,) * 3, "std": (0.5,) * 3, "input_size": (3, 32, 32)})
+    return d
+
+
+@pytest.mark.parametrize("family, save, targets", [
+    ("dinov2", _save_dinov2, ("q_proj", "v_proj")),
+    ("clip", _save_clip, ("q_proj", "v_proj")),
+    ("timm", _save_timm, ("qkv",)),
+])
+def test_checkpoint_round_trip_and_one_training_step(family, save, targets, tmp_path):
+    directory = save(tmp_path / family)
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    backbone = load_backbone(str(directory))
+    ref = "hf:" if family != "timm" else "timm:"
+    again = load_backbone(ref + str(directory))
+    torch.testing.assert_close(backbone.eval()(x), again.eval()(x))  # the saved weights, both ways
+    assert backbone(x).shape == (8, 32)
+    model = adapt(backbone, mode="lora", lora_rank=2, lora_targets=("auto",), domain_lora=True, num_domains=2)
+    lora = [n for n in trainable_parameters(model)]
+    assert lora and all(any(f".{t}." in n for t in targets) for n in lora)  # auto found the projections
+    dalora = DaLoraModel(model, num_domains=2, with_classifier=True)
+    cfg = DaLoraConfig(domain_lora=True, lambda_domain=0.1, lambda_contrastive=0.1)
+    objective = Objective(cfg, dalora, num_classes=4)
+    params = list(trainable_parameters(dalora).values()) + list(objective.parameters())
+    before = {n: p.detach().clone() for n, p in trainable_parameters(dalora).items()}
+    opt = torch.optim.AdamW(params, lr=1e-2)
+    loss = objective(dalora, dalora(x), torch.arange(4).repeat(2), torch.tensor([0, 1] * 4))
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(before[n], p) for n, p in trainable_parameters(dalora).items() if "lora_B" in n)
+
+
+def test_hf_input_spec_from_preprocessor_config(tmp_path):
+    import json
+
+    directory = _save_dinov2(tmp_path / "dino")
+    assert load_backbone(str(directory)).input_spec.mean == (0.485, 0.456, 0.406)  # DINOv2's defaults
+    (directory / "preprocessor_config.json").write_text(json.dumps(
+        {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "crop_size": {"height": 14, "width": 14}}))
+    spec = load_backbone(str(directory)).input_spec
+    assert spec.mean == (0.5, 0.5, 0.5) and spec.std == (0.25, 0.25, 0.25) and spec.size == 14
+
+
+def test_backbone_without_weights_or_offline_is_refused(tmp_path, monkeypatch):
+    directory = _save_dinov2(tmp_path / "dino")
+    (directory / "model.safetensors").unlink()
+    with pytest.raises(BackboneError, match="no weights"):
+        load_backbone(str(directory))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
+    with pytest.raises(BackboneError, match="not in the local directory or Hugging Face cache"):
+        load_backbone("hf:facebook/dinov2-small")
+
+
+# ---------------------------------------------------------------- data
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_faces(faces, root: Path, group: str, identities: int, *, nested: bool, prefix: str) -> dict[str, list[Path]]:
+    """Write synthfaces images of a group as an image folder; returns name -> files."""
+    g = faces.group(group)
+    out: dict[str, list[Path]] = {}
+    for ident in np.unique(g.identity)[:identities]:
+        name = f"{prefix}{ident}"
+        for j in np.flatnonzero(g.identity == ident):
+            dom = faces.domains[g.domain[j]]
+            d = root / dom / name if nested else root / name
+            d.mkdir(parents=True, exist_ok=True)
+            path = d / f"{name}_{len(out.get(name, [])) + 1:04d}.png"
+            Image.fromarray(g.images[j].transpose(1, 2, 0)).save(path)
+            out.setdefault(name, []).append(path)
+    return out
+
+
+def test_image_folders_and_manifest(faces, tmp_path):
+    flat = _write_faces(faces, tmp_path / "flat", "train", 3, nested=False, prefix="id")
+    data = read_image_folder(tmp_path / "flat")
+    assert data.domains == ("default",) and len(data) == sum(len(v) for v in flat.values())
+    assert data.names() == set(flat)
+    _write_faces(faces, tmp_path / "nested", "train", 3, nested=True, prefix="id")
+    nested = read_image_folder(tmp_path / "nested")
+    assert nested.domains[0] == "visible" and set(nested.domains) == set(faces.domains)
+    lines = ["path,identity,domain"] + [f"{p.relative_to(tmp_path)},{p.parent.name},{p.parent.parent.name}"
+                                         for p in sorted((tmp_path / "nested").rglob("*.png"))]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    manifest = read_manifest(tmp_path / "m.csv")
+    assert manifest.domains == nested.domains and np.array_equal(np.bincount(manifest.identity),
+                                                                 np.bincount(nested.identity))
+    (tmp_path / "bad.csv").write_text("file,person\nx.png,a\n")
+    with pytest.raises(DataError, match="needs the columns path and identity"):
+        read_manifest(tmp_path / "bad.csv")
+
+
+def test_samples_per_identity_limits_and_spreads_over_domains(faces, tmp_path):
+    _write_faces(faces, tmp_path, "train", 4, nested=True, prefix="id")
+    data = read_image_folder(tmp_path)  # 4 identities x 5 domains x 4 images
+    few = limit_per_identity(data, 5, seed=0)
+    assert set(np.bincount(few.identity)) == {5}
+    for ident in range(4):
+        assert len(set(few.domain[few.identity == ident])) == 5  # one shot per domain before a second
+    assert few.paths == limit_per_identity(data, 5, seed=0).paths  # the data seed decides, nothing else
+    assert few.paths != limit_per_identity(data, 5, seed=1).paths
+    with pytest.raises(DataError, match="samples_per_identity=50, but no training identity has more than 20"):
+        limit_per_identity(data, 50, seed=0)
+
+
+def _lfw_benchmark(faces, root: Path, group: str = "eval", prefix: str = "ev") -> Path:
+    files = _write_faces(faces, root, group, 6, nested=False, prefix=prefix)
+    names = sorted(files)
+    same = [f"{n} 1 {k}" for n in names for k in (2, 3)]
+    diff = [f"{a} 1 {b} 2" for a, b in zip(names, names[1:] + names[:1])] * 2
+    (root / "pairs.txt").write_text("2 6\n" + "\n".join(same[:6] + diff[:6] + same[6:] + diff[6:]) + "\n")
+    return root / "pairs.txt"
+
+
+def _bin(faces, path: Path, pairs: int = 10, protocol: int = 4) -> Path:
+    ev = faces.group("eval")
+    blobs = [_png(ev.images[i].transpose(1, 2, 0)) for i in range(2 * pairs)]
+    issame = [bool(ev.identity[2 * k] == ev.identity[2 * k + 1]) for k in range(pairs)]
+    path.write_bytes(pickle.dumps((blobs, issame), protocol=protocol))
+    return path
+
+
+def test_pairs_txt_reader(faces, tmp_path):
+    path = _lfw_benchmark(faces, tmp_path)
+    left, right, label, names = read_pairs_txt(path)
+    assert len(left) == 24 and label.tolist() == ([1] * 6 + [0] * 6) * 2
+    assert left[0].name.endswith("_0001.png") and right[0].name.endswith("_0002.png")
+    assert len(names) == 6
+    bench = load_benchmark("lfw", path, size=16)
+    assert bench.images.shape[1:] == (3, 16, 16) and len(bench) == 24
+    (tmp_path / "notpairs.txt").write_text("hello world this is\nnot a pair list at all\n")
+    with pytest.raises(BenchmarkError, match="not a pair list"):
+        read_pairs_txt(tmp_path / "notpairs.txt")
+
+
+def test_bin_reader_and_malicious_bin(faces, tmp_path):
+    images, issame = read_bin(_bin(faces, tmp_path / "ok.bin"))
+    assert len(images) == 20 and len(issame) == 10 and all(isinstance(b, bytes) for b in images)
+    bench = load_benchmark("ok", tmp_path / "ok.bin", size=32)
+    assert np.array_equal(bench.left, np.arange(0, 20, 2)) and bench.images.dtype == torch.uint8
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "evil.bin").write_bytes(pickle.dumps(([b"x", Exploit()], [True])))
+    with pytest.raises(BenchmarkError, match="only bytes, lists and booleans"):
+        read_bin(tmp_path / "evil.bin")
+    assert not marker.exists()  # nothing ran
+    (tmp_path / "dict.bin").write_bytes(pickle.dumps(({"a": 1}, [True]), protocol=4))
+    with pytest.raises(BenchmarkError, match="holds a dict"):
+        read_bin(tmp_path / "dict.bin")
+    (tmp_path / "numpy.bin").write_bytes(pickle.dumps(([b"x", b"y"], np.array([True])), protocol=4))
+    with pytest.raises(BenchmarkError, match="numpy"):
+        read_bin(tmp_path / "numpy.bin")
+
+
+def test_identity_overlap_refused(faces, tmp_path):
+    _write_faces(faces, tmp_path / "train", "train", 4, nested=False, prefix="p")
+    train = read_image_folder(tmp_path / "train")
+    leaky = load_benchmark("lfw", _lfw_benchmark(faces, tmp_path / "bench", group="train", prefix="p"), size=16)
+    with pytest.raises(DataError, match="benchmark lfw: 4 of its identities are also training identities"):
+        check_identity_overlap(train, [leaky])
+    clean = load_benchmark("lfw", _lfw_benchmark(faces, tmp_path / "clean"), size=16)
+    check_identity_overlap(train, [clean])
+
+
+def test_flip_test_embedding():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5))
+    x = torch.randn(4, 3, 8, 8)
+    expected = torch.nn.functional.normalize(net(x) + net(x.flip(-1)), dim=1)
+    torch.testing.assert_close(embed_all(net, x, flip=True), expected)
+    assert not torch.allclose(embed_all(net, x, flip=False), expected)
+
+
+def test_trial_on_image_folder_with_two_benchmarks(faces, standin, tmp_path):
+    """The real-data path end to end: folder training set, pairs.txt and .bin benchmarks."""
+    _write_faces(faces, tmp_path / "train", "train", 12, nested=True, prefix="t")
+    cfg = DaLoraConfig(train_data=str(tmp_path / "train"), epochs=1, batch_size=16, domain_lora=True,
+                       lambda_domain=0.1, lambda_contrastive=0.1, samples_per_identity=10,
+                       benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw")),
+                                   "cfp": str(_bin(faces, tmp_path / "cfp.bin", pairs=20))})
+    data = load_data(cfg, 32)
+    assert data.num_domains == 5 and set(np.bincount(data.train.identity)) == {10}
+    reports = []
+    run(cfg, lambda metrics, ckpt: reports.append(metrics))
+    m = reports[-1]
+    for name in ("lfw", "cfp"):
+        assert 0.0 <= m[f"eval/{name}/acc"] <= 1.0 and 0.0 <= m[f"eval/{name}/auc"] <= 1.0
+    assert m["eval/mean/acc"] == pytest.approx((m["eval/lfw/acc"] + m["eval/cfp/acc"]) / 2)
+    assert not any(k.startswith("eval/cross_domain") for k in m)  # no synthfaces evaluation here
+    with pytest.raises(DataError, match="num_domains=6, but the training data has 5 domains"):
+        load_data(cfg.model_copy(update={"num_domains": 6}), 32)
+    with pytest.raises(DataError, match="name at least one benchmark"):
+        load_data(cfg.model_copy(update={"benchmarks": {}}), 32)
