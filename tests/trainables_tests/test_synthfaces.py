@@ -49,16 +49,24 @@ def test_labels(faces):
         assert len(paired) == 2 * round(len(ids) * spec.twin_fraction / 2)
 
 
-def test_twins_look_alike(faces):
-    """Twin images are closer to each other than random identities' images are."""
-    ev = faces.group("train")
-    vis = ev.select(ev.domain == 0)
-    mean = {i: vis.images[vis.identity == i].astype(float).mean(0) for i in np.unique(vis.identity)}
-    twins = [(i, int(faces.twin_of[i])) for i in mean if faces.twin_of[i] > i]
-    ids = sorted(mean)
-    twin_d = np.mean([np.abs(mean[a] - mean[b]).mean() for a, b in twins])
-    other_d = np.mean([np.abs(mean[a] - mean[b]).mean() for a, b in zip(ids[:-3], ids[3:])])
-    assert twin_d < 0.75 * other_d  # measured: about 0.6
+def test_twins_look_alike(faces, standin):
+    """To the stand-in backbone, twins look far more alike than other identities do
+    (centroid cosine similarity of their visible images; measured: 0.79 vs 0.04)."""
+    import torch
+
+    from trainables.models.backbone import load_backbone
+    from trainables.training import embed_all
+
+    tr = faces.group("train")
+    vis = tr.select(tr.domain == 0)
+    emb = embed_all(load_backbone(str(standin)), torch.as_tensor(vis.images))
+    ids = np.unique(vis.identity)
+    centroid = {i: torch.nn.functional.normalize(emb[vis.identity == i].mean(0), dim=0) for i in ids}
+    twins = [(i, int(faces.twin_of[i])) for i in ids if faces.twin_of[i] > i]
+    others = [(a, b) for a, b in zip(ids[:-3], ids[3:]) if faces.twin_of[a] != b]
+    twin_sim = np.mean([float(centroid[a] @ centroid[b]) for a, b in twins])
+    other_sim = np.mean([float(centroid[a] @ centroid[b]) for a, b in others])
+    assert len(twins) == 12 and twin_sim > 0.5 and twin_sim > other_sim + 0.4
 
 
 def test_cache_round_trip_and_corruption(tmp_path):
