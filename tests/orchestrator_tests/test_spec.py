@@ -118,6 +118,7 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, mo
 @pytest.mark.parametrize("setting, message", [
     ("lora_targets=[q_proj]", "variant 'a': lora_targets ['q_proj'] match no linear layer"),
     ("backbone=/nonexistent/backbone", "no such directory /nonexistent/backbone"),
+    ("backbone=NOWEIGHTS", "has no weights (model.safetensors or pytorch_model.bin)"),
     ("num_domains=9", "num_domains=9, but the training data has 5 domains"),
     ("benchmarks={lfw: /nonexistent/lfw.bin}", "benchmark lfw: no such file /nonexistent/lfw.bin"),
     ("benchmarks={lfw: NOTPAIRS}", "not a pair list"),
@@ -127,7 +128,10 @@ def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, stan
     (tmp_path / "notpairs.txt").write_text("this is\nnot a pair list at all\n")
     (tmp_path / "evil.bin").write_bytes(
         b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR.")  # a classic pickle exploit: os.system("touch ...")
-    setting = setting.replace("NOTPAIRS", str(tmp_path / "notpairs.txt")).replace("EVILBIN", str(tmp_path / "evil.bin"))
+    (tmp_path / "noweights").mkdir()
+    (tmp_path / "noweights" / "config.json").write_text('{"architecture": "vit_tiny_patch16_224"}')
+    for placeholder, path in (("NOWEIGHTS", "noweights"), ("NOTPAIRS", "notpairs.txt"), ("EVILBIN", "evil.bin")):
+        setting = setting.replace(placeholder, str(tmp_path / path))
     out = tmp_path / "run"
     study = _write(tmp_path, GOOD)
     assert main(["run", study, "--out", str(out), "--set", setting]) == 2

@@ -58,6 +58,8 @@ class DaLoraConfig(BaseModel):
     epochs: int = Field(3, gt=0, le=10_000)
     batch_size: int = Field(64, gt=1)
     images_per_identity_in_batch: int = Field(4, ge=1, description="a batch holds batch_size / this identities")
+    eval_every: int = Field(1, ge=1, description="evaluate every this many epochs (and always after the last); "
+                                                 "epochs in between report training metrics only")
     # -- data
     train_data: str = Field("synthfaces", description="'synthfaces', an image folder (identity/*.jpg or "
                                                       "domain/identity/*.jpg) or a CSV manifest (path,identity,domain)")

@@ -354,7 +354,9 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
                                         generator, hw)
         train_s = time.perf_counter() - t0
         metrics = {"train/loss": loss, **{f"train/{k}_loss": v for k, v in parts.items()},
-                   "train/epoch_s": train_s, "train/images_per_s": seen / train_s, **evaluate(model)}
+                   "train/epoch_s": train_s, "train/images_per_s": seen / train_s}
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            metrics.update(evaluate(model))
         state = {
             "model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
             "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
