@@ -51,53 +51,49 @@ def maml_initialise(
     if inner_steps == 0:
         return []
     backbone = model.backbone
-    names = lora_parameter_names(backbone)
     params = dict(backbone.named_parameters())
-    meta = {n: params[n] for n in names}
+    meta = {n: params[n] for n in lora_parameter_names(backbone)}
     optimizer = torch.optim.Adam(meta.values(), lr=outer_lr)
-    frozen_loss = [p for p in getattr(loss_fn, "parameters", lambda: [])() if p.requires_grad]
-    for p in frozen_loss:
-        p.requires_grad_(False)
+    held = [p for p in getattr(loss_fn, "parameters", lambda: [])() if p.requires_grad]
     domains = np.unique(domain)
-    losses = []
+    losses: list[float] = []
+
+    def task_loss(weights: dict[str, torch.Tensor], idx: np.ndarray, route: torch.Tensor | None) -> torch.Tensor:
+        x, y = fetch(idx)
+        if route is None:
+            return loss_fn(functional_call(backbone, weights, (x,), strict=False), y)
+        with model.mixture.using(route.to(x.device).expand(len(x), -1)):
+            return loss_fn(functional_call(backbone, weights, (x,), strict=False), y)
+
     # The fused attention kernels have no double backward; second-order MAML needs the math one.
     kernel = nullcontext() if first_order else sdpa_kernel(SDPBackend.MATH)
+    for p in held:  # the margin head keeps its weights during meta-learning
+        p.requires_grad_(False)
     try:
-        kernel.__enter__()
-        backbone.train()
-        for step in range(meta_steps):
-            d = domains[step % len(domains)]
-            rows = np.flatnonzero(domain == d)
-            pick = torch.randperm(len(rows), generator=generator)[: 2 * batch_size].numpy()
-            support, query = rows[pick[: len(pick) // 2]], rows[pick[len(pick) // 2:]]
-            route = None
-            if model.routes:
-                route = torch.nn.functional.one_hot(torch.as_tensor(groups[rows[0]]), model.num_domains).float()
-
-            def task_loss(weights: dict[str, torch.Tensor], idx: np.ndarray) -> torch.Tensor:
-                x, y = fetch(idx)
-                if route is None:
-                    z = functional_call(backbone, weights, (x,), strict=False)
-                else:
-                    with model.mixture.using(route.to(x.device).expand(len(x), -1)):
-                        z = functional_call(backbone, weights, (x,), strict=False)
-                return loss_fn(z, y)
-
-            fast = dict(meta)
-            for _ in range(inner_steps):
-                loss = task_loss(fast, support)
-                grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order)
-                fast = {n: w - inner_lr * (g.detach() if first_order else g) for (n, w), g in zip(fast.items(), grads)}
-            query_loss = task_loss(fast, query)
-            if not torch.isfinite(query_loss):
-                raise FloatingPointError(f"MAML query loss is {query_loss.item()}")
-            optimizer.zero_grad(set_to_none=True)
-            query_loss.backward()
-            optimizer.step()
-            losses.append(query_loss.item())
+        with kernel:
+            backbone.train()
+            for step in range(meta_steps):
+                rows = np.flatnonzero(domain == domains[step % len(domains)])
+                pick = torch.randperm(len(rows), generator=generator)[: 2 * batch_size].numpy()
+                support, query = rows[pick[: len(pick) // 2]], rows[pick[len(pick) // 2:]]
+                route = None
+                if model.routes:  # the task's samples go to their domain's adapter
+                    route = torch.nn.functional.one_hot(torch.as_tensor(groups[rows[0]]), model.num_domains).float()
+                fast = dict(meta)
+                for _ in range(inner_steps):
+                    grads = torch.autograd.grad(task_loss(fast, support, route), list(fast.values()),
+                                                create_graph=not first_order)
+                    fast = {n: w - inner_lr * (g.detach() if first_order else g)
+                            for (n, w), g in zip(fast.items(), grads)}
+                query_loss = task_loss(fast, query, route)
+                if not torch.isfinite(query_loss):
+                    raise FloatingPointError(f"MAML query loss is {query_loss.item()}")
+                optimizer.zero_grad(set_to_none=True)
+                query_loss.backward()
+                optimizer.step()
+                losses.append(query_loss.item())
     finally:
-        kernel.__exit__(None, None, None)
-        for p in frozen_loss:
+        for p in held:
             p.requires_grad_(True)
         for p in meta.values():
             p.grad = None

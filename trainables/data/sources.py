@@ -167,19 +167,25 @@ def read_train_data(reference: str) -> TrainSet:
     return read_image_folder(path)
 
 
+def image_tensor(im, size: int) -> torch.Tensor:
+    """uint8 (3, size, size) from an open PIL image (converted to RGB, resized bilinearly)."""
+    from PIL import Image
+
+    im = im.convert("RGB")
+    if im.size != (size, size):
+        im = im.resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
 def read_image(path: str, size: int) -> torch.Tensor:
-    """uint8 (3, size, size) from an image file (converted to RGB, resized bilinearly)."""
+    """uint8 (3, size, size) from an image file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            return image_tensor(im, size)
     except (OSError, UnidentifiedImageError) as err:
         raise DataError(f"cannot read image {path}: {err}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
 class ImageFiles(torch.utils.data.Dataset):

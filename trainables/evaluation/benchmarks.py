@@ -154,15 +154,13 @@ def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:
 def _decode(data: bytes, size: int) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
+    from trainables.data.sources import image_tensor
+
     try:
         with Image.open(io.BytesIO(data)) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            return image_tensor(im, size)
     except (OSError, UnidentifiedImageError) as err:
         raise BenchmarkError(f"undecodable image in benchmark: {err}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
 def load_benchmark(name: str, path: str | Path, *, size: int) -> PairBenchmark:
