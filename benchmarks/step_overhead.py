@@ -108,7 +108,8 @@ def main() -> None:
         seen = 0
         for x, y, g in bare_batches:
             with hw.autocast():
-                loss = objective(model, model(x), y, g)
+                z = model(x)
+            loss = objective(model, z, y, g)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

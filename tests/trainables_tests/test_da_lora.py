@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -85,3 +86,29 @@ def test_frozen_backbone_scores_as_the_backbone_itself(standin, faces):
     assert reports[1]["train/loss"] < reports[0]["train/loss"]  # the head learns
     for key in ("eval/cross_domain/acc", "eval/visible/auc", "eval/thermal/tar@far=1e-2"):
         assert reports[-1][key] == pytest.approx(direct[key]), key
+
+
+def test_hardware_choice():
+    from trainables.da_lora.loop import hardware
+    from trainables.data.sources import DataError
+
+    hw = hardware(DaLoraConfig(device="cpu"))
+    assert hw.device.type == "cpu" and hw.autocast_dtype is None and hw.num_workers == 0
+    assert hardware(DaLoraConfig(device="cpu", precision="bf16")).autocast_dtype == torch.bfloat16
+    if not torch.cuda.is_available():
+        assert hardware(DaLoraConfig()).device.type == "cpu"
+        with pytest.raises(DataError, match="no CUDA GPU is visible"):
+            hardware(DaLoraConfig(device="cuda"))
+
+
+def test_bf16_autocast_path_trains(standin):
+    """The mixed-precision code path (the GPU default) runs end to end; here on the CPU."""
+    reports = _run(DaLoraConfig(epochs=1, precision="bf16", domain_lora=True, lambda_domain=0.01,
+                                lambda_contrastive=0.1, maml_inner_steps=1, maml_meta_steps=2, eval_every=1))
+    assert 0.5 < reports[0]["eval/cross_domain/acc"] < 0.95 and np.isfinite(reports[0]["train/loss"])
+
+
+def test_eval_every_reports_training_metrics_between_evaluations(standin):
+    reports = _run(DaLoraConfig(epochs=3, eval_every=2))
+    assert ["eval/cross_domain/acc" in r for r in reports] == [False, True, True]  # epoch 2, and the last
+    assert all("train/loss" in r for r in reports)

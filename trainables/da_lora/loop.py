@@ -64,11 +64,9 @@ def hardware(cfg: DaLoraConfig) -> Hardware:
         raise DataError("device: cuda, but no CUDA GPU is visible to this trial (set gpus_per_trial)")
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if use_cuda else "cpu")
+    # bf16 autocast: by default on CUDA only; asked for explicitly it is honoured on CPU too
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
-    if bf16 and not use_cuda and cfg.precision == "bf16":
-        dtype = torch.bfloat16  # explicit bf16 on CPU: honoured (slow on most CPUs)
-    else:
-        dtype = torch.bfloat16 if bf16 else None
+    dtype = torch.bfloat16 if bf16 else None
     # Image files on a GPU: decode in workers, one per CPU the trial was given (Ray sets the
     # trial's torch threads to its cpus_per_trial), at most 8. In memory or on CPU: none.
     workers = cfg.num_workers if cfg.num_workers is not None else (min(8, torch.get_num_threads()) if use_cuda else 0)
@@ -384,7 +382,7 @@ def train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, 
         y, g = labels[idx].to(hw.device), groups[idx].to(hw.device)
         with hw.autocast():
             z = x if views is not None else model(x)
-            loss = objective(model, z, y, g)
+        loss = objective(model, z, y, g)  # the losses in float32, outside autocast
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()}")
         optimizer.zero_grad(set_to_none=True)
