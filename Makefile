@@ -28,3 +28,4 @@ system-deps:
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/step_overhead.py
