@@ -150,7 +150,7 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
     """``run.json``: what the report needs to know about the study, without importing it."""
     info: dict[str, Any] = {
         "study": spec.name, "kind": spec.kind, "description": spec.description, "trainable": spec.trainable,
-        "metric": spec.metric, "mode": spec.mode, "report_metrics": spec.report_metrics(),
+        "metric": spec.metric, "mode": spec.mode, "report_metrics": spec.report_metrics(), "test": spec.report.test,
         "variants": list(dict.fromkeys(p.variant for p in plans)),
         "seeds": sorted({p.seed for p in plans}), "quick": opts.quick, "overrides": list(opts.set),
         "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus}, "command": sys.argv,

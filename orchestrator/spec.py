@@ -42,6 +42,8 @@ class ResourceSpec(_Strict):
 
 class ReportSpec(_Strict):
     metrics: list[str] | None = Field(None, min_length=1, description="metrics in the tables (default: the study metric)")
+    test: Literal["auto", "paired_t", "welch", "wilcoxon"] = Field(
+        "auto", description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's")
 
 
 class _StudyBase(_Strict):

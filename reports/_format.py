@@ -44,3 +44,24 @@ def metric_label(metric: str) -> str:
     if parts[0] in ("eval", "train") and len(parts) > 1:
         parts = parts[1:]
     return " ".join(parts)
+
+
+def interval(lo: float | None, hi: float | None, digits: int = 3) -> str:
+    """``[-0.012, +0.034]``; empty when there is no interval."""
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return ""
+    return f"[{signed(lo, digits)}, {signed(hi, digits)}]"
+
+
+def effect(value: float | None, name: str) -> str:
+    """``d_z=1.23``; ``d_z=n/a`` when undefined (no spread)."""
+    return f"{name}={num(value, 2)}"
+
+
+def difference_caption(table) -> str:
+    """The sentence under every rendering of a comparison table (what the numbers are)."""
+    what = "mean paired difference" if table.effect_name == "d_z" else "difference of means"
+    es = "Cohen's d_z (mean difference / sd of the differences)" if table.effect_name == "d_z" else \
+        "Cohen's d (difference / pooled sd)"
+    return (f"Δ: {what} to {table.label(table.reference)}, with its 95% confidence interval (not adjusted for multiplicity); p: {table.test}, "
+            f"Holm-adjusted over {table.comparisons} comparisons; effect size: {es}; best mean in bold; {LEGEND}.")

@@ -10,7 +10,7 @@ import pandas as pd
 from reports.ablation import COMPLETED, ablation_table
 from reports.errors import ReportInputError
 from reports.html import _e, ablation_html, frame_html, page
-from reports.latex import ablation_latex
+from reports.latex import ablation_latex, comparison_latex
 from reports.markdown import ablation_frame, ablation_markdown
 
 REPORT_DIR = "report"
@@ -50,7 +50,8 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
         labels = {p["point"]: p["label"] for p in points}
         tables.append(ablation_table(
             df, study=meta["study"], variants=rows, metrics=meta["report_metrics"], reference=meta["reference"],
-            primary=meta["metric"], mode=meta["mode"], group_column="point", row_header=axis, labels=labels,
+            primary=meta["metric"], mode=meta["mode"], group_column="point", test=meta.get("test", "auto"),
+            row_header=axis, labels=labels,
             title=f"Sensitivity of {meta['study']} to {axis}", key=f"sensitivity_{axis}"))
     return tables
 
@@ -67,9 +68,11 @@ def build_report(run_dir: Path | str) -> Path:
         tables = sensitivity_tables(df, meta)
     else:
         tables = [ablation_table(df, study=meta["study"], variants=meta["variants"], metrics=meta["report_metrics"],
-                                 reference=meta["reference"], primary=meta["metric"], mode=meta["mode"])]
+                                 reference=meta["reference"], primary=meta["metric"], mode=meta["mode"],
+                                 test=meta.get("test", "auto"))]
     for table in tables:
         (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
+        (out / f"{table.key}_stats.tex").write_text(comparison_latex(table, caption_note=note))
         (out / f"{table.key}.md").write_text(ablation_markdown(table))
         ablation_frame(table).to_csv(out / f"{table.key}.csv", index=False)
 
@@ -87,7 +90,7 @@ def build_report(run_dir: Path | str) -> Path:
                          f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
                          f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"))
     for table in tables:
-        links = " · ".join(f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", ".md", ".csv"))
+        links = " · ".join(f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", "_stats.tex", ".md", ".csv"))
         heading = "Ablation" if table.key == "ablation" else table.title
         sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
     group = "point" if "point" in df.columns else "variant"

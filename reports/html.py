@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports._format import LEGEND, marker, metric_label, num, pvalue, signed
+from reports._format import difference_caption, effect, interval, marker, metric_label, num, pvalue, signed
 from reports.ablation import AblationTable
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -23,7 +23,7 @@ def _e(x: Any) -> str:
 
 def ablation_html(table: AblationTable) -> str:
     head = "".join(f"<th colspan=2>{_e(metric_label(m))}{' ↓' if table.modes[m] == 'min' else ''}</th>" for m in table.metrics)
-    sub = "".join("<th>mean ± std</th><th>Δ (p)</th>" for _ in table.metrics)
+    sub = "".join("<th>mean ± std</th><th>Δ [95% CI] (p), effect</th>" for _ in table.metrics)
     rows = []
     for v in table.variants:
         cells = [f"<td>{_e(table.label(v))}{' (ref.)' if v == table.reference else ''}</td>"]
@@ -32,10 +32,10 @@ def ablation_html(table: AblationTable) -> str:
             cls = " class=best" if c.best else ""
             cells.append(f"<td{cls}>{num(c.mean)} ± {num(c.std)} <small>(n={c.n})</small></td>")
             cells.append("<td>—</td>" if v == table.reference else
-                         f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>({_e(pvalue(c.p_holm))})</small></td>")
+                         f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.ci_low, c.ci_high)} "
+                         f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}</small></td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    caption = (f"Δ: mean paired difference to {_e(table.label(table.reference))}; p: {_e(table.test)}, Holm-adjusted over "
-               f"{table.comparisons} comparisons; best mean in bold; {_e(LEGEND)}.")
+    caption = _e(difference_caption(table))
     warnings = "".join(f"<p class=warn>Warning: {_e(w)}</p>" for w in table.warnings)
     return (f"<table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
             f"<p><small>{caption}</small></p>{warnings}")

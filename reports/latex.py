@@ -3,7 +3,7 @@ because cells mix bold, math and significance markers that pandas would escape."
 
 from __future__ import annotations
 
-from reports._format import LEGEND, marker, metric_label, num, pvalue, signed
+from reports._format import LEGEND, difference_caption, interval, marker, metric_label, num, pvalue, signed
 from reports.ablation import AblationTable
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -15,43 +15,89 @@ def escape(text: str) -> str:
     return "".join(_SPECIAL.get(ch, ch) for ch in str(text))
 
 
+def _math(text: str) -> str:
+    """Escape plain text, then typeset the few symbols the captions use."""
+    return (escape(text).replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("<", r"$<$")
+            .replace("d\\_z", r"$d_z$"))
+
+
+def _label(table: AblationTable, suffix: str = "") -> str:
+    return r"\label{tab:" + escape(f"{table.study}-{table.key}{suffix}").replace(r"\_", "-") + "}"
+
+
+def _ref(table: AblationTable, suffix: str) -> str:
+    return r"Table~\ref{tab:" + escape(f"{table.study}-{table.key}{suffix}").replace(r"\_", "-") + "}"
+
+
 def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
+    """The paper table: per row and metric, mean ± std with significance stars against the
+    reference. Differences, their confidence intervals, p-values and effect sizes are in the
+    companion table (``comparison_latex``), which the caption points to."""
     metrics = table.metrics
     n_seeds = max((c.n for c in table.cells.values()), default=0)
+    caption = (f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds (n where fewer); "
+               f"best mean in bold; stars mark a difference to {table.label(table.reference)} under a {table.test}, "
+               f"Holm-adjusted over the {table.comparisons} comparisons of this table ({LEGEND}). {caption_note}")
     lines = [
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (the tabular is scaled to the text width).",
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
-        r"\setlength{\tabcolsep}{3pt}",
-        r"\caption{" + escape(f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds; Δ is the mean paired "
-                             f"difference to the reference ({table.label(table.reference)}); p from a {table.test}, "
-                             f"Holm-adjusted over the {table.comparisons} comparisons of this table; "
-                             f"best mean in bold. {LEGEND}. {caption_note}").replace("±", r"$\pm$").replace(
-                                 "Δ", r"$\Delta$").replace("<", r"$<$").strip() + "}",
-        r"\label{tab:" + escape(f"{table.study}-{table.key}").replace(r"\_", "-") + "}",
-        r"\resizebox{\textwidth}{!}{%",
-        r"\begin{tabular}{l" + "rr" * len(metrics) + "}",
+        r"\caption{" + _math(caption).strip() + " Differences, 95\\% CIs and effect sizes: " + _ref(table, "-stats") + ".}",
+        _label(table),
+        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
+        r"\begin{tabular}{l" + "r" * len(metrics) + "}",
         r"\toprule",
-        " & ".join([escape(table.row_header)] + [r"\multicolumn{2}{c}{" + escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$") + "}"
-                                  for m in metrics]) + r" \\",
-        "".join(rf"\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(len(metrics))),
-        " & ".join([""] + [r"mean $\pm$ std & $\Delta$ ($p$)"] * len(metrics)) + r" \\",
+        " & ".join([escape(table.row_header)] + [escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$")
+                                                  for m in metrics]) + r" \\",
         r"\midrule",
     ]
     for v in table.variants:
         cells = [escape(table.label(v)) + (" (ref.)" if v == table.reference else "")]
         for m in metrics:
             c = table.cells[(v, m)]
-            mean = num(c.mean)
-            mean = rf"\textbf{{{mean}}}" if c.best else mean
-            cells.append(f"{mean} $\\pm$ {num(c.std)}" + (f" (n={c.n})" if c.n < n_seeds else ""))
+            mean = rf"\textbf{{{num(c.mean)}}}" if c.best else num(c.mean)
+            star = marker(c.p_holm) if v != table.reference else ""
+            cells.append(f"{mean} $\\pm$ {num(c.std)}" + (f"$^{{{star}}}$" if star else "")
+                         + (f" (n={c.n})" if c.n < n_seeds else ""))
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
+    """Every comparison of a table, one per row: mean ± std (n), Δ with its 95% CI, p, effect size."""
+    es = r"$d_z$" if table.effect_name == "d_z" else r"$d$"
+    caption = (f"{table.title or 'Ablation of ' + table.study}, comparisons with {table.label(table.reference)}. "
+               f"{difference_caption(table)} {caption_note}")
+    lines = [
+        r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (scaled down only when wider than the text).",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        r"\caption{" + _math(caption).strip() + "}",
+        _label(table, "-stats"),
+        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
+        r"\begin{tabular}{llrrrr}",
+        r"\toprule",
+        f"Metric & {escape(table.row_header)} & mean $\\pm$ std (n) & $\\Delta$ [95\\% CI] & $p$ & {es} \\\\",
+        r"\midrule",
+    ]
+    for i, m in enumerate(table.metrics):
+        if i:
+            lines.append(r"\addlinespace")
+        for v in table.variants:
+            c = table.cells[(v, m)]
+            mean = rf"\textbf{{{num(c.mean)}}}" if c.best else num(c.mean)
+            row = [escape(metric_label(m)) if v == table.variants[0] else "",
+                   escape(table.label(v)) + (" (ref.)" if v == table.reference else ""),
+                   f"{mean} $\\pm$ {num(c.std)} ({c.n})"]
             if v == table.reference:
-                cells.append("--")
+                row += ["--", "--", "--"]
             else:
                 star = marker(c.p_holm)
-                cells.append(f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" ({escape(pvalue(c.p_holm))})"
-                             .replace("<", "$<$"))
-        lines.append(" & ".join(cells) + r" \\")
+                row += [f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" {interval(c.ci_low, c.ci_high)}",
+                        pvalue(c.p_holm).replace("<", "$<$"), num(c.effect, 2)]
+            lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)

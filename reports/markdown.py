@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports._format import LEGEND, marker, metric_label, num, pvalue, signed
+from reports._format import difference_caption, effect, interval, marker, metric_label, num, pvalue, signed
 from reports.ablation import AblationTable
 
 
 def ablation_markdown(table: AblationTable) -> str:
-    header = [table.row_header.lower()] + [f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}mean ± std"
-                            f" | Δ (p)" for m in table.metrics]
+    header = [table.row_header.lower()] + [
+        f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}mean ± std | Δ [95% CI] (p), effect"
+        for m in table.metrics]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + 2 * len(table.metrics))]
     for v in table.variants:
         row = [table.label(v) + (" (ref.)" if v == table.reference else "")]
@@ -18,11 +19,12 @@ def ablation_markdown(table: AblationTable) -> str:
             c = table.cells[(v, m)]
             mean = f"**{num(c.mean)}**" if c.best else num(c.mean)
             row.append(f"{mean} ± {num(c.std)} (n={c.n})")
-            row.append("—" if v == table.reference else f"{signed(c.diff)}{marker(c.p_holm)} ({pvalue(c.p_holm)})")
+            row.append("—" if v == table.reference else
+                       f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.ci_low, c.ci_high)} ({pvalue(c.p_holm)}), "
+                       f"{effect(c.effect, table.effect_name)}")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
-    out.append(f"Δ: mean paired difference to {table.label(table.reference)}; p: {table.test}, Holm-adjusted over "
-               f"{table.comparisons} comparisons; best mean in bold; {LEGEND}.")
+    out.append(difference_caption(table))
     out += [f"\n> **Warning:** {w}" for w in table.warnings]
     return "\n".join(out) + "\n"
 
@@ -34,6 +36,8 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
         for m in table.metrics:
             c = table.cells[(v, m)]
             rows.append({table.row_header.lower(): table.label(v), "metric": m, "reference": v == table.reference, "n": c.n, "mean": c.mean,
-                         "std": c.std, "diff_to_reference": c.diff, "n_pairs": c.n_pairs, "p": c.p,
-                         "p_holm": c.p_holm, "best": c.best, "test": table.test if v != table.reference else ""})
+                         "std": c.std, "diff_to_reference": c.diff, "ci95_low": c.ci_low, "ci95_high": c.ci_high,
+                         "effect_size": c.effect, "effect_size_name": table.effect_name if v != table.reference else "",
+                         "n_pairs": c.n_pairs, "p": c.p, "p_holm": c.p_holm, "best": c.best,
+                         "test": table.test if v != table.reference else ""})
     return pd.DataFrame(rows)

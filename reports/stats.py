@@ -1,8 +1,10 @@
 """Statistics of the report tables, computed apart from any rendering.
 
-Paired t-tests go through scipy; the Holm step-down adjustment is written here because
-scipy has none (``scipy.stats.false_discovery_control`` is Benjamini-Hochberg only) and
-statsmodels would be a large dependency for ten lines.
+Tests go through scipy (``ttest_rel``, ``ttest_ind(equal_var=False)``, ``wilcoxon``); the
+Holm step-down adjustment, the confidence intervals and the effect sizes are written here
+because scipy has none of them for this use (``scipy.stats.false_discovery_control`` is
+Benjamini-Hochberg only) and statsmodels or pingouin would be large dependencies for a few
+lines each.
 """
 
 from __future__ import annotations
@@ -48,6 +50,86 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
         return PairedTest(n, mean_diff, None, 1.0 if abs(d[0]) <= 1e-12 else 0.0)
     res = stats.ttest_rel(a, b)
     return PairedTest(n, mean_diff, float(res.statistic), float(res.pvalue))
+
+
+TESTS = {
+    "paired_t": "paired t-test over seeds",
+    "welch": "Welch's t-test (unpaired)",
+    "wilcoxon": "Wilcoxon signed-rank test over seeds",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``a`` against ``b``: difference of means, its 95% CI, effect size and test.
+
+    ``effect`` is Cohen's d_z (mean difference / sd of the differences) for paired tests and
+    Cohen's d (difference / pooled sd) for Welch's test; None where undefined (no spread).
+    The CI is the t interval of the mean paired difference (paired tests, Wilcoxon included)
+    or Welch's interval of the difference of means.
+    """
+
+    test: str
+    n_a: int
+    n_b: int
+    n_pairs: int
+    mean_diff: float
+    ci_low: float | None
+    ci_high: float | None
+    effect: float | None
+    effect_name: str
+    p: float | None
+
+
+def _finite(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return x[np.isfinite(x)]
+
+
+def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -> Comparison:
+    """Compare samples ``a`` and ``b``; for the paired tests they are aligned (same seeds).
+
+    No p-value (None) with fewer than MIN_PAIRS pairs (paired) or fewer than 2 values on a
+    side (Welch).
+    """
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; known: {', '.join(TESTS)}")
+    if test == "welch":
+        x, y = _finite(a), _finite(b)
+        nx, ny = len(x), len(y)
+        diff = float(x.mean() - y.mean()) if nx and ny else math.nan
+        if nx < 2 or ny < 2:
+            return Comparison(test, nx, ny, 0, diff, None, None, None, "d", None)
+        vx, vy = x.var(ddof=1), y.var(ddof=1)
+        se = math.sqrt(vx / nx + vy / ny)
+        pooled = math.sqrt(((nx - 1) * vx + (ny - 1) * vy) / (nx + ny - 2))
+        effect = diff / pooled if pooled > 0 else None
+        if se == 0:
+            return Comparison(test, nx, ny, 0, diff, diff, diff, effect, "d", 1.0 if diff == 0 else 0.0)
+        df = (vx / nx + vy / ny) ** 2 / ((vx / nx) ** 2 / (nx - 1) + (vy / ny) ** 2 / (ny - 1))
+        half = float(stats.t.ppf(0.975, df)) * se
+        p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+        return Comparison(test, nx, ny, 0, diff, diff - half, diff + half, effect, "d", p)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = len(a)
+    d = a - b
+    diff = float(d.mean()) if n else math.nan
+    if n < MIN_PAIRS:
+        return Comparison(test, n, n, n, diff, None, None, None, "d_z", None)
+    sd = float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    effect = diff / sd if sd > 1e-12 else None
+    if test == "paired_t":
+        p = paired_ttest(a, b).p
+    elif np.all(np.abs(d) <= 1e-12):
+        p = 1.0
+    else:
+        p = float(stats.wilcoxon(a, b).pvalue)
+    return Comparison(test, n, n, n, diff, diff - half, diff + half, effect, "d_z", p)
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

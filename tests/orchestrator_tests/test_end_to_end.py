@@ -79,7 +79,7 @@ def _compiles(tables: list, tmp_path) -> None:
 
 
 def test_latex_table_compiles(quick_run, tmp_path):
-    _compiles([quick_run / "report" / "ablation.tex"], tmp_path)
+    _compiles([quick_run / "report" / "ablation.tex", quick_run / "report" / "ablation_stats.tex"], tmp_path)
 
 
 def test_existing_run_directory_is_not_overwritten(quick_run, capsys):

@@ -53,3 +53,22 @@ def test_metric_mode():
     assert metric_mode("train/loss", primary="x", mode="max") == "min"
     assert metric_mode("eval/lfw/tar@far=1e-3", primary="x", mode="min") == "max"
     assert metric_mode("x", primary="x", mode="min") == "min"
+
+
+def test_report_uses_the_test_the_spec_names(tmp_path):
+    """report.test reaches the tables through run.json; each rendering names the test."""
+    import json
+
+    from reports import build_report
+
+    _results().to_csv(tmp_path / "results.csv", index=False)
+    meta = {"study": "s", "kind": "ablation", "description": "", "trainable": "t", "metric": M, "mode": "max",
+            "report_metrics": [M], "variants": ["ref", "better", "same"], "reference": "ref", "test": "wilcoxon"}
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+    build_report(tmp_path)
+    csv = pd.read_csv(tmp_path / "report" / "ablation.csv")
+    row = csv[(csv["variant"] == "better") & (csv["metric"] == M)].iloc[0]
+    assert row["test"] == "Wilcoxon signed-rank test over seeds"
+    assert row["p"] == pytest.approx(stats.wilcoxon([0.75, 0.78, 0.76], [0.70, 0.72, 0.71]).pvalue)
+    for name in ("ablation.md", "ablation.tex", "ablation_stats.tex", "index.html"):
+        assert "Wilcoxon signed-rank test" in (tmp_path / "report" / name).read_text(), name

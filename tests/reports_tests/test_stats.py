@@ -60,3 +60,64 @@ def test_mean_std_sample_std():
     assert (mean, n) == (pytest.approx(7 / 3), 3)
     assert std == pytest.approx(np.std([1, 2, 4], ddof=1))
     assert math.isnan(mean_std([1.0])[1])
+
+
+def test_compare_paired_ci_and_effect_by_hand():
+    from reports.stats import compare
+
+    c = compare([0.70, 0.72, 0.71], [0.68, 0.69, 0.70])
+    # d = [.02, .03, .01]: mean .02, sd .01, se .01/sqrt(3); t(0.975, 2) = 4.302653
+    half = 4.302653 * 0.01 / math.sqrt(3)
+    assert c.mean_diff == pytest.approx(0.02) and c.n_pairs == 3
+    assert (c.ci_low, c.ci_high) == (pytest.approx(0.02 - half, rel=1e-5), pytest.approx(0.02 + half, rel=1e-5))
+    assert c.effect == pytest.approx(2.0) and c.effect_name == "d_z"
+    assert c.p == pytest.approx(stats.ttest_rel([0.70, 0.72, 0.71], [0.68, 0.69, 0.70]).pvalue)
+
+
+def test_compare_welch_by_hand_and_against_scipy():
+    from reports.stats import compare
+
+    a, b = [0.70, 0.72, 0.71], [0.68, 0.69, 0.70, 0.67]
+    c = compare(a, b, test="welch")
+    va, vb = np.var(a, ddof=1), np.var(b, ddof=1)
+    se = math.sqrt(va / 3 + vb / 4)
+    df = (va / 3 + vb / 4) ** 2 / ((va / 3) ** 2 / 2 + (vb / 4) ** 2 / 3)
+    diff = np.mean(a) - np.mean(b)
+    assert c.mean_diff == pytest.approx(diff) and (c.n_a, c.n_b, c.n_pairs) == (3, 4, 0)
+    assert c.ci_high - c.ci_low == pytest.approx(2 * stats.t.ppf(0.975, df) * se)
+    assert c.p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    pooled = math.sqrt((2 * va + 3 * vb) / 5)
+    assert c.effect == pytest.approx(diff / pooled) and c.effect_name == "d"
+    assert compare([0.7], b, test="welch").p is None
+
+
+def test_compare_wilcoxon_matches_scipy():
+    from reports.stats import compare
+
+    a = [0.70, 0.72, 0.71, 0.75, 0.70, 0.73]
+    b = [0.68, 0.69, 0.70, 0.71, 0.66, 0.74]
+    c = compare(a, b, test="wilcoxon")
+    assert c.p == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert c.effect == pytest.approx(np.mean(np.subtract(a, b)) / np.std(np.subtract(a, b), ddof=1))
+    assert compare([0.7, 0.7], [0.7, 0.7], test="wilcoxon").p == 1.0
+    with pytest.raises(ValueError, match="unknown test"):
+        compare(a, b, test="anova")
+
+
+def test_table_uses_welch_when_seeds_differ():
+    import pandas as pd
+
+    from reports.ablation import ablation_table
+    from reports.stats import TESTS
+
+    rows = [{"variant": "ref", "seed": s, "status": "TERMINATED", "m": 0.7 + 0.01 * s} for s in (0, 1, 2)]
+    rows += [{"variant": "new", "seed": s, "status": "TERMINATED", "m": 0.75 + 0.01 * (s % 3)} for s in (3, 4, 5)]
+    df = pd.DataFrame(rows).assign(trial_name="t", error="")
+    table = ablation_table(df, study="s", variants=["ref", "new"], metrics=["m"], reference="ref", primary="m",
+                           mode="max")
+    cell = table.cells[("new", "m")]
+    assert table.test == TESTS["welch"] and table.effect_name == "d"
+    assert cell.p == pytest.approx(stats.ttest_ind([0.75, 0.76, 0.77], [0.70, 0.71, 0.72], equal_var=False).pvalue)
+    paired = ablation_table(df.assign(seed=[0, 1, 2, 0, 1, 2]), study="s", variants=["ref", "new"], metrics=["m"],
+                            reference="ref", primary="m", mode="max")
+    assert paired.test == TESTS["paired_t"] and paired.cells[("new", "m")].n_pairs == 3
