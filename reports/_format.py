@@ -63,5 +63,6 @@ def difference_caption(table) -> str:
     what = "mean paired difference" if table.effect_name == "d_z" else "difference of means"
     es = "Cohen's d_z (mean difference / sd of the differences)" if table.effect_name == "d_z" else \
         "Cohen's d (difference / pooled sd)"
-    return (f"Δ: {what} to {table.label(table.reference)}, with its 95% confidence interval (not adjusted for multiplicity); p: {table.test}, "
-            f"Holm-adjusted over {table.comparisons} comparisons; effect size: {es}; best mean in bold; {LEGEND}.")
+    return (f"Δ: {what} to {table.labels.get(table.reference, table.reference)}, with its 95% confidence interval (not adjusted for multiplicity); p: {table.test}, "
+            f"Holm-adjusted over {table.comparisons} comparisons; effect size: {es}; best mean in bold; {LEGEND}."
+            + (f" {table.mark_note}" if table.mark_note else ""))

@@ -64,9 +64,13 @@ class AblationTable:
     """What the table shows, for captions (default: "Ablation of <study>")."""
     key: str = "ablation"
     """File stem and LaTeX label suffix."""
+    marks: dict[str, str] = field(default_factory=dict)
+    """A symbol after some rows' labels (e.g. "†": not significantly worse than the best)."""
+    mark_note: str = ""
+    """What the symbol means, for captions."""
 
     def label(self, row: str) -> str:
-        return self.labels.get(row, row)
+        return self.labels.get(row, row) + self.marks.get(row, "")
 
 
 def _values(done: pd.DataFrame, variant: str, metric: str, group_column: str = "variant") -> pd.Series:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -45,15 +46,32 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
     """One table per axis: its points as rows, each compared with the base point by a paired
     test over seeds, Holm-adjusted within the axis (the family is the axis's comparisons)."""
     tables = []
+    common = dict(metrics=meta["report_metrics"], primary=meta["metric"], mode=meta["mode"], group_column="point",
+                  test=meta.get("test", "auto"))
     for axis, points in meta["axes"].items():
         rows = [p["point"] for p in points]
         labels = {p["point"]: p["label"] for p in points}
-        tables.append(ablation_table(
-            df, study=meta["study"], variants=rows, metrics=meta["report_metrics"], reference=meta["reference"],
-            primary=meta["metric"], mode=meta["mode"], group_column="point", test=meta.get("test", "auto"),
-            row_header=axis, labels=labels,
-            title=f"Sensitivity of {meta['study']} to {axis}", key=f"sensitivity_{axis}"))
+        table = ablation_table(df, study=meta["study"], variants=rows, reference=meta["reference"], **common)
+        marks, note = _not_worse_than_best(df, meta, table, rows, labels, common)
+        tables.append(replace(table, row_header=axis, labels=labels, marks=marks, mark_note=note,
+                              title=f"Sensitivity of {meta['study']} to {axis}", key=f"sensitivity_{axis}"))
     return tables
+
+
+def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[str, str], str]:
+    """† on the axis points whose study metric is not significantly worse than the best
+    point's (same test, Holm over the axis's comparisons with the best, alpha 0.05)."""
+    m = meta["metric"]
+    means = {r: table.cells[(r, m)].mean for r in rows if table.cells[(r, m)].n}
+    if len(means) < 2:
+        return {}, ""
+    best = (max if table.modes[m] == "max" else min)(means, key=means.get)
+    vs_best = ablation_table(df, study=meta["study"], variants=rows, reference=best, **{**common, "metrics": [m]})
+    tied = [r for r in rows if r != best and vs_best.cells[(r, m)].p_holm is not None
+            and vs_best.cells[(r, m)].p_holm >= 0.05]
+    note = (f"†: not significantly worse than the best point ({labels.get(best, best)}) "
+            f"in {m} ({vs_best.test}, Holm over {vs_best.comparisons} comparisons, alpha 0.05).")
+    return {r: "†" for r in [best, *tied]}, note
 
 
 def build_report(run_dir: Path | str) -> Path:

@@ -7,7 +7,8 @@ from reports._format import LEGEND, difference_caption, interval, marker, metric
 from reports.ablation import AblationTable
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+            "†": r"$^\dagger$"}
 
 
 def escape(text: str) -> str:
@@ -36,8 +37,9 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
     metrics = table.metrics
     n_seeds = max((c.n for c in table.cells.values()), default=0)
     caption = (f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds (n where fewer); "
-               f"best mean in bold; stars mark a difference to {table.label(table.reference)} under a {table.test}, "
-               f"Holm-adjusted over the {table.comparisons} comparisons of this table ({LEGEND}). {caption_note}")
+               f"best mean in bold; stars mark a difference to {table.labels.get(table.reference, table.reference)} under a {table.test}, "
+               f"Holm-adjusted over the {table.comparisons} comparisons of this table ({LEGEND}). "
+               + (f"{table.mark_note} " if table.mark_note else "") + caption_note)
     lines = [
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (the tabular is scaled to the text width).",
         r"\begin{table}[t]",
@@ -68,7 +70,8 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
 def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
     """Every comparison of a table, one per row: mean ± std (n), Δ with its 95% CI, p, effect size."""
     es = r"$d_z$" if table.effect_name == "d_z" else r"$d$"
-    caption = (f"{table.title or 'Ablation of ' + table.study}, comparisons with {table.label(table.reference)}. "
+    caption = (f"{table.title or 'Ablation of ' + table.study}, comparisons with "
+               f"{table.labels.get(table.reference, table.reference)}. "
                f"{difference_caption(table)} {caption_note}")
     lines = [
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (scaled down only when wider than the text).",

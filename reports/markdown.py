@@ -35,9 +35,10 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
     for v in table.variants:
         for m in table.metrics:
             c = table.cells[(v, m)]
-            rows.append({table.row_header.lower(): table.label(v), "metric": m, "reference": v == table.reference, "n": c.n, "mean": c.mean,
+            rows.append({table.row_header.lower(): table.labels.get(v, v), "metric": m, "reference": v == table.reference, "n": c.n, "mean": c.mean,
                          "std": c.std, "diff_to_reference": c.diff, "ci95_low": c.ci_low, "ci95_high": c.ci_high,
                          "effect_size": c.effect, "effect_size_name": table.effect_name if v != table.reference else "",
                          "n_pairs": c.n_pairs, "p": c.p, "p_holm": c.p_holm, "best": c.best,
+                         "mark": table.marks.get(v, ""),
                          "test": table.test if v != table.reference else ""})
     return pd.DataFrame(rows)

@@ -1,0 +1,44 @@
+"""Sensitivity tables from a hand-made run: per-axis comparisons with the base, and the
+points not significantly worse than the best."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from reports import build_report
+
+M = "eval/x/acc"
+VALUES = {"base": [0.70, 0.71, 0.72], "r=4": [0.60, 0.615, 0.62], "r=16": [0.705, 0.712, 0.721]}
+
+
+def _run_dir(tmp_path):
+    rows = [{"trial_name": f"{p}_{s}", "point": p, "seed": s, "status": "TERMINATED", "error": "", M: v}
+            for p, vals in VALUES.items() for s, v in enumerate(vals)]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    axes = {"r": [{"label": "r=4", "point": "r=4", "values": {"r": 4}, "base": False},
+                  {"label": "r=8", "point": "base", "values": {"r": 8}, "base": True},
+                  {"label": "r=16", "point": "r=16", "values": {"r": 16}, "base": False}]}
+    meta = {"study": "s", "kind": "sensitivity", "description": "", "trainable": "t", "metric": M, "mode": "max",
+            "report_metrics": [M], "variants": list(VALUES), "reference": "base", "axes": axes}
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+    return tmp_path
+
+
+def test_axis_table_against_base_and_best(tmp_path):
+    build_report(_run_dir(tmp_path))
+    csv = pd.read_csv(tmp_path / "report" / "sensitivity_r.csv")
+    assert list(csv["r"]) == ["r=4", "r=8", "r=16"]
+    worse = csv[csv["r"] == "r=4"].iloc[0]
+    assert worse["p"] == pytest.approx(stats.ttest_rel(VALUES["r=4"], VALUES["base"]).pvalue)
+    assert worse["p_holm"] == pytest.approx(2 * worse["p"])  # Holm over the axis's 2 comparisons; smallest p
+    # r=16 is best; the base is within noise of it (p >= 0.05); r=4 is clearly worse
+    marks = dict(zip(csv["r"], csv["mark"].fillna("")))
+    assert marks == {"r=4": "", "r=8": "†", "r=16": "†"}
+    md = (tmp_path / "report" / "sensitivity_r.md").read_text()
+    assert "r=16†" in md and "not significantly worse than the best point (r=16)" in md
+    tex = (tmp_path / "report" / "sensitivity_r.tex").read_text()
+    assert r"r=16$^\dagger$" in tex and "†" not in tex  # typeset, not a raw Unicode dagger
