@@ -72,6 +72,12 @@ def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, A
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise UserError(f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})")
+    if spec.kind == "sensitivity":
+        for axis, grid in ((spec.quick.axes if quick and spec.quick.axes else spec.axes) or {}).items():
+            bad = sorted(set(grid) - known)
+            if bad:
+                raise UserError(f"study {spec.name!r}: axis {axis!r} names {bad[0]}, not a key of trainable "
+                                f"{entry.name!r}")
     base = {**spec.base, **(spec.quick.base if quick else {}), **overrides}
     seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
     try:

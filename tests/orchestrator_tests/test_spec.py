@@ -210,6 +210,8 @@ def test_sensitivity_points_share_the_base(tmp_path):
     (("lora_rank: [4, 8, 16]", "lora_rank: 8"), "expected a list of values or a mapping"),
     (("lora_rank: [4, 8, 16]", "lora_rank: [4, 8, -1]"), "point 'lora_rank=-1': lora_rank: Input should be greater than 0"),
     (("kind: sensitivity", "kind: sweep"), "kind: expected one of ablation, sensitivity"),
+    (("lora_rank: [4, 8, 16]", "lora_rank: [4, 8, 16]\n  depth: [1, 2]"), "axis 'depth' names depth, not a key of trainable"),
+    (("lambda_domain: [0.01, 0.1]", "lambda_dom: [0.01, 0.1]"), "axis 'weights' names lambda_dom, not a key"),
 ])
 def test_bad_sensitivity_specs(change, message, tmp_path):
     with pytest.raises(UserError, match=None) as err:
