@@ -107,6 +107,17 @@ def build_report(run_dir: Path | str) -> Path:
                          "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>"
                          f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
                          f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"))
+    if meta.get("kind") == "sensitivity":
+        from reports.plots import sensitivity_figures
+
+        figures = sensitivity_figures(df, meta, out)
+        items = "".join(
+            f"<figure><a href='{stem}.html'><img src='{stem}.png' alt='{_e(title)}' width=640 "
+            f"onerror=\"this.replaceWith('(no static image: open the interactive figure)')\"></a>"
+            f"<figcaption>{_e(title)}: <a href='{stem}.html'>interactive</a> · <a href='{stem}.pdf'>PDF</a> · "
+            f"<a href='{stem}.png'>PNG</a></figcaption></figure>" for stem, title in figures.written.items())
+        warn = f"<p class=warn>{_e(figures.static_error)}</p>" if figures.static_error else ""
+        sections.append(("Figures", warn + items))
     for table in tables:
         links = " · ".join(f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", "_stats.tex", ".md", ".csv"))
         heading = "Ablation" if table.key == "ablation" else table.title

@@ -146,3 +146,46 @@ def test_sensitivity_quick_run(sensitivity_run, tmp_path):
     index = (sensitivity_run / "report" / "index.html").read_text()
     assert "Sensitivity of sensitivity to lora_rank" in index and "synthetic" in index
     _compiles(sorted((sensitivity_run / "report").glob("sensitivity_*.tex")), tmp_path)
+
+
+def _chromium_console_and_screenshot(page, tmp_path) -> tuple[list[str], "object"]:
+    """Open ``page`` in headless Chromium: its console messages and a screenshot (numpy array)."""
+    import numpy as np
+    from PIL import Image
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Chromium is needed (Debian: chromium)"
+    shot = tmp_path / f"{page.stem}-shot.png"
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
+         "--window-size=1280,2400", f"--screenshot={shot}", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    return console, np.asarray(Image.open(shot).convert("L"), dtype=float)
+
+
+def test_chromium_detects_console_errors(tmp_path):
+    """The check below can fail: a page with a script error is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><p>x</p><script>undefinedFunction();</script></body></html>")
+    console, _ = _chromium_console_and_screenshot(bad, tmp_path)
+    assert any("undefinedFunction" in ln for ln in console)
+
+
+def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    report = sensitivity_run / "report"
+    for axis in ("lora_rank", "num_domains", "maml_inner_steps", "loss_weights", "samples_per_identity"):
+        stem = report / f"fig_sensitivity_{axis}"
+        assert "plotly.min.js" in stem.with_suffix(".html").read_text()
+        assert stem.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
+        png = np.asarray(Image.open(stem.with_suffix(".png")).convert("L"), dtype=float)
+        assert png.shape[1] > 600 and png.std() > 10  # drawn, not blank
+    assert (report / "plotly.min.js").is_file()
+    console, shot = _chromium_console_and_screenshot(report / "index.html", tmp_path)
+    assert console == []  # no script errors, no missing images
+    assert shot.std() > 10
