@@ -121,3 +121,97 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
     )
     tuner.fit()
     table.mark_unfinished("INTERRUPTED")
+
+
+def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: Path, metric: str, mode: str,
+                   provenance: dict[str, str], cpus_per_trial: float, gpus_per_trial: float,
+                   max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print) -> None:
+    """Optuna TPE (Ray Tune's OptunaSearch, the base config enqueued first) with ASHA.
+
+    A trial ASHA stops before ``max_t`` iterations ends as STOPPED with the ``rung`` (its
+    iterations) it reached; only trials that ran to the end count as TERMINATED.
+    """
+    import logging
+
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from orchestrator.search_space import base_point, define_by_run
+
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logger = logging.getLogger(name)
+        if _quiet not in logger.filters:
+            logger.addFilter(_quiet)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
+    searcher = OptunaSearch(space=define_by_run(search.params, search.base), metric=metric, mode=mode,
+                            points_to_evaluate=[base_point(search.params, search.base)], seed=search.search_seed)
+    if max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=search.max_t, grace_period=search.grace_period,
+                              reduction_factor=search.reduction_factor)
+    fn, plan_of = entry.fn, {}
+
+    def trainable(config: dict[str, Any]) -> None:
+        return fn(search.full_config(entry, config))
+
+    functools.update_wrapper(trainable, fn)
+    counter = iter(range(10**9))
+    names: dict[str, str] = {}
+
+    def trial_name(trial) -> str:
+        if trial.trial_id not in names:
+            names[trial.trial_id] = f"{study}_trial{next(counter):03d}"
+        return names[trial.trial_id]
+
+    class Progress(tune.Callback):
+        def __init__(self) -> None:
+            self.last: dict[str, dict[str, Any]] = {}
+            self.done = 0
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            if trial.trial_id not in plan_of:
+                name = trial_name(trial).removeprefix(f"{study}_")
+                plan = TrialPlan(len(plan_of), name, search.seed, search.full_config(entry, trial.config))
+                plan_of[trial.trial_id] = plan
+                table.add(plan, provenance)
+            table.started(plan_of[trial.trial_id].index, trial.trial_id)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.last[trial.trial_id] = result
+
+        def _end(self, trial, status: str, error: str = "") -> None:
+            plan = plan_of[trial.trial_id]
+            result = self.last.get(trial.trial_id)
+            reached = int((result or {}).get("training_iteration", 0))
+            full = min(search.max_t, int(plan.config.get("epochs", search.max_t)))
+            if status == "TERMINATED" and reached < full:
+                status = "STOPPED"
+                table.rows[plan.index]["rung"] = reached
+            table.finished(plan.index, trial_id=trial.trial_id, status=status, result=result, error=error)
+            self.done += 1
+            value = (result or {}).get(metric)
+            shown = f"{metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
+            log(f"[{self.done:>3}/{search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
+                f"(after {reached} of {full} iterations){'  ' + error if error else ''}")
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._end(trial, "TERMINATED")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._end(trial, "ERROR", _error_line(trial))
+
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=search.num_samples,
+                                    metric=metric, mode=mode, reuse_actors=True,
+                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(Path(run_dir).resolve()), verbose=0,
+                                  callbacks=[Progress()], checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
+    )
+    tuner.fit()
+    table.mark_unfinished("INTERRUPTED")

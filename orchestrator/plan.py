@@ -98,3 +98,58 @@ def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, A
                 raise UserError(format_validation_error(err, where=f"{what} {group!r}")) from None
             plans.append(TrialPlan(len(plans), group, seed, cfg.model_dump(mode="json")))
     return plans
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A search study, compiled: the space, the base config (valid), and the ASHA settings."""
+
+    params: list
+    base: dict[str, Any]
+    """The base config as given (before the trainable's defaults), plus the seed."""
+    base_config: dict[str, Any]
+    """The base config, validated by the trainable (JSON types): the first trial's config."""
+    seed: int
+    num_samples: int
+    search_seed: int
+    max_t: int
+    grace_period: int
+    reduction_factor: float
+
+    def full_config(self, entry: TrainableEntry, sampled: dict[str, Any]) -> dict[str, Any]:
+        """The validated config of a trial from the values Optuna sampled (raises ValidationError)."""
+        from orchestrator.search_space import sampled_config
+
+        return entry.config_cls.model_validate(sampled_config(self.params, self.base, sampled)).model_dump(mode="json")
+
+
+def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | None = None) -> SearchPlan:
+    """Check a search study before any Ray work: space keys, base config, scheduler."""
+    from orchestrator.search_space import parse_space
+
+    entry = resolve_trainable(spec)
+    known = set(entry.config_cls.model_fields)
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UserError(f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})")
+    params = parse_space(spec.space)
+    bad = [p.name for p in params if p.name not in known]
+    bad += [k for p in params for k, _, _ in p.when if k not in known]
+    if bad:
+        raise UserError(f"study {spec.name!r}: space names {bad[0]}, not a key of trainable {entry.name!r}")
+    q = spec.quick if quick else None
+    seed = ((q.seeds if q and q.seeds else None) or spec.seeds)[0]
+    base = {**spec.base, **(q.base if q else {}), **overrides, "seed": seed}
+    try:
+        base_config = entry.config_cls.model_validate(base).model_dump(mode="json")
+    except ValidationError as err:
+        raise UserError(format_validation_error(err, where="base")) from None
+    if base_config.get("eval_every", 1) != 1:
+        raise UserError(f"study {spec.name!r}: a search needs eval_every: 1 (ASHA compares trials at every iteration)")
+    sched = (q.scheduler if q and q.scheduler else None) or spec.scheduler
+    max_t = sched.max_t or int(base_config.get("epochs", 1))
+    if sched.grace_period > max_t:
+        raise UserError(f"study {spec.name!r}: scheduler.grace_period {sched.grace_period} exceeds max_t {max_t}")
+    return SearchPlan(params, base, base_config, seed, (q.num_samples if q and q.num_samples else None) or spec.num_samples,
+                      spec.search_seed, max_t, sched.grace_period, sched.reduction_factor)

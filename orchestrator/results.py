@@ -36,12 +36,17 @@ class ResultsTable:
         self.path = Path(run_dir) / RESULTS_FILE
         self.rows: dict[int, dict[str, Any]] = {}
         self.head = [group_column if c == "variant" else c for c in HEAD_COLUMNS]
+        self.study, self.group_column = study, group_column
         for p in plans:
-            row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": study, group_column: p.variant,
-                                   "seed": p.seed, "status": "PENDING", "iterations": 0, "wall_s": math.nan, "error": ""}
-            row.update({f"config/{k}": _cell(v) for k, v in p.config.items()})
-            row.update({"config_hash": p.config_hash, **provenance.get(p.index, {})})
-            self.rows[p.index] = row
+            self.add(p, provenance.get(p.index, {}))
+
+    def add(self, p: TrialPlan, provenance: dict[str, str]) -> None:
+        """A row for a planned trial (searches add theirs as the sampler proposes them)."""
+        row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": self.study, self.group_column: p.variant,
+                               "seed": p.seed, "status": "PENDING", "iterations": 0, "wall_s": math.nan, "error": ""}
+        row.update({f"config/{k}": _cell(v) for k, v in p.config.items()})
+        row.update({"config_hash": p.config_hash, **provenance})
+        self.rows[p.index] = row
 
     def started(self, index: int, trial_id: str) -> None:
         self.rows[index].update(trial_id=trial_id, status="RUNNING")
@@ -65,11 +70,16 @@ class ResultsTable:
             self.write()
 
     def frame(self) -> pd.DataFrame:
+        if not self.rows:
+            return pd.DataFrame(columns=self.head)
         df = pd.DataFrame(list(self.rows.values()))
         config = sorted(c for c in df.columns if c.startswith("config/"))
         metrics = sorted(c for c in df.columns if is_metric_key(c))
         prov = [c for c in PROVENANCE_COLUMNS if c in df.columns]
-        return df[self.head + config + metrics + prov]
+        extra = ["rung"] if "rung" in df.columns else []
+        if extra:
+            df["rung"] = df["rung"].astype("Int64")  # an iteration count; empty for trials not stopped
+        return df[self.head + extra + config + metrics + prov]
 
     def write(self) -> None:
         tmp = self.path.with_suffix(".csv.tmp")

@@ -85,6 +85,8 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     """Everything ``python -m orchestrator run`` does; returns the run directory."""
     spec, text = load_study(opts.study)
     entry = resolve_trainable(spec)
+    if spec.kind == "search":
+        return run_search(spec, text, entry, opts, log)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
     cpus, gpus = _check_options(opts, spec)
     run_dir = Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick)
@@ -127,6 +129,57 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     return run_dir
 
 
+def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], None]) -> Path:
+    """``run`` for a search study: rows are added as the sampler proposes trials."""
+    from orchestrator.plan import compile_search
+
+    search = compile_search(spec, quick=opts.quick, overrides=parse_overrides(opts.set))
+    cpus, gpus = _check_options(opts, spec)
+    run_dir = Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick)
+    existed = run_dir.exists()
+    prepare_run_dir(run_dir)
+    base_plan = TrialPlan(0, "trial000", search.seed, search.base_config)
+    try:
+        (run_dir / SPEC_FILE).write_text(text)
+        write_run_info(run_dir, spec, [base_plan], opts, cpus=cpus, gpus=gpus)
+        info = json.loads((run_dir / RUN_FILE).read_text())
+        info.update(space=list(spec.space), num_samples=search.num_samples, top_k=spec.top_k,
+                    scheduler={"max_t": search.max_t, "grace_period": search.grace_period,
+                               "reduction_factor": search.reduction_factor})
+        (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+        log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: search, {search.num_samples} trials "
+            f"(Optuna TPE, the base config first; ASHA max_t={search.max_t}, grace={search.grace_period}, "
+            f"reduction={search.reduction_factor:g}); run directory {run_dir}")
+        provenance = prepare_shared(entry, [base_plan], run_dir, what="base")[0]
+    except UserError:
+        if not existed:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    table = ResultsTable(run_dir, spec.name, [], {}, group_column="trial")
+    table.write()
+
+    from orchestrator.execute import execute_search
+    from orchestrator.ray_runtime import ray_session
+
+    with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
+        if cpus > ray_info.cpus:
+            raise UserError(f"--cpus-per-trial {cpus:g} exceeds the {ray_info.cpus:g} CPUs of the Ray cluster")
+        if gpus > ray_info.gpus:
+            raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
+        started = time.perf_counter()
+        execute_search(study=spec.name, entry=entry, search=search, table=table, run_dir=run_dir, metric=spec.metric,
+                       mode=spec.mode, provenance=provenance, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                       max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures,
+                       log=log)
+        log(f"trials done in {time.perf_counter() - started:.0f} s")
+
+    from reports import build_report
+
+    index = build_report(run_dir)
+    log(f"Report: {index}")
+    return run_dir
+
+
 def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = "variant") -> dict[int, dict[str, str]]:
     """Call the trainable's ``prepare`` once per distinct config (seeds aside), in this process."""
     import torch
@@ -158,7 +211,7 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
     }
     if spec.kind == "ablation":
         info["reference"] = spec.reference
-    else:
+    elif spec.kind == "sensitivity":
         base = {**spec.base, **(spec.quick.base if opts.quick else {}), **parse_overrides(opts.set)}
         axes: dict[str, list] = {}
         for point in spec.points(quick=opts.quick, base=base):

@@ -127,17 +127,23 @@ def _parse_when(name: str, when: Any) -> tuple[tuple[str, str, Any], ...]:
     return tuple(out)
 
 
-def define_by_run(params: list[Param], base: dict[str, Any]) -> Callable:
-    """The function Optuna calls per trial; returns nothing (values are suggested on the trial)."""
+class DefineByRun:
+    """The function Optuna calls per trial (a class, not a closure: Tune pickles its searcher)."""
 
-    def space(trial) -> None:
-        values = dict(base)
-        for p in params:
+    def __init__(self, params: list[Param], base: dict[str, Any]) -> None:
+        self.params, self.base = list(params), dict(base)
+
+    def __call__(self, trial) -> None:
+        values = dict(self.base)
+        for p in self.params:
             if p.active(values):
                 values[p.name] = p.sample(trial)
-        return None
+        return None  # every value is suggested on the trial itself
 
-    return space
+
+def define_by_run(params: list[Param], base: dict[str, Any]) -> Callable:
+    """The define-by-run space for ``OptunaSearch(space=...)`` or ``study.optimize``."""
+    return DefineByRun(params, base)
 
 
 def sampled_config(params: list[Param], base: dict[str, Any], sampled: dict[str, Any]) -> dict[str, Any]:

@@ -197,9 +197,51 @@ def _parse_axis(name: str, values: Any) -> dict[str, list]:
     return {k: list(v) for k, v in grid.items()}
 
 
-StudySpec = Annotated[Union[AblationSpec, SensitivitySpec], Field(discriminator="kind")]
+class SchedulerSpec(_Strict):
+    """ASHA early stopping (Ray Tune's ``ASHAScheduler``), in training iterations (epochs)."""
+
+    max_t: int | None = Field(None, gt=0, description="iterations of a full trial (default: the base config's epochs)")
+    grace_period: int = Field(1, gt=0, description="iterations every trial gets before it can be stopped")
+    reduction_factor: float = Field(3.0, gt=1, description="1/reduction_factor of the trials go on at each rung")
+
+
+class SearchQuickSpec(_Strict):
+    seeds: list[int] | None = Field(None, min_length=1)
+    base: dict[str, Any] = Field(default_factory=dict)
+    num_samples: int | None = Field(None, gt=0)
+    scheduler: SchedulerSpec | None = None
+
+
+class SearchSpec(_StudyBase):
+    """Optuna TPE through Ray Tune's OptunaSearch, ASHA early stopping; the base config first.
+
+    Every trial runs with the first of ``seeds``; ``run confirm`` reruns the best ones with
+    several seeds.
+    """
+
+    kind: Literal["search"]
+    space: dict[str, Any] = Field(min_length=1)
+    num_samples: int = Field(gt=0, description="trials to sample (the base config is the first)")
+    search_seed: int = Field(0, ge=0, description="seed of the Optuna sampler")
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    top_k: int = Field(5, gt=0, description="rows of the report's top-k table")
+    quick: SearchQuickSpec = Field(default_factory=SearchQuickSpec)
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from orchestrator.search_space import SearchSpaceError, parse_space
+
+        try:
+            parse_space(v)
+        except SearchSpaceError as err:
+            raise ValueError(str(err)) from None
+        return v
+
+
+StudySpec = Annotated[Union[AblationSpec, SensitivitySpec, SearchSpec], Field(discriminator="kind")]
 _STUDY_ADAPTER = TypeAdapter(StudySpec)
-STUDY_KINDS = ("ablation", "sensitivity")
+STUDY_KINDS = ("ablation", "sensitivity", "search")
 
 
 def format_validation_error(err: ValidationError, *, where: str) -> str:

@@ -74,6 +74,34 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
     return {r: "†" for r in [best, *tied]}, note
 
 
+def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note: str, synthetic: bool) -> Path:
+    from reports.search import top_k, top_k_latex, top_k_markdown
+
+    table = top_k(df, meta)
+    (out / "top_k.tex").write_text(top_k_latex(table, meta, caption_note=note))
+    (out / "top_k.md").write_text(top_k_markdown(table, meta))
+    table.to_csv(out / "top_k.csv", index=False)
+    counts = df["status"].value_counts().to_dict()
+    summary = (f"<p>{_e(meta.get('description', ''))}</p><p>Search over {', '.join(map(_e, meta.get('space', [])))}; "
+               f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
+               + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items())) + "</p>")
+    sections = [("Study", summary)]
+    if synthetic:
+        sections.append(("Data", "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
+                         "embedded <b>synthetic</b> data set, not from real faces.</p>"))
+    links = " · ".join(f"<a href='top_k{x}'>top_k{x}</a>" for x in (".tex", ".md", ".csv"))
+    sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
+    cols = [c for c in ("trial", "status", "rung", "iterations", meta["metric"], "error") if c in df.columns]
+    sections.append(("Trials stopped early or failed", frame_html(df[df["status"] != COMPLETED][cols])))
+    spec = (run_dir / "spec.yaml").read_text() if (run_dir / "spec.yaml").is_file() else ""
+    sections.append(("Study spec", f"<pre>{_e(spec)}</pre>"))
+    prov = df[[c for c in PROVENANCE_COLUMNS if c in df.columns]].drop_duplicates()
+    sections.append(("Provenance", frame_html(prov)))
+    index = out / "index.html"
+    index.write_text(page(title=f"Report: {meta['study']}", sections=sections))
+    return index
+
+
 def build_report(run_dir: Path | str) -> Path:
     """Write tables (LaTeX, Markdown, CSV) and ``index.html``; returns the page's path."""
     run_dir = Path(run_dir)
@@ -82,6 +110,8 @@ def build_report(run_dir: Path | str) -> Path:
     out.mkdir(exist_ok=True)
     synthetic = (run_dir / SAMPLES_FILE).is_file()
     note = "Data: synthfaces (synthetic)." if synthetic else ""
+    if meta.get("kind") == "search":
+        return _search_report(run_dir, df, meta, out, note, synthetic)
     if meta.get("kind", "ablation") == "sensitivity":
         tables = sensitivity_tables(df, meta)
     else:

@@ -189,3 +189,31 @@ def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
     console, shot = _chromium_console_and_screenshot(report / "index.html", tmp_path)
     assert console == []  # no script errors, no missing images
     assert shot.std() > 10
+
+
+@pytest.fixture(scope="module")
+def search_run(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "search-quick"
+    assert main(["run", "search", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_search_quick_run(search_run, tmp_path):
+    df = pd.read_csv(search_run / "results.csv")
+    assert len(df) == 5 and set(df["status"]) <= {"TERMINATED", "STOPPED"}
+    first = df[df["trial"] == "trial000"].iloc[0]  # the base config is evaluated first
+    assert (first["config/lr"], first["config/lora_rank"], first["config/maml_inner_steps"]) == (1e-3, 8, 3)
+    assert first["status"] == "TERMINATED" and first["iterations"] == 3
+    stopped = df[df["status"] == "STOPPED"]
+    assert len(stopped) >= 1  # ASHA stopped some (reduction factor 2, 5 trials, 3 iterations)
+    assert (stopped["rung"] == stopped["iterations"]).all() and (stopped["iterations"] < 3).all()
+    assert df.loc[df["status"] == "TERMINATED", "rung"].isna().all()
+    # MAML's learning rate is searched only where MAML is on; elsewhere it keeps the base value
+    assert (df.loc[df["config/maml_inner_steps"] == 0, "config/maml_inner_lr"] == 0.01).all()
+    top = pd.read_csv(search_run / "report" / "top_k.csv")
+    m = "eval/cross_domain/acc"
+    finished = df[df["status"] == "TERMINATED"].sort_values(m, ascending=False)
+    assert list(top["trial"]) == list(finished["trial"])[:5]  # stopped trials are never ranked
+    assert list(top[m]) == pytest.approx(list(finished[m])[:5])
+    _compiles([search_run / "report" / "top_k.tex"], tmp_path)
+    assert "Trials stopped early or failed" in (search_run / "report" / "index.html").read_text()

@@ -34,6 +34,13 @@ variants:
 @pytest.mark.parametrize("quick", [False, True])
 def test_shipped_studies_compile(name, quick):
     spec, _ = load_study(name)
+    if spec.kind == "search":
+        from orchestrator.plan import compile_search
+
+        search = compile_search(spec, quick=quick)
+        assert search.num_samples == (spec.quick.num_samples if quick else spec.num_samples)
+        assert search.base_config["eval_every"] == 1  # ASHA needs the metric every iteration
+        return
     plans = compile_plan(spec, quick=quick, warn=lambda _: None)
     seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
     groups = spec.groups(quick=quick, base={**spec.base, **(spec.quick.base if quick else {})})
@@ -101,6 +108,7 @@ def test_unknown_study():
     (["run", "ablation", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
     (["run", "ablation", "--dashboard-host", "every where"], "--dashboard-host 'every where': expected an IP"),
     (["report", "/nonexistent/run"], "is not a directory"),
+    (["run", "search", "--set", "lr=-1"], "base: lr: Input should be greater than 0"),
     (["frobnicate"], "error: argument command: invalid choice"),
 ])
 def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -218,3 +226,46 @@ def test_bad_sensitivity_specs(change, message, tmp_path):
         spec, _ = load_study(_write(tmp_path, SENSITIVITY.replace(*change)))
         compile_plan(spec)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+SEARCH = """
+name: s
+kind: search
+trainable: da_lora
+metric: eval/cross_domain/acc
+mode: max
+seeds: [0]
+num_samples: 4
+base: {epochs: 2, maml_inner_steps: 0}
+space:
+  lr: {loguniform: [1.0e-4, 1.0e-2]}
+  maml_inner_lr: {loguniform: [1.0e-3, 0.1], when: {maml_inner_steps: {gt: 0}}}
+"""
+
+
+@pytest.mark.parametrize("change, message", [
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{choice: []}"), "space.lr: choice needs a non-empty list"),
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{uniform: [0.1, 0.01]}"), "space.lr: uniform bounds are inverted"),
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{loguniform: [0, 0.01]}"), "space.lr: a log range must lie above 0"),
+    (("  lr: {", "  lrr: {"), "space names lrr, not a key of trainable 'da_lora'"),
+    (("base: {epochs: 2,", "scheduler: {grace_period: 5}\nbase: {epochs: 2,"), "grace_period 5 exceeds max_t 2"),
+    (("base: {epochs: 2,", "base: {epochs: 2, eval_every: 2,"), "a search needs eval_every: 1"),
+])
+def test_bad_search_specs(change, message, tmp_path, capsys):
+    study = _write(tmp_path, SEARCH.replace(*change))
+    assert main(["run", study, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_good_search_spec_compiles(tmp_path):
+    from orchestrator.plan import compile_search
+
+    spec, _ = load_study(_write(tmp_path, SEARCH))
+    plan = compile_search(spec)
+    assert plan.max_t == 2 and plan.num_samples == 4 and plan.base_config["epochs"] == 2
+    from trainables import get_trainable
+
+    full = plan.full_config(get_trainable("da_lora"), {"lr": 2e-3})
+    assert full["lr"] == 2e-3 and full["maml_inner_lr"] == 0.01 and full["seed"] == 0
