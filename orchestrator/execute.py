@@ -25,6 +25,17 @@ def _quiet(record) -> bool:
     return record.levelno < 40  # below logging.ERROR
 
 
+def _quiet_tune_logs() -> None:
+    """Tune logs every trial failure with its full traceback; the traceback stays in the
+    trial's error file and the user gets our one line per trial instead."""
+    import logging
+
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logger = logging.getLogger(name)
+        if _quiet not in logger.filters:
+            logger.addFilter(_quiet)
+
+
 def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
     """The trainable, called with the full config of the plan entry Tune's ``_trial`` names."""
 
@@ -88,16 +99,9 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
     If the run is interrupted (Ctrl-C), trials that were still running are marked
     INTERRUPTED and those never started stay PENDING.
     """
-    import logging
-
     from ray import tune
 
-    # Tune logs every trial failure with its full traceback; the traceback stays in the
-    # trial's error file and the user gets our one line per trial instead.
-    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
-        logger = logging.getLogger(name)
-        if _quiet not in logger.filters:
-            logger.addFilter(_quiet)
+    _quiet_tune_logs()
     assert [p.index for p in plans] == list(range(len(plans)))
     names = [f"{study}_{p.name}" for p in plans]
     tuner = tune.Tuner(
@@ -131,8 +135,6 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
     A trial ASHA stops before ``max_t`` iterations ends as STOPPED with the ``rung`` (its
     iterations) it reached; only trials that ran to the end count as TERMINATED.
     """
-    import logging
-
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -140,10 +142,7 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
 
     from orchestrator.search_space import base_point, define_by_run
 
-    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
-        logger = logging.getLogger(name)
-        if _quiet not in logger.filters:
-            logger.addFilter(_quiet)
+    _quiet_tune_logs()
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print

@@ -63,15 +63,22 @@ def resolve_trainable(spec: StudySpec) -> TrainableEntry:
         raise UserError(str(err.args[0])) from None
 
 
-def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, Any] | None = None,
-                 warn=print) -> list[TrialPlan]:
-    """Every (variant, seed) trial with its validated config; bad configs raise UserError."""
-    entry = resolve_trainable(spec)
+def _checked_overrides(entry: TrainableEntry, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """``--set`` values, refused in one line when a key is not the trainable's."""
     known = set(entry.config_cls.model_fields)
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise UserError(f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})")
+    return overrides
+
+
+def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, Any] | None = None,
+                 warn=print) -> list[TrialPlan]:
+    """Every (variant, seed) trial with its validated config; bad configs raise UserError."""
+    entry = resolve_trainable(spec)
+    known = set(entry.config_cls.model_fields)
+    overrides = _checked_overrides(entry, overrides)
     if spec.kind == "sensitivity":
         for axis, grid in ((spec.quick.axes if quick and spec.quick.axes else spec.axes) or {}).items():
             bad = sorted(set(grid) - known)
@@ -129,10 +136,7 @@ def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | Non
 
     entry = resolve_trainable(spec)
     known = set(entry.config_cls.model_fields)
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise UserError(f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})")
+    overrides = _checked_overrides(entry, overrides)
     params = parse_space(spec.space)
     bad = [p.name for p in params if p.name not in known]
     bad += [k for p in params for k, _, _ in p.when if k not in known]

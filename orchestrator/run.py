@@ -8,9 +8,10 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from orchestrator.errors import UserError
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable
@@ -109,6 +110,22 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     table.write()
 
     from orchestrator.execute import execute
+
+    with _ray_trials(opts, cpus, gpus, log):
+        execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir,
+                metric=spec.metric, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures, log=log)
+
+    from reports import build_report
+
+    index = build_report(run_dir)
+    log(f"Report: {index}")
+    return run_dir
+
+
+@contextmanager
+def _ray_trials(opts: RunOptions, cpus: float, gpus: float, log: Callable[[str], None]) -> Iterator[None]:
+    """A Ray session with room for one trial's resources; logs how long the trials took."""
     from orchestrator.ray_runtime import ray_session
 
     with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
@@ -117,16 +134,8 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
         if gpus > ray_info.gpus:
             raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
         started = time.perf_counter()
-        execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir,
-                metric=spec.metric, cpus_per_trial=cpus, gpus_per_trial=gpus,
-                max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures, log=log)
+        yield
         log(f"trials done in {time.perf_counter() - started:.0f} s")
-
-    from reports import build_report
-
-    index = build_report(run_dir)
-    log(f"Report: {index}")
-    return run_dir
 
 
 def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], None]) -> Path:
@@ -159,19 +168,12 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     table.write()
 
     from orchestrator.execute import execute_search
-    from orchestrator.ray_runtime import ray_session
 
-    with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
-        if cpus > ray_info.cpus:
-            raise UserError(f"--cpus-per-trial {cpus:g} exceeds the {ray_info.cpus:g} CPUs of the Ray cluster")
-        if gpus > ray_info.gpus:
-            raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
-        started = time.perf_counter()
+    with _ray_trials(opts, cpus, gpus, log):
         execute_search(study=spec.name, entry=entry, search=search, table=table, run_dir=run_dir, metric=spec.metric,
                        mode=spec.mode, provenance=provenance, cpus_per_trial=cpus, gpus_per_trial=gpus,
                        max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures,
                        log=log)
-        log(f"trials done in {time.perf_counter() - started:.0f} s")
 
     from reports import build_report
 

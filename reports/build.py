@@ -93,13 +93,7 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
     cols = [c for c in ("trial", "status", "rung", "iterations", meta["metric"], "error") if c in df.columns]
     sections.append(("Trials stopped early or failed", frame_html(df[df["status"] != COMPLETED][cols])))
-    spec = (run_dir / "spec.yaml").read_text() if (run_dir / "spec.yaml").is_file() else ""
-    sections.append(("Study spec", f"<pre>{_e(spec)}</pre>"))
-    prov = df[[c for c in PROVENANCE_COLUMNS if c in df.columns]].drop_duplicates()
-    sections.append(("Provenance", frame_html(prov)))
-    index = out / "index.html"
-    index.write_text(page(title=f"Report: {meta['study']}", sections=sections))
-    return index
+    return _write_page(run_dir, df, meta, out, sections)
 
 
 def build_report(run_dir: Path | str) -> Path:
@@ -155,6 +149,11 @@ def build_report(run_dir: Path | str) -> Path:
     group = "point" if "point" in df.columns else "variant"
     not_done = df[df["status"] != COMPLETED][["trial_name", group, "seed", "status", "error"]]
     sections.append(("Trials not in the statistics", frame_html(not_done)))
+    return _write_page(run_dir, df, meta, out, sections)
+
+
+def _write_page(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, sections: list) -> Path:
+    """Close the page with the spec as run, the run's options and the provenance; write it."""
     spec = (run_dir / "spec.yaml").read_text() if (run_dir / "spec.yaml").is_file() else ""
     run_args = {k: meta.get(k) for k in ("quick", "overrides", "resources", "command", "started_at")}
     sections.append(("Study spec", f"<pre>{_e(spec)}</pre><pre>{_e(json.dumps(run_args, indent=2))}</pre>"))

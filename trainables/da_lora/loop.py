@@ -33,7 +33,7 @@ from trainables.data import synthfaces
 from trainables.data.sources import (
     DataError, ImageFiles, TrainSet, domain_groups, limit_per_identity, read_train_data,
 )
-from trainables.evaluation.benchmarks import BenchmarkError, PairBenchmark, load_benchmark
+from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.synthfaces_eval import SynthfacesVerification
 from trainables.evaluation.verification import verification_metrics
 from trainables.models.adapt import adapt, trainable_parameters
