@@ -31,8 +31,15 @@ class ListStudies(Command):
         return 0
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,3, got {text!r}") from None
+
+
 class Run(Command):
-    name, help = "run", "run a study (a shipped name or a path to a YAML spec)"
+    name, help = "run", "run a study (a shipped name, a path to a YAML spec, or `confirm --from DIR`)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", help="shipped study name or path to a YAML spec")
@@ -46,13 +53,19 @@ class Run(Command):
         parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
         parser.add_argument("--dashboard-host", default="127.0.0.1",
                             help="only when the dashboard must be reachable beyond this machine")
+        confirm = parser.add_argument_group("run confirm --from DIR")
+        confirm.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                             help="the finished search whose best configs `run confirm` reruns")
+        confirm.add_argument("--top-k", type=int, help="rerun this many of the best configs (default: the search spec's confirm.top_k)")
+        confirm.add_argument("--seeds", type=_seed_list, help="comma-separated seeds of the reruns (default: the spec's confirm.seeds)")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from orchestrator.run import RunOptions, run_study
 
         run_study(RunOptions(study=args.study, out=args.out, quick=args.quick, set=args.set, address=args.address,
                              gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
-                             max_concurrent=args.max_concurrent, dashboard_host=args.dashboard_host))
+                             max_concurrent=args.max_concurrent, dashboard_host=args.dashboard_host,
+                             from_dir=args.from_dir, top_k=args.top_k, seeds=args.seeds))
         return 0
 
 

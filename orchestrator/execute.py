@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
 from orchestrator.plan import TrialPlan
-from orchestrator.results import ResultsTable
+from orchestrator.results import CurveLog, ResultsTable
 
 TUNE_DIR = "tune"
 
@@ -64,12 +64,14 @@ def _make_progress_callback(table: ResultsTable, plans: list[TrialPlan], metric:
         def __init__(self) -> None:
             self.last: dict[str, dict[str, Any]] = {}
             self.done = 0
+            self.curves = CurveLog(table.path.parent)
 
         def on_trial_start(self, iteration, trials, trial, **info):
             table.started(trial.config["_trial"], trial.trial_id)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.last[trial.trial_id] = result
+            self.curves.add(plans[trial.config["_trial"]].name, result)
 
         def _end(self, trial, status: str, error: str = "") -> None:
             result = self.last.get(trial.trial_id)
@@ -170,6 +172,7 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
         def __init__(self) -> None:
             self.last: dict[str, dict[str, Any]] = {}
             self.done = 0
+            self.curves = CurveLog(run_dir)
 
         def on_trial_start(self, iteration, trials, trial, **info):
             if trial.trial_id not in plan_of:
@@ -181,6 +184,7 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.last[trial.trial_id] = result
+            self.curves.add(plan_of[trial.trial_id].name, result)
 
         def _end(self, trial, status: str, error: str = "") -> None:
             plan = plan_of[trial.trial_id]

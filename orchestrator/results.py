@@ -7,8 +7,11 @@ on disk as soon as the trial ends.
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,9 @@ import pandas as pd
 from orchestrator.plan import TrialPlan
 
 RESULTS_FILE = "results.csv"
+CONFIGS_FILE = "configs.json"
+CURVES_FILE = "curves.csv"
+CURVE_COLUMNS = ["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"]
 HEAD_COLUMNS = ["trial_id", "trial_name", "study", "variant", "seed", "status", "iterations", "wall_s", "error"]
 PROVENANCE_COLUMNS = ["config_hash", "data_fingerprint", "git_commit", "torch_version", "ray_version",
                       "optuna_version", "peft_version", "timm_version", "transformers_version"]
@@ -35,6 +41,7 @@ class ResultsTable:
         """``group_column``: ``variant`` (ablation) or ``point`` (sensitivity)."""
         self.path = Path(run_dir) / RESULTS_FILE
         self.rows: dict[int, dict[str, Any]] = {}
+        self.configs: dict[str, dict[str, Any]] = {}
         self.head = [group_column if c == "variant" else c for c in HEAD_COLUMNS]
         self.study, self.group_column = study, group_column
         for p in plans:
@@ -47,6 +54,7 @@ class ResultsTable:
         row.update({f"config/{k}": _cell(v) for k, v in p.config.items()})
         row.update({"config_hash": p.config_hash, **provenance})
         self.rows[p.index] = row
+        self.configs[p.name] = p.config
 
     def started(self, index: int, trial_id: str) -> None:
         self.rows[index].update(trial_id=trial_id, status="RUNNING")
@@ -82,9 +90,33 @@ class ResultsTable:
         return df[self.head + extra + config + metrics + prov]
 
     def write(self) -> None:
+        """``results.csv`` and ``configs.json`` (each trial's full config with its JSON types,
+        which a CSV cell cannot keep: ``run confirm`` reruns configs from it)."""
         tmp = self.path.with_suffix(".csv.tmp")
         self.frame().to_csv(tmp, index=False)
         os.replace(tmp, self.path)
+        tmp = self.path.with_name(CONFIGS_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.configs, indent=1))
+        os.replace(tmp, self.path.with_name(CONFIGS_FILE))
+
+
+class CurveLog:
+    """``curves.csv``: every reported metric of every iteration, one line per value (long
+    format, since trials report different keys), appended as results arrive so that an
+    interrupted run keeps its curves. Learning curves and best-so-far plots read it."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / CURVES_FILE
+        if not self.path.exists():
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(CURVE_COLUMNS)
+
+    def add(self, trial_name: str, result: dict[str, Any]) -> None:
+        it, t, now = int(result.get("training_iteration", 0)), result.get("time_total_s", math.nan), time.time()
+        rows = [[trial_name, it, round(float(t), 3), round(now, 3), k, v] for k, v in result.items()
+                if is_metric_key(k) and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerows(rows)
 
 
 def _cell(value: Any) -> Any:

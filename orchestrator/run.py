@@ -23,6 +23,7 @@ from trainables.errors import TrainableInputError
 
 RUN_FILE = "run.json"
 SPEC_FILE = "spec.yaml"
+CONFIRM = "confirm"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class RunOptions:
     cpus_per_trial: float | None = None
     max_concurrent: int | None = None
     dashboard_host: str = "127.0.0.1"
+    from_dir: Path | None = None
+    """``run confirm`` only: the finished search to confirm."""
+    top_k: int | None = None
+    """``run confirm`` only: rerun this many of the search's best configs (default: the spec's)."""
+    seeds: list[int] | None = None
+    """``run confirm`` only: the seeds of the reruns (default: the spec's)."""
 
 
 def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
@@ -84,10 +91,24 @@ def prepare_run_dir(out: Path) -> Path:
 
 def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     """Everything ``python -m orchestrator run`` does; returns the run directory."""
+    if opts.study == CONFIRM:
+        from orchestrator.confirm import confirm_study
+
+        spec, text, extra = confirm_study(opts, log)
+        return run_grid(spec, text, opts, log, info=extra)
+    if opts.from_dir is not None:
+        raise UserError(f"--from belongs to `run {CONFIRM}` (got study {opts.study!r})")
     spec, text = load_study(opts.study)
-    entry = resolve_trainable(spec)
     if spec.kind == "search":
-        return run_search(spec, text, entry, opts, log)
+        return run_search(spec, text, resolve_trainable(spec), opts, log)
+    return run_grid(spec, text, opts, log)
+
+
+def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], None],
+             info: dict[str, Any] | None = None) -> Path:
+    """An ablation or sensitivity study (or a confirm run, an ablation made from a search):
+    every group x every seed, to completion. ``info`` adds to (and overrides) ``run.json``."""
+    entry = resolve_trainable(spec)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
     cpus, gpus = _check_options(opts, spec)
     run_dir = Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick)
@@ -95,7 +116,7 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     prepare_run_dir(run_dir)
     try:
         (run_dir / SPEC_FILE).write_text(text)
-        write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus)
+        write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus, extra=info)
         what = "variants" if spec.kind == "ablation" else "points"
         log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
             f"({len({p.variant for p in plans})} {what} x {len({p.seed for p in plans})} seeds); "
@@ -152,7 +173,7 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
         (run_dir / SPEC_FILE).write_text(text)
         write_run_info(run_dir, spec, [base_plan], opts, cpus=cpus, gpus=gpus)
         info = json.loads((run_dir / RUN_FILE).read_text())
-        info.update(space=list(spec.space), num_samples=search.num_samples, top_k=spec.top_k,
+        info.update(space=dict(spec.space), num_samples=search.num_samples, top_k=spec.top_k,
                     scheduler={"max_t": search.max_t, "grace_period": search.grace_period,
                                "reduction_factor": search.reduction_factor})
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
@@ -201,7 +222,7 @@ def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = 
 
 
 def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts: RunOptions, *,
-                   cpus: float, gpus: float) -> None:
+                   cpus: float, gpus: float, extra: dict[str, Any] | None = None) -> None:
     """``run.json``: what the report needs to know about the study, without importing it."""
     info: dict[str, Any] = {
         "study": spec.name, "kind": spec.kind, "description": spec.description, "trainable": spec.trainable,
@@ -222,4 +243,5 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
                                                     "base": point.is_base})
         info["axes"] = axes
         info["reference"] = BASE_POINT
+    info.update(extra or {})
     (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))

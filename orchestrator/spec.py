@@ -205,11 +205,29 @@ class SchedulerSpec(_Strict):
     reduction_factor: float = Field(3.0, gt=1, description="1/reduction_factor of the trials go on at each rung")
 
 
+class ConfirmSpec(_Strict):
+    """``run confirm --from DIR``: the best completed configs of the search, and the base
+    config, rerun to completion with these seeds and tested against the base."""
+
+    top_k: int = Field(3, gt=0, description="best completed configs to rerun (the base config is always rerun)")
+    seeds: list[int] = Field([1, 2, 3, 4, 5], min_length=2,
+                             description="seeds of the reruns; seeds other than the search's keep the luck "
+                                         "that made a config win out of the test that confirms it")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v) or any(s < 0 for s in v):
+            raise ValueError("seeds must be distinct non-negative integers")
+        return v
+
+
 class SearchQuickSpec(_Strict):
     seeds: list[int] | None = Field(None, min_length=1)
     base: dict[str, Any] = Field(default_factory=dict)
     num_samples: int | None = Field(None, gt=0)
     scheduler: SchedulerSpec | None = None
+    confirm: ConfirmSpec | None = None
 
 
 class SearchSpec(_StudyBase):
@@ -225,6 +243,7 @@ class SearchSpec(_StudyBase):
     search_seed: int = Field(0, ge=0, description="seed of the Optuna sampler")
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     top_k: int = Field(5, gt=0, description="rows of the report's top-k table")
+    confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
     quick: SearchQuickSpec = Field(default_factory=SearchQuickSpec)
 
     @field_validator("space")

@@ -15,6 +15,7 @@ from reports.latex import ablation_latex, comparison_latex
 from reports.markdown import ablation_frame, ablation_markdown
 
 REPORT_DIR = "report"
+FEW_FOR_IMPORTANCE = 10
 SAMPLES_FILE = "data_samples.png"
 PROVENANCE_COLUMNS = ("git_commit", "data_fingerprint", "torch_version", "ray_version", "optuna_version",
                       "peft_version", "timm_version", "transformers_version")
@@ -74,6 +75,38 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
     return {r: "†" for r in [best, *tied]}, note
 
 
+def _confirm_tables(table, meta: dict, out: Path, note: str) -> tuple[list, list]:
+    """A confirm run's table (each candidate against the base, Holm over the candidates) and
+    its candidates table (search trial and value, confirmed value, settings)."""
+    from reports.confirm import candidates_frame, candidates_note
+    from reports.latex import frame_latex
+    from reports.markdown import frame_markdown
+
+    labels = {c["variant"]: f"{c['variant']} ({c['trial']})" for c in meta.get("candidates", [])}
+    table = replace(table, key="confirm", labels=labels, row_header="Candidate",
+                    title=f"Confirm: the top {len(labels)} config(s) of search {meta.get('search_study', '?')} "
+                          "against its base config")
+    frame = candidates_frame(table, meta)
+    caption = f"The candidates of search {meta.get('search_study', '?')} that the confirm run reran. {candidates_note(meta)} {note}"
+    (out / "confirm_candidates.tex").write_text(frame_latex(frame, caption=caption, label=f"{meta['study']}-candidates"))
+    (out / "confirm_candidates.md").write_text(frame_markdown(frame, candidates_note(meta)))
+    frame.to_csv(out / "confirm_candidates.csv", index=False)
+    links = " · ".join(f"<a href='confirm_candidates{x}'>confirm_candidates{x}</a>" for x in (".tex", ".md", ".csv"))
+    html = (frame_html(frame) + f"<p><small>{_e(candidates_note(meta))} Search run: <code>{_e(meta.get('from', ''))}"
+            f"</code></small></p><p>{links}</p>")
+    return [table], [("Candidates", html)]
+
+
+def _figures_html(figures, notes: str = "") -> str:
+    items = "".join(
+        f"<figure><a href='{stem}.html'><img src='{stem}.png' alt='{_e(title)}' width=640 "
+        f"onerror=\"this.replaceWith('(no static image: open the interactive figure)')\"></a>"
+        f"<figcaption>{_e(title)}: <a href='{stem}.html'>interactive</a> · <a href='{stem}.pdf'>PDF</a> · "
+        f"<a href='{stem}.png'>PNG</a></figcaption></figure>" for stem, title in figures.written.items())
+    warn = f"<p class=warn>{_e(figures.static_error)}</p>" if figures.static_error else ""
+    return warn + items + notes
+
+
 def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note: str, synthetic: bool) -> Path:
     from reports.search import top_k, top_k_latex, top_k_markdown
 
@@ -91,6 +124,32 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
                          "embedded <b>synthetic</b> data set, not from real faces.</p>"))
     links = " · ".join(f"<a href='top_k{x}'>top_k{x}</a>" for x in (".tex", ".md", ".csv"))
     sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
+
+    from reports.plots import search_figures
+    from reports.search_analysis import OPTUNA_FILE, read_curves, write_optuna_storage
+
+    curves = read_curves(run_dir)
+    figures, importances, why = search_figures(df, curves, meta, out)
+    notes = ""
+    if importances:
+        imp = pd.DataFrame({"key": list(importances), "importance": [round(v, 4) for v in importances.values()]})
+        imp.to_csv(out / "importance.csv", index=False)
+        n_done = int((df["status"] == COMPLETED).sum())
+        if n_done < FEW_FOR_IMPORTANCE:
+            notes = (f"<p class=warn>Importance from {n_done} completed trials is a rough guide at best: "
+                     f"PED-ANOVA compares the best trials with the rest, and needs tens of them.</p>")
+        notes += ("<p><small>Importance: <code>optuna.importance.get_param_importances</code> (PED-ANOVA) on the "
+                 "trials that ran to completion; keys sampled only under a condition are weighed on the trials "
+                 f"where it held.</small></p>{frame_html(imp)}<p><a href='importance.csv'>importance.csv</a></p>")
+    elif why:
+        notes = f"<p class=warn>No importance plot: {_e(why)}.</p>"
+    if curves.empty:
+        notes += "<p class=warn>No curves.csv: no learning curves or best-so-far by compute.</p>"
+    sections.append(("Figures", _figures_html(figures, notes)))
+    write_optuna_storage(df, curves, meta, out / OPTUNA_FILE)
+    sections.append(("Optuna dashboard", f"<p>The search as an Optuna study: <a href='{OPTUNA_FILE}'>{OPTUNA_FILE}</a> "
+                     f"(SQLite; completed trials COMPLETE, ASHA-stopped PRUNED, failed FAIL). Open it with "
+                     f"<code>optuna-dashboard sqlite:///{_e(out / OPTUNA_FILE)}</code>.</p>"))
     cols = [c for c in ("trial", "status", "rung", "iterations", meta["metric"], "error") if c in df.columns]
     sections.append(("Trials stopped early or failed", frame_html(df[df["status"] != COMPLETED][cols])))
     return _write_page(run_dir, df, meta, out, sections)
@@ -112,6 +171,9 @@ def build_report(run_dir: Path | str) -> Path:
         tables = [ablation_table(df, study=meta["study"], variants=meta["variants"], metrics=meta["report_metrics"],
                                  reference=meta["reference"], primary=meta["metric"], mode=meta["mode"],
                                  test=meta.get("test", "auto"))]
+    extra_sections = []
+    if meta.get("kind") == "confirm":
+        tables, extra_sections = _confirm_tables(tables[0], meta, out, note)
     for table in tables:
         (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
         (out / f"{table.key}_stats.tex").write_text(comparison_latex(table, caption_note=note))
@@ -134,18 +196,12 @@ def build_report(run_dir: Path | str) -> Path:
     if meta.get("kind") == "sensitivity":
         from reports.plots import sensitivity_figures
 
-        figures = sensitivity_figures(df, meta, out)
-        items = "".join(
-            f"<figure><a href='{stem}.html'><img src='{stem}.png' alt='{_e(title)}' width=640 "
-            f"onerror=\"this.replaceWith('(no static image: open the interactive figure)')\"></a>"
-            f"<figcaption>{_e(title)}: <a href='{stem}.html'>interactive</a> · <a href='{stem}.pdf'>PDF</a> · "
-            f"<a href='{stem}.png'>PNG</a></figcaption></figure>" for stem, title in figures.written.items())
-        warn = f"<p class=warn>{_e(figures.static_error)}</p>" if figures.static_error else ""
-        sections.append(("Figures", warn + items))
+        sections.append(("Figures", _figures_html(sensitivity_figures(df, meta, out))))
     for table in tables:
         links = " · ".join(f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", "_stats.tex", ".md", ".csv"))
         heading = "Ablation" if table.key == "ablation" else table.title
         sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
+    sections += extra_sections
     group = "point" if "point" in df.columns else "variant"
     not_done = df[df["status"] != COMPLETED][["trial_name", group, "seed", "status", "error"]]
     sections.append(("Trials not in the statistics", frame_html(not_done)))

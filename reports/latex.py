@@ -104,3 +104,21 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
             lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
+
+
+def frame_latex(frame, *, caption: str, label: str, header: dict[str, str] | None = None, digits: int = 4) -> str:
+    """A plain booktabs table of a small frame (text columns left, numbers right)."""
+    from reports._format import num
+
+    cols = list(frame.columns)
+    numeric = [frame[c].dtype.kind in "fi" for c in cols]
+    head = " & ".join(escape((header or {}).get(c, c)) for c in cols)
+    body = [" & ".join(escape(num(v, digits) if isinstance(v, float) else str(v)) for v in r) + r" \\"
+            for r in frame.itertuples(index=False)]
+    return "\n".join([
+        r"% Needs \usepackage{booktabs} and \usepackage{graphicx}.",
+        r"\begin{table}[t]", r"\centering", r"\small", r"\caption{" + _math(caption).strip() + "}",
+        r"\label{tab:" + escape(label).replace(r"\_", "-") + "}",
+        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
+        r"\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}", r"\toprule", head + r" \\",
+        r"\midrule", *body, r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""])

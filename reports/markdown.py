@@ -42,3 +42,11 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
                          "mark": table.marks.get(v, ""),
                          "test": table.test if v != table.reference else ""})
     return pd.DataFrame(rows)
+
+
+def frame_markdown(frame: pd.DataFrame, note: str = "", digits: int = 4) -> str:
+    """A plain Markdown table of a small frame, then a note."""
+    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rows = ["| " + " | ".join(num(v, digits) if isinstance(v, float) else str(v) for v in r) + " |"
+            for r in frame.itertuples(index=False)]
+    return "\n".join([head, "|" + "---|" * len(frame.columns), *rows, *([""] + [note] if note else [])]) + "\n"

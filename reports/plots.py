@@ -27,6 +27,7 @@ class Figures:
 
     written: dict[str, str] = field(default_factory=dict)
     static_error: str = ""
+    pending: list = field(default_factory=list)
 
 
 def mean_ci(values: np.ndarray) -> tuple[float, float, float, int]:
@@ -103,17 +104,28 @@ def sensitivity_figure(df: pd.DataFrame, axis: str, points: list[dict], metric: 
 
 
 def write_figure(fig, out_dir: Path, stem: str, figures: Figures, *, title: str) -> None:
-    """``<stem>.html`` (plotly.js shared in the folder) and, when a browser is there, PDF and PNG."""
+    """``<stem>.html`` now (plotly.js shared in the folder); PDF and PNG at ``export_static``."""
     fig.write_html(out_dir / f"{stem}.html", include_plotlyjs="directory", full_html=True)
     figures.written[stem] = title
-    if figures.static_error:
-        return
+    figures.pending.append((fig, out_dir / stem))
+
+
+def export_static(figures: Figures) -> Figures:
+    """PDF and PNG of every pending figure, in one browser session (``plotly.io.write_images``:
+    Chromium starts once, not once per file); a failure is kept in ``static_error``."""
+    import plotly.io as pio
+
+    pending, figures.pending = figures.pending, []
+    if not pending:
+        return figures
+    figs = [f for f, _ in pending for _ in (0, 1)]
+    files = [stem.with_suffix(x) for _, stem in pending for x in (".pdf", ".png")]
     try:
-        fig.write_image(out_dir / f"{stem}.pdf")
-        fig.write_image(out_dir / f"{stem}.png", scale=2)
+        pio.write_images(figs, files, scale=[1, 2] * len(pending))
     except Exception as err:  # kaleido raises several types when Chromium is missing or fails
         figures.static_error = f"static export (PDF, PNG) failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}" \
                                " (kaleido needs Chromium; Debian: apt-get install chromium)"
+    return figures
 
 
 def sensitivity_figures(df: pd.DataFrame, meta: dict, out_dir: Path) -> Figures:
@@ -121,4 +133,122 @@ def sensitivity_figures(df: pd.DataFrame, meta: dict, out_dir: Path) -> Figures:
     for axis, points in meta["axes"].items():
         fig = sensitivity_figure(df, axis, points, meta["metric"])
         write_figure(fig, out_dir, f"fig_sensitivity_{axis}", figures, title=f"Sensitivity to {axis}")
-    return figures
+    return export_static(figures)
+
+
+def _layout(fig, title: str, x: str, y: str) -> None:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="simple_white", width=FIGURE_WIDTH,
+                      height=FIGURE_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+
+
+def best_so_far_figure(by_trial: pd.DataFrame, metric: str, *, x: str = "number", x_title: str = "trial",
+                       title: str = "Best so far"):
+    """Every trial's final metric (stopped trials grey: fewer epochs) and the best-so-far step line."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if "status" in by_trial:
+        for status, color in ((COMPLETED, "rgb(31,119,180)"), ("STOPPED", "rgb(170,170,170)")):
+            part = by_trial[by_trial["status"] == status]
+            fig.add_trace(go.Scatter(x=part[x], y=part["value"], mode="markers", marker={"color": color},
+                                     name="ran to completion" if status == COMPLETED else "stopped by ASHA",
+                                     text=part["trial"], hovertemplate="%{text}: %{y:.4f}"))
+    fig.add_trace(go.Scatter(x=by_trial[x], y=by_trial["best"], mode="lines", line={"shape": "hv", "color": "black"},
+                             name="best completed so far"))
+    _layout(fig, title, x_title, metric_label(metric))
+    return fig
+
+
+def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, rungs: list[int]):
+    """The metric per iteration of every trial; ASHA's stops marked with an x, its rungs dotted."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    status = dict(zip(df["trial_name"], df["status"]))
+    for trial, c in curves.sort_values("iteration").groupby("trial_name", sort=False):
+        stopped = status.get(trial) == "STOPPED"
+        fig.add_trace(go.Scatter(x=c["iteration"], y=c["value"], mode="lines+markers", name=str(trial),
+                                 line={"dash": "dot" if stopped else "solid", "width": 1 if stopped else 2},
+                                 marker={"size": 4}, legendgroup="stopped" if stopped else "done"))
+        if stopped:
+            fig.add_trace(go.Scatter(x=c["iteration"].iloc[-1:], y=c["value"].iloc[-1:], mode="markers",
+                                     marker={"symbol": "x", "size": 11, "color": "red"}, showlegend=False,
+                                     hovertemplate=f"{trial} stopped by ASHA at iteration %{{x}}"))
+    for r in rungs:
+        fig.add_vline(x=r, line={"dash": "dot", "color": "grey", "width": 1})
+    _layout(fig, "Learning curves (x: stopped by ASHA; dotted lines: rungs)", "training iteration (epoch)",
+            metric_label(metric))
+    return fig
+
+
+def parallel_coordinates_figure(df: pd.DataFrame, params: list, metric: str):
+    """The completed trials' sampled values and metric (log keys on a log10 axis)."""
+    import plotly.graph_objects as go
+
+    done = df[(df["status"] == COMPLETED) & df[metric].notna()] if metric in df else df.iloc[:0]
+    dims = []
+    for p in params:
+        col = f"config/{p.name}"
+        if col not in done:
+            continue
+        values = done[col]
+        if p.kind == "choice" and not _numeric(list(p.values)):
+            labels = [str(v) for v in p.values]
+            dims.append({"label": p.name, "values": [labels.index(str(v)) if str(v) in labels else -1 for v in values],
+                         "tickvals": list(range(len(labels))), "ticktext": labels})
+        elif p.kind == "loguniform" or p.log:
+            dims.append({"label": f"log10 {p.name}", "values": np.log10(values.astype(float)),
+                         "range": [math.log10(p.low), math.log10(p.high)]})
+        else:
+            lo, hi = (min(p.values), max(p.values)) if p.kind == "choice" else (p.low, p.high)
+            dims.append({"label": p.name, "values": values.astype(float), "range": [lo, hi]})
+    dims.append({"label": metric_label(metric), "values": done[metric].astype(float) if len(done) else []})
+    color = done[metric].astype(float).to_numpy() if len(done) else np.array([])
+    lo, hi = (float(color.min()), float(color.max())) if len(color) else (0.0, 1.0)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.01, hi + 0.01
+    fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": True, "cmin": lo,
+                                       "cmax": hi}, dimensions=dims, labelangle=-20, labelside="top"))
+    fig.update_layout(title=f"Completed trials ({len(done)}): settings and {metric_label(metric)}",
+                      template="simple_white", width=max(FIGURE_WIDTH, 130 * len(dims)), height=FIGURE_HEIGHT + 40,
+                      margin={"l": 60, "r": 60, "t": 120, "b": 40})
+    return fig
+
+
+def importance_figure(importances: dict[str, float], n_trials: int):
+    import plotly.graph_objects as go
+
+    names = list(importances)[::-1]
+    fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h",
+                           marker={"color": "rgb(31,119,180)"}, hovertemplate="%{y}: %{x:.3f}"))
+    _layout(fig, f"Hyperparameter importance (optuna.importance, PED-ANOVA, {n_trials} completed trials)",
+            "importance (normalised to sum 1)", "")
+    return fig
+
+
+def search_figures(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, out_dir: Path) -> tuple[Figures, dict[str, float], str]:
+    """The search's figures; returns them, the importances, and why importance is missing (if it is)."""
+    from reports import search_analysis as sa
+
+    metric, mode = meta["metric"], meta["mode"]
+    figures = Figures()
+    by_trial = sa.best_so_far_by_trial(df, metric, mode)
+    write_figure(best_so_far_figure(by_trial, metric, title="Best so far, by trial"), out_dir,
+                 "fig_search_best_by_trial", figures, title="Best so far, by trial")
+    by_compute = sa.best_so_far_by_compute(df, curves, metric, mode)
+    if len(by_compute):
+        fig = best_so_far_figure(by_compute, metric, x="iterations", x_title="training iterations spent (all trials)",
+                                 title="Best so far, by compute")
+        write_figure(fig, out_dir, "fig_search_best_by_compute", figures, title="Best so far, by compute")
+        write_figure(learning_curves_figure(sa.metric_curves(curves, metric), df, metric, sa.asha_rungs(meta)),
+                     out_dir, "fig_search_learning_curves", figures, title="Learning curves")
+    params = sa.search_params(meta)
+    write_figure(parallel_coordinates_figure(df, params, metric), out_dir, "fig_search_parallel", figures,
+                 title="Parallel coordinates")
+    study = sa.optuna_study(df, curves, meta)
+    importances, why = sa.importance(study)
+    if importances:
+        n = sum(1 for s in df["status"] if s == COMPLETED)
+        write_figure(importance_figure(importances, n), out_dir, "fig_search_importance", figures,
+                     title="Hyperparameter importance")
+    return export_static(figures), importances, why

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports._format import metric_label, num
+from reports._format import metric_label
 from reports.ablation import COMPLETED
-from reports.latex import escape
+from reports.latex import frame_latex
+from reports.markdown import frame_markdown
 
 
 def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
@@ -27,25 +28,12 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
 
 
 def top_k_markdown(table: pd.DataFrame, meta: dict) -> str:
-    head = "| " + " | ".join(str(c) for c in table.columns) + " |"
-    rows = ["| " + " | ".join(num(v, 4) if isinstance(v, float) else str(v) for v in r) + " |"
-            for r in table.itertuples(index=False)]
-    note = (f"Top {len(table)} of the trials that ran to completion, by {meta['metric']} ({meta['mode']}); "
-            "trials stopped early by ASHA are not ranked.")
-    return "\n".join([head, "|" + "---|" * len(table.columns), *rows, "", note]) + "\n"
+    return frame_markdown(table, f"Top {len(table)} of the trials that ran to completion, by {meta['metric']} "
+                                 f"({meta['mode']}); trials stopped early by ASHA are not ranked.")
 
 
 def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> str:
-    cols = list(table.columns)
-    header = " & ".join(escape(metric_label(c)) if c == meta["metric"] else escape(c) for c in cols)
-    body = [" & ".join(escape(num(v, 4) if isinstance(v, float) else str(v)) for v in r) + r" \\"
-            for r in table.itertuples(index=False)]
-    caption = escape(f"Search {meta['study']}: the top {len(table)} trials that ran to completion, by "
-                     f"{meta['metric']} ({meta['mode']}); trials stopped early by ASHA are not ranked. {caption_note}")
-    return "\n".join([
-        r"% Needs \usepackage{booktabs} and \usepackage{graphicx}.",
-        r"\begin{table}[t]", r"\centering", r"\small", r"\caption{" + caption.strip() + "}",
-        r"\label{tab:" + escape(f"{meta['study']}-top-k").replace(r"\_", "-") + "}",
-        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
-        r"\begin{tabular}{" + "l" * 2 + "r" * (len(cols) - 2) + "}", r"\toprule", header + r" \\", r"\midrule",
-        *body, r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""])
+    caption = (f"Search {meta['study']}: the top {len(table)} trials that ran to completion, by "
+               f"{meta['metric']} ({meta['mode']}), one seed each; trials stopped early by ASHA are not ranked. "
+               f"{caption_note}")
+    return frame_latex(table, caption=caption, label=f"{meta['study']}-top-k", header={meta["metric"]: metric_label(meta["metric"])})

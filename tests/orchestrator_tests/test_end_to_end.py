@@ -1,11 +1,14 @@
-"""``run ablation --quick`` and ``run sensitivity --quick`` end to end on the shared local
-Ray: results.csv, the reports, and LaTeX tables that compile with pdflatex."""
+"""``run ablation|sensitivity|search --quick`` and ``run confirm`` end to end on the shared
+local Ray: results.csv, curves, the reports, figures, the Optuna storage file, and LaTeX
+tables that compile with pdflatex."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -202,14 +205,14 @@ def search_run(ray_local, tmp_path_factory):
 
 def test_search_quick_run(search_run, tmp_path):
     df = pd.read_csv(search_run / "results.csv")
-    assert len(df) == 5 and set(df["status"]) <= {"TERMINATED", "STOPPED"}
+    assert len(df) == 6 and set(df["status"]) <= {"TERMINATED", "STOPPED"}
     first = df[df["trial"] == "trial000"].iloc[0]  # the base config is evaluated first
     assert (first["config/lr"], first["config/lora_rank"], first["config/maml_inner_steps"]) == (1e-3, 8, 3)
-    assert first["status"] == "TERMINATED" and first["iterations"] == 3  # alone at every rung: never stopped
+    assert first["status"] == "TERMINATED" and first["iterations"] == 2  # alone at every rung: never stopped
     stopped, finished = df[df["status"] == "STOPPED"], df[df["status"] == "TERMINATED"]
-    assert len(stopped) >= 1  # ASHA stopped some (reduction factor 2, 5 trials, 3 iterations)
-    assert (stopped["rung"] == stopped["iterations"]).all() and (stopped["iterations"] < 3).all()
-    assert finished["rung"].isna().all() and (finished["iterations"] == 3).all()
+    assert len(stopped) >= 1  # ASHA stopped some (reduction factor 2, 6 trials, 2 iterations)
+    assert (stopped["rung"] == stopped["iterations"]).all() and (stopped["iterations"] < 2).all()
+    assert finished["rung"].isna().all() and (finished["iterations"] == 2).all()
     # MAML's learning rate is searched only where MAML is on; elsewhere it keeps the base value
     assert (df.loc[df["config/maml_inner_steps"] == 0, "config/maml_inner_lr"] == 0.01).all()
     top = pd.read_csv(search_run / "report" / "top_k.csv")
@@ -219,3 +222,112 @@ def test_search_quick_run(search_run, tmp_path):
     assert list(top[m]) == pytest.approx(list(finished[m])[:5])
     _compiles([search_run / "report" / "top_k.tex"], tmp_path)
     assert "Trials stopped early or failed" in (search_run / "report" / "index.html").read_text()
+
+
+def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
+    import numpy as np
+    import optuna
+    from PIL import Image
+
+    from reports.search_analysis import metric_curves, read_curves
+
+    m = "eval/cross_domain/acc"
+    df = pd.read_csv(search_run / "results.csv")
+    curves = metric_curves(read_curves(search_run), m)
+    for _, r in df.iterrows():  # every trial's metric at every iteration it ran, the last one its result
+        mine = curves[curves["trial_name"] == r["trial_name"]].sort_values("iteration")
+        assert list(mine["iteration"]) == list(range(1, r["iterations"] + 1))
+        assert mine["value"].iloc[-1] == pytest.approx(r[m])
+    report = search_run / "report"
+    for stem in ("best_by_trial", "best_by_compute", "learning_curves", "parallel"):
+        png = np.asarray(Image.open(report / f"fig_search_{stem}.png").convert("L"), dtype=float)
+        assert png.std() > 10 and (report / f"fig_search_{stem}.pdf").read_bytes()[:4] == b"%PDF"
+    # the Optuna study optuna-dashboard opens: one trial per row, in the row's state
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{report / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert states == [{"TERMINATED": "COMPLETE", "STOPPED": "PRUNED"}[s] for s in df["status"]]
+    finished = df[df["status"] == "TERMINATED"]
+    assert study.best_value == pytest.approx(finished[m].max())
+    assert study.best_trial.user_attrs["trial"] == finished.loc[finished[m].idxmax(), "trial"]
+    for t, (_, r) in zip(study.trials, df.iterrows()):
+        assert sorted(t.intermediate_values) == list(range(1, r["iterations"] + 1))
+        assert t.params["lr"] == pytest.approx(r["config/lr"]) and ("maml_inner_lr" in t.params) == (r["config/maml_inner_steps"] > 0)
+    if len(finished) >= 2:  # importance, from optuna.importance on the completed trials
+        imp = pd.read_csv(report / "importance.csv")
+        assert set(imp["key"]) <= {"lr", "lora_rank", "lambda_contrastive", "lambda_domain", "maml_inner_steps",
+                                   "maml_inner_lr"} and imp["importance"].sum() == pytest.approx(1, abs=1e-3)
+    console, shot = _chromium_console_and_screenshot(report / "index.html", tmp_path)
+    assert console == [] and shot.std() > 10
+
+
+@pytest.fixture(scope="module")
+def confirm_run(search_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "confirm-quick"
+    assert main(["run", "confirm", "--from", str(search_run), "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_run, tmp_path):
+    from scipy import stats
+
+    from orchestrator.studies import load_study
+
+    m = "eval/cross_domain/acc"
+    search = pd.read_csv(search_run / "results.csv")
+    search_configs = json.loads((search_run / "configs.json").read_text())
+    best = search[(search["status"] == "TERMINATED") & (search["trial"] != "trial000")].sort_values(m, ascending=False)
+    expected = list(best["trial"])[:2]  # quick: confirm.top_k 2
+    df = pd.read_csv(confirm_run / "results.csv")
+    meta = json.loads((confirm_run / "run.json").read_text())
+    assert meta["kind"] == "confirm" and [c["trial"] for c in meta["candidates"]] == expected
+    variants = ["base"] + [f"top{i + 1}" for i in range(len(expected))]
+    assert list(dict.fromkeys(df["variant"])) == variants
+    assert set(df["status"]) == {"TERMINATED"} and sorted(set(df["seed"])) == [1, 2]  # fresh seeds, not 0
+    configs = json.loads((confirm_run / "configs.json").read_text())
+    for variant, trial in zip(variants, ["trial000", *expected]):  # each reran its search trial's config
+        for _, r in df[df["variant"] == variant].iterrows():
+            mine, theirs = configs[r["trial_name"]], search_configs[f"{trial}_seed0"]
+            assert {**mine, "seed": 0} == theirs and mine["seed"] == r["seed"]
+    # each candidate against the base: paired t-test over seeds, Holm over the candidates
+    table = pd.read_csv(confirm_run / "report" / "confirm.csv")
+    base = df[df["variant"] == "base"].set_index("seed")[m]
+    raw = [stats.ttest_rel(df[df["variant"] == v].set_index("seed")[m].loc[base.index], base).pvalue for v in variants[1:]]
+    order = np.argsort(raw)
+    holm, running = [0.0] * len(raw), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+        holm[i] = running
+    got = table[(table["metric"] == m) & ~table["reference"]]
+    assert list(got["p"]) == pytest.approx(raw) and list(got["p_holm"]) == pytest.approx(holm)
+    cand = pd.read_csv(confirm_run / "report" / "confirm_candidates.csv")
+    assert list(cand["search value"][1:]) == pytest.approx(list(best[m])[:len(expected)])
+    _compiles([confirm_run / "report" / f for f in ("confirm.tex", "confirm_stats.tex", "confirm_candidates.tex")],
+              tmp_path)
+    spec, _ = load_study(str(confirm_run / "spec.yaml"))  # the confirm run, as an ablation anyone can rerun
+    assert spec.kind == "ablation" and list(spec.variants) == variants and spec.seeds == [1, 2]
+
+
+def test_confirm_refuses_what_is_not_a_finished_search(quick_run, search_run, tmp_path, capsys):
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(search_run, interrupted, ignore=shutil.ignore_patterns("tune", "report"))
+    df = pd.read_csv(interrupted / "results.csv")
+    df.loc[3, "status"] = "INTERRUPTED"
+    df.to_csv(interrupted / "results.csv", index=False)
+    only_base = tmp_path / "only-base"
+    shutil.copytree(interrupted, only_base)
+    df.loc[1:, "status"] = "STOPPED"
+    df.to_csv(only_base / "results.csv", index=False)
+    (tmp_path / "empty").mkdir()
+    cases = {tmp_path / "missing": "not a directory", tmp_path / "empty": "not a finished search run",
+             quick_run: "a run of kind ablation, not a search", interrupted: "the search did not finish",
+             only_base: "no trial other than the base config ran to completion"}
+    for from_dir, message in cases.items():
+        out = tmp_path / "out"
+        assert main(["run", "confirm", "--from", str(from_dir), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+        assert not out.exists()
+    assert main(["run", "confirm", "--from", str(search_run), "--seeds", "3", "--out", str(tmp_path / "o")]) == 2
+    assert "at least 2 distinct" in capsys.readouterr().err
+    assert main(["run", "ablation", "--from", str(search_run)]) == 2
+    assert "--from belongs to `run confirm`" in capsys.readouterr().err

@@ -1,0 +1,214 @@
+"""A finished search, analysed from its run directory: learning curves, best-so-far, and the
+search as an Optuna study (for ``optuna.importance`` and for ``optuna-dashboard``).
+
+Everything here reads ``results.csv``, ``curves.csv`` and ``run.json``; Ray is not needed.
+The Optuna study is rebuilt post hoc with ``optuna.trial.FrozenTrial`` rather than taken
+from Tune: Tune keeps its searcher's study pickled inside its own state, and a rebuilt one
+also works for a search that was interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.ablation import COMPLETED
+from reports.errors import ReportInputError
+
+STOPPED = "STOPPED"
+CURVES_FILE = "curves.csv"
+OPTUNA_FILE = "optuna.db"
+
+
+def read_curves(run_dir: Path) -> pd.DataFrame:
+    """``curves.csv`` (long format); an empty frame when the run has none."""
+    path = Path(run_dir) / CURVES_FILE
+    if not path.is_file():
+        return pd.DataFrame(columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"])
+    try:
+        return pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise ReportInputError(f"{path}: unreadable ({err})") from None
+
+
+def metric_curves(curves: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per (trial, iteration) of ``metric``: trial_name, iteration, time_total_s, timestamp, value."""
+    c = curves[curves["key"] == metric].drop(columns="key")
+    return c.drop_duplicates(["trial_name", "iteration"], keep="last").sort_values(["timestamp", "trial_name"])
+
+
+def _better(mode: str):
+    return (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
+
+
+def best_so_far_by_trial(df: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Trials in the order the sampler proposed them, with the best final metric of the trials
+    that ran to completion so far (stopped trials never count: their metric is from fewer epochs)."""
+    better, best, rows = _better(mode), math.nan, []
+    for number, (_, r) in enumerate(df.iterrows()):
+        value = float(r[metric]) if metric in df.columns and pd.notna(r.get(metric)) else math.nan
+        if r["status"] == COMPLETED and not math.isnan(value) and (math.isnan(best) or better(value, best)):
+            best = value
+        rows.append({"number": number, "trial": r["trial_name"], "status": r["status"], "value": value, "best": best})
+    return pd.DataFrame(rows)
+
+
+def best_so_far_by_compute(df: pd.DataFrame, curves: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """After each reported iteration (in the order they arrived, whichever trial): training
+    iterations spent so far by all trials, seconds since the search started, and the best
+    final metric of the trials completed by then. The compute axis of a search's cost."""
+    c = metric_curves(curves, metric)
+    if c.empty:
+        return pd.DataFrame(columns=["iterations", "elapsed_s", "best", "trial"])
+    final = {r["trial_name"]: int(r["iterations"]) for _, r in df.iterrows() if r["status"] == COMPLETED}
+    start = float((c["timestamp"] - c["time_total_s"]).min())
+    better, best, rows = _better(mode), math.nan, []
+    for spent, (_, r) in enumerate(c.iterrows(), start=1):
+        if final.get(r["trial_name"]) == int(r["iteration"]) and (math.isnan(best) or better(r["value"], best)):
+            best = float(r["value"])
+        rows.append({"iterations": spent, "elapsed_s": float(r["timestamp"]) - start, "best": best,
+                     "trial": r["trial_name"]})
+    return pd.DataFrame(rows)
+
+
+def cost_to_reach(by_compute: pd.DataFrame, target: float, mode: str) -> tuple[int | None, float | None]:
+    """(iterations, seconds) spent when a completed trial first reached ``target``; Nones if never."""
+    hit = by_compute[by_compute["best"] >= target] if mode == "max" else by_compute[by_compute["best"] <= target]
+    if hit.empty:
+        return None, None
+    return int(hit["iterations"].iloc[0]), float(hit["elapsed_s"].iloc[0])
+
+
+def _param_value(param, cell: Any) -> Any:
+    """A results.csv cell back in the type of its distribution (CSV keeps no types)."""
+    if param.kind == "choice":
+        for choice in param.values:
+            if str(choice) == str(cell) or (isinstance(choice, (int, float)) and not isinstance(choice, bool)
+                                            and _float(cell) == float(choice)):
+                return choice
+        raise ReportInputError(f"results.csv: {param.name}={cell!r} is not one of its choices {list(param.values)}")
+    return int(round(float(cell))) if param.kind == "int" else float(cell)
+
+
+def _float(x: Any) -> float | None:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _distribution(param):
+    import optuna.distributions as d
+
+    if param.kind == "choice":
+        return d.CategoricalDistribution(list(param.values))
+    if param.kind == "int":
+        return d.IntDistribution(int(param.low), int(param.high), step=int(param.step or 1), log=param.log)
+    return d.FloatDistribution(float(param.low), float(param.high), step=param.step, log=param.kind == "loguniform")
+
+
+def search_params(meta: dict) -> list:
+    from orchestrator.search_space import SearchSpaceError, parse_space
+
+    space = meta.get("space")
+    if not isinstance(space, dict):
+        raise ReportInputError("run.json: the search space is missing (a run from an older version?)")
+    try:
+        return parse_space(space)
+    except SearchSpaceError as err:
+        raise ReportInputError(f"run.json: {err}") from None
+
+
+def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: Any = None):
+    """The search as an Optuna study: TERMINATED -> COMPLETE (its final metric), STOPPED ->
+    PRUNED, ERROR and INTERRUPTED -> FAIL; PENDING trials never ran and are left out. Params
+    are the keys the sampler chose (conditional keys only where their condition held),
+    intermediate values the per-iteration metric."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is noise in a report
+    params = search_params(meta)
+    metric = meta["metric"]
+    curve = metric_curves(curves, metric)
+    study = optuna.create_study(storage=storage, study_name=meta["study"], load_if_exists=False,
+                                direction="maximize" if meta["mode"] == "max" else "minimize")
+    states = {COMPLETED: optuna.trial.TrialState.COMPLETE, STOPPED: optuna.trial.TrialState.PRUNED}
+    for _, r in df.iterrows():
+        if r["status"] in ("PENDING", "RUNNING"):
+            continue
+        config = {p.name: _param_value(p, r[f"config/{p.name}"]) for p in params if f"config/{p.name}" in r}
+        chosen = {}
+        for p in params:  # a key was sampled only where its condition held (search_space.DefineByRun)
+            if p.name in config and p.active({**_config_row(r), **chosen}):
+                chosen[p.name] = config[p.name]
+        state = states.get(r["status"], optuna.trial.TrialState.FAIL)
+        value = r.get(metric) if state == optuna.trial.TrialState.COMPLETE else None
+        if value is not None and (pd.isna(value) or not math.isfinite(float(value))):
+            state, value = optuna.trial.TrialState.FAIL, None
+        mine = curve[curve["trial_name"] == r["trial_name"]]
+        end = float(mine["timestamp"].max()) if len(mine) else None
+        begin = end - float(mine["time_total_s"].max()) if end is not None else None
+        when = (lambda t: dt.datetime.fromtimestamp(t)) if end is not None else (lambda t: dt.datetime.now())
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=0, trial_id=0, state=state, value=None if value is None else float(value),
+            values=None, datetime_start=when(begin), datetime_complete=when(end),
+            params=chosen, distributions={p.name: _distribution(p) for p in params if p.name in chosen},
+            user_attrs={"trial": r.get("trial", r["trial_name"]), "status": r["status"], "iterations": int(r["iterations"]),
+                        **({"error": str(r["error"])} if isinstance(r.get("error"), str) and r["error"] else {})},
+            system_attrs={}, intermediate_values={int(i): float(v) for i, v in zip(mine["iteration"], mine["value"])
+                                                  if math.isfinite(v)}))
+    return study
+
+
+def _config_row(r: pd.Series) -> dict[str, Any]:
+    """The row's config values by key (for evaluating ``when`` conditions on keys outside the space)."""
+    out = {}
+    for col, v in r.items():
+        if isinstance(col, str) and col.startswith("config/") and pd.notna(v):
+            f = _float(v)
+            out[col.removeprefix("config/")] = f if f is not None and not isinstance(v, str) else v
+    return out
+
+
+def importance(study) -> tuple[dict[str, float], str]:
+    """``optuna.importance.get_param_importances`` on the completed trials (Optuna's default
+    evaluator, PED-ANOVA, which also weighs conditional keys); ({}, why) when it cannot."""
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 2:
+        return {}, f"hyperparameter importance needs at least 2 trials that ran to completion (this search has {len(complete)})"
+    if not any(t.params for t in complete):
+        return {}, "no completed trial sampled any key (only the base config ran to completion)"
+    try:
+        return dict(optuna.importance.get_param_importances(study)), ""
+    except (ValueError, RuntimeError) as err:
+        return {}, f"optuna.importance could not evaluate this search: {err}"
+
+
+def write_optuna_storage(study_df: pd.DataFrame, curves: pd.DataFrame, meta: dict, path: Path) -> Path:
+    """``optuna.db`` (SQLite) for ``optuna-dashboard sqlite:///<path>``, rewritten from scratch."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    optuna_study(study_df, curves, meta, storage=f"sqlite:///{path.resolve()}")
+    return path
+
+
+def asha_rungs(meta: dict) -> list[int]:
+    """The iterations at which ASHA compared trials: grace, grace*rf, ... below max_t."""
+    s = meta.get("scheduler") or {}
+    t, rf, max_t, out = s.get("grace_period", 1), s.get("reduction_factor", 3), s.get("max_t", 1), []
+    while t < max_t:
+        out.append(int(t))
+        t = t * rf
+    return out
+
+
+def finite(values) -> np.ndarray:
+    a = np.asarray(values, dtype=float)
+    return a[np.isfinite(a)]

@@ -1,0 +1,115 @@
+"""A search read back from its files: best-so-far, cost to reach a target, the Optuna study
+(and its SQLite file) and the importance Optuna computes on it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from reports import search_analysis as sa
+
+M = "eval/x/acc"
+SPACE = {"lr": {"loguniform": [1e-4, 1e-2]}, "rank": {"choice": [4, 8, 16]},
+         "steps": {"choice": [0, 1, 3]}, "inner_lr": {"loguniform": [1e-3, 0.1], "when": {"steps": {"gt": 0}}}}
+META = {"study": "s", "metric": M, "mode": "max", "space": SPACE,
+        "scheduler": {"max_t": 9, "grace_period": 1, "reduction_factor": 3}}
+
+
+def _row(i, status, value, iterations, **config):
+    cfg = {"lr": 1e-3, "rank": 8, "steps": 0, "inner_lr": 0.01, **config}
+    return {"trial_name": f"trial{i:03d}_seed0", "trial": f"trial{i:03d}", "seed": 0, "status": status,
+            "iterations": iterations, M: value, "error": "boom" if status == "ERROR" else "",
+            **{f"config/{k}": v for k, v in cfg.items()}}
+
+
+def _curves(rows):
+    """Three iterations per full trial, reported one after another, one second apart."""
+    out, t = [], 1000.0
+    for r in rows:
+        for it in range(1, r["iterations"] + 1):
+            t += 1
+            value = r[M] - 0.01 * (r["iterations"] - it)
+            out.append({"trial_name": r["trial_name"], "iteration": it, "time_total_s": float(it), "timestamp": t,
+                        "key": M, "value": value})
+            out.append({"trial_name": r["trial_name"], "iteration": it, "time_total_s": float(it), "timestamp": t,
+                        "key": "train/loss", "value": 1.0})
+    return pd.DataFrame(out)
+
+
+ROWS = [_row(0, "TERMINATED", 0.70, 3), _row(1, "STOPPED", 0.90, 1, lr=5e-3),
+        _row(2, "TERMINATED", 0.75, 3, steps=3, inner_lr=0.05), _row(3, "ERROR", math.nan, 0, rank=16),
+        _row(4, "TERMINATED", 0.72, 3, rank=4)]
+
+
+def test_best_so_far_counts_only_trials_that_ran_to_completion():
+    by_trial = sa.best_so_far_by_trial(pd.DataFrame(ROWS), M, "max")
+    # the stopped trial's 0.90 is from one epoch: it never becomes "the best"
+    assert list(by_trial["best"]) == [0.70, 0.70, 0.75, 0.75, 0.75]
+    assert list(sa.best_so_far_by_trial(pd.DataFrame(ROWS), M, "min")["best"]) == [0.70, 0.70, 0.70, 0.70, 0.70]
+
+
+def test_best_so_far_by_compute_and_cost_to_reach():
+    df = pd.DataFrame(ROWS)
+    by = sa.best_so_far_by_compute(df, _curves(ROWS), M, "max")
+    assert list(by["iterations"]) == list(range(1, 11))  # 3 + 1 + 3 + 0 + 3 iterations
+    # best known after each iteration: trial000 completes at 3, trial002 at 7
+    assert by["best"].isna().sum() == 2 and list(by["best"][2:]) == [0.70] * 4 + [0.75] * 4
+    assert sa.cost_to_reach(by, 0.75, "max") == (7, pytest.approx(7.0))
+    assert sa.cost_to_reach(by, 0.74, "max")[0] == 7 and sa.cost_to_reach(by, 0.8, "max") == (None, None)
+
+
+def test_optuna_study_states_params_and_intermediate_values(tmp_path):
+    df = pd.DataFrame(ROWS)
+    study = sa.optuna_study(df, _curves(ROWS), META)
+    t = study.trials
+    S = optuna.trial.TrialState
+    assert [x.state for x in t] == [S.COMPLETE, S.PRUNED, S.COMPLETE, S.FAIL, S.COMPLETE]
+    assert [x.value for x in t] == [0.70, None, 0.75, None, 0.72]
+    # inner_lr is a param only where steps > 0 (where the sampler chose it)
+    assert t[0].params == {"lr": 1e-3, "rank": 8, "steps": 0}
+    assert t[2].params == {"lr": 1e-3, "rank": 8, "steps": 3, "inner_lr": 0.05}
+    assert isinstance(t[0].params["rank"], int)
+    assert t[2].intermediate_values == {1: pytest.approx(0.73), 2: pytest.approx(0.74), 3: pytest.approx(0.75)}
+    assert t[1].user_attrs["status"] == "STOPPED" and t[3].user_attrs["error"] == "boom"
+    assert study.best_trial.user_attrs["trial"] == "trial002"
+    # the file optuna-dashboard opens holds the same study
+    path = sa.write_optuna_storage(df, _curves(ROWS), META, tmp_path / "optuna.db")
+    loaded = optuna.load_study(study_name="s", storage=f"sqlite:///{path}")
+    assert [(x.state, x.value, x.params, x.intermediate_values) for x in loaded.trials] == \
+        [(x.state, x.value, x.params, x.intermediate_values) for x in t]
+    sa.write_optuna_storage(df, _curves(ROWS), META, path)  # rewritten, not appended
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{path}").trials) == 5
+
+
+def test_choice_cells_come_back_in_their_types():
+    p = sa.search_params({"space": {"a": {"choice": [0.0, 0.5, "x", True]}}})[0]
+    assert sa._param_value(p, "0.5") == 0.5 and sa._param_value(p, 0) == 0.0 and sa._param_value(p, "x") == "x"
+    with pytest.raises(sa.ReportInputError, match="not one of its choices"):
+        sa._param_value(p, 0.3)
+
+
+def test_importance_finds_the_key_that_drives_the_metric():
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        lr = float(10 ** rng.uniform(-4, -2))
+        rank = int(rng.choice([4, 8, 16]))
+        # the metric depends on lr alone (peaked at 1e-3), rank is noise-free irrelevant
+        rows.append(_row(i, "TERMINATED", 0.9 - 0.1 * (math.log10(lr) + 3) ** 2, 3, lr=lr, rank=rank))
+    df = pd.DataFrame(rows)
+    imp, why = sa.importance(sa.optuna_study(df, _curves(rows), META))
+    assert why == "" and set(imp) == {"lr", "rank", "steps"}  # inner_lr: never active, never a param
+    assert imp["lr"] > 0.8 and imp["lr"] > 5 * imp["rank"] and imp["steps"] < 0.05  # steps never varied
+    few = df.copy()
+    few.loc[1:, "status"] = "STOPPED"
+    imp, why = sa.importance(sa.optuna_study(few, _curves(rows), META))
+    assert imp == {} and "at least 2 trials" in why
+
+
+def test_asha_rungs():
+    assert sa.asha_rungs(META) == [1, 3]
+    assert sa.asha_rungs({"scheduler": {"max_t": 2, "grace_period": 1, "reduction_factor": 2}}) == [1]
