@@ -8,11 +8,20 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import UserError, one_line
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
+def _distinct_seeds(v: list[int]) -> list[int]:
+    if len(set(v)) != len(v) or any(s < 0 for s in v):
+        raise ValueError("seeds must be distinct non-negative integers")
+    return v
+
+
+Seeds = Annotated[list[int], AfterValidator(_distinct_seeds)]
 
 
 class _Strict(BaseModel):
@@ -52,20 +61,13 @@ class _StudyBase(_Strict):
     trainable: str
     metric: str = Field(description="the metric that ranks variants, e.g. eval/cross_domain/acc")
     mode: Literal["max", "min"]
-    seeds: list[int] = Field(min_length=1)
+    seeds: Seeds = Field(min_length=1)
     base: dict[str, Any] = Field(default_factory=dict)
     report: ReportSpec = Field(default_factory=ReportSpec)
     quick: QuickSpec = Field(default_factory=QuickSpec)
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
     max_concurrent: int | None = Field(None, gt=0)
     max_failures: int = Field(0, ge=0, description="retries of a failed trial from its last checkpoint")
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v) or any(s < 0 for s in v):
-            raise ValueError("seeds must be distinct non-negative integers")
-        return v
 
     def report_metrics(self) -> list[str]:
         return list(self.report.metrics or [self.metric])
@@ -210,16 +212,9 @@ class ConfirmSpec(_Strict):
     config, rerun to completion with these seeds and tested against the base."""
 
     top_k: int = Field(3, gt=0, description="best completed configs to rerun (the base config is always rerun)")
-    seeds: list[int] = Field([1, 2, 3, 4, 5], min_length=2,
+    seeds: Seeds = Field([1, 2, 3, 4, 5], min_length=2,
                              description="seeds of the reruns; seeds other than the search's keep the luck "
                                          "that made a config win out of the test that confirms it")
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: list[int]) -> list[int]:
-        if len(set(v)) != len(v) or any(s < 0 for s in v):
-            raise ValueError("seeds must be distinct non-negative integers")
-        return v
 
 
 class SearchQuickSpec(_Strict):

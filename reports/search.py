@@ -22,7 +22,9 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
         return pd.DataFrame(columns=["rank", "trial", metric])
     done = done.dropna(subset=[metric]).sort_values(metric, ascending=meta["mode"] == "min", kind="stable")
     cols = [f"config/{key}" for key in meta.get("space", []) if f"config/{key}" in done.columns]
-    out = done[["trial", metric, *cols]].head(k).rename(columns={c: c.removeprefix("config/") for c in cols})
+    taken = {"rank", "trial", metric}  # a searched key of one of these names keeps its config/ prefix
+    out = done[["trial", metric, *cols]].head(k).rename(
+        columns={c: c.removeprefix("config/") for c in cols if c.removeprefix("config/") not in taken})
     out.insert(0, "rank", range(1, len(out) + 1))
     return out.reset_index(drop=True)
 

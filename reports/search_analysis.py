@@ -185,8 +185,12 @@ def importance(study) -> tuple[dict[str, float], str]:
         return {}, f"hyperparameter importance needs at least 2 trials that ran to completion (this search has {len(complete)})"
     if not any(t.params for t in complete):
         return {}, "no completed trial sampled any key (only the base config ran to completion)"
+    import warnings
+
     try:
-        return dict(optuna.importance.get_param_importances(study)), ""
+        with warnings.catch_warnings():  # e.g. "some regimes ... have less than 2 trials": the page warns on few trials
+            warnings.simplefilter("ignore", UserWarning)
+            return dict(optuna.importance.get_param_importances(study)), ""
     except (ValueError, RuntimeError) as err:
         return {}, f"optuna.importance could not evaluate this search: {err}"
 

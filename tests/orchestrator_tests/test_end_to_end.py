@@ -260,6 +260,25 @@ def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
     assert console == [] and shot.std() > 10
 
 
+def test_search_report_rebuilds_without_ray(search_run, tmp_path):
+    """`report DIR` on a copy without Tune's files, in a process where Ray cannot be imported."""
+    import sys
+
+    import optuna
+
+    copy = tmp_path / "copy"
+    shutil.copytree(search_run, copy, ignore=shutil.ignore_patterns("tune", "report"))
+    code = ("import sys; sys.modules['ray'] = None; from orchestrator.cli import main; "
+            f"sys.exit(main(['report', {str(copy)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("top_k.csv", "top_k.tex"):
+        assert (copy / "report" / name).read_text() == (search_run / "report" / name).read_text()
+    trials = [optuna.load_study(study_name="search", storage=f"sqlite:///{d / 'report' / 'optuna.db'}").trials
+              for d in (search_run, copy)]
+    assert [(t.state, t.value, t.params) for t in trials[0]] == [(t.state, t.value, t.params) for t in trials[1]]
+
+
 @pytest.fixture(scope="module")
 def confirm_run(search_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "confirm-quick"

@@ -250,6 +250,9 @@ space:
     (("  lr: {", "  lrr: {"), "space names lrr, not a key of trainable 'da_lora'"),
     (("base: {epochs: 2,", "scheduler: {grace_period: 5}\nbase: {epochs: 2,"), "grace_period 5 exceeds max_t 2"),
     (("base: {epochs: 2,", "base: {epochs: 2, eval_every: 2,"), "a search needs eval_every: 1"),
+    (("num_samples: 4", "num_samples: 4\nconfirm: {seeds: [1, 1]}"), "confirm.seeds: Value error, seeds must be distinct"),
+    (("num_samples: 4", "num_samples: 4\nconfirm: {seeds: [1]}"), "confirm.seeds: List should have at least 2 items"),
+    (("num_samples: 4", "num_samples: 4\nconfirm: {top_k: 0}"), "confirm.top_k: Input should be greater than 0"),
 ])
 def test_bad_search_specs(change, message, tmp_path, capsys):
     study = _write(tmp_path, SEARCH.replace(*change))

@@ -113,3 +113,28 @@ def test_importance_finds_the_key_that_drives_the_metric():
 def test_asha_rungs():
     assert sa.asha_rungs(META) == [1, 3]
     assert sa.asha_rungs({"scheduler": {"max_t": 2, "grace_period": 1, "reduction_factor": 2}}) == [1]
+
+
+def test_report_of_a_search_where_every_trial_failed(tmp_path):
+    """No completed trial and no curves.csv: the page says what is missing, nothing raises."""
+    import json
+
+    from reports import build_report
+
+    rows = [_row(i, "ERROR", math.nan, 0) for i in range(3)]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({**META, "kind": "search", "top_k": 5, "description": "d"}))
+    page = build_report(tmp_path).read_text()
+    assert "No importance plot: hyperparameter importance needs at least 2 trials" in page
+    assert "No curves.csv" in page and page.count("boom") == 3
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'report' / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
+    assert (tmp_path / "report" / "top_k.csv").read_text().startswith("rank,trial,")
+
+
+def test_top_k_ranks_completed_trials_and_keeps_clashing_keys_apart():
+    from reports.search import top_k
+
+    table = top_k(pd.DataFrame(ROWS), {**META, "top_k": 2})
+    assert list(table["trial"]) == ["trial002", "trial004"] and list(table["rank"]) == [1, 2]
+    assert list(table["config/rank"]) == [8, 4] and list(table["lr"]) == [1e-3, 1e-3]  # space key "rank" vs the rank column
