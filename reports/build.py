@@ -117,7 +117,8 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     counts = df["status"].value_counts().to_dict()
     summary = (f"<p>{_e(meta.get('description', ''))}</p><p>Search over {', '.join(map(_e, meta.get('space', [])))}; "
                f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
-               + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items())) + "</p>")
+               + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
+               + (" &mdash; <b>quick run</b>" if meta.get("quick") else "") + "</p>")
     sections = [("Study", summary)]
     if synthetic:
         sections.append(("Data", "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
@@ -141,7 +142,8 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
         notes += ("<p><small>Importance: <code>optuna.importance.get_param_importances</code> (PED-ANOVA) on the "
                  "trials that ran to completion; keys sampled only under a condition are weighed on the trials "
                  f"where it held.</small></p>{frame_html(imp)}<p><a href='importance.csv'>importance.csv</a></p>")
-    elif why:
+    else:
+        (out / "importance.csv").unlink(missing_ok=True)  # from an earlier build of this report
         notes = f"<p class=warn>No importance plot: {_e(why)}.</p>"
     if curves.empty:
         notes += "<p class=warn>No curves.csv: no learning curves or best-so-far by compute.</p>"

@@ -221,8 +221,8 @@ def importance_figure(importances: dict[str, float], n_trials: int):
     names = list(importances)[::-1]
     fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h",
                            marker={"color": "rgb(31,119,180)"}, hovertemplate="%{y}: %{x:.3f}"))
-    _layout(fig, f"Hyperparameter importance (optuna.importance, PED-ANOVA, {n_trials} completed trials)",
-            "importance (normalised to sum 1)", "")
+    _layout(fig, f"Hyperparameter importance ({n_trials} completed trials)",
+            "importance (optuna.importance, PED-ANOVA; sums to 1)", "")
     return fig
 
 

@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from reports.ablation import COMPLETED
@@ -211,8 +210,3 @@ def asha_rungs(meta: dict) -> list[int]:
         out.append(int(t))
         t = t * rf
     return out
-
-
-def finite(values) -> np.ndarray:
-    a = np.asarray(values, dtype=float)
-    return a[np.isfinite(a)]
