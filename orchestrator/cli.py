@@ -82,7 +82,20 @@ class Report(Command):
         return 0
 
 
-COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Report())
+class Status(Command):
+    name, help = "status", "where a run stands, from its directory alone (also while it runs)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", type=Path, help="a run directory")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.status import print_status
+
+        print_status(args.dir)
+        return 0
+
+
+COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Status(), Report())
 
 
 class _Parser(argparse.ArgumentParser):

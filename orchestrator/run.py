@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from contextlib import contextmanager
@@ -231,6 +232,8 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
         "seeds": sorted({p.seed for p in plans}), "quick": opts.quick, "overrides": list(opts.set),
         "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus}, "command": sys.argv,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
+        "max_concurrent": opts.max_concurrent or spec.max_concurrent,
     }
     if spec.kind == "ablation":
         info["reference"] = spec.reference

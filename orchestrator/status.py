@@ -1,0 +1,125 @@
+"""``status DIR``: where a run stands, from its directory alone (no Ray, no torch).
+
+It reads ``results.csv`` (rewritten atomically as trials start and end), ``curves.csv``
+and ``run.json``, so it answers while the run goes on in another process, and after the
+driver died: ``run.json`` names the driver's process, and a run whose driver is gone while
+trials still read RUNNING is said to be dead, not running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from orchestrator.errors import UserError
+
+FINISHED = ("TERMINATED", "STOPPED")
+FAILED = ("ERROR", "DIVERGED")
+
+
+def _driver_alive(meta: dict) -> bool | None:
+    """True/False when this machine ran the driver; None when it cannot tell (another host)."""
+    driver = meta.get("driver") or {}
+    if not driver.get("pid") or driver.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(int(driver["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def status_lines(run_dir: Path) -> list[str]:
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    results, info = run_dir / "results.csv", run_dir / "run.json"
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory")
+    if not results.is_file() or not info.is_file():
+        raise UserError(f"{run_dir} is not a run directory (results.csv and run.json are needed)")
+    try:
+        meta = json.loads(info.read_text())
+        df = pd.read_csv(results)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise UserError(f"{run_dir}: unreadable results.csv or run.json ({str(err).splitlines()[0]})") from None
+    kind, metric, mode = meta.get("kind", "ablation"), meta.get("metric", ""), meta.get("mode", "max")
+    group = next((c for c in ("variant", "point", "trial") if c in df.columns), "variant")
+    counts = df["status"].value_counts().to_dict()
+    total = int(meta.get("num_samples", len(df))) if kind == "search" else len(df)
+    unproposed = max(0, total - len(df))  # a search adds its rows as the sampler proposes trials
+    alive = _driver_alive(meta)
+    running = int(counts.get("RUNNING", 0))
+    pending = int(counts.get("PENDING", 0)) + unproposed
+    lines = [f"Study {meta.get('study', '?')!r} ({kind}{', quick' if meta.get('quick') else ''}) in {run_dir}, "
+             f"started {meta.get('started_at', '?')}"]
+    parts = [f"{sum(int(counts.get(s, 0)) for s in FINISHED)} finished"]
+    if counts.get("STOPPED"):
+        parts[-1] += f" ({int(counts['STOPPED'])} of them stopped early by ASHA)"
+    parts += [f"{running} running", f"{pending} pending",
+              f"{sum(int(counts.get(s, 0)) for s in FAILED)} failed"]
+    if counts.get("INTERRUPTED"):
+        parts.append(f"{int(counts['INTERRUPTED'])} interrupted")
+    lines.append(f"trials: {total} in all: " + ", ".join(parts))
+    if running and alive is False:
+        lines.append(f"the driver (pid {meta['driver']['pid']}) is gone: the {running} trials marked RUNNING are not "
+                     f"running; `python -m orchestrator resume {run_dir}` continues the run")
+    done = df[df["status"] == "TERMINATED"]
+    if metric in df.columns and done[metric].notna().any():
+        best = done.loc[done[metric].idxmax() if mode == "max" else done[metric].idxmin()]
+        lines.append(f"best so far: {metric} = {best[metric]:.4f} ({best[group]}, seed {best['seed']}; "
+                     f"trials that ran to completion)")
+    else:
+        lines.append("best so far: none (no trial has completed)")
+    if kind != "search":
+        lines.append(f"seeds done per {group}:")
+        width = max((len(str(g)) for g in df[group]), default=0)
+        for g, rows in df.groupby(group, sort=False):
+            seeds = sorted(rows.loc[rows["status"] == "TERMINATED", "seed"].tolist())
+            lines.append(f"  {str(g):<{width}}  {len(seeds)}/{len(rows)}"
+                         + (f"  (seeds {', '.join(map(str, seeds))})" if seeds else ""))
+    lines.append(_time_left(df, meta, run_dir, running=running if alive is not False else 0, pending=pending))
+    return lines
+
+
+def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> str:
+    """Mean wall time of the trials that ended, times what is left, over the trials at once."""
+    import pandas as pd
+
+    ended = df[df["status"].isin(FINISHED + FAILED)]["wall_s"].dropna()
+    if not running and not pending:
+        return "time left: none (nothing running or pending)"
+    if ended.empty:
+        return "time left: unknown until a trial ends"
+    mean = float(ended.mean())
+    at_once = max(1, running, int(meta.get("max_concurrent") or 0) if not running else running)
+    spent = 0.0
+    curves = run_dir / "curves.csv"
+    if running and curves.is_file():
+        c = pd.read_csv(curves, usecols=["trial_name", "time_total_s"])
+        names = set(df.loc[df["status"] == "RUNNING", "trial_name"])
+        spent = float(c[c["trial_name"].isin(names)].groupby("trial_name")["time_total_s"].max().sum())
+    left = max(0.0, (running + pending) * mean - spent) / at_once
+    n = running + pending
+    return (f"time left: about {_duration(left)} ({n} trial{'s' if n != 1 else ''} left x {_duration(mean)} mean wall time, "
+            f"{at_once} at once{'; a search stops some early, so likely less' if meta.get('kind') == 'search' else ''})")
+
+
+def print_status(run_dir: Path) -> None:
+    for line in status_lines(run_dir):
+        print(line)
+
+
+__all__ = ["print_status", "status_lines"]
