@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import search_spaces  # noqa: E402
 from orchestrator.run import RunOptions, run_study  # noqa: E402
+from reports import build_report  # noqa: E402
 from reports.search_analysis import best_so_far_by_compute, cost_to_reach, read_curves  # noqa: E402
 
 
@@ -44,6 +45,14 @@ def arm_spec(args, *, fifo: bool) -> dict:
     spec["name"] = f"search-{'fifo' if fifo else 'asha'}"
     spec.pop("quick")
     return spec
+
+
+def _finished(run_dir: Path) -> bool:
+    results = run_dir / "results.csv"
+    if not results.is_file():
+        return False
+    df = pd.read_csv(results)
+    return len(df) > 0 and df["status"].isin(["TERMINATED", "STOPPED", "ERROR", "DIVERGED"]).all()
 
 
 def main() -> None:
@@ -61,10 +70,16 @@ def main() -> None:
     arms = {}
     for name, fifo in (("fifo", True), ("asha", False)):
         spec_path = root / f"{name}.yaml"
-        spec_path.write_text(yaml.safe_dump(arm_spec(args, fifo=fifo), sort_keys=False))
+        spec = yaml.safe_dump(arm_spec(args, fifo=fifo), sort_keys=False)
         started = time.perf_counter()
-        run_dir = run_study(RunOptions(study=str(spec_path), out=root / name, max_concurrent=args.max_concurrent),
-                            log=lambda line: print(f"[{name}] {line}", flush=True))
+        run_dir = root / name
+        if _finished(run_dir) and spec_path.is_file() and spec_path.read_text() == spec:
+            print(f"[{name}] reusing the finished arm in {run_dir}")  # e.g. after the other arm failed
+            build_report(run_dir)
+        else:
+            spec_path.write_text(spec)
+            run_study(RunOptions(study=str(spec_path), out=run_dir, max_concurrent=args.max_concurrent),
+                      log=lambda line: print(f"[{name}] {line}", flush=True))
         wall = time.perf_counter() - started
         df = pd.read_csv(run_dir / "results.csv")
         meta = json.loads((run_dir / "run.json").read_text())

@@ -46,13 +46,21 @@ def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str,
     return trainable
 
 
-def _error_line(trial) -> str:
-    """The last line of the trial's error (Tune writes the traceback to its error file)."""
+DIVERGED = "DIVERGED"
+
+
+def _failure(trial) -> tuple[str, str]:
+    """(status, the last line of the trial's error): DIVERGED for a non-finite loss
+    (``trainables.errors.TrialDiverged``), else ERROR. Tune keeps the traceback in the
+    trial's error file."""
     text = ""
     if trial.error_file and Path(trial.error_file).is_file():
         text = Path(trial.error_file).read_text(errors="replace")
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "error (no message)"
+    last = lines[-1] if lines else "error (no message)"
+    if "TrialDiverged: " in last:
+        return DIVERGED, "diverged: " + last.split("TrialDiverged: ", 1)[1]
+    return "ERROR", last
 
 
 def _make_progress_callback(table: ResultsTable, plans: list[TrialPlan], metric: str, log: Callable[[str], None]):
@@ -88,7 +96,7 @@ def _make_progress_callback(table: ResultsTable, plans: list[TrialPlan], metric:
             self._end(trial, "TERMINATED")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._end(trial, "ERROR", _error_line(trial))
+            self._end(trial, *_failure(trial))
 
     return Progress()
 
@@ -205,7 +213,7 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
             self._end(trial, "TERMINATED")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._end(trial, "ERROR", _error_line(trial))
+            self._end(trial, *_failure(trial))
 
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),

@@ -106,15 +106,23 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
     return "\n".join(lines)
 
 
-def frame_latex(frame, *, caption: str, label: str, header: dict[str, str] | None = None, digits: int = 4) -> str:
-    """A plain booktabs table of a small frame (text columns left, numbers right)."""
+def frame_latex(frame, *, caption: str, label: str, header: dict[str, str] | None = None, digits: int = 4,
+                bold: set[tuple[int, str]] = frozenset(), formats: dict | None = None) -> str:
+    """A plain booktabs table of a small frame (text columns left, numbers right); the
+    cells in ``bold`` (row position, column) are set in bold; ``formats`` maps a column to
+    how its values are written (default: floats with ``digits`` decimals)."""
     from reports._format import num
 
     cols = list(frame.columns)
     numeric = [frame[c].dtype.kind in "fi" for c in cols]
     head = " & ".join(escape((header or {}).get(c, c)) for c in cols)
-    body = [" & ".join(escape(num(v, digits) if isinstance(v, float) else str(v)) for v in r) + r" \\"
-            for r in frame.itertuples(index=False)]
+
+    def cell(i: int, c: str, v) -> str:
+        text = escape((formats or {}).get(c, lambda x: num(x, digits) if isinstance(x, float) else str(x))(v))
+        return r"\textbf{" + text + "}" if (i, c) in bold else text
+
+    body = [" & ".join(cell(i, c, v) for c, v in zip(cols, r)) + r" \\"
+            for i, r in enumerate(frame.itertuples(index=False))]
     return "\n".join([
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx}.",
         r"\begin{table}[t]", r"\centering", r"\small", r"\caption{" + _math(caption).strip() + "}",

@@ -44,9 +44,15 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def frame_markdown(frame: pd.DataFrame, note: str = "", digits: int = 4) -> str:
-    """A plain Markdown table of a small frame, then a note."""
+def frame_markdown(frame: pd.DataFrame, note: str = "", digits: int = 4,
+                   bold: set[tuple[int, str]] = frozenset(), formats: dict | None = None) -> str:
+    """A plain Markdown table of a small frame, then a note; cells in ``bold`` (row position, column) in bold."""
     head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rows = ["| " + " | ".join(num(v, digits) if isinstance(v, float) else str(v) for v in r) + " |"
-            for r in frame.itertuples(index=False)]
+
+    def cell(i: int, c: str, v) -> str:
+        text = (formats or {}).get(c, lambda x: num(x, digits) if isinstance(x, float) else str(x))(v)
+        return f"**{text}**" if (i, c) in bold else text
+
+    rows = ["| " + " | ".join(cell(i, c, v) for c, v in zip(frame.columns, r)) + " |"
+            for i, r in enumerate(frame.itertuples(index=False))]
     return "\n".join([head, "|" + "---|" * len(frame.columns), *rows, *([""] + [note] if note else [])]) + "\n"

@@ -31,11 +31,26 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
 
 def top_k_markdown(table: pd.DataFrame, meta: dict) -> str:
     return frame_markdown(table, f"Top {len(table)} of the trials that ran to completion, by {meta['metric']} "
-                                 f"({meta['mode']}); trials stopped early by ASHA are not ranked.")
+                                 f"({meta['mode']}), best in bold; trials stopped early by ASHA are not ranked.",
+                          bold=_best(table, meta), formats=_settings_format(table, meta))
+
+
+def _best(table: pd.DataFrame, meta: dict) -> set[tuple[int, str]]:
+    return {(0, meta["metric"])} if len(table) else set()
+
+
+def _settings_format(table: pd.DataFrame, meta: dict) -> dict:
+    """Sampled settings with 4 significant digits (a learning rate of 2.3e-4 is not 0.0002)."""
+    def sig(v) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    return {c: sig for c in table.columns if c not in ("rank", "trial", meta["metric"])}
 
 
 def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> str:
     caption = (f"Search {meta['study']}: the top {len(table)} trials that ran to completion, by "
-               f"{meta['metric']} ({meta['mode']}), one seed each; trials stopped early by ASHA are not ranked. "
-               f"{caption_note}")
-    return frame_latex(table, caption=caption, label=f"{meta['study']}-top-k", header={meta["metric"]: metric_label(meta["metric"])})
+               f"{meta['metric']} ({meta['mode']}), one seed each, best in bold; trials stopped early by ASHA are "
+               f"not ranked; run confirm tests the best ones with fresh seeds. {caption_note}")
+    return frame_latex(table, caption=caption, label=f"{meta['study']}-top-k",
+                       header={meta["metric"]: metric_label(meta["metric"])}, bold=_best(table, meta),
+                       formats=_settings_format(table, meta))

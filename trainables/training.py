@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainables.errors import TrialDiverged
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch and numpy for this process; returns a generator for data order."""
@@ -64,7 +66,7 @@ def train_epoch(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = random_flip,
 ) -> float:
     """One pass over ``images`` (or any per-sample inputs ``augment`` understands); returns
-    the mean loss. Raises FloatingPointError on NaN/inf."""
+    the mean loss. Raises TrialDiverged on NaN/inf."""
     embed.train()
     total, count = 0.0, 0
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -72,7 +74,7 @@ def train_epoch(
         x = augment(images[idx], generator)
         loss = loss_fn(embed(x), labels[idx])
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()}")
+            raise TrialDiverged(f"loss is {loss.item()}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(params, max_grad_norm)

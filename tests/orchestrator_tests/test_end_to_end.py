@@ -93,8 +93,8 @@ def test_existing_run_directory_is_not_overwritten(quick_run, capsys):
 
 
 def test_failing_trials_are_recorded_in_one_line_each(ray_local, tmp_path, capsys):
-    """A trial whose loss overflows ends as ERROR with its error's last line; the study goes
-    on, the report still builds, and no traceback reaches the console."""
+    """A trial whose loss overflows ends as DIVERGED with its error's last line; the study
+    goes on, the report still builds and leaves it out, and no traceback reaches the console."""
     from tests.orchestrator_tests.test_spec import GOOD
 
     study = tmp_path / "tiny.yaml"
@@ -102,14 +102,15 @@ def test_failing_trials_are_recorded_in_one_line_each(ray_local, tmp_path, capsy
     out = tmp_path / "run"
     assert main(["run", str(study), "--out", str(out), "--set", "cosface_scale=1e38"]) == 0
     df = pd.read_csv(out / "results.csv")
-    assert len(df) == 4 and set(df["status"]) == {"ERROR"}
-    assert set(df["error"]) == {"FloatingPointError: loss is inf"}
+    assert len(df) == 4 and set(df["status"]) == {"DIVERGED"}
+    assert set(df["error"]) == {"diverged: loss is inf"}
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
-    assert captured.out.count("FloatingPointError: loss is inf") == 4
+    assert captured.out.count("DIVERGED   ") == 4 and captured.out.count("diverged: loss is inf") == 4
     table = pd.read_csv(out / "report" / "ablation.csv")
     assert (table["n"] == 0).all()
     assert "did not complete" in (out / "report" / "ablation.md").read_text()
+    assert (out / "report" / "index.html").read_text().count("DIVERGED") >= 4  # listed apart, with the reason
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from trainables.data import synthfaces
 from trainables.data.sources import (
     DataError, ImageFiles, TrainSet, domain_groups, limit_per_identity, read_train_data,
 )
+from trainables.errors import TrialDiverged
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.synthfaces_eval import SynthfacesVerification
 from trainables.evaluation.verification import verification_metrics
@@ -368,7 +369,7 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
 def train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler, generator, hw,
                 max_grad_norm: float = 5.0) -> tuple[float, dict[str, float], int]:
     """One epoch; returns the mean loss, the mean of each loss term, and the images seen.
-    Raises FloatingPointError on a NaN/inf loss (the trial then fails, its error recorded)."""
+    Raises TrialDiverged on a NaN/inf loss (the trial then ends as DIVERGED)."""
     model.train()
     batches = identity_batches(labels.numpy(), batch_size=cfg.batch_size,
                                per_identity=cfg.images_per_identity_in_batch, generator=generator)
@@ -384,7 +385,7 @@ def train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, 
             z = x if views is not None else model(x)
         loss = objective(model, z, y, g)  # the losses in float32, outside autocast
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()}")
+            raise TrialDiverged(f"loss is {loss.item()}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)

@@ -25,6 +25,7 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from trainables.da_lora.model import DaLoraModel
+from trainables.errors import TrialDiverged
 from trainables.models.adapt import lora_parameter_names
 
 
@@ -87,7 +88,7 @@ def maml_initialise(
                             for (n, w), g in zip(fast.items(), grads)}
                 query_loss = task_loss(fast, query, route)
                 if not torch.isfinite(query_loss):
-                    raise FloatingPointError(f"MAML query loss is {query_loss.item()}")
+                    raise TrialDiverged(f"MAML query loss is {query_loss.item()}")
                 optimizer.zero_grad(set_to_none=True)
                 query_loss.backward()
                 optimizer.step()
