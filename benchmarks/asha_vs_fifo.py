@@ -40,6 +40,7 @@ def arm_spec(args, *, fifo: bool) -> dict:
     spec["base"].update(spec["quick"]["base"])
     spec["base"]["epochs"] = args.epochs
     spec["num_samples"] = args.num_samples
+    spec["search_seed"] = args.search_seed
     spec["scheduler"] = {"max_t": args.epochs, "grace_period": args.epochs if fifo else args.grace_period,
                          "reduction_factor": args.reduction_factor}
     spec["name"] = f"search-{'fifo' if fifo else 'asha'}"
@@ -62,6 +63,7 @@ def main() -> None:
     p.add_argument("--grace-period", type=int, default=1)
     p.add_argument("--reduction-factor", type=float, default=3.0)
     p.add_argument("--max-concurrent", type=int, default=2)
+    p.add_argument("--search-seed", type=int, default=0, help="seed of the Optuna sampler (both arms)")
     p.add_argument("--within", type=float, default=0.005, help="how close to FIFO's best counts as reaching it")
     p.add_argument("--out", type=Path, default=None, help="keep both run directories here")
     args = p.parse_args()
@@ -87,7 +89,8 @@ def main() -> None:
     metric = arms["fifo"][3]["metric"]
     fifo_best = float(arms["fifo"][0].loc[arms["fifo"][0]["status"] == "TERMINATED", metric].max())
     target = fifo_best - args.within
-    print(f"\nsearch: {args.num_samples} configs x {args.epochs} epochs, max_concurrent {args.max_concurrent}; "
+    print(f"\nsearch: {args.num_samples} configs x {args.epochs} epochs, max_concurrent {args.max_concurrent}, "
+          f"sampler seed {args.search_seed}; "
           f"target: {metric} >= {target:.4f} (FIFO's best {fifo_best:.4f} - {args.within})")
     print("| arm | trials completed / stopped | training iterations | search wall time (s) | best completed | "
           "iterations to target | seconds to target |")
