@@ -82,6 +82,22 @@ class Report(Command):
         return 0
 
 
+class Resume(Command):
+    name, help = "resume", "continue a run whose driver stopped (killed, Ctrl-C); a finished run gets its report rebuilt"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", type=Path, help="a run directory")
+        parser.add_argument("--address", help="the Ray cluster to continue on (default: RAY_ADDRESS or a local Ray)")
+        parser.add_argument("--dashboard-host", default="127.0.0.1",
+                            help="only when the dashboard must be reachable beyond this machine")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.run import resume_run
+
+        resume_run(args.dir, address=args.address, dashboard_host=args.dashboard_host)
+        return 0
+
+
 class Status(Command):
     name, help = "status", "where a run stands, from its directory alone (also while it runs)"
 
@@ -95,7 +111,7 @@ class Status(Command):
         return 0
 
 
-COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Status(), Report())
+COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Resume(), Status(), Report())
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
+from ray import tune
+
 from orchestrator.plan import TrialPlan
 from orchestrator.results import CurveLog, ResultsTable
 
@@ -63,78 +65,114 @@ def _failure(trial) -> tuple[str, str]:
     return "ERROR", last
 
 
-def _make_progress_callback(table: ResultsTable, plans: list[TrialPlan], metric: str, log: Callable[[str], None]):
-    from ray import tune
+UNFINISHED = ("PENDING", "RUNNING", "INTERRUPTED")
 
-    class Progress(tune.Callback):
-        """Writes each trial's row when it starts and ends, and prints one line per end."""
 
-        def __init__(self) -> None:
-            self.last: dict[str, dict[str, Any]] = {}
-            self.done = 0
-            self.curves = CurveLog(table.path.parent)
+class GridProgress(tune.Callback):
+    """Writes each trial's row of ``results.csv`` when it starts and ends, its curve as it
+    reports, and prints one line per end.
 
-        def on_trial_start(self, iteration, trials, trial, **info):
-            table.started(trial.config["_trial"], trial.trial_id)
+    Tune pickles its callbacks into its experiment state when the run starts, and ``resume``
+    gets them back from there: what they held then is stale, so the pickled form keeps only
+    what identifies the run, and the table is read again from ``results.csv`` on unpickling.
+    """
 
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.last[trial.trial_id] = result
-            self.curves.add(plans[trial.config["_trial"]].name, result)
+    def __init__(self, run_dir: Path, study: str, plans: list[TrialPlan], metric: str, group_column: str,
+                 log: Callable[[str], None] = print) -> None:
+        self.run_dir, self.study, self.plans, self.metric, self.group_column = run_dir, study, plans, metric, group_column
+        self.log = log
+        self._attach()
 
-        def _end(self, trial, status: str, error: str = "") -> None:
-            result = self.last.get(trial.trial_id)
-            table.finished(trial.config["_trial"], trial_id=trial.trial_id, status=status, result=result, error=error)
-            self.done += 1
-            plan = plans[trial.config["_trial"]]
-            value = (result or {}).get(metric)
-            shown = f"{metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
-            wall = f"({result['time_total_s']:.0f} s)" if result and "time_total_s" in result else ""
-            log(f"[{self.done:>{len(str(len(plans)))}}/{len(plans)}] {plan.variant:<20} seed={plan.seed:<3} "
-                f"{status:<10} {shown}{wall}{'  ' + error if error else ''}")
+    def _attach(self) -> None:
+        self.table = ResultsTable.load(self.run_dir, self.study, self.plans, group_column=self.group_column)
+        self.curves = CurveLog(self.run_dir)
+        self.last: dict[str, dict[str, Any]] = {}
+        self.done = sum(1 for r in self.table.rows.values() if r["status"] not in UNFINISHED)
+        # trials results.csv already has as ended: Tune may still hold one as running when its
+        # experiment state was saved just before it ended; restored from its last (final)
+        # checkpoint it ends again without training, and its row must stay as it is
+        self.ended = {i for i, r in self.table.rows.items() if r["status"] not in UNFINISHED}
 
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._end(trial, "TERMINATED")
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("run_dir", "study", "plans", "metric", "group_column")}
 
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._end(trial, *_failure(trial))
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.log = print
+        self._attach()
 
-    return Progress()
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if trial.config["_trial"] not in self.ended:
+            self.table.started(trial.config["_trial"], trial.trial_id)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.last[trial.trial_id] = result
+        self.curves.add(self.plans[trial.config["_trial"]].name, result)
+
+    def _end(self, trial, status: str, error: str = "") -> None:
+        result = self.last.get(trial.trial_id)
+        if trial.config["_trial"] in self.ended and result is None:
+            return  # ended before the resume (see _attach): nothing new
+        self.table.finished(trial.config["_trial"], trial_id=trial.trial_id, status=status, result=result, error=error)
+        self.done += 1
+        plan = self.plans[trial.config["_trial"]]
+        row = self.table.rows[plan.index]
+        value = row.get(self.metric)
+        shown = f"{self.metric}={value:.4f}  " if isinstance(value, (int, float)) and value == value else ""
+        wall = f"({row['wall_s']:.0f} s)" if isinstance(row.get("wall_s"), (int, float)) and row["wall_s"] == row["wall_s"] else ""
+        n = len(self.plans)
+        self.log(f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<20} seed={plan.seed:<3} "
+                 f"{status:<10} {shown}{wall}{'  ' + error if error else ''}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._end(trial, "TERMINATED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._end(trial, *_failure(trial))
 
 
 def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: list[TrialPlan], table: ResultsTable,
             run_dir: Path, metric: str, cpus_per_trial: float, gpus_per_trial: float,
-            max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print) -> None:
-    """Run every planned trial to completion (or failure); rows land in ``table`` as they end.
+            max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print,
+            restore: bool = False) -> None:
+    """Run every planned trial to completion (or failure); rows land in ``results.csv`` as they end.
 
     If the run is interrupted (Ctrl-C), trials that were still running are marked
-    INTERRUPTED and those never started stay PENDING.
+    INTERRUPTED and those never started stay PENDING. ``restore``: continue the run from
+    Tune's experiment state in ``run_dir/tune`` (``resume``): finished trials stay as they
+    are, unfinished ones continue from their last checkpoint, pending ones start.
     """
-    from ray import tune
-
     _quiet_tune_logs()
     assert [p.index for p in plans] == list(range(len(plans)))
-    names = [f"{study}_{p.name}" for p in plans]
-    tuner = tune.Tuner(
-        tune.with_resources(_by_plan_index(trainable, [p.config for p in plans]),
-                            {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
-        param_space={"_trial": tune.grid_search(list(range(len(plans))))},
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=max_concurrent,
-            reuse_actors=True,
-            trial_name_creator=lambda t: names[t.config["_trial"]],
-            trial_dirname_creator=lambda t: names[t.config["_trial"]],
-        ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR,
-            storage_path=str(Path(run_dir).resolve()),
-            verbose=0,
-            callbacks=[_make_progress_callback(table, plans, metric, log)],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=max_failures),
-        ),
-    )
+    fn = tune.with_resources(_by_plan_index(trainable, [p.config for p in plans]),
+                             {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    if restore:
+        tuner = tune.Tuner.restore(str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True,
+                                   resume_errored=False)
+    else:
+        names = [f"{study}_{p.name}" for p in plans]
+        tuner = tune.Tuner(
+            fn,
+            param_space={"_trial": tune.grid_search(list(range(len(plans))))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=max_concurrent,
+                reuse_actors=True,
+                trial_name_creator=lambda t: names[t.config["_trial"]],
+                trial_dirname_creator=lambda t: names[t.config["_trial"]],
+            ),
+            run_config=tune.RunConfig(
+                name=TUNE_DIR,
+                storage_path=str(Path(run_dir).resolve()),
+                verbose=0,
+                callbacks=[GridProgress(Path(run_dir), study, plans, metric, table.group_column, log)],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+            ),
+        )
     tuner.fit()
-    table.mark_unfinished("INTERRUPTED")
+    # the callbacks wrote every change to results.csv; read it back (a restored run's
+    # callbacks are Tune's copies, not objects of this function)
+    ResultsTable.load(Path(run_dir), study, plans, group_column=table.group_column).mark_unfinished("INTERRUPTED")
 
 
 def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: Path, metric: str, mode: str,
@@ -145,7 +183,6 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
     A trial ASHA stops before ``max_t`` iterations ends as STOPPED with the ``rung`` (its
     iterations) it reached; only trials that ran to the end count as TERMINATED.
     """
-    from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch

@@ -47,6 +47,22 @@ class ResultsTable:
         for p in plans:
             self.add(p, provenance.get(p.index, {}))
 
+    @classmethod
+    def load(cls, run_dir: Path, study: str, plans: list[TrialPlan], *, group_column: str = "variant") -> "ResultsTable":
+        """The table as ``results.csv`` holds it (every planned trial must have its row)."""
+        table = cls(run_dir, study, plans, {}, group_column=group_column)
+        df = pd.read_csv(table.path, keep_default_na=False, na_values=[""])
+        by_name = {r["trial_name"]: r for r in df.to_dict("records")}
+        missing = [p.name for p in plans if p.name not in by_name]
+        if missing or len(by_name) != len(plans):
+            raise ValueError(f"results.csv does not list the planned trials (e.g. {(missing or list(by_name))[0]})")
+        for p in plans:
+            row = {k: v for k, v in by_name[p.name].items()}
+            row["error"] = "" if row.get("error") is None or row["error"] != row["error"] else row["error"]
+            row["trial_id"] = "" if row.get("trial_id") != row.get("trial_id") else str(row["trial_id"])
+            table.rows[p.index] = row
+        return table
+
     def add(self, p: TrialPlan, provenance: dict[str, str]) -> None:
         """A row for a planned trial (searches add theirs as the sampler proposes them)."""
         row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": self.study, self.group_column: p.variant,

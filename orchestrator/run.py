@@ -248,3 +248,59 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
         info["reference"] = BASE_POINT
     info.update(extra or {})
     (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+
+
+def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str = "127.0.0.1",
+               log: Callable[[str], None] = print) -> Path:
+    """``resume DIR``: continue an ablation, sensitivity or confirm run whose driver stopped
+    (killed, Ctrl-C, a lost machine). Finished trials stay as they are; unfinished ones go
+    on from their last checkpoint and pending ones start, through Tune's experiment state;
+    the report is built at the end. A finished run only gets its report rebuilt."""
+    from orchestrator.results import ResultsTable
+
+    run_dir = Path(run_dir)
+    info_path = run_dir / RUN_FILE
+    if not run_dir.is_dir() or not info_path.is_file() or not (run_dir / "results.csv").is_file():
+        raise UserError(f"{run_dir}: not a run directory (run.json and results.csv are needed)")
+    meta = json.loads(info_path.read_text())
+    if meta.get("kind") == "search":
+        raise UserError(f"{run_dir}: resuming a search is not supported yet (its sampler state lives in Tune's "
+                        "searcher checkpoint); start it again, or confirm what it finished with run confirm --from")
+    spec, _ = load_study(str(run_dir / SPEC_FILE))
+    plans = compile_plan(spec, quick=bool(meta.get("quick")), overrides=parse_overrides(meta.get("overrides", [])),
+                         warn=lambda _: None)
+    group_column = "variant" if spec.kind == "ablation" else "point"
+    try:
+        table = ResultsTable.load(run_dir, spec.name, plans, group_column=group_column)
+    except ValueError as err:
+        raise UserError(f"{run_dir}: {err}; spec.yaml and run.json no longer describe this run") from None
+    left = [r for r in table.rows.values() if r["status"] in ("PENDING", "RUNNING", "INTERRUPTED")]
+    from reports import build_report
+
+    if left:
+        from orchestrator.execute import TUNE_DIR, execute
+
+        from ray import tune
+
+        if not tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve())):
+            raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
+        res = meta.get("resources", {})
+        opts = RunOptions(study=str(run_dir / SPEC_FILE), out=run_dir, quick=bool(meta.get("quick")),
+                          set=list(meta.get("overrides", [])), address=address, dashboard_host=dashboard_host,
+                          cpus_per_trial=res.get("cpus_per_trial"), gpus_per_trial=res.get("gpus_per_trial"))
+        cpus, gpus = _check_options(opts, spec)
+        meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials_left": len(left)})
+        meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
+        info_path.write_text(json.dumps(meta, indent=2))
+        log(f"Resuming {spec.name!r} in {run_dir}: {len(plans) - len(left)} of {len(plans)} trials finished, "
+            f"{len(left)} to go")
+        entry = resolve_trainable(spec)
+        with _ray_trials(opts, cpus, gpus, log):
+            execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir, metric=spec.metric,
+                    cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=meta.get("max_concurrent"),
+                    max_failures=spec.max_failures, log=log, restore=True)
+    else:
+        log(f"{run_dir}: every trial has finished; rebuilding the report")
+    index = build_report(run_dir)
+    log(f"Report: {index}")
+    return run_dir
