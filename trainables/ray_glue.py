@@ -10,6 +10,10 @@ import ray
 import torch
 from ray import tune
 
+from trainables.errors import TrialDiverged
+
+DIVERGED_MARKER = "DIVERGED"
+
 
 def ray_reporter(metrics: dict[str, float], checkpoint_dir: Path) -> None:
     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
@@ -30,3 +34,18 @@ def set_threads_from_ray() -> None:
     """Use as many torch threads as CPUs Ray gave this trial (at least one)."""
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
     torch.set_num_threads(max(int(cpus), 1))
+
+
+@contextlib.contextmanager
+def diverged_stays_stopped() -> Iterator[None]:
+    """A trial that diverged is not retried: Tune's ``max_failures`` restarts any failed
+    trial from its last checkpoint, where the same state and RNG would diverge again. The
+    first divergence leaves a marker in the trial's directory; a retry finds it and stops."""
+    marker = Path(tune.get_context().get_trial_dir()) / DIVERGED_MARKER
+    if marker.is_file():
+        raise TrialDiverged(f"{marker.read_text()} (not retried: it diverged before)")
+    try:
+        yield
+    except TrialDiverged as err:
+        marker.write_text(str(err))
+        raise

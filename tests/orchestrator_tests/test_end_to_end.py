@@ -113,6 +113,20 @@ def test_failing_trials_are_recorded_in_one_line_each(ray_local, tmp_path, capsy
     assert (out / "report" / "index.html").read_text().count("DIVERGED") >= 4  # listed apart, with the reason
 
 
+def test_a_diverged_trial_is_not_retried(ray_local, tmp_path):
+    """max_failures retries failed trials, but one that diverged would diverge again: its
+    retry stops at once, and the row says so."""
+    from tests.orchestrator_tests.test_spec import GOOD
+
+    study = tmp_path / "tiny.yaml"
+    study.write_text(GOOD + "max_failures: 1\n")
+    out = tmp_path / "run"
+    assert main(["run", str(study), "--out", str(out), "--set", "cosface_scale=1e38"]) == 0
+    df = pd.read_csv(out / "results.csv")
+    assert set(df["status"]) == {"DIVERGED"}
+    assert set(df["error"]) == {"diverged: loss is inf (not retried: it diverged before)"}
+
+
 @pytest.fixture(scope="module")
 def sensitivity_run(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "sensitivity-quick"

@@ -29,8 +29,8 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
 def train_da_lora(config: dict[str, Any]) -> None:
     cfg = DaLoraConfig.model_validate(config)
     from trainables.da_lora.loop import run
-    from trainables.ray_glue import ray_reporter, restore_dir, set_threads_from_ray
+    from trainables.ray_glue import diverged_stays_stopped, ray_reporter, restore_dir, set_threads_from_ray
 
     set_threads_from_ray()
-    with restore_dir() as previous:
+    with diverged_stays_stopped(), restore_dir() as previous:
         run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)
