@@ -51,16 +51,14 @@ class ResultsTable:
     def load(cls, run_dir: Path, study: str, plans: list[TrialPlan], *, group_column: str = "variant") -> "ResultsTable":
         """The table as ``results.csv`` holds it (every planned trial must have its row)."""
         table = cls(run_dir, study, plans, {}, group_column=group_column)
-        df = pd.read_csv(table.path, keep_default_na=False, na_values=[""])
+        df = pd.read_csv(table.path, keep_default_na=False, na_values=[""], dtype={"trial_id": str, "error": str})
+        df[["trial_id", "error"]] = df[["trial_id", "error"]].fillna("")  # text cells: empty, not NaN
         by_name = {r["trial_name"]: r for r in df.to_dict("records")}
         missing = [p.name for p in plans if p.name not in by_name]
         if missing or len(by_name) != len(plans):
             raise ValueError(f"results.csv does not list the planned trials (e.g. {(missing or list(by_name))[0]})")
         for p in plans:
-            row = {k: v for k, v in by_name[p.name].items()}
-            row["error"] = "" if row.get("error") is None or row["error"] != row["error"] else row["error"]
-            row["trial_id"] = "" if row.get("trial_id") != row.get("trial_id") else str(row["trial_id"])
-            table.rows[p.index] = row
+            table.rows[p.index] = by_name[p.name]
         return table
 
     def add(self, p: TrialPlan, provenance: dict[str, str]) -> None:

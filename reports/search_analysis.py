@@ -137,25 +137,30 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
     study = optuna.create_study(storage=storage, study_name=meta["study"], load_if_exists=False,
                                 direction="maximize" if meta["mode"] == "max" else "minimize")
     states = {COMPLETED: optuna.trial.TrialState.COMPLETE, STOPPED: optuna.trial.TrialState.PRUNED}
+    by_trial = dict(tuple(curve.groupby("trial_name")))  # once, not a scan of every curve per trial
+    empty = curve.iloc[:0]
     for _, r in df.iterrows():
         if r["status"] in ("PENDING", "RUNNING"):
             continue
         config = {p.name: _param_value(p, r[f"config/{p.name}"]) for p in params if f"config/{p.name}" in r}
-        chosen = {}
+        values, chosen = _config_row(r), {}
         for p in params:  # a key was sampled only where its condition held (search_space.DefineByRun)
-            if p.name in config and p.active({**_config_row(r), **chosen}):
-                chosen[p.name] = config[p.name]
+            if p.name in config and p.active(values):
+                chosen[p.name] = values[p.name] = config[p.name]
         state = states.get(r["status"], optuna.trial.TrialState.FAIL)
         value = r.get(metric) if state == optuna.trial.TrialState.COMPLETE else None
         if value is not None and (pd.isna(value) or not math.isfinite(float(value))):
             state, value = optuna.trial.TrialState.FAIL, None
-        mine = curve[curve["trial_name"] == r["trial_name"]]
-        end = float(mine["timestamp"].max()) if len(mine) else None
-        begin = end - float(mine["time_total_s"].max()) if end is not None else None
-        when = (lambda t: dt.datetime.fromtimestamp(t)) if end is not None else (lambda t: dt.datetime.now())
+        mine = by_trial.get(r["trial_name"], empty)
+        if len(mine):  # the trial's span from its reports; without curves, "now" (Optuna needs both)
+            end = float(mine["timestamp"].max())
+            start, complete = (dt.datetime.fromtimestamp(end - float(mine["time_total_s"].max())),
+                               dt.datetime.fromtimestamp(end))
+        else:
+            start = complete = dt.datetime.now()
         study.add_trial(optuna.trial.FrozenTrial(
             number=0, trial_id=0, state=state, value=None if value is None else float(value),
-            values=None, datetime_start=when(begin), datetime_complete=when(end),
+            values=None, datetime_start=start, datetime_complete=complete,
             params=chosen, distributions={p.name: _distribution(p) for p in params if p.name in chosen},
             user_attrs={"trial": r.get("trial", r["trial_name"]), "status": r["status"], "iterations": int(r["iterations"]),
                         **({"error": str(r["error"])} if isinstance(r.get("error"), str) and r["error"] else {})},
