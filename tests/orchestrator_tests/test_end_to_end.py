@@ -363,5 +363,7 @@ def test_confirm_refuses_what_is_not_a_finished_search(quick_run, search_run, tm
         assert not out.exists()
     assert main(["run", "confirm", "--from", str(search_run), "--seeds", "3", "--out", str(tmp_path / "o")]) == 2
     assert "at least 2 distinct" in capsys.readouterr().err
+    assert main(["run", "confirm", "--from", str(search_run), "--top-k", "0", "--out", str(tmp_path / "o")]) == 2
+    assert "--top-k must be >= 1, got 0" in capsys.readouterr().err and not (tmp_path / "o").exists()
     assert main(["run", "ablation", "--from", str(search_run)]) == 2
     assert "--from belongs to `run confirm`" in capsys.readouterr().err
