@@ -38,6 +38,21 @@ def _quiet_tune_logs() -> None:
             logger.addFilter(_quiet)
 
 
+def _announced(fn: Callable[[dict[str, Any]], None], study: str) -> Callable[[dict[str, Any]], None]:
+    """The trainable as the Ray dashboard shows it: its trial actors carry the study's name,
+    and each trial writes its name (study, variant, seed) to the actor's log, which the
+    dashboard shows. Ray fixes an actor's display name when the actor starts, and trials
+    reuse actors (``reuse_actors``), so the trial names go to the log, not the actor name."""
+
+    @functools.wraps(fn)
+    def trainable(config: dict[str, Any]) -> None:
+        print(f"[orchestrator] trial {tune.get_context().get_trial_name()} starts", flush=True)
+        return fn(config)
+
+    trainable.__name__ = trainable.__qualname__ = study
+    return trainable
+
+
 def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
     """The trainable, called with the full config of the plan entry Tune's ``_trial`` names."""
 
@@ -144,7 +159,7 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
     """
     _quiet_tune_logs()
     assert [p.index for p in plans] == list(range(len(plans)))
-    fn = tune.with_resources(_by_plan_index(trainable, [p.config for p in plans]),
+    fn = tune.with_resources(_announced(_by_plan_index(trainable, [p.config for p in plans]), study),
                              {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     if restore:
         tuner = tune.Tuner.restore(str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True,
@@ -205,6 +220,7 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
         return fn(search.full_config(entry, config))
 
     functools.update_wrapper(trainable, fn)
+    trainable = _announced(trainable, study)
     counter = iter(range(10**9))
     names: dict[str, str] = {}
 

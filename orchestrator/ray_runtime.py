@@ -63,7 +63,10 @@ def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_c
         address = address or os.environ.get("RAY_ADDRESS") or None
         common = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
         if address:
-            ctx = ray.init(address=address, **common)
+            # trials on other nodes find generated data and built backbones where the driver does
+            cache = os.environ.get("ORCHESTRATOR_CACHE")
+            env = {"env_vars": {"ORCHESTRATOR_CACHE": cache}} if cache else None
+            ctx = ray.init(address=address, runtime_env=env, **common)
         else:
             if dashboard_host not in LOOPBACK:
                 log(f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach it "
@@ -83,3 +86,55 @@ def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_c
     finally:
         if started:
             ray.shutdown()
+
+
+def check_shared_paths(paths: dict[str, Path]) -> int:
+    """Every alive node of the cluster must see each of ``paths`` (what -> directory) as the
+    driver does: Tune keeps trial checkpoints and results under the run directory, and the
+    trainables read the data cache, by path, on whatever node runs them. Each node reads a
+    fresh token file the driver wrote there (a zero-CPU task pinned to the node). Returns the
+    number of nodes checked; raises ``UserError`` naming the node and the path otherwise."""
+    import uuid
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from orchestrator.errors import UserError
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) < 2:
+        return len(nodes)
+    token = uuid.uuid4().hex
+    markers: dict[str, str] = {}
+    for what, path in paths.items():
+        marker = Path(path).resolve() / f".orchestrator-shared-check-{token}"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(token)
+        markers[what] = str(marker)
+
+    @ray.remote(num_cpus=0, max_retries=0)
+    def sees(files: dict[str, str], expected: str) -> list[str]:
+        blind = []
+        for what, f in files.items():
+            try:
+                ok = Path(f).read_text() == expected
+            except OSError:
+                ok = False
+            if not ok:
+                blind.append(what)
+        return blind
+
+    try:
+        refs = {n["NodeID"]: sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote(markers, token) for n in nodes}
+        for node in nodes:
+            blind = ray.get(refs[node["NodeID"]], timeout=120)
+            if blind:
+                what = blind[0]
+                raise UserError(f"node {node['NodeManagerAddress']} ({node['NodeID'][:12]}) cannot see the {what} "
+                                f"{paths[what]}: a run on several nodes needs it on storage every node reaches at the "
+                                f"same path (a shared filesystem); pass --out (and ORCHESTRATOR_CACHE) on one")
+    finally:
+        for f in markers.values():
+            Path(f).unlink(missing_ok=True)
+    return len(nodes)

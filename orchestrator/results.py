@@ -25,7 +25,8 @@ CURVES_FILE = "curves.csv"
 CURVE_COLUMNS = ["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"]
 HEAD_COLUMNS = ["trial_id", "trial_name", "study", "variant", "seed", "status", "iterations", "wall_s", "error"]
 PROVENANCE_COLUMNS = ["config_hash", "data_fingerprint", "git_commit", "torch_version", "ray_version",
-                      "optuna_version", "peft_version", "timm_version", "transformers_version"]
+                      "optuna_version", "peft_version", "timm_version", "transformers_version", "hostname", "node_id"]
+WHERE_COLUMNS = ("hostname", "node_id")  # where the trial ran: Tune's hostname, the Ray node's id
 
 
 def is_metric_key(key: str) -> bool:
@@ -81,6 +82,7 @@ class ResultsTable:
             row["iterations"] = int(result.get("training_iteration", 0))
             row["wall_s"] = round(float(result.get("time_total_s", math.nan)), 3)
             row.update({k: v for k, v in result.items() if is_metric_key(k)})
+            row.update({k: result[k] for k in WHERE_COLUMNS if result.get(k)})
         self.write()
 
     def mark_unfinished(self, status: str) -> None:

@@ -133,7 +133,7 @@ def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], 
 
     from orchestrator.execute import execute
 
-    with _ray_trials(opts, cpus, gpus, log):
+    with _ray_trials(opts, cpus, gpus, run_dir, log):
         execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir,
                 metric=spec.metric, cpus_per_trial=cpus, gpus_per_trial=gpus,
                 max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures, log=log)
@@ -146,11 +146,17 @@ def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], 
 
 
 @contextmanager
-def _ray_trials(opts: RunOptions, cpus: float, gpus: float, log: Callable[[str], None]) -> Iterator[None]:
-    """A Ray session with room for one trial's resources; logs how long the trials took."""
-    from orchestrator.ray_runtime import ray_session
+def _ray_trials(opts: RunOptions, cpus: float, gpus: float, run_dir: Path,
+                log: Callable[[str], None]) -> Iterator[None]:
+    """A Ray session with room for one trial's resources, whose nodes all see the run
+    directory and the data cache; logs how long the trials took."""
+    from orchestrator.ray_runtime import check_shared_paths, ray_session
+    from trainables.data.synthfaces import default_cache_dir
 
     with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
+        nodes = check_shared_paths({"run directory": Path(run_dir), "data cache": default_cache_dir()})
+        if nodes > 1:
+            log(f"Ray cluster of {nodes} nodes: each sees the run directory and the data cache")
         if cpus > ray_info.cpus:
             raise UserError(f"--cpus-per-trial {cpus:g} exceeds the {ray_info.cpus:g} CPUs of the Ray cluster")
         if gpus > ray_info.gpus:
@@ -191,7 +197,7 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
 
     from orchestrator.execute import execute_search
 
-    with _ray_trials(opts, cpus, gpus, log):
+    with _ray_trials(opts, cpus, gpus, run_dir, log):
         execute_search(study=spec.name, entry=entry, search=search, table=table, run_dir=run_dir, metric=spec.metric,
                        mode=spec.mode, provenance=provenance, cpus_per_trial=cpus, gpus_per_trial=gpus,
                        max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures,
@@ -295,7 +301,7 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
         log(f"Resuming {spec.name!r} in {run_dir}: {len(plans) - len(left)} of {len(plans)} trials finished, "
             f"{len(left)} to go")
         entry = resolve_trainable(spec)
-        with _ray_trials(opts, cpus, gpus, log):
+        with _ray_trials(opts, cpus, gpus, run_dir, log):
             execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir, metric=spec.metric,
                     cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=meta.get("max_concurrent"),
                     max_failures=spec.max_failures, log=log, restore=True)

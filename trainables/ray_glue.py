@@ -16,6 +16,9 @@ DIVERGED_MARKER = "DIVERGED"
 
 
 def ray_reporter(metrics: dict[str, float], checkpoint_dir: Path) -> None:
+    """Report to Tune, with the id of the Ray node the trial runs on (``results.csv``
+    keeps it: on a cluster, which node ran which trial)."""
+    metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
 

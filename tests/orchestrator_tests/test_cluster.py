@@ -1,19 +1,27 @@
-"""``--address``: a study runs on an existing Ray cluster (a head started with
-``ray start`` on loopback, token authentication on) from a separate driver process."""
+"""``--address``: a study runs on an existing two-node Ray cluster (``ray start --head`` and
+``ray start --address`` on loopback, token authentication on, each node with its own CPU)
+from a separate driver process; the dashboard's HTTP API answers only with the token; a
+node that cannot see the run directory stops the run before any trial, in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.orchestrator_tests.test_spec import GOOD
+
+RAY = Path(sys.executable).with_name("ray")
+TOKEN = Path.home() / ".ray" / "auth_token"
 
 
 def _free_port() -> int:
@@ -22,43 +30,146 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def ray_head(cache_dir, tmp_path_factory):
-    port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "ORCHESTRATOR_CACHE": str(cache_dir)}
-    log_path = tmp_path_factory.mktemp("head") / "ray-start.log"
-    ray = Path(sys.executable).with_name("ray")
-    with open(log_path, "w") as log:
-        # Every fixed default port gets a free one, so a Ray already running here (such as
-        # the test session's own) cannot collide with this head.
-        ports = [f"--{name}={_free_port()}" for name in (
-            "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-            "metrics-export-port", "runtime-env-agent-port", "node-manager-port", "object-manager-port")]
-        proc = subprocess.Popen([str(ray), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                                 *ports, "--num-cpus=2", "--include-dashboard=false", "--block"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
+def _node_ports() -> list[str]:
+    """Every fixed default port gets a free one, so that nodes on this machine (and a Ray
+    already running here, such as the test session's own) cannot collide."""
+    return [f"--{name}={_free_port()}" for name in (
+        "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+        "runtime-env-agent-port", "node-manager-port", "object-manager-port")]
+
+
+class _Node:
+    """A ``ray start --block`` process; stopping it (SIGTERM) stops every process it started.
+
+    Every node gets its own loopback address (``ip``, in 127.0.0.0/8): ``ray start`` turns
+    127.0.0.1 and ``localhost``, as node or head address, into the machine's network address,
+    but takes any other loopback address as it is."""
+
+    def __init__(self, ip: str, args: list[str], env: dict[str, str], log_path: Path, *,
+                 wrap: list[str] | None = None) -> None:
+        self.log_path = log_path
+        with open(log_path, "w") as log:
+            self.proc = subprocess.Popen([*(wrap or []), str(RAY), "start", f"--node-ip-address={ip}", "--num-cpus=1",
+                                          *_node_ports(), *args, "--block"],
+                                         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
         while "will now block" not in log_path.read_text():
-            assert proc.poll() is None, log_path.read_text()[-2000:]
-            assert time.monotonic() < deadline, "ray start --head did not come up"
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"ray start did not come up: {log_path.read_text()[-2000:]}")
             time.sleep(0.5)
-        yield f"127.0.0.1:{port}", env
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster(cache_dir, tmp_path_factory):
+    """A head with the dashboard on 127.0.0.1 and one worker node, 1 CPU each."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "ORCHESTRATOR_CACHE": str(cache_dir)}
+    logs = tmp_path_factory.mktemp("cluster")
+    port, dashboard = _free_port(), _free_port()
+    head = _Node("127.0.0.2", ["--head", f"--port={port}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                  f"--dashboard-port={dashboard}"], env, logs / "head.log")
+    nodes = [head]
+    try:
+        nodes.append(_Node("127.0.0.3", [f"--address=127.0.0.2:{port}"], env, logs / "worker.log"))
+        yield {"address": f"127.0.0.2:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env}
     finally:
-        proc.terminate()  # `ray start --block` stops every process it started on SIGTERM
-        proc.wait(timeout=60)
+        for node in reversed(nodes):
+            node.stop()
 
 
-def test_study_runs_on_existing_cluster(ray_head, standin, tmp_path):
-    address, env = ray_head
+def _get(url: str, *, token: bool = True) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {TOKEN.read_text().strip()}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as err:
+        return err.code, {}
+
+
+def _state(cluster: dict, what: str) -> list[dict]:
+    status, body = _get(f"{cluster['dashboard']}/api/v0/{what}?detail=1&limit=1000")
+    assert status == 200, status
+    return body["data"]["result"]["result"]
+
+
+def test_study_runs_on_both_nodes_and_dashboard_needs_token(cluster, standin, tmp_path):
     study = tmp_path / "tiny.yaml"
     study.write_text(GOOD)
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
-                           "--address", address], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
+    driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
+                               "--address", cluster["address"], "--max-concurrent", "2"],
+                              env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # While the study runs: its trial actors are listed under the study's name, to whoever
+    # holds the token, and the same API refuses a request without it.
+    seen: list[dict] = []
+    deadline = time.monotonic() + 300
+    while not seen and driver.poll() is None and time.monotonic() < deadline:
+        seen = [a for a in _state(cluster, "actors") if a.get("repr_name") == "tiny" and a["state"] == "ALIVE"]
+        time.sleep(1)
+    assert seen, "no trial actor named after the study appeared in the dashboard"
+    assert _get(f"{cluster['dashboard']}/api/v0/actors", token=False)[0] in (401, 403)
+    assert _get(f"{cluster['dashboard']}/api/v0/nodes", token=False)[0] in (401, 403)
+    stdout, stderr = driver.communicate(timeout=600)
+    assert driver.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert "Ray cluster of 2 nodes" in stdout
+    assert stdout.count("TERMINATED") == 4
+
     df = pd.read_csv(out / "results.csv")
     assert len(df) == 4 and set(df["status"]) == {"TERMINATED"}
+    assert df["eval/cross_domain/acc"].between(0, 1).all()
+    nodes = [n for n in _state(cluster, "nodes") if n["state"] == "ALIVE"]
+    assert {n["node_ip"] for n in nodes} == {"127.0.0.2", "127.0.0.3"}  # the test stays on loopback
+    alive = {n["node_id"] for n in nodes}
+    assert len(alive) == 2
+    assert set(df["node_id"]) == alive  # trials ran on both nodes, and results came back from both
     assert (out / "report" / "index.html").is_file()
-    assert proc.stdout.count("TERMINATED") == 4
+    # each trial wrote its name into the log of the actor that ran it, which the dashboard serves
+    actor = seen[0]
+    status, _ = _get(f"{cluster['dashboard']}/api/v0/logs/file?actor_id={actor['actor_id']}&suffix=out", token=False)
+    assert status in (401, 403)
+    req = urllib.request.Request(f"{cluster['dashboard']}/api/v0/logs/file?actor_id={actor['actor_id']}&suffix=out",
+                                 headers={"Authorization": f"Bearer {TOKEN.read_text().strip()}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        log = r.read().decode(errors="replace")
+    assert "[orchestrator] trial tiny_" in log
+
+
+def _can_unshare() -> bool:
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs a private mount namespace (root, unshare -m)")
+def test_node_that_cannot_see_the_run_directory_stops_the_run(cluster, standin, tmp_path_factory):
+    """A third node in its own mount namespace, where an empty tmpfs hides the directory the
+    run is written to: the run stops before any trial, with one line naming the problem."""
+    hidden = tmp_path_factory.mktemp("hidden")
+    wrap = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"']
+    blind = _Node("127.0.0.4", [f"--address={cluster['address']}"], cluster["env"], tmp_path_factory.mktemp("blind") / "node.log",
+                  wrap=wrap)
+    try:
+        study = hidden / "tiny.yaml"
+        study.write_text(GOOD)
+        out = hidden / "run"
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
+                               "--address", cluster["address"]], env=cluster["env"], capture_output=True, text=True,
+                              timeout=300)
+    finally:
+        blind.stop()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: node 127.0.0.4 "), proc.stderr
+    assert f"cannot see the run directory {out}" in lines[0] and "shared filesystem" in lines[0]
+    df = pd.read_csv(out / "results.csv")  # the planned trials are listed, none ran
+    assert set(df["status"]) == {"PENDING"}
+    assert not list(out.glob("tune/*/result.json"))
