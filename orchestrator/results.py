@@ -24,7 +24,7 @@ CONFIGS_FILE = "configs.json"
 CURVES_FILE = "curves.csv"
 CURVE_COLUMNS = ["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"]
 HEAD_COLUMNS = ["trial_id", "trial_name", "study", "variant", "seed", "status", "iterations", "wall_s", "error"]
-PROVENANCE_COLUMNS = ["config_hash", "data_fingerprint", "git_commit", "torch_version", "ray_version",
+PROVENANCE_COLUMNS = ["config_hash", "data_fingerprint", "skipped_images", "single_image_identities", "git_commit", "torch_version", "ray_version",
                       "optuna_version", "peft_version", "timm_version", "transformers_version", "hostname", "node_id"]
 WHERE_COLUMNS = ("hostname", "node_id")  # where the trial ran: Tune's hostname, the Ray node's id
 

@@ -122,7 +122,7 @@ def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], 
         log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
             f"({len({p.variant for p in plans})} {what} x {len({p.seed for p in plans})} seeds); "
             f"run directory {run_dir}")
-        provenance = prepare_shared(entry, plans, run_dir, what=what[:-1])
+        provenance = prepare_shared(entry, plans, run_dir, what=what[:-1], log=log)
     except UserError:
         if not existed:  # nothing was computed yet: leave no half-made run directory behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -187,7 +187,7 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
         log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: search, {search.num_samples} trials "
             f"(Optuna TPE, the base config first; ASHA max_t={search.max_t}, grace={search.grace_period}, "
             f"reduction={search.reduction_factor:g}); run directory {run_dir}")
-        provenance = prepare_shared(entry, [base_plan], run_dir, what="base")[0]
+        provenance = prepare_shared(entry, [base_plan], run_dir, what="base", log=log)[0]
     except UserError:
         if not existed:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -210,7 +210,8 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     return run_dir
 
 
-def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = "variant") -> dict[int, dict[str, str]]:
+def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = "variant",
+                   log: Callable[[str], None] = print) -> dict[int, dict[str, str]]:
     """Call the trainable's ``prepare`` once per distinct config (seeds aside), in this process."""
     import torch
 
@@ -224,6 +225,10 @@ def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = 
                 by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
             except TrainableInputError as err:
                 raise UserError(f"{what} {p.variant!r}: {err}") from None
+            skipped = int(by_hash[p.config_hash].get("skipped_images") or 0)
+            if skipped:
+                log(f"{what} {p.variant!r}: skipped {skipped} unreadable training images "
+                    f"(listed in {Path(run_dir) / 'skipped_images.csv'})")
         out[p.index] = {**common, **by_hash[p.config_hash]}
     return out
 

@@ -17,7 +17,7 @@ from reports.markdown import ablation_frame, ablation_markdown
 REPORT_DIR = "report"
 FEW_FOR_IMPORTANCE = 10
 SAMPLES_FILE = "data_samples.png"
-PROVENANCE_COLUMNS = ("git_commit", "data_fingerprint", "torch_version", "ray_version", "optuna_version",
+PROVENANCE_COLUMNS = ("git_commit", "data_fingerprint", "skipped_images", "single_image_identities", "torch_version", "ray_version", "optuna_version",
                       "peft_version", "timm_version", "transformers_version")
 
 

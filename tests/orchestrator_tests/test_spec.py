@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import search_spaces
 from orchestrator.cli import main
@@ -131,6 +132,8 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, mo
     ("benchmarks={lfw: /nonexistent/lfw.bin}", "benchmark lfw: no such file /nonexistent/lfw.bin"),
     ("benchmarks={lfw: NOTPAIRS}", "not a pair list"),
     ("benchmarks={lfw: EVILBIN}", "only bytes, lists and booleans are accepted"),
+    ("benchmarks={lfw: MISSINGPAIRS}", "gone.png not found"),  # a pair list naming a file that is not there
+    ("benchmarks={lfw: EMPTYPAIRS}", "cannot read image"),  # a zero-byte image in a pair list
 ])
 def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, standin):
     (tmp_path / "notpairs.txt").write_text("this is\nnot a pair list at all\n")
@@ -138,7 +141,12 @@ def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, stan
         b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR.")  # a classic pickle exploit: os.system("touch ...")
     (tmp_path / "noweights").mkdir()
     (tmp_path / "noweights" / "config.json").write_text('{"architecture": "vit_tiny_patch16_224"}')
-    for placeholder, path in (("NOWEIGHTS", "noweights"), ("NOTPAIRS", "notpairs.txt"), ("EVILBIN", "evil.bin")):
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "missing.txt").write_text(f"{tmp_path / 'ok.png'} {tmp_path / 'gone.png'} 1\n")
+    (tmp_path / "emptyimg.txt").write_text(f"{tmp_path / 'ok.png'} {tmp_path / 'empty.png'} 1\n")
+    for placeholder, path in (("NOWEIGHTS", "noweights"), ("NOTPAIRS", "notpairs.txt"), ("EVILBIN", "evil.bin"),
+                              ("MISSINGPAIRS", "missing.txt"), ("EMPTYPAIRS", "emptyimg.txt")):
         setting = setting.replace(placeholder, str(tmp_path / path))
     out = tmp_path / "run"
     study = _write(tmp_path, GOOD)

@@ -252,3 +252,50 @@ def test_trial_on_image_folder_with_two_benchmarks(faces, standin, tmp_path):
         load_data(cfg.model_copy(update={"num_domains": 6}), 32)
     with pytest.raises(DataError, match="name at least one benchmark"):
         load_data(cfg.model_copy(update={"benchmarks": {}}), 32)
+
+
+def test_unreadable_training_images_are_skipped_and_counted(faces, standin, tmp_path, monkeypatch):
+    """Empty, undecodable and truncated images are left out of the training set, listed
+    with the reason, and counted in the provenance that every row of results.csv carries;
+    an identity left with one image is counted too. The check is cached per set of files."""
+    from trainables.da_lora.loop import SKIPPED_FILE, prepare
+    from trainables.data import sources
+
+    files = _write_faces(faces, tmp_path / "train", "train", 3, nested=False, prefix="id")
+    good = sum(len(v) for v in files.values())
+    broken = tmp_path / "train" / "id_broken"
+    broken.mkdir()
+    (broken / "empty.png").write_bytes(b"")
+    (broken / "noise.png").write_bytes(os.urandom(300))
+    whole = files[sorted(files)[0]][0].read_bytes()
+    (broken / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    lonely = tmp_path / "train" / "id_lonely"
+    lonely.mkdir()
+    lonely.joinpath("only.png").write_bytes(whole)
+
+    data = read_image_folder(tmp_path / "train")
+    assert len(data) == good + 1  # id_broken has no readable image left and is gone
+    reasons = dict(data.skipped)
+    assert set(reasons) == {str(broken / n) for n in ("empty.png", "noise.png", "truncated.png")}
+    assert reasons[str(broken / "empty.png")] == "empty file"
+    assert "id_broken" not in data.names() and "id_lonely" in data.names()
+    assert not set(data.paths) & set(reasons)
+
+    calls = []
+    monkeypatch.setattr(sources, "_image_problem", lambda p: calls.append(p))
+    assert read_image_folder(tmp_path / "train").skipped == data.skipped and not calls  # from the cache
+    (broken / "noise.png").write_bytes(whole)  # repaired: the files changed, so they are checked again
+    monkeypatch.undo()
+    again = read_image_folder(tmp_path / "train")
+    assert len(again) == good + 2 and len(again.skipped) == 2
+
+    cfg = DaLoraConfig(train_data=str(tmp_path / "train"), epochs=1, benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))})
+    prov = prepare(cfg, tmp_path)
+    assert prov["skipped_images"] == "2" and prov["single_image_identities"] == "2"  # id_lonely, id_broken
+    listed = (tmp_path / SKIPPED_FILE).read_text().splitlines()
+    assert listed[0] == "path,reason" and len(listed) == 3
+
+    for p in list(broken.iterdir()) + list(tmp_path.joinpath("train").rglob("*.png")):
+        p.write_bytes(b"")
+    with pytest.raises(DataError, match="none of its images can be read"):
+        read_image_folder(tmp_path / "train")

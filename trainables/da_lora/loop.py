@@ -13,6 +13,8 @@ computed at all.
 
 from __future__ import annotations
 
+import csv
+
 import tempfile
 import time
 from collections import deque
@@ -295,6 +297,9 @@ def _once(fn):
 
 
 # ------------------------------------------------------------------ the trial
+SKIPPED_FILE = "skipped_images.csv"
+
+
 def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     """Build the data and the backbone every trial shares, check that the config fits them,
     save a grid of sample images into ``out_dir`` (synthfaces), return the data's provenance."""
@@ -303,7 +308,14 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     build_model(cfg, data.num_domains, backbone)  # LoRA targets that match nothing fail here
     if data.synth is not None:
         synthfaces.save_sample_grid(data.synth, Path(out_dir) / synthfaces.SAMPLES_FILE)
-    return {"data_fingerprint": data.train.fingerprint}
+    if data.train.skipped:
+        with open(Path(out_dir) / SKIPPED_FILE, "w", newline="") as f:
+            csv.writer(f).writerows([("path", "reason"), *data.train.skipped])
+    # identities with one image stay in: a CosFace class of their own, and for SupCon only
+    # negatives (an anchor without a positive adds nothing to pytorch-metric-learning's SupConLoss)
+    counts = np.bincount(data.train.identity)
+    return {"data_fingerprint": data.train.fingerprint, "skipped_images": str(len(data.train.skipped)),
+            "single_image_identities": str(int((counts == 1).sum()))}
 
 
 def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None) -> None:

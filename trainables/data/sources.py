@@ -8,12 +8,22 @@
 
 Images on disk are read lazily (``ImageFiles``) and resized to the backbone's input size;
 synthfaces lives in memory. Both give uint8 (3, H, W) images.
+
+Unreadable training images (empty files, files no image decoder accepts, truncated files)
+are **skipped and counted**: real face collections hold a few, and one should not stop a
+study. ``TrainSet.skipped`` lists them with the reason; the trainable's ``prepare`` writes
+them to ``skipped_images.csv`` in the run directory and the count goes into every row of
+``results.csv``. The check runs once per set of files (keyed by their paths, sizes and
+modification times) and is cached. A manifest that names a file that does not exist is
+refused instead: that is a mistake in the manifest, not a damaged image.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,6 +55,7 @@ class TrainSet:
     images: torch.Tensor | None = None
     paths: tuple[str, ...] | None = None
     identity_names: tuple[str, ...] | None = None
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason) of unreadable images left out
 
     def __len__(self) -> int:
         return len(self.identity)
@@ -147,7 +158,57 @@ def read_manifest(path: Path) -> TrainSet:
     return _from_rows(rows, str(path))
 
 
+def _image_problem(path: str) -> str | None:
+    """Why an image file cannot be used, or None: PIL opens it and ``verify`` checks its
+    structure (for PNG the checksums too) without decoding the pixels; a full decode (``load``)
+    catches truncated data that ``verify`` lets through."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file"
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            im.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        return f"{type(err).__name__}: {err}".splitlines()[0][:200]
+    return None
+
+
+def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
+    """(path, reason) for each unreadable image, from the cache when these exact files (paths,
+    sizes, modification times) were checked before."""
+    from trainables.data.synthfaces import default_cache_dir
+
+    stats = []
+    for p in paths:
+        st = os.stat(p)
+        stats.append(f"{p}\0{st.st_size}\0{st.st_mtime_ns}")
+    key = hashlib.sha256("\n".join(stats).encode()).hexdigest()[:24]
+    cache = default_cache_dir() / "image-checks" / f"{key}.json"
+    try:
+        return [tuple(x) for x in json.loads(cache.read_text())]
+    except (OSError, ValueError):
+        pass
+    bad = [(p, why) for p in paths if (why := _image_problem(p))]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(bad))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only cache only costs the check next time
+    return bad
+
+
 def _from_rows(rows: list[tuple[str, str, str]], source: str) -> TrainSet:
+    bad = find_unreadable([r[0] for r in rows])
+    if bad:
+        unreadable = {p for p, _ in bad}
+        rows = [r for r in rows if r[0] not in unreadable]
+        if not rows:
+            raise DataError(f"train_data {source}: none of its images can be read (e.g. {bad[0][0]}: {bad[0][1]})")
     paths, idents, doms = zip(*rows)
     names, identity = np.unique(np.asarray(idents), return_inverse=True)
     # the first domain in sorted order is not necessarily the source domain; a domain called
@@ -156,7 +217,7 @@ def _from_rows(rows: list[tuple[str, str, str]], source: str) -> TrainSet:
     domain = np.asarray([dom_names.index(d) for d in doms], dtype=np.int64)
     h = hashlib.sha256("\n".join(f"{p},{i},{d}" for p, i, d in rows).encode()).hexdigest()[:16]
     return TrainSet(identity=identity.astype(np.int64), domain=domain, domains=tuple(dom_names), fingerprint=h,
-                    paths=tuple(paths), identity_names=tuple(str(n) for n in names))
+                    paths=tuple(paths), identity_names=tuple(str(n) for n in names), skipped=tuple(bad))
 
 
 def read_train_data(reference: str) -> TrainSet:

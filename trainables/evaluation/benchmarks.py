@@ -60,7 +60,7 @@ def _lfw_path(root: Path, name: str, number: str) -> Path:
     try:
         n = int(number)
     except ValueError:
-        raise BenchmarkError(f"image number {number!r} is not an integer") from None
+        raise BenchmarkError(f"not a pair list: image number {number!r} is not an integer") from None
     for base in (root / name, root / "images" / name):
         for ext in (".jpg", ".png", ".jpeg"):
             p = base / f"{name}_{n:04d}{ext}"
@@ -100,9 +100,10 @@ def read_pairs_txt(path: Path) -> tuple[list[Path], list[Path], np.ndarray, froz
                 label.append(0)
                 names.update((parts[0], parts[2]))
             else:
-                raise BenchmarkError(f"expected 'name i j', 'name1 i name2 j' or 'path1 path2 0|1', got {' '.join(parts)!r}")
+                raise BenchmarkError(f"not a pair list: expected 'name i j', 'name1 i name2 j' or "
+                                     f"'path1 path2 0|1', got {' '.join(parts)!r}")
         except BenchmarkError as err:
-            raise BenchmarkError(f"benchmark {path}, pair {k}: not a pair list: {err}") from None
+            raise BenchmarkError(f"benchmark {path}, pair {k}: {err}") from None
     return left, right, np.asarray(label, dtype=np.int64), frozenset(names)
 
 
