@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler
 
 from orchestrator.plan import TrialPlan
 from orchestrator.results import CurveLog, ResultsTable
@@ -190,15 +191,191 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
     ResultsTable.load(Path(run_dir), study, plans, group_column=table.group_column).mark_unfinished("INTERRUPTED")
 
 
-def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: Path, metric: str, mode: str,
+class SearchTrialName:
+    """Trial names of a search, ``<study>_trial<NNN>`` in the order the searcher created them.
+
+    The number comes from the trial's experiment tag, which starts with Tune's count of
+    trials generated so far; the searcher's state carries that count across ``resume``, so
+    trials created after a resume continue the numbering instead of starting it again."""
+
+    def __init__(self, study: str) -> None:
+        self.study = study
+
+    def __call__(self, trial) -> str:
+        number = int(str(trial.experiment_tag).split("_", 1)[0]) - 1
+        return f"{self.study}_trial{number:03d}"
+
+
+class ResumableASHA(ASHAScheduler):
+    """Tune's ``ASHAScheduler`` that, after ``resume``, knows the rung values of the trials
+    that reported before the driver stopped (read back from ``curves.csv``).
+
+    Tune checkpoints its searcher but not its scheduler: a restored ASHA would start with
+    empty rungs, and the first trials to reach a rung after the resume would pass it with
+    nothing to compare against, which the uninterrupted run would not have let them do."""
+
+    def __init__(self, run_dir: Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._run_dir = Path(run_dir)
+        self._seeded = True  # a fresh run has nothing to replay
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._seeded = False  # unpickled by Tuner.restore: replay before the first decision
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if not self._seeded:
+            self._seeded = True
+            _replay_rungs(self, self._run_dir)
+
+
+def _replay_rungs(scheduler, run_dir: Path) -> None:
+    """Record each trial's metric at each ASHA milestone it reached, as ASHA did the first time."""
+    import pandas as pd
+
+    from orchestrator.results import CURVES_FILE, RESULTS_FILE
+
+    results, curves = Path(run_dir) / RESULTS_FILE, Path(run_dir) / CURVES_FILE
+    if not results.is_file() or not curves.is_file():
+        return
+    ids = pd.read_csv(results, dtype={"trial_id": str}).dropna(subset=["trial_id"]).set_index("trial_name")["trial_id"]
+    df = pd.read_csv(curves)
+    df = df[df["key"] == scheduler._metric].sort_values("iteration")
+    op = scheduler._metric_op
+    for name, rows in df.groupby("trial_name"):
+        if name not in ids.index:
+            continue
+        for bracket in scheduler._brackets:
+            for milestone, recorded in bracket._rungs:
+                reached = rows[rows["iteration"] >= milestone]
+                if len(reached):
+                    recorded.setdefault(ids[name], float(reached["value"].iloc[0]) * op)
+
+
+class SearchProgress(tune.Callback):
+    """Rows of a search in ``results.csv`` (added as the sampler proposes trials), curves, and
+    one line per ended trial. Pickle-safe like ``GridProgress``: on ``resume`` it reads the
+    rows back from ``results.csv`` and ``configs.json``."""
+
+    def __init__(self, run_dir: Path, study: str, entry, search, metric: str, provenance: dict[str, str],
+                 log: Callable[[str], None] = print) -> None:
+        self.run_dir, self.study, self.entry, self.search = Path(run_dir), study, entry, search
+        self.metric, self.provenance, self.log = metric, provenance, log
+        self._attach()
+
+    def _attach(self) -> None:
+        import json
+
+        from orchestrator.results import CONFIGS_FILE
+
+        self.table = ResultsTable(self.run_dir, self.study, [], {}, group_column="trial")
+        self.plan_of: dict[str, TrialPlan] = {}
+        self.ended: set[str] = set()
+        self.last: dict[str, dict[str, Any]] = {}
+        self.curves = CurveLog(self.run_dir)
+        if self.table.path.is_file():  # resume: the rows as they were
+            import pandas as pd
+
+            configs = json.loads((self.run_dir / CONFIGS_FILE).read_text())
+            df = pd.read_csv(self.table.path, keep_default_na=False, na_values=[""],
+                             dtype={"trial_id": str, "error": str})
+            df[["trial_id", "error"]] = df[["trial_id", "error"]].fillna("")
+            for i, row in enumerate(df.to_dict("records")):
+                plan = TrialPlan(i, row["trial"], self.search.seed, configs[row["trial_name"]])
+                self.table.add(plan, {})
+                self.table.rows[i] = row
+                self.plan_of[row["trial_id"]] = plan
+                if row["status"] not in UNFINISHED:
+                    self.ended.add(row["trial_id"])
+        self.done = len(self.ended)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("run_dir", "study", "entry", "search", "metric", "provenance")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.log = print
+        self._attach()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if trial.trial_id in self.ended:
+            return
+        if trial.trial_id not in self.plan_of:
+            name = SearchTrialName(self.study)(trial).removeprefix(f"{self.study}_")
+            try:
+                config = _sampled_config(self.entry, self.search, trial.config)
+            except ValueError:  # the trial itself fails with the reason; the row keeps what was sampled
+                from orchestrator.search_space import sampled_config
+
+                config = sampled_config(self.search.params, self.search.base, trial.config)
+            plan = TrialPlan(len(self.table.rows), name, self.search.seed, config)
+            self.plan_of[trial.trial_id] = plan
+            self.table.add(plan, self.provenance)
+        self.table.started(self.plan_of[trial.trial_id].index, trial.trial_id)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.last[trial.trial_id] = result
+        self.curves.add(self.plan_of[trial.trial_id].name, result)
+
+    def _end(self, trial, status: str, error: str = "") -> None:
+        result = self.last.get(trial.trial_id)
+        if trial.trial_id in self.ended and result is None:
+            return  # ended before the resume: its row stays as it is
+        search, plan = self.search, self.plan_of[trial.trial_id]
+        reached = int((result or {}).get("training_iteration", 0))
+        full = min(search.max_t, int(plan.config.get("epochs", search.max_t)))
+        if status == "TERMINATED" and reached < full:
+            status = "STOPPED"
+            self.table.rows[plan.index]["rung"] = reached
+        self.table.finished(plan.index, trial_id=trial.trial_id, status=status, result=result, error=error)
+        self.done += 1
+        value = (result or {}).get(self.metric)
+        shown = f"{self.metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
+        self.log(f"[{self.done:>3}/{search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
+                 f"(after {reached} of {full} iterations){'  ' + error if error else ''}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._end(trial, "TERMINATED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._end(trial, *_failure(trial))
+
+
+def _sampled_config(entry, search, sampled: dict[str, Any]) -> dict[str, Any]:
+    """The trial's full config; a combination the trainable refuses (e.g. a loss weight with
+    nothing to train) fails that trial with the reason in one line, and the search goes on."""
+    from pydantic import ValidationError
+
+    try:
+        return search.full_config(entry, sampled)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "config"
+        raise ValueError(f"sampled config refused by {entry.name}: {where}: {first['msg']}") from None
+
+
+def _search_trainable(entry, search, study: str) -> Callable[[dict[str, Any]], None]:
+    fn = entry.fn
+
+    def trainable(config: dict[str, Any]) -> None:
+        return fn(_sampled_config(entry, search, config))
+
+    functools.update_wrapper(trainable, fn)
+    return _announced(trainable, study)
+
+
+def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mode: str,
                    provenance: dict[str, str], cpus_per_trial: float, gpus_per_trial: float,
-                   max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print) -> None:
+                   max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print,
+                   restore: bool = False) -> None:
     """Optuna TPE (Ray Tune's OptunaSearch, the base config enqueued first) with ASHA.
 
     A trial ASHA stops before ``max_t`` iterations ends as STOPPED with the ``rung`` (its
     iterations) it reached; only trials that ran to the end count as TERMINATED.
+    ``restore``: continue from Tune's experiment state (``resume``): the sampler goes on from
+    its saved state (every trial it has seen), unfinished trials from their last checkpoint.
     """
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
@@ -208,74 +385,28 @@ def execute_search(*, study: str, entry, search, table: ResultsTable, run_dir: P
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
-    searcher = OptunaSearch(space=define_by_run(search.params, search.base), metric=metric, mode=mode,
-                            points_to_evaluate=[base_point(search.params, search.base)], seed=search.search_seed)
-    if max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=search.max_t, grace_period=search.grace_period,
-                              reduction_factor=search.reduction_factor)
-    fn, plan_of = entry.fn, {}
-
-    def trainable(config: dict[str, Any]) -> None:
-        return fn(search.full_config(entry, config))
-
-    functools.update_wrapper(trainable, fn)
-    trainable = _announced(trainable, study)
-    counter = iter(range(10**9))
-    names: dict[str, str] = {}
-
-    def trial_name(trial) -> str:
-        if trial.trial_id not in names:
-            names[trial.trial_id] = f"{study}_trial{next(counter):03d}"
-        return names[trial.trial_id]
-
-    class Progress(tune.Callback):
-        def __init__(self) -> None:
-            self.last: dict[str, dict[str, Any]] = {}
-            self.done = 0
-            self.curves = CurveLog(run_dir)
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            if trial.trial_id not in plan_of:
-                name = trial_name(trial).removeprefix(f"{study}_")
-                plan = TrialPlan(len(plan_of), name, search.seed, search.full_config(entry, trial.config))
-                plan_of[trial.trial_id] = plan
-                table.add(plan, provenance)
-            table.started(plan_of[trial.trial_id].index, trial.trial_id)
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.last[trial.trial_id] = result
-            self.curves.add(plan_of[trial.trial_id].name, result)
-
-        def _end(self, trial, status: str, error: str = "") -> None:
-            plan = plan_of[trial.trial_id]
-            result = self.last.get(trial.trial_id)
-            reached = int((result or {}).get("training_iteration", 0))
-            full = min(search.max_t, int(plan.config.get("epochs", search.max_t)))
-            if status == "TERMINATED" and reached < full:
-                status = "STOPPED"
-                table.rows[plan.index]["rung"] = reached
-            table.finished(plan.index, trial_id=trial.trial_id, status=status, result=result, error=error)
-            self.done += 1
-            value = (result or {}).get(metric)
-            shown = f"{metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
-            log(f"[{self.done:>3}/{search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
-                f"(after {reached} of {full} iterations){'  ' + error if error else ''}")
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._end(trial, "TERMINATED")
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._end(trial, *_failure(trial))
-
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial}),
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=search.num_samples,
-                                    metric=metric, mode=mode, reuse_actors=True,
-                                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
-        run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(Path(run_dir).resolve()), verbose=0,
-                                  callbacks=[Progress()], checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
-    )
+    fn = tune.with_resources(_search_trainable(entry, search, study), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    if restore:
+        tuner = tune.Tuner.restore(str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True,
+                                   resume_errored=False)
+    else:
+        searcher = OptunaSearch(space=define_by_run(search.params, search.base), metric=metric, mode=mode,
+                                points_to_evaluate=[base_point(search.params, search.base)], seed=search.search_seed)
+        if max_concurrent:
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+        scheduler = ResumableASHA(run_dir, time_attr="training_iteration", max_t=search.max_t,
+                                  grace_period=search.grace_period, reduction_factor=search.reduction_factor)
+        name = SearchTrialName(study)
+        progress = SearchProgress(Path(run_dir), study, entry, search, metric, provenance, log)
+        tuner = tune.Tuner(
+            fn,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=search.num_samples,
+                                        metric=metric, mode=mode, reuse_actors=True,
+                                        trial_name_creator=name, trial_dirname_creator=name),
+            run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(Path(run_dir).resolve()), verbose=0,
+                                      callbacks=[progress], checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                                      failure_config=tune.FailureConfig(max_failures=max_failures)),
+        )
     tuner.fit()
-    table.mark_unfinished("INTERRUPTED")
+    # the rows as the callbacks left them (a restored run's callbacks are Tune's copies)
+    SearchProgress(Path(run_dir), study, entry, search, metric, provenance).table.mark_unfinished("INTERRUPTED")

@@ -198,7 +198,7 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     from orchestrator.execute import execute_search
 
     with _ray_trials(opts, cpus, gpus, run_dir, log):
-        execute_search(study=spec.name, entry=entry, search=search, table=table, run_dir=run_dir, metric=spec.metric,
+        execute_search(study=spec.name, entry=entry, search=search, run_dir=run_dir, metric=spec.metric,
                        mode=spec.mode, provenance=provenance, cpus_per_trial=cpus, gpus_per_trial=gpus,
                        max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures,
                        log=log)
@@ -274,10 +274,9 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
     if not run_dir.is_dir() or not info_path.is_file() or not (run_dir / "results.csv").is_file():
         raise UserError(f"{run_dir}: not a run directory (run.json and results.csv are needed)")
     meta = json.loads(info_path.read_text())
-    if meta.get("kind") == "search":
-        raise UserError(f"{run_dir}: resuming a search is not supported yet (its sampler state lives in Tune's "
-                        "searcher checkpoint); start it again, or confirm what it finished with run confirm --from")
     spec, _ = load_study(str(run_dir / SPEC_FILE))
+    if spec.kind == "search":
+        return _resume_search(run_dir, spec, meta, address=address, dashboard_host=dashboard_host, log=log)
     plans = compile_plan(spec, quick=bool(meta.get("quick")), overrides=parse_overrides(meta.get("overrides", [])),
                          warn=lambda _: None)
     group_column = "variant" if spec.kind == "ablation" else "point"
@@ -312,6 +311,52 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
                     max_failures=spec.max_failures, log=log, restore=True)
     else:
         log(f"{run_dir}: every trial has finished; rebuilding the report")
+    index = build_report(run_dir)
+    log(f"Report: {index}")
+    return run_dir
+
+
+def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], *, address: str | None,
+                   dashboard_host: str, log: Callable[[str], None]) -> Path:
+    """``resume`` of a search: Tune restores the sampler (every trial Optuna has seen, its
+    random state, the count of trials generated), unfinished trials continue from their last
+    checkpoint, and the remaining samples are drawn; ASHA's rungs are replayed from
+    ``curves.csv`` (``execute.ResumableASHA``)."""
+    import pandas as pd
+
+    from orchestrator.plan import compile_search
+    from reports import build_report
+
+    quick, overrides = bool(meta.get("quick")), list(meta.get("overrides", []))
+    search = compile_search(spec, quick=quick, overrides=parse_overrides(overrides))
+    df = pd.read_csv(run_dir / "results.csv")
+    ended = int((~df["status"].isin(["PENDING", "RUNNING", "INTERRUPTED"])).sum())
+    if ended < search.num_samples:
+        from ray import tune
+
+        from orchestrator.execute import TUNE_DIR, execute_search
+
+        if not tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve())):
+            raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
+        res = meta.get("resources", {})
+        opts = RunOptions(study=str(run_dir / SPEC_FILE), out=run_dir, quick=quick, set=overrides, address=address,
+                          dashboard_host=dashboard_host, cpus_per_trial=res.get("cpus_per_trial"),
+                          gpus_per_trial=res.get("gpus_per_trial"))
+        cpus, gpus = _check_options(opts, spec)
+        meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                               "trials_left": search.num_samples - ended})
+        meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
+        (run_dir / RUN_FILE).write_text(json.dumps(meta, indent=2))
+        log(f"Resuming the search {spec.name!r} in {run_dir}: {ended} of {search.num_samples} trials ended, "
+            f"{search.num_samples - ended} to go")
+        entry = resolve_trainable(spec)
+        with _ray_trials(opts, cpus, gpus, run_dir, log):
+            execute_search(study=spec.name, entry=entry, search=search, run_dir=run_dir, metric=spec.metric,
+                           mode=spec.mode, provenance={}, cpus_per_trial=cpus, gpus_per_trial=gpus,
+                           max_concurrent=meta.get("max_concurrent"), max_failures=spec.max_failures, log=log,
+                           restore=True)
+    else:
+        log(f"{run_dir}: every trial has ended; rebuilding the report")
     index = build_report(run_dir)
     log(f"Report: {index}")
     return run_dir

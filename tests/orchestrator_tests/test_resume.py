@@ -84,11 +84,73 @@ def test_resume_after_sigkill_finishes_every_trial_once(ray_local, killed_run, c
 
 
 def test_resume_bad_input(tmp_path, capsys):
-    (tmp_path / "search").mkdir()
-    pd.DataFrame({"trial_name": ["t"]}).to_csv(tmp_path / "search" / "results.csv", index=False)
-    (tmp_path / "search" / "run.json").write_text(json.dumps({"kind": "search"}))
-    for d, message in ((tmp_path / "nowhere", "not a run directory"),
-                       (tmp_path / "search", "resuming a search is not supported yet")):
-        assert main(["resume", str(d)]) == 2
-        err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1
+    assert main(["resume", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "not a run directory" in err and err.count("\n") == 1
+
+
+SEARCH = """
+name: tiny-search
+kind: search
+trainable: da_lora
+metric: eval/cross_domain/acc
+mode: max
+seeds: [0]
+num_samples: 6
+search_seed: 3
+base: {epochs: 2, adaptation: none, eval_every: 1, lr: 1.0e-3, weight_decay: 0.0}
+space:
+  lr: {loguniform: [1.0e-4, 1.0e-2]}
+  weight_decay: {choice: [0.0, 0.01, 0.1]}
+scheduler: {max_t: 2, grace_period: 1, reduction_factor: 2}
+"""
+
+
+def test_search_resume_after_sigkill(ray_local, standin, tmp_path, capsys):
+    """A search killed after two trials ended: ``resume`` keeps them as they were, continues
+    the sampler and the trial numbering (no name twice), and draws the remaining samples."""
+    (tmp_path / "s.yaml").write_text(SEARCH)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(tmp_path / "s.yaml"), "--out", str(out),
+                             "--max-concurrent", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            assert proc.poll() is None, "the search ended before it could be killed"
+            df = pd.read_csv(out / "results.csv") if (out / "results.csv").is_file() else None
+            if df is not None and df["status"].isin(["TERMINATED", "STOPPED"]).sum() >= 2:
+                break
+            time.sleep(0.3)
+    finally:
+        proc.kill()
+        proc.wait()
+    before = pd.read_csv(out / "results.csv")
+    ended = before[before["status"].isin(["TERMINATED", "STOPPED"])].set_index("trial_name")
+    assert len(ended) >= 2 and len(ended) < 6
+
+    # without Tune's experiment state there is nothing to resume from: one line, exit 2
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(out, bare, ignore=shutil.ignore_patterns("tune"))
+    assert main(["resume", str(bare)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to resume from" in err and err.count("\n") == 1
+
+    assert main(["resume", str(out)]) == 0
+    log = capsys.readouterr().out
+    assert f"{len(ended)} of 6 trials ended" in log
+    after = pd.read_csv(out / "results.csv")
+    assert sorted(after["trial"]) == [f"trial{i:03d}" for i in range(6)]  # each once, numbering continued
+    assert set(after["status"]) <= {"TERMINATED", "STOPPED"}
+    kept = after.set_index("trial_name").loc[ended.index]
+    assert list(kept["wall_s"]) == list(ended["wall_s"]) and list(kept["trial_id"]) == list(ended["trial_id"])  # not rerun
+    configs = json.loads((out / "configs.json").read_text())
+    assert sorted(configs) == sorted(after["trial_name"])
+    assert configs["trial000_seed0"]["lr"] == 1.0e-3  # the base config first
+    sampled = [(round(c["lr"], 12), c["weight_decay"]) for c in configs.values()]
+    assert len(set(sampled)) == len(sampled)  # the sampler went on; it did not start over
+    assert (out / "report" / "top_k.csv").is_file()
+    assert main(["resume", str(out)]) == 0
+    assert "every trial has ended; rebuilding the report" in capsys.readouterr().out
