@@ -72,3 +72,33 @@ def test_bad_spaces_are_refused(space, message):
     with pytest.raises(SearchSpaceError) as err:
         parse_space(space)
     assert message in str(err.value)
+
+
+def test_sampled_config_the_trainable_refuses_fails_in_one_line(tmp_path):
+    """A sampled combination the trainable's config refuses fails that trial with a one-line
+    reason (its error file's last line, which results.csv keeps), not the validation dump."""
+    from orchestrator.execute import _sampled_config
+    from orchestrator.plan import compile_search, resolve_trainable
+    from orchestrator.studies import load_study
+
+    (tmp_path / "s.yaml").write_text("""
+name: s
+kind: search
+trainable: da_lora
+metric: eval/cross_domain/acc
+mode: max
+seeds: [0]
+num_samples: 2
+base: {adaptation: none, eval_every: 1, lambda_contrastive: 0.0}
+space:
+  lambda_contrastive: {choice: [0.0, 0.5]}
+scheduler: {max_t: 2, grace_period: 1}
+""")
+    spec, _ = load_study(str(tmp_path / "s.yaml"))
+    search, entry = compile_search(spec), resolve_trainable(spec)
+    assert _sampled_config(entry, search, {"lambda_contrastive": 0.0})["lambda_contrastive"] == 0.0
+    with pytest.raises(ValueError) as err:
+        _sampled_config(entry, search, {"lambda_contrastive": 0.5})
+    message = str(err.value)
+    assert message.startswith("sampled config refused by da_lora: ") and "adaptation: none" in message
+    assert "\n" not in message
