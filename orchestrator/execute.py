@@ -303,13 +303,26 @@ class SearchProgress(tune.Callback):
             return
         if trial.trial_id not in self.plan_of:
             name = SearchTrialName(self.study)(trial).removeprefix(f"{self.study}_")
+            # After a resume, Tune generates again the trials it created after its last
+            # experiment checkpoint (at least every 10 s), under the same names: the row the
+            # lost attempt left is replaced, and its curve dropped, so each name stays once.
+            index = next((i for i, r in self.table.rows.items() if r[self.table.group_column] == name),
+                         len(self.table.rows))
+            if index < len(self.table.rows):
+                old = self.table.rows[index]
+                if old["status"] not in UNFINISHED:
+                    self.ended.discard(old["trial_id"])
+                    self.done -= 1
+                self.curves.drop(old["trial_name"])
+                self.log(f"{name}: started again (created after Tune's last experiment checkpoint; "
+                         f"was {old['status']})")
             try:
                 config = _sampled_config(self.entry, self.search, trial.config)
             except ValueError:  # the trial itself fails with the reason; the row keeps what was sampled
                 from orchestrator.search_space import sampled_config
 
                 config = sampled_config(self.search.params, self.search.base, trial.config)
-            plan = TrialPlan(len(self.table.rows), name, self.search.seed, config)
+            plan = TrialPlan(index, name, self.search.seed, config)
             self.plan_of[trial.trial_id] = plan
             self.table.add(plan, self.provenance)
         self.table.started(self.plan_of[trial.trial_id].index, trial.trial_id)

@@ -127,6 +127,13 @@ class CurveLog:
             with self.path.open("w", newline="") as f:
                 csv.writer(f).writerow(CURVE_COLUMNS)
 
+    def drop(self, trial_name: str) -> None:
+        """Remove a trial's lines (an attempt that is being replaced)."""
+        df = pd.read_csv(self.path, dtype={"trial_name": str})
+        tmp = self.path.with_suffix(".csv.tmp")
+        df[df["trial_name"] != trial_name].to_csv(tmp, index=False)
+        os.replace(tmp, self.path)
+
     def add(self, trial_name: str, result: dict[str, Any]) -> None:
         it, t, now = int(result.get("training_iteration", 0)), result.get("time_total_s", math.nan), time.time()
         rows = [[trial_name, it, round(float(t), 3), round(now, 3), k, v] for k, v in result.items()
