@@ -77,7 +77,6 @@ def main() -> None:
     left = before[before["status"] != "TERMINATED"]
     print(f"killed with {len(before) - len(left)} finished, {len(left)} unfinished "
           f"({', '.join(f'{r.trial_name}: {r.status}' for r in left.itertuples())})")
-    subprocess.run(["pkill", "-9", "-f", f"ray::.*resume-bench"], check=False)  # trial actors the kill orphaned
     time.sleep(3)
 
     resume_s = _run(["resume", str(run_dir)])

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -29,32 +30,31 @@ variants:
 """
 
 
-def _wait_for(path, finished: int, proc, timeout: float = 300) -> pd.DataFrame:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, "the run ended before it could be killed"
-        if path.is_file():
-            df = pd.read_csv(path)
-            if (df["status"] == "TERMINATED").sum() >= finished:
-                return df
-        time.sleep(0.5)
-    raise AssertionError("no trial finished in time")
+def _run_and_kill(study: Path, out: Path, *, ended: int, statuses=("TERMINATED",), timeout: float = 300) -> pd.DataFrame:
+    """Run ``study`` in a subprocess, one trial at a time, and SIGKILL the driver (no chance to
+    clean up or write anything) once ``ended`` trials have one of ``statuses``."""
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
+                             "--max-concurrent", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    try:
+        deadline = time.time() + timeout
+        while True:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.time() < deadline, "no trial ended in time"
+            if (out / "results.csv").is_file() and pd.read_csv(out / "results.csv")["status"].isin(statuses).sum() >= ended:
+                break
+            time.sleep(0.3)
+    finally:
+        proc.kill()
+        proc.wait()
+    return pd.read_csv(out / "results.csv")
 
 
 @pytest.fixture(scope="module")
 def killed_run(standin, tmp_path_factory):
     d = tmp_path_factory.mktemp("resume")
     (d / "tiny.yaml").write_text(TINY)
-    out = d / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(d / "tiny.yaml"), "--out", str(out),
-                             "--max-concurrent", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "RAY_ADDRESS": ""})
-    try:
-        _wait_for(out / "results.csv", 2, proc)
-    finally:
-        proc.kill()  # SIGKILL: no chance to clean up or write anything
-        proc.wait()
-    return out, pd.read_csv(out / "results.csv")
+    return d / "run", _run_and_kill(d / "tiny.yaml", d / "run", ended=2)
 
 
 def test_resume_after_sigkill_finishes_every_trial_once(ray_local, killed_run, capsys):
@@ -111,21 +111,7 @@ def test_search_resume_after_sigkill(ray_local, standin, tmp_path, capsys):
     the sampler and the trial numbering (no name twice), and draws the remaining samples."""
     (tmp_path / "s.yaml").write_text(SEARCH)
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(tmp_path / "s.yaml"), "--out", str(out),
-                             "--max-concurrent", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "RAY_ADDRESS": ""})
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            assert proc.poll() is None, "the search ended before it could be killed"
-            df = pd.read_csv(out / "results.csv") if (out / "results.csv").is_file() else None
-            if df is not None and df["status"].isin(["TERMINATED", "STOPPED"]).sum() >= 2:
-                break
-            time.sleep(0.3)
-    finally:
-        proc.kill()
-        proc.wait()
-    before = pd.read_csv(out / "results.csv")
+    before = _run_and_kill(tmp_path / "s.yaml", out, ended=2, statuses=("TERMINATED", "STOPPED"))
     ended = before[before["status"].isin(["TERMINATED", "STOPPED"])].set_index("trial_name")
     assert len(ended) >= 2 and len(ended) < 6
 
