@@ -74,6 +74,8 @@ def test_good_spec_and_overrides(tmp_path):
     (GOOD.replace("base: {epochs: 1}", "base: {lr: -0.1}"), "lr: Input should be greater than 0"),
     (GOOD.replace("base: {epochs: 1}", "base: {epochs: one}"), "epochs: Input should be a valid integer"),
     (GOOD.replace("base: {epochs: 1}", "base: {learning_rate: 0.1}"), "learning_rate: unknown key"),
+    (GOOD.replace("base: {epochs: 1}", "base: {epochs: -2}"), "epochs: Input should be greater than 0 (got -2)"),
+    (GOOD.replace("base: {epochs: 1}", "base: {lora_dropout: 1.5}"), "lora_dropout: Input should be less than 1"),
     (GOOD.replace("trainable: da_lora", "trainable: nope"), "unknown trainable 'nope'"),
     ("name: [unclosed\n", "YAML does not parse at line"),
     ("- just\n- a list\n", "a study spec must be a YAML mapping"),
@@ -132,6 +134,8 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, mo
     ("benchmarks={lfw: /nonexistent/lfw.bin}", "benchmark lfw: no such file /nonexistent/lfw.bin"),
     ("benchmarks={lfw: NOTPAIRS}", "not a pair list"),
     ("benchmarks={lfw: EVILBIN}", "only bytes, lists and booleans are accepted"),
+    ("train_data=/nonexistent/faces", "train_data /nonexistent/faces: no such directory"),
+    ("train_data=/nonexistent/faces.csv", "manifest /nonexistent/faces.csv: "),
     ("benchmarks={lfw: MISSINGPAIRS}", "gone.png not found"),  # a pair list naming a file that is not there
     ("benchmarks={lfw: EMPTYPAIRS}", "cannot read image"),  # a zero-byte image in a pair list
 ])
