@@ -139,3 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ReportInputError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own graceful stop
+        print("interrupted: what finished is in the run directory's results.csv; "
+              "python -m orchestrator resume DIR continues the run", file=sys.stderr)
+        return 130

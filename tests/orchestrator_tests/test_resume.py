@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,6 +82,31 @@ def test_resume_after_sigkill_finishes_every_trial_once(ray_local, killed_run, c
     assert main(["resume", str(out)]) == 0
     assert "every trial has finished; rebuilding the report" in capsys.readouterr().out
     assert pd.read_csv(out / "results.csv").equals(after)
+
+
+def test_resume_after_ctrl_c(ray_local, standin, tmp_path, capsys):
+    """Ctrl-C (SIGINT) stops the run gracefully: no traceback, unfinished trials marked
+    INTERRUPTED or left PENDING, the finished ones kept; ``resume`` finishes the rest."""
+    (tmp_path / "tiny.yaml").write_text(TINY.replace("seeds: [0, 1, 2]", "seeds: [0, 1]"))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(tmp_path / "tiny.yaml"), "--out", str(out),
+                             "--max-concurrent", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RAY_ADDRESS": ""})
+    deadline = time.time() + 300
+    while not ((out / "results.csv").is_file() and (pd.read_csv(out / "results.csv")["status"] == "TERMINATED").any()):
+        assert proc.poll() is None and time.time() < deadline, "no trial finished before the run ended"
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode in (0, 130) and "Traceback" not in stderr, stderr[-2000:]
+    before = pd.read_csv(out / "results.csv")
+    assert set(before["status"]) <= {"TERMINATED", "INTERRUPTED", "PENDING"} and "TERMINATED" in set(before["status"])
+    assert (before["status"] != "TERMINATED").any()
+    assert main(["resume", str(out)]) == 0
+    after = pd.read_csv(out / "results.csv")
+    assert len(after) == 4 and set(after["status"]) == {"TERMINATED"}
+    done = before[before["status"] == "TERMINATED"].set_index("trial_name")
+    assert list(after.set_index("trial_name").loc[done.index, "wall_s"]) == list(done["wall_s"])  # not rerun
 
 
 def test_resume_bad_input(tmp_path, capsys):
