@@ -81,24 +81,16 @@ def test_sampled_config_the_trainable_refuses_fails_in_one_line(tmp_path):
     from orchestrator.plan import compile_search, resolve_trainable
     from orchestrator.studies import load_study
 
-    (tmp_path / "s.yaml").write_text("""
-name: s
-kind: search
-trainable: da_lora
-metric: eval/cross_domain/acc
-mode: max
-seeds: [0]
-num_samples: 2
-base: {adaptation: none, eval_every: 1, lambda_contrastive: 0.0}
-space:
-  lambda_contrastive: {choice: [0.0, 0.5]}
-scheduler: {max_t: 2, grace_period: 1}
-""")
+    from tests.orchestrator_tests.test_spec import SEARCH
+
+    (tmp_path / "s.yaml").write_text(
+        SEARCH.replace("maml_inner_steps: 0}", "maml_inner_steps: 0, adaptation: none, lambda_contrastive: 0.0}")
+        .replace("space:\n", "space:\n  lambda_contrastive: {choice: [0.0, 0.5]}\n"))
     spec, _ = load_study(str(tmp_path / "s.yaml"))
     search, entry = compile_search(spec), resolve_trainable(spec)
-    assert _sampled_config(entry, search, {"lambda_contrastive": 0.0})["lambda_contrastive"] == 0.0
+    assert _sampled_config(entry, search, {"lambda_contrastive": 0.0, "lr": 1e-3})["lambda_contrastive"] == 0.0
     with pytest.raises(ValueError) as err:
-        _sampled_config(entry, search, {"lambda_contrastive": 0.5})
+        _sampled_config(entry, search, {"lambda_contrastive": 0.5, "lr": 1e-3})
     message = str(err.value)
     assert message.startswith("sampled config refused by da_lora: ") and "adaptation: none" in message
     assert "\n" not in message
