@@ -275,13 +275,8 @@ class SearchProgress(tune.Callback):
         self.last: dict[str, dict[str, Any]] = {}
         self.curves = CurveLog(self.run_dir)
         if self.table.path.is_file():  # resume: the rows as they were
-            import pandas as pd
-
             configs = json.loads((self.run_dir / CONFIGS_FILE).read_text())
-            df = pd.read_csv(self.table.path, keep_default_na=False, na_values=[""],
-                             dtype={"trial_id": str, "error": str})
-            df[["trial_id", "error"]] = df[["trial_id", "error"]].fillna("")
-            for i, row in enumerate(df.to_dict("records")):
+            for i, row in enumerate(ResultsTable.read_frame(self.table.path).to_dict("records")):
                 plan = TrialPlan(i, row["trial"], self.search.seed, configs[row["trial_name"]])
                 self.table.add(plan, {})
                 self.table.rows[i] = row

@@ -52,8 +52,7 @@ class ResultsTable:
     def load(cls, run_dir: Path, study: str, plans: list[TrialPlan], *, group_column: str = "variant") -> "ResultsTable":
         """The table as ``results.csv`` holds it (every planned trial must have its row)."""
         table = cls(run_dir, study, plans, {}, group_column=group_column)
-        df = pd.read_csv(table.path, keep_default_na=False, na_values=[""], dtype={"trial_id": str, "error": str})
-        df[["trial_id", "error"]] = df[["trial_id", "error"]].fillna("")  # text cells: empty, not NaN
+        df = cls.read_frame(table.path)
         by_name = {r["trial_name"]: r for r in df.to_dict("records")}
         missing = [p.name for p in plans if p.name not in by_name]
         if missing or len(by_name) != len(plans):
@@ -61,6 +60,13 @@ class ResultsTable:
         for p in plans:
             table.rows[p.index] = by_name[p.name]
         return table
+
+    @staticmethod
+    def read_frame(path: Path) -> pd.DataFrame:
+        """``results.csv`` as written: text cells (trial id, error) empty, not NaN."""
+        df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"trial_id": str, "error": str})
+        df[["trial_id", "error"]] = df[["trial_id", "error"]].fillna("")
+        return df
 
     def add(self, p: TrialPlan, provenance: dict[str, str]) -> None:
         """A row for a planned trial (searches add theirs as the sampler proposes them)."""
