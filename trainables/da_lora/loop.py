@@ -18,10 +18,9 @@ import csv
 import tempfile
 import time
 from collections import deque
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,7 +32,7 @@ from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces
 from trainables.data.sources import (
-    DataError, ImageFiles, TrainSet, domain_groups, limit_per_identity, read_train_data,
+    DataError, TrainSet, domain_groups, limit_per_identity, read_train_data,
 )
 from trainables.errors import TrialDiverged
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
@@ -42,38 +41,11 @@ from trainables.evaluation.verification import verification_metrics
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
 from trainables.models.standin import StandinSpec, ensure_standin
+from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
 from trainables.training import dense_labels, embed_all, random_flip, random_view, seed_everything, warmup_cosine
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
 Reporter = Callable[[dict[str, float], Path], None]
-
-
-# ------------------------------------------------------------------ hardware
-@dataclass(frozen=True)
-class Hardware:
-    device: torch.device
-    autocast_dtype: torch.dtype | None
-    num_workers: int
-
-    def autocast(self):
-        if self.autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-
-def hardware(cfg: DaLoraConfig) -> Hardware:
-    """Device, mixed precision and loader workers for ``cfg`` (bf16 autocast on CUDA by default)."""
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise DataError("device: cuda, but no CUDA GPU is visible to this trial (set gpus_per_trial)")
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    device = torch.device("cuda" if use_cuda else "cpu")
-    # bf16 autocast: by default on CUDA only; asked for explicitly it is honoured on CPU too
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
-    dtype = torch.bfloat16 if bf16 else None
-    # Image files on a GPU: decode in workers, one per CPU the trial was given (Ray sets the
-    # trial's torch threads to its cpus_per_trial), at most 8. In memory or on CPU: none.
-    workers = cfg.num_workers if cfg.num_workers is not None else (min(8, torch.get_num_threads()) if use_cuda else 0)
-    return Hardware(device, dtype, workers)
 
 
 # ------------------------------------------------------------------ data
@@ -132,33 +104,6 @@ def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark]) -> 
         if both:
             raise DataError(f"benchmark {b.name}: {len(both)} of its identities are also training identities "
                             f"(e.g. {', '.join(both[:3])}); evaluation must use identities the model never saw")
-
-
-class Fetcher:
-    """Reads training images by index: from memory, or from files through a DataLoader."""
-
-    def __init__(self, train: TrainSet, size: int, hw: Hardware) -> None:
-        self.train, self.hw = train, hw
-        self.files = None if train.images is not None else ImageFiles(train.paths, size)
-
-    def __call__(self, idx: np.ndarray) -> torch.Tensor:
-        if self.files is None:
-            x = self.train.images[torch.as_tensor(idx)]
-        else:
-            x = torch.stack([self.files[int(i)] for i in idx])
-        return x.to(self.hw.device, non_blocking=True)
-
-    def batches(self, index_batches: list[np.ndarray]) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """Images of each index batch, in order (prefetched by workers for image files)."""
-        if self.files is None or self.hw.num_workers == 0:
-            for idx in index_batches:
-                yield idx, self(idx)
-            return
-        loader = torch.utils.data.DataLoader(
-            self.files, batch_sampler=[list(map(int, b)) for b in index_batches], num_workers=self.hw.num_workers,
-            pin_memory=self.hw.device.type == "cuda", persistent_workers=False)
-        for idx, x in zip(index_batches, loader):
-            yield idx, x.to(self.hw.device, non_blocking=True)
 
 
 def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,

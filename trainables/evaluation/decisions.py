@@ -1,0 +1,111 @@
+"""Verification at a chosen threshold, the equal error rate, and gallery-probe identification.
+
+Complements ``verification.py`` (the 10-fold protocol of the public benchmarks) for the
+protocols of the metric-learning notes, where a threshold is chosen on a validation split
+and then applied, unchanged, to the test split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score, f1_score, label_ranking_average_precision_score, precision_score, recall_score, roc_auc_score,
+    roc_curve, top_k_accuracy_score,
+)
+
+from trainables.evaluation.verification import FARS, best_threshold, tar_at_far
+
+
+def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(EER, threshold): the rate at which false accepts equal false rejects (``score >= t``
+    accepts), and the threshold where they cross.
+
+    sklearn's ROC gives the operating points; between the two points where FNR - FPR changes
+    sign the EER is interpolated linearly (the usual construction; no library computes it).
+    """
+    labels = np.asarray(labels).astype(int)
+    if labels.min() == labels.max():
+        raise ValueError("the EER needs both genuine (1) and impostor (0) pairs")
+    fpr, tpr, thr = roc_curve(labels, scores, drop_intermediate=False)
+    fnr = 1.0 - tpr
+    diff = fnr - fpr  # decreasing from 1 (nothing accepted) to -1 (everything accepted)
+    j = int(np.flatnonzero(diff <= 0)[0])
+    if diff[j] == 0 or j == 0:
+        return float(fpr[j]), float(thr[j])
+    i = j - 1
+    w = diff[i] / (diff[i] - diff[j])  # fraction of the way from point i to point j
+    eer = fpr[i] + w * (fpr[j] - fpr[i])
+    t_i = thr[i] if np.isfinite(thr[i]) else thr[j]
+    return float(eer), float(t_i + w * (thr[j] - t_i))
+
+
+def at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy, precision, recall and F1 of ``score >= threshold`` as "same person"."""
+    pred = (np.asarray(scores) >= threshold).astype(int)
+    labels = np.asarray(labels).astype(int)
+    return {"acc": float(accuracy_score(labels, pred)),
+            "precision": float(precision_score(labels, pred, zero_division=0)),
+            "recall": float(recall_score(labels, pred, zero_division=0)),
+            "f1": float(f1_score(labels, pred, zero_division=0))}
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray, policy: str, *, fixed: float = 0.4) -> float:
+    """A decision threshold from validation scores: ``accuracy`` (the cut that maximises
+    validation accuracy), ``eer`` (where validation FAR = FRR) or ``fixed`` (``fixed``, as the
+    MagFace note's 0.4, the validation data not used)."""
+    if policy == "fixed":
+        return float(fixed)
+    if policy == "accuracy":
+        return best_threshold(np.asarray(scores, dtype=np.float64), np.asarray(labels))
+    if policy == "eer":
+        return equal_error_rate(scores, labels)[1]
+    raise ValueError(f"unknown threshold policy {policy!r}")
+
+
+def verification_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """Threshold-free metrics (EER, ROC AUC, TAR at FAR where measurable) and the metrics of
+    ``threshold`` (chosen elsewhere) on one pair set."""
+    eer, _ = equal_error_rate(scores, labels)
+    out = {"eer": eer, "auc": float(roc_auc_score(labels, scores)), **at_threshold(scores, labels, threshold),
+           "threshold": float(threshold)}
+    for far in FARS:
+        tar = tar_at_far(scores, labels, far)
+        if tar is not None:
+            out[f"tar@far={far:.0e}".replace("e-0", "e-")] = tar
+    return out
+
+
+def identification(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray,
+                   *, ranks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Closed-set identification: each probe embedding is ranked against every gallery
+    embedding by cosine similarity (embeddings L2-normalised here).
+
+    ``rank<k>``: the fraction of probes whose identity is among the k most similar gallery
+    entries; ``map``: mean average precision over probes (with one gallery entry per
+    identity it is the mean reciprocal rank of the true identity). Computed with sklearn's
+    ``top_k_accuracy_score`` and ``label_ranking_average_precision_score``.
+    """
+    gallery_ids, probe_ids = np.asarray(gallery_ids), np.asarray(probe_ids)
+    missing = sorted(set(probe_ids.tolist()) - set(gallery_ids.tolist()))
+    if missing:
+        raise ValueError(f"{len(missing)} probe identities have no gallery entry (e.g. {missing[0]})")
+    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    p = probes / np.linalg.norm(probes, axis=1, keepdims=True)
+    sims = p @ g.T  # (probes, gallery)
+    labels = np.unique(gallery_ids)
+    # one score per identity: its best gallery entry (the entry itself with one per identity)
+    col = np.searchsorted(labels, gallery_ids)
+    per_id = np.full((len(p), len(labels)), -np.inf)
+    np.maximum.at(per_id.T, col, sims.T)
+    out = {}
+    for k in ranks:
+        if k < len(labels):
+            out[f"rank{k}"] = float(top_k_accuracy_score(probe_ids, per_id, k=k, labels=labels))
+        else:
+            out[f"rank{k}"] = 1.0
+    truth = (probe_ids[:, None] == labels[None, :]).astype(int)
+    out["map"] = float(label_ranking_average_precision_score(truth, per_id))
+    return out
+
+
+__all__ = ["at_threshold", "choose_threshold", "equal_error_rate", "identification", "verification_at"]

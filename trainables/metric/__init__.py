@@ -1,0 +1,1 @@
+"""Shared parts of the metric-learning trainables (triplet, pair_contrastive, infonce)."""

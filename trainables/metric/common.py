@@ -1,0 +1,202 @@
+"""What the metric-learning trainables (``triplet``, ``pair_contrastive``, ``infonce``) share:
+their common settings, the encoder, identity splits, embedding of image files, and the
+epoch loop with checkpoints. Free of Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
+from trainables.data import synthfaces
+from trainables.data.json_lists import PersonSet
+from trainables.data.sources import DataError, TrainSet
+from trainables.hardware import Fetcher, Hardware
+from trainables.models.adapt import adapt, trainable_parameters
+from trainables.models.backbone import Backbone, load_backbone
+from trainables.models.standin import StandinSpec, ensure_standin
+from trainables.training import warmup_cosine
+
+#: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
+Reporter = Callable[[dict[str, float], Path], None]
+
+
+class MetricLearningConfig(BaseModel):
+    """Settings every metric-learning trainable has (unknown keys refused)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seed: int = Field(0, ge=0, description="seed of initialisation, sampling, data order")
+    baseline: bool = Field(False, description="evaluate the backbone as loaded, without fine-tuning (the "
+                                              "'baseline' variant every study compares with)")
+    # -- backbone and adaptation
+    backbone: str = Field("standin", description="'standin', a timm or Hugging Face checkpoint directory, "
+                                                 "'timm:<dir>', or 'hf:<repo id or dir>'")
+    adaptation: Literal["lora", "full"] = Field("full", description="full: every weight trains; lora: LoRA adapters")
+    lora_rank: int = Field(8, gt=0, le=1024)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: tuple[str, ...] = Field(("auto",), min_length=1)
+    # -- optimisation
+    lr: float = Field(1e-4, gt=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up length, then cosine decay")
+    epochs: int = Field(3, gt=0, le=10_000)
+    eval_every: int = Field(1, ge=1, description="evaluate every this many epochs (and after the last)")
+    flip_test: bool = Field(True, description="embed each evaluation image and its mirror image, summed")
+    # -- data (synthfaces settings apply when the data is 'synthfaces')
+    image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
+    data_seed: int = Field(0, ge=0, description="synthfaces seed (identities and images)")
+    synth_train_identities: int = Field(120, ge=4)
+    synth_train_images: int = Field(4, ge=2, description="synthfaces images per identity and domain (train group)")
+    synth_eval_identities: int = Field(60, ge=4)
+    synth_eval_images: int = Field(5, ge=2, description="synthfaces images per identity and domain (eval group)")
+    synth_domains: tuple[str, ...] = Field(("visible", "thermal", "low_quality", "harsh_light", "occluded"),
+                                           min_length=1, description="synthfaces domains exported")
+    # -- hardware
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    num_workers: int | None = Field(None, ge=0)
+
+    def synthfaces(self) -> synthfaces.SynthFacesSpec:
+        return synthfaces.SynthFacesSpec(
+            resolution=self.image_size, seed=self.data_seed, train_identities=self.synth_train_identities,
+            train_images=self.synth_train_images, eval_identities=self.synth_eval_identities,
+            eval_images=self.synth_eval_images, domains=self.synth_domains)
+
+
+def synthfaces_export(cfg: MetricLearningConfig) -> Path:
+    """The directory of synthfaces in the notes' formats for ``cfg`` (built once, cached)."""
+    from trainables.data.synthfaces_export import ensure_export
+
+    return ensure_export(cfg.synthfaces())
+
+
+def backbone_reference(cfg: MetricLearningConfig) -> str:
+    """The stand-in depends only on synthfaces' resolution and seed (its pre-training part)."""
+    if cfg.backbone == "standin":
+        return str(ensure_standin(StandinSpec(data=synthfaces.SynthFacesSpec(resolution=cfg.image_size,
+                                                                              seed=cfg.data_seed))))
+    return cfg.backbone
+
+
+def build_encoder(cfg: MetricLearningConfig, backbone: Backbone | None = None) -> Backbone:
+    """The backbone (loaded unless given) with the config's adaptation; its output is the embedding."""
+    return adapt(backbone or load_backbone(backbone_reference(cfg)), mode=cfg.adaptation, lora_rank=cfg.lora_rank,
+                 lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
+
+
+def split_identities(persons: PersonSet, fraction: float, *, seed: int, what: str = "validation") -> tuple[np.ndarray, np.ndarray]:
+    """(kept ids, held-out ids): about ``fraction`` of the identities held out, twins together.
+
+    Twin pairs (a pair and anyone twinned with either) are units that stay on one side; the
+    held-out side gets ``fraction`` of the twin units and of the other identities, each
+    rounded, at least one twin unit when there are two or more, so that twin impostor pairs
+    exist on both sides. Depends on ``seed`` only (the data seed), not on a trial's seed.
+    """
+    units, seen = [], set()
+    for k in range(persons.num_identities):
+        if k in seen:
+            continue
+        unit, todo = set(), [k]
+        while todo:  # the connected group of twins
+            x = todo.pop()
+            if x not in unit:
+                unit.add(x)
+                todo.extend(persons.twins[x])
+        seen |= unit
+        units.append(sorted(unit))
+    rng = np.random.default_rng([seed, 17])
+    twin_units = [u for u in units if len(u) > 1]
+    single_units = [u for u in units if len(u) == 1]
+    n_twin = round(fraction * len(twin_units))
+    if len(twin_units) >= 2:
+        n_twin = min(max(n_twin, 1), len(twin_units) - 1)
+    n_single = round(fraction * len(single_units))
+    held = [twin_units[i] for i in rng.permutation(len(twin_units))[:n_twin]]
+    held += [single_units[i] for i in rng.permutation(len(single_units))[:n_single]]
+    held_ids = np.asarray(sorted(x for u in held for x in u), dtype=np.int64)
+    kept_ids = np.setdiff1d(np.arange(persons.num_identities), held_ids)
+    multi = [k for k in held_ids if len(persons.images_of(k)) >= 2]
+    if not multi:
+        raise DataError(f"{what}_fraction={fraction} of the {persons.num_identities} identities of "
+                        f"{persons.source} leaves no {what} identity with two images: raise it")
+    if len(kept_ids) < 2:
+        raise DataError(f"{what}_fraction={fraction} leaves fewer than two training identities in {persons.source}")
+    return kept_ids, held_ids
+
+
+def as_train_set(persons: PersonSet) -> TrainSet:
+    """A PersonSet as the TrainSet that ``Fetcher`` reads (one domain)."""
+    return TrainSet(identity=persons.identity, domain=np.zeros(len(persons), dtype=np.int64), domains=("default",),
+                    fingerprint=persons.fingerprint, paths=persons.paths, identity_names=persons.names)
+
+
+@torch.no_grad()
+def embed_files(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware, *, flip: bool,
+                batch_size: int = 256) -> np.ndarray:
+    """L2-normalised embeddings (float64 numpy) of images 0..n-1 of ``fetch``, in eval mode."""
+    was = model.training
+    model.eval()
+    order = np.arange(n)
+    out = []
+    for _, x in fetch.batches([order[i:i + batch_size] for i in range(0, n, batch_size)]):
+        with hw.autocast():
+            e = model(x).float()
+            if flip:
+                e = e + model(x.flip(-1)).float()
+        out.append(torch.nn.functional.normalize(e, dim=1).cpu())
+    model.train(was)
+    return torch.cat(out).double().numpy()
+
+
+def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: int, epoch: Callable[[torch.optim.Optimizer, object, torch.Generator], dict[str, float]],
+        evaluate: Callable[[], dict[str, float]], generator: torch.Generator, report: Reporter,
+        restore_from: Path | None) -> None:
+    """The epoch loop: AdamW over the trainable weights (warm-up + cosine per step), one
+    ``epoch(optimizer, scheduler, generator)`` per epoch, ``evaluate()`` every ``eval_every``
+    epochs and after the last, a checkpoint of everything with every report.
+
+    ``baseline: true`` trains nothing: the backbone as loaded is evaluated and reported once.
+    """
+    if cfg.baseline:
+        with tempfile.TemporaryDirectory(prefix="baseline-") as d:
+            report({**evaluate(), "train/epochs": 0.0}, Path(d))
+        return
+    params = list(trainable_parameters(model).values())
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = warmup_cosine(optimizer, warmup_steps=math.floor(cfg.warmup_epochs * steps_per_epoch),
+                              total_steps=cfg.epochs * steps_per_epoch)
+    start = 0
+    if restore_from is not None:
+        state = load_state(restore_from)
+        model.load_state_dict(state["model"], strict=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"], generator)
+        start = int(state["epoch"])
+    for e in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        metrics = epoch(optimizer, scheduler, generator)
+        metrics["train/epoch_s"] = time.perf_counter() - t0
+        metrics["train/epochs"] = float(e + 1)
+        if (e + 1) % cfg.eval_every == 0 or e + 1 == cfg.epochs:
+            metrics.update(evaluate())
+        state = {"model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "rng": rng_state(generator), "epoch": e + 1}
+        with tempfile.TemporaryDirectory(prefix="ckpt-") as d:
+            save_state(d, state)
+            report(metrics, Path(d))
+
+
+__all__ = ["MetricLearningConfig", "Reporter", "as_train_set", "backbone_reference", "build_encoder",
+           "embed_files", "fit", "split_identities", "synthfaces_export"]

@@ -1,0 +1,179 @@
+"""Training and evaluation of ``triplet``, free of Ray.
+
+One trial: read the training and test persons (with their twins), hold out validation
+identities, sample the triplets of the mining level, fine-tune the backbone (whole, or LoRA)
+with pytorch-metric-learning's ``TripletMarginLoss`` on the given triplets (plus, optionally,
+the triplets its ``TripletMarginMiner`` finds in each batch), and evaluate after each
+epoch: twin verification (genuine pairs against twin impostors) and ordinary verification
+(against non-twin impostors) on the test identities, EER, ROC AUC, TAR at FAR, and accuracy,
+precision, recall and F1 at the threshold chosen on the validation identities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from pytorch_metric_learning import distances, losses, miners, reducers
+
+from trainables.data.json_lists import PersonSet, read_persons
+from trainables.data.sources import DataError
+from trainables.data.synthfaces_export import PERSONS, TWINS
+from trainables.errors import TrialDiverged
+from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
+from trainables.evaluation.twin_pairs import pair_scores, person_pairs
+from trainables.hardware import Fetcher, hardware
+from trainables.metric.common import (
+    Reporter, as_train_set, backbone_reference, build_encoder, embed_files, fit, split_identities, synthfaces_export,
+)
+from trainables.models.backbone import load_backbone
+from trainables.training import random_flip, seed_everything
+from trainables.triplet.config import TripletConfig
+from trainables.triplet.mining import possible_triplets, sample_triplets
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: PersonSet
+    val: PersonSet
+    test: PersonSet
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(f"{self.train.fingerprint},{self.val.fingerprint},{self.test.fingerprint}".encode()
+                              ).hexdigest()[:16]
+
+
+def data_files(cfg: TripletConfig) -> tuple[str, str | None, str, str | None]:
+    if cfg.train_persons == "synthfaces":
+        d = synthfaces_export(cfg)
+        return str(d / PERSONS["train"]), str(d / TWINS["train"]), str(d / PERSONS["eval"]), str(d / TWINS["eval"])
+    return cfg.train_persons, cfg.train_twins, str(cfg.test_persons), cfg.test_twins
+
+
+def load_splits(cfg: TripletConfig) -> Splits:
+    tp, tw, sp, sw = data_files(cfg)
+    full, test = read_persons(tp, tw), read_persons(sp, sw)
+    both = sorted(set(full.names) & set(test.names))
+    if both:
+        raise DataError(f"{len(both)} test identities are also training identities (e.g. {both[0]}); evaluation "
+                        "must use identities the model never saw")
+    kept, held = split_identities(full, cfg.val_fraction, seed=cfg.data_seed)
+    splits = Splits(full.subset(kept, "train"), full.subset(held, "validation"), test)
+    if splits.test.twin_pairs() and not splits.val.twin_pairs():
+        raise DataError(f"{tp}: the test persons have twins, but fewer than two twin pairs are among the training "
+                        "persons, so none is left to choose the twin-verification threshold on")
+    return splits
+
+
+class Evaluator:
+    """Validation and test pairs, fixed for the trial; ``__call__(model)`` gives the metrics."""
+
+    def __init__(self, cfg: TripletConfig, splits: Splits, size: int, hw) -> None:
+        self.cfg, self.hw = cfg, hw
+        self.sets = {}
+        for name, persons in (("val", splits.val), ("eval", splits.test)):
+            pairs = person_pairs(persons, genuine_per_person=cfg.genuine_per_person)
+            self.sets[name] = (Fetcher(as_train_set(persons), size, hw), len(persons), pairs)
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        out: dict[str, float] = {}
+        scores = {}
+        for name, (fetch, n, pairs) in self.sets.items():
+            emb = embed_files(model, fetch, n, self.hw, flip=self.cfg.flip_test)
+            scores[name] = {p: (pair_scores(emb, pl), pl.label) for p, pl in pairs.items()}
+        for protocol, (s, y) in scores["eval"].items():
+            vs, vy = scores["val"].get(protocol, scores["val"]["nontwin"])
+            threshold = choose_threshold(vs, vy, self.cfg.threshold_policy)
+            out[f"val/{protocol}/eer"] = equal_error_rate(vs, vy)[0]
+            out.update({f"eval/{protocol}/{k}": v for k, v in verification_at(s, y, threshold).items()})
+        return out
+
+
+def with_gain(evaluate, before: dict[str, float]):
+    """Every evaluation also says how far fine-tuning moved the test EER from the backbone's
+    before fine-tuning: ``eval/<protocol>/eer_gain`` = EER before - EER now (> 0: it helped)."""
+
+    def wrapped(model):
+        out = evaluate(model)
+        for k, v in before.items():
+            if k.startswith("eval/") and k.endswith("/eer"):
+                out[k + "_gain"] = v - out[k]
+        return out
+
+    return wrapped
+
+
+def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
+    """Read and check the data and the backbone once, before any trial starts."""
+    splits = load_splits(cfg)
+    backbone = load_backbone(backbone_reference(cfg))
+    build_encoder(cfg, backbone)  # LoRA targets that match nothing fail here
+    sample_triplets(splits.train, cfg.mining_level, cfg.seed)
+    if cfg.train_persons == "synthfaces":
+        from trainables.data import synthfaces
+
+        synthfaces.save_sample_grid(synthfaces.load(cfg.synthfaces()), Path(out_dir) / synthfaces.SAMPLES_FILE)
+    counts = np.bincount(splits.train.identity)
+    skipped = len(set(splits.train.skipped) | set(splits.test.skipped))
+    return {"data_fingerprint": splits.fingerprint, "skipped_images": str(skipped),
+            "single_image_identities": str(int((counts == 1).sum()))}
+
+
+def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
+    """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
+    hw = hardware(cfg)
+    generator = seed_everything(cfg.seed)
+    splits = load_splits(cfg)
+    model = build_encoder(cfg).to(hw.device)
+    size = model.input_spec.size
+    evaluate = Evaluator(cfg, splits, size, hw)
+    before = evaluate(model)
+    triplets = sample_triplets(splits.train, cfg.mining_level, cfg.seed)
+    fetch = Fetcher(as_train_set(splits.train), size, hw)
+    labels = torch.as_tensor(splits.train.identity)
+    distance = distances.LpDistance(normalize_embeddings=True, p=2) if cfg.distance == "euclidean" \
+        else distances.CosineSimilarity()
+    loss_fn = losses.TripletMarginLoss(margin=cfg.margin, distance=distance, reducer=reducers.AvgNonZeroReducer())
+    miner = None if cfg.batch_mining == "none" else \
+        miners.TripletMarginMiner(margin=cfg.margin, type_of_triplets=cfg.batch_mining, distance=distance)
+    steps = -(-len(triplets) // cfg.batch_size)
+
+    def epoch(optimizer, scheduler, gen) -> dict[str, float]:
+        model.train()
+        order = torch.randperm(len(triplets), generator=gen).numpy()
+        chunks = [triplets[order[i:i + cfg.batch_size]] for i in range(0, len(order), cfg.batch_size)]
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        total, mined_total = 0.0, 0
+        for t, (_, x) in zip(chunks, fetch.batches([c.T.reshape(-1) for c in chunks])):
+            b = len(t)
+            y = labels[torch.as_tensor(t.T.reshape(-1))].to(hw.device)
+            with hw.autocast():
+                z = model(random_flip(x, gen))
+            z = z.float()
+            r = torch.arange(b, device=z.device)
+            a, p, n = r, r + b, r + 2 * b
+            if miner is not None:
+                ma, mp, mn = miner(z, y)
+                mined_total += len(ma)
+                a, p, n = torch.cat([a, ma]), torch.cat([p, mp]), torch.cat([n, mn])
+            loss = loss_fn(z, y, indices_tuple=(a, p, n))
+            if not torch.isfinite(loss):
+                raise TrialDiverged(f"loss is {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * b
+        out = {"train/loss": total / len(triplets), "train/triplets": float(len(triplets)),
+               "train/possible_triplets": float(possible_triplets(splits.train))}
+        if miner is not None:
+            out["train/mined_triplets_per_batch"] = mined_total / len(chunks)
+        return out
+
+    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=lambda: with_gain(evaluate, before)(model),
+        generator=generator, report=report, restore_from=restore_from)
