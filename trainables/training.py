@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Callable, Iterator
 
 import numpy as np
@@ -114,7 +115,41 @@ def dense_labels(identity: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(dense, dtype=torch.long)
 
 
+def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
+                     generator: torch.Generator) -> list[np.ndarray]:
+    """One epoch of batches, each of ``batch_size / per_identity`` identities x ``per_identity`` images.
+
+    Every image is used once per epoch (an identity's images are dealt into groups of
+    ``per_identity``, a smaller last group kept only when it is the identity's only one),
+    so the contrastive loss always has positives, across domains, in every batch. Written
+    here because pytorch-metric-learning's ``MPerClassSampler`` draws from numpy's global
+    state and samples with replacement; a trial's data order must follow its own generator.
+    """
+    groups, owner = [], []
+    for ident in np.unique(labels):
+        rows = np.flatnonzero(labels == ident)
+        rows = rows[torch.randperm(len(rows), generator=generator).numpy()]
+        chunks = [rows[i:i + per_identity] for i in range(0, len(rows), per_identity)]
+        if len(chunks) > 1 and len(chunks[-1]) < per_identity:
+            chunks = chunks[:-1]
+        groups.extend(chunks)
+        owner.extend([ident] * len(chunks))
+    queue = deque(torch.randperm(len(groups), generator=generator).tolist())
+    per_batch = batch_size // per_identity
+    out = []
+    while queue:  # fill each batch with groups of distinct identities, deferring repeats to the next
+        batch, seen, skipped = [], set(), []
+        while queue and len(batch) < per_batch:
+            g = queue.popleft()
+            (skipped if owner[g] in seen else batch).append(g)
+            seen.add(owner[g])
+        queue.extendleft(reversed(skipped))
+        out.append(np.concatenate([groups[g] for g in batch]))
+    full = [b for b in out if len(b) >= batch_size // 2]
+    return full or out[:1]
+
+
 __all__ = [
-    "batches", "dense_labels", "embed_all", "random_flip", "random_view", "seed_everything",
+    "batches", "dense_labels", "embed_all", "identity_batches", "random_flip", "random_view", "seed_everything",
     "steps_per_epoch", "train_epoch", "warmup_cosine",
 ]

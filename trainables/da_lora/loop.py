@@ -17,7 +17,6 @@ import csv
 
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -42,7 +41,9 @@ from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
 from trainables.models.standin import StandinSpec, ensure_standin
 from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
-from trainables.training import dense_labels, embed_all, random_flip, random_view, seed_everything, warmup_cosine
+from trainables.training import (
+    dense_labels, embed_all, identity_batches, random_flip, random_view, seed_everything, warmup_cosine,
+)
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
 Reporter = Callable[[dict[str, float], Path], None]
@@ -104,40 +105,6 @@ def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark]) -> 
         if both:
             raise DataError(f"benchmark {b.name}: {len(both)} of its identities are also training identities "
                             f"(e.g. {', '.join(both[:3])}); evaluation must use identities the model never saw")
-
-
-def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
-                     generator: torch.Generator) -> list[np.ndarray]:
-    """One epoch of batches, each of ``batch_size / per_identity`` identities x ``per_identity`` images.
-
-    Every image is used once per epoch (an identity's images are dealt into groups of
-    ``per_identity``, a smaller last group kept only when it is the identity's only one),
-    so the contrastive loss always has positives, across domains, in every batch. Written
-    here because pytorch-metric-learning's ``MPerClassSampler`` draws from numpy's global
-    state and samples with replacement; a trial's data order must follow its own generator.
-    """
-    groups, owner = [], []
-    for ident in np.unique(labels):
-        rows = np.flatnonzero(labels == ident)
-        rows = rows[torch.randperm(len(rows), generator=generator).numpy()]
-        chunks = [rows[i:i + per_identity] for i in range(0, len(rows), per_identity)]
-        if len(chunks) > 1 and len(chunks[-1]) < per_identity:
-            chunks = chunks[:-1]
-        groups.extend(chunks)
-        owner.extend([ident] * len(chunks))
-    queue = deque(torch.randperm(len(groups), generator=generator).tolist())
-    per_batch = batch_size // per_identity
-    out = []
-    while queue:  # fill each batch with groups of distinct identities, deferring repeats to the next
-        batch, seen, skipped = [], set(), []
-        while queue and len(batch) < per_batch:
-            g = queue.popleft()
-            (skipped if owner[g] in seen else batch).append(g)
-            seen.add(owner[g])
-        queue.extendleft(reversed(skipped))
-        out.append(np.concatenate([groups[g] for g in batch]))
-    full = [b for b in out if len(b) >= batch_size // 2]
-    return full or out[:1]
 
 
 # ------------------------------------------------------------------ model and losses

@@ -134,6 +134,20 @@ def split_identities(persons: PersonSet, fraction: float, *, seed: int, what: st
     return kept_ids, held_ids
 
 
+def read_people(reference: str) -> PersonSet:
+    """A person file (``.json``) or an image folder (``<identity>/<image>``, or
+    ``<domain>/<identity>/<image>``), as a PersonSet without twins."""
+    from trainables.data.json_lists import read_persons
+    from trainables.data.sources import read_image_folder
+
+    if reference.lower().endswith(".json"):
+        return read_persons(reference)
+    ts = read_image_folder(Path(reference).expanduser())
+    return PersonSet(names=tuple(ts.identity_names), paths=tuple(ts.paths), identity=ts.identity,
+                     twins=tuple(() for _ in ts.identity_names), fingerprint=ts.fingerprint, source=reference,
+                     skipped=ts.skipped)
+
+
 def as_train_set(persons: PersonSet) -> TrainSet:
     """A PersonSet as the TrainSet that ``Fetcher`` reads (one domain)."""
     return TrainSet(identity=persons.identity, domain=np.zeros(len(persons), dtype=np.int64), domains=("default",),
@@ -142,13 +156,17 @@ def as_train_set(persons: PersonSet) -> TrainSet:
 
 @torch.no_grad()
 def embed_files(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware, *, flip: bool,
-                batch_size: int = 256) -> np.ndarray:
-    """L2-normalised embeddings (float64 numpy) of images 0..n-1 of ``fetch``, in eval mode."""
+                batch_size: int = 256, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                rows: np.ndarray | None = None) -> np.ndarray:
+    """L2-normalised embeddings (float64 numpy) of images ``rows`` (default 0..n-1) of
+    ``fetch``, in eval mode, each image passed through ``transform`` first when given."""
     was = model.training
     model.eval()
-    order = np.arange(n)
+    order = np.arange(n) if rows is None else np.asarray(rows)
     out = []
-    for _, x in fetch.batches([order[i:i + batch_size] for i in range(0, n, batch_size)]):
+    for _, x in fetch.batches([order[i:i + batch_size] for i in range(0, len(order), batch_size)]):
+        if transform is not None:
+            x = transform(x)
         with hw.autocast():
             e = model(x).float()
             if flip:
@@ -156,6 +174,27 @@ def embed_files(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware, *,
         out.append(torch.nn.functional.normalize(e, dim=1).cpu())
     model.train(was)
     return torch.cat(out).double().numpy()
+
+
+#: Metrics whose change from the backbone before fine-tuning every report carries, as
+#: ``<key>_gain`` (> 0: fine-tuning helped): key suffix -> +1 when higher is better, -1 when lower.
+GAIN_METRICS = {"/eer": -1.0, "/rank1": 1.0}
+
+
+def with_gain(evaluate: Callable[[torch.nn.Module], dict[str, float]], before: dict[str, float]):
+    """``evaluate`` whose results also say how far fine-tuning moved each test metric of
+    ``GAIN_METRICS`` from ``before`` (the backbone's, evaluated before training): so every
+    trial reports, honestly, whether fine-tuning helped (the EdgeFace note found it hurt)."""
+
+    def wrapped(model: torch.nn.Module) -> dict[str, float]:
+        out = evaluate(model)
+        for k, v in before.items():
+            sign = next((s for suffix, s in GAIN_METRICS.items() if k.endswith(suffix)), None)
+            if sign is not None and k.startswith("eval/") and k in out:
+                out[k + "_gain"] = sign * (out[k] - v)
+        return out
+
+    return wrapped
 
 
 def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: int, epoch: Callable[[torch.optim.Optimizer, object, torch.Generator], dict[str, float]],
@@ -198,5 +237,5 @@ def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: i
             report(metrics, Path(d))
 
 
-__all__ = ["MetricLearningConfig", "Reporter", "as_train_set", "backbone_reference", "build_encoder",
-           "embed_files", "fit", "split_identities", "synthfaces_export"]
+__all__ = ["MetricLearningConfig", "Reporter", "as_train_set", "read_people", "backbone_reference", "build_encoder",
+           "embed_files", "fit", "split_identities", "synthfaces_export", "with_gain"]

@@ -28,6 +28,7 @@ from trainables.evaluation.twin_pairs import pair_scores, person_pairs
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
     Reporter, as_train_set, backbone_reference, build_encoder, embed_files, fit, split_identities, synthfaces_export,
+    with_gain,
 )
 from trainables.models.backbone import load_backbone
 from trainables.training import random_flip, seed_everything
@@ -91,20 +92,6 @@ class Evaluator:
             out[f"val/{protocol}/eer"] = equal_error_rate(vs, vy)[0]
             out.update({f"eval/{protocol}/{k}": v for k, v in verification_at(s, y, threshold).items()})
         return out
-
-
-def with_gain(evaluate, before: dict[str, float]):
-    """Every evaluation also says how far fine-tuning moved the test EER from the backbone's
-    before fine-tuning: ``eval/<protocol>/eer_gain`` = EER before - EER now (> 0: it helped)."""
-
-    def wrapped(model):
-        out = evaluate(model)
-        for k, v in before.items():
-            if k.startswith("eval/") and k.endswith("/eer"):
-                out[k + "_gain"] = v - out[k]
-        return out
-
-    return wrapped
 
 
 def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:

@@ -1,0 +1,171 @@
+"""Training and evaluation of ``infonce``, free of Ray.
+
+One trial: read the training identities (holding out validation identities) and the test
+identities, fine-tune the backbone (whole, or LoRA) on P x K batches (P identities, K images
+each) with pytorch-metric-learning's ``SupConLoss`` or ``NTXentLoss`` at the given
+temperature, part of the training images degraded as the probes will be; after each epoch,
+gallery-probe identification on the held-out identities: each identity's gallery is the
+mean embedding of its first ``gallery_per_identity`` clean images, its other images are
+probes (degraded when ``probe_downscale`` / ``probe_blur`` say so), ranked against every
+gallery by cosine similarity: rank-1, rank-5, mean average precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from pytorch_metric_learning import losses
+
+from trainables.data.json_lists import PersonSet
+from trainables.data.sources import DataError
+from trainables.data.synthfaces_export import PERSONS
+from trainables.errors import TrialDiverged
+from trainables.evaluation.decisions import identification
+from trainables.hardware import Fetcher, hardware
+from trainables.infonce.config import InfoNCEConfig
+from trainables.metric.common import (
+    Reporter, as_train_set, backbone_reference, build_encoder, embed_files, fit, read_people, split_identities,
+    synthfaces_export, with_gain,
+)
+from trainables.models.backbone import load_backbone
+from trainables.training import identity_batches, random_flip, seed_everything
+
+
+def degrade(x: torch.Tensor, *, downscale: int, blur: float) -> torch.Tensor:
+    """Images (B, 3, H, W, 0..255) as a worse camera sees them: down-sampled by ``downscale``
+    (area) and back up (bilinear), then blurred (Gaussian, ``blur`` sigma); same size."""
+    import torchvision.transforms.functional as tf
+
+    y = x.float()
+    if downscale > 1:
+        h, w = y.shape[-2:]
+        small = torch.nn.functional.interpolate(y, size=(max(h // downscale, 1), max(w // downscale, 1)), mode="area")
+        y = torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    if blur > 0:
+        k = 2 * math.ceil(3 * blur) + 1
+        y = tf.gaussian_blur(y, kernel_size=[k, k], sigma=[blur, blur])
+    return y
+
+
+def load_splits(cfg: InfoNCEConfig) -> tuple[PersonSet, PersonSet, PersonSet]:
+    """(train, validation, test) identities."""
+    if cfg.train_data == "synthfaces":
+        d = synthfaces_export(cfg)
+        full, test = read_people(str(d / PERSONS["train"])), read_people(str(d / PERSONS["eval"]))
+    else:
+        full, test = read_people(cfg.train_data), read_people(str(cfg.test_data))
+    both = sorted(set(full.names) & set(test.names))
+    if both:
+        raise DataError(f"{len(both)} test identities are also training identities (e.g. {both[0]}); evaluation "
+                        "must use identities the model never saw")
+    kept, held = split_identities(full, cfg.val_fraction, seed=cfg.data_seed)
+    train, val = full.subset(kept, "train"), full.subset(held, "validation")
+    for name, ps in (("validation", val), ("test", test)):
+        gallery_probe(ps, cfg.gallery_per_identity, name)  # refuses a set with no usable identity
+    if np.bincount(train.identity).max() < 2:
+        raise DataError(f"{full.source}: no training identity has two images, so no positive pair")
+    return train, val, test
+
+
+def gallery_probe(persons: PersonSet, g: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """(gallery rows, probe rows): the first ``g`` images of each identity with more than
+    ``g`` images, and the rest; identities with ``g`` or fewer images take no part."""
+    gallery, probes = [], []
+    for k in range(persons.num_identities):
+        rows = persons.images_of(k)
+        if len(rows) > g:
+            gallery.append(rows[:g])
+            probes.append(rows[g:])
+    if len(gallery) < 2:
+        raise DataError(f"{what} identities of {persons.source}: fewer than two have more than "
+                        f"gallery_per_identity={g} images, so there is nothing to identify")
+    return np.concatenate(gallery), np.concatenate(probes)
+
+
+class Evaluator:
+    """Gallery-probe identification on the validation and the test identities."""
+
+    def __init__(self, cfg: InfoNCEConfig, val: PersonSet, test: PersonSet, size: int, hw) -> None:
+        self.cfg, self.hw = cfg, hw
+        self.sets = {}
+        for name, ps in (("val", val), ("eval", test)):
+            g, p = gallery_probe(ps, cfg.gallery_per_identity, name)
+            self.sets[name] = (Fetcher(as_train_set(ps), size, hw), ps.identity, g, p)
+
+    def __call__(self, model) -> dict[str, float]:
+        cfg = self.cfg
+        worse = (lambda x: degrade(x, downscale=cfg.probe_downscale, blur=cfg.probe_blur)) if cfg.degrades else None
+        out: dict[str, float] = {}
+        for name, (fetch, ids, g, p) in self.sets.items():
+            gal = embed_files(model, fetch, 0, self.hw, flip=cfg.flip_test, rows=g)
+            prb = embed_files(model, fetch, 0, self.hw, flip=cfg.flip_test, rows=p, transform=worse)
+            labels = np.unique(ids[g])
+            means = np.stack([gal[ids[g] == k].mean(axis=0) for k in labels])
+            m = identification(means, labels, prb, ids[p], ranks=(1, 5))
+            out.update({f"{name}/gallery/{k}": v for k, v in m.items()})
+            out[f"{name}/gallery/probes"] = float(len(p))
+        return out
+
+
+def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
+    train, val, test = load_splits(cfg)
+    build_encoder(cfg, load_backbone(backbone_reference(cfg)))
+    if cfg.train_data == "synthfaces":
+        from trainables.data import synthfaces
+
+        synthfaces.save_sample_grid(synthfaces.load(cfg.synthfaces()), Path(out_dir) / synthfaces.SAMPLES_FILE)
+    counts = np.bincount(train.identity)
+    fp = hashlib.sha256(f"{train.fingerprint},{val.fingerprint},{test.fingerprint}".encode()).hexdigest()[:16]
+    return {"data_fingerprint": fp, "skipped_images": str(len(set(train.skipped) | set(test.skipped))),
+            "single_image_identities": str(int((counts == 1).sum()))}
+
+
+def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
+    """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
+    hw = hardware(cfg)
+    generator = seed_everything(cfg.seed)
+    train, val, test = load_splits(cfg)
+    model = build_encoder(cfg).to(hw.device)
+    size = model.input_spec.size
+    evaluate = Evaluator(cfg, val, test, size, hw)
+    before = evaluate(model)
+    fetch = Fetcher(as_train_set(train), size, hw)
+    labels = train.identity
+    batch = cfg.identities_per_batch * cfg.images_per_identity
+    loss_fn = losses.SupConLoss(temperature=cfg.temperature) if cfg.loss == "supcon" else \
+        losses.NTXentLoss(temperature=cfg.temperature)
+    steps = len(identity_batches(labels, batch_size=batch, per_identity=cfg.images_per_identity,
+                                 generator=torch.Generator()))
+
+    def epoch(optimizer, scheduler, gen) -> dict[str, float]:
+        model.train()
+        chunks = identity_batches(labels, batch_size=batch, per_identity=cfg.images_per_identity, generator=gen)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        total, seen = 0.0, 0
+        for idx, x in fetch.batches(chunks):
+            x = random_flip(x, gen)
+            if cfg.degrades and cfg.train_degraded > 0:
+                which = (torch.rand(len(idx), generator=gen) < cfg.train_degraded).to(x.device)
+                x = torch.where(which[:, None, None, None], degrade(x, downscale=cfg.probe_downscale,
+                                                                     blur=cfg.probe_blur), x.float())
+            y = torch.as_tensor(labels[idx], device=hw.device)
+            with hw.autocast():
+                z = model(x)
+            loss = loss_fn(z.float(), y)
+            if not torch.isfinite(loss):
+                raise TrialDiverged(f"loss is {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+        return {"train/loss": total / max(seen, 1), "train/images": float(seen)}
+
+    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=lambda: with_gain(evaluate, before)(model),
+        generator=generator, report=report, restore_from=restore_from)

@@ -1,0 +1,46 @@
+"""Configuration of the ``pair_contrastive`` trainable."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from trainables.metric.common import MetricLearningConfig
+
+
+class PairContrastiveConfig(MetricLearningConfig):
+    """Contrastive fine-tuning from same/different feedback pairs (the MagFace note);
+    unknown keys refused.
+
+    ``pairs`` (a feedback-pairs file, or ``synthfaces``) is split into train / validation /
+    test, by identity when identities are known (``identity_from_folder``, and always for
+    synthfaces), else by pair, and then every validation or test pair that shares an image
+    with a training pair is dropped: nothing is ever tested on what was trained on. With
+    ``test_pairs`` the test set is that file instead, and it is refused if it shares a pair,
+    an image, or (identities known) a person with ``pairs``.
+    """
+
+    pairs: str = Field("synthfaces", description="feedback-pairs file ([{image1, image2, label}]) or 'synthfaces'")
+    test_pairs: str | None = Field(None, description="a separate feedback-pairs file to test on")
+    identity_from_folder: bool = Field(False, description="an image's identity is the folder it sits in: split "
+                                                          "by identity (synthfaces: always)")
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="share of identities (or pairs) for validation")
+    test_fraction: float = Field(0.15, gt=0, lt=1, description="share of identities (or pairs) for testing, "
+                                                               "when there is no test_pairs")
+    margin: float = Field(1.0, gt=0, description="m in L = Y D^2 + (1 - Y) max(0, m - D)^2 (D: euclidean "
+                                                 "distance of L2-normalised embeddings, 0..2)")
+    threshold_policy: Literal["fixed", "accuracy", "eer"] = Field(
+        "accuracy", description="the cosine-similarity threshold for 'same': fixed (threshold), or chosen on "
+                                "validation for best accuracy or FAR = FRR")
+    threshold: float = Field(0.4, ge=-1, le=1, description="the fixed threshold (the note's 0.4)")
+    batch_size: int = Field(16, ge=1, description="pairs per batch (2 x this many images)")
+    lr: float = Field(1e-4, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _data(self) -> "PairContrastiveConfig":
+        if self.pairs == "synthfaces" and self.test_pairs is not None:
+            raise ValueError("pairs: synthfaces brings its own test split; test_pairs cannot be set with it")
+        if self.test_pairs is None and self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave something to train on (< 1)")
+        return self

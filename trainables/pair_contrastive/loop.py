@@ -1,0 +1,233 @@
+"""Training and evaluation of ``pair_contrastive``, free of Ray.
+
+One trial: read the feedback pairs, split them into train / validation / test so that no
+test (or validation) pair shares an image, or a person where persons are known, with a
+training pair; fine-tune the backbone (whole, or LoRA) with the contrastive loss of Hadsell
+et al. (2006) as the MagFace note writes it,
+
+    L = Y D^2 + (1 - Y) max(0, m - D)^2,   D = || z1/|z1| - z2/|z2| ||,
+
+and after each epoch score the test pairs by cosine similarity: accuracy, precision, recall
+and F1 at the threshold chosen on validation (or the fixed one), ROC AUC and EER.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainables.data.json_lists import FeedbackPairs, read_feedback_pairs
+from trainables.data.sources import DataError, TrainSet
+from trainables.data.synthfaces_export import FEEDBACK
+from trainables.errors import TrialDiverged
+from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
+from trainables.hardware import Fetcher, hardware
+from trainables.metric.common import (
+    Reporter, backbone_reference, build_encoder, embed_files, fit, synthfaces_export, with_gain,
+)
+from trainables.models.backbone import load_backbone
+from trainables.pair_contrastive.config import PairContrastiveConfig
+from trainables.training import random_flip, seed_everything
+
+SPLITS = ("train", "val", "test")
+
+
+def contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, same: torch.Tensor, margin: float) -> torch.Tensor:
+    """Mean over pairs of Y D^2 + (1 - Y) max(0, m - D)^2 on L2-normalised embeddings.
+
+    Written here because pytorch-metric-learning's ``ContrastiveLoss`` is a different
+    function: it hinges on the distance itself (``max(0, m - D)``, unsquared, or on D^2 when
+    its distance is squared) and averages positive and negative pairs separately over the
+    non-zero terms. The note, and the tests, use this one.
+    """
+    a, b = torch.nn.functional.normalize(z1, dim=1), torch.nn.functional.normalize(z2, dim=1)
+    d = torch.sqrt(((a - b) ** 2).sum(dim=1) + 1e-12)  # eps: the gradient of |x| at 0
+    y = same.float()
+    return (y * d ** 2 + (1 - y) * torch.relu(margin - d) ** 2).mean()
+
+
+@dataclass(frozen=True)
+class PairSplits:
+    """Pairs of each split as (left, right, label) indices into ``paths``."""
+
+    paths: tuple[str, ...]
+    pairs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    by: str  # "identity" or "pair"
+    dropped: int  # pairs left out: across identity splits, or sharing an image with training
+    fingerprint: str
+    skipped: int = 0  # pairs dropped for an unreadable image
+
+
+def _split_of_units(units: list, fractions: tuple[float, float], seed: int) -> dict:
+    rng = np.random.default_rng([seed, 31])
+    order = [units[i] for i in rng.permutation(len(units))]
+    n_test, n_val = (int(round(f * len(units))) for f in fractions)
+    return {u: ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, u in enumerate(order)}
+
+
+def _sides(fp: FeedbackPairs, val_fraction: float, test_fraction: float, seed: int) -> tuple[np.ndarray, str]:
+    """Each pair's split ("" = left out), by identity when known, else by pair; every
+    validation or test pair that uses an image of a training pair is left out."""
+    n = len(fp)
+    side = np.full(n, "", dtype=object)
+    if fp.identity is not None:
+        names = sorted(set(fp.identity))
+        where = _split_of_units(names, (test_fraction, val_fraction), seed)
+        for i, (a, b) in enumerate(zip(fp.left, fp.right)):
+            sa, sb = where[fp.identity[a]], where[fp.identity[b]]
+            side[i] = sa if sa == sb else ""
+        by = "identity"
+    else:
+        where = _split_of_units(list(range(n)), (test_fraction, val_fraction), seed)
+        side[:] = [where[i] for i in range(n)]
+        by = "pair"
+    train_images = set(fp.left[side == "train"].tolist()) | set(fp.right[side == "train"].tolist())
+    for i in np.flatnonzero((side == "val") | (side == "test")):
+        if fp.left[i] in train_images or fp.right[i] in train_images:
+            side[i] = ""
+    return side, by
+
+
+def split_pairs(fp: FeedbackPairs, *, val_fraction: float, test_fraction: float, seed: int) -> PairSplits:
+    """Train / validation / test pairs (see ``_sides``)."""
+    side, by = _sides(fp, val_fraction, test_fraction, seed)
+    pairs = {s: (fp.left[side == s], fp.right[side == s], fp.label[side == s]) for s in SPLITS}
+    _check(pairs, fp.source, by, val_fraction, test_fraction)
+    return PairSplits(fp.paths, pairs, by, int((side == "").sum()), _digest(fp.fingerprint, by, seed), len(fp.skipped))
+
+
+def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: float, seed: int) -> PairSplits:
+    """``fp`` split into train / validation, ``test`` as the test set; refused when the test
+    file shares a pair, an image or (both naming them) a person with ``fp``."""
+    def unordered(f):
+        return {frozenset((f.paths[a], f.paths[b])) for a, b in zip(f.left, f.right)}
+
+    shared_pairs = unordered(fp) & unordered(test)
+    if shared_pairs:
+        a, b = sorted(next(iter(shared_pairs)))
+        raise DataError(f"test pairs {test.source}: {len(shared_pairs)} of its pairs are also in {fp.source} "
+                        f"(e.g. {a} / {b}); testing on training pairs is what gave the MagFace note its 87.0 -> 86.5")
+    shared_images = sorted(set(fp.paths) & set(test.paths))
+    if shared_images:
+        raise DataError(f"test pairs {test.source}: {len(shared_images)} of its images are also in {fp.source} "
+                        f"(e.g. {shared_images[0]}); test on images never trained on")
+    if fp.identity is not None and test.identity is not None:
+        shared_ids = sorted(set(fp.identity) & set(test.identity))
+        if shared_ids:
+            raise DataError(f"test pairs {test.source}: {len(shared_ids)} of its people are also in {fp.source} "
+                            f"(e.g. {shared_ids[0]})")
+    side, by = _sides(fp, val_fraction, 0.0, seed)
+    offset = len(fp.paths)
+    pairs = {s: (fp.left[side == s], fp.right[side == s], fp.label[side == s]) for s in ("train", "val")}
+    pairs["test"] = (test.left + offset, test.right + offset, test.label)
+    _check(pairs, fp.source, by, val_fraction, None)
+    return PairSplits(fp.paths + test.paths, pairs, by, int((side == "").sum()),
+                      _digest(fp.fingerprint, by, seed, test.fingerprint), len(fp.skipped) + len(test.skipped))
+
+
+def _check(pairs, source, by, val_fraction, test_fraction) -> None:
+    what = "identities" if by == "identity" else "pairs"
+    for s, frac in (("val", val_fraction), ("test", test_fraction)):
+        y = pairs[s][2]
+        if not len(y) or y.min() == y.max():
+            label = "validation" if s == "val" else "test"
+            setting = f"{s}_fraction={frac}" if frac is not None else "the split"
+            raise DataError(f"pairs {source}: {setting} leaves no {label} {what} with both same and different pairs "
+                            f"({len(y)} {label} pairs); raise it or give more pairs")
+    if not len(pairs["train"][2]):
+        raise DataError(f"pairs {source}: the split leaves no training pairs")
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(",".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def load_splits(cfg: PairContrastiveConfig) -> PairSplits:
+    if cfg.pairs == "synthfaces":
+        fp = read_feedback_pairs(synthfaces_export(cfg) / FEEDBACK, identity_from_folder=True)
+    else:
+        fp = read_feedback_pairs(cfg.pairs, identity_from_folder=cfg.identity_from_folder)
+    if cfg.test_pairs is None:
+        return split_pairs(fp, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.data_seed)
+    test = read_feedback_pairs(cfg.test_pairs, identity_from_folder=cfg.identity_from_folder)
+    return with_test_file(fp, test, val_fraction=cfg.val_fraction, seed=cfg.data_seed)
+
+
+class Evaluator:
+    def __init__(self, cfg: PairContrastiveConfig, splits: PairSplits, size: int, hw) -> None:
+        self.cfg, self.hw, self.splits = cfg, hw, splits
+        used = np.unique(np.concatenate([np.concatenate(splits.pairs[s][:2]) for s in ("val", "test")]))
+        self.index = {int(j): i for i, j in enumerate(used)}
+        files = TrainSet(identity=np.zeros(len(used), dtype=np.int64), domain=np.zeros(len(used), dtype=np.int64),
+                         domains=("default",), fingerprint=splits.fingerprint, paths=tuple(splits.paths[j] for j in used))
+        self.fetch, self.n = Fetcher(files, size, hw), len(used)
+
+    def _scores(self, emb, split):
+        left, right, label = self.splits.pairs[split]
+        li = np.asarray([self.index[int(j)] for j in left])
+        ri = np.asarray([self.index[int(j)] for j in right])
+        return np.einsum("ij,ij->i", emb[li], emb[ri]), label
+
+    def __call__(self, model) -> dict[str, float]:
+        emb = embed_files(model, self.fetch, self.n, self.hw, flip=self.cfg.flip_test)
+        vs, vy = self._scores(emb, "val")
+        s, y = self._scores(emb, "test")
+        threshold = choose_threshold(vs, vy, self.cfg.threshold_policy, fixed=self.cfg.threshold)
+        from sklearn.metrics import roc_auc_score
+
+        out = {"val/pairs/auc": float(roc_auc_score(vy, vs)), "val/pairs/eer": equal_error_rate(vs, vy)[0]}
+        out.update({f"eval/pairs/{k}": v for k, v in verification_at(s, y, threshold).items()})
+        out["eval/pairs/n"] = float(len(y))
+        return out
+
+
+def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
+    splits = load_splits(cfg)
+    build_encoder(cfg, load_backbone(backbone_reference(cfg)))
+    return {"data_fingerprint": splits.fingerprint, "skipped_images": str(splits.skipped)}
+
+
+def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
+    """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
+    hw = hardware(cfg)
+    generator = seed_everything(cfg.seed)
+    splits = load_splits(cfg)
+    model = build_encoder(cfg).to(hw.device)
+    size = model.input_spec.size
+    evaluate = Evaluator(cfg, splits, size, hw)
+    before = evaluate(model)
+    left, right, label = splits.pairs["train"]
+    files = TrainSet(identity=np.zeros(len(splits.paths), dtype=np.int64),
+                     domain=np.zeros(len(splits.paths), dtype=np.int64), domains=("default",),
+                     fingerprint=splits.fingerprint, paths=splits.paths)
+    fetch = Fetcher(files, size, hw)
+    steps = -(-len(label) // cfg.batch_size)
+
+    def epoch(optimizer, scheduler, gen) -> dict[str, float]:
+        model.train()
+        order = torch.randperm(len(label), generator=gen).numpy()
+        chunks = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        total = 0.0
+        for c, (_, x) in zip(chunks, fetch.batches([np.concatenate([left[c], right[c]]) for c in chunks])):
+            b = len(c)
+            with hw.autocast():
+                z = model(random_flip(x, gen))
+            z = z.float()
+            loss = contrastive_loss(z[:b], z[b:], torch.as_tensor(label[c], device=z.device), cfg.margin)
+            if not torch.isfinite(loss):
+                raise TrialDiverged(f"loss is {loss.item()}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * b
+        return {"train/loss": total / len(label), "train/pairs": float(len(label))}
+
+    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=lambda: with_gain(evaluate, before)(model),
+        generator=generator, report=report, restore_from=restore_from)
