@@ -35,8 +35,12 @@ class PairedTest:
 def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     """Paired t-test of ``a`` against ``b`` (scipy's ``ttest_rel``).
 
-    When every difference is the same, the t statistic is undefined: the p-value is then
-    1 if that difference is 0 and 0 otherwise (no spread at all around a non-zero shift).
+    When every difference is the same, the t statistic is undefined (no spread). The p-value
+    is then 1 if that difference is 0, and otherwise that of the exact sign-flip permutation
+    test, 2 / 2^n: of the 2^n equally likely sign patterns under the null hypothesis, the
+    observed one (all differences of one sign) and its mirror are the most extreme. So two
+    seeds with the same non-zero difference give p = 0.5, not a spurious "p < 0.001", e.g.
+    when a deterministic baseline meets a metric that saturates.
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
@@ -47,7 +51,7 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     if n < MIN_PAIRS:
         return PairedTest(n, mean_diff, None, None)
     if np.allclose(d, d[0], rtol=0, atol=1e-12):
-        return PairedTest(n, mean_diff, None, 1.0 if abs(d[0]) <= 1e-12 else 0.0)
+        return PairedTest(n, mean_diff, None, 1.0 if abs(d[0]) <= 1e-12 else min(1.0, 2.0 / 2 ** n))
     res = stats.ttest_rel(a, b)
     return PairedTest(n, mean_diff, float(res.statistic), float(res.pvalue))
 
@@ -103,9 +107,11 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
         vx, vy = x.var(ddof=1), y.var(ddof=1)
         se = math.sqrt(vx / nx + vy / ny)
         pooled = math.sqrt(((nx - 1) * vx + (ny - 1) * vy) / (nx + ny - 2))
-        effect = diff / pooled if pooled > 0 else None
-        if se == 0:
-            return Comparison(test, nx, ny, 0, diff, diff, diff, effect, "d", 1.0 if diff == 0 else 0.0)
+        effect = diff / pooled if pooled > 1e-12 else None
+        if se <= 1e-12:  # both samples constant: the exact permutation test (the observed split
+            # is the most extreme of the C(nx + ny, nx) equally likely ones, twice for two sides)
+            p = 1.0 if diff == 0 else min(1.0, 2.0 / math.comb(nx + ny, nx))
+            return Comparison(test, nx, ny, 0, diff, diff, diff, effect, "d", p)
         df = (vx / nx + vy / ny) ** 2 / ((vx / nx) ** 2 / (nx - 1) + (vy / ny) ** 2 / (ny - 1))
         half = float(stats.t.ppf(0.975, df)) * se
         p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from reports.stats import holm, mean_std, paired_ttest
+from reports.stats import compare, holm, mean_std, paired_ttest
 
 
 def test_paired_ttest_matches_scipy_and_hand_value():
@@ -33,7 +33,12 @@ def test_paired_ttest_too_few_pairs_has_no_p():
 
 def test_paired_ttest_constant_differences():
     assert paired_ttest([0.5, 0.6], [0.5, 0.6]).p == 1.0
-    assert paired_ttest([0.6, 0.7], [0.5, 0.6]).p == 0.0
+    # no spread: the exact sign-flip test, 2 / 2^n, not p = 0
+    assert paired_ttest([0.6, 0.7], [0.5, 0.6]).p == pytest.approx(0.5)
+    assert paired_ttest([0.6, 0.7, 0.8, 0.9, 1.0], [0.5, 0.6, 0.7, 0.8, 0.9]).p == pytest.approx(2 / 32)
+    assert compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7]).p == pytest.approx(0.25)
+    # Welch with both samples constant: 2 / C(nx + ny, nx)
+    assert compare([0.7, 0.7, 0.7], [0.5, 0.5, 0.5], test="welch").p == pytest.approx(2 / 20)
 
 
 def test_holm_hand_values():
