@@ -127,10 +127,10 @@ def split_identities(persons: PersonSet, fraction: float, *, seed: int, what: st
     kept_ids = np.setdiff1d(np.arange(persons.num_identities), held_ids)
     multi = [k for k in held_ids if len(persons.images_of(k)) >= 2]
     if not multi:
-        raise DataError(f"{what}_fraction={fraction} of the {persons.num_identities} identities of "
+        raise DataError(f"val_fraction={fraction} of the {persons.num_identities} identities of "
                         f"{persons.source} leaves no {what} identity with two images: raise it")
     if len(kept_ids) < 2:
-        raise DataError(f"{what}_fraction={fraction} leaves fewer than two training identities in {persons.source}")
+        raise DataError(f"val_fraction={fraction} leaves fewer than two training identities in {persons.source}")
     return kept_ids, held_ids
 
 

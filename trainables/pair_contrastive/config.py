@@ -15,10 +15,10 @@ class PairContrastiveConfig(MetricLearningConfig):
 
     ``pairs`` (a feedback-pairs file, or ``synthfaces``) is split into train / validation /
     test, by identity when identities are known (``identity_from_folder``, and always for
-    synthfaces), else by pair, and then every validation or test pair that shares an image
-    with a training pair is dropped: nothing is ever tested on what was trained on. With
-    ``test_pairs`` the test set is that file instead, and it is refused if it shares a pair,
-    an image, or (identities known) a person with ``pairs``.
+    synthfaces: no person of a test pair was trained on), else by pair (no test pair was
+    trained on; an image may recur, and ``eval/pairs/with_training_image`` says how often).
+    With ``test_pairs`` the test set is that file instead, and it is refused if it shares a
+    pair, an image, or (identities known) a person with ``pairs``.
     """
 
     pairs: str = Field("synthfaces", description="feedback-pairs file ([{image1, image2, label}]) or 'synthfaces'")
