@@ -111,7 +111,31 @@ class Status(Command):
         return 0
 
 
-COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Resume(), Status(), Report())
+class ExportSynthfaces(Command):
+    name, help = "export-synthfaces", "write synthfaces in the notes' formats (person, twin and feedback-pair files)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", type=Path, help="a new directory to write into")
+        parser.add_argument("--image-size", type=int, default=32, help="image side in pixels (a multiple of 8)")
+        parser.add_argument("--data-seed", type=int, default=0, help="synthfaces seed")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from trainables.data import synthfaces
+        from trainables.data.synthfaces_export import export
+
+        if args.dir.exists() and any(args.dir.iterdir()):
+            raise UserError(f"{args.dir} exists and is not empty; name a new directory")
+        try:
+            spec = synthfaces.SynthFacesSpec(resolution=args.image_size, seed=args.data_seed)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        out = export(synthfaces.load(spec), args.dir)
+        print(f"synthfaces (synthetic) written to {out}: train_dataset_infor.json, train_twin_pairs.json, "
+              "test_dataset_infor.json, test_twin_pairs.json, feedback_pairs.json, images/")
+        return 0
+
+
+COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Resume(), Status(), Report(), ExportSynthfaces())
 
 
 class _Parser(argparse.ArgumentParser):

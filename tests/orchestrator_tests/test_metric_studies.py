@@ -153,3 +153,18 @@ def test_bad_input_is_one_line_and_exit_2(files, spec, setting, message, capsys,
     err = capsys.readouterr().err.strip()
     assert message.replace("DIR", str(files)) in err and len(err.splitlines()) == 1, err
     assert "Traceback" not in err and not out.exists()
+
+
+def test_export_synthfaces_command(tmp_path, capsys, cache_dir):
+    from trainables.data.json_lists import read_feedback_pairs, read_persons
+
+    out = tmp_path / "faces"
+    assert main(["export-synthfaces", str(out), "--image-size", "16"]) == 0
+    train = read_persons(out / "train_dataset_infor.json", out / "train_twin_pairs.json")
+    test = read_persons(out / "test_dataset_infor.json", out / "test_twin_pairs.json")
+    assert train.num_identities == 120 and test.num_identities == 60 and train.twin_pairs() and test.twin_pairs()
+    assert Image.open(train.paths[0]).size == (16, 16)
+    assert len(read_feedback_pairs(out / "feedback_pairs.json", identity_from_folder=True)) == 180 * 8
+    capsys.readouterr()
+    assert main(["export-synthfaces", str(out)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
