@@ -39,6 +39,15 @@ def set_threads_from_ray() -> None:
     torch.set_num_threads(max(int(cpus), 1))
 
 
+def run_in_tune(run, cfg) -> None:
+    """Run a trainable's Ray-free ``run(cfg, report, restore_from=...)`` as a Tune trial: torch
+    threads from the trial's CPUs, reports (and checkpoints) to Tune, restored from Tune's
+    checkpoint when the trial is resumed, not retried once it diverged."""
+    set_threads_from_ray()
+    with diverged_stays_stopped(), restore_dir() as previous:
+        run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)
+
+
 @contextlib.contextmanager
 def diverged_stays_stopped() -> Iterator[None]:
     """A trial that diverged is not retried: Tune's ``max_failures`` restarts any failed

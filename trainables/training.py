@@ -53,6 +53,19 @@ def random_view(views: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     return views[torch.arange(views.shape[0], device=views.device), flip.long()]
 
 
+def step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+         params: list[torch.Tensor], max_grad_norm: float = 5.0) -> None:
+    """One optimisation step on ``loss``: raises TrialDiverged when it is NaN or infinite,
+    else back-propagates, clips the gradient norm of ``params``, steps optimizer and schedule."""
+    if not torch.isfinite(loss):
+        raise TrialDiverged(f"loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+
+
 def train_epoch(
     *,
     embed: nn.Module,
@@ -74,13 +87,7 @@ def train_epoch(
     for idx in batches(len(labels), batch_size, generator):
         x = augment(images[idx], generator)
         loss = loss_fn(embed(x), labels[idx])
-        if not torch.isfinite(loss):
-            raise TrialDiverged(f"loss is {loss.item()}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        step(loss, optimizer, scheduler, params, max_grad_norm)
         total += loss.item() * len(idx)
         count += len(idx)
     return total / max(count, 1)
@@ -151,5 +158,5 @@ def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
 
 __all__ = [
     "batches", "dense_labels", "embed_all", "identity_batches", "random_flip", "random_view", "seed_everything",
-    "steps_per_epoch", "train_epoch", "warmup_cosine",
+    "step", "steps_per_epoch", "train_epoch", "warmup_cosine",
 ]

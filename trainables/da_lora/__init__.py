@@ -27,10 +27,7 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
                     description="DA-LoRA: (domain-aware) LoRA, MAML init, CosFace + contrastive + domain losses; "
                                 "synthfaces or real data, verification benchmarks")
 def train_da_lora(config: dict[str, Any]) -> None:
-    cfg = DaLoraConfig.model_validate(config)
     from trainables.da_lora.loop import run
-    from trainables.ray_glue import diverged_stays_stopped, ray_reporter, restore_dir, set_threads_from_ray
+    from trainables.ray_glue import run_in_tune
 
-    set_threads_from_ray()
-    with diverged_stays_stopped(), restore_dir() as previous:
-        run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)
+    run_in_tune(run, DaLoraConfig.model_validate(config))

@@ -33,7 +33,6 @@ from trainables.data import synthfaces
 from trainables.data.sources import (
     DataError, TrainSet, domain_groups, limit_per_identity, read_train_data,
 )
-from trainables.errors import TrialDiverged
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.synthfaces_eval import SynthfacesVerification
 from trainables.evaluation.verification import verification_metrics
@@ -42,7 +41,7 @@ from trainables.models.backbone import Backbone, load_backbone
 from trainables.models.standin import StandinSpec, ensure_standin
 from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
 from trainables.training import (
-    dense_labels, embed_all, identity_batches, random_flip, random_view, seed_everything, warmup_cosine,
+    dense_labels, embed_all, identity_batches, random_flip, random_view, seed_everything, step, warmup_cosine,
 )
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
@@ -308,13 +307,7 @@ def train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, 
         with hw.autocast():
             z = x if views is not None else model(x)
         loss = objective(model, z, y, g)  # the losses in float32, outside autocast
-        if not torch.isfinite(loss):
-            raise TrialDiverged(f"loss is {loss.item()}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-        optimizer.step()
-        scheduler.step()
+        step(loss, optimizer, scheduler, params, max_grad_norm)
         n = len(idx)
         total += loss.item() * n
         count += n

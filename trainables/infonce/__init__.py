@@ -26,10 +26,7 @@ def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
                     description="InfoNCE / SupCon on P x K batches, temperature; gallery-probe identification "
                                 "(rank-1, rank-5, mAP), degraded probes")
 def train_infonce(config: dict[str, Any]) -> None:
-    cfg = InfoNCEConfig.model_validate(config)
     from trainables.infonce.loop import run
-    from trainables.ray_glue import diverged_stays_stopped, ray_reporter, restore_dir, set_threads_from_ray
+    from trainables.ray_glue import run_in_tune
 
-    set_threads_from_ray()
-    with diverged_stays_stopped(), restore_dir() as previous:
-        run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)
+    run_in_tune(run, InfoNCEConfig.model_validate(config))

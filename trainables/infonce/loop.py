@@ -23,7 +23,6 @@ from pytorch_metric_learning import losses
 from trainables.data.json_lists import PersonSet
 from trainables.data.sources import DataError
 from trainables.data.synthfaces_export import PERSONS
-from trainables.errors import TrialDiverged
 from trainables.evaluation.decisions import identification
 from trainables.hardware import Fetcher, hardware
 from trainables.infonce.config import InfoNCEConfig
@@ -32,7 +31,7 @@ from trainables.metric.common import (
     synthfaces_export, with_gain,
 )
 from trainables.models.backbone import load_backbone
-from trainables.training import identity_batches, random_flip, seed_everything
+from trainables.training import identity_batches, random_flip, seed_everything, step
 
 
 def degrade(x: torch.Tensor, *, downscale: int, blur: float) -> torch.Tensor:
@@ -156,13 +155,7 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
             with hw.autocast():
                 z = model(x)
             loss = loss_fn(z.float(), y)
-            if not torch.isfinite(loss):
-                raise TrialDiverged(f"loss is {loss.item()}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
-            scheduler.step()
+            step(loss, optimizer, scheduler, params)
             total += loss.item() * len(idx)
             seen += len(idx)
         return {"train/loss": total / max(seen, 1), "train/images": float(seen)}

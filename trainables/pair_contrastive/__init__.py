@@ -26,10 +26,7 @@ def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
                     description="contrastive loss on same/different feedback pairs; accuracy, precision, recall, "
                                 "F1 at the validation threshold, ROC AUC")
 def train_pair_contrastive(config: dict[str, Any]) -> None:
-    cfg = PairContrastiveConfig.model_validate(config)
     from trainables.pair_contrastive.loop import run
-    from trainables.ray_glue import diverged_stays_stopped, ray_reporter, restore_dir, set_threads_from_ray
+    from trainables.ray_glue import run_in_tune
 
-    set_threads_from_ray()
-    with diverged_stays_stopped(), restore_dir() as previous:
-        run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)
+    run_in_tune(run, PairContrastiveConfig.model_validate(config))

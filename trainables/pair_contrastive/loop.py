@@ -22,7 +22,6 @@ import torch
 from trainables.data.json_lists import FeedbackPairs, read_feedback_pairs
 from trainables.data.sources import DataError, TrainSet
 from trainables.data.synthfaces_export import FEEDBACK
-from trainables.errors import TrialDiverged
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
@@ -30,7 +29,7 @@ from trainables.metric.common import (
 )
 from trainables.models.backbone import load_backbone
 from trainables.pair_contrastive.config import PairContrastiveConfig
-from trainables.training import random_flip, seed_everything
+from trainables.training import random_flip, seed_everything, step
 
 SPLITS = ("train", "val", "test")
 
@@ -225,13 +224,7 @@ def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | No
                 z = model(random_flip(x, gen))
             z = z.float()
             loss = contrastive_loss(z[:b], z[b:], torch.as_tensor(label[c], device=z.device), cfg.margin)
-            if not torch.isfinite(loss):
-                raise TrialDiverged(f"loss is {loss.item()}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
-            scheduler.step()
+            step(loss, optimizer, scheduler, params)
             total += loss.item() * b
         return {"train/loss": total / len(label), "train/pairs": float(len(label))}
 

@@ -25,10 +25,7 @@ def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
                     description="triplet fine-tuning, twin hard negatives, mining level; twin verification "
                                 "(EER, TAR@FAR, accuracy at the validation threshold)")
 def train_triplet(config: dict[str, Any]) -> None:
-    cfg = TripletConfig.model_validate(config)
-    from trainables.ray_glue import diverged_stays_stopped, ray_reporter, restore_dir, set_threads_from_ray
     from trainables.triplet.loop import run
+    from trainables.ray_glue import run_in_tune
 
-    set_threads_from_ray()
-    with diverged_stays_stopped(), restore_dir() as previous:
-        run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)
+    run_in_tune(run, TripletConfig.model_validate(config))

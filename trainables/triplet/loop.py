@@ -22,7 +22,6 @@ from pytorch_metric_learning import distances, losses, miners, reducers
 from trainables.data.json_lists import PersonSet, read_persons
 from trainables.data.sources import DataError
 from trainables.data.synthfaces_export import PERSONS, TWINS
-from trainables.errors import TrialDiverged
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
 from trainables.hardware import Fetcher, hardware
@@ -31,7 +30,7 @@ from trainables.metric.common import (
     with_gain,
 )
 from trainables.models.backbone import load_backbone
-from trainables.training import random_flip, seed_everything
+from trainables.training import random_flip, seed_everything, step
 from trainables.triplet.config import TripletConfig
 from trainables.triplet.mining import possible_triplets, sample_triplets
 
@@ -148,13 +147,7 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
                 mined_total += len(ma)
                 a, p, n = torch.cat([a, ma]), torch.cat([p, mp]), torch.cat([n, mn])
             loss = loss_fn(z, y, indices_tuple=(a, p, n))
-            if not torch.isfinite(loss):
-                raise TrialDiverged(f"loss is {loss.item()}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            optimizer.step()
-            scheduler.step()
+            step(loss, optimizer, scheduler, params)
             total += loss.item() * b
         out = {"train/loss": total / len(triplets), "train/triplets": float(len(triplets)),
                "train/possible_triplets": float(possible_triplets(splits.train))}
