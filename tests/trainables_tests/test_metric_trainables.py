@@ -209,3 +209,20 @@ def test_infonce_reads_an_image_folder(standin, tmp_path):
     with pytest.raises(DataError, match="fewer than two have more than gallery_per_identity=5 images"):
         load_splits(InfoNCEConfig(train_data=str(tmp_path / "train"), test_data=str(tmp_path / "test"),
                                   gallery_per_identity=5, val_fraction=0.34))
+
+
+def test_triplet_validation_needs_every_kind_of_impostor_the_test_has(standin, tmp_path):
+    from trainables.triplet.loop import load_splits
+
+    # everyone is a twin (as in ND-TWINS): with 3 twin pairs, val_fraction 0.2 holds out one
+    # pair, which gives twin impostors but no non-twin ones
+    train = _person_file(tmp_path, "train.json", [f"a{k}" for k in range(6)])
+    test = _person_file(tmp_path, "test.json", [f"b{k}" for k in range(4)])
+    (tmp_path / "tw.json").write_text(json.dumps([["a0", "a1"], ["a2", "a3"], ["a4", "a5"]]))
+    (tmp_path / "tt.json").write_text(json.dumps([["b0", "b1"], ["b2", "b3"]]))
+    cfg = dict(train_persons=train, train_twins=str(tmp_path / "tw.json"), test_persons=test,
+               test_twins=str(tmp_path / "tt.json"))
+    with pytest.raises(DataError, match="give no nontwin impostor pairs to choose that threshold on"):
+        load_splits(TripletConfig(**cfg))
+    splits = load_splits(TripletConfig(**cfg, val_fraction=0.5))  # two pairs held out
+    assert splits.val.num_identities == 4 and len(splits.val.twin_pairs()) == 2

@@ -63,9 +63,11 @@ def load_splits(cfg: TripletConfig) -> Splits:
                         "must use identities the model never saw")
     kept, held = split_identities(full, cfg.val_fraction, seed=cfg.data_seed)
     splits = Splits(full.subset(kept, "train"), full.subset(held, "validation"), test)
-    if splits.test.twin_pairs() and not splits.val.twin_pairs():
-        raise DataError(f"{tp}: the test persons have twins, but fewer than two twin pairs are among the training "
-                        "persons, so none is left to choose the twin-verification threshold on")
+    missing = sorted(set(person_pairs(splits.test)) - set(person_pairs(splits.val)))
+    if missing:  # e.g. every validation identity in one twin pair: no non-twin impostors
+        raise DataError(f"{tp}: the validation identities ({splits.val.num_identities} held out by val_fraction="
+                        f"{cfg.val_fraction}) give no {' or '.join(missing)} impostor pairs to choose that "
+                        "threshold on (the test persons do); raise val_fraction or add persons")
     return splits
 
 
@@ -86,7 +88,7 @@ class Evaluator:
             emb = embed_files(model, fetch, n, self.hw, flip=self.cfg.flip_test)
             scores[name] = {p: (pair_scores(emb, pl), pl.label) for p, pl in pairs.items()}
         for protocol, (s, y) in scores["eval"].items():
-            vs, vy = scores["val"].get(protocol, scores["val"]["nontwin"])
+            vs, vy = scores["val"][protocol]
             threshold = choose_threshold(vs, vy, self.cfg.threshold_policy)
             out[f"val/{protocol}/eer"] = equal_error_rate(vs, vy)[0]
             out.update({f"eval/{protocol}/{k}": v for k, v in verification_at(s, y, threshold).items()})
