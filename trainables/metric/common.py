@@ -59,6 +59,8 @@ class MetricLearningConfig(BaseModel):
     synth_train_images: int = Field(4, ge=2, description="synthfaces images per identity and domain (train group)")
     synth_eval_identities: int = Field(60, ge=4)
     synth_eval_images: int = Field(5, ge=2, description="synthfaces images per identity and domain (eval group)")
+    synth_twin_spread: float = Field(0.06, ge=0, le=1, description="synthfaces: how far twins' identity "
+                                                                    "parameters lie apart (smaller: harder twins)")
     synth_domains: tuple[str, ...] = Field(("visible", "thermal", "low_quality", "harsh_light", "occluded"),
                                            min_length=1, description="synthfaces domains exported")
     # -- hardware
@@ -70,7 +72,7 @@ class MetricLearningConfig(BaseModel):
         return synthfaces.SynthFacesSpec(
             resolution=self.image_size, seed=self.data_seed, train_identities=self.synth_train_identities,
             train_images=self.synth_train_images, eval_identities=self.synth_eval_identities,
-            eval_images=self.synth_eval_images, domains=self.synth_domains)
+            eval_images=self.synth_eval_images, twin_spread=self.synth_twin_spread, domains=self.synth_domains)
 
 
 def synthfaces_export(cfg: MetricLearningConfig) -> Path:
