@@ -27,8 +27,8 @@ from trainables.evaluation.decisions import identification
 from trainables.hardware import Fetcher, hardware
 from trainables.infonce.config import InfoNCEConfig
 from trainables.metric.common import (
-    Reporter, as_train_set, backbone_reference, build_encoder, embed_files, fit, read_people, split_identities,
-    synthfaces_export, with_gain,
+    Reporter, against_before, as_train_set, backbone_reference, build_encoder, embed_files, fit, read_people,
+    split_identities, synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
 from trainables.training import identity_batches, random_flip, seed_everything, step
@@ -130,8 +130,7 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
     train, val, test = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    evaluate = Evaluator(cfg, val, test, size, hw)
-    before = evaluate(model)
+    evaluate = against_before(Evaluator(cfg, val, test, size, hw), model, baseline=cfg.baseline)
     fetch = Fetcher(as_train_set(train), size, hw)
     labels = train.identity
     batch = cfg.identities_per_batch * cfg.images_per_identity
@@ -160,5 +159,5 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
             seen += len(idx)
         return {"train/loss": total / max(seen, 1), "train/images": float(seen)}
 
-    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=lambda: with_gain(evaluate, before)(model),
+    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=evaluate,
         generator=generator, report=report, restore_from=restore_from)

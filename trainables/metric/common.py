@@ -183,20 +183,25 @@ def embed_files(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware, *,
 GAIN_METRICS = {"/eer": -1.0, "/rank1": 1.0}
 
 
-def with_gain(evaluate: Callable[[torch.nn.Module], dict[str, float]], before: dict[str, float]):
-    """``evaluate`` whose results also say how far fine-tuning moved each test metric of
-    ``GAIN_METRICS`` from ``before`` (the backbone's, evaluated before training): so every
-    trial reports, honestly, whether fine-tuning helped (the EdgeFace note found it hurt)."""
+def against_before(evaluate: Callable[[torch.nn.Module], dict[str, float]], model: torch.nn.Module, *,
+                   baseline: bool) -> Callable[[], dict[str, float]]:
+    """Evaluate ``model`` now, before any training, and return the evaluation to use from then
+    on: its results also say how far fine-tuning moved each test metric of ``GAIN_METRICS``
+    from that first evaluation, so every trial reports, honestly, whether fine-tuning helped
+    (the EdgeFace note found it hurt). With ``baseline`` the model never changes: the first
+    evaluation is the answer, and is not computed twice."""
+    before = evaluate(model)
 
-    def wrapped(model: torch.nn.Module) -> dict[str, float]:
-        out = evaluate(model)
+    def gains(out: dict[str, float]) -> dict[str, float]:
         for k, v in before.items():
             sign = next((s for suffix, s in GAIN_METRICS.items() if k.endswith(suffix)), None)
             if sign is not None and k.startswith("eval/") and k in out:
                 out[k + "_gain"] = sign * (out[k] - v)
         return out
 
-    return wrapped
+    if baseline:
+        return lambda: gains(dict(before))
+    return lambda: gains(evaluate(model))
 
 
 def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: int, epoch: Callable[[torch.optim.Optimizer, object, torch.Generator], dict[str, float]],
@@ -240,4 +245,4 @@ def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: i
 
 
 __all__ = ["MetricLearningConfig", "Reporter", "as_train_set", "read_people", "backbone_reference", "build_encoder",
-           "embed_files", "fit", "split_identities", "synthfaces_export", "with_gain"]
+           "embed_files", "fit", "split_identities", "synthfaces_export", "against_before"]

@@ -25,7 +25,7 @@ from trainables.data.synthfaces_export import FEEDBACK
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
-    Reporter, backbone_reference, build_encoder, embed_files, fit, synthfaces_export, with_gain,
+    Reporter, against_before, backbone_reference, build_encoder, embed_files, fit, synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
 from trainables.pair_contrastive.config import PairContrastiveConfig
@@ -203,8 +203,7 @@ def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | No
     splits = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    evaluate = Evaluator(cfg, splits, size, hw)
-    before = evaluate(model)
+    evaluate = against_before(Evaluator(cfg, splits, size, hw), model, baseline=cfg.baseline)
     left, right, label = splits.pairs["train"]
     files = TrainSet(identity=np.zeros(len(splits.paths), dtype=np.int64),
                      domain=np.zeros(len(splits.paths), dtype=np.int64), domains=("default",),
@@ -228,5 +227,5 @@ def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | No
             total += loss.item() * b
         return {"train/loss": total / len(label), "train/pairs": float(len(label))}
 
-    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=lambda: with_gain(evaluate, before)(model),
+    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=evaluate,
         generator=generator, report=report, restore_from=restore_from)

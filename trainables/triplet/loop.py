@@ -26,8 +26,8 @@ from trainables.evaluation.decisions import choose_threshold, equal_error_rate, 
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
-    Reporter, as_train_set, backbone_reference, build_encoder, embed_files, fit, split_identities, synthfaces_export,
-    with_gain,
+    Reporter, against_before, as_train_set, backbone_reference, build_encoder, embed_files, fit, split_identities,
+    synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
 from trainables.training import random_flip, seed_everything, step
@@ -118,8 +118,7 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
     splits = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    evaluate = Evaluator(cfg, splits, size, hw)
-    before = evaluate(model)
+    evaluate = against_before(Evaluator(cfg, splits, size, hw), model, baseline=cfg.baseline)
     triplets = sample_triplets(splits.train, cfg.mining_level, cfg.seed)
     fetch = Fetcher(as_train_set(splits.train), size, hw)
     labels = torch.as_tensor(splits.train.identity)
@@ -157,5 +156,5 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
             out["train/mined_triplets_per_batch"] = mined_total / len(chunks)
         return out
 
-    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=lambda: with_gain(evaluate, before)(model),
+    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=evaluate,
         generator=generator, report=report, restore_from=restore_from)
