@@ -131,7 +131,7 @@ class ExportSynthfaces(Command):
             raise UserError(str(err)) from None
         out = export(synthfaces.load(spec), args.dir)
         print(f"synthfaces (synthetic) written to {out}: train_dataset_infor.json, train_twin_pairs.json, "
-              "test_dataset_infor.json, test_twin_pairs.json, feedback_pairs.json, images/")
+              "test_dataset_infor.json, test_twin_pairs.json, feedback_pairs.json, feedback_test_pairs.json, images/")
         return 0
 
 

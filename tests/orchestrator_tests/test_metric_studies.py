@@ -61,11 +61,11 @@ def test_triplet_search_ranks_on_validation_identities(runs):
 def test_feedback_quick(runs, tmp_path):
     df = _results(runs["feedback"])
     assert (df["status"] == "TERMINATED").all() and len(df) == 10
-    # split by identity: no test pair has an image (or person) that was trained on
+    # a test file over other people: no test pair has an image (or person) that was trained on
     assert (df["eval/pairs/with_training_image"] == 0).all()
     fixed = df[df["config/threshold_policy"] == "fixed"]
     assert (fixed["eval/pairs/threshold"] == 0.4).all()  # the note's fixed threshold, not tuned
-    assert (df.loc[df["config/threshold_policy"] == "accuracy", "eval/pairs/threshold"] != 0.4).any()
+    assert (df.loc[df["config/threshold_policy"] == "eer", "eval/pairs/threshold"] != 0.4).all()
     assert (df.loc[df["config/baseline"], "eval/pairs/eer_gain"] == 0).all()
     texs = sorted((runs["feedback"] / "report").glob("*.tex"))
     assert texs
@@ -164,7 +164,8 @@ def test_export_synthfaces_command(tmp_path, capsys, cache_dir):
     test = read_persons(out / "test_dataset_infor.json", out / "test_twin_pairs.json")
     assert train.num_identities == 120 and test.num_identities == 60 and train.twin_pairs() and test.twin_pairs()
     assert Image.open(train.paths[0]).size == (16, 16)
-    assert len(read_feedback_pairs(out / "feedback_pairs.json", identity_from_folder=True)) == 180 * 8
+    assert len(read_feedback_pairs(out / "feedback_pairs.json", identity_from_folder=True)) == 120 * 8
+    assert len(read_feedback_pairs(out / "feedback_test_pairs.json", identity_from_folder=True)) == 60 * 8
     capsys.readouterr()
     assert main(["export-synthfaces", str(out)]) == 2
     assert "exists and is not empty" in capsys.readouterr().err

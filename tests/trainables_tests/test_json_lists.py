@@ -134,5 +134,7 @@ def test_synthfaces_export_reads_back_as_the_same_data(cache_dir):
     expected = sorted({tuple(sorted((a - first, int(faces.twin_of[a]) - first)))
                        for a in np.unique(g.identity) if faces.twin_of[a] >= 0})
     assert train.twin_pairs() == expected and len(expected) == round(12 * spec.twin_fraction / 2)
-    fp = read_feedback_pairs(d / FEEDBACK, identity_from_folder=True)
-    assert set(fp.label.tolist()) == {0, 1} and fp.label.sum() == len(fp) // 2
+    for group, ps in (("train", train), ("eval", test)):
+        fp = read_feedback_pairs(d / FEEDBACK[group], identity_from_folder=True)
+        assert set(fp.label.tolist()) == {0, 1} and fp.label.sum() == len(fp) // 2 == 4 * ps.num_identities
+        assert set(fp.identity) == set(ps.names)  # each file keeps to its group's people

@@ -7,7 +7,8 @@ Layout of an export directory::
     train_dataset_infor.json                  person file: train identities -> image paths
     train_twin_pairs.json                     twin file: the train group's twin pairs
     test_dataset_infor.json, test_twin_pairs.json    the same for the held-out (eval) group
-    feedback_pairs.json                       same/different pairs over both groups (labels 1/0)
+    feedback_pairs.json                       same/different pairs (labels 1/0) among the train group
+    feedback_test_pairs.json                  the same among the held-out group (the note's test.json)
 
 Identities are named ``train0007``, ``eval0003`` (the group, then the id within it), so the
 folder of an image is its identity. ``python -m orchestrator export-synthfaces DIR`` writes
@@ -30,8 +31,10 @@ from trainables.data.synthfaces import FaceSet, SynthFacesSpec
 
 PERSONS = {"train": "train_dataset_infor.json", "eval": "test_dataset_infor.json"}
 TWINS = {"train": "train_twin_pairs.json", "eval": "test_twin_pairs.json"}
-FEEDBACK = "feedback_pairs.json"
+FEEDBACK = {"train": "feedback_pairs.json", "eval": "feedback_test_pairs.json"}
 _DONE = "EXPORT_DONE"
+#: Bump when the export's layout or content changes, so that older cached exports are not reused.
+EXPORT_VERSION = 2
 
 
 def _name(group: str, local: int) -> str:
@@ -44,7 +47,6 @@ def export(faces: FaceSet, out_dir: Path, *, feedback_pairs_per_identity: int = 
 
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    persons_all: dict[str, list[str]] = {}
     for group in ("train", "eval"):
         g = faces.group(group)
         first = int(g.identity.min())
@@ -63,14 +65,17 @@ def export(faces: FaceSet, out_dir: Path, *, feedback_pairs_per_identity: int = 
                         for a in np.unique(g.identity) if faces.twin_of[a] >= 0})
         (out_dir / PERSONS[group]).write_text(json.dumps(persons, indent=1))
         (out_dir / TWINS[group]).write_text(json.dumps([list(t) for t in twins], indent=1))
-        persons_all.update(persons)
-    (out_dir / FEEDBACK).write_text(json.dumps(feedback_pairs(persons_all, feedback_pairs_per_identity, seed), indent=1))
+        pairs = feedback_pairs(persons, feedback_pairs_per_identity, seed)
+        (out_dir / FEEDBACK[group]).write_text(json.dumps(pairs, indent=1))
     return out_dir
 
 
 def feedback_pairs(persons: dict[str, list[str]], per_identity: int, seed: int) -> list[dict]:
     """For each identity, ``per_identity`` same-person pairs and as many different-person
-    pairs (its image against another identity's), drawn with a fixed seed."""
+    pairs (its image against another identity's of the same group), drawn with a fixed seed.
+    The held-out group gets a file of its own, as the note's split script writes a test file:
+    drawn among all people, a test set split off by identity would keep only the few
+    different-person pairs whose two people both landed in it."""
     rng = np.random.default_rng(seed)
     names = sorted(persons)
     out = []
@@ -90,13 +95,13 @@ def ensure_export(spec: SynthFacesSpec, cache_dir: Path | None = None) -> Path:
     directory renamed into place), reused while its data fingerprint matches."""
     root = Path(cache_dir or synthfaces.default_cache_dir()) / "synthfaces-export"
     root.mkdir(parents=True, exist_ok=True)
-    target = root / spec.key()
+    target = root / f"{spec.key()}-v{EXPORT_VERSION}"
     with FileLock(str(target) + ".lock"):
         faces = synthfaces.load(spec, cache_dir)
         done = target / _DONE
         if done.is_file() and done.read_text() == faces.fingerprint:
             return target
-        tmp = root / f"{spec.key()}.{os.getpid()}.tmp"
+        tmp = root / f"{target.name}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         export(faces, tmp)
         (tmp / _DONE).write_text(faces.fingerprint)

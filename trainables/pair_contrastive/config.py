@@ -13,12 +13,13 @@ class PairContrastiveConfig(MetricLearningConfig):
     """Contrastive fine-tuning from same/different feedback pairs (the MagFace note);
     unknown keys refused.
 
-    ``pairs`` (a feedback-pairs file, or ``synthfaces``) is split into train / validation /
-    test, by identity when identities are known (``identity_from_folder``, and always for
-    synthfaces: no person of a test pair was trained on), else by pair (no test pair was
+    ``pairs`` (a feedback-pairs file) is split into train / validation / test, by identity
+    when identities are known (``identity_from_folder``: no person of a test pair was
+    trained on), else by pair (no test pair was
     trained on; an image may recur, and ``eval/pairs/with_training_image`` says how often).
     With ``test_pairs`` the test set is that file instead, and it is refused if it shares a
-    pair, an image, or (identities known) a person with ``pairs``.
+    pair, an image, or (identities known) a person with ``pairs``. ``synthfaces`` brings a
+    pairs file over its training people and a test file over its held-out people.
     """
 
     pairs: str = Field("synthfaces", description="feedback-pairs file ([{image1, image2, label}]) or 'synthfaces'")

@@ -59,6 +59,10 @@ class PairSplits:
     fingerprint: str
     skipped: int = 0  # pairs dropped for an unreadable image
 
+    def added(self, source_pairs: int) -> int:
+        """Different-person pairs added to held-out splits made by identity (``_balanced``)."""
+        return sum(len(p[2]) for p in self.pairs.values()) + self.dropped - source_pairs
+
 
 def _split_of_units(units: list, fractions: tuple[float, float], seed: int) -> dict:
     rng = np.random.default_rng([seed, 31])
@@ -91,10 +95,47 @@ def _sides(fp: FeedbackPairs, val_fraction: float, test_fraction: float, seed: i
     return side, "pair"
 
 
+def _balanced(fp: FeedbackPairs, left: np.ndarray, right: np.ndarray, label: np.ndarray,
+              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out pairs split off by identity, with different-person pairs added, drawn from
+    the images of the split's own people, up to as many as same-person pairs.
+
+    A different-person pair survives an identity split only when both its people fall on
+    the same side, so a held-out split keeps few of them, and a threshold chosen for
+    accuracy on it would accept everything. With identities known, any two of the split's
+    images of two different people are a true different-person pair."""
+    n_pos, n_neg = int((label == 1).sum()), int((label == 0).sum())
+    images = np.unique(np.concatenate([left, right]))
+    ids = np.asarray([fp.identity[i] for i in images])
+    if n_neg >= n_pos or len(set(ids)) < 2:
+        return left, right, label
+    rng = np.random.default_rng([seed, 37])
+    have = {frozenset((int(a), int(b))) for a, b in zip(left, right)}
+    new_l, new_r = [], []
+    for _ in range(50 * (n_pos - n_neg)):
+        if len(new_l) == n_pos - n_neg:
+            break
+        i, j = rng.integers(len(images), size=2)
+        key = frozenset((int(images[i]), int(images[j])))
+        if ids[i] != ids[j] and key not in have:
+            have.add(key)
+            new_l.append(images[i])
+            new_r.append(images[j])
+    return (np.concatenate([left, np.asarray(new_l, dtype=left.dtype)]),
+            np.concatenate([right, np.asarray(new_r, dtype=right.dtype)]),
+            np.concatenate([label, np.zeros(len(new_l), dtype=label.dtype)]))
+
+
+def _held_out(fp: FeedbackPairs, side: np.ndarray, s: str, by: str, seed: int):
+    pairs = (fp.left[side == s], fp.right[side == s], fp.label[side == s])
+    return _balanced(fp, *pairs, seed) if by == "identity" and s != "train" else pairs
+
+
 def split_pairs(fp: FeedbackPairs, *, val_fraction: float, test_fraction: float, seed: int) -> PairSplits:
-    """Train / validation / test pairs (see ``_sides``)."""
+    """Train / validation / test pairs (see ``_sides``); held-out splits made by identity get
+    different-person pairs of their own people up to as many as same-person pairs (``_balanced``)."""
     side, by = _sides(fp, val_fraction, test_fraction, seed)
-    pairs = {s: (fp.left[side == s], fp.right[side == s], fp.label[side == s]) for s in SPLITS}
+    pairs = {s: _held_out(fp, side, s, by, seed) for s in SPLITS}
     _check(pairs, fp.source, by, val_fraction, test_fraction)
     return PairSplits(fp.paths, pairs, by, int((side == "").sum()), _digest(fp.fingerprint, by, seed), len(fp.skipped))
 
@@ -121,7 +162,7 @@ def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: floa
                             f"(e.g. {shared_ids[0]})")
     side, by = _sides(fp, val_fraction, 0.0, seed)
     offset = len(fp.paths)
-    pairs = {s: (fp.left[side == s], fp.right[side == s], fp.label[side == s]) for s in ("train", "val")}
+    pairs = {s: _held_out(fp, side, s, by, seed) for s in ("train", "val")}
     pairs["test"] = (test.left + offset, test.right + offset, test.label)
     _check(pairs, fp.source, by, val_fraction, None)
     return PairSplits(fp.paths + test.paths, pairs, by, int((side == "").sum()),
@@ -146,8 +187,11 @@ def _digest(*parts) -> str:
 
 
 def load_splits(cfg: PairContrastiveConfig) -> PairSplits:
-    if cfg.pairs == "synthfaces":
-        fp = read_feedback_pairs(synthfaces_export(cfg) / FEEDBACK, identity_from_folder=True)
+    if cfg.pairs == "synthfaces":  # its own test file over the held-out people, as the note's split writes
+        d = synthfaces_export(cfg)
+        fp = read_feedback_pairs(d / FEEDBACK["train"], identity_from_folder=True)
+        test = read_feedback_pairs(d / FEEDBACK["eval"], identity_from_folder=True)
+        return with_test_file(fp, test, val_fraction=cfg.val_fraction, seed=cfg.data_seed)
     else:
         fp = read_feedback_pairs(cfg.pairs, identity_from_folder=cfg.identity_from_folder)
     if cfg.test_pairs is None:
