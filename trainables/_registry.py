@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +43,27 @@ def register_trainable(name: str, *, config_cls: type[BaseModel], prepare: Calla
         return fn
 
     return wrap
+
+
+def register_module(name: str, *, config_cls: type[BaseModel], module: str, description: str) -> Callable[[dict[str, Any]], None]:
+    """Register the trainable whose preparation and training live in ``module``, a Ray-free
+    module with ``prepare(cfg, out_dir)`` and ``run(cfg, report, *, restore_from)``.
+
+    The module (torch, peft, timm...) is imported only when a run prepares or a trial
+    starts, so that listing, validating and unpickling a trainable stay fast: a Ray worker
+    pays for the imports once, when its first trial starts. Returns the Tune trainable.
+    """
+
+    def prepare(cfg: BaseModel, out_dir: Path) -> dict[str, str]:
+        return importlib.import_module(module).prepare(cfg, out_dir)
+
+    def train(config: dict[str, Any]) -> None:
+        from trainables.ray_glue import run_in_tune
+
+        run_in_tune(importlib.import_module(module).run, config_cls.model_validate(config))
+
+    train.__name__ = train.__qualname__ = f"train_{name}"
+    return register_trainable(name, config_cls=config_cls, prepare=prepare, description=description)(train)
 
 
 def get_trainable(name: str) -> TrainableEntry:
