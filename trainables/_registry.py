@@ -62,7 +62,10 @@ def register_module(name: str, *, config_cls: type[BaseModel], module: str, desc
 
         run_in_tune(importlib.import_module(module).run, config_cls.model_validate(config))
 
+    # the package assigns the result to ``train_<name>``: pickles (Ray's) then refer to it by
+    # name, as to any module-level function, instead of carrying the closure by value
     train.__name__ = train.__qualname__ = f"train_{name}"
+    train.__module__ = module.rsplit(".", 1)[0]
     return register_trainable(name, config_cls=config_cls, prepare=prepare, description=description)(train)
 
 
