@@ -20,6 +20,12 @@ import pytest
 
 from tests.orchestrator_tests.test_spec import GOOD
 
+# Trials long enough (two LoRA epochs each) that the second node's actor has started before
+# the first node could finish them all: Tune reuses a free actor for the next trial, so with
+# one-second trials on a loaded machine every trial can land on the first node.
+SPREAD = GOOD.replace("base: {epochs: 1}", "base: {epochs: 2}").replace("b: {adaptation: none}",
+                                                                        "b: {adaptation: lora, lora_rank: 4}")
+
 RAY = Path(sys.executable).with_name("ray")
 TOKEN = Path.home() / ".ray" / "auth_token"
 
@@ -103,7 +109,7 @@ def _state(cluster: dict, what: str) -> list[dict]:
 
 def test_study_runs_on_both_nodes_and_dashboard_needs_token(cluster, standin, tmp_path):
     study = tmp_path / "tiny.yaml"
-    study.write_text(GOOD)
+    study.write_text(SPREAD)
     out = tmp_path / "run"
     driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
                                "--address", cluster["address"], "--max-concurrent", "2"],
