@@ -150,10 +150,17 @@ def read_people(reference: str) -> PersonSet:
                      skipped=ts.skipped)
 
 
+def image_files(paths: tuple[str, ...], fingerprint: str, identity: np.ndarray | None = None,
+                names: tuple[str, ...] | None = None) -> TrainSet:
+    """Image files as the TrainSet that ``Fetcher`` reads (one domain; identity 0 unless given)."""
+    identity = np.zeros(len(paths), dtype=np.int64) if identity is None else identity
+    return TrainSet(identity=identity, domain=np.zeros(len(paths), dtype=np.int64), domains=("default",),
+                    fingerprint=fingerprint, paths=tuple(paths), identity_names=names)
+
+
 def as_train_set(persons: PersonSet) -> TrainSet:
     """A PersonSet as the TrainSet that ``Fetcher`` reads (one domain)."""
-    return TrainSet(identity=persons.identity, domain=np.zeros(len(persons), dtype=np.int64), domains=("default",),
-                    fingerprint=persons.fingerprint, paths=persons.paths, identity_names=persons.names)
+    return image_files(persons.paths, persons.fingerprint, persons.identity, persons.names)
 
 
 @torch.no_grad()
@@ -244,5 +251,5 @@ def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: i
             report(metrics, Path(d))
 
 
-__all__ = ["MetricLearningConfig", "Reporter", "as_train_set", "read_people", "backbone_reference", "build_encoder",
+__all__ = ["MetricLearningConfig", "Reporter", "as_train_set", "image_files", "read_people", "backbone_reference", "build_encoder",
            "embed_files", "fit", "split_identities", "synthfaces_export", "against_before"]

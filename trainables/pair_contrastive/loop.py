@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from trainables.data.json_lists import FeedbackPairs, read_feedback_pairs
-from trainables.data.sources import DataError, TrainSet
+from trainables.data.sources import DataError
 from trainables.data.synthfaces_export import FEEDBACK
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
-    Reporter, against_before, backbone_reference, build_encoder, embed_files, fit, synthfaces_export,
+    Reporter, against_before, backbone_reference, build_encoder, embed_files, fit, image_files, synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
 from trainables.pair_contrastive.config import PairContrastiveConfig
@@ -205,8 +205,7 @@ class Evaluator:
         self.cfg, self.hw, self.splits = cfg, hw, splits
         used = np.unique(np.concatenate([np.concatenate(splits.pairs[s][:2]) for s in ("val", "test")]))
         self.index = {int(j): i for i, j in enumerate(used)}
-        files = TrainSet(identity=np.zeros(len(used), dtype=np.int64), domain=np.zeros(len(used), dtype=np.int64),
-                         domains=("default",), fingerprint=splits.fingerprint, paths=tuple(splits.paths[j] for j in used))
+        files = image_files(tuple(splits.paths[j] for j in used), splits.fingerprint)
         self.fetch, self.n = Fetcher(files, size, hw), len(used)
         tl, tr, _ = splits.pairs["train"]
         seen = set(tl.tolist()) | set(tr.tolist())
@@ -249,9 +248,7 @@ def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | No
     size = model.input_spec.size
     evaluate = against_before(Evaluator(cfg, splits, size, hw), model, baseline=cfg.baseline)
     left, right, label = splits.pairs["train"]
-    files = TrainSet(identity=np.zeros(len(splits.paths), dtype=np.int64),
-                     domain=np.zeros(len(splits.paths), dtype=np.int64), domains=("default",),
-                     fingerprint=splits.fingerprint, paths=splits.paths)
+    files = image_files(splits.paths, splits.fingerprint)
     fetch = Fetcher(files, size, hw)
     steps = -(-len(label) // cfg.batch_size)
 
