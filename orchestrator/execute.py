@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
 from orchestrator.plan import TrialPlan
 from orchestrator.results import CurveLog, ResultsTable
@@ -206,53 +205,6 @@ class SearchTrialName:
         return f"{self.study}_trial{number:03d}"
 
 
-class ResumableASHA(ASHAScheduler):
-    """Tune's ``ASHAScheduler`` that, after ``resume``, knows the rung values of the trials
-    that reported before the driver stopped (read back from ``curves.csv``).
-
-    Tune checkpoints its searcher but not its scheduler: a restored ASHA would start with
-    empty rungs, and the first trials to reach a rung after the resume would pass it with
-    nothing to compare against, which the uninterrupted run would not have let them do."""
-
-    def __init__(self, run_dir: Path, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._run_dir = Path(run_dir)
-        self._seeded = True  # a fresh run has nothing to replay
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._seeded = False  # unpickled by Tuner.restore: replay before the first decision
-
-    def on_trial_add(self, tune_controller, trial) -> None:
-        super().on_trial_add(tune_controller, trial)
-        if not self._seeded:
-            self._seeded = True
-            _replay_rungs(self, self._run_dir)
-
-
-def _replay_rungs(scheduler, run_dir: Path) -> None:
-    """Record each trial's metric at each ASHA milestone it reached, as ASHA did the first time."""
-    import pandas as pd
-
-    from orchestrator.results import CURVES_FILE, RESULTS_FILE
-
-    results, curves = Path(run_dir) / RESULTS_FILE, Path(run_dir) / CURVES_FILE
-    if not results.is_file() or not curves.is_file():
-        return
-    ids = pd.read_csv(results, dtype={"trial_id": str}).dropna(subset=["trial_id"]).set_index("trial_name")["trial_id"]
-    df = pd.read_csv(curves)
-    df = df[df["key"] == scheduler._metric].sort_values("iteration")
-    op = scheduler._metric_op
-    for name, rows in df.groupby("trial_name"):
-        if name not in ids.index:
-            continue
-        for bracket in scheduler._brackets:
-            for milestone, recorded in bracket._rungs:
-                reached = rows[rows["iteration"] >= milestone]
-                if len(reached):
-                    recorded.setdefault(ids[name], float(reached["value"].iloc[0]) * op)
-
-
 class SearchProgress(tune.Callback):
     """Rows of a search in ``results.csv`` (added as the sampler proposes trials), curves, and
     one line per ended trial. Pickle-safe like ``GridProgress``: on ``resume`` it reads the
@@ -330,6 +282,8 @@ class SearchProgress(tune.Callback):
         result = self.last.get(trial.trial_id)
         if trial.trial_id in self.ended and result is None:
             return  # ended before the resume: its row stays as it is
+        if result is None and (trial.last_result or {}).get("training_iteration"):
+            result = trial.last_result  # waited at a rung across a resume, stopped there without running
         search, plan = self.search, self.plan_of[trial.trial_id]
         reached = int((result or {}).get("training_iteration", 0))
         full = min(search.max_t, int(plan.config.get("epochs", search.max_t)))
@@ -384,8 +338,9 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
     ``restore``: continue from Tune's experiment state (``resume``): the sampler goes on from
     its saved state (every trial it has seen), unfinished trials from their last checkpoint.
     """
-    from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
+
+    from orchestrator.asha import PromotionASHA, RunningLimiter
 
     from orchestrator.search_space import base_point, define_by_run
 
@@ -401,9 +356,10 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
         searcher = OptunaSearch(space=define_by_run(search.params, search.base), metric=metric, mode=mode,
                                 points_to_evaluate=[base_point(search.params, search.base)], seed=search.search_seed)
         if max_concurrent:
-            searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-        scheduler = ResumableASHA(run_dir, time_attr="training_iteration", max_t=search.max_t,
-                                  grace_period=search.grace_period, reduction_factor=search.reduction_factor)
+            searcher = RunningLimiter(searcher, max_concurrent=max_concurrent)
+        scheduler = PromotionASHA(run_dir, metric=metric, mode=mode, max_t=search.max_t,
+                                  grace_period=search.grace_period, reduction_factor=search.reduction_factor,
+                                  max_concurrent=max_concurrent)
         name = SearchTrialName(study)
         progress = SearchProgress(Path(run_dir), study, entry, search, metric, provenance, log)
         tuner = tune.Tuner(

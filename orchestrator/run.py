@@ -321,7 +321,7 @@ def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], *, addr
     """``resume`` of a search: Tune restores the sampler (every trial Optuna has seen, its
     random state, the count of trials generated), unfinished trials continue from their last
     checkpoint, and the remaining samples are drawn; ASHA's rungs are replayed from
-    ``curves.csv`` (``execute.ResumableASHA``)."""
+    ``curves.csv``, and trials that waited at a rung wait again (``asha.PromotionASHA``)."""
     import pandas as pd
 
     from orchestrator.plan import compile_search
