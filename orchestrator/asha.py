@@ -298,8 +298,7 @@ class PromotionASHA(TrialScheduler):
         ``curves.csv`` (every reported value) and ``results.csv`` (which trials ended)."""
         import pandas as pd
 
-        from orchestrator.execute import UNFINISHED
-        from orchestrator.results import CURVES_FILE, RESULTS_FILE
+        from orchestrator.results import CURVES_FILE, RESULTS_FILE, UNFINISHED
 
         results, curves = self._run_dir / RESULTS_FILE, self._run_dir / CURVES_FILE
         if not results.is_file() or not curves.is_file():

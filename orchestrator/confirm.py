@@ -18,10 +18,10 @@ import pandas as pd
 import yaml
 
 from orchestrator.errors import UserError
+from orchestrator.results import UNFINISHED
 from orchestrator.spec import AblationSpec, ConfirmSpec, SearchSpec, parse_spec
 
 BASE = "base"
-UNFINISHED = ("PENDING", "RUNNING", "INTERRUPTED")
 
 
 def _finished_search(from_dir: Path) -> tuple[dict, pd.DataFrame, dict[str, dict], SearchSpec]:

@@ -17,7 +17,7 @@ from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment bef
 from ray import tune
 
 from orchestrator.plan import TrialPlan
-from orchestrator.results import CurveLog, ResultsTable
+from orchestrator.results import UNFINISHED, CurveLog, ResultsTable
 
 TUNE_DIR = "tune"
 
@@ -80,7 +80,6 @@ def _failure(trial) -> tuple[str, str]:
     return "ERROR", last
 
 
-UNFINISHED = ("PENDING", "RUNNING", "INTERRUPTED")
 
 
 class GridProgress(tune.Callback):
@@ -277,6 +276,14 @@ class SearchProgress(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last[trial.trial_id] = result
         self.curves.add(self.plan_of[trial.trial_id].name, result)
+
+    def on_step_end(self, iteration, trials, **info):
+        # a trial waiting at an ASHA rung (paused at its checkpoint) reads PAUSED, not RUNNING
+        for trial in trials:
+            if trial.status == "PAUSED" and trial.trial_id in self.plan_of:
+                index = self.plan_of[trial.trial_id].index
+                if self.table.rows[index]["status"] == "RUNNING":
+                    self.table.paused(index, int((trial.last_result or {}).get("training_iteration", 0)))
 
     def _end(self, trial, status: str, error: str = "") -> None:
         result = self.last.get(trial.trial_id)

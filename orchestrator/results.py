@@ -22,6 +22,9 @@ from orchestrator.plan import TrialPlan
 RESULTS_FILE = "results.csv"
 CONFIGS_FILE = "configs.json"
 CURVES_FILE = "curves.csv"
+# statuses of a trial that has not ended: not started, running, waiting at an ASHA rung
+# (paused at its checkpoint, ``orchestrator.asha``), or left so by a driver that stopped
+UNFINISHED = ("PENDING", "RUNNING", "PAUSED", "INTERRUPTED")
 CURVE_COLUMNS = ["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"]
 HEAD_COLUMNS = ["trial_id", "trial_name", "study", "variant", "seed", "status", "iterations", "wall_s", "error"]
 PROVENANCE_COLUMNS = ["config_hash", "data_fingerprint", "skipped_images", "single_image_identities", "git_commit", "torch_version", "ray_version",
@@ -91,9 +94,14 @@ class ResultsTable:
             row.update({k: result[k] for k in WHERE_COLUMNS if result.get(k)})
         self.write()
 
+    def paused(self, index: int, iterations: int) -> None:
+        """The trial waits at an ASHA rung (after ``iterations``) until it is promoted or stopped."""
+        self.rows[index].update(status="PAUSED", iterations=iterations)
+        self.write()
+
     def mark_unfinished(self, status: str) -> None:
-        """Give trials left RUNNING (the run stopped under them) a status of ours."""
-        changed = [row for row in self.rows.values() if row["status"] == "RUNNING"]
+        """Give trials left RUNNING or PAUSED (the run stopped under them) a status of ours."""
+        changed = [row for row in self.rows.values() if row["status"] in ("RUNNING", "PAUSED")]
         for row in changed:
             row["status"] = status
         if changed:

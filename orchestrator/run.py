@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from orchestrator.errors import UserError
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable
 from orchestrator.provenance import run_provenance
-from orchestrator.results import ResultsTable
+from orchestrator.results import UNFINISHED, ResultsTable
 from orchestrator.spec import BASE_POINT, StudySpec
 from orchestrator.studies import load_study
 from trainables.errors import TrainableInputError
@@ -284,7 +284,7 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
         table = ResultsTable.load(run_dir, spec.name, plans, group_column=group_column)
     except ValueError as err:
         raise UserError(f"{run_dir}: {err}; spec.yaml and run.json no longer describe this run") from None
-    left = [r for r in table.rows.values() if r["status"] in ("PENDING", "RUNNING", "INTERRUPTED")]
+    left = [r for r in table.rows.values() if r["status"] in UNFINISHED]
     from reports import build_report
 
     if left:
@@ -330,7 +330,7 @@ def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], *, addr
     quick, overrides = bool(meta.get("quick")), list(meta.get("overrides", []))
     search = compile_search(spec, quick=quick, overrides=parse_overrides(overrides))
     df = pd.read_csv(run_dir / "results.csv")
-    ended = int((~df["status"].isin(["PENDING", "RUNNING", "INTERRUPTED"])).sum())
+    ended = int((~df["status"].isin(UNFINISHED)).sum())
     if ended < search.num_samples:
         from ray import tune
 

@@ -68,7 +68,10 @@ def status_lines(run_dir: Path) -> list[str]:
     parts = [f"{sum(int(counts.get(s, 0)) for s in FINISHED)} finished"]
     if counts.get("STOPPED"):
         parts[-1] += f" ({int(counts['STOPPED'])} of them stopped early by ASHA)"
-    parts += [f"{running} running", f"{pending} pending",
+    parts += [f"{running} running"]
+    if counts.get("PAUSED"):
+        parts.append(f"{int(counts['PAUSED'])} waiting at an ASHA rung")
+    parts += [f"{pending} pending",
               f"{sum(int(counts.get(s, 0)) for s in FAILED)} failed"]
     if counts.get("INTERRUPTED"):
         parts.append(f"{int(counts['INTERRUPTED'])} interrupted")

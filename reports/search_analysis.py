@@ -140,7 +140,7 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
     by_trial = dict(tuple(curve.groupby("trial_name")))  # once, not a scan of every curve per trial
     empty = curve.iloc[:0]
     for _, r in df.iterrows():
-        if r["status"] in ("PENDING", "RUNNING"):
+        if r["status"] in ("PENDING", "RUNNING", "PAUSED"):
             continue
         config = {p.name: _param_value(p, r[f"config/{p.name}"]) for p in params if f"config/{p.name}" in r}
         values, chosen = _config_row(r), {}

@@ -135,3 +135,56 @@ def test_promotion_asha_on_tune(ray_local, tmp_path):
     assert sum(it for it, _ in runs.values()) == 19
     best = results.get_best_result()
     assert best.config["x"] == pytest.approx(0.9)
+
+
+class _Trial:
+    """What the scheduler reads of Tune's ``Trial`` when ``resume`` requeues one."""
+
+    def __init__(self, trial_id: str, iteration: int) -> None:
+        self.trial_id, self.status, self.last_result = trial_id, "PENDING", {"training_iteration": iteration}
+
+    def set_status(self, status: str) -> None:
+        self.status = status
+
+
+def test_resume_rebuilds_the_rungs_and_keeps_waiting_trials_waiting(tmp_path):
+    """What a search left when its driver stopped, rungs at 1 and 2 (max_t 4): a ran to the
+    end; b waits at 2 (PAUSED); c waited at 1 when the driver stopped (INTERRUPTED); d was
+    stopped at 1; e was promoted past 2 and ran to 3; f failed. Tune pickles the scheduler as
+    created and requeues b, c, e as PENDING: b and c must wait again, e must run."""
+    import pickle
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from ray.tune.search import Searcher
+
+    from orchestrator.asha import PromotionASHA, RunningLimiter
+
+    last = {"a": ("TERMINATED", 4), "b": ("PAUSED", 2), "c": ("INTERRUPTED", 1), "d": ("STOPPED", 1),
+            "e": ("INTERRUPTED", 3), "f": ("ERROR", 2)}
+    at = {"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.4, "e": 0.8, "f": 0.95}
+    pd.DataFrame([{"trial_name": n, "trial_id": f"id_{n}", "status": s, "iterations": it}
+                  for n, (s, it) in last.items()]).to_csv(tmp_path / "results.csv", index=False)
+    pd.DataFrame([{"trial_name": n, "iteration": i, "key": k, "value": at[n] + i / 100 if k == "m" else 0.0}
+                  for n, (_, it) in last.items() for i in range(1, it + 1) for k in ("m", "loss")]
+                 ).to_csv(tmp_path / "curves.csv", index=False)
+    created = PromotionASHA(tmp_path, metric="m", mode="max", max_t=4, grace_period=1, reduction_factor=2,
+                            max_concurrent=1)
+    scheduler = pickle.loads(pickle.dumps(created))  # as Tuner.restore has it
+    limiter = RunningLimiter(Searcher(metric="m", mode="max"), max_concurrent=1)
+    limiter.paused = {"id_x"}  # stale: Tune's searcher state is older than the trials'
+    controller = SimpleNamespace(search_alg=SimpleNamespace(searcher=limiter))
+    trials = {n: _Trial(f"id_{n}", it) for n, (_, it) in last.items() if n in "bce"}
+    for t in trials.values():
+        scheduler.on_trial_add(controller, t)
+    assert {n: t.status for n, t in trials.items()} == {"b": "PAUSED", "c": "PAUSED", "e": "PENDING"}
+    r = scheduler.rungs
+    assert r.values[0] == {f"id_{n}": pytest.approx(at[n] + 0.01) for n in "abcde"}  # not the failed f
+    assert r.values[1] == {f"id_{n}": pytest.approx(at[n] + 0.02) for n in "abe"}
+    assert r.promoted == [{"id_a", "id_b", "id_e"}, {"id_a", "id_e"}]
+    assert r.waiting == {"id_b": 1, "id_c": 0} and limiter.paused == {"id_b", "id_c"}
+    # a requeued trial whose checkpoint is older than its rung runs up to it again
+    again = pickle.loads(pickle.dumps(created))
+    older = _Trial("id_b", 1)
+    again.on_trial_add(controller, older)
+    assert older.status == "PENDING" and "id_b" not in again.rungs.waiting and "id_b" not in limiter.paused

@@ -65,12 +65,13 @@ def test_status_says_when_the_driver_is_gone(tmp_path, capsys):
 def test_status_of_a_search_counts_trials_not_yet_proposed(tmp_path):
     rows = [{**_row("trial000", 0, "TERMINATED", 0.7, 50.0), "trial": "trial000"},
             {**_row("trial001", 0, "STOPPED", 0.9, 10.0), "trial": "trial001"},
-            {**_row("trial002", 0, "RUNNING"), "trial": "trial002"}]
+            {**_row("trial002", 0, "RUNNING"), "trial": "trial002"},
+            {**_row("trial003", 0, "PAUSED"), "trial": "trial003"}]
     for r in rows:
         del r["variant"]
     lines = status_lines(_run_dir(tmp_path, rows, kind="search", num_samples=10))
     assert lines[1] == ("trials: 10 in all: 2 finished (1 of them stopped early by ASHA), 1 running, "
-                        "7 pending, 0 failed")
+                        "1 waiting at an ASHA rung, 6 pending, 0 failed")
     assert lines[2].startswith(f"best so far: {M} = 0.7000 (trial000, seed 0;")  # a stopped trial is never best
     assert "seeds done" not in "\n".join(lines) and "so likely less" in lines[-1]
 
