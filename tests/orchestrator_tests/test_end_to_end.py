@@ -224,9 +224,10 @@ def test_search_quick_run(search_run, tmp_path):
     first = df[df["trial"] == "trial000"].iloc[0]  # the base config is evaluated first
     assert (first["config/lr"], first["config/lora_rank"], first["config/maml_inner_steps"]) == (1e-3, 8, 3)
     stopped, finished = df[df["status"] == "STOPPED"], df[df["status"] == "TERMINATED"]
-    # ASHA by promotion, one rung (iteration 1), eta 2: ceil(6/2) = 3 go on to the end, the
-    # best at the rung among them; the others stop there
-    assert len(finished) == 3 and len(stopped) == 3
+    # ASHA by promotion, one rung (iteration 1), eta 2: at least ceil(6/2) = 3 go on to the
+    # end (more when a later arrival outranks one promoted earlier), the best at the rung
+    # among them; the others stop there
+    assert len(finished) >= 3 and len(stopped) >= 1 and len(finished) + len(stopped) == 6
     assert (stopped["rung"] == 1).all() and (stopped["iterations"] == 1).all()
     assert finished["rung"].isna().all() and (finished["iterations"] == 2).all()
     from reports.search_analysis import metric_curves, read_curves
