@@ -80,8 +80,6 @@ def _failure(trial) -> tuple[str, str]:
     return "ERROR", last
 
 
-
-
 class GridProgress(tune.Callback):
     """Writes each trial's row of ``results.csv`` when it starts and ends, its curve as it
     reports, and prints one line per end.
@@ -348,7 +346,6 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
     from ray.tune.search.optuna import OptunaSearch
 
     from orchestrator.asha import PromotionASHA, RunningLimiter
-
     from orchestrator.search_space import base_point, define_by_run
 
     _quiet_tune_logs()
