@@ -5,6 +5,6 @@ complete as soon as ``trainables`` is imported.
 """
 
 from trainables._registry import TrainableEntry, get_trainable, list_trainables, register_trainable
-from trainables import da_lora, infonce, pair_contrastive, triplet  # noqa: F401  (each registers itself)
+from trainables import da_lora, infonce, pair_contrastive, probe, triplet  # noqa: F401  (each registers itself)
 
 __all__ = ["TrainableEntry", "get_trainable", "list_trainables", "register_trainable"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -42,10 +43,33 @@ def set_threads_from_ray() -> None:
 def run_in_tune(run, cfg) -> None:
     """Run a trainable's Ray-free ``run(cfg, report, restore_from=...)`` as a Tune trial: torch
     threads from the trial's CPUs, reports (and checkpoints) to Tune, restored from Tune's
-    checkpoint when the trial is resumed, not retried once it diverged."""
+    checkpoint when the trial is resumed, not retried once it diverged.
+
+    A ``run`` that takes ``out_dir`` writes files there; they are copied into the trial's
+    directory in the run's storage (``<run>/tune/<trial>/``) when it returns.
+    """
+    import inspect
+
     set_threads_from_ray()
     with diverged_stays_stopped(), restore_dir() as previous:
-        run(cfg, ray_reporter, restore_from=Path(previous) if previous else None)
+        restore = Path(previous) if previous else None
+        if "out_dir" not in inspect.signature(run).parameters:
+            run(cfg, ray_reporter, restore_from=restore)
+            return
+        with tempfile.TemporaryDirectory(prefix="trial-out-") as out:
+            run(cfg, ray_reporter, restore_from=restore, out_dir=Path(out))
+            persist_to_trial_dir(Path(out))
+
+
+def persist_to_trial_dir(local: Path) -> None:
+    """Copy the files of ``local`` into the trial's directory in Tune's storage (a local path,
+    a shared file system or cloud storage alike: through Tune's own pyarrow file system).
+    Tune's ``get_trial_dir()`` is a staging directory under /tmp/ray, not the run directory."""
+    import pyarrow.fs
+
+    storage = tune.get_context().get_storage()
+    storage.storage_filesystem.create_dir(storage.trial_fs_path, recursive=True)
+    pyarrow.fs.copy_files(str(local), storage.trial_fs_path, destination_filesystem=storage.storage_filesystem)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,16 @@
+"""``probe``: heads on frozen-encoder embeddings (the quick-experiments track): linear and
+SupCon + linear probes, ensembles of encoders, CLIP / SigLIP zero-shot prompts, on an
+embedding cache that every trial shares.
+
+Preparation, training and evaluation live in ``loop.py`` and run without Ray.
+"""
+
+from trainables._registry import register_module
+from trainables.probe.config import ProbeConfig
+
+__all__ = ["ProbeConfig", "train_probe"]
+
+train_probe = register_module(
+    "probe", config_cls=ProbeConfig, module="trainables.probe.loop",
+    description="frozen encoders (stand-in, timm, DINOv2, CLIP, SigLIP, ONNX) + linear / SupCon / zero-shot heads, "
+                "ensembles; accuracy, macro-F1, prediction CV; shared embedding cache")
