@@ -12,7 +12,7 @@ from reports.stats import MIN_PAIRS, TESTS, WARN_PAIRS, compare, holm, mean_std
 
 COMPLETED = "TERMINATED"
 #: Metric names whose last part means lower is better.
-LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err")
+LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
 TEST_NAME = TESTS["paired_t"]
 
 

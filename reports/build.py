@@ -204,6 +204,10 @@ def build_report(run_dir: Path | str) -> Path:
         heading = "Ablation" if table.key == "ablation" else table.title
         sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
     sections += extra_sections
+    if meta.get("trainable") == "probe":
+        from reports.track import write_track_comparison
+
+        sections.append(("Track comparison", write_track_comparison(run_dir, df, meta, out, note)))
     group = "point" if "point" in df.columns else "variant"
     not_done = df[df["status"] != COMPLETED][["trial_name", group, "seed", "status", "error"]]
     sections.append(("Trials not in the statistics", frame_html(not_done)))

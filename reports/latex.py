@@ -8,7 +8,7 @@ from reports.ablation import AblationTable
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-            "†": r"$^\dagger$"}
+            "†": r"$^\dagger$", "±": r"$\pm$"}
 
 
 def escape(text: str) -> str:

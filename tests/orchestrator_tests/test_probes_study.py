@@ -1,0 +1,73 @@
+"""``run probes --quick`` end to end on the shared local Ray: the embedding cache filled once
+by the run's preparation and only read by the trials, the note's files in every trial's
+directory, and the report's track comparison."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestrator.cli import main
+from reports.track import trial_dir
+from trainables.probe.loop import OUTPUT_FILES
+
+from .test_end_to_end import _compiles
+
+
+@pytest.fixture(scope="module")
+def run(ray_local, cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probes") / "run"
+    log = cache_dir / "embeddings" / "builds.log"
+    before = log.read_text().splitlines() if log.is_file() else []
+    assert main(["run", "probes", "--quick", "--out", str(out)]) == 0
+    after = log.read_text().splitlines()
+    return out, [json.loads(x) for x in after[len(before):]]
+
+
+def test_every_trial_reads_the_cache_the_preparation_filled(run):
+    out, builds = run
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 8 and (df["status"] == "TERMINATED").all()
+    # the stand-in and the untrained control: 16 classes x 4 images x 3 domains, each encoded
+    # once, in the driver; no trial encoded anything
+    assert sorted(b["encoder"] for b in builds if b["n"] == 16 * 4 * 3) == ["standin", "standin:untrained"]
+    assert (df["train/encoded"] == 0).all()
+    # classes the stand-in never saw in pre-training are still far better separated than by random features
+    acc = df.groupby("variant")["eval/probe/acc"].mean()
+    assert acc["standin-linear"] > 2 * acc["untrained-linear"]
+    weights = df[df["variant"] == "learned_weights-linear"]
+    assert (weights["train/fusion_weight/0"] > weights["train/fusion_weight/1"]).all()
+
+
+def test_trials_write_the_notes_files(run):
+    out, _ = run
+    df = pd.read_csv(out / "results.csv")
+    for row in df.itertuples():
+        d = trial_dir(out, "probes", row.trial_name)
+        assert all((d / f).is_file() for f in OUTPUT_FILES), d
+        pred, true = np.load(d / "predictions.npy"), np.load(d / "true_labels.npy")
+        assert (pred == true).mean() == pytest.approx(df.loc[row.Index, "eval/probe/acc"])
+        summary = json.loads((d / "summary.json").read_text())
+        assert summary["seed"] == row.seed and len(summary["top_classes"]) == 5
+
+
+def test_report_has_the_track_comparison(run, tmp_path):
+    out, _ = run
+    df = pd.read_csv(out / "results.csv")
+    table = pd.read_csv(out / "report" / "track_comparison.csv")
+    assert table["Variant"].tolist() == ["standin-linear", "standin-supcon", "untrained-linear", "learned_weights-linear"]
+    row = table.set_index("Variant").loc["untrained-linear"]
+    accs = df.loc[df["variant"] == "untrained-linear", "eval/probe/acc"]
+    assert row["Accuracy"] == f"{accs.mean():.4f} ± {accs.std(ddof=1):.4f}"
+    assert row["Encoders"] == "standin:untrained" and row["Seeds"] == 2
+    # best / worst classes: per-class F1 from the trials' own results.csv, averaged over seeds
+    per = pd.concat([pd.read_csv(trial_dir(out, "probes", t) / "results.csv")
+                     for t in df.loc[df["variant"] == "untrained-linear", "trial_name"]])
+    best = per[per["support"] > 0].groupby("name")["f1"].mean().sort_values(kind="stable")[::-1]
+    assert row["Best 3 classes (F1)"].startswith(f"{best.index[0]} ({best.iloc[0]:.2f})")
+    assert "probe pred_cv (lower is better)" in (out / "report" / "ablation.md").read_text()
+    assert "Track comparison" in (out / "report" / "index.html").read_text()
+    _compiles([out / "report" / "track_comparison.tex", out / "report" / "ablation.tex"], tmp_path)
