@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from trainables.metric.common import MetricLearningConfig
+from trainables.metric.config import MetricLearningConfig
 
 
 class InfoNCEConfig(MetricLearningConfig):

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -70,6 +69,8 @@ def load_timm_dir(directory: Path) -> Backbone:
         raise BackboneError(f"backbone directory {directory} has no config.json")
     if not any((directory / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
         raise BackboneError(f"backbone directory {directory} has no weights (model.safetensors or pytorch_model.bin)")
+    import timm  # here, not at the top: a probe that reads cached embeddings never needs it
+
     encoder = timm.create_model(f"local-dir:{directory}", pretrained=True, num_classes=0)
     cfg = encoder.pretrained_cfg
     spec = InputSpec(size=int(cfg["input_size"][-1]), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))

@@ -18,10 +18,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import timm
 import torch
 from filelock import FileLock
-from pytorch_metric_learning.losses import CosFaceLoss
 
 from trainables.data import synthfaces
 from trainables.training import dense_labels, seed_everything, train_epoch, warmup_cosine
@@ -75,6 +73,8 @@ def ensure_standin(spec: StandinSpec, cache_dir: Path | None = None, *, log=prin
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model = pretrain(spec)
+        import timm  # timm and pytorch-metric-learning only to build: a cached stand-in needs neither
+
         timm.models.save_for_hf(model, str(tmp), model_args=spec.model_args(), safe_serialization=True,
                                 data_config={"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
                                              "input_size": (3, spec.data.resolution, spec.data.resolution)})
@@ -90,6 +90,9 @@ def pretrain(spec: StandinSpec) -> torch.nn.Module:
     faces = synthfaces.load(spec.data).group("pretrain")
     images = torch.as_tensor(faces.images)
     labels = dense_labels(faces.identity)
+    import timm
+    from pytorch_metric_learning.losses import CosFaceLoss
+
     model = timm.create_model(spec.architecture, pretrained=False, **spec.model_args())
     norm = lambda x: (x.float() / 127.5) - 1.0  # noqa: E731  mean = std = 0.5, as saved in its config
     embed = torch.nn.Sequential(_Lambda(norm), model)
