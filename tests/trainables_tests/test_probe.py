@@ -328,3 +328,21 @@ def test_cli_refuses_bad_probe_input_in_one_line(tmp_path, problem, message):
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
+
+
+def test_an_image_replaced_in_place_gives_new_embeddings(tmp_path):
+    data = image_folder(tmp_path / "faces", {"ann": 3, "bob": 3})
+    cfg = ProbeConfig(data=str(data), val_fraction=0)
+    before = loop.load_classes(cfg).fingerprint
+    img = data / "ann" / "0.png"
+    image_folder(tmp_path / "other", {"ann": 1}, seed=5)
+    img.write_bytes((tmp_path / "other" / "ann" / "0.png").read_bytes())
+    os.utime(img, ns=(img.stat().st_atime_ns, img.stat().st_mtime_ns + 10**9))
+    assert loop.load_classes(cfg).fingerprint != before  # another cache key: the old embedding is not reused
+
+
+def test_each_seed_has_its_own_split_shared_by_every_variant(standin):
+    split = lambda **kw: loop.load_classes(ProbeConfig(synth_classes=8, **kw)).split  # noqa: E731
+    assert np.array_equal(split(seed=1), split(seed=1, head="supcon", encoders=("standin:untrained",)))
+    assert not np.array_equal(split(seed=0), split(seed=1))
+    assert np.array_equal(split(seed=0, resplit=False), split(seed=1, resplit=False))

@@ -59,7 +59,12 @@ class ProbeConfig(BaseModel):
     test_fraction: float = Field(0.3, gt=0, lt=1)
     val_fraction: float = Field(0.15, ge=0, lt=1, description="of each class's training images: the split that "
                                                               "searches rank on and learned fusion weights fit")
-    data_seed: int = Field(0, ge=0, description="seed of the split (and of synthfaces)")
+    data_seed: int = Field(0, ge=0, description="seed of synthfaces and of the split")
+    resplit: bool = Field(True, description=(
+        "each trial seed draws its own stratified split (from data_seed and seed), the same for every variant "
+        "at that seed: seeds then measure how results vary with the choice of training and test images, and "
+        "paired tests pair trials that share a split; false: one split (data_seed) for every seed, which "
+        "leaves a linear probe, a convex problem, almost nothing for seeds to vary"))
     image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
     synth_classes: int = Field(40, ge=2, description="synthfaces: identities (classes), never seen by the stand-in")
     synth_images: int = Field(4, ge=2, description="synthfaces: images per class and domain")

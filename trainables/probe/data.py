@@ -1,13 +1,15 @@
 """The images a probe classifies: classes, a stratified train / validation / test split.
 
-Every trial of a study sees the same split (it depends on ``data_seed`` only), so that
-trials with different seeds or heads are scored on the same test images and can be
-compared pairwise. The embedding cache is keyed by the whole image list, not by the split.
+The split depends on ``data_seed`` and, with ``resplit`` (the default), on the trial's
+seed, never on anything else: every variant of a study at a given seed is scored on the
+same test images, so trials can be compared pairwise by seed. The embedding cache is keyed
+by the whole image list, not by the split, so every split reads the same entry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,12 +44,17 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:16]
 
 
-def stratified_split(labels: np.ndarray, *, test_fraction: float, val_fraction: float, seed: int,
+def split_seed(cfg: ProbeConfig) -> tuple[int, ...]:
+    """The split's seed: the data seed, and the trial's seed when ``resplit``."""
+    return (cfg.data_seed, cfg.seed) if cfg.resplit else (cfg.data_seed,)
+
+
+def stratified_split(labels: np.ndarray, *, test_fraction: float, val_fraction: float, seed: int | tuple[int, ...],
                      with_test: bool = True) -> np.ndarray:
     """Per class, in a random order fixed by ``seed``: ``round(test_fraction * n)`` test images
     (at least one when the class has two or more), then ``round(val_fraction * rest)``
     validation images, the rest training images; a class always keeps one training image."""
-    rng = np.random.default_rng([seed, 29])
+    rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 29])
     split = np.full(len(labels), TRAIN, dtype=np.int64)
     for k in np.unique(labels):
         rows = np.flatnonzero(labels == k)
@@ -71,7 +78,7 @@ def _synthfaces(cfg: ProbeConfig) -> ClassSet:
                       fingerprint="", images=torch.as_tensor(faces.images), identity_names=names)
     fp = _digest("synthfaces-eval", np.ascontiguousarray(faces.images).tobytes(), labels.tobytes())
     split = stratified_split(labels, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction,
-                             seed=cfg.data_seed)
+                             seed=split_seed(cfg))
     return ClassSet(names, labels, split, images, fp, "synthfaces (synthetic)")
 
 
@@ -98,9 +105,13 @@ def _files(cfg: ProbeConfig) -> ClassSet:
     all_paths = paths + test_paths
     labels = np.asarray([index[c] for c in classes + test_classes], dtype=np.int64)
     split = stratified_split(labels[:len(paths)], test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction,
-                             seed=cfg.data_seed, with_test=cfg.test_data is None)
+                             seed=split_seed(cfg), with_test=cfg.test_data is None)
     split = np.concatenate([split, np.full(len(test_paths), TEST, dtype=np.int64)])
-    fp = _digest("files", *(f"{p}\t{c}" for p, c in zip(all_paths, classes + test_classes)))
+    # paths, classes and each file's size and modification time: an image replaced in place
+    # changes the fingerprint, so the embedding cache never serves the old file's embedding
+    stats = [os.stat(p) for p in all_paths]
+    fp = _digest("files", *(f"{p}\t{c}\t{st.st_size}\t{st.st_mtime_ns}"
+                            for p, c, st in zip(all_paths, classes + test_classes, stats)))
     images = TrainSet(identity=labels, domain=np.zeros(len(labels), dtype=np.int64), domains=("default",),
                       fingerprint=fp, paths=tuple(all_paths), identity_names=names)
     source = cfg.data + (f" + {cfg.test_data}" if cfg.test_data else "")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -91,7 +92,9 @@ def run(cfg: ProbeConfig, report: Reporter, *, restore_from: Path | None = None,
     sources, feats = [], []
     for ref in cfg.encoders:
         array, where = features(cfg, ref, cs, hw)
-        feats.append(torch.from_numpy(np.array(array, dtype=np.float32)))  # a private copy of the memory map
+        with warnings.catch_warnings():  # the memory map is read-only, and only ever read: no copy
+            warnings.simplefilter("ignore", UserWarning)
+            feats.append(torch.from_numpy(array))
         sources.append(where)
     t_head = time.perf_counter()
     n_classes = len(cs.names)
