@@ -346,3 +346,13 @@ def test_each_seed_has_its_own_split_shared_by_every_variant(standin):
     assert np.array_equal(split(seed=1), split(seed=1, head="supcon", encoders=("standin:untrained",)))
     assert not np.array_equal(split(seed=0), split(seed=1))
     assert np.array_equal(split(seed=0, resplit=False), split(seed=1, resplit=False))
+
+
+def test_damaged_weights_are_named(tmp_path, standin):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in ("config.json",):
+        (broken / f).write_bytes((standin / f).read_bytes())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(BackboneError, match=f"encoder timm:{broken}: cannot load"):
+        encoders.load(f"timm:{broken}")
