@@ -240,3 +240,16 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
 
 
 __all__ = ["FeedbackPairs", "PersonSet", "read_feedback_pairs", "read_persons"]
+
+
+def read_people(reference: str) -> PersonSet:
+    """A person file (``.json``) or an image folder (``<identity>/<image>``, or
+    ``<domain>/<identity>/<image>``), as a PersonSet without twins."""
+    from trainables.data.sources import read_image_folder
+
+    if reference.lower().endswith(".json"):
+        return read_persons(reference)
+    ts = read_image_folder(Path(reference).expanduser())
+    return PersonSet(names=tuple(ts.identity_names), paths=tuple(ts.paths), identity=ts.identity,
+                     twins=tuple(() for _ in ts.identity_names), fingerprint=ts.fingerprint, source=reference,
+                     skipped=ts.skipped)

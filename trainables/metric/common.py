@@ -16,7 +16,7 @@ import torch
 
 from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
 from trainables.data import synthfaces
-from trainables.data.json_lists import PersonSet
+from trainables.data.json_lists import PersonSet, read_people  # noqa: F401  (read_people: re-exported)
 from trainables.data.sources import DataError, TrainSet
 from trainables.hardware import Fetcher, Hardware
 from trainables.metric.config import MetricLearningConfig
@@ -88,20 +88,6 @@ def split_identities(persons: PersonSet, fraction: float, *, seed: int, what: st
     if len(kept_ids) < 2:
         raise DataError(f"val_fraction={fraction} leaves fewer than two training identities in {persons.source}")
     return kept_ids, held_ids
-
-
-def read_people(reference: str) -> PersonSet:
-    """A person file (``.json``) or an image folder (``<identity>/<image>``, or
-    ``<domain>/<identity>/<image>``), as a PersonSet without twins."""
-    from trainables.data.json_lists import read_persons
-    from trainables.data.sources import read_image_folder
-
-    if reference.lower().endswith(".json"):
-        return read_persons(reference)
-    ts = read_image_folder(Path(reference).expanduser())
-    return PersonSet(names=tuple(ts.identity_names), paths=tuple(ts.paths), identity=ts.identity,
-                     twins=tuple(() for _ in ts.identity_names), fingerprint=ts.fingerprint, source=reference,
-                     skipped=ts.skipped)
 
 
 def image_files(paths: tuple[str, ...], fingerprint: str, identity: np.ndarray | None = None,

@@ -84,7 +84,7 @@ def _synthfaces(cfg: ProbeConfig) -> ClassSet:
 
 def _read(reference: str) -> tuple[list[str], list[str]]:
     """(paths, class names) of an image folder or a person file."""
-    from trainables.metric.common import read_people
+    from trainables.data.json_lists import read_people  # not via metric.common, which imports peft
 
     people = read_people(reference)
     return list(people.paths), [people.names[i] for i in people.identity]

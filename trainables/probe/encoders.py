@@ -21,16 +21,17 @@ the resolved files' names, sizes and modification times (weights) and contents (
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from trainables.models.backbone import Backbone, BackboneError, InputSpec
+from trainables.models.backbone import Backbone, BackboneError, HFEncoder, InputSpec
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "open_clip_model.safetensors")
 JOINT_SPACE = ("clip", "siglip", "siglip2")  # full image-text checkpoints: image features in the joint space
@@ -138,15 +139,6 @@ def load(reference: str, *, resolution: int = 32, data_seed: int = 0, device: to
     return backbone.to(device).eval()
 
 
-class _Pooled(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=x).pooler_output
-
-
 class _JointImage(nn.Module):
     """A full CLIP / SigLIP model's image features (projected into the joint space)."""
 
@@ -185,21 +177,17 @@ def _input_spec(path: Path, config) -> InputSpec:
     return InputSpec(size, tuple(mean), tuple(std))
 
 
-def _quiet_transformers():
-    import contextlib
-
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' warnings off while loading (a full checkpoint lists every weight it skips)."""
     import transformers
 
-    @contextlib.contextmanager
-    def quiet():
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()
-        try:
-            yield
-        finally:
-            transformers.logging.set_verbosity(verbosity)
-
-    return quiet()
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 def _load_hf(path: Path, reference: str) -> Backbone:
@@ -211,7 +199,7 @@ def _load_hf(path: Path, reference: str) -> Backbone:
             model = transformers.AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError, KeyError) as err:
             raise BackboneError(f"encoder {reference}: cannot load {path}: {str(err).splitlines()[0]}") from None
-    encoder = _JointImage(model) if config.model_type in JOINT_SPACE else _Pooled(model)
+    encoder = _JointImage(model) if config.model_type in JOINT_SPACE else HFEncoder(model)
     spec = _input_spec(path, config)
     with torch.no_grad():
         dim = int(encoder.eval()(torch.zeros(1, 3, spec.size, spec.size)).shape[-1])
