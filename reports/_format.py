@@ -47,9 +47,10 @@ def metric_label(metric: str) -> str:
 
 
 def interval(lo: float | None, hi: float | None, digits: int = 3) -> str:
-    """``[-0.012, +0.034]``; empty when there is no interval."""
+    """``[-0.012, +0.034]``; ``[CI n/a]`` when none could be computed (too few pairs, or no
+    spread: a zero-width interval would claim a certainty that the data cannot give)."""
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return ""
+        return "[CI n/a]"
     return f"[{signed(lo, digits)}, {signed(hi, digits)}]"
 
 

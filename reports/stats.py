@@ -16,6 +16,9 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
+#: Below this, a spread or a difference of metric values is rounding, not a difference.
+TOL = 1e-12
+
 #: Fewer pairs than this: no p-value. Fewer than WARN_PAIRS: p shown with a warning.
 MIN_PAIRS = 2
 WARN_PAIRS = 3
@@ -67,6 +70,8 @@ TESTS = {
 class Comparison:
     """``a`` against ``b``: difference of means, its 95% CI, effect size and test.
 
+    ``ci_low``/``ci_high`` are None where no interval can be computed (fewer than two pairs,
+    or no spread at all: every paired difference equal, both Welch samples constant).
     ``effect`` is Cohen's d_z (mean difference / sd of the differences) for paired tests and
     Cohen's d (difference / pooled sd) for Welch's test; None where undefined (no spread).
     The CI is the t interval of the mean paired difference (paired tests, Wilcoxon included)
@@ -83,6 +88,12 @@ class Comparison:
     effect: float | None
     effect_name: str
     p: float | None
+
+
+def _same(diff: float, *samples: np.ndarray) -> bool:
+    """A difference of means that is rounding error relative to the values' size."""
+    scale = max([1.0, *(float(np.max(np.abs(s))) for s in samples if len(s))])
+    return abs(diff) <= TOL * scale * 10
 
 
 def _finite(x) -> np.ndarray:
@@ -108,10 +119,13 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
         se = math.sqrt(vx / nx + vy / ny)
         pooled = math.sqrt(((nx - 1) * vx + (ny - 1) * vy) / (nx + ny - 2))
         effect = diff / pooled if pooled > 1e-12 else None
-        if se <= 1e-12:  # both samples constant: the exact permutation test (the observed split
-            # is the most extreme of the C(nx + ny, nx) equally likely ones, twice for two sides)
-            p = 1.0 if diff == 0 else min(1.0, 2.0 / math.comb(nx + ny, nx))
-            return Comparison(test, nx, ny, 0, diff, diff, diff, effect, "d", p)
+        if se <= TOL:  # both samples constant: the exact permutation test (the observed split
+            # is the most extreme of the C(nx + ny, nx) equally likely ones, twice for two sides).
+            # Equal constants can differ in their means by rounding (0.7 * 5 / 5 vs 0.7 * 3 / 3):
+            # that is no difference. No interval can be computed from samples without spread.
+            same = _same(diff, x, y)
+            p = 1.0 if same else min(1.0, 2.0 / math.comb(nx + ny, nx))
+            return Comparison(test, nx, ny, 0, 0.0 if same else diff, None, None, effect, "d", p)
         df = (vx / nx + vy / ny) ** 2 / ((vx / nx) ** 2 / (nx - 1) + (vy / ny) ** 2 / (ny - 1))
         half = float(stats.t.ppf(0.975, df)) * se
         p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
@@ -127,15 +141,18 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
     if n < MIN_PAIRS:
         return Comparison(test, n, n, n, diff, None, None, None, "d_z", None)
     sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    effect = diff / sd if sd > 1e-12 else None
+    spread = sd > TOL
+    # every difference the same: no t interval exists (its width would be 0, a false certainty)
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if spread else None
+    effect = diff / sd if spread else None
     if test == "paired_t":
         p = paired_ttest(a, b).p
-    elif np.all(np.abs(d) <= 1e-12):
+    elif np.all(np.abs(d) <= TOL):
         p = 1.0
     else:
         p = float(stats.wilcoxon(a, b).pvalue)
-    return Comparison(test, n, n, n, diff, diff - half, diff + half, effect, "d_z", p)
+    low, high = (diff - half, diff + half) if half is not None else (None, None)
+    return Comparison(test, n, n, n, diff, low, high, effect, "d_z", p)
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

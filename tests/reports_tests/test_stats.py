@@ -126,3 +126,30 @@ def test_table_uses_welch_when_seeds_differ():
     paired = ablation_table(df.assign(seed=[0, 1, 2, 0, 1, 2]), study="s", variants=["ref", "new"], metrics=["m"],
                             reference="ref", primary="m", mode="max")
     assert paired.test == TESTS["paired_t"] and paired.cells[("new", "m")].n_pairs == 3
+
+
+def test_welch_on_equal_constant_samples_of_different_sizes_is_no_difference():
+    # the means of [0.7]*5 and [0.7]*3 differ by 1e-16 in floating point: that is no difference
+    c = compare([0.7] * 5, [0.7] * 3, test="welch")
+    assert c.p == 1.0
+    assert c.ci_low is None and c.ci_high is None
+
+
+def test_no_zero_width_interval():
+    # every paired difference equal: no t interval exists (sd 0), so none is reported
+    c = compare([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    assert c.ci_low is None and c.ci_high is None and c.effect is None
+    w = compare([0.7, 0.7, 0.7], [0.5, 0.5, 0.5], test="welch")
+    assert w.ci_low is None and w.ci_high is None
+    # with spread the t interval, by hand: mean +- t_{0.975, n-1} * sd / sqrt(n)
+    d = np.array([0.1, 0.3, 0.2])
+    c = compare(list(0.5 + d), [0.5] * 3)
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert (c.ci_low, c.ci_high) == (pytest.approx(0.2 - half), pytest.approx(0.2 + half))
+
+
+def test_interval_without_one_is_shown_as_not_available():
+    from reports._format import interval
+
+    assert interval(None, None) == "[CI n/a]"
+    assert interval(-0.01, 0.02) == "[-0.010, +0.020]"

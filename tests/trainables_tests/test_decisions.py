@@ -63,3 +63,15 @@ def test_identification_rank_and_map_on_hand_built_embeddings():
     assert m["map"] == pytest.approx((1 + 1 / 2 + 1 / 2) / 3)
     with pytest.raises(ValueError, match="no gallery entry"):
         identification(gallery, gids, probes, np.array([10, 20, 40]))
+
+
+def test_identification_with_two_gallery_identities():
+    # sklearn's top_k_accuracy_score takes its binary path with two labels and raised here
+    gallery = np.array([[1.0, 0.0], [0.0, 1.0]])  # identities 10, 20
+    gids = np.array([10, 20])
+    probes = np.array([[0.9, 0.1], [0.9, 0.2], [0.1, 0.9]])  # closest: 10, 10, 20
+    pids = np.array([10, 20, 20])
+    m = identification(gallery, gids, probes, pids, ranks=(1, 5))
+    assert m["rank1"] == pytest.approx(2 / 3)  # the second probe ranks its identity second
+    assert m["rank5"] == pytest.approx(1.0)
+    assert m["map"] == pytest.approx((1 + 1 / 2 + 1) / 3)  # reciprocal ranks 1, 1/2, 1

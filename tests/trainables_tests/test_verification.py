@@ -71,6 +71,44 @@ def test_verification_metrics_keys_and_auc():
     labels = np.tile([1, 0], 600)
     scores = rng.normal(labels * 1.0, 1.0)
     m = verification_metrics(scores, labels)
-    assert set(m) == {"acc", "acc_std", "auc", "tar@far=1e-2"}
+    # 600 impostors: TAR at 1e-3 needs 1000, so it is reported as NaN (the keys never change)
+    assert set(m) == {"acc", "acc_std", "auc", "tar@far=1e-2", "tar@far=1e-3"}
+    assert np.isnan(m["tar@far=1e-3"]) and not np.isnan(m["tar@far=1e-2"])
     assert m["auc"] == pytest.approx(roc_auc_score(labels, scores))
     assert 0.6 < m["acc"] < 0.8  # d' = 1: Bayes accuracy is 0.69
+
+
+def test_tar_at_far_with_tied_scores_keeps_the_operating_point():
+    # accepting score >= 2 gives 2 of 3 genuine pairs and 1 of 100 impostors: FAR exactly 1e-2.
+    # sklearn's roc_curve(drop_intermediate=True) drops that point as "collinear" (0.333)
+    labels = np.array([1, 1, 0, 1, 0] + [0] * 98)
+    scores = np.array([3, 2, 2, 1, 1] + [0] * 98, dtype=float)
+    assert tar_at_far(scores, labels, 1e-2) == pytest.approx(2 / 3)
+    # by the definition: the best TPR over thresholds whose FPR is at most the target
+    best = max(np.mean(scores[labels == 1] >= t) for t in np.unique(scores)
+               if np.mean(scores[labels == 0] >= t) <= 1e-2)
+    assert tar_at_far(scores, labels, 1e-2) == pytest.approx(best)
+
+
+def test_fold_blocks_stay_identity_disjoint_when_folds_are_short_of_genuine_pairs():
+    # 24 identities x 3 images in one domain: 10 folds of 2-3 identities hold 6-9 genuine
+    # pairs, fewer than per_fold=50. Every one of the ten contiguous parts that the 10-fold
+    # protocol cuts must hold the identities of one fold only.
+    from trainables.evaluation.pairs import verification_pairs
+    from trainables.evaluation.verification import ten_fold_accuracy
+
+    identity = np.repeat(np.arange(24), 3)
+    domain = np.zeros(len(identity), dtype=np.int64)
+    twin_of = np.full(24, -1)
+    twin_of[[0, 1]] = [1, 0]
+    pl = verification_pairs(identity, domain, twin_of, gallery_domain=0, probe_domains=[0], per_fold=50)
+    parts = np.array_split(np.arange(len(pl)), 10)
+    people = [set(identity[pl.left[p]]) | set(identity[pl.right[p]]) for p in parts]
+    for k in range(10):
+        others = set().union(*(people[j] for j in range(10) if j != k))
+        assert not people[k] & others, k
+        labels = pl.label[parts[k]]
+        assert labels.sum() == len(labels) / 2  # as many genuine as impostor pairs in each part
+    assert {0, 1} <= next(p for p in people if 0 in p)  # twins in one fold
+    # and the protocol accepts the list (it would cut through folds if they differed in size)
+    ten_fold_accuracy(np.random.default_rng(0).normal(size=len(pl)), pl.label)

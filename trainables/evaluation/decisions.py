@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import (
     accuracy_score, f1_score, label_ranking_average_precision_score, precision_score, recall_score, roc_auc_score,
-    roc_curve, top_k_accuracy_score,
+    roc_curve,
 )
 
-from trainables.evaluation.verification import FARS, best_threshold, tar_at_far
+from trainables.evaluation.verification import FARS, best_threshold, tar_key, tar_metrics
 
 
 def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -66,13 +66,12 @@ def verification_at(scores: np.ndarray, labels: np.ndarray, threshold: float) ->
     """Threshold-free metrics (EER, ROC AUC, TAR at FAR where measurable) and the metrics of
     ``threshold`` (chosen elsewhere) on one pair set."""
     eer, _ = equal_error_rate(scores, labels)
-    out = {"eer": eer, "auc": float(roc_auc_score(labels, scores)), **at_threshold(scores, labels, threshold),
-           "threshold": float(threshold)}
-    for far in FARS:
-        tar = tar_at_far(scores, labels, far)
-        if tar is not None:
-            out[f"tar@far={far:.0e}".replace("e-0", "e-")] = tar
-    return out
+    return {"eer": eer, "auc": float(roc_auc_score(labels, scores)), **at_threshold(scores, labels, threshold),
+            "threshold": float(threshold), **tar_metrics(scores, labels)}
+
+
+#: The keys ``verification_at`` returns (TAR at FAR NaN where not measurable).
+VERIFICATION_AT_KEYS = ("eer", "auc", "acc", "precision", "recall", "f1", "threshold", *(tar_key(f) for f in FARS))
 
 
 def identification(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray,
@@ -81,9 +80,11 @@ def identification(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndar
     embedding by cosine similarity (embeddings L2-normalised here).
 
     ``rank<k>``: the fraction of probes whose identity is among the k most similar gallery
-    entries; ``map``: mean average precision over probes (with one gallery entry per
-    identity it is the mean reciprocal rank of the true identity). Computed with sklearn's
-    ``top_k_accuracy_score`` and ``label_ranking_average_precision_score``.
+    identities (a tie with another identity counts against the probe); ``map``: mean average
+    precision over probes (with one score per identity it is the mean reciprocal rank of the
+    true identity), sklearn's ``label_ranking_average_precision_score``. The rank is counted
+    here, not with sklearn's ``top_k_accuracy_score``: with exactly two identities that takes
+    sklearn's binary path, which wants one score per probe and thresholds it.
     """
     gallery_ids, probe_ids = np.asarray(gallery_ids), np.asarray(probe_ids)
     missing = sorted(set(probe_ids.tolist()) - set(gallery_ids.tolist()))
@@ -97,12 +98,10 @@ def identification(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndar
     col = np.searchsorted(labels, gallery_ids)
     per_id = np.full((len(p), len(labels)), -np.inf)
     np.maximum.at(per_id.T, col, sims.T)
-    out = {}
-    for k in ranks:
-        if k < len(labels):
-            out[f"rank{k}"] = float(top_k_accuracy_score(probe_ids, per_id, k=k, labels=labels))
-        else:
-            out[f"rank{k}"] = 1.0
+    true_score = per_id[np.arange(len(p)), np.searchsorted(labels, probe_ids)]
+    # identities other than the true one scoring at least as high
+    ahead = (per_id >= true_score[:, None]).sum(axis=1) - 1
+    out = {f"rank{k}": float(np.mean(ahead < k)) for k in ranks}
     truth = (probe_ids[:, None] == labels[None, :]).astype(int)
     out["map"] = float(label_ranking_average_precision_score(truth, per_id))
     return out

@@ -46,18 +46,24 @@ def identity_folds(identities: np.ndarray, twin_of: np.ndarray, *, folds: int, r
     return [np.asarray(sorted(g), dtype=np.int64) for g in groups]
 
 
-def _fold_pairs(identity, domain, ids, gallery_domain, probe_domain, per_fold, rng) -> PairList:
+def _positives(identity, domain, ids, gallery_domain, probe_domain) -> tuple[list[int], list[int]]:
     pos_l, pos_r = [], []
-    gal = {i: np.flatnonzero((identity == i) & (domain == gallery_domain)) for i in ids}
-    prb = {i: np.flatnonzero((identity == i) & (domain == probe_domain)) for i in ids}
     for i in ids:
-        for a in gal[i]:
-            for b in prb[i]:
+        gal = np.flatnonzero((identity == i) & (domain == gallery_domain))
+        prb = np.flatnonzero((identity == i) & (domain == probe_domain))
+        for a in gal:
+            for b in prb:
                 if a < b or (gallery_domain != probe_domain and a != b):
                     pos_l.append(a)
                     pos_r.append(b)
-    n_pos = min(per_fold, len(pos_l))
+    return pos_l, pos_r
+
+
+def _fold_pairs(identity, domain, ids, gallery_domain, probe_domain, positives, n_pos, rng) -> PairList:
+    pos_l, pos_r = positives
     pick = np.sort(rng.choice(len(pos_l), size=n_pos, replace=False))
+    gal = {i: np.flatnonzero((identity == i) & (domain == gallery_domain)) for i in ids}
+    prb = {i: np.flatnonzero((identity == i) & (domain == probe_domain)) for i in ids}
     neg_l, neg_r, seen = [], [], set()
     while len(neg_l) < n_pos:
         i, j = rng.choice(ids, size=2, replace=False)
@@ -78,15 +84,23 @@ def verification_pairs(
 ) -> PairList:
     """Fold-ordered pairs: gallery image in ``gallery_domain``, probe in each of ``probe_domains``.
 
-    With ``probe_domains == [gallery_domain]`` these are same-domain pairs. For several
-    probe domains each fold holds ``per_fold`` positives and as many negatives per domain.
+    With ``probe_domains == [gallery_domain]`` these are same-domain pairs. Every fold holds
+    the same number of positives per probe domain (``per_fold``, or fewer when some fold has
+    fewer genuine pairs: then every fold has as many as the poorest one) and as many
+    negatives, so that the contiguous 10-way split of the 10-fold protocol
+    (``verification.ten_fold_accuracy``) cuts exactly at the identity folds: a threshold is
+    never chosen on pairs of the identities it is scored on.
     """
     rng = np.random.default_rng(seed)
     groups = identity_folds(np.unique(identity), twin_of, folds=folds, rng=rng)
     if any(len(g) < 2 for g in groups):
         raise ValueError(f"{len(np.unique(identity))} identities are too few for {folds} folds of at least 2")
+    positives = [[_positives(identity, domain, ids, gallery_domain, d) for d in probe_domains] for ids in groups]
+    n_pos = min(per_fold, min(len(pos[0]) for per_domain in positives for pos in per_domain))
+    if n_pos == 0:
+        raise ValueError(f"a fold of {folds} has no genuine pair (too few images per identity in its domains)")
     parts = []
-    for ids in groups:
-        for d in probe_domains:
-            parts.append(_fold_pairs(identity, domain, ids, gallery_domain, d, per_fold, rng))
+    for ids, per_domain in zip(groups, positives):
+        for d, pos in zip(probe_domains, per_domain):
+            parts.append(_fold_pairs(identity, domain, ids, gallery_domain, d, pos, n_pos, rng))
     return PairList.concat(parts)

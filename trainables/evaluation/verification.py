@@ -64,20 +64,38 @@ def ten_fold_accuracy(scores: np.ndarray, labels: np.ndarray, *, folds: int = 10
 
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float | None:
     """True accept rate at the given false accept rate, or None when there are fewer than
-    1/far impostor pairs (the rate could not be measured)."""
+    1/far impostor pairs (the rate could not be measured).
+
+    Every operating point is kept (``drop_intermediate=False``): with tied scores sklearn's
+    default drops "collinear" points, among them the one where the FPR meets ``far``."""
     n_neg = int(np.sum(np.asarray(labels) == 0))
     if n_neg * far < 1.0:
         return None
-    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     return float(np.max(tpr[fpr <= far]))
 
 
-def verification_metrics(scores: np.ndarray, labels: np.ndarray, *, folds: int = 10) -> dict[str, float]:
-    """``acc``, ``acc_std``, ``auc`` and ``tar@far=...`` (where measurable) for one pair list."""
-    acc = ten_fold_accuracy(scores, labels, folds=folds)
-    out = {"acc": acc.mean, "acc_std": acc.std, "auc": float(roc_auc_score(labels, scores))}
+def tar_key(far: float) -> str:
+    """``tar@far=1e-3``: the metric name of the TAR at ``far``."""
+    return f"tar@far={far:.0e}".replace("e-0", "e-")
+
+
+def tar_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """TAR at each of ``FARS``; NaN where fewer than 1/far impostor pairs make it unmeasurable,
+    so that a trial reports the same keys whatever the size of its pair lists."""
+    out = {}
     for far in FARS:
         tar = tar_at_far(scores, labels, far)
-        if tar is not None:
-            out[f"tar@far={far:.0e}".replace("e-0", "e-")] = tar
+        out[tar_key(far)] = float("nan") if tar is None else tar
     return out
+
+
+def verification_metrics(scores: np.ndarray, labels: np.ndarray, *, folds: int = 10) -> dict[str, float]:
+    """``acc``, ``acc_std``, ``auc`` and ``tar@far=...`` (NaN where not measurable) for one pair list."""
+    acc = ten_fold_accuracy(scores, labels, folds=folds)
+    return {"acc": acc.mean, "acc_std": acc.std, "auc": float(roc_auc_score(labels, scores)),
+            **tar_metrics(scores, labels)}
+
+
+#: The keys ``verification_metrics`` returns, in its order.
+VERIFICATION_KEYS = ("acc", "acc_std", "auc", *(tar_key(f) for f in FARS))
