@@ -95,6 +95,17 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
     if not candidates:
         raise UserError(f"--from {from_dir}: no trial other than the base config ran to completion "
                         f"({len(done)} completed of {len(df)}); nothing to confirm")
+    # The candidates were chosen on the search's (validation) metric; the confirm run tests
+    # them on its test counterpart: fresh seeds remove seed luck, and test identities that
+    # took no part in the choice remove the bias of having picked on the pairs reported.
+    from orchestrator.plan import TEST, resolve_trainable, test_counterpart
+
+    known = set(resolve_trainable(search).reported_keys(configs[base_row["trial_name"]]))
+    test_metric = test_counterpart(metric, known) or metric
+    if not test_metric.startswith(TEST):
+        log(f"note: {metric} has no test counterpart among the metrics of {search.trainable}; "
+            "the confirm run tests on the metric the candidates were chosen on")
+    report_metrics = list(dict.fromkeys([test_metric, metric, *search.report_metrics()]))
     search_seeds = sorted({int(s) for s in df["seed"]})
     reused = sorted(set(seeds) & set(search_seeds))
     if reused:
@@ -104,9 +115,9 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
         "name": f"{search.name}-confirm", "kind": "ablation", "trainable": search.trainable,
         "description": f"Confirm the top {len(candidates)} config{'s' if len(candidates) > 1 else ''} of search {meta['study']!r} ({from_dir}) "
                        f"against its base config, {len(seeds)} seeds each",
-        "metric": metric, "mode": mode, "seeds": seeds, "base": base,
+        "metric": test_metric, "mode": mode, "seeds": seeds, "base": base,
         "variants": {BASE: {}, **{c["variant"]: c["changes"] for c in candidates}}, "reference": BASE,
-        "report": {"metrics": search.report_metrics(), "test": search.report.test},
+        "report": {"metrics": report_metrics, "test": search.report.test},
         "resources": search.resources.model_dump(), "max_concurrent": search.max_concurrent,
         "max_failures": search.max_failures,
     }
@@ -118,7 +129,7 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
     extra = {"kind": "confirm", "from": str(from_dir.resolve()), "search_study": meta["study"],
              "base_trial": base_row["trial"],
              "base_search_value": None if base_value is None or pd.isna(base_value) else float(base_value),
-             "search_seeds": search_seeds, "candidates": candidates}
+             "search_seeds": search_seeds, "candidates": candidates, "search_metric": metric}
     shown = ", ".join(f"{c['variant']} = {c['trial']} ({metric}={c['search_value']:.4f})" for c in candidates)
     log(f"Confirm: {shown} vs the base config, seeds {seeds}")
     return spec, text, extra

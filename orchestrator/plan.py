@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -73,6 +74,70 @@ def _checked_overrides(entry: TrainableEntry, overrides: dict[str, Any] | None) 
     return overrides
 
 
+#: Metric namespaces: validation identities (held out of training; every choice is made on
+#: them) and test identities (only reported, for what was chosen).
+VALIDATION, TEST = "val/", "eval/"
+
+
+def selects(spec: StudySpec) -> bool:
+    """Does the study choose by its metric? A search ranks, samples and promotes by it; a
+    sensitivity study marks (recommends) the points not worse than the best, unless
+    ``report.recommend: false``. An ablation chooses nothing (its reference is declared)."""
+    return spec.kind == "search" or (spec.kind == "sensitivity" and spec.report.recommend)
+
+
+def _nearest(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+    return f"; nearest: {', '.join(close)}" if close else f"; it reports e.g. {', '.join(sorted(known)[:3])}"
+
+
+def validation_counterpart(metric: str, known: set[str]) -> str | None:
+    """``val/x`` for a test metric ``eval/x`` where the trainable reports it."""
+    if metric.startswith(TEST) and VALIDATION + metric[len(TEST):] in known:
+        return VALIDATION + metric[len(TEST):]
+    return None
+
+
+def test_counterpart(metric: str, known: set[str]) -> str | None:
+    """``eval/x`` for a validation metric ``val/x`` where the trainable reports it."""
+    if metric.startswith(VALIDATION) and TEST + metric[len(VALIDATION):] in known:
+        return TEST + metric[len(VALIDATION):]
+    return None
+
+
+def check_metrics(spec: StudySpec, entry: TrainableEntry, configs: list[dict[str, Any]],
+                  groups: list[str] | None = None) -> None:
+    """Refuse, before anything runs, a study metric that some trial would not report, a
+    report metric that no trial reports, and a study that chooses by a test metric."""
+    if entry.metric_keys is None or not configs:
+        return
+    keysets = [set(entry.reported_keys(c)) for c in configs]
+    every, some = set.intersection(*keysets), set.union(*keysets)
+    where = f"study {spec.name!r}"
+    if spec.metric not in every:
+        if spec.metric in some:
+            lacking = next((g for g, k in zip(groups or [], keysets) if spec.metric not in k), "some trial")
+            raise UserError(f"{where}: metric {spec.metric} is not reported by {lacking!s} (of trainable "
+                            f"{entry.name!r}); the study metric must be one that every trial reports")
+        raise UserError(f"{where}: metric {spec.metric} is not a metric of trainable {entry.name!r}"
+                        + _nearest(spec.metric, every))
+    for m in spec.report_metrics():
+        if m not in some:
+            raise UserError(f"{where}: report.metrics names {m}, not a metric of trainable {entry.name!r}"
+                            + _nearest(m, some))
+    if selects(spec) and not spec.metric.startswith(VALIDATION):
+        what = ("a search ranks, samples and stops trials by its metric" if spec.kind == "search" else
+                "a sensitivity study marks the points not worse than the best by its metric")
+        use = validation_counterpart(spec.metric, every) or next(
+            (k for k in sorted(every) if k.startswith(VALIDATION)), None)
+        hint = f": use {use}" if use else (": this trainable reports no validation metric for this config "
+                                           "(give it validation identities)")
+        if spec.kind == "sensitivity":
+            hint += " (or report.recommend: false to mark nothing)"
+        raise UserError(f"{where}: metric {spec.metric} is not a validation metric (val/...); {what}, and a "
+                        f"choice made on the test identities biases every number reported for it{hint}")
+
+
 def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, Any] | None = None,
                  warn=print) -> list[TrialPlan]:
     """Every (variant, seed) trial with its validated config; bad configs raise UserError."""
@@ -104,6 +169,7 @@ def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, A
             except ValidationError as err:
                 raise UserError(format_validation_error(err, where=f"{what} {group!r}")) from None
             plans.append(TrialPlan(len(plans), group, seed, cfg.model_dump(mode="json")))
+    check_metrics(spec, entry, [p.config for p in plans], [f"{what} {p.variant!r}" for p in plans])
     return plans
 
 
@@ -149,6 +215,7 @@ def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | Non
         base_config = entry.config_cls.model_validate(base).model_dump(mode="json")
     except ValidationError as err:
         raise UserError(format_validation_error(err, where="base")) from None
+    check_metrics(spec, entry, [base_config], ["the base config"])
     if base_config.get("eval_every", 1) != 1:
         raise UserError(f"study {spec.name!r}: a search needs eval_every: 1 (ASHA compares trials at every iteration)")
     sched = (q.scheduler if q and q.scheduler else None) or spec.scheduler

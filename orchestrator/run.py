@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from orchestrator.errors import UserError
-from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable
+from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable, selects
 from orchestrator.provenance import run_provenance
 from orchestrator.results import UNFINISHED, ResultsTable
 from orchestrator.spec import BASE_POINT, StudySpec
@@ -245,6 +245,8 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
         "max_concurrent": opts.max_concurrent or spec.max_concurrent,
+        # the selection rule (DESIGN.md): what this study chooses by, if anything
+        "recommend": spec.report.recommend, "selects": selects(spec),
     }
     if spec.kind == "ablation":
         info["reference"] = spec.reference

@@ -53,6 +53,9 @@ class ReportSpec(_Strict):
     metrics: list[str] | None = Field(None, min_length=1, description="metrics in the tables (default: the study metric)")
     test: Literal["auto", "paired_t", "welch", "wilcoxon"] = Field(
         "auto", description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's")
+    recommend: bool = Field(True, description="sensitivity studies: mark the points not significantly worse than "
+                                              "the best on the study metric (a recommendation: the metric must be "
+                                              "a validation metric, val/...)")
 
 
 class _StudyBase(_Strict):

@@ -66,4 +66,5 @@ def difference_caption(table) -> str:
         "Cohen's d (difference / pooled sd)"
     return (f"Δ: {what} to {table.labels.get(table.reference, table.reference)}, with its 95% confidence interval (not adjusted for multiplicity); p: {table.test}, "
             f"Holm-adjusted over {table.comparisons} comparisons; effect size: {es}; best mean in bold; {LEGEND}."
-            + (f" {table.mark_note}" if table.mark_note else ""))
+            + (f" {table.mark_note}" if table.mark_note else "")
+            + (f" {table.selection}" if getattr(table, "selection", "") else ""))

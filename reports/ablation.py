@@ -68,6 +68,8 @@ class AblationTable:
     """A symbol after some rows' labels (e.g. "†": not significantly worse than the best)."""
     mark_note: str = ""
     """What the symbol means, for captions."""
+    selection: str = ""
+    """Which metric chose what (if anything) and which metrics are only reported, for captions."""
 
     def label(self, row: str) -> str:
         return self.labels.get(row, row) + self.marks.get(row, "")

@@ -10,6 +10,7 @@ import pandas as pd
 
 from reports.ablation import COMPLETED, ablation_table
 from reports.errors import ReportInputError
+from reports.selection import recommends, selection_sentence
 from reports.html import _e, ablation_html, frame_html, page
 from reports.latex import ablation_latex, comparison_latex
 from reports.markdown import ablation_frame, ablation_markdown
@@ -53,9 +54,10 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
         rows = [p["point"] for p in points]
         labels = {p["point"]: p["label"] for p in points}
         table = ablation_table(df, study=meta["study"], variants=rows, reference=meta["reference"], **common)
-        marks, note = _not_worse_than_best(df, meta, table, rows, labels, common)
+        marks, note = _not_worse_than_best(df, meta, table, rows, labels, common) if recommends(meta) else ({}, "")
         tables.append(replace(table, row_header=axis, labels=labels, marks=marks, mark_note=note,
-                              title=f"Sensitivity of {meta['study']} to {axis}", key=f"sensitivity_{axis}"))
+                              title=f"Sensitivity of {meta['study']} to {axis}", key=f"sensitivity_{axis}",
+                              selection=selection_sentence(meta, common["metrics"])))
     return tables
 
 
@@ -176,6 +178,8 @@ def build_report(run_dir: Path | str) -> Path:
     extra_sections = []
     if meta.get("kind") == "confirm":
         tables, extra_sections = _confirm_tables(tables[0], meta, out, note)
+    if meta.get("kind", "ablation") != "sensitivity":
+        tables = [replace(t, selection=selection_sentence(meta, meta["report_metrics"])) for t in tables]
     for table in tables:
         (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
         (out / f"{table.key}_stats.tex").write_text(comparison_latex(table, caption_note=note))

@@ -17,25 +17,35 @@ def _show(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _confirmed(table: AblationTable, variant: str, metric: str) -> str:
+    cell = table.cells.get((variant, metric))
+    return f"{num(cell.mean, 4)} ± {num(cell.std, 4)} (n={cell.n})" if cell and cell.n else "n/a"
+
+
 def candidates_frame(table: AblationTable, meta: dict) -> pd.DataFrame:
-    """One row per candidate: its search trial and value, the confirmed mean ± std, its settings."""
-    m = meta["metric"]
-    rows = []
-    base = table.cells[(table.reference, m)]
-    rows.append({"candidate": table.reference, "search trial": f"{meta.get('base_trial', 'trial000')} (base)",
-                 "search value": math.nan if meta.get("base_search_value") is None else float(meta["base_search_value"]),
-                 "confirmed": f"{num(base.mean, 4)} ± {num(base.std, 4)} (n={base.n})", "settings": "the search's base config"})
+    """One row per candidate: its search trial and the value it was chosen on (validation,
+    one seed), the confirmed mean ± std of that metric and of the test metric (fresh seeds),
+    its settings."""
+    chosen, tested = meta.get("search_metric", meta["metric"]), meta["metric"]
+    columns = {f"confirmed {chosen}": chosen}
+    if tested != chosen:
+        columns[f"confirmed {tested}"] = tested
+    rows = [{"candidate": table.reference, "search trial": f"{meta.get('base_trial', 'trial000')} (base)",
+             f"search {chosen}": math.nan if meta.get("base_search_value") is None else float(meta["base_search_value"]),
+             **{k: _confirmed(table, table.reference, m) for k, m in columns.items()},
+             "settings": "the search's base config"}]
     for c in meta.get("candidates", []):
-        cell = table.cells.get((c["variant"], m))
-        confirmed = f"{num(cell.mean, 4)} ± {num(cell.std, 4)} (n={cell.n})" if cell else "n/a"
-        rows.append({"candidate": c["variant"], "search trial": c["trial"], "search value": float(c["search_value"]),
-                     "confirmed": confirmed,
+        rows.append({"candidate": c["variant"], "search trial": c["trial"], f"search {chosen}": float(c["search_value"]),
+                     **{k: _confirmed(table, c["variant"], m) for k, m in columns.items()},
                      "settings": ", ".join(f"{k}={_show(v)}" for k, v in sorted(c["changes"].items()))})
     return pd.DataFrame(rows)
 
 
 def candidates_note(meta: dict) -> str:
-    return (f"{metric_label(meta['metric'])}: the search's value is one run with seed(s) "
-            f"{', '.join(map(str, meta.get('search_seeds', [])))} (the run that ranked it, so biased upwards); "
-            f"confirmed: mean ± std over seeds {', '.join(map(str, meta.get('seeds', [])))}. "
-            "Settings: what differs from the base config.")
+    chosen, tested = meta.get("search_metric", meta["metric"]), meta["metric"]
+    return (f"{metric_label(chosen)}: the search's value is one run with seed(s) "
+            f"{', '.join(map(str, meta.get('search_seeds', [])))}, on the validation identities the candidates were "
+            f"chosen on (the run that ranked it, so biased upwards); confirmed: mean ± std over seeds "
+            f"{', '.join(map(str, meta.get('seeds', [])))}"
+            + (f", and {metric_label(tested)} on the test identities, which took no part in the choice" if tested != chosen else "")
+            + ". Settings: what differs from the base config.")

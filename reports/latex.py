@@ -39,7 +39,8 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
     caption = (f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds (n where fewer); "
                f"best mean in bold; stars mark a difference to {table.labels.get(table.reference, table.reference)} under a {table.test}, "
                f"Holm-adjusted over the {table.comparisons} comparisons of this table ({LEGEND}). "
-               + (f"{table.mark_note} " if table.mark_note else "") + caption_note)
+               + (f"{table.mark_note} " if table.mark_note else "")
+               + (f"{table.selection} " if table.selection else "") + caption_note)
     lines = [
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (the tabular is scaled to the text width).",
         r"\begin{table}[t]",

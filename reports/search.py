@@ -10,20 +10,24 @@ import pandas as pd
 
 from reports._format import metric_label
 from reports.ablation import COMPLETED
+from reports.selection import selection_sentence
 from reports.latex import frame_latex
 from reports.markdown import frame_markdown
 
 
 def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
-    """Completed trials, best first, at most ``top_k``: trial, metric and the searched keys."""
+    """Completed trials, best first, at most ``top_k``: trial, the metric they are ranked on
+    (validation), the other report metrics beside it (the test metrics of what was chosen,
+    never used to rank), and the searched keys."""
     metric, k = meta["metric"], int(meta.get("top_k", 5))
     done = df[df["status"] == COMPLETED]
     if metric not in done.columns:
         return pd.DataFrame(columns=["rank", "trial", metric])
     done = done.dropna(subset=[metric]).sort_values(metric, ascending=meta["mode"] == "min", kind="stable")
     cols = [f"config/{key}" for key in meta.get("space", []) if f"config/{key}" in done.columns]
-    taken = {"rank", "trial", metric}  # a searched key of one of these names keeps its config/ prefix
-    out = done[["trial", metric, *cols]].head(k).rename(
+    reported = [m for m in meta.get("report_metrics", []) if m != metric and m in done.columns]
+    taken = {"rank", "trial", metric, *reported}  # a searched key of one of these names keeps its config/ prefix
+    out = done[["trial", metric, *reported, *cols]].head(k).rename(
         columns={c: c.removeprefix("config/") for c in cols if c.removeprefix("config/") not in taken})
     out.insert(0, "rank", range(1, len(out) + 1))
     return out.reset_index(drop=True)
@@ -31,7 +35,8 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
 
 def top_k_markdown(table: pd.DataFrame, meta: dict) -> str:
     return frame_markdown(table, f"Top {len(table)} of the trials that ran to completion, by {meta['metric']} "
-                                 f"({meta['mode']}), best in bold; trials stopped early by ASHA are not ranked.",
+                                 f"({meta['mode']}), best in bold; trials stopped early by ASHA are not ranked. "
+                                 + selection_sentence(meta, meta.get("report_metrics", [meta["metric"]])),
                           bold=_best(table, meta), formats=_settings_format(table, meta))
 
 
@@ -44,13 +49,15 @@ def _settings_format(table: pd.DataFrame, meta: dict) -> dict:
     def sig(v) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    return {c: sig for c in table.columns if c not in ("rank", "trial", meta["metric"])}
+    metrics = {meta["metric"], *meta.get("report_metrics", [])}
+    return {c: sig for c in table.columns if c not in ("rank", "trial") and c not in metrics}
 
 
 def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> str:
     caption = (f"Search {meta['study']}: the top {len(table)} trials that ran to completion, by "
                f"{meta['metric']} ({meta['mode']}), one seed each, best in bold; trials stopped early by ASHA are "
-               f"not ranked; run confirm tests the best ones with fresh seeds. {caption_note}")
+               f"not ranked; run confirm tests the best ones with fresh seeds. "
+               f"{selection_sentence(meta, meta.get('report_metrics', [meta['metric']]))} {caption_note}")
     return frame_latex(table, caption=caption, label=f"{meta['study']}-top-k",
                        header={meta["metric"]: metric_label(meta["metric"])}, bold=_best(table, meta),
                        formats=_settings_format(table, meta))

@@ -22,6 +22,12 @@ class TrainableEntry:
             once, in the driver, before trials start; may leave files for the report in
             ``run_dir``; returns provenance such as ``{"data_fingerprint": ...}``.
         description: one line for listings.
+        metric_keys: ``metric_keys(config) -> list of str``: every key the trial's final report
+            carries, from the config alone (no data, no model); a study's ``metric`` and
+            report metrics are checked against it before anything runs.
+        iterations: ``iterations(config) -> int``: how many times a trial that runs to its end
+            reports (its epochs, or 1 for a trial that evaluates once); a trial that ended
+            with fewer reports was stopped early.
     """
 
     name: str
@@ -29,23 +35,40 @@ class TrainableEntry:
     config_cls: type[BaseModel]
     prepare: Callable[[BaseModel, Path], dict[str, str]]
     description: str
+    metric_keys: Callable[[BaseModel], list[str]] | None = None
+    iterations: Callable[[BaseModel], int] | None = None
+
+    def reported_keys(self, config: dict[str, Any] | BaseModel) -> list[str]:
+        """``metric_keys`` of a config (dict or validated object)."""
+        cfg = config if isinstance(config, BaseModel) else self.config_cls.model_validate(config)
+        return list(self.metric_keys(cfg)) if self.metric_keys is not None else []
+
+    def full_iterations(self, config: dict[str, Any] | BaseModel) -> int:
+        """Reports of a trial that runs to its end (``iterations``; default: its ``epochs``)."""
+        cfg = config if isinstance(config, BaseModel) else self.config_cls.model_validate(config)
+        if self.iterations is not None:
+            return int(self.iterations(cfg))
+        return int(getattr(cfg, "epochs", 1))
 
 
 _REGISTRY: dict[str, TrainableEntry] = {}
 
 
 def register_trainable(name: str, *, config_cls: type[BaseModel], prepare: Callable[[BaseModel, Path], dict[str, str]],
-                       description: str) -> Callable[[Callable], Callable]:
+                       description: str, metric_keys: Callable[[BaseModel], list[str]] | None = None,
+                       iterations: Callable[[BaseModel], int] | None = None) -> Callable[[Callable], Callable]:
     def wrap(fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
         if name in _REGISTRY:
             raise ValueError(f"trainable {name!r} is registered twice")
-        _REGISTRY[name] = TrainableEntry(name, fn, config_cls, prepare, description)
+        _REGISTRY[name] = TrainableEntry(name, fn, config_cls, prepare, description, metric_keys, iterations)
         return fn
 
     return wrap
 
 
-def register_module(name: str, *, config_cls: type[BaseModel], module: str, description: str) -> Callable[[dict[str, Any]], None]:
+def register_module(name: str, *, config_cls: type[BaseModel], module: str, description: str,
+                    metric_keys: Callable[[BaseModel], list[str]] | None = None,
+                    iterations: Callable[[BaseModel], int] | None = None) -> Callable[[dict[str, Any]], None]:
     """Register the trainable whose preparation and training live in ``module``, a Ray-free
     module with ``prepare(cfg, out_dir)`` and ``run(cfg, report, *, restore_from)``.
 
@@ -66,7 +89,8 @@ def register_module(name: str, *, config_cls: type[BaseModel], module: str, desc
     # name, as to any module-level function, instead of carrying the closure by value
     train.__name__ = train.__qualname__ = f"train_{name}"
     train.__module__ = module.rsplit(".", 1)[0]
-    return register_trainable(name, config_cls=config_cls, prepare=prepare, description=description)(train)
+    return register_trainable(name, config_cls=config_cls, prepare=prepare, description=description,
+                              metric_keys=metric_keys, iterations=iterations)(train)
 
 
 def get_trainable(name: str) -> TrainableEntry:

@@ -153,7 +153,8 @@ def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, stan
                               ("MISSINGPAIRS", "missing.txt"), ("EMPTYPAIRS", "emptyimg.txt")):
         setting = setting.replace(placeholder, str(tmp_path / path))
     out = tmp_path / "run"
-    study = _write(tmp_path, GOOD)
+    # train/loss: a metric of real training data too (it has no synthfaces test sets)
+    study = _write(tmp_path, GOOD.replace("metric: eval/cross_domain/acc", "metric: train/loss"))
     assert main(["run", study, "--out", str(out), "--set", setting]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
@@ -189,7 +190,7 @@ SENSITIVITY = """
 name: sens
 kind: sensitivity
 trainable: da_lora
-metric: eval/cross_domain/acc
+metric: val/cross_domain/acc
 mode: max
 seeds: [0, 1]
 base: {epochs: 1, lora_rank: 8, lambda_contrastive: 0.1, lambda_domain: 0.01}
@@ -244,7 +245,7 @@ SEARCH = """
 name: s
 kind: search
 trainable: da_lora
-metric: eval/cross_domain/acc
+metric: val/cross_domain/acc
 mode: max
 seeds: [0]
 num_samples: 4
@@ -284,3 +285,45 @@ def test_good_search_spec_compiles(tmp_path):
 
     full = plan.full_config(get_trainable("da_lora"), {"lr": 2e-3})
     assert full["lr"] == 2e-3 and full["maml_inner_lr"] == 0.01 and full["seed"] == 0
+
+
+@pytest.mark.parametrize("spec, change, message", [
+    # a typo in the metric: refused before any trial, with the nearest valid keys
+    ("GOOD", ("metric: eval/cross_domain/acc", "metric: eval/cross_domian/acc"),
+     "metric eval/cross_domian/acc is not a metric of trainable 'da_lora'; nearest: eval/cross_domain/acc"),
+    ("GOOD", ("variants:", "report: {metrics: [eval/visible/acc, eval/visble/auc]}\nvariants:"),
+     "report.metrics names eval/visble/auc, not a metric of trainable 'da_lora'; nearest: eval/visible/auc"),
+    ("SEARCH", ("metric: val/cross_domain/acc", "metric: val/cross_domain/accuracy"),
+     "metric val/cross_domain/accuracy is not a metric of trainable 'da_lora'; nearest: val/cross_domain/auc, val/cross_domain/acc"),
+    # a metric only some trials report cannot rank all of them
+    ("GOOD", ("  a: {adaptation: lora}", "  a: {adaptation: lora, lambda_contrastive: 0.1}"),
+     "metric train/contrastive_loss is not reported by variant 'b'"),
+    # choosing on the test identities: refused, naming the validation metric to use
+    ("SEARCH", ("metric: val/cross_domain/acc", "metric: eval/cross_domain/acc"),
+     "metric eval/cross_domain/acc is not a validation metric (val/...); a search ranks, samples and stops "
+     "trials by its metric, and a choice made on the test identities biases every number reported for it: "
+     "use val/cross_domain/acc"),
+    ("SENS", ("metric: val/cross_domain/acc", "metric: eval/cross_domain/acc"),
+     "use val/cross_domain/acc (or report.recommend: false to mark nothing)"),
+    # without validation identities there is nothing valid to choose on
+    ("SEARCH", ("base: {epochs: 2,", "base: {epochs: 2, val_fraction: 0,"),
+     "metric val/cross_domain/acc is not a metric of trainable 'da_lora'"),
+])
+def test_metrics_checked_before_anything_runs(spec, change, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = {"GOOD": GOOD, "SEARCH": SEARCH, "SENS": SENSITIVITY}[spec]
+    if "contrastive_loss" in message:
+        text = text.replace("metric: eval/cross_domain/acc", "metric: train/contrastive_loss")
+    assert change[0] in text
+    study = _write(tmp_path, text.replace(*change))
+    assert main(["run", study, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_sensitivity_without_recommendation_may_report_test_metrics(tmp_path):
+    text = SENSITIVITY.replace("metric: val/cross_domain/acc", "metric: eval/cross_domain/acc")
+    text = text.replace("\naxes:", "\nreport: {recommend: false}\naxes:", 1)
+    spec, _ = load_study(_write(tmp_path, text))
+    assert compile_plan(spec)  # nothing is marked, so nothing is chosen on the test identities

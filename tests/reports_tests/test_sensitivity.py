@@ -11,19 +11,19 @@ from scipy import stats
 
 from reports import build_report
 
-M = "eval/x/acc"
+M = "val/x/acc"  # the marks recommend points: they are made on validation identities only
 VALUES = {"base": [0.70, 0.71, 0.72], "r=4": [0.60, 0.615, 0.62], "r=16": [0.705, 0.712, 0.721]}
 
 
-def _run_dir(tmp_path):
-    rows = [{"trial_name": f"{p}_{s}", "point": p, "seed": s, "status": "TERMINATED", "error": "", M: v}
+def _run_dir(tmp_path, metric=M, **extra):
+    rows = [{"trial_name": f"{p}_{s}", "point": p, "seed": s, "status": "TERMINATED", "error": "", metric: v}
             for p, vals in VALUES.items() for s, v in enumerate(vals)]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     axes = {"r": [{"label": "r=4", "point": "r=4", "values": {"r": 4}, "base": False},
                   {"label": "r=8", "point": "base", "values": {"r": 8}, "base": True},
                   {"label": "r=16", "point": "r=16", "values": {"r": 16}, "base": False}]}
-    meta = {"study": "s", "kind": "sensitivity", "description": "", "trainable": "t", "metric": M, "mode": "max",
-            "report_metrics": [M], "variants": list(VALUES), "reference": "base", "axes": axes}
+    meta = {"study": "s", "kind": "sensitivity", "description": "", "trainable": "t", "metric": metric, "mode": "max",
+            "report_metrics": [metric], "variants": list(VALUES), "reference": "base", "axes": axes, **extra}
     (tmp_path / "run.json").write_text(json.dumps(meta))
     return tmp_path
 
@@ -42,3 +42,14 @@ def test_axis_table_against_base_and_best(tmp_path):
     assert "r=16†" in md and "not significantly worse than the best point (r=16)" in md
     tex = (tmp_path / "report" / "sensitivity_r.tex").read_text()
     assert r"r=16$^\dagger$" in tex and "†" not in tex  # typeset, not a raw Unicode dagger
+
+
+@pytest.mark.parametrize("metric, extra", [("eval/x/acc", {}), (M, {"recommend": False})])
+def test_no_recommendation_on_test_identities_or_when_not_asked(tmp_path, metric, extra):
+    """A run ranked on a test metric (made before the rule, or edited by hand) gets no marks:
+    the report never recommends a point chosen on the test identities."""
+    build_report(_run_dir(tmp_path, metric, **extra))
+    csv = pd.read_csv(tmp_path / "report" / "sensitivity_r.csv")
+    assert set(csv["mark"].fillna("")) == {""}
+    md = (tmp_path / "report" / "sensitivity_r.md").read_text()
+    assert "not significantly worse" not in md and "Chosen on: nothing" in md

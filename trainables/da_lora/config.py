@@ -6,8 +6,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trainables.evaluation.keys import set_names, verification_keys
+
 if TYPE_CHECKING:
     from trainables.data.synthfaces import SynthFacesSpec
+
+
+#: The validation set of real training data held out of its identities: ``val/heldout/...``.
+HELDOUT = "heldout"
 
 
 class DaLoraConfig(BaseModel):
@@ -65,6 +71,11 @@ class DaLoraConfig(BaseModel):
                                                       "domain/identity/*.jpg) or a CSV manifest (path,identity,domain)")
     benchmarks: dict[str, str] = Field(default_factory=dict, description="name -> LFW-style pairs.txt or "
                                                                          "insightface .bin verification benchmark")
+    val_fraction: float = Field(0.2, ge=0, lt=1, description="training identities held out for validation "
+                                "(val/...: identity-disjoint from training and test, twins together); every choice "
+                                "a study makes uses them. 0: no held-out validation identities")
+    val_data: dict[str, str] = Field(default_factory=dict, description="name -> pairs.txt or .bin validation "
+                                     "benchmark (val/<name>/...), identities disjoint from training and test")
     samples_per_identity: int | None = Field(None, ge=1, description="training images kept per identity (few-shot)")
     flip_test: bool = Field(True, description="embed each evaluation image and its mirror image, summed")
     image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
@@ -101,3 +112,23 @@ class DaLoraConfig(BaseModel):
 
         return SynthFacesSpec(resolution=self.image_size, seed=self.data_seed,
                               train_identities=self.synth_train_identities, train_images=self.synth_train_images)
+
+
+def metric_keys(cfg: DaLoraConfig) -> list[str]:
+    """Every key the final report of a ``da_lora`` trial carries (``Evaluator`` and
+    ``run``), from the config alone: what a study's metric may name."""
+    keys = ["train/loss", "train/cosface_loss", "train/epoch_s", "train/images_per_s"]
+    keys += ["train/contrastive_loss"] * bool(cfg.lambda_contrastive) + ["train/domain_loss"] * bool(cfg.lambda_domain)
+
+    def benchmark_keys(prefix: str, names: list[str]) -> list[str]:
+        return verification_keys(prefix, sorted(names) + (["mean"] if len(names) > 1 else []))
+
+    if cfg.train_data == "synthfaces":
+        sets = set_names(tuple(cfg.synthfaces().domains))
+        keys += verification_keys("eval", sets)
+        if cfg.val_fraction:
+            keys += verification_keys("val", sets)
+    elif cfg.val_fraction:
+        keys += verification_keys("val", [HELDOUT])
+    keys += benchmark_keys("eval", list(cfg.benchmarks)) + benchmark_keys("val", list(cfg.val_data))
+    return keys

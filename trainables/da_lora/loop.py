@@ -17,7 +17,7 @@ import csv
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -31,10 +31,14 @@ from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces
 from trainables.data.sources import (
-    DataError, TrainSet, domain_groups, limit_per_identity, read_train_data,
+    DataError, TrainSet, domain_groups, limit_per_identity, read_image, read_train_data,
 )
+from trainables.data.splits import hold_out
+from trainables.evaluation.pairs import identity_units
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
-from trainables.evaluation.synthfaces_eval import SynthfacesVerification
+from trainables.evaluation.synthfaces_eval import DomainVerification, SynthfacesVerification
+from trainables.da_lora.config import HELDOUT
+from trainables.evaluation.keys import VERIFICATION_KEYS
 from trainables.evaluation.verification import verification_metrics
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
@@ -63,36 +67,89 @@ def backbone_reference(cfg: DaLoraConfig) -> str:
 
 @dataclass
 class TrialData:
+    """What a trial trains and evaluates on: three identity-disjoint groups.
+
+    ``train``: the identities trained on; ``val``: validation sets (``val/...``: identities
+    held out of the training data, and ``val_data`` benchmarks), on which every choice of a
+    study is made; ``synth`` / ``benchmarks``: the test sets (``eval/...``), only reported.
+    """
+
     train: TrainSet
     synth: synthfaces.FaceSet | None
     benchmarks: list[PairBenchmark]
     num_domains: int
+    val: DomainVerification | None = None
+    val_benchmarks: list[PairBenchmark] = field(default_factory=list)
+
+    def identities(self) -> dict[str, set[int]]:
+        """Identity ids of the training, validation and test images (synthfaces ids; image
+        folders: their dense ids, test benchmarks name no ids), for checks and tests."""
+        out = {"train": set(np.unique(self.train.identity).tolist()),
+               "val": set() if self.val is None else set(self.val.identities.tolist()), "test": set()}
+        if self.synth is not None:
+            out["test"] = set(np.unique(self.synth.group("eval").identity).tolist())
+        return out
+
+
+def _held_out_validation(cfg: DaLoraConfig, full: TrainSet, image_size: int,
+                         twin_of: np.ndarray | None) -> tuple[TrainSet, DomainVerification | None]:
+    """Split ``val_fraction`` of the training identities off as validation identities (twins
+    together); they are evaluated like the test identities, as ``val/<set>/...``."""
+    if cfg.val_fraction == 0:
+        return full, None
+    ids = np.unique(full.identity)
+    twins = np.full(int(ids.max()) + 1, -1) if twin_of is None else twin_of
+    held = hold_out(identity_units(ids, twins), cfg.val_fraction, seed=cfg.data_seed)
+    rows = np.isin(full.identity, held)
+    if len(held) < 4 or not rows.any():
+        raise DataError(f"val_fraction={cfg.val_fraction} holds out {len(held)} of the {len(ids)} training "
+                        "identities; validation needs at least 4 (raise val_fraction, give val_data, or set "
+                        "val_fraction: 0 to train on every identity and select nothing)")
+    val = full.select(np.flatnonzero(rows))
+    train = full.select(np.flatnonzero(~rows))
+    if full.images is not None:  # synthfaces: every domain, cross-domain too, as the test identities
+        images, domain, domains = val.images.numpy(), val.domain, full.domains
+    else:  # image files: read once, one pooled set
+        images = np.stack([read_image(p, image_size).numpy() for p in val.paths])
+        domain, domains = np.zeros(len(val), dtype=np.int64), (HELDOUT,)
+    try:
+        verification = DomainVerification(images, val.identity, domain, twins, domains, prefix="val",
+                                          flip=cfg.flip_test)
+    except ValueError as err:
+        raise DataError(f"val_fraction={cfg.val_fraction}: the validation identities cannot form "
+                        f"verification pairs ({err})") from None
+    return train, verification
 
 
 def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
-    """Training set and evaluation sets of a trial, checked against the config."""
+    """Training set, validation sets and test sets of a trial, checked against the config."""
     synth = None
     if cfg.train_data == "synthfaces":
         synth = synthfaces.load(cfg.synthfaces())
         tr = synth.group("train")
-        train = TrainSet(identity=tr.identity, domain=tr.domain, domains=synth.domains,
-                         fingerprint=synth.fingerprint, images=torch.as_tensor(tr.images))
+        full = TrainSet(identity=tr.identity, domain=tr.domain, domains=synth.domains,
+                        fingerprint=synth.fingerprint, images=torch.as_tensor(tr.images))
     else:
-        train = read_train_data(cfg.train_data)
+        full = read_train_data(cfg.train_data)
         if not cfg.benchmarks:
             raise DataError(f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
                             "(benchmarks: {lfw: /path/to/lfw.bin})")
+    benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.benchmarks.items())]
+    val_benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.val_data.items())]
+    # the names of every training identity, the held-out ones included: none may be tested on
+    check_identity_overlap(full, benchmarks)
+    check_identity_overlap(full, val_benchmarks, role="validation benchmark")
+    check_benchmark_overlap(val_benchmarks, benchmarks)
+    train, val = _held_out_validation(cfg, full, image_size, None if synth is None else synth.twin_of)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
     k = cfg.num_domains or len(train.domains)
     if k > len(train.domains):
         raise DataError(f"num_domains={k}, but the training data has {len(train.domains)} domains "
                         f"({', '.join(train.domains)})")
-    benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.benchmarks.items())]
-    check_identity_overlap(train, benchmarks)
-    return TrialData(train, synth, benchmarks, k)
+    return TrialData(train, synth, benchmarks, k, val, val_benchmarks)
 
 
-def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark]) -> None:
+def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark], role: str = "benchmark") -> None:
     """Refuse evaluation identities that were trained on, where both sides name them.
 
     synthfaces keeps its groups disjoint by construction; ``.bin`` files name nobody, so
@@ -102,8 +159,20 @@ def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark]) -> 
     for b in benchmarks:
         both = sorted(names & b.identity_names)
         if both:
-            raise DataError(f"benchmark {b.name}: {len(both)} of its identities are also training identities "
+            raise DataError(f"{role} {b.name}: {len(both)} of its identities are also training identities "
                             f"(e.g. {', '.join(both[:3])}); evaluation must use identities the model never saw")
+
+
+def check_benchmark_overlap(val: list[PairBenchmark], test: list[PairBenchmark]) -> None:
+    """Refuse validation benchmarks that share identities with a test benchmark: a choice
+    made on them would be a choice made on the test identities."""
+    for v in val:
+        for t in test:
+            both = sorted(v.identity_names & t.identity_names)
+            if both:
+                raise DataError(f"validation benchmark {v.name}: {len(both)} of its identities are also in test "
+                                f"benchmark {t.name} (e.g. {', '.join(both[:3])}); validation and test identities "
+                                "must be disjoint")
 
 
 # ------------------------------------------------------------------ model and losses
@@ -174,25 +243,34 @@ def frozen_views(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware) -
 
 # ------------------------------------------------------------------ evaluation
 class Evaluator:
-    """synthfaces verification (per domain, cross-domain) and every named benchmark, plus their mean."""
+    """Test sets (``eval/...``: synthfaces' held-out identities per domain and cross-domain,
+    every named benchmark, their mean) and validation sets (``val/...``: the identities held
+    out of training, every ``val_data`` benchmark, their mean)."""
 
     def __init__(self, cfg: DaLoraConfig, data: TrialData, hw: Hardware) -> None:
         self.synth = SynthfacesVerification(data.synth, flip=cfg.flip_test) if data.synth is not None else None
-        self.benchmarks, self.flip, self.hw = data.benchmarks, cfg.flip_test, hw
+        self.val = data.val
+        self.benchmarks, self.val_benchmarks, self.flip, self.hw = data.benchmarks, data.val_benchmarks, cfg.flip_test, hw
 
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        kw = {"device": self.hw.device, "autocast_dtype": self.hw.autocast_dtype}
-        out = self.synth(model, **kw) if self.synth is not None else {}
-        per_bench = []
-        for b in self.benchmarks:
+    def _benchmarks(self, model, benchmarks: list[PairBenchmark], prefix: str, kw) -> dict[str, float]:
+        out, per_bench = {}, []
+        for b in benchmarks:
             emb = embed_all(model, b.images, flip=self.flip, **kw)
             scores = (emb[b.left] * emb[b.right]).sum(dim=1).numpy().astype(np.float64)
             m = verification_metrics(scores, b.label)
             per_bench.append(m)
-            out.update({f"eval/{b.name}/{k}": v for k, v in m.items()})
+            out.update({f"{prefix}/{b.name}/{k}": v for k, v in m.items()})
         if len(per_bench) > 1:
-            shared = set.intersection(*(set(m) for m in per_bench))
-            out.update({f"eval/mean/{k}": float(np.mean([m[k] for m in per_bench])) for k in sorted(shared)})
+            out.update({f"{prefix}/mean/{k}": float(np.mean([m[k] for m in per_bench])) for k in VERIFICATION_KEYS})
+        return out
+
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        kw = {"device": self.hw.device, "autocast_dtype": self.hw.autocast_dtype}
+        out = self.synth(model, **kw) if self.synth is not None else {}
+        out.update(self._benchmarks(model, self.benchmarks, "eval", kw))
+        if self.val is not None:
+            out.update(self.val(model, **kw))
+        out.update(self._benchmarks(model, self.val_benchmarks, "val", kw))
         return out
 
 

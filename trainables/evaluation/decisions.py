@@ -13,7 +13,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from trainables.evaluation.verification import FARS, best_threshold, tar_key, tar_metrics
+from trainables.evaluation.verification import best_threshold, tar_metrics
 
 
 def equal_error_rate(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -69,9 +69,6 @@ def verification_at(scores: np.ndarray, labels: np.ndarray, threshold: float) ->
     return {"eer": eer, "auc": float(roc_auc_score(labels, scores)), **at_threshold(scores, labels, threshold),
             "threshold": float(threshold), **tar_metrics(scores, labels)}
 
-
-#: The keys ``verification_at`` returns (TAR at FAR NaN where not measurable).
-VERIFICATION_AT_KEYS = ("eer", "auc", "acc", "precision", "recall", "f1", "threshold", *(tar_key(f) for f in FARS))
 
 
 def identification(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray,

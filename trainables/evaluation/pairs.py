@@ -31,19 +31,37 @@ class PairList:
 
 def identity_folds(identities: np.ndarray, twin_of: np.ndarray, *, folds: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Deal identities into ``folds`` disjoint groups, each twin pair as one unit."""
-    units, seen = [], set()
-    for ident in np.unique(identities):
-        if ident in seen:
-            continue
-        twin = twin_of[ident]
-        unit = [ident] if twin < 0 or twin not in identities else [ident, twin]
-        seen.update(unit)
-        units.append(unit)
+    units = identity_units(identities, twin_of)
     order = rng.permutation(len(units))
     groups: list[list[int]] = [[] for _ in range(folds)]
     for k, u in enumerate(order):
         groups[k % folds].extend(units[u])
     return [np.asarray(sorted(g), dtype=np.int64) for g in groups]
+
+
+def identity_units(identities: np.ndarray, twin_of: np.ndarray) -> list[list[int]]:
+    """The identities as units that must stay together: a twin pair (both present) or one identity."""
+    units, seen = [], set()
+    present = set(np.asarray(identities).tolist())
+    for ident in np.unique(identities):
+        if ident in seen:
+            continue
+        twin = twin_of[ident] if 0 <= ident < len(twin_of) else -1
+        unit = [int(ident)] if twin < 0 or int(twin) not in present else [int(ident), int(twin)]
+        seen.update(unit)
+        units.append(unit)
+    return units
+
+
+def fold_count(identities: np.ndarray, twin_of: np.ndarray, *, folds: int = 10) -> int:
+    """``folds``, or fewer when there are fewer than two identity units per fold (a small
+    validation split); every fold then holds at least two units. Fewer than four units
+    (two folds) cannot be cross-validated."""
+    n = len(identity_units(identities, twin_of))
+    if n < 4:
+        raise ValueError(f"{len(np.unique(identities))} identities are too few for a verification protocol "
+                         "(at least two folds of two identities)")
+    return min(folds, n // 2)
 
 
 def _positives(identity, domain, ids, gallery_domain, probe_domain) -> tuple[list[int], list[int]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-FARS = (1e-2, 1e-3)
+from trainables.evaluation.keys import FARS, VERIFICATION_KEYS, tar_key  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,6 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float | No
     return float(np.max(tpr[fpr <= far]))
 
 
-def tar_key(far: float) -> str:
-    """``tar@far=1e-3``: the metric name of the TAR at ``far``."""
-    return f"tar@far={far:.0e}".replace("e-0", "e-")
-
-
 def tar_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """TAR at each of ``FARS``; NaN where fewer than 1/far impostor pairs make it unmeasurable,
     so that a trial reports the same keys whatever the size of its pair lists."""
@@ -96,6 +91,3 @@ def verification_metrics(scores: np.ndarray, labels: np.ndarray, *, folds: int =
     return {"acc": acc.mean, "acc_std": acc.std, "auc": float(roc_auc_score(labels, scores)),
             **tar_metrics(scores, labels)}
 
-
-#: The keys ``verification_metrics`` returns, in its order.
-VERIFICATION_KEYS = ("acc", "acc_std", "auc", *(tar_key(f) for f in FARS))

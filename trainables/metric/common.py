@@ -18,6 +18,7 @@ from trainables.checkpointing import load_state, restore_rng, rng_state, save_st
 from trainables.data import synthfaces
 from trainables.data.json_lists import PersonSet, read_people  # noqa: F401  (read_people: re-exported)
 from trainables.data.sources import DataError, TrainSet
+from trainables.data.splits import hold_out
 from trainables.hardware import Fetcher, Hardware
 from trainables.metric.config import MetricLearningConfig
 from trainables.models.adapt import adapt, trainable_parameters
@@ -70,16 +71,7 @@ def split_identities(persons: PersonSet, fraction: float, *, seed: int, what: st
                 todo.extend(persons.twins[x])
         seen |= unit
         units.append(sorted(unit))
-    rng = np.random.default_rng([seed, 17])
-    twin_units = [u for u in units if len(u) > 1]
-    single_units = [u for u in units if len(u) == 1]
-    n_twin = round(fraction * len(twin_units))
-    if len(twin_units) >= 2:
-        n_twin = min(max(n_twin, 1), len(twin_units) - 1)
-    n_single = round(fraction * len(single_units))
-    held = [twin_units[i] for i in rng.permutation(len(twin_units))[:n_twin]]
-    held += [single_units[i] for i in rng.permutation(len(single_units))[:n_single]]
-    held_ids = np.asarray(sorted(x for u in held for x in u), dtype=np.int64)
+    held_ids = hold_out(units, fraction, seed=seed)
     kept_ids = np.setdiff1d(np.arange(persons.num_identities), held_ids)
     multi = [k for k in held_ids if len(persons.images_of(k)) >= 2]
     if not multi:

@@ -1,0 +1,44 @@
+"""The selection rule as the report states it: which metric chose, which are only reported.
+
+Every choice the tool makes (search ranking, ASHA, top-k, confirm candidates, sensitivity
+marks) is made on validation identities (``val/...``); test metrics (``eval/...``) are
+reported for what was chosen, never used to choose.
+"""
+
+from __future__ import annotations
+
+VALIDATION, TEST = "val/", "eval/"
+
+
+def _roles(metrics: list[str]) -> str:
+    val = [m for m in metrics if m.startswith(VALIDATION)]
+    test = [m for m in metrics if m.startswith(TEST)]
+    parts = []
+    if test:
+        parts.append(f"{', '.join(test)} on the test identities")
+    if val:
+        parts.append(f"{', '.join(val)} on the validation identities (held out of training)")
+    return "; ".join(parts)
+
+
+def selection_sentence(meta: dict, metrics: list[str]) -> str:
+    """What chose and what is reported, for the caption of every table of the run."""
+    kind, m = meta.get("kind", "ablation"), meta["metric"]
+    roles = _roles(metrics)
+    if kind == "search":
+        return (f"Chosen on: {m} (validation identities) ranks the trials, drives the sampler and ASHA; "
+                f"reported only: {roles}.")
+    if kind == "confirm":
+        chosen = meta.get("search_metric", m)
+        return (f"Chosen on: the search ranked the candidates on {chosen} (validation identities, one seed); "
+                f"tested here on {m} with fresh seeds; reported: {roles}.")
+    if kind == "sensitivity" and recommends(meta):
+        return f"Chosen on: † marks on {m} (validation identities); reported: {roles}."
+    return (f"Chosen on: nothing (the reference is declared in the spec, no point or variant is picked from "
+            f"these numbers); reported: {roles}.")
+
+
+def recommends(meta: dict) -> bool:
+    """Marks of a sensitivity run: asked for, and on a validation metric (a run made before
+    the rule, ranked on a test metric, gets no marks rather than a biased recommendation)."""
+    return bool(meta.get("recommend", True)) and str(meta.get("metric", "")).startswith(VALIDATION)
