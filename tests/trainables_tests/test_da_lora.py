@@ -37,13 +37,16 @@ def two_epochs(standin, tmp_path_factory):
 
 
 def test_loss_decreases_and_metrics_in_range(two_epochs):
-    _, reports, _ = two_epochs
+    cfg, reports, _ = two_epochs
     assert len(reports) == 2
+    from trainables.da_lora.config import metric_keys
+
+    assert set(reports[-1]) == set(metric_keys(cfg))  # exactly what it declares, val/ and eval/ alike
     assert reports[1]["train/loss"] < reports[0]["train/loss"]
     for metrics in reports:
         for key, value in metrics.items():
-            if key.startswith("eval/"):
-                assert 0.0 <= value <= 1.0, key
+            if key.startswith(("eval/", "val/")) and not (key.endswith("tar@far=1e-3") and value != value):
+                assert 0.0 <= value <= 1.0, key  # (TAR at 1e-3: NaN under 1000 impostor pairs)
         assert 0.5 < metrics["eval/cross_domain/acc"] < 0.95
         assert metrics["eval/visible/acc"] > 0.85
 
@@ -120,6 +123,7 @@ def test_same_config_and_seed_give_the_same_metrics_on_cpu(standin):
     cfg = DaLoraConfig(epochs=1, seed=5, maml_inner_steps=1, maml_meta_steps=2, lambda_contrastive=0.1)
     first, again = _run(cfg), _run(cfg)
     timing = {"train/epoch_s", "train/images_per_s"}
-    assert {k: v for k, v in first[0].items() if k not in timing} == {k: v for k, v in again[0].items() if k not in timing}
+    same = lambda r: {k: repr(v) for k, v in r.items() if k not in timing}  # noqa: E731  (repr: NaN == NaN)
+    assert same(first[0]) == same(again[0])
     other = _run(cfg.model_copy(update={"seed": 6}))
     assert other[0]["train/loss"] != first[0]["train/loss"]

@@ -151,8 +151,15 @@ def test_one_epoch_against_the_baseline(standin, name, config, primary, gain, co
 
     loop = importlib.import_module(f"trainables.{name}.loop")
     extra = {"probe_downscale": 2, "gallery_per_identity": 2} if name == "infonce" else {}
-    base = _run(loop, config(baseline=True, **TINY, **extra))
-    trained = _run(loop, config(lr=3e-4, **TINY, **extra))
+    from trainables import get_trainable
+
+    base_cfg, trained_cfg = config(baseline=True, **TINY, **extra), config(lr=3e-4, **TINY, **extra)
+    base, trained = _run(loop, base_cfg), _run(loop, trained_cfg)
+    entry = get_trainable(name)
+    # the trainable reports exactly the keys it declares (what a study's metric is checked against)
+    assert set(base[-1]) == set(entry.reported_keys(base_cfg))
+    assert set(trained[-1]) == set(entry.reported_keys(trained_cfg))
+    assert (len(base), len(trained)) == (entry.full_iterations(base_cfg), entry.full_iterations(trained_cfg))
     assert len(base) == 1 and base[0]["train/epochs"] == 0 and base[0][gain] == 0.0
     assert len(trained) == 1 and trained[0]["train/epochs"] == 1 and np.isfinite(trained[0]["train/loss"])
     # every report says, against the backbone before fine-tuning, whether training helped:

@@ -245,6 +245,9 @@ def test_probe_writes_the_notes_files_and_the_encoder_matters(tmp_path, standin)
     cfg = ProbeConfig(seed=1)
     loop.prepare(cfg, tmp_path)
     got = run_probe(cfg, out)
+    from trainables.probe.config import metric_keys
+
+    assert set(got) == set(metric_keys(cfg))  # exactly the keys it declares
     assert sorted(p.name for p in out.iterdir()) == sorted(loop.OUTPUT_FILES)
     pred, true = np.load(out / "predictions.npy"), np.load(out / "true_labels.npy")
     names = json.loads((out / "names.json").read_text())

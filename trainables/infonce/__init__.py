@@ -5,11 +5,12 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 """
 
 from trainables._registry import register_module
-from trainables.infonce.config import InfoNCEConfig
+from trainables.infonce.config import InfoNCEConfig, metric_keys
+from trainables.metric.config import iterations
 
 __all__ = ["InfoNCEConfig", "train_infonce"]
 
 train_infonce = register_module(
-    "infonce", config_cls=InfoNCEConfig, module="trainables.infonce.loop",
+    "infonce", config_cls=InfoNCEConfig, module="trainables.infonce.loop", metric_keys=metric_keys, iterations=iterations,
     description="InfoNCE / SupCon on P x K batches, temperature; gallery-probe identification "
                 "(rank-1, rank-5, mAP), degraded probes")

@@ -48,3 +48,12 @@ class InfoNCEConfig(MetricLearningConfig):
     @property
     def degrades(self) -> bool:
         return self.probe_downscale > 1 or self.probe_blur > 0
+
+
+def metric_keys(cfg: InfoNCEConfig) -> list[str]:
+    """Keys of a trial's final report: gallery-probe identification on the validation and
+    the test identities (``loop.Evaluator``) and the epoch's training keys."""
+    from trainables.metric.config import metric_keys_common
+
+    evaluation = [f"{s}/gallery/{k}" for s in ("val", "eval") for k in ("rank1", "rank5", "map", "probes")]
+    return metric_keys_common(cfg, evaluation, ["train/loss", "train/images"])

@@ -55,3 +55,17 @@ class MetricLearningConfig(BaseModel):
             resolution=self.image_size, seed=self.data_seed, train_identities=self.synth_train_identities,
             train_images=self.synth_train_images, eval_identities=self.synth_eval_identities,
             eval_images=self.synth_eval_images, twin_spread=self.synth_twin_spread, domains=self.synth_domains)
+
+
+def metric_keys_common(cfg: MetricLearningConfig, evaluation: list[str], training: list[str]) -> list[str]:
+    """The final report of a metric-learning trial (``common.fit``): the evaluation keys, and
+    the epoch's training keys unless ``baseline`` (evaluated once, nothing trained), plus the
+    change of each test EER / rank-1 from the evaluation before training (``<key>_gain``)."""
+    gains = [f"{k}_gain" for k in evaluation if k.startswith("eval/") and k.endswith(("/eer", "/rank1"))]
+    epoch = ["train/epochs"] if cfg.baseline else [*training, "train/epoch_s", "train/epochs"]
+    return [*epoch, *evaluation, *gains]
+
+
+def iterations(cfg: MetricLearningConfig) -> int:
+    """Reports of a whole trial: one per epoch, or one evaluation for the baseline."""
+    return 1 if cfg.baseline else int(cfg.epochs)

@@ -45,3 +45,14 @@ class PairContrastiveConfig(MetricLearningConfig):
         if self.test_pairs is None and self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must leave something to train on (< 1)")
         return self
+
+
+def metric_keys(cfg: PairContrastiveConfig) -> list[str]:
+    """Keys of a trial's final report: validation AUC and EER, the test metrics at the
+    threshold of the policy, the test pairs' count and overlap with training images."""
+    from trainables.evaluation.keys import VERIFICATION_AT_KEYS
+    from trainables.metric.config import metric_keys_common
+
+    evaluation = ["val/pairs/auc", "val/pairs/eer", *(f"eval/pairs/{k}" for k in VERIFICATION_AT_KEYS),
+                  "eval/pairs/n", "eval/pairs/with_training_image"]
+    return metric_keys_common(cfg, evaluation, ["train/loss", "train/pairs"])

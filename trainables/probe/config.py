@@ -104,3 +104,19 @@ class ProbeConfig(BaseModel):
         return synthfaces.SynthFacesSpec(resolution=self.image_size, seed=self.data_seed,
                                          eval_identities=self.synth_classes, eval_images=self.synth_images,
                                          domains=self.synth_domains)
+
+
+def metric_keys(cfg: ProbeConfig) -> list[str]:
+    """Keys of a probe's one report (``loop.run``)."""
+    keys = [f"eval/probe/{k}" for k in ("acc", "macro_f1", "pred_cv", "classes", "test_images")]
+    keys += ["train/acc", "train/embed_s", "train/head_s", "train/encoded"]
+    if cfg.val_fraction > 0:
+        keys += [f"val/probe/{k}" for k in ("acc", "macro_f1", "pred_cv")]
+    if len(cfg.encoders) > 1 and cfg.fusion != "concat" and cfg.head != "zero_shot":
+        keys += [f"train/fusion_weight/{i}" for i in range(len(cfg.encoders))]
+    return keys
+
+
+def iterations(cfg: ProbeConfig) -> int:
+    """A probe reports once, whatever its ``epochs`` (passes of its head over the embeddings)."""
+    return 1

@@ -45,3 +45,19 @@ class TripletConfig(MetricLearningConfig):
             raise ValueError("test_persons is needed with a person file for training: evaluation must use "
                              "identities the model never saw")
         return self
+
+
+def metric_keys(cfg: TripletConfig) -> list[str]:
+    """Keys of a trial's final report (``loop.Evaluator`` and the epoch): per protocol
+    (``twin`` where the test persons have twins: synthfaces, or a test twin file; and
+    ``nontwin``) the validation EER and the test metrics at the validation threshold."""
+    from trainables.evaluation.keys import VERIFICATION_AT_KEYS
+    from trainables.metric.config import metric_keys_common
+
+    protocols = (["twin"] if cfg.train_persons == "synthfaces" or cfg.test_twins else []) + ["nontwin"]
+    evaluation = [f"{s}/{p}/{k}" for p in protocols for s, ks in (("val", ("eer",)), ("eval", VERIFICATION_AT_KEYS))
+                  for k in ks]
+    training = ["train/loss", "train/triplets", "train/possible_triplets"]
+    if cfg.batch_mining != "none":
+        training.append("train/mined_triplets_per_batch")
+    return metric_keys_common(cfg, evaluation, training)
