@@ -291,7 +291,9 @@ class SearchProgress(tune.Callback):
             result = trial.last_result  # waited at a rung across a resume, stopped there without running
         search, plan = self.search, self.plan_of[trial.trial_id]
         reached = int((result or {}).get("training_iteration", 0))
-        full = min(search.max_t, int(plan.config.get("epochs", search.max_t)))
+        # a trial that reported its final result ran to completion (a probe reports once,
+        # whatever its ``epochs``; a baseline evaluates once)
+        full = min(search.max_t, self.entry.full_iterations(plan.config))
         if status == "TERMINATED" and reached < full:
             status = "STOPPED"
             self.table.rows[plan.index]["rung"] = reached
@@ -343,9 +345,8 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
     ``restore``: continue from Tune's experiment state (``resume``): the sampler goes on from
     its saved state (every trial it has seen), unfinished trials from their last checkpoint.
     """
-    from ray.tune.search.optuna import OptunaSearch
-
     from orchestrator.asha import PromotionASHA, RunningLimiter
+    from orchestrator.searcher import StoppedAwareOptunaSearch
     from orchestrator.search_space import base_point, define_by_run
 
     _quiet_tune_logs()
@@ -357,8 +358,9 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
         tuner = tune.Tuner.restore(str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True,
                                    resume_errored=False)
     else:
-        searcher = OptunaSearch(space=define_by_run(search.params, search.base), metric=metric, mode=mode,
-                                points_to_evaluate=[base_point(search.params, search.base)], seed=search.search_seed)
+        searcher = StoppedAwareOptunaSearch(space=define_by_run(search.params, search.base), metric=metric, mode=mode,
+                                            points_to_evaluate=[base_point(search.params, search.base)],
+                                            seed=search.search_seed, trainable=entry.name, search=search)
         if max_concurrent:
             searcher = RunningLimiter(searcher, max_concurrent=max_concurrent)
         scheduler = PromotionASHA(run_dir, metric=metric, mode=mode, max_t=search.max_t,

@@ -219,7 +219,7 @@ def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | Non
     if base_config.get("eval_every", 1) != 1:
         raise UserError(f"study {spec.name!r}: a search needs eval_every: 1 (ASHA compares trials at every iteration)")
     sched = (q.scheduler if q and q.scheduler else None) or spec.scheduler
-    max_t = sched.max_t or int(base_config.get("epochs", 1))
+    max_t = sched.max_t or entry.full_iterations(base_config)
     if sched.grace_period > max_t:
         raise UserError(f"study {spec.name!r}: scheduler.grace_period {sched.grace_period} exceeds max_t {max_t}")
     return SearchPlan(params, base, base_config, seed, (q.num_samples if q and q.num_samples else None) or spec.num_samples,

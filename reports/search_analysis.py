@@ -125,9 +125,11 @@ def search_params(meta: dict) -> list:
 
 def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: Any = None):
     """The search as an Optuna study: TERMINATED -> COMPLETE (its final metric), STOPPED ->
-    PRUNED, ERROR and INTERRUPTED -> FAIL; PENDING trials never ran and are left out. Params
+    PRUNED (with its last intermediate value as its value, Optuna's convention for pruned
+    trials), ERROR and INTERRUPTED -> FAIL; PENDING trials never ran and are left out. Params
     are the keys the sampler chose (conditional keys only where their condition held),
-    intermediate values the per-iteration metric."""
+    intermediate values the per-iteration metric. The study carries the metric's name, so
+    optuna-dashboard shows it rather than "Objective 0"."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is noise in a report
@@ -136,6 +138,7 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
     curve = metric_curves(curves, metric)
     study = optuna.create_study(storage=storage, study_name=meta["study"], load_if_exists=False,
                                 direction="maximize" if meta["mode"] == "max" else "minimize")
+    study.set_metric_names([metric])
     states = {COMPLETED: optuna.trial.TrialState.COMPLETE, STOPPED: optuna.trial.TrialState.PRUNED}
     by_trial = dict(tuple(curve.groupby("trial_name")))  # once, not a scan of every curve per trial
     empty = curve.iloc[:0]
@@ -152,6 +155,9 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
         if value is not None and (pd.isna(value) or not math.isfinite(float(value))):
             state, value = optuna.trial.TrialState.FAIL, None
         mine = by_trial.get(r["trial_name"], empty)
+        intermediate = {int(i): float(v) for i, v in zip(mine["iteration"], mine["value"]) if math.isfinite(v)}
+        if state == optuna.trial.TrialState.PRUNED and intermediate:
+            value = intermediate[max(intermediate)]  # as study.tell(state=PRUNED) records it
         if len(mine):  # the trial's span from its reports; without curves, "now" (Optuna needs both)
             end = float(mine["timestamp"].max())
             start, complete = (dt.datetime.fromtimestamp(end - float(mine["time_total_s"].max())),
@@ -164,8 +170,7 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
             params=chosen, distributions={p.name: _distribution(p) for p in params if p.name in chosen},
             user_attrs={"trial": r.get("trial", r["trial_name"]), "status": r["status"], "iterations": int(r["iterations"]),
                         **({"error": str(r["error"])} if isinstance(r.get("error"), str) and r["error"] else {})},
-            system_attrs={}, intermediate_values={int(i): float(v) for i, v in zip(mine["iteration"], mine["value"])
-                                                  if math.isfinite(v)}))
+            system_attrs={}, intermediate_values=intermediate))
     return study
 
 

@@ -160,7 +160,11 @@ def test_sensitivity_quick_run(sensitivity_run, tmp_path):
             else:
                 assert row["p"] == pytest.approx(paired_ttest(vals, base).p, nan_ok=True)
     grid = pd.read_csv(sensitivity_run / "report" / "sensitivity_loss_weights.csv")
-    assert len(grid) == 4 * 2  # the 2 x 2 quick grid, 2 report metrics
+    assert len(grid) == 4 * 3  # the 2 x 2 quick grid, 3 report metrics
+    # the marks (a recommendation) are made on the validation identities, and say so
+    md = (sensitivity_run / "report" / "sensitivity_lora_rank.md").read_text()
+    assert "not significantly worse than the best point" in md and "in val/cross_domain/acc" in md
+    assert "Chosen on: † marks on val/cross_domain/acc (validation identities)" in md
     index = (sensitivity_run / "report" / "index.html").read_text()
     assert "Sensitivity of sensitivity to lora_rank" in index and "synthetic" in index
     _compiles(sorted((sensitivity_run / "report").glob("sensitivity_*.tex")), tmp_path)
@@ -223,6 +227,11 @@ def test_search_quick_run(search_run, tmp_path):
     assert len(df) == 6 and set(df["status"]) <= {"TERMINATED", "STOPPED"}
     first = df[df["trial"] == "trial000"].iloc[0]  # the base config is evaluated first
     assert (first["config/lr"], first["config/lora_rank"], first["config/maml_inner_steps"]) == (1e-3, 8, 3)
+    from orchestrator.plan import compile_search
+    from orchestrator.studies import load_study
+
+    base = compile_search(load_study("search")[0], quick=True).base_config
+    assert json.loads((search_run / "configs.json").read_text())[first["trial_name"]] == base
     stopped, finished = df[df["status"] == "STOPPED"], df[df["status"] == "TERMINATED"]
     # ASHA by promotion, one rung (iteration 1), eta 2: at least ceil(6/2) = 3 go on to the
     # end (more when a later arrival outranks one promoted earlier), the best at the rung
@@ -232,18 +241,44 @@ def test_search_quick_run(search_run, tmp_path):
     assert finished["rung"].isna().all() and (finished["iterations"] == 2).all()
     from reports.search_analysis import metric_curves, read_curves
 
-    curves = metric_curves(read_curves(search_run), "eval/cross_domain/acc")
+    # ASHA promoted on the validation identities: the best validation value at the rung went on
+    curves = metric_curves(read_curves(search_run), "val/cross_domain/acc")
     at_rung = curves[curves["iteration"] == 1].set_index("trial_name")["value"]
     assert at_rung.idxmax() in set(finished["trial_name"])
     # MAML's learning rate is searched only where MAML is on; elsewhere it keeps the base value
     assert (df.loc[df["config/maml_inner_steps"] == 0, "config/maml_inner_lr"] == 0.01).all()
     top = pd.read_csv(search_run / "report" / "top_k.csv")
-    m = "eval/cross_domain/acc"
+    m, test = "val/cross_domain/acc", "eval/cross_domain/acc"
     finished = df[df["status"] == "TERMINATED"].sort_values(m, ascending=False)
-    assert list(top["trial"]) == list(finished["trial"])[:5]  # stopped trials are never ranked
+    assert list(top["trial"]) == list(finished["trial"])[:5]  # ranked on validation; stopped trials never
     assert list(top[m]) == pytest.approx(list(finished[m])[:5])
+    assert list(top[test]) == pytest.approx(list(finished[test])[:5])  # the test metric of what was chosen
+    assert "Chosen on: val/cross_domain/acc" in (search_run / "report" / "top_k.md").read_text()
     _compiles([search_run / "report" / "top_k.tex"], tmp_path)
     assert "Trials stopped early or failed" in (search_run / "report" / "index.html").read_text()
+
+
+def test_the_sampler_is_told_which_trials_were_stopped(search_run):
+    """Tune's searcher state after the search: the trials ASHA stopped are PRUNED in the
+    sampler's own Optuna study (with their per-epoch values), the finished ones COMPLETE
+    with their final value; Tune's OptunaSearch alone records every one as COMPLETE."""
+    import optuna
+
+    from orchestrator.searcher import StoppedAwareOptunaSearch
+
+    searcher = StoppedAwareOptunaSearch()
+    searcher.restore_from_dir(str(search_run / "tune"))
+    df = pd.read_csv(search_run / "results.csv")
+    trials = searcher._ot_study.trials
+    assert len(trials) == len(df)
+    m = "val/cross_domain/acc"
+    S = optuna.trial.TrialState
+    # the sampler's trials in the order it proposed them, as results.csv lists them
+    for t, (_, r) in zip(trials, df.iterrows()):
+        assert t.state == {"TERMINATED": S.COMPLETE, "STOPPED": S.PRUNED}[r["status"]], r["trial"]
+        assert t.value == pytest.approx(r[m])  # a pruned trial: its last intermediate value
+        assert max(t.intermediate_values) == r["iterations"]
+    assert {t.state for t in trials} == {S.COMPLETE, S.PRUNED}
 
 
 def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
@@ -253,7 +288,7 @@ def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
 
     from reports.search_analysis import metric_curves, read_curves
 
-    m = "eval/cross_domain/acc"
+    m = "val/cross_domain/acc"  # the search's metric
     df = pd.read_csv(search_run / "results.csv")
     curves = metric_curves(read_curves(search_run), m)
     for _, r in df.iterrows():  # every trial's metric at every iteration it ran, the last one its result
@@ -313,14 +348,15 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
 
     from orchestrator.studies import load_study
 
-    m = "eval/cross_domain/acc"
+    m, chosen = "eval/cross_domain/acc", "val/cross_domain/acc"  # tested on test identities, chosen on validation
     search = pd.read_csv(search_run / "results.csv")
     search_configs = json.loads((search_run / "configs.json").read_text())
-    best = search[(search["status"] == "TERMINATED") & (search["trial"] != "trial000")].sort_values(m, ascending=False)
+    best = search[(search["status"] == "TERMINATED") & (search["trial"] != "trial000")].sort_values(chosen, ascending=False)
     expected = list(best["trial"])[:2]  # quick: confirm.top_k 2
     df = pd.read_csv(confirm_run / "results.csv")
     meta = json.loads((confirm_run / "run.json").read_text())
     assert meta["kind"] == "confirm" and [c["trial"] for c in meta["candidates"]] == expected
+    assert meta["metric"] == m and meta["search_metric"] == chosen
     variants = ["base"] + [f"top{i + 1}" for i in range(len(expected))]
     assert list(dict.fromkeys(df["variant"])) == variants
     assert set(df["status"]) == {"TERMINATED"} and sorted(set(df["seed"])) == [1, 2]  # fresh seeds, not 0
@@ -341,7 +377,8 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     got = table[(table["metric"] == m) & ~table["reference"]]
     assert list(got["p"]) == pytest.approx(raw) and list(got["p_holm"]) == pytest.approx(holm)
     cand = pd.read_csv(confirm_run / "report" / "confirm_candidates.csv")
-    assert list(cand["search value"][1:]) == pytest.approx(list(best[m])[:len(expected)])
+    assert list(cand[f"search {chosen}"][1:]) == pytest.approx(list(best[chosen])[:len(expected)])
+    assert cand.columns.tolist()[3:5] == [f"confirmed {chosen}", f"confirmed {m}"]  # chosen-on and tested, side by side
     _compiles([confirm_run / "report" / f for f in ("confirm.tex", "confirm_stats.tex", "confirm_candidates.tex")],
               tmp_path)
     spec, _ = load_study(str(confirm_run / "spec.yaml"))  # the confirm run, as an ablation anyone can rerun

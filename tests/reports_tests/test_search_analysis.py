@@ -68,7 +68,9 @@ def test_optuna_study_states_params_and_intermediate_values(tmp_path):
     t = study.trials
     S = optuna.trial.TrialState
     assert [x.state for x in t] == [S.COMPLETE, S.PRUNED, S.COMPLETE, S.FAIL, S.COMPLETE]
-    assert [x.value for x in t] == [0.70, None, 0.75, None, 0.72]
+    # the pruned trial carries its last intermediate value (Optuna's convention): 0.90 at 1 epoch
+    assert [x.value for x in t] == [0.70, 0.90, 0.75, None, 0.72]
+    assert t[1].intermediate_values == {1: pytest.approx(0.90)}
     # inner_lr is a param only where steps > 0 (where the sampler chose it)
     assert t[0].params == {"lr": 1e-3, "rank": 8, "steps": 0}
     assert t[2].params == {"lr": 1e-3, "rank": 8, "steps": 3, "inner_lr": 0.05}
@@ -79,6 +81,7 @@ def test_optuna_study_states_params_and_intermediate_values(tmp_path):
     # the file optuna-dashboard opens holds the same study
     path = sa.write_optuna_storage(df, _curves(ROWS), META, tmp_path / "optuna.db")
     loaded = optuna.load_study(study_name="s", storage=f"sqlite:///{path}")
+    assert loaded.metric_names == [M]  # optuna-dashboard names the objective, not "Objective 0"
     assert [(x.state, x.value, x.params, x.intermediate_values) for x in loaded.trials] == \
         [(x.state, x.value, x.params, x.intermediate_values) for x in t]
     sa.write_optuna_storage(df, _curves(ROWS), META, path)  # rewritten, not appended

@@ -239,3 +239,33 @@ def test_triplet_validation_needs_every_kind_of_impostor_the_test_has(standin, t
         load_splits(TripletConfig(**cfg))
     splits = load_splits(TripletConfig(**cfg, val_fraction=0.5))  # two pairs held out
     assert splits.val.num_identities == 4 and len(splits.val.twin_pairs()) == 2
+
+
+def _folder_persons(root: Path, sub: str) -> str:
+    """A person file (identity -> image paths relative to it) listing every image of root/sub/<person>/."""
+    persons = {d.name: [f"{sub}/{d.name}/{f.name}" for f in sorted(d.iterdir())] for d in sorted((root / sub).iterdir())}
+    (root / f"{sub}.json").write_text(json.dumps(persons))
+    return str(root / f"{sub}.json")
+
+
+@pytest.mark.parametrize("name", ["triplet", "infonce"])
+def test_skipped_images_are_listed_by_every_trainable(standin, tmp_path, name):
+    """An unreadable training image is skipped and listed in the run's skipped_images.csv
+    (the run prints that it is there) by the metric-learning trainables as by da_lora."""
+    import importlib
+
+    for root, people in (("train", 6), ("test", 4)):
+        for k in range(people):
+            for j in range(5):
+                _img(tmp_path / root / f"{root}{k}" / f"{j}.png", 20 * k + j)
+    (tmp_path / "train" / "train0" / "broken.png").write_bytes(b"")
+    train = {"train_persons": _folder_persons(tmp_path, "train"), "test_persons": _folder_persons(tmp_path, "test")} \
+        if name == "triplet" else {"train_data": str(tmp_path / "train"), "test_data": str(tmp_path / "test"),
+                                   "gallery_per_identity": 2}
+    config = TripletConfig if name == "triplet" else InfoNCEConfig
+    out = tmp_path / "run"
+    out.mkdir()
+    prov = importlib.import_module(f"trainables.{name}.loop").prepare(config(val_fraction=0.34, **train), out)
+    assert prov["skipped_images"] == "1"
+    rows = (out / "skipped_images.csv").read_text().splitlines()
+    assert rows[0] == "path,reason" and rows[1].startswith(str(tmp_path / "train" / "train0" / "broken.png"))

@@ -299,3 +299,46 @@ def test_unreadable_training_images_are_skipped_and_counted(faces, standin, tmp_
         p.write_bytes(b"")
     with pytest.raises(DataError, match="none of its images can be read"):
         read_image_folder(tmp_path / "train")
+
+
+def _path_pairs(files: dict[str, list[Path]], path: Path) -> Path:
+    """A ``path1 path2 label`` pair list over image files (identity: the folder of an image)."""
+    names = sorted(files)
+    lines = [f"{files[n][0]} {files[n][1]} 1" for n in names] + \
+            [f"{files[a][0]} {files[b][0]} 0" for a, b in zip(names, names[1:] + names[:1])]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("leak", ["lfw_form", "path_form", "val_data", "val_vs_test"])
+def test_benchmark_identities_that_were_trained_on_are_refused_through_the_cli(faces, standin, tmp_path, capsys,
+                                                                             monkeypatch, leak):
+    """Through the path a user runs (`run`, the trainable's preparation): a test or
+    validation benchmark naming training identities, in either pair-list form, or a
+    validation benchmark sharing people with a test benchmark, ends in one line, exit 2."""
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    _write_faces(faces, tmp_path / "train", "train", 6, nested=False, prefix="p")
+    clean = _lfw_benchmark(faces, tmp_path / "clean")
+    leaky_lfw = _lfw_benchmark(faces, tmp_path / "leaky", group="train", prefix="p")
+    leaky_paths = _path_pairs(_write_faces(faces, tmp_path / "copies", "train", 6, nested=False, prefix="p"),
+                              tmp_path / "leaky-paths.txt")
+    sets = {"lfw_form": [f"benchmarks={{lfw: {leaky_lfw}}}"],
+            "path_form": [f"benchmarks={{lfw: {leaky_paths}}}"],
+            "val_data": [f"benchmarks={{lfw: {clean}}}", f"val_data={{dev: {leaky_lfw}}}"],
+            "val_vs_test": [f"benchmarks={{lfw: {clean}}}", f"val_data={{dev: {clean}}}"]}[leak]
+    expected = {"lfw_form": "benchmark lfw: 6 of its identities are also training identities",
+                "path_form": "benchmark lfw: 6 of its identities are also training identities",
+                "val_data": "validation benchmark dev: 6 of its identities are also training identities",
+                "val_vs_test": "validation benchmark dev: 6 of its identities are also in test benchmark lfw"}[leak]
+    (tmp_path / "s.yaml").write_text(
+        "name: s\nkind: ablation\ntrainable: da_lora\nmetric: train/loss\nmode: min\nseeds: [0]\nreference: a\n"
+        f"base: {{epochs: 1, train_data: {tmp_path / 'train'}, val_fraction: 0}}\nvariants: {{a: {{}}}}\n")
+    argv = ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run")]
+    for s in sets:
+        argv += ["--set", s]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()

@@ -13,7 +13,6 @@ computed at all.
 
 from __future__ import annotations
 
-import csv
 
 import tempfile
 import time
@@ -31,8 +30,8 @@ from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces
 from trainables.data.sources import (
-    DataError, TrainSet, domain_groups, limit_per_identity, read_image, read_train_data,
-)
+    SKIPPED_FILE, DataError, TrainSet, domain_groups, limit_per_identity, read_image, read_train_data, write_skipped,
+)  # SKIPPED_FILE: re-exported
 from trainables.data.splits import hold_out
 from trainables.evaluation.pairs import identity_units
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
@@ -286,7 +285,6 @@ def _once(fn):
 
 
 # ------------------------------------------------------------------ the trial
-SKIPPED_FILE = "skipped_images.csv"
 
 
 def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
@@ -297,9 +295,7 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     build_model(cfg, data.num_domains, backbone)  # LoRA targets that match nothing fail here
     if data.synth is not None:
         synthfaces.save_sample_grid(data.synth, Path(out_dir) / synthfaces.SAMPLES_FILE)
-    if data.train.skipped:
-        with open(Path(out_dir) / SKIPPED_FILE, "w", newline="") as f:
-            csv.writer(f).writerows([("path", "reason"), *data.train.skipped])
+    write_skipped(out_dir, data.train.skipped)
     # identities with one image stay in: a CosFace class of their own, and for SupCon only
     # negatives (an anchor without a positive adds nothing to pytorch-metric-learning's SupConLoss)
     counts = np.bincount(data.train.identity)

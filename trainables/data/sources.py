@@ -35,6 +35,20 @@ from trainables.errors import TrainableInputError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
+#: Where a run lists the training images it skipped (path, reason), written by every trainable's ``prepare``.
+SKIPPED_FILE = "skipped_images.csv"
+
+
+def write_skipped(out_dir: Path, *skipped: tuple[tuple[str, str], ...]) -> int:
+    """Write ``skipped_images.csv`` (path, reason) into the run directory when any image
+    was skipped; returns how many distinct images were."""
+    rows = sorted(set().union(*map(set, skipped))) if skipped else []
+    if rows:
+        with open(Path(out_dir) / SKIPPED_FILE, "w", newline="") as f:
+            csv.writer(f).writerows([("path", "reason"), *rows])
+    return len(rows)
+
+
 class DataError(TrainableInputError):
     """Training data that cannot be read or does not fit the config."""
 

@@ -5,7 +5,9 @@
 * an optional header ``<folds> <pairs per fold>`` (LFW: ``10 300``);
 * ``name i j``: same person, images ``name/name_000i.jpg`` and ``name/name_000j.jpg``;
 * ``name1 i name2 j``: different people;
-* or ``path1 path2 label`` with ``label`` 1 (same) or 0 (different), paths relative to the file.
+* or ``path1 path2 label`` with ``label`` 1 (same) or 0 (different), paths relative to the file;
+  the identity of an image is the folder it sits in (``<name>/<image>``), as in a training
+  image folder.
 
 Image paths in the first two forms are looked up next to ``pairs.txt`` (``<dir>/<name>/``
 or ``<dir>/images/<name>/``), with extension ``.jpg``, ``.png`` or ``.jpeg``.
@@ -40,7 +42,8 @@ class BenchmarkError(TrainableInputError):
 class PairBenchmark:
     """Images (uint8 (N, 3, S, S)) and the pairs over them, in file order.
 
-    ``identity_names`` are the people the benchmark names (pairs.txt in LFW form), for the
+    ``identity_names`` are the people the benchmark names (pairs.txt: in LFW form, or the folders
+    its images sit in), for the
     train/evaluation overlap check; empty when the file does not name them (``.bin``).
     """
 
@@ -89,6 +92,9 @@ def read_pairs_txt(path: Path) -> tuple[list[Path], list[Path], np.ndarray, froz
                     if not p.is_file():
                         raise BenchmarkError(f"image {p} not found")
                 left.append(a), right.append(b), label.append(int(parts[2]))
+                # the person is the folder an image sits in, as in a training image folder:
+                # otherwise this form would name nobody and escape the overlap check
+                names.update(p.parent.name for p in (a, b))
             elif len(parts) == 3:
                 left.append(_lfw_path(root, parts[0], parts[1]))
                 right.append(_lfw_path(root, parts[0], parts[2]))

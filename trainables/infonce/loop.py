@@ -21,7 +21,7 @@ import torch
 from pytorch_metric_learning import losses
 
 from trainables.data.json_lists import PersonSet
-from trainables.data.sources import DataError
+from trainables.data.sources import DataError, write_skipped
 from trainables.data.synthfaces_export import PERSONS
 from trainables.evaluation.decisions import identification
 from trainables.hardware import Fetcher, hardware
@@ -119,7 +119,8 @@ def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
         synthfaces.save_sample_grid(synthfaces.load(cfg.synthfaces()), Path(out_dir) / synthfaces.SAMPLES_FILE)
     counts = np.bincount(train.identity)
     fp = hashlib.sha256(f"{train.fingerprint},{val.fingerprint},{test.fingerprint}".encode()).hexdigest()[:16]
-    return {"data_fingerprint": fp, "skipped_images": str(len(set(train.skipped) | set(test.skipped))),
+    skipped = write_skipped(out_dir, train.skipped, val.skipped, test.skipped)
+    return {"data_fingerprint": fp, "skipped_images": str(skipped),
             "single_image_identities": str(int((counts == 1).sum()))}
 
 

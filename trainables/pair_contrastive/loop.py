@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from trainables.data.json_lists import FeedbackPairs, read_feedback_pairs
-from trainables.data.sources import DataError
+from trainables.data.sources import DataError, write_skipped
 from trainables.data.synthfaces_export import FEEDBACK
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
@@ -57,7 +57,7 @@ class PairSplits:
     by: str  # "identity" or "pair"
     dropped: int  # pairs left out: across identity splits, or sharing an image with training
     fingerprint: str
-    skipped: int = 0  # pairs dropped for an unreadable image
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason) of unreadable images, whose pairs are dropped
 
     def added(self, source_pairs: int) -> int:
         """Different-person pairs added to held-out splits made by identity (``_balanced``)."""
@@ -137,7 +137,7 @@ def split_pairs(fp: FeedbackPairs, *, val_fraction: float, test_fraction: float,
     side, by = _sides(fp, val_fraction, test_fraction, seed)
     pairs = {s: _held_out(fp, side, s, by, seed) for s in SPLITS}
     _check(pairs, fp.source, by, val_fraction, test_fraction)
-    return PairSplits(fp.paths, pairs, by, int((side == "").sum()), _digest(fp.fingerprint, by, seed), len(fp.skipped))
+    return PairSplits(fp.paths, pairs, by, int((side == "").sum()), _digest(fp.fingerprint, by, seed), tuple(fp.skipped))
 
 
 def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: float, seed: int) -> PairSplits:
@@ -166,7 +166,7 @@ def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: floa
     pairs["test"] = (test.left + offset, test.right + offset, test.label)
     _check(pairs, fp.source, by, val_fraction, None)
     return PairSplits(fp.paths + test.paths, pairs, by, int((side == "").sum()),
-                      _digest(fp.fingerprint, by, seed, test.fingerprint), len(fp.skipped) + len(test.skipped))
+                      _digest(fp.fingerprint, by, seed, test.fingerprint), tuple(fp.skipped) + tuple(test.skipped))
 
 
 def _check(pairs, source, by, val_fraction, test_fraction) -> None:
@@ -236,7 +236,7 @@ class Evaluator:
 def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
     splits = load_splits(cfg)
     build_encoder(cfg, load_backbone(backbone_reference(cfg)))
-    return {"data_fingerprint": splits.fingerprint, "skipped_images": str(splits.skipped)}
+    return {"data_fingerprint": splits.fingerprint, "skipped_images": str(write_skipped(out_dir, splits.skipped))}
 
 
 def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | None = None) -> None:

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from trainables.data.sources import write_skipped
 from trainables.hardware import Fetcher, Hardware, hardware
 from trainables.probe import cache, encoders
 from trainables.probe.config import ProbeConfig
@@ -73,7 +74,7 @@ def prepare(cfg: ProbeConfig, out_dir: Path) -> dict[str, str]:
         from trainables.data import synthfaces
 
         synthfaces.save_sample_grid(synthfaces.load(cfg.synthfaces()), Path(out_dir) / synthfaces.SAMPLES_FILE)
-    return {"data_fingerprint": cs.fingerprint, "skipped_images": str(len(cs.images.skipped))}
+    return {"data_fingerprint": cs.fingerprint, "skipped_images": str(write_skipped(out_dir, cs.images.skipped))}
 
 
 def _metrics(prefix: str, m: dict) -> dict[str, float]:

@@ -20,7 +20,7 @@ import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
 
 from trainables.data.json_lists import PersonSet, read_persons
-from trainables.data.sources import DataError
+from trainables.data.sources import DataError, write_skipped
 from trainables.data.synthfaces_export import PERSONS, TWINS
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
@@ -106,7 +106,7 @@ def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
 
         synthfaces.save_sample_grid(synthfaces.load(cfg.synthfaces()), Path(out_dir) / synthfaces.SAMPLES_FILE)
     counts = np.bincount(splits.train.identity)
-    skipped = len(set(splits.train.skipped) | set(splits.test.skipped))
+    skipped = write_skipped(out_dir, splits.train.skipped, splits.val.skipped, splits.test.skipped)
     return {"data_fingerprint": splits.fingerprint, "skipped_images": str(skipped),
             "single_image_identities": str(int((counts == 1).sum()))}
 
