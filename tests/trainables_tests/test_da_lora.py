@@ -127,3 +127,29 @@ def test_same_config_and_seed_give_the_same_metrics_on_cpu(standin):
     assert same(first[0]) == same(again[0])
     other = _run(cfg.model_copy(update={"seed": 6}))
     assert other[0]["train/loss"] != first[0]["train/loss"]
+
+
+def test_evaluation_uses_only_identities_never_trained_on(standin):
+    """What a trial scores (the Evaluator its ``run`` builds) against the data's definition:
+    the test sets are exactly synthfaces' ``eval`` group, the validation sets identities held
+    out of the ``train`` group, twins together, and no identity is in two of the three."""
+    from trainables.da_lora.loop import Evaluator, hardware, load_data
+    from trainables.data import synthfaces
+
+    cfg = DaLoraConfig()
+    faces = synthfaces.load(cfg.synthfaces())
+    data = load_data(cfg, 32)
+    ev = Evaluator(cfg, data, hardware(cfg))
+    eval_group = faces.split == synthfaces.SPLITS.index("eval")
+    train_group = faces.split == synthfaces.SPLITS.index("train")
+    test_ids, val_ids, train_ids = set(ev.synth.identities), set(ev.val.identities), set(data.train.identity)
+    assert test_ids == set(faces.identity[eval_group])
+    assert torch.equal(ev.synth.images, torch.as_tensor(faces.images[eval_group]))  # the very test images
+    assert val_ids | train_ids == set(faces.identity[train_group])
+    assert not (train_ids & val_ids or train_ids & test_ids or val_ids & test_ids)
+    assert len(val_ids) == 23  # 0.2 of the 12 twin pairs (2 pairs) and of the 96 others (19)
+    for i in val_ids:  # twins together
+        assert faces.twin_of[i] < 0 or faces.twin_of[i] in val_ids
+    # the validation pairs are built over the validation images alone
+    for pl in ev.val.pairs.values():
+        assert pl.left.max() < len(ev.val.images) and pl.right.max() < len(ev.val.images)

@@ -269,3 +269,27 @@ def test_skipped_images_are_listed_by_every_trainable(standin, tmp_path, name):
     assert prov["skipped_images"] == "1"
     rows = (out / "skipped_images.csv").read_text().splitlines()
     assert rows[0] == "path,reason" and rows[1].startswith(str(tmp_path / "train" / "train0" / "broken.png"))
+
+
+def test_overlap_checks_run_in_the_trainables_own_preparation(feedback, standin, tmp_path):
+    """The path a user's run takes (``prepare``, then each trial's ``run``): test data that
+    shares people or pairs with the training data is refused there, not only by the checker."""
+    from trainables.infonce.loop import prepare as prepare_infonce
+    from trainables.pair_contrastive.loop import prepare as prepare_pairs
+
+    data = json.loads((feedback / "pairs.json").read_text())
+    (feedback / "train.json").write_text(json.dumps(data[:40]))
+    (feedback / "leaky.json").write_text(json.dumps(data[35:45]))
+    out = tmp_path / "run"
+    out.mkdir()
+    with pytest.raises(DataError, match="5 of its pairs are also in"):
+        prepare_pairs(PairContrastiveConfig(pairs=str(feedback / "train.json"), test_pairs=str(feedback / "leaky.json"),
+                                            identity_from_folder=True), out)
+    for root, people in (("train", 6), ("test", 3)):
+        for k in range(people):
+            for j in range(5):
+                _img(tmp_path / root / f"{root}{k}" / f"{j}.png", 20 * k + j)
+    _img(tmp_path / "test" / "train0" / "0.png", 1)  # a training person among the test people
+    with pytest.raises(DataError, match="1 test identities are also training identities"):
+        prepare_infonce(InfoNCEConfig(train_data=str(tmp_path / "train"), test_data=str(tmp_path / "test"),
+                                      val_fraction=0.34), out)
