@@ -50,13 +50,14 @@ class StoppedAwareOptunaSearch(OptunaSearch):
 
         ot_trial = self._ot_trials[trial_id]
         reached = int(result.get("training_iteration", 0))
-        full = self.full_length(ot_trial.params)
-        if full is None or reached >= full:
-            return super().on_trial_complete(trial_id, result=result, error=error)
         value = result.get(self.metric)
         frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
         if value is not None and reached not in frozen.intermediate_values:
-            # the result that made the scheduler stop it never reached ``on_trial_result``
+            # the result that made the scheduler stop the trial (early, or at max_t) never
+            # reached ``on_trial_result``: every reported epoch is an intermediate value
             ot_trial.report(float(value), reached)
+        full = self.full_length(ot_trial.params)
+        if full is None or reached >= full:
+            return super().on_trial_complete(trial_id, result=result, error=error)
         self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
