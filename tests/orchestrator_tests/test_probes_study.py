@@ -71,3 +71,39 @@ def test_report_has_the_track_comparison(run, tmp_path):
     assert "probe pred_cv (lower is better)" in (out / "report" / "ablation.md").read_text()
     assert "Track comparison" in (out / "report" / "index.html").read_text()
     _compiles([out / "report" / "track_comparison.tex", out / "report" / "ablation.tex"], tmp_path)
+
+
+PROBE_SEARCH = """
+name: probe-search
+kind: search
+trainable: probe
+metric: val/probe/acc
+mode: max
+seeds: [0]
+num_samples: 3
+search_seed: 0
+top_k: 3
+base: {encoders: [standin], head: linear, epochs: 10, synth_classes: 16}
+space:
+  lr: {loguniform: [1.0e-3, 1.0e-1]}
+"""
+
+
+def test_a_probe_search_ranks_trials_that_report_once(ray_local, standin, tmp_path):
+    """A probe reports its final result once, whatever its ``epochs`` (passes of the head):
+    every trial that did so completed, none was stopped early, and the search ranks them (on
+    the validation images); before, each was marked STOPPED and nothing was ranked."""
+    import optuna
+
+    from orchestrator.searcher import StoppedAwareOptunaSearch
+
+    (tmp_path / "s.yaml").write_text(PROBE_SEARCH)
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(out), "--max-concurrent", "1"]) == 0
+    df = pd.read_csv(out / "results.csv")
+    assert list(df["status"]) == ["TERMINATED"] * 3 and (df["iterations"] == 1).all()
+    top = pd.read_csv(out / "report" / "top_k.csv")
+    assert len(top) == 3 and list(top["val/probe/acc"]) == sorted(df["val/probe/acc"], reverse=True)
+    searcher = StoppedAwareOptunaSearch()
+    searcher.restore_from_dir(str(out / "tune"))
+    assert [t.state for t in searcher._ot_study.trials] == [optuna.trial.TrialState.COMPLETE] * 3

@@ -119,7 +119,7 @@ SEARCH = """
 name: tiny-search
 kind: search
 trainable: da_lora
-metric: eval/cross_domain/acc
+metric: val/cross_domain/acc
 mode: max
 seeds: [0]
 num_samples: 6
@@ -155,7 +155,7 @@ def test_search_resume_after_sigkill(ray_local, standin, tmp_path, capsys):
     assert f"{len(ended)} of 6 trials ended" in log
     after_ = pd.read_csv(out / "results.csv")
     curves = pd.read_csv(out / "curves.csv")
-    curves = curves[curves["key"] == "eval/cross_domain/acc"]  # (an iteration after the last saved checkpoint comes twice)
+    curves = curves[curves["key"] == "val/cross_domain/acc"]  # (an iteration after the last saved checkpoint comes twice)
     for r in after_.itertuples():  # one curve per trial, its iterations without gaps
         assert set(curves.loc[curves["trial_name"] == r.trial_name, "iteration"]) == set(range(1, r.iterations + 1))
     after = pd.read_csv(out / "results.csv")
@@ -175,5 +175,18 @@ def test_search_resume_after_sigkill(ray_local, standin, tmp_path, capsys):
     sampled = [(round(c["lr"], 12), c["weight_decay"]) for c in configs.values()]
     assert len(set(sampled)) == len(sampled)  # the sampler went on; it did not start over
     assert (out / "report" / "top_k.csv").is_file()
+    # the sampler, restored by the resume, still tells stopped trials from finished ones
+    import optuna
+
+    from orchestrator.searcher import StoppedAwareOptunaSearch
+
+    searcher = StoppedAwareOptunaSearch()
+    searcher.restore_from_dir(str(out / "tune"))
+    trials = searcher._ot_study.trials
+    S = optuna.trial.TrialState
+    for _, r in after.iterrows():
+        t = trials[searcher._ot_trials[r["trial_id"]].number]
+        assert t.state == {"TERMINATED": S.COMPLETE, "STOPPED": S.PRUNED}[r["status"]], r["trial"]
+        assert t.value == pytest.approx(r["val/cross_domain/acc"])
     assert main(["resume", str(out)]) == 0
     assert "every trial has ended; rebuilding the report" in capsys.readouterr().out

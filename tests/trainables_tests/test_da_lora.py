@@ -51,6 +51,19 @@ def test_loss_decreases_and_metrics_in_range(two_epochs):
         assert metrics["eval/visible/acc"] > 0.85
 
 
+def test_two_lora_epochs_beat_the_backbone_beyond_seed_noise(two_epochs, standin, faces):
+    """Adaptation helps on the held-out test identities, by more than seed noise. Measured
+    with seeds 0-4 of this config (2026-12-01, CPU): eval/cross_domain/auc 0.6915 before
+    fine-tuning (the backbone's own embeddings, which no seed changes), 0.7203 mean after
+    two LoRA epochs, sd 0.0025 over seeds. The margin is 3 sd; the measured gains were
+    0.026-0.033 (10-13 sd)."""
+    from trainables.evaluation.synthfaces_eval import SynthfacesVerification
+
+    _, reports, _ = two_epochs
+    before = SynthfacesVerification(faces, flip=True)(load_backbone(str(standin)))["eval/cross_domain/auc"]
+    assert reports[-1]["eval/cross_domain/auc"] - before > 3 * 0.0025
+
+
 def test_resume_from_checkpoint_continues_exactly(two_epochs):
     cfg, reports, keep = two_epochs
     resumed = _run(cfg, restore=keep / "epoch1")

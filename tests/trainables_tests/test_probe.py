@@ -258,9 +258,13 @@ def test_probe_writes_the_notes_files_and_the_encoder_matters(tmp_path, standin)
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0] == "name,precision,recall,f1,support,predicted" and len(rows) == 1 + len(names)
     assert json.loads((out / "config.json").read_text())["seed"] == 1
-    # the stand-in (pre-trained on other synthfaces identities) against random features
+    # the stand-in (pre-trained on other synthfaces identities) against the probe's baseline,
+    # random features (the same architecture untrained), at the same seed (the same split),
+    # by more than seed noise: measured with seeds 0-4 of this config (2026-12-01, CPU), test
+    # accuracy 0.409 against 0.110, paired difference 0.299 with sd 0.041 over seeds; the
+    # margin is 3 sd
     control = run_probe(ProbeConfig(seed=1, encoders=("standin:untrained",)))
-    assert got["eval/probe/acc"] > 2 * control["eval/probe/acc"]
+    assert got["eval/probe/acc"] - control["eval/probe/acc"] > 3 * 0.041
     assert got["eval/probe/acc"] > 5 / cfg.synth_classes
     fresh = run_probe(ProbeConfig(seed=1, embedding_cache=False))
     assert fresh["train/encoded"] == 1 and fresh["eval/probe/acc"] == pytest.approx(got["eval/probe/acc"], abs=1e-6)
