@@ -17,6 +17,7 @@ from trainables.da_lora.config import DaLoraConfig
 from trainables.da_lora.loop import Objective, check_identity_overlap, load_data, run
 from trainables.da_lora.model import DaLoraModel
 from trainables.data.sources import DataError, limit_per_identity, read_image_folder, read_manifest
+from trainables.da_lora.config import metric_keys
 from trainables.evaluation.benchmarks import BenchmarkError, load_benchmark, read_bin, read_pairs_txt
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import BackboneError, load_backbone
@@ -236,11 +237,14 @@ def test_trial_on_image_folder_with_two_benchmarks(faces, standin, tmp_path):
     """The real-data path end to end: folder training set, pairs.txt and .bin benchmarks."""
     _write_faces(faces, tmp_path / "train", "train", 12, nested=True, prefix="t")
     cfg = DaLoraConfig(train_data=str(tmp_path / "train"), epochs=1, batch_size=16, domain_lora=True,
-                       lambda_domain=0.1, lambda_contrastive=0.1, samples_per_identity=10,
+                       lambda_domain=0.1, lambda_contrastive=0.1, samples_per_identity=10, val_fraction=0.34,
                        benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw")),
                                    "cfp": str(_bin(faces, tmp_path / "cfp.bin", pairs=20))})
     data = load_data(cfg, 32)
-    assert data.num_domains == 5 and set(np.bincount(data.train.identity)) == {10}
+    # 4 of the 12 identities validate (val/heldout/...), never trained on; 8 train
+    assert len(data.val.identities) == 4 and not set(data.val.identities) & set(data.train.identity)
+    assert len(np.unique(data.train.identity)) == 8
+    assert data.num_domains == 5 and set(np.bincount(data.train.identity)[np.unique(data.train.identity)]) == {10}
     reports = []
     run(cfg, lambda metrics, ckpt: reports.append(metrics))
     m = reports[-1]
@@ -248,6 +252,9 @@ def test_trial_on_image_folder_with_two_benchmarks(faces, standin, tmp_path):
         assert 0.0 <= m[f"eval/{name}/acc"] <= 1.0 and 0.0 <= m[f"eval/{name}/auc"] <= 1.0
     assert m["eval/mean/acc"] == pytest.approx((m["eval/lfw/acc"] + m["eval/cfp/acc"]) / 2)
     assert not any(k.startswith("eval/cross_domain") for k in m)  # no synthfaces evaluation here
+    assert 0.0 <= m["val/heldout/acc"] <= 1.0 and set(m) == set(metric_keys(cfg))
+    with pytest.raises(DataError, match="val_fraction=0.2 holds out 2 of the 12 training identities"):
+        load_data(cfg.model_copy(update={"val_fraction": 0.2}), 32)
     with pytest.raises(DataError, match="num_domains=6, but the training data has 5 domains"):
         load_data(cfg.model_copy(update={"num_domains": 6}), 32)
     with pytest.raises(DataError, match="name at least one benchmark"):
@@ -289,7 +296,8 @@ def test_unreadable_training_images_are_skipped_and_counted(faces, standin, tmp_
     again = read_image_folder(tmp_path / "train")
     assert len(again) == good + 2 and len(again.skipped) == 2
 
-    cfg = DaLoraConfig(train_data=str(tmp_path / "train"), epochs=1, benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))})
+    cfg = DaLoraConfig(train_data=str(tmp_path / "train"), epochs=1, val_fraction=0,  # 5 people: too few to hold out
+                       benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))})
     prov = prepare(cfg, tmp_path)
     assert prov["skipped_images"] == "2" and prov["single_image_identities"] == "2"  # id_lonely, id_broken
     listed = (tmp_path / SKIPPED_FILE).read_text().splitlines()
