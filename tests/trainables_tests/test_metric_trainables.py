@@ -333,3 +333,21 @@ def test_fine_tuning_beats_the_baseline_beyond_seed_noise(standin, name):
     margin = 3 * seed_sd / math.sqrt(len(seeds))
     gain = sign * (float(np.mean(after)) - before)
     assert gain > margin, (name, before, after)
+
+
+def test_skipped_images_of_feedback_pairs_and_probes_are_listed(feedback, standin, tmp_path):
+    """pair_contrastive (a pair over an unreadable image is dropped) and probe (an unreadable
+    image of a class is left out) list what they skipped in skipped_images.csv too."""
+    from trainables.pair_contrastive.loop import prepare as prepare_pairs
+    from trainables.probe import ProbeConfig
+    from trainables.probe.loop import prepare as prepare_probe
+
+    (feedback / "p00" / "0.png").write_bytes(b"")
+    for name, prepare, cfg in (
+            ("pairs", prepare_pairs, PairContrastiveConfig(pairs=str(feedback / "pairs.json"), identity_from_folder=True)),
+            ("probe", prepare_probe, ProbeConfig(data=str(feedback), val_fraction=0, embedding_cache=False))):
+        out = tmp_path / name
+        out.mkdir()
+        assert prepare(cfg, out)["skipped_images"] == "1", name
+        rows = (out / "skipped_images.csv").read_text().splitlines()
+        assert rows[0] == "path,reason" and len(rows) == 2 and "p00" in rows[1] and "0.png" in rows[1], name

@@ -82,18 +82,19 @@ def _synthfaces(cfg: ProbeConfig) -> ClassSet:
     return ClassSet(names, labels, split, images, fp, "synthfaces (synthetic)")
 
 
-def _read(reference: str) -> tuple[list[str], list[str]]:
-    """(paths, class names) of an image folder or a person file."""
+def _read(reference: str) -> tuple[list[str], list[str], tuple[tuple[str, str], ...]]:
+    """(paths, class names, skipped unreadable images) of an image folder or a person file."""
     from trainables.data.json_lists import read_people  # not via metric.common, which imports peft
 
     people = read_people(reference)
-    return list(people.paths), [people.names[i] for i in people.identity]
+    return list(people.paths), [people.names[i] for i in people.identity], tuple(people.skipped)
 
 
 def _files(cfg: ProbeConfig) -> ClassSet:
-    paths, classes = _read(cfg.data)
+    paths, classes, skipped = _read(cfg.data)
     if cfg.test_data is not None:
-        test_paths, test_classes = _read(cfg.test_data)
+        test_paths, test_classes, test_skipped = _read(cfg.test_data)
+        skipped += test_skipped
         missing = sorted(set(test_classes) - set(classes))
         if missing:
             raise DataError(f"class {missing[0]!r} has no samples in the training split ({cfg.data}) but has test "
@@ -113,7 +114,7 @@ def _files(cfg: ProbeConfig) -> ClassSet:
     fp = _digest("files", *(f"{p}\t{c}\t{st.st_size}\t{st.st_mtime_ns}"
                             for p, c, st in zip(all_paths, classes + test_classes, stats)))
     images = TrainSet(identity=labels, domain=np.zeros(len(labels), dtype=np.int64), domains=("default",),
-                      fingerprint=fp, paths=tuple(all_paths), identity_names=names)
+                      fingerprint=fp, paths=tuple(all_paths), identity_names=names, skipped=skipped)
     source = cfg.data + (f" + {cfg.test_data}" if cfg.test_data else "")
     return ClassSet(names, labels, split, images, fp, source)
 
