@@ -29,9 +29,9 @@ from trainables.da_lora.config import DaLoraConfig
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces
-from trainables.data.sources import (
+from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
     SKIPPED_FILE, DataError, TrainSet, domain_groups, limit_per_identity, read_image, read_train_data, write_skipped,
-)  # SKIPPED_FILE: re-exported
+)
 from trainables.data.splits import hold_out
 from trainables.evaluation.pairs import identity_units
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
