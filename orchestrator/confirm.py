@@ -105,7 +105,10 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
     if not test_metric.startswith(TEST):
         log(f"note: {metric} has no test counterpart among the metrics of {search.trainable}; "
             "the confirm run tests on the metric the candidates were chosen on")
-    report_metrics = list(dict.fromkeys([test_metric, metric, *search.report_metrics()]))
+    # The confirm table tests the candidates on the test metrics, Holm over the candidates; the
+    # validation values they were chosen on stand beside them in the candidates table.
+    report_metrics = list(dict.fromkeys([test_metric, *(m for m in search.report_metrics()
+                                                         if not (m.startswith("val/") and test_metric.startswith(TEST)))]))
     search_seeds = sorted({int(s) for s in df["seed"]})
     reused = sorted(set(seeds) & set(search_seeds))
     if reused:

@@ -77,7 +77,7 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
     return {r: "†" for r in [best, *tied]}, note
 
 
-def _confirm_tables(table, meta: dict, out: Path, note: str) -> tuple[list, list]:
+def _confirm_tables(table, meta: dict, out: Path, note: str, df: pd.DataFrame) -> tuple[list, list]:
     """A confirm run's table (each candidate against the base, Holm over the candidates) and
     its candidates table (search trial and value, confirmed value, settings)."""
     from reports.confirm import candidates_frame, candidates_note
@@ -88,7 +88,7 @@ def _confirm_tables(table, meta: dict, out: Path, note: str) -> tuple[list, list
     table = replace(table, key="confirm", labels=labels, row_header="Candidate",
                     title=f"Confirm: the top {len(labels)} config(s) of search {meta.get('search_study', '?')} "
                           "against its base config")
-    frame = candidates_frame(table, meta)
+    frame = candidates_frame(table, meta, df)
     caption = f"The candidates of search {meta.get('search_study', '?')} that the confirm run reran. {candidates_note(meta)} {note}"
     (out / "confirm_candidates.tex").write_text(frame_latex(frame, caption=caption, label=f"{meta['study']}-candidates"))
     (out / "confirm_candidates.md").write_text(frame_markdown(frame, candidates_note(meta)))
@@ -177,7 +177,7 @@ def build_report(run_dir: Path | str) -> Path:
                                  test=meta.get("test", "auto"))]
     extra_sections = []
     if meta.get("kind") == "confirm":
-        tables, extra_sections = _confirm_tables(tables[0], meta, out, note)
+        tables, extra_sections = _confirm_tables(tables[0], meta, out, note, df)
     if meta.get("kind", "ablation") != "sensitivity":
         tables = [replace(t, selection=selection_sentence(meta, meta["report_metrics"])) for t in tables]
     for table in tables:

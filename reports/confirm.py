@@ -8,7 +8,8 @@ import math
 import pandas as pd
 
 from reports._format import metric_label, num
-from reports.ablation import AblationTable
+from reports.ablation import COMPLETED, AblationTable
+from reports.stats import mean_std
 
 
 def _show(v) -> str:
@@ -17,12 +18,14 @@ def _show(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _confirmed(table: AblationTable, variant: str, metric: str) -> str:
-    cell = table.cells.get((variant, metric))
-    return f"{num(cell.mean, 4)} ± {num(cell.std, 4)} (n={cell.n})" if cell and cell.n else "n/a"
+def _confirmed(df: pd.DataFrame, variant: str, metric: str) -> str:
+    """Mean ± std (n) of a metric over a variant's completed reruns."""
+    rows = df[(df["variant"] == variant) & (df["status"] == COMPLETED)]
+    mean, std, n = mean_std(rows[metric].tolist()) if metric in rows.columns else (math.nan, math.nan, 0)
+    return f"{num(mean, 4)} ± {num(std, 4)} (n={n})" if n else "n/a"
 
 
-def candidates_frame(table: AblationTable, meta: dict) -> pd.DataFrame:
+def candidates_frame(table: AblationTable, meta: dict, df: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate: its search trial and the value it was chosen on (validation,
     one seed), the confirmed mean ± std of that metric and of the test metric (fresh seeds),
     its settings."""
@@ -32,11 +35,11 @@ def candidates_frame(table: AblationTable, meta: dict) -> pd.DataFrame:
         columns[f"confirmed {tested}"] = tested
     rows = [{"candidate": table.reference, "search trial": f"{meta.get('base_trial', 'trial000')} (base)",
              f"search {chosen}": math.nan if meta.get("base_search_value") is None else float(meta["base_search_value"]),
-             **{k: _confirmed(table, table.reference, m) for k, m in columns.items()},
+             **{k: _confirmed(df, table.reference, m) for k, m in columns.items()},
              "settings": "the search's base config"}]
     for c in meta.get("candidates", []):
         rows.append({"candidate": c["variant"], "search trial": c["trial"], f"search {chosen}": float(c["search_value"]),
-                     **{k: _confirmed(table, c["variant"], m) for k, m in columns.items()},
+                     **{k: _confirmed(df, c["variant"], m) for k, m in columns.items()},
                      "settings": ", ".join(f"{k}={_show(v)}" for k, v in sorted(c["changes"].items()))})
     return pd.DataFrame(rows)
 

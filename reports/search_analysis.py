@@ -138,7 +138,11 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
     curve = metric_curves(curves, metric)
     study = optuna.create_study(storage=storage, study_name=meta["study"], load_if_exists=False,
                                 direction="maximize" if meta["mode"] == "max" else "minimize")
-    study.set_metric_names([metric])
+    import warnings
+
+    with warnings.catch_warnings():  # "experimental since 3.2": stable in use, and noise in a report
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric])
     states = {COMPLETED: optuna.trial.TrialState.COMPLETE, STOPPED: optuna.trial.TrialState.PRUNED}
     by_trial = dict(tuple(curve.groupby("trial_name")))  # once, not a scan of every curve per trial
     empty = curve.iloc[:0]

@@ -379,6 +379,9 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     cand = pd.read_csv(confirm_run / "report" / "confirm_candidates.csv")
     assert list(cand[f"search {chosen}"][1:]) == pytest.approx(list(best[chosen])[:len(expected)])
     assert cand.columns.tolist()[3:5] == [f"confirmed {chosen}", f"confirmed {m}"]  # chosen-on and tested, side by side
+    top1 = df[df["variant"] == "top1"][chosen]
+    assert cand[f"confirmed {chosen}"][1].startswith(f"{top1.mean():.4f} ± {top1.std(ddof=1):.4f} (n=2)")
+    assert set(table["metric"]) == {m}  # the test family: the candidates on the test metric only
     _compiles([confirm_run / "report" / f for f in ("confirm.tex", "confirm_stats.tex", "confirm_candidates.tex")],
               tmp_path)
     spec, _ = load_study(str(confirm_run / "spec.yaml"))  # the confirm run, as an ablation anyone can rerun
