@@ -80,15 +80,6 @@ class TrialData:
     val: DomainVerification | None = None
     val_benchmarks: list[PairBenchmark] = field(default_factory=list)
 
-    def identities(self) -> dict[str, set[int]]:
-        """Identity ids of the training, validation and test images (synthfaces ids; image
-        folders: their dense ids, test benchmarks name no ids), for checks and tests."""
-        out = {"train": set(np.unique(self.train.identity).tolist()),
-               "val": set() if self.val is None else set(self.val.identities.tolist()), "test": set()}
-        if self.synth is not None:
-            out["test"] = set(np.unique(self.synth.group("eval").identity).tolist())
-        return out
-
 
 def _held_out_validation(cfg: DaLoraConfig, full: TrainSet, image_size: int,
                          twin_of: np.ndarray | None) -> tuple[TrainSet, DomainVerification | None]:
