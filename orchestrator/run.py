@@ -78,16 +78,68 @@ def default_run_dir(study_name: str, quick: bool) -> Path:
     return Path("runs") / f"{study_name}{'-quick' if quick else ''}-{stamp}"
 
 
-def prepare_run_dir(out: Path) -> Path:
+@dataclass
+class NewRunDir:
+    """A run directory this run may write into, and how to leave no trace if the run is
+    refused before anything was computed: ``created`` is the top-most directory this run
+    created (``--out a/b/c`` with none of them there: ``a``); None when ``path`` was an
+    existing empty directory, which is emptied again."""
+
+    path: Path
+    created: Path | None
+
+    def discard(self) -> None:
+        if self.created is not None:
+            shutil.rmtree(self.created, ignore_errors=True)
+        elif self.path.is_dir():
+            for p in self.path.iterdir():  # the directory was empty: all of this is ours
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def prepare_run_dir(out: Path, *, default: bool = False) -> NewRunDir:
+    """Create the run directory, or refuse in one line before writing anything.
+
+    An existing directory is used only when it is empty: a run never writes into, or
+    overwrites, what a user already has there (a run of this tool or anything else). The
+    directory is made with an ``mkdir`` that fails if it exists, so two runs started at the
+    same moment never share one: a ``default`` name (``runs/<study>-<timestamp>``) then gets
+    a suffix (``-2``, ``-3``, ...); an explicit ``--out`` that another run just took is refused.
+    """
+    out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
-    if (out / "results.csv").exists():
-        raise UserError(f"{out} already holds a run (results.csv); choose another --out")
+    if out.is_dir() and not default:
+        if (out / "results.csv").exists():
+            raise UserError(f"{out} already holds a run (results.csv); choose another --out")
+        if any(out.iterdir()):
+            raise UserError(f"--out {out} is a directory that is not empty; a run writes only into a new or empty "
+                            "directory (nothing there is touched): choose another --out")
+        try:  # claim it: of two runs given the same empty directory, one gets it
+            os.close(os.open(out / SPEC_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            raise UserError(f"--out {out} was just taken by another run; choose another --out") from None
+        except OSError as err:
+            raise UserError(f"--out {out}: cannot write into it ({err.strerror})") from None
+        return NewRunDir(out, None)
+    top = out
+    while not top.parent.exists():
+        top = top.parent
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 1000):
+            candidate = out if k == 1 else out.with_name(f"{out.name}-{k}")
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                if not default:
+                    raise UserError(f"--out {out} was just created by another run; choose another --out") from None
+                continue
+            return NewRunDir(candidate, candidate if top == out else top)
+        raise UserError(f"{out}: a thousand runs of this name exist already")
     except OSError as err:
+        if top != out and top.exists():  # parents this call made before it failed
+            shutil.rmtree(top, ignore_errors=True)
         raise UserError(f"--out {out}: cannot create the run directory ({err.strerror})") from None
-    return out
 
 
 def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
@@ -112,9 +164,9 @@ def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], 
     entry = resolve_trainable(spec)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
     cpus, gpus = _check_options(opts, spec)
-    run_dir = Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick)
-    existed = run_dir.exists()
-    prepare_run_dir(run_dir)
+    new = prepare_run_dir(Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick),
+                          default=opts.out is None)
+    run_dir = new.path
     try:
         (run_dir / SPEC_FILE).write_text(text)
         write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus, extra=info)
@@ -124,8 +176,7 @@ def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], 
             f"run directory {run_dir}")
         provenance = prepare_shared(entry, plans, run_dir, what=what[:-1], log=log)
     except UserError:
-        if not existed:  # nothing was computed yet: leave no half-made run directory behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+        new.discard()  # nothing was computed yet: leave no half-made run directory behind
         raise
     table = ResultsTable(run_dir, spec.name, plans, provenance,
                          group_column="variant" if spec.kind == "ablation" else "point")
@@ -172,9 +223,9 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
 
     search = compile_search(spec, quick=opts.quick, overrides=parse_overrides(opts.set))
     cpus, gpus = _check_options(opts, spec)
-    run_dir = Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick)
-    existed = run_dir.exists()
-    prepare_run_dir(run_dir)
+    new = prepare_run_dir(Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick),
+                          default=opts.out is None)
+    run_dir = new.path
     base_plan = TrialPlan(0, "trial000", search.seed, search.base_config)
     try:
         (run_dir / SPEC_FILE).write_text(text)
@@ -189,8 +240,7 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
             f"reduction={search.reduction_factor:g}); run directory {run_dir}")
         provenance = prepare_shared(entry, [base_plan], run_dir, what="base", log=log)[0]
     except UserError:
-        if not existed:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        new.discard()
         raise
     table = ResultsTable(run_dir, spec.name, [], {}, group_column="trial")
     table.write()
