@@ -68,6 +68,9 @@ def _checked_overrides(entry: TrainableEntry, overrides: dict[str, Any] | None) 
     """``--set`` values, refused in one line when a key is not the trainable's."""
     known = set(entry.config_cls.model_fields)
     overrides = dict(overrides or {})
+    if "seed" in overrides:
+        raise UserError("--set seed: each trial's seed comes from the study's seeds (seeds: [0, 1, 2] in the spec); "
+                        "--set seed would change nothing")
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise UserError(f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})")

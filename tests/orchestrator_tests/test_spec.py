@@ -386,3 +386,35 @@ def test_a_refused_run_leaves_no_parent_directories(tmp_path, capsys, standin):
     empty.mkdir()
     assert main(["run", study, "--out", str(empty), "--set", "lora_targets=[q_proj]"]) == 2
     assert empty.is_dir() and not any(empty.iterdir())
+
+
+@pytest.mark.parametrize("content, message", [
+    ("GOOD_DUP_VARIANT", "YAML does not parse at line 12, column 3: key 'a' is written twice (first at line 11)"),
+    ("GOOD_DUP_BASE", "key 'epochs' is written twice"),
+    (b"name: x\nkind: ablation\ndescription: \xff\xfe caf\xe9\n", "not a UTF-8 text file (byte 36"),
+])
+def test_spec_files_that_say_two_things_or_are_not_text(tmp_path, capsys, content, message):
+    """A key written twice (PyYAML would keep the last silently) and a file that is not UTF-8
+    end in one line, exit 2, nothing written."""
+    path = tmp_path / "study.yaml"
+    if content == "GOOD_DUP_VARIANT":
+        path.write_text(GOOD.replace("  b: {adaptation: none}", "  a: {adaptation: none}"))
+    elif content == "GOOD_DUP_BASE":
+        path.write_text(GOOD.replace("base: {epochs: 1}", "base: {epochs: 1, epochs: 2}"))
+    else:
+        path.write_bytes(content)
+    assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_misleading_inputs_get_the_real_problem(tmp_path, capsys):
+    """--set seed would change nothing (seeds come from the spec's seeds); a directory given
+    as the study is a directory, not a missing file."""
+    study = _write(tmp_path, GOOD)
+    assert main(["run", study, "--out", str(tmp_path / "run"), "--set", "seed=5"]) == 2
+    assert "--set seed: each trial's seed comes from the study's seeds" in capsys.readouterr().err
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    assert f"study {tmp_path} is a directory" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
