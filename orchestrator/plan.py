@@ -176,6 +176,24 @@ def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, A
     return plans
 
 
+def check_space_values(spec, entry: TrainableEntry, params: list, base_config: dict[str, Any]) -> None:
+    """Every value a choice offers, and both bounds of a range, must be a valid value of its
+    key (type and range, as the trainable's config says), or the search could only sample
+    trials that fail. A value refused only together with other keys (``adaptation: none``
+    with a loss weight) is left to the trial: other samples may make it valid."""
+    for p in params:
+        values = list(p.values) if p.kind == "choice" else [p.low, p.high]
+        for v in values:
+            try:
+                entry.config_cls.model_validate({**base_config, p.name: v})
+            except ValidationError as err:
+                mine = [e for e in err.errors() if tuple(e.get("loc", ()))[:1] == (p.name,)]
+                if mine:
+                    what = "offers" if p.kind == "choice" else "has the bound"
+                    raise UserError(f"study {spec.name!r}: space.{p.name} {what} {v!r}, not a valid {p.name} for "
+                                    f"trainable {entry.name!r}: {mine[0]['msg']}") from None
+
+
 @dataclass(frozen=True)
 class SearchPlan:
     """A search study, compiled: the space, the base config (valid), and the ASHA settings."""
@@ -218,6 +236,7 @@ def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | Non
         base_config = entry.config_cls.model_validate(base).model_dump(mode="json")
     except ValidationError as err:
         raise UserError(format_validation_error(err, where="base")) from None
+    check_space_values(spec, entry, params, base_config)
     check_metrics(spec, entry, [base_config], ["the base config"])
     if base_config.get("eval_every", 1) != 1:
         raise UserError(f"study {spec.name!r}: a search needs eval_every: 1 (ASHA compares trials at every iteration)")

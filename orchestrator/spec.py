@@ -8,7 +8,9 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator,
+)
 
 from orchestrator.errors import UserError, one_line
 
@@ -26,6 +28,19 @@ Seeds = Annotated[list[int], AfterValidator(_distinct_seeds)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        """``num_samples: true`` is not 1 (pydantic's lax mode would take it so)."""
+        from trainables.config_base import admits_bool  # (pydantic only)
+
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key)
+                if isinstance(value, bool) and field is not None and not admits_bool(field.annotation):
+                    raise ValueError(f"{key}: got the boolean {str(value).lower()} where a number is expected")
+        return data
 
 
 class QuickSpec(_Strict):
@@ -239,7 +254,8 @@ class SearchSpec(_StudyBase):
 
     kind: Literal["search"]
     space: dict[str, Any] = Field(min_length=1)
-    num_samples: int = Field(gt=0, description="trials to sample (the base config is the first)")
+    num_samples: int = Field(gt=0, le=10_000, description="trials to sample (the base config is the first); at "
+                                                           "most 10000 (a typo such as 1e9 would never end)")
     search_seed: int = Field(0, ge=0, description="seed of the Optuna sampler")
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     top_k: int = Field(5, gt=0, description="rows of the report's top-k table")

@@ -418,3 +418,42 @@ def test_misleading_inputs_get_the_real_problem(tmp_path, capsys):
     assert main(["run", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
     assert f"study {tmp_path} is a directory" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("where, setting, message", [
+    ("--set", "lora_rank=true", "lora_rank: Value error, got the boolean true where a number is expected"),
+    ("--set", "lr=false", "lr: Value error, got the boolean false where a number is expected"),
+    ("spec", ("seeds: [0, 1]", "seeds: [0, 1]\nmax_failures: true"),
+     "max_failures: got the boolean true where a number is expected"),
+])
+def test_booleans_are_not_numbers(tmp_path, capsys, where, setting, message):
+    """pydantic's lax mode reads `true` as 1 (`lora_rank: true` trained rank 1): refused."""
+    text = GOOD if where == "--set" else GOOD.replace(*setting)
+    argv = ["run", _write(tmp_path, text), "--out", str(tmp_path / "run")]
+    if where == "--set":
+        argv += ["--set", setting]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    from trainables.da_lora import DaLoraConfig
+
+    assert DaLoraConfig(flip_test=False, num_domains=None).flip_test is False  # real booleans still are
+
+
+@pytest.mark.parametrize("change, message", [
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{choice: [fast, slow]}"),
+     "space.lr offers 'fast', not a valid lr for trainable 'da_lora': Input should be a valid number"),
+    (("{loguniform: [1.0e-4, 1.0e-2]}", "{loguniform: [1.0e-4, 2.0]}"),
+     "space.lr has the bound 2.0, not a valid lr for trainable 'da_lora': Input should be less than or equal to 1"),
+    (("  lr: {loguniform: [1.0e-4, 1.0e-2]}", "  lora_rank: {choice: [8, true]}"),
+     "space.lora_rank offers True, not a valid lora_rank for trainable 'da_lora'"),
+    (("num_samples: 4", "num_samples: 1000000000"), "num_samples: Input should be less than or equal to 10000"),
+])
+def test_search_values_no_trial_could_take_are_refused(tmp_path, capsys, change, message):
+    """A choice or a bound that no trial could run with is refused before the search starts."""
+    assert change[0] in SEARCH
+    study = _write(tmp_path, SEARCH.replace(*change))
+    assert main(["run", study, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()

@@ -138,3 +138,22 @@ def test_synthfaces_export_reads_back_as_the_same_data(cache_dir):
         fp = read_feedback_pairs(d / FEEDBACK[group], identity_from_folder=True)
         assert set(fp.label.tolist()) == {0, 1} and fp.label.sum() == len(fp) // 2 == 4 * ps.num_identities
         assert set(fp.identity) == set(ps.names)  # each file keeps to its group's people
+
+
+def test_a_pair_of_one_image_with_itself_is_refused_however_it_is_spelt(tmp_path):
+    from PIL import Image
+
+    from trainables.data.json_lists import read_feedback_pairs
+    from trainables.data.sources import DataError
+
+    (tmp_path / "d").mkdir()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(tmp_path / "d" / "x.png")
+    Image.new("RGB", (8, 8), (30, 20, 10)).save(tmp_path / "d" / "y.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "d" / "x.png")
+    for other in ("d/../d/x.png", "./d/x.png", "link.png"):
+        (tmp_path / "pairs.json").write_text(json.dumps([{"image1": "d/x.png", "image2": other, "label": 1}]))
+        with pytest.raises(DataError, match="pair 0: image1 and image2 are the same file"):
+            read_feedback_pairs(tmp_path / "pairs.json")
+    (tmp_path / "pairs.json").write_text(json.dumps([{"image1": "d/x.png", "image2": "d/../d/y.png", "label": 0}]))
+    fp = read_feedback_pairs(tmp_path / "pairs.json")
+    assert fp.paths == (str(tmp_path / "d" / "x.png"), str(tmp_path / "d" / "y.png"))  # one spelling per file

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from trainables.config_base import TrainableConfig
+
 from trainables.evaluation.keys import set_names, verification_keys
 
 if TYPE_CHECKING:
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 HELDOUT = "heldout"
 
 
-class DaLoraConfig(BaseModel):
+class DaLoraConfig(TrainableConfig):
     """Every key a ``da_lora`` study may set; unknown keys and out-of-range values are refused.
 
     The components of DA-LoRA and their switches: domain-specific LoRA (``domain_lora``,

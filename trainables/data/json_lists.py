@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
         raise DataError(f"pairs file {pairs_file}: expected a non-empty list of "
                         '{"image1": ..., "image2": ..., "label": 0 or 1}')
     base = pairs_file.parent
-    index: dict[str, int] = {}
+    index: dict[str, tuple[int, str]] = {}  # real path -> (position, the path as first written)
     left, right, label = [], [], []
     for n, rec in enumerate(data):
         if not isinstance(rec, dict) or not {"image1", "image2", "label"} <= set(rec):
@@ -210,20 +211,22 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
         for key in ("image1", "image2"):
             if not isinstance(rec[key], str) or not rec[key]:
                 raise DataError(f"pairs file {pairs_file}, pair {n}: {key} must be an image path")
-            p = _resolve(base, rec[key])
+            p = os.path.normpath(_resolve(base, rec[key]))
             if not Path(p).is_file():
                 raise DataError(f"pairs file {pairs_file}, pair {n}: image {p} does not exist")
-            ends.append(index.setdefault(p, len(index)))
+            # one file however it is spelt (d/../d/x.png, a link): the first spelling names it
+            ends.append(index.setdefault(os.path.realpath(p), (len(index), p))[0])
         if ends[0] == ends[1]:
             raise DataError(f"pairs file {pairs_file}, pair {n}: image1 and image2 are the same file")
         left.append(ends[0])
         right.append(ends[1])
         label.append(int(y))
-    paths = tuple(index)
+    paths = tuple(p for _, p in sorted(index.values()))
     bad = find_unreadable(list(paths))
     keep = np.ones(len(label), dtype=bool)
     if bad:
-        unreadable = {index[p] for p, _ in bad}
+        position = {p: i for i, p in enumerate(paths)}
+        unreadable = {position[p] for p, _ in bad}
         keep = np.asarray([a not in unreadable and b not in unreadable for a, b in zip(left, right)])
         if not keep.any():
             raise DataError(f"pairs file {pairs_file}: no pair has two readable images (e.g. {bad[0][0]}: {bad[0][1]})")

@@ -8,10 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainables.config_base import TrainableConfig
+
 from trainables.data import synthfaces
 
 
-class MetricLearningConfig(BaseModel):
+class MetricLearningConfig(TrainableConfig):
     """Settings every metric-learning trainable has (unknown keys refused)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

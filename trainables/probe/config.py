@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trainables.config_base import TrainableConfig
+
 from trainables.data import synthfaces
 
 #: The quick-experiments note's CLIP prompt templates (averaged, as the note does).
@@ -13,7 +15,7 @@ NOTE_PROMPTS = ("a photo of a person named {}", "a face photo of someone called 
                 "this person's name is {}", "a portrait of {}")
 
 
-class ProbeConfig(BaseModel):
+class ProbeConfig(TrainableConfig):
     """A head trained on frozen-encoder embeddings (the quick-experiments track); unknown keys
     refused. Embeddings come from the shared on-disk cache (``trainables.probe.cache``): every
     trial of every study that asks for the same encoder, preprocessing and images reads the
