@@ -350,3 +350,29 @@ def test_benchmark_identities_that_were_trained_on_are_refused_through_the_cli(f
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_broken_links_and_link_loops_are_skipped_and_listed(faces, tmp_path):
+    """An image that is a link loop or a dangling link is skipped and listed with the reason,
+    like any unreadable image, not dropped unseen."""
+    files = _write_faces(faces, tmp_path / "train", "train", 3, nested=False, prefix="id")
+    d = sorted(files)[0]
+    loop_a, loop_b = tmp_path / "train" / d / "loop_a.png", tmp_path / "train" / d / "loop_b.png"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    dangling = tmp_path / "train" / d / "gone.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    data = read_image_folder(tmp_path / "train")
+    reasons = dict(data.skipped)
+    assert set(reasons) == {str(loop_a), str(loop_b), str(dangling)}
+    assert all("a broken link or a link loop" in r for r in reasons.values())
+    assert len(data) == sum(len(v) for v in files.values())
+
+
+def test_a_pair_list_label_other_than_0_or_1_is_named_as_such(faces, tmp_path):
+    files = _write_faces(faces, tmp_path / "imgs", "eval", 2, nested=False, prefix="e")
+    a, b = (files[n][0] for n in sorted(files))
+    (tmp_path / "pairs.txt").write_text(f"{a} {b} 2\n")
+    with pytest.raises(BenchmarkError, match=r"pair 1: a 'path1 path2 label' line needs label 0 \(different\) or 1 "
+                                             r"\(same\), got '2'"):
+        read_pairs_txt(tmp_path / "pairs.txt")

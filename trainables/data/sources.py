@@ -124,7 +124,10 @@ def domain_groups(domain: np.ndarray, num_domains: int) -> np.ndarray:
 
 
 def _files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files of a folder, broken links and link loops included (``find_unreadable``
+    then lists them as skipped, instead of their vanishing unseen)."""
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                  and (p.is_file() or (p.is_symlink() and not p.exists())))
 
 
 def read_image_folder(root: Path) -> TrainSet:
@@ -195,9 +198,14 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
     sizes, modification times) were checked before."""
     from trainables.data.synthfaces import default_cache_dir
 
-    stats = []
+    stats, dead = [], []
     for p in paths:
-        st = os.stat(p)
+        try:
+            st = os.stat(p)
+        except OSError as err:  # a broken link or a link loop
+            dead.append((p, f"cannot be opened: {err.strerror} (a broken link or a link loop)"))
+            stats.append(f"{p}\0dead")
+            continue
         stats.append(f"{p}\0{st.st_size}\0{st.st_mtime_ns}")
     key = hashlib.sha256("\n".join(stats).encode()).hexdigest()[:24]
     cache = default_cache_dir() / "image-checks" / f"{key}.json"
@@ -205,7 +213,8 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
         return [tuple(x) for x in json.loads(cache.read_text())]
     except (OSError, ValueError):
         pass
-    bad = [(p, why) for p in paths if (why := _image_problem(p))]
+    gone = {p for p, _ in dead}
+    bad = dead + [(p, why) for p in paths if p not in gone and (why := _image_problem(p))]
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")

@@ -86,6 +86,9 @@ def read_pairs_txt(path: Path) -> tuple[list[Path], list[Path], np.ndarray, froz
     root, left, right, label, names = path.parent, [], [], [], set()
     for k, parts in enumerate(lines, start=1):
         try:
+            if len(parts) == 3 and not parts[1].isdigit() and parts[2] not in ("0", "1"):
+                raise BenchmarkError(f"a 'path1 path2 label' line needs label 0 (different) or 1 (same), "
+                                     f"got {parts[2]!r}")
             if len(parts) == 3 and parts[2] in ("0", "1") and not parts[1].isdigit():
                 a, b = (Path(p) if Path(p).is_absolute() else root / p for p in parts[:2])
                 for p in (a, b):
