@@ -48,6 +48,26 @@ class RunOptions:
     """``run confirm`` only: the seeds of the reruns (default: the spec's)."""
 
 
+def check_address(address: str | None, timeout: float = 3.0) -> None:
+    """Refuse, in one line and within ``timeout`` seconds, a cluster address where nothing
+    listens: a plain TCP connect to exactly the host and port given, before Ray is handed the
+    address (Ray retries for minutes, and may rewrite a loopback address to this machine's
+    external one and connect there instead)."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address {address!r}: expected HOST:PORT (e.g. 127.0.0.2:6379, the head's GCS port)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        why = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise UserError(f"--address {address}: nothing answers at {host}:{port} ({why}); start the cluster's head "
+                        "there (ray start --head) or give its address") from None
+
+
 def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     cpus = spec.resources.cpus_per_trial if opts.cpus_per_trial is None else opts.cpus_per_trial
     gpus = spec.resources.gpus_per_trial if opts.gpus_per_trial is None else opts.gpus_per_trial
@@ -57,6 +77,7 @@ def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
         raise UserError(f"--gpus-per-trial must be a fraction in [0, 1] or a whole number, got {gpus:g}")
     if opts.max_concurrent is not None and opts.max_concurrent < 1:
         raise UserError(f"--max-concurrent must be >= 1, got {opts.max_concurrent}")
+    check_address(opts.address)
     if opts.dashboard_host != "localhost":
         try:
             ipaddress.ip_address(opts.dashboard_host)

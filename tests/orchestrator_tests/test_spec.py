@@ -457,3 +457,16 @@ def test_search_values_no_trial_could_take_are_refused(tmp_path, capsys, change,
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "--address 127.0.0.1:1: nothing answers at 127.0.0.1:1"),
+    ("127.0.0.1", "--address '127.0.0.1': expected HOST:PORT"),
+])
+def test_an_address_where_nothing_listens_fails_in_seconds(tmp_path, capsys, address, message):
+    """Checked with one TCP connect to exactly the address given (loopback here), before Ray
+    is handed it: Ray would retry for minutes, and connect to another address."""
+    assert main(["run", _write(tmp_path, GOOD), "--out", str(tmp_path / "run"), "--address", address]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
