@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -130,6 +131,8 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, mo
     ("lora_targets=[q_proj]", "variant 'a': lora_targets ['q_proj'] match no linear layer"),
     ("backbone=/nonexistent/backbone", "no such directory /nonexistent/backbone"),
     ("backbone=NOWEIGHTS", "has no weights (model.safetensors or pytorch_model.bin)"),
+    ("backbone=EMPTYWEIGHTS", "EMPTYWEIGHTS: cannot load its weights"),  # da_lora: one loader, one line
+    ("backbone=RANDOMWEIGHTS", "RANDOMWEIGHTS: cannot load its weights"),
     ("num_domains=9", "num_domains=9, but the training data has 5 domains"),
     ("benchmarks={lfw: /nonexistent/lfw.bin}", "benchmark lfw: no such file /nonexistent/lfw.bin"),
     ("benchmarks={lfw: NOTPAIRS}", "not a pair list"),
@@ -145,11 +148,15 @@ def test_inputs_refused_while_preparing(setting, message, capsys, tmp_path, stan
         b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR.")  # a classic pickle exploit: os.system("touch ...")
     (tmp_path / "noweights").mkdir()
     (tmp_path / "noweights" / "config.json").write_text('{"architecture": "vit_tiny_patch16_224"}')
+    for name, weights in (("EMPTYWEIGHTS", b""), ("RANDOMWEIGHTS", os.urandom(4096))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_bytes((standin / "config.json").read_bytes())
+        (tmp_path / name / "model.safetensors").write_bytes(weights)
     Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "missing.txt").write_text(f"{tmp_path / 'ok.png'} {tmp_path / 'gone.png'} 1\n")
     (tmp_path / "emptyimg.txt").write_text(f"{tmp_path / 'ok.png'} {tmp_path / 'empty.png'} 1\n")
-    for placeholder, path in (("NOWEIGHTS", "noweights"), ("NOTPAIRS", "notpairs.txt"), ("EVILBIN", "evil.bin"),
+    for placeholder, path in (("EMPTYWEIGHTS", "EMPTYWEIGHTS"), ("RANDOMWEIGHTS", "RANDOMWEIGHTS"), ("NOWEIGHTS", "noweights"), ("NOTPAIRS", "notpairs.txt"), ("EVILBIN", "evil.bin"),
                               ("MISSINGPAIRS", "missing.txt"), ("EMPTYPAIRS", "emptyimg.txt")):
         setting = setting.replace(placeholder, str(tmp_path / path))
     out = tmp_path / "run"

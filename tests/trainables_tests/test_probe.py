@@ -361,5 +361,5 @@ def test_damaged_weights_are_named(tmp_path, standin):
     for f in ("config.json",):
         (broken / f).write_bytes((standin / f).read_bytes())
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(BackboneError, match=f"encoder timm:{broken}: cannot load"):
+    with pytest.raises(BackboneError, match=f"backbone directory {broken}: cannot load its weights"):
         encoders.load(f"timm:{broken}")

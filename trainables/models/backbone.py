@@ -71,7 +71,10 @@ def load_timm_dir(directory: Path) -> Backbone:
         raise BackboneError(f"backbone directory {directory} has no weights (model.safetensors or pytorch_model.bin)")
     import timm  # here, not at the top: a probe that reads cached embeddings never needs it
 
-    encoder = timm.create_model(f"local-dir:{directory}", pretrained=True, num_classes=0)
+    try:
+        encoder = timm.create_model(f"local-dir:{directory}", pretrained=True, num_classes=0)
+    except Exception as err:  # noqa: BLE001  damaged weights: safetensors, torch and timm each raise their own
+        raise BackboneError(f"backbone directory {directory}: cannot load its weights: {_first_line(err)}") from None
     cfg = encoder.pretrained_cfg
     spec = InputSpec(size=int(cfg["input_size"][-1]), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
     return Backbone(encoder, spec, int(encoder.num_features))
@@ -165,14 +168,29 @@ def resolve(reference: str) -> Path:
     return path
 
 
+def _first_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+
+
 def load_backbone(reference: str) -> Backbone:
-    """Load the backbone a reference names (see the module docstring)."""
+    """Load the backbone a reference names (see the module docstring); a checkpoint that
+    cannot be loaded (empty or damaged weights, a config that does not fit them) is a
+    ``BackboneError`` naming it, which the run reports in one line before any trial."""
     if reference.startswith("hf:"):
-        return load_hf(reference.removeprefix("hf:"))
+        return _checked(load_hf, reference.removeprefix("hf:"), reference)
     path = resolve(reference)
     if not reference.startswith("timm:") and _is_transformers_dir(path):
-        return load_hf(str(path))
+        return _checked(load_hf, str(path), reference)
     return load_timm_dir(path)
+
+
+def _checked(load, source: str, reference: str) -> Backbone:
+    try:
+        return load(source)
+    except BackboneError:
+        raise
+    except Exception as err:  # noqa: BLE001  damaged weights: safetensors, torch and transformers raise their own
+        raise BackboneError(f"backbone {reference}: cannot load its weights: {_first_line(err)}") from None
 
 
 def _is_transformers_dir(path: Path) -> bool:

@@ -129,13 +129,7 @@ def load(reference: str, *, resolution: int = 32, data_seed: int = 0, device: to
     else:
         from trainables.models.backbone import load_timm_dir
 
-        try:
-            backbone = load_timm_dir(path)
-        except BackboneError:
-            raise
-        except Exception as err:  # noqa: BLE001  damaged weights: safetensors, torch and timm each raise their own
-            raise BackboneError(f"encoder {reference}: cannot load {path}: "
-                                f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}") from None
+        backbone = load_timm_dir(path)  # damaged weights: a BackboneError naming the directory
     return backbone.to(device).eval()
 
 
