@@ -299,11 +299,13 @@ class PromotionASHA(TrialScheduler):
         import pandas as pd
 
         from orchestrator.results import CURVES_FILE, RESULTS_FILE, UNFINISHED
+        from reports.run_files import read_results
 
         results, curves = self._run_dir / RESULTS_FILE, self._run_dir / CURVES_FILE
         if not results.is_file() or not curves.is_file():
             return
-        rows = pd.read_csv(results, dtype={"trial_id": str}).dropna(subset=["trial_id"]).set_index("trial_name")
+        rows = read_results(self._run_dir)
+        rows = rows[rows["trial_id"] != ""].set_index("trial_name")
         df = pd.read_csv(curves)
         df = df[df["key"] == self._metric].sort_values("iteration", kind="stable")
         r = self.rungs

@@ -123,13 +123,19 @@ class ExportSynthfaces(Command):
         from trainables.data import synthfaces
         from trainables.data.synthfaces_export import export
 
-        if args.dir.exists() and any(args.dir.iterdir()):
-            raise UserError(f"{args.dir} exists and is not empty; name a new directory")
+        from orchestrator.run import prepare_run_dir
+
         try:
             spec = synthfaces.SynthFacesSpec(resolution=args.image_size, seed=args.data_seed)
         except ValueError as err:
             raise UserError(str(err)) from None
-        out = export(synthfaces.load(spec), args.dir)
+        faces = synthfaces.load(spec)
+        new = prepare_run_dir(args.dir, what=str(args.dir), claim="train_dataset_infor.json")
+        try:
+            out = export(faces, new.path)
+        except OSError as err:  # a full disk or a file system gone read-only under us: leave nothing half-made
+            new.discard()
+            raise UserError(f"{args.dir}: writing failed ({err.strerror or err}); nothing was left there") from None
         print(f"synthfaces (synthetic) written to {out}: train_dataset_infor.json, train_twin_pairs.json, "
               "test_dataset_infor.json, test_twin_pairs.json, feedback_pairs.json, feedback_test_pairs.json, images/")
         return 0

@@ -19,6 +19,7 @@ import yaml
 
 from orchestrator.errors import UserError
 from orchestrator.results import UNFINISHED
+from reports.run_files import CONFIGS_FILE, read_checked, read_run
 from orchestrator.spec import AblationSpec, ConfirmSpec, SearchSpec, parse_spec
 
 BASE = "base"
@@ -33,12 +34,11 @@ def _finished_search(from_dir: Path) -> tuple[dict, pd.DataFrame, dict[str, dict
     missing = [f.name for f in files if not f.is_file()]
     if missing:
         raise UserError(f"{where}: not a finished search run (no {', '.join(missing)})")
+    df, meta = read_run(from_dir)  # refused in one line when damaged or edited
     try:
-        meta = json.loads(files[0].read_text())
-        df = pd.read_csv(files[1])
-        configs = json.loads(files[2].read_text())
+        configs = json.loads(read_checked(from_dir, CONFIGS_FILE))
         data = yaml.safe_load(files[3].read_text())
-    except (ValueError, yaml.YAMLError, pd.errors.ParserError) as err:
+    except (ValueError, yaml.YAMLError) as err:
         raise UserError(f"{where}: unreadable run files ({str(err).splitlines()[0]})") from None
     if meta.get("kind") != "search":
         raise UserError(f"{where}: a run of kind {meta.get('kind', 'unknown')}, not a search (confirm reruns a search's best configs)")

@@ -216,7 +216,7 @@ class SearchProgress(tune.Callback):
     def _attach(self) -> None:
         import json
 
-        from orchestrator.results import CONFIGS_FILE
+        from reports.run_files import CONFIGS_FILE, read_checked, read_results
 
         self.table = ResultsTable(self.run_dir, self.study, [], {}, group_column="trial")
         self.plan_of: dict[str, TrialPlan] = {}
@@ -224,8 +224,8 @@ class SearchProgress(tune.Callback):
         self.last: dict[str, dict[str, Any]] = {}
         self.curves = CurveLog(self.run_dir)
         if self.table.path.is_file():  # resume: the rows as they were
-            configs = json.loads((self.run_dir / CONFIGS_FILE).read_text())
-            for i, row in enumerate(ResultsTable.read_frame(self.table.path).to_dict("records")):
+            configs = json.loads(read_checked(self.run_dir, CONFIGS_FILE))
+            for i, row in enumerate(read_results(self.run_dir).to_dict("records")):
                 plan = TrialPlan(i, row["trial"], self.search.seed, configs[row["trial_name"]])
                 self.table.add(plan, {})
                 self.table.rows[i] = row

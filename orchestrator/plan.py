@@ -69,7 +69,7 @@ def _checked_overrides(entry: TrainableEntry, overrides: dict[str, Any] | None) 
     known = set(entry.config_cls.model_fields)
     overrides = dict(overrides or {})
     if "seed" in overrides:
-        raise UserError("--set seed: each trial's seed comes from the study's seeds (seeds: [0, 1, 2] in the spec); "
+        raise UserError("--set seed: each trial's seed comes from the study's seeds (the spec's list, e.g. seeds: [0, 1, 2]); "
                         "--set seed would change nothing")
     unknown = sorted(set(overrides) - known)
     if unknown:

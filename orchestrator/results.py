@@ -18,9 +18,8 @@ from typing import Any
 import pandas as pd
 
 from orchestrator.plan import TrialPlan
+from reports.run_files import CONFIGS_FILE, RESULTS_FILE, read_results, write_checked
 
-RESULTS_FILE = "results.csv"
-CONFIGS_FILE = "configs.json"
 CURVES_FILE = "curves.csv"
 # statuses of a trial that has not ended: not started, running, waiting at an ASHA rung
 # (paused at its checkpoint, ``orchestrator.asha``), or left so by a driver that stopped
@@ -55,7 +54,7 @@ class ResultsTable:
     def load(cls, run_dir: Path, study: str, plans: list[TrialPlan], *, group_column: str = "variant") -> "ResultsTable":
         """The table as ``results.csv`` holds it (every planned trial must have its row)."""
         table = cls(run_dir, study, plans, {}, group_column=group_column)
-        df = cls.read_frame(table.path)
+        df = read_results(run_dir)  # refused (DamagedRunFile) when truncated or edited
         by_name = {r["trial_name"]: r for r in df.to_dict("records")}
         missing = [p.name for p in plans if p.name not in by_name]
         if missing or len(by_name) != len(plans):
@@ -63,13 +62,6 @@ class ResultsTable:
         for p in plans:
             table.rows[p.index] = by_name[p.name]
         return table
-
-    @staticmethod
-    def read_frame(path: Path) -> pd.DataFrame:
-        """``results.csv`` as written: text cells (trial id, error) empty, not NaN."""
-        df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"trial_id": str, "error": str})
-        df[["trial_id", "error"]] = df[["trial_id", "error"]].fillna("")
-        return df
 
     def add(self, p: TrialPlan, provenance: dict[str, str]) -> None:
         """A row for a planned trial (searches add theirs as the sampler proposes them)."""
@@ -121,13 +113,10 @@ class ResultsTable:
 
     def write(self) -> None:
         """``results.csv`` and ``configs.json`` (each trial's full config with its JSON types,
-        which a CSV cell cannot keep: ``run confirm`` reruns configs from it)."""
-        tmp = self.path.with_suffix(".csv.tmp")
-        self.frame().to_csv(tmp, index=False)
-        os.replace(tmp, self.path)
-        tmp = self.path.with_name(CONFIGS_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.configs, indent=1))
-        os.replace(tmp, self.path.with_name(CONFIGS_FILE))
+        which a CSV cell cannot keep: ``run confirm`` reruns configs from it), each replaced
+        atomically with its checksum recorded (``reports.run_files``)."""
+        write_checked(self.path.parent, RESULTS_FILE, self.frame().to_csv(index=False, lineterminator="\n"))
+        write_checked(self.path.parent, CONFIGS_FILE, json.dumps(self.configs, indent=1))
 
 
 class CurveLog:

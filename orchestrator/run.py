@@ -20,9 +20,9 @@ from orchestrator.provenance import run_provenance
 from orchestrator.results import UNFINISHED, ResultsTable
 from orchestrator.spec import BASE_POINT, StudySpec
 from orchestrator.studies import load_study
+from reports.run_files import RUN_FILE, read_results, read_run_info, write_checked
 from trainables.errors import TrainableInputError
 
-RUN_FILE = "run.json"
 SPEC_FILE = "spec.yaml"
 CONFIRM = "confirm"
 
@@ -117,7 +117,8 @@ class NewRunDir:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
-def prepare_run_dir(out: Path, *, default: bool = False) -> NewRunDir:
+def prepare_run_dir(out: Path, *, default: bool = False, what: str | None = None,
+                    claim: str = SPEC_FILE) -> NewRunDir:
     """Create the run directory, or refuse in one line before writing anything.
 
     An existing directory is used only when it is empty: a run never writes into, or
@@ -125,26 +126,32 @@ def prepare_run_dir(out: Path, *, default: bool = False) -> NewRunDir:
     directory is made with an ``mkdir`` that fails if it exists, so two runs started at the
     same moment never share one: a ``default`` name (``runs/<study>-<timestamp>``) then gets
     a suffix (``-2``, ``-3``, ...); an explicit ``--out`` that another run just took is refused.
+    An existing empty directory is claimed by creating ``claim`` in it exclusively.
+    ``what`` names the path in messages (``--out DIR`` by default).
     """
     out = Path(out)
+    what = what or f"--out {out}"
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
+        raise UserError(f"{what} exists and is not a directory")
     if out.is_dir() and not default:
         if (out / "results.csv").exists():
-            raise UserError(f"{out} already holds a run (results.csv); choose another --out")
+            raise UserError(f"{what} already holds a run (results.csv); choose another directory")
         if any(out.iterdir()):
-            raise UserError(f"--out {out} is a directory that is not empty; a run writes only into a new or empty "
-                            "directory (nothing there is touched): choose another --out")
+            raise UserError(f"{what} is a directory that is not empty; this tool writes only into a new or empty "
+                            "directory (nothing there is touched): choose another one")
         try:  # claim it: of two runs given the same empty directory, one gets it
-            os.close(os.open(out / SPEC_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            os.close(os.open(out / claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
-            raise UserError(f"--out {out} was just taken by another run; choose another --out") from None
+            raise UserError(f"{what} was just taken by another run; choose another directory") from None
         except OSError as err:
-            raise UserError(f"--out {out}: cannot write into it ({err.strerror})") from None
+            raise UserError(f"{what}: cannot write into it ({err.strerror})") from None
         return NewRunDir(out, None)
     top = out
-    while not top.parent.exists():
+    while not top.parent.exists() and not top.parent.is_symlink():
         top = top.parent
+    if not top.parent.is_dir():
+        raise UserError(f"{what}: {top.parent} is {'a broken link' if top.parent.is_symlink() else 'a file'}, "
+                        f"not a directory")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         for k in range(1, 1000):
@@ -153,14 +160,14 @@ def prepare_run_dir(out: Path, *, default: bool = False) -> NewRunDir:
                 candidate.mkdir()
             except FileExistsError:
                 if not default:
-                    raise UserError(f"--out {out} was just created by another run; choose another --out") from None
+                    raise UserError(f"{what} was just created by another run; choose another directory") from None
                 continue
             return NewRunDir(candidate, candidate if top == out else top)
-        raise UserError(f"{out}: a thousand runs of this name exist already")
+        raise UserError(f"{what}: a thousand runs of this name exist already")
     except OSError as err:
         if top != out and top.exists():  # parents this call made before it failed
             shutil.rmtree(top, ignore_errors=True)
-        raise UserError(f"--out {out}: cannot create the run directory ({err.strerror})") from None
+        raise UserError(f"{what}: cannot create the directory ({err.strerror})") from None
 
 
 def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
@@ -251,11 +258,11 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     try:
         (run_dir / SPEC_FILE).write_text(text)
         write_run_info(run_dir, spec, [base_plan], opts, cpus=cpus, gpus=gpus)
-        info = json.loads((run_dir / RUN_FILE).read_text())
+        info = read_run_info(run_dir)
         info.update(space=dict(spec.space), num_samples=search.num_samples, top_k=spec.top_k,
                     scheduler={"max_t": search.max_t, "grace_period": search.grace_period,
                                "reduction_factor": search.reduction_factor})
-        (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+        write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
         log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: search, {search.num_samples} trials "
             f"(Optuna TPE, the base config first; ASHA max_t={search.max_t}, grace={search.grace_period}, "
             f"reduction={search.reduction_factor:g}); run directory {run_dir}")
@@ -331,7 +338,7 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
         info["axes"] = axes
         info["reference"] = BASE_POINT
     info.update(extra or {})
-    (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2))
+    write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
 
 
 def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str = "127.0.0.1",
@@ -346,7 +353,8 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
     info_path = run_dir / RUN_FILE
     if not run_dir.is_dir() or not info_path.is_file() or not (run_dir / "results.csv").is_file():
         raise UserError(f"{run_dir}: not a run directory (run.json and results.csv are needed)")
-    meta = json.loads(info_path.read_text())
+    meta = read_run_info(run_dir)  # refused in one line when damaged, like results.csv below
+    read_results(run_dir, meta)
     spec, _ = load_study(str(run_dir / SPEC_FILE))
     if spec.kind == "search":
         return _resume_search(run_dir, spec, meta, address=address, dashboard_host=dashboard_host, log=log)
@@ -374,7 +382,7 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
         cpus, gpus = _check_options(opts, spec)
         meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials_left": len(left)})
         meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-        info_path.write_text(json.dumps(meta, indent=2))
+        write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
         log(f"Resuming {spec.name!r} in {run_dir}: {len(plans) - len(left)} of {len(plans)} trials finished, "
             f"{len(left)} to go")
         entry = resolve_trainable(spec)
@@ -395,14 +403,12 @@ def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], *, addr
     random state, the count of trials generated), unfinished trials continue from their last
     checkpoint, and the remaining samples are drawn; ASHA's rungs are replayed from
     ``curves.csv``, and trials that waited at a rung wait again (``asha.PromotionASHA``)."""
-    import pandas as pd
-
     from orchestrator.plan import compile_search
     from reports import build_report
 
     quick, overrides = bool(meta.get("quick")), list(meta.get("overrides", []))
     search = compile_search(spec, quick=quick, overrides=parse_overrides(overrides))
-    df = pd.read_csv(run_dir / "results.csv")
+    df = read_results(run_dir, meta)
     ended = int((~df["status"].isin(UNFINISHED)).sum())
     if ended < search.num_samples:
         from ray import tune
@@ -419,7 +425,7 @@ def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], *, addr
         meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                "trials_left": search.num_samples - ended})
         meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-        (run_dir / RUN_FILE).write_text(json.dumps(meta, indent=2))
+        write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
         log(f"Resuming the search {spec.name!r} in {run_dir}: {ended} of {search.num_samples} trials ended, "
             f"{search.num_samples - ended} to go")
         entry = resolve_trainable(spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,30 +11,18 @@ import pandas as pd
 
 from reports.ablation import COMPLETED, ablation_table
 from reports.errors import ReportInputError
+from reports.run_files import read_run
 from reports.selection import recommends, selection_sentence
 from reports.html import _e, ablation_html, frame_html, page
 from reports.latex import ablation_latex, comparison_latex
 from reports.markdown import ablation_frame, ablation_markdown
 
 REPORT_DIR = "report"
+STAGING_DIR = ".report.partial"  # where a report is made before its files replace report/'s
 FEW_FOR_IMPORTANCE = 10
 SAMPLES_FILE = "data_samples.png"
 PROVENANCE_COLUMNS = ("git_commit", "data_fingerprint", "skipped_images", "single_image_identities", "torch_version", "ray_version", "optuna_version",
                       "peft_version", "timm_version", "transformers_version")
-
-
-def _read(run_dir: Path) -> tuple[pd.DataFrame, dict]:
-    results, info = run_dir / "results.csv", run_dir / "run.json"
-    if not run_dir.is_dir():
-        raise ReportInputError(f"{run_dir} is not a directory")
-    if not results.is_file() or not info.is_file():
-        raise ReportInputError(f"{run_dir} is not a run directory (results.csv and run.json are needed)")
-    try:
-        df = pd.read_csv(results)
-        meta = json.loads(info.read_text())
-    except (ValueError, pd.errors.ParserError) as err:
-        raise ReportInputError(f"{run_dir}: unreadable results.csv or run.json ({err})") from None
-    return df, meta
 
 
 def _sample_domains(run_dir: Path) -> str:
@@ -145,7 +134,7 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
                  "trials that ran to completion; keys sampled only under a condition are weighed on the trials "
                  f"where it held.</small></p>{frame_html(imp)}<p><a href='importance.csv'>importance.csv</a></p>")
     else:
-        (out / "importance.csv").unlink(missing_ok=True)  # from an earlier build of this report
+        (run_dir / REPORT_DIR / "importance.csv").unlink(missing_ok=True)  # from an earlier build of this report
         notes = f"<p class=warn>No importance plot: {_e(why)}.</p>"
     if curves.empty:
         notes += "<p class=warn>No curves.csv: no learning curves or best-so-far by compute.</p>"
@@ -153,18 +142,39 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     write_optuna_storage(df, curves, meta, out / OPTUNA_FILE)
     sections.append(("Optuna dashboard", f"<p>The search as an Optuna study: <a href='{OPTUNA_FILE}'>{OPTUNA_FILE}</a> "
                      f"(SQLite; completed trials COMPLETE, ASHA-stopped PRUNED, failed FAIL). Open it with "
-                     f"<code>optuna-dashboard sqlite:///{_e(out / OPTUNA_FILE)}</code>.</p>"))
+                     f"<code>optuna-dashboard sqlite:///{_e(run_dir / REPORT_DIR / OPTUNA_FILE)}</code>.</p>"))
     cols = [c for c in ("trial", "status", "rung", "iterations", meta["metric"], "error") if c in df.columns]
     sections.append(("Trials stopped early or failed", frame_html(df[df["status"] != COMPLETED][cols])))
     return _write_page(run_dir, df, meta, out, sections)
 
 
 def build_report(run_dir: Path | str) -> Path:
-    """Write tables (LaTeX, Markdown, CSV) and ``index.html``; returns the page's path."""
+    """Write tables (LaTeX, Markdown, CSV) and ``index.html``; returns the page's path.
+
+    The files are made in a staging folder and moved into ``report/`` one by one, each with an
+    atomic rename, once all are made: a report that fails half-way (or a driver killed while
+    it builds) leaves the previous report as it was, and files a user added stay."""
+    import shutil
+
     run_dir = Path(run_dir)
-    df, meta = _read(run_dir)
-    out = run_dir / REPORT_DIR
-    out.mkdir(exist_ok=True)
+    df, meta = read_run(run_dir)  # refused in one line when damaged: nothing is written
+    final = run_dir / REPORT_DIR
+    out = run_dir / STAGING_DIR
+    shutil.rmtree(out, ignore_errors=True)  # what a killed build left
+    out.mkdir()
+    try:
+        _build(run_dir, df, meta, out)
+        final.mkdir(exist_ok=True)
+        for f in sorted(out.rglob("*")):
+            if f.is_file():
+                (final / f.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, final / f.relative_to(out))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return final / "index.html"
+
+
+def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
     synthetic = (run_dir / SAMPLES_FILE).is_file()
     note = "Data: synthfaces (synthetic)." if synthetic else ""
     if meta.get("kind") == "search":

@@ -163,7 +163,7 @@ def test_resume_rebuilds_the_rungs_and_keeps_waiting_trials_waiting(tmp_path):
     last = {"a": ("TERMINATED", 4), "b": ("PAUSED", 2), "c": ("INTERRUPTED", 1), "d": ("STOPPED", 1),
             "e": ("INTERRUPTED", 3), "f": ("ERROR", 2)}
     at = {"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.4, "e": 0.8, "f": 0.95}
-    pd.DataFrame([{"trial_name": n, "trial_id": f"id_{n}", "status": s, "iterations": it}
+    pd.DataFrame([{"trial_name": n, "trial_id": f"id_{n}", "seed": 0, "status": s, "iterations": it}
                   for n, (s, it) in last.items()]).to_csv(tmp_path / "results.csv", index=False)
     pd.DataFrame([{"trial_name": n, "iteration": i, "key": k, "value": at[n] + i / 100 if k == "m" else 0.0}
                   for n, (_, it) in last.items() for i in range(1, it + 1) for k in ("m", "loss")]

@@ -168,4 +168,4 @@ def test_export_synthfaces_command(tmp_path, capsys, cache_dir):
     assert len(read_feedback_pairs(out / "feedback_test_pairs.json", identity_from_folder=True)) == 60 * 8
     capsys.readouterr()
     assert main(["export-synthfaces", str(out)]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert "is a directory that is not empty" in capsys.readouterr().err

@@ -376,3 +376,46 @@ def test_a_pair_list_label_other_than_0_or_1_is_named_as_such(faces, tmp_path):
     with pytest.raises(BenchmarkError, match=r"pair 1: a 'path1 path2 label' line needs label 0 \(different\) or 1 "
                                              r"\(same\), got '2'"):
         read_pairs_txt(tmp_path / "pairs.txt")
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A PNG of a few hundred bytes whose header declares ``width x height`` RGB pixels (a
+    decompression bomb: the rows that follow would inflate to width x height x 3 bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = zlib.compress(b"\0" * (1 + 3 * width) * 8, 9)  # 8 rows of the 20000 declared
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_skipped_in_training_data_and_refuses_a_benchmark(faces, tmp_path):
+    """Declared 20000 x 20000 (400 M pixels, over PIL's limit): in training data it is skipped
+    and listed like any unreadable image, before a pixel is decoded; in a benchmark (a pair
+    list or an insightface .bin) it refuses the benchmark in one line naming it."""
+    bomb = bomb_png()
+    assert len(bomb) < 2000
+    files = _write_faces(faces, tmp_path / "train", "train", 3, nested=False, prefix="id")
+    d = sorted(files)[0]
+    (tmp_path / "train" / d / "bomb.png").write_bytes(bomb)
+    data = read_image_folder(tmp_path / "train")
+    reasons = dict(data.skipped)
+    assert list(reasons) == [str(tmp_path / "train" / d / "bomb.png")]
+    assert reasons[str(tmp_path / "train" / d / "bomb.png")].startswith("DecompressionBombError")
+    assert len(data) == sum(len(v) for v in files.values())
+
+    # 10000 x 10000 = 100 M pixels: PIL only warns (its limit is 2 x 89 M); no face image is that big
+    (tmp_path / "train" / d / "bomb.png").write_bytes(bomb_png(10000, 10000))
+    assert "bomb.png" in " ".join(p for p, _ in read_image_folder(tmp_path / "train").skipped)
+
+    bench = _lfw_benchmark(faces, tmp_path / "lfw")
+    sorted((tmp_path / "lfw").rglob("*_0001.png"))[0].write_bytes(bomb)  # in the first pair
+    with pytest.raises(BenchmarkError, match=r"benchmark lfw \(.*\): cannot read image .*DecompressionBombError"):
+        load_benchmark("lfw", bench, size=16)
+    images, issame = read_bin(_bin(faces, tmp_path / "ok.bin"))
+    (tmp_path / "bomb.bin").write_bytes(pickle.dumps(([bomb, *images[1:]], issame), protocol=4))
+    with pytest.raises(BenchmarkError, match=r"benchmark b \(.*bomb.bin\): undecodable image .*DecompressionBomb"):
+        load_benchmark("b", tmp_path / "bomb.bin", size=16)

@@ -175,20 +175,43 @@ def read_manifest(path: Path) -> TrainSet:
     return _from_rows(rows, str(path))
 
 
+# PIL's own guard against decompression bombs: it refuses images over 2 x MAX_IMAGE_PIXELS
+# (about 179 M pixels) and only warns between 1x and 2x; no face image comes near 89 M
+# pixels, so the warning is an error here too (``open_image``).
+def open_image(source):
+    """``PIL.Image.open`` that raises ``PIL.Image.DecompressionBombError`` for any image PIL
+    would warn about, before decoding a pixel (the header's size is checked on open)."""
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(source)
+        except Image.DecompressionBombWarning as w:
+            raise Image.DecompressionBombError(str(w)) from None
+
+
+def image_errors() -> tuple[type[BaseException], ...]:
+    """What opening or decoding a bad image raises (damaged, not an image, a decompression bomb)."""
+    from PIL import Image, UnidentifiedImageError
+
+    return (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def _image_problem(path: str) -> str | None:
     """Why an image file cannot be used, or None: PIL opens it and ``verify`` checks its
     structure (for PNG the checksums too) without decoding the pixels; a full decode (``load``)
     catches truncated data that ``verify`` lets through."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.verify()
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+    except image_errors() as err:
         return f"{type(err).__name__}: {err}".splitlines()[0][:200]
     return None
 
@@ -263,13 +286,11 @@ def image_tensor(im, size: int) -> torch.Tensor:
 
 def read_image(path: str, size: int) -> torch.Tensor:
     """uint8 (3, size, size) from an image file."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             return image_tensor(im, size)
-    except (OSError, UnidentifiedImageError) as err:
-        raise DataError(f"cannot read image {path}: {err}") from None
+    except image_errors() as err:
+        raise DataError(f"cannot read image {path}: {type(err).__name__}: {err}") from None
 
 
 class ImageFiles(torch.utils.data.Dataset):

@@ -162,20 +162,18 @@ def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:
 
 
 def _decode(data: bytes, size: int) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    from trainables.data.sources import image_tensor
+    from trainables.data.sources import image_errors, image_tensor, open_image
 
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_image(io.BytesIO(data)) as im:
             return image_tensor(im, size)
-    except (OSError, UnidentifiedImageError) as err:
-        raise BenchmarkError(f"undecodable image in benchmark: {err}") from None
+    except image_errors() as err:
+        raise BenchmarkError(f"undecodable image in benchmark: {type(err).__name__}: {err}") from None
 
 
 def load_benchmark(name: str, path: str | Path, *, size: int) -> PairBenchmark:
     """Read a ``.bin`` or pair list into memory, images resized to ``size``."""
-    from trainables.data.sources import read_image
+    from trainables.data.sources import DataError, read_image
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -192,6 +190,9 @@ def load_benchmark(name: str, path: str | Path, *, size: int) -> PairBenchmark:
     left, right, label, names = read_pairs_txt(path)
     unique = sorted(set(left) | set(right))
     index = {p: i for i, p in enumerate(unique)}
-    images = torch.stack([read_image(str(p), size) for p in unique])
+    try:  # a benchmark is not thinned out like training data: one bad image refuses it
+        images = torch.stack([read_image(str(p), size) for p in unique])
+    except DataError as err:
+        raise BenchmarkError(f"benchmark {name} ({path}): {err}") from None
     return PairBenchmark(name, images, np.asarray([index[p] for p in left]), np.asarray([index[p] for p in right]),
                          label, names)

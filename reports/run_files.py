@@ -1,0 +1,190 @@
+"""The run directory's tables, written so that a damaged copy is told from an intact one.
+
+``results.csv``, ``configs.json`` and ``run.json`` are rewritten while a run goes on, and
+read by ``status``, ``report``, ``resume`` and ``run confirm``, possibly after a crash, a
+full disk or a careless copy. Each rewrite is atomic (a temporary file, then ``os.replace``)
+and is recorded in ``checksums.sha256``, in ``sha256sum``'s format, so that a reader (or
+``sha256sum --check checksums.sha256``) can tell the file from one truncated or edited.
+
+The record is updated in two steps around each replacement: first it lists the new digest
+beside the old one, then the file is replaced, then only the new digest remains. Whatever
+moment a process dies at, the file on disk matches a digest in the record. Python's
+standard library and pandas have no such "atomic file with a checksum" helper; this is the
+smallest one that keeps that property.
+
+It lives with the readers (``reports``) because the orchestrator, which writes, already
+depends on them; the reports never import the orchestrator.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from reports.errors import ReportInputError
+
+CHECKSUMS_FILE = "checksums.sha256"
+RESULTS_FILE = "results.csv"
+RUN_FILE = "run.json"
+CONFIGS_FILE = "configs.json"
+# every status a row of results.csv can have (orchestrator.results writes them)
+STATUSES = ("PENDING", "RUNNING", "PAUSED", "INTERRUPTED", "TERMINATED", "STOPPED", "ERROR", "DIVERGED")
+RESULTS_REQUIRED = ("trial_name", "seed", "status")
+RUN_REQUIRED = {"study": str, "kind": str, "metric": str, "mode": str}
+
+
+class DamagedRunFile(ReportInputError):
+    """A run file is truncated, edited or not what this tool writes; the message says which."""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_checksums(run_dir: Path) -> dict[str, list[str]]:
+    """File name -> the digests it may have (one, or two during a rewrite)."""
+    path = Path(run_dir) / CHECKSUMS_FILE
+    out: dict[str, list[str]] = {}
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return out
+    except (OSError, UnicodeDecodeError) as err:
+        raise DamagedRunFile(f"{path}: unreadable ({err})") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or not name:
+            raise DamagedRunFile(f"{path}: line {n} is not '<sha256>  <file>': the file is damaged")
+        out.setdefault(name, []).append(digest)
+    return out
+
+
+def _write_checksums(run_dir: Path, sums: dict[str, list[str]]) -> None:
+    path = Path(run_dir) / CHECKSUMS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{d}  {name}\n" for name, ds in sorted(sums.items()) for d in ds), encoding="ascii")
+    os.replace(tmp, path)
+
+
+def write_checked(run_dir: Path, name: str, data: bytes | str) -> None:
+    """Replace ``<run_dir>/<name>`` atomically and record its digest (see the module's note).
+
+    An ``OSError`` (a full disk) leaves the previous file and a record that still matches it."""
+    run_dir = Path(run_dir)
+    data = data.encode() if isinstance(data, str) else data
+    new = _digest(data)
+    sums = read_checksums(run_dir)
+    target = run_dir / name
+    old = sums.get(name, [])
+    if target.exists() and not old:  # first record of a file written before checksums were kept
+        old = [_digest(target.read_bytes())]
+    tmp = target.with_name(name + ".tmp")
+    with open(tmp, "wb") as f:  # the data first: a full disk fails here, before any record changes
+        f.write(data)
+    _write_checksums(run_dir, {**sums, name: [new, *[d for d in old if d != new]]})
+    os.replace(tmp, target)
+    _write_checksums(run_dir, {**sums, name: [new]})
+
+
+def read_checked(run_dir: Path, name: str) -> bytes:
+    """The bytes of a run file, refused in one line when they match no recorded digest.
+    A run made before checksums were kept (no record of ``name``) is read as it is.
+
+    A reader in another process (``status`` during a run) can see a record and a file from
+    two successive rewrites; it reads again, and refuses only what stays the same and wrong."""
+    path = Path(run_dir) / name
+    seen: tuple[bytes, list[str] | None] | None = None
+    for _ in range(20):
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise DamagedRunFile(f"{path}: unreadable ({err.strerror or err})") from None
+        digests = read_checksums(run_dir).get(name)
+        if not digests or _digest(data) in digests:
+            return data
+        if seen == (data, digests):
+            break
+        seen = (data, digests)
+        time.sleep(0.05)
+    raise DamagedRunFile(
+        f"{path} does not match the checksum recorded when it was written ({CHECKSUMS_FILE}): it is truncated "
+        f"or was edited; restore it from a copy (nothing was written)")
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` as a mapping with the keys every reader needs, else one line."""
+    path = Path(run_dir) / RUN_FILE
+    data = read_checked(run_dir, RUN_FILE)
+    try:
+        info = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DamagedRunFile(f"{path}: not JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(info, dict):
+        raise DamagedRunFile(f"{path}: a JSON {type(info).__name__}, not the mapping this tool writes")
+    for key, kind in RUN_REQUIRED.items():
+        if not isinstance(info.get(key), kind):
+            raise DamagedRunFile(f"{path}: no {key!r} ({kind.__name__}); the file is damaged or not from this tool")
+    return info
+
+
+def read_results(run_dir: Path, info: dict[str, Any] | None = None):
+    """``results.csv`` as a DataFrame (text cells empty, not NaN), refused in one line when it
+    is damaged: a digest that matches no record, a row with more or fewer cells than the
+    header, a required column missing, a status this tool never writes, or no column for the
+    study metric though a trial completed (every completed trial reports it)."""
+    import pandas as pd
+
+    path = Path(run_dir) / RESULTS_FILE
+    raw = read_checked(run_dir, RESULTS_FILE)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DamagedRunFile(f"{path}: not UTF-8 text; the file is damaged") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not rows[0]:
+        raise DamagedRunFile(f"{path}: empty; the file is damaged (no header)")
+    width = len(rows[0])
+    for n, row in enumerate(rows[1:], 2):
+        if len(row) != width:
+            raise DamagedRunFile(f"{path}: line {n} has {len(row)} cells, the header {width}; the file is damaged "
+                                 f"(truncated?)")
+    if text and not text.endswith("\n"):
+        raise DamagedRunFile(f"{path}: the last line is cut short (no line end); the file is damaged (truncated?)")
+    missing = [c for c in RESULTS_REQUIRED if c not in rows[0]]
+    if missing:
+        raise DamagedRunFile(f"{path}: no {', '.join(map(repr, missing))} column; the file is damaged or not from "
+                             f"this tool")
+    df = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""], dtype={"trial_id": str, "error": str})
+    for c in ("trial_id", "error"):
+        if c in df.columns:
+            df[c] = df[c].fillna("")
+    odd = sorted(set(df["status"].astype(str)) - set(STATUSES))
+    if odd:
+        raise DamagedRunFile(f"{path}: status {odd[0]!r} is not one this tool writes ({', '.join(STATUSES)}); "
+                             f"the file is damaged")
+    metric = (info or {}).get("metric")
+    if metric and metric not in df.columns and (df["status"] == "TERMINATED").any():
+        raise DamagedRunFile(f"{path}: no column for the study metric {metric!r} though "
+                             f"{int((df['status'] == 'TERMINATED').sum())} trials completed; the file is damaged")
+    return df
+
+
+def read_run(run_dir: Path):
+    """(results, run.json) of a run directory, each checked as above; else one line."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportInputError(f"{run_dir} is not a directory")
+    if not (run_dir / RESULTS_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
+        raise ReportInputError(f"{run_dir} is not a run directory ({RESULTS_FILE} and {RUN_FILE} are needed)")
+    info = read_run_info(run_dir)
+    return read_results(run_dir, info), info
+
+
+__all__ = ["CHECKSUMS_FILE", "DamagedRunFile", "read_checked", "read_results", "read_run", "read_run_info",
+           "write_checked"]

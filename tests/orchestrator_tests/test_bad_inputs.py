@@ -1,0 +1,290 @@
+"""The bad-input corpus: every case goes through the real command line and must end with
+one line on stderr naming the problem, exit status 2, no traceback, before Ray starts, and
+with every file and folder under the test's directory (the working directory included,
+where ``runs/`` would appear) exactly as it was. A new input path gets a case here.
+
+Each case is (id, files to make, argv, words the line must contain). Files are written by
+``make`` before the snapshot; ``{d}`` in argv and file contents is the test's directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+
+ABLATION = """
+name: tiny
+kind: ablation
+trainable: da_lora
+metric: eval/cross_domain/acc
+mode: max
+seeds: [0, 1]
+reference: a
+base: {epochs: 1}
+variants:
+  a: {adaptation: lora}
+  b: {adaptation: none}
+"""
+SEARCH = """
+name: s
+kind: search
+trainable: da_lora
+metric: val/cross_domain/acc
+mode: max
+seeds: [0]
+num_samples: 4
+base: {epochs: 2}
+space:
+  lr: {loguniform: [1.0e-4, 1.0e-2]}
+"""
+
+
+def _bomb_bin(d: Path) -> None:
+    from tests.trainables_tests.test_real_inputs import bomb_png
+
+    (d / "b.bin").write_bytes(pickle.dumps(([bomb_png(), bomb_png()], [True]), protocol=4))
+
+
+def _checked_run(d: Path, results: str | None, info: str | None, *, record: bool = True) -> None:
+    """A run directory as the orchestrator writes it (checksums included), then damaged by the case."""
+    from reports.run_files import write_checked
+
+    (d / "r").mkdir()
+    write_checked(d / "r", "run.json", json.dumps({"study": "abl", "kind": "ablation", "metric": "eval/x/acc",
+                                                   "mode": "max", "variants": ["a"], "reference": "a"}))
+    write_checked(d / "r", "results.csv", "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMINATED,0.5\n"
+                                          "a_seed1,a,1,TERMINATED,0.6\n")
+    if results is not None:
+        (d / "r" / "results.csv").write_text(results)
+    if info is not None:
+        (d / "r" / "run.json").write_text(info)
+    if not record:  # a run made before checksums were kept
+        (d / "r" / "checksums.sha256").unlink()
+
+
+def _standin_copy(d: Path, weights: bytes) -> None:
+    from trainables.models.standin import StandinSpec, ensure_standin
+
+    (d / "bb").mkdir()
+    (d / "bb" / "config.json").write_bytes((ensure_standin(StandinSpec()) / "config.json").read_bytes())
+    (d / "bb" / "model.safetensors").write_bytes(weights)
+
+
+# (id, {relative path: text or bytes, or a callable making files}, argv, words)
+CASES = [
+    # the study
+    ("unknown study", {}, ["run", "nosuch"], ["nosuch"]),
+    ("study is a directory", {"sub/x.txt": "x"}, ["run", "{d}/sub"], ["is a directory"]),
+    ("study is not UTF-8", {"s.yaml": b"name: \xff\xfe\n"}, ["run", "{d}/s.yaml"], ["UTF-8"]),
+    ("YAML syntax", {"s.yaml": "name: [unclosed\n"}, ["run", "{d}/s.yaml"], ["YAML does not parse"]),
+    ("YAML is a list", {"s.yaml": "- a\n- b\n"}, ["run", "{d}/s.yaml"], ["mapping"]),
+    ("duplicate variant", {"s.yaml": ABLATION + "  a: {adaptation: none}\n"}, ["run", "{d}/s.yaml"],
+     ["key 'a' is written twice"]),
+    ("YAML python tag", {"s.yaml": "name: !!python/object/apply:os.system ['touch {d}/pwned']\n"},
+     ["run", "{d}/s.yaml"], ["python/object"]),
+    ("unknown spec key", {"s.yaml": ABLATION + "colour: blue\n"}, ["run", "{d}/s.yaml"], ["colour: unknown key"]),
+    ("unknown trainable", {"s.yaml": ABLATION.replace("trainable: da_lora", "trainable: nope")},
+     ["run", "{d}/s.yaml"], ["nope"]),
+    ("unknown metric", {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "eval/cross_domian/acc")},
+     ["run", "{d}/s.yaml"], ["eval/cross_domian/acc"]),
+    ("reference not a variant", {"s.yaml": ABLATION.replace("reference: a", "reference: z")},
+     ["run", "{d}/s.yaml"], ["reference 'z'"]),
+    ("negative epochs", {"s.yaml": ABLATION.replace("epochs: 1", "epochs: -1")}, ["run", "{d}/s.yaml"], ["epochs"]),
+    ("search ranks on test identities", {"s.yaml": SEARCH.replace("metric: val/", "metric: eval/")},
+     ["run", "{d}/s.yaml"], ["val/cross_domain/acc"]),
+    ("choice of words for a number", {"s.yaml": SEARCH.replace("{loguniform: [1.0e-4, 1.0e-2]}", "{choice: [fast, slow]}")},
+     ["run", "{d}/s.yaml"], ["space.lr offers 'fast'"]),
+    ("inverted bounds", {"s.yaml": SEARCH.replace("{loguniform: [1.0e-4, 1.0e-2]}", "{uniform: [0.1, 0.01]}")},
+     ["run", "{d}/s.yaml"], ["bounds are inverted"]),
+    ("a billion samples", {"s.yaml": SEARCH.replace("num_samples: 4", "num_samples: 1000000000")},
+     ["run", "{d}/s.yaml"], ["less than or equal to 10000"]),
+    # --set
+    ("boolean for an integer", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_rank=true"], ["lora_rank"]),
+    ("--set seed", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "seed=5"], ["seeds"]),
+    ("--set unknown key", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_rnak=4"], ["lora_rnak"]),
+    ("--set without =", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_rank"], ["KEY=VALUE"]),
+    # options
+    ("--out a non-empty directory", {"s.yaml": ABLATION, "mine/notes.txt": "mine"},
+     ["run", "{d}/s.yaml", "--out", "{d}/mine"], ["not empty"]),
+    ("--out a file", {"s.yaml": ABLATION, "f": "mine"}, ["run", "{d}/s.yaml", "--out", "{d}/f"], ["not a directory"]),
+    ("--out under a file", {"s.yaml": ABLATION, "f": "mine"}, ["run", "{d}/s.yaml", "--out", "{d}/f/run"],
+     ["is a file, not a directory"]),
+    ("--address nothing listens", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--address", "127.0.0.1:1"],
+     ["nothing answers at 127.0.0.1:1"]),
+    ("--address no port", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--address", "127.0.0.1"], ["HOST:PORT"]),
+    ("--cpus-per-trial 0", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--cpus-per-trial", "0"], ["--cpus-per-trial"]),
+    ("--max-concurrent 0", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--max-concurrent", "0"], ["--max-concurrent"]),
+    ("unknown option", {}, ["run", "ablation", "--quik"], ["--quik"]),
+    ("confirm of a non-search", {}, ["run", "confirm", "--from", "{d}"], ["--from"]),
+    # data and models, refused while the trainable prepares
+    ("damaged weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, os.urandom(4096))},
+     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
+    ("empty weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, b"")},
+     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
+    ("no training data", {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "train/loss")}, ["run", "{d}/s.yaml", "--set", "train_data={d}/none"],
+     ["no such directory"]),
+    ("decompression bomb in a benchmark", {"s.yaml": ABLATION, "b.bin": _bomb_bin},
+     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/b.bin}"], ["benchmark b", "DecompressionBomb"]),
+    ("pickle exploit as a benchmark", {"s.yaml": ABLATION, "evil.bin": b"cos\nsystem\n(S'touch {d}/pwned'\ntR."},
+     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/evil.bin}"], ["only bytes, lists and booleans"]),
+    ("pair label 2", {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 2\n"},
+     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}"], ["label 0 (different) or 1 (same), got '2'"]),
+    ("LoRA targets match nothing", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_targets=[q_proj]"],
+     ["match no linear layer"]),
+    # run directories
+    ("status of nothing", {}, ["status", "{d}/none"], ["is not a directory"]),
+    ("status of a folder that is no run", {"x/a.txt": "a"}, ["status", "{d}/x"], ["not a run directory"]),
+    ("report on a truncated table", {"r": lambda d: _checked_run(d, "trial_name,variant,seed,status,eval/x/acc\n"
+                                                                 "a_seed0,a,0,TERMI", None)},
+     ["report", "{d}/r"], ["results.csv", "truncated"]),
+    ("status of an edited table", {"r": lambda d: _checked_run(d, "trial_name,variant,seed,status,eval/x/acc\n"
+                                                               "a_seed0,a,0,TERMINATED,0.9\n", None)},
+     ["status", "{d}/r"], ["checksum"]),
+    ("report of a run.json list", {"r": lambda d: _checked_run(d, None, "[1, 2]", record=False)},
+     ["report", "{d}/r"], ["run.json", "not the mapping"]),
+    ("report of an edited run.json", {"r": lambda d: _checked_run(d, None, "[1, 2]")}, ["report", "{d}/r"],
+     ["run.json", "checksum"]),
+    ("status of a run.json without its metric", {"r": lambda d: _checked_run(d, None, '{"study": "abl", "kind": '
+                                                                           '"ablation", "mode": "max"}', record=False)},
+     ["status", "{d}/r"], ["run.json", "no 'metric'"]),
+    ("resume of a damaged run", {"r": lambda d: _checked_run(d, None, "{\"study\": ")}, ["resume", "{d}/r"],
+     ["run.json", "truncated"]),
+    ("resume of an old run's damaged run.json", {"r": lambda d: _checked_run(d, None, "{\"study\": ", record=False)},
+     ["resume", "{d}/r"], ["run.json", "not JSON"]),
+    ("resume of nothing", {}, ["resume", "{d}/none"], ["not a run directory"]),
+    ("confirm from a damaged run", {"r": lambda d: _checked_run(d, "x\n", None), "r/configs.json": "{}",
+                                    "r/spec.yaml": SEARCH},
+     ["run", "confirm", "--from", "{d}/r"], ["results.csv"]),
+    # export-synthfaces
+    ("export under a file", {"f": "mine"}, ["export-synthfaces", "{d}/f/faces"], ["is a file, not a directory"]),
+    ("export into a non-empty directory", {"mine/notes.txt": "mine"}, ["export-synthfaces", "{d}/mine"], ["not empty"]),
+    ("export image size", {}, ["export-synthfaces", "{d}/faces", "--image-size", "7"], ["multiple of 8"]),
+]
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every path under root: a folder, a link, or a file's sha256 and mode."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_symlink():
+            out[rel] = "link " + os.readlink(p)
+        elif p.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = f"{hashlib.sha256(p.read_bytes()).hexdigest()} {oct(p.stat().st_mode)}"
+    return out
+
+
+def _make(d: Path, files: dict) -> None:
+    from PIL import Image
+
+    for rel, content in files.items():
+        if callable(content):
+            content(d)
+            continue
+        path = d / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content.replace(b"{d}", str(d).encode()))
+        else:
+            path.write_text(textwrap.dedent(content).replace("{d}", str(d)))
+    for name in ("x.png", "y.png"):
+        Image.new("RGB", (8, 8)).save(d / name)
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fails the case if Ray would be started (every case must end before)."""
+    import orchestrator.ray_runtime as rt
+
+    calls = []
+
+    def refuse(*a, **k):
+        calls.append(a)
+        raise AssertionError("Ray was started for a bad input")
+
+    monkeypatch.setattr(rt, "ray_session", refuse)
+    monkeypatch.setattr(rt, "start_local_ray", refuse)
+    return calls
+
+
+def _check_refused(code: int, err: str, words: list[str]) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], f"{w!r} not in: {lines[0]}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, tmp_path, monkeypatch, capsys, standin, no_ray):
+    _, files, argv, words = case
+    d = tmp_path / "work"
+    d.mkdir()
+    _make(d, files)
+    monkeypatch.chdir(d)
+    before = _snapshot(d)
+    try:
+        code = main([a.replace("{d}", str(d)) for a in argv])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    _check_refused(code, err, [w.replace("{d}", str(d)) for w in words])
+    assert _snapshot(d) == before  # nothing written, nothing removed, nothing executed (no 'pwned')
+    assert not no_ray
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """An empty directory no one can write into: a read-only tmpfs for root (who ignores
+    permission bits), mode 0555 for anyone else; skipped where neither can be made."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    if os.geteuid() == 0:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a read-only tmpfs here: {proc.stderr.decode().strip()}")
+        yield path
+        subprocess.run(["umount", str(path)], check=True)
+    else:
+        path.chmod(0o555)
+        yield path
+        path.chmod(0o755)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["export-synthfaces", "{ro}"], ["cannot write into it", "Read-only file system"]),
+    (["export-synthfaces", "{ro}/faces"], ["cannot create the directory"]),
+    (["run", "ablation", "--quick", "--out", "{ro}/run"], ["cannot create the directory"]),
+    (["run", "ablation", "--quick", "--out", "{ro}"], ["cannot write into it"]),
+])
+def test_a_read_only_directory_is_refused_in_one_line(read_only_dir, argv, words, capsys, monkeypatch, tmp_path,
+                                                     no_ray):
+    monkeypatch.chdir(tmp_path)
+    before = _snapshot(tmp_path)
+    code = main([a.replace("{ro}", str(read_only_dir)) for a in argv])
+    words = [w for w in words if os.geteuid() == 0 or w != "Read-only file system"]
+    _check_refused(code, capsys.readouterr().err, words)
+    assert _snapshot(tmp_path) == before
+
+
+def test_the_entry_point_behaves_as_main(tmp_path):
+    """``python -m orchestrator`` (a fresh process) ends the same way as ``main``."""
+    (tmp_path / "s.yaml").write_bytes(b"name: \xff\n")
+    for argv, word in ((["run", "nosuch"], "nosuch"), (["run", str(tmp_path / "s.yaml")], "UTF-8"),
+                       (["status", str(tmp_path)], "not a run directory")):
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+        _check_refused(proc.returncode, proc.stderr, [word])
