@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestrator.errors import UserError, one_line
+from orchestrator.errors import RunStopped, UserError, is_disk_full, one_line
 
 
 class Command:
@@ -169,6 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ReportInputError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
+    except RunStopped as err:  # not the user's input: the run could not go on (exit 1, not 2)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        print(f"error: no space left on the device ({err.filename or 'writing a file'}); nothing written before was "
+              f"touched: free some space and run the command again", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own graceful stop
         print("interrupted: what finished is in the run directory's results.csv; "
               "python -m orchestrator resume DIR continues the run", file=sys.stderr)

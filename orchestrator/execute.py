@@ -16,6 +16,7 @@ from typing import Any, Callable
 from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
 from ray import tune
 
+from orchestrator.errors import RunStopped, is_disk_full, stopped_for_full_disk
 from orchestrator.plan import TrialPlan
 from orchestrator.results import UNFINISHED, CurveLog, ResultsTable
 
@@ -64,6 +65,55 @@ def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str,
 
 
 DIVERGED = "DIVERGED"
+NO_SPACE = ("[Errno 28]", "No space left on device", "[Errno 122]", "Disk quota exceeded")
+
+
+def _stops_on_full_disk(method):
+    """A callback's write that finds the disk full stops the run (``RunStopped``, raised
+    through Tune) instead of failing in Tune's loop with a traceback; the files it was
+    rewriting keep their previous, intact version (``reports.run_files.write_checked``)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as err:
+            if is_disk_full(err):
+                raise stopped_for_full_disk(self.run_dir, f"writing {err.filename or 'a run file'}") from None
+            raise
+
+    return wrapper
+
+
+def _check_disk(trial, run_dir: Path) -> None:
+    """A trial that failed because the disk is full is not the trial's fault, and every
+    other trial would fail the same way: stop the run with its row left unfinished, so that
+    ``resume`` runs it again from its last checkpoint once there is room."""
+    if trial.error_file and Path(trial.error_file).is_file():
+        text = Path(trial.error_file).read_text(errors="replace")
+        if any(marker in text for marker in NO_SPACE):
+            raise stopped_for_full_disk(run_dir, f"trial {trial} could not write its checkpoint")
+
+
+def stopped_cause(err: BaseException) -> RunStopped | None:
+    """The ``RunStopped`` a callback raised, from the exceptions Tune wrapped it in."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, RunStopped):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _fit(tuner) -> None:
+    try:
+        tuner.fit()
+    except Exception as err:
+        stop = stopped_cause(err)
+        if stop is None:
+            raise
+        raise RunStopped(str(stop)) from None
 
 
 def _failure(trial) -> tuple[str, str]:
@@ -77,6 +127,10 @@ def _failure(trial) -> tuple[str, str]:
     last = lines[-1] if lines else "error (no message)"
     if "TrialDiverged: " in last:
         return DIVERGED, "diverged: " + last.split("TrialDiverged: ", 1)[1]
+    if "worker process has died" in text:  # Ray's paragraph on a killed or crashed process, cut to its facts
+        exit_type = text.split("Worker exit type: ", 1)[1].split()[0] if "Worker exit type: " in text else "unknown"
+        return "ERROR", (f"the trial's worker process died (exit type {exit_type}: killed by a signal or the OOM "
+                         f"killer, or crashed); Ray's account is in {trial.error_file}")
     return "ERROR", last
 
 
@@ -113,10 +167,12 @@ class GridProgress(tune.Callback):
         self.log = print
         self._attach()
 
+    @_stops_on_full_disk
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.config["_trial"] not in self.ended:
             self.table.started(trial.config["_trial"], trial.trial_id)
 
+    @_stops_on_full_disk
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last[trial.trial_id] = result
         self.curves.add(self.plans[trial.config["_trial"]].name, result)
@@ -125,6 +181,11 @@ class GridProgress(tune.Callback):
         result = self.last.get(trial.trial_id)
         if trial.config["_trial"] in self.ended and result is None:
             return  # ended before the resume (see _attach): nothing new
+        if result is None and (trial.last_result or {}).get("training_iteration"):
+            # The driver died after the trial's last report but before results.csv had its
+            # end; restored from that report's checkpoint it ends again without reporting.
+            # Tune's saved state pairs the checkpoint with the result it came with.
+            result = trial.last_result
         self.table.finished(trial.config["_trial"], trial_id=trial.trial_id, status=status, result=result, error=error)
         self.done += 1
         plan = self.plans[trial.config["_trial"]]
@@ -136,10 +197,13 @@ class GridProgress(tune.Callback):
         self.log(f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<20} seed={plan.seed:<3} "
                  f"{status:<10} {shown}{wall}{'  ' + error if error else ''}")
 
+    @_stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, "TERMINATED")
 
+    @_stops_on_full_disk
     def on_trial_error(self, iteration, trials, trial, **info):
+        _check_disk(trial, self.run_dir)
         self._end(trial, *_failure(trial))
 
 
@@ -181,7 +245,7 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
                 failure_config=tune.FailureConfig(max_failures=max_failures),
             ),
         )
-    tuner.fit()
+    _fit(tuner)
     # the callbacks wrote every change to results.csv; read it back (a restored run's
     # callbacks are Tune's copies, not objects of this function)
     ResultsTable.load(Path(run_dir), study, plans, group_column=table.group_column).mark_unfinished("INTERRUPTED")
@@ -242,6 +306,7 @@ class SearchProgress(tune.Callback):
         self.log = print
         self._attach()
 
+    @_stops_on_full_disk
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in self.ended:
             return
@@ -271,10 +336,12 @@ class SearchProgress(tune.Callback):
             self.table.add(plan, self.provenance)
         self.table.started(self.plan_of[trial.trial_id].index, trial.trial_id)
 
+    @_stops_on_full_disk
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last[trial.trial_id] = result
         self.curves.add(self.plan_of[trial.trial_id].name, result)
 
+    @_stops_on_full_disk
     def on_step_end(self, iteration, trials, **info):
         # a trial waiting at an ASHA rung (paused at its checkpoint) reads PAUSED, not RUNNING
         for trial in trials:
@@ -304,10 +371,13 @@ class SearchProgress(tune.Callback):
         self.log(f"[{self.done:>3}/{search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
                  f"(after {reached} of {full} iterations){'  ' + error if error else ''}")
 
+    @_stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trial, "TERMINATED")
 
+    @_stops_on_full_disk
     def on_trial_error(self, iteration, trials, trial, **info):
+        _check_disk(trial, self.run_dir)
         self._end(trial, *_failure(trial))
 
 
@@ -377,6 +447,6 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
                                       callbacks=[progress], checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                                       failure_config=tune.FailureConfig(max_failures=max_failures)),
         )
-    tuner.fit()
+    _fit(tuner)
     # the rows as the callbacks left them (a restored run's callbacks are Tune's copies)
     SearchProgress(Path(run_dir), study, entry, search, metric, provenance).table.mark_unfinished("INTERRUPTED")

@@ -20,7 +20,7 @@ from orchestrator.provenance import run_provenance
 from orchestrator.results import UNFINISHED, ResultsTable
 from orchestrator.spec import BASE_POINT, StudySpec
 from orchestrator.studies import load_study
-from reports.run_files import RUN_FILE, read_results, read_run_info, write_checked
+from reports.run_files import RESULTS_FILE, RUN_FILE, read_results, read_run_info, write_checked
 from trainables.errors import TrainableInputError
 
 SPEC_FILE = "spec.yaml"
@@ -206,6 +206,12 @@ def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], 
     except UserError:
         new.discard()  # nothing was computed yet: leave no half-made run directory behind
         raise
+    return _start_grid(run_dir, spec, entry, plans, provenance, opts, cpus, gpus, log)
+
+
+def _start_grid(run_dir: Path, spec: StudySpec, entry, plans: list[TrialPlan], provenance: dict[int, dict[str, str]],
+                opts: RunOptions, cpus: float, gpus: float, log: Callable[[str], None]) -> Path:
+    """Plan the table (every trial PENDING), run every trial from its start, build the report."""
     table = ResultsTable(run_dir, spec.name, plans, provenance,
                          group_column="variant" if spec.kind == "ablation" else "point")
     table.write()
@@ -270,6 +276,12 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     except UserError:
         new.discard()
         raise
+    return _start_search(run_dir, spec, entry, search, provenance, opts, cpus, gpus, log)
+
+
+def _start_search(run_dir: Path, spec: StudySpec, entry, search, provenance: dict[str, str], opts: RunOptions,
+                  cpus: float, gpus: float, log: Callable[[str], None]) -> Path:
+    """An empty table (rows come as the sampler proposes trials), the search, the report."""
     table = ResultsTable(run_dir, spec.name, [], {}, group_column="trial")
     table.write()
 
@@ -341,54 +353,80 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
     write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
 
 
+def _resumed_options(run_dir: Path, meta: dict[str, Any], address: str | None, dashboard_host: str) -> RunOptions:
+    """The options the run was started with (run.json), joined to this call's cluster address."""
+    res = meta.get("resources", {})
+    return RunOptions(study=str(run_dir / SPEC_FILE), out=run_dir, quick=bool(meta.get("quick")),
+                      set=list(meta.get("overrides", [])), address=address, dashboard_host=dashboard_host,
+                      cpus_per_trial=res.get("cpus_per_trial"), gpus_per_trial=res.get("gpus_per_trial"),
+                      max_concurrent=meta.get("max_concurrent"))
+
+
+def _note_resume(run_dir: Path, meta: dict[str, Any], trials_left: int) -> None:
+    meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials_left": trials_left})
+    meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
+    write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
+
+
+def _tune_state(run_dir: Path) -> bool:
+    from ray import tune
+
+    from orchestrator.execute import TUNE_DIR
+
+    return tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve()))
+
+
 def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str = "127.0.0.1",
                log: Callable[[str], None] = print) -> Path:
-    """``resume DIR``: continue an ablation, sensitivity or confirm run whose driver stopped
-    (killed, Ctrl-C, a lost machine). Finished trials stay as they are; unfinished ones go
-    on from their last checkpoint and pending ones start, through Tune's experiment state;
-    the report is built at the end. A finished run only gets its report rebuilt."""
+    """``resume DIR``: continue a run whose driver stopped (killed, Ctrl-C, a lost machine,
+    a full disk). Finished trials stay as they are; unfinished ones go on from their last
+    checkpoint and pending ones start, through Tune's experiment state; the report is built
+    at the end. A run stopped before any trial ran (while preparing, or as Ray started)
+    starts its trials now; a finished run only gets its report rebuilt."""
     from orchestrator.results import ResultsTable
 
     run_dir = Path(run_dir)
-    info_path = run_dir / RUN_FILE
-    if not run_dir.is_dir() or not info_path.is_file() or not (run_dir / "results.csv").is_file():
-        raise UserError(f"{run_dir}: not a run directory (run.json and results.csv are needed)")
+    if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file() or not (run_dir / SPEC_FILE).is_file():
+        raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
     meta = read_run_info(run_dir)  # refused in one line when damaged, like results.csv below
-    read_results(run_dir, meta)
+    has_table = (run_dir / RESULTS_FILE).is_file()
+    if has_table:
+        read_results(run_dir, meta)
     spec, _ = load_study(str(run_dir / SPEC_FILE))
+    opts = _resumed_options(run_dir, meta, address, dashboard_host)
     if spec.kind == "search":
-        return _resume_search(run_dir, spec, meta, address=address, dashboard_host=dashboard_host, log=log)
-    plans = compile_plan(spec, quick=bool(meta.get("quick")), overrides=parse_overrides(meta.get("overrides", [])),
-                         warn=lambda _: None)
+        return _resume_search(run_dir, spec, meta, opts, has_table=has_table, log=log)
+    plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=lambda _: None)
+    cpus, gpus = _check_options(opts, spec)
     group_column = "variant" if spec.kind == "ablation" else "point"
-    try:
-        table = ResultsTable.load(run_dir, spec.name, plans, group_column=group_column)
-    except ValueError as err:
-        raise UserError(f"{run_dir}: {err}; spec.yaml and run.json no longer describe this run") from None
+    table = None
+    if has_table:
+        try:
+            table = ResultsTable.load(run_dir, spec.name, plans, group_column=group_column)
+        except ValueError as err:
+            raise UserError(f"{run_dir}: {err}; spec.yaml and run.json no longer describe this run") from None
+    if table is None or (all(r["status"] == "PENDING" for r in table.rows.values()) and not _tune_state(run_dir)):
+        # stopped while preparing or before Tune began: nothing ran, so the trials start now
+        _note_resume(run_dir, meta, len(plans))
+        log(f"Resuming {spec.name!r} in {run_dir}: it stopped before any trial ran; starting its {len(plans)} trials")
+        entry = resolve_trainable(spec)
+        provenance = prepare_shared(entry, plans, run_dir, what="variant" if spec.kind == "ablation" else "point", log=log)
+        return _start_grid(run_dir, spec, entry, plans, provenance, opts, cpus, gpus, log)
     left = [r for r in table.rows.values() if r["status"] in UNFINISHED]
     from reports import build_report
 
     if left:
         from orchestrator.execute import TUNE_DIR, execute
 
-        from ray import tune
-
-        if not tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve())):
+        if not _tune_state(run_dir):
             raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
-        res = meta.get("resources", {})
-        opts = RunOptions(study=str(run_dir / SPEC_FILE), out=run_dir, quick=bool(meta.get("quick")),
-                          set=list(meta.get("overrides", [])), address=address, dashboard_host=dashboard_host,
-                          cpus_per_trial=res.get("cpus_per_trial"), gpus_per_trial=res.get("gpus_per_trial"))
-        cpus, gpus = _check_options(opts, spec)
-        meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials_left": len(left)})
-        meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-        write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
+        _note_resume(run_dir, meta, len(left))
         log(f"Resuming {spec.name!r} in {run_dir}: {len(plans) - len(left)} of {len(plans)} trials finished, "
             f"{len(left)} to go")
         entry = resolve_trainable(spec)
         with _ray_trials(opts, cpus, gpus, run_dir, log):
             execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir, metric=spec.metric,
-                    cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=meta.get("max_concurrent"),
+                    cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=opts.max_concurrent,
                     max_failures=spec.max_failures, log=log, restore=True)
     else:
         log(f"{run_dir}: every trial has finished; rebuilding the report")
@@ -397,42 +435,40 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
     return run_dir
 
 
-def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], *, address: str | None,
-                   dashboard_host: str, log: Callable[[str], None]) -> Path:
+def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], opts: RunOptions, *, has_table: bool,
+                   log: Callable[[str], None]) -> Path:
     """``resume`` of a search: Tune restores the sampler (every trial Optuna has seen, its
     random state, the count of trials generated), unfinished trials continue from their last
     checkpoint, and the remaining samples are drawn; ASHA's rungs are replayed from
-    ``curves.csv``, and trials that waited at a rung wait again (``asha.PromotionASHA``)."""
+    ``curves.csv``, and trials that waited at a rung wait again (``asha.PromotionASHA``).
+    A search stopped before its first trial starts again from the base config."""
     from orchestrator.plan import compile_search
     from reports import build_report
 
-    quick, overrides = bool(meta.get("quick")), list(meta.get("overrides", []))
-    search = compile_search(spec, quick=quick, overrides=parse_overrides(overrides))
-    df = read_results(run_dir, meta)
+    search = compile_search(spec, quick=opts.quick, overrides=parse_overrides(opts.set))
+    cpus, gpus = _check_options(opts, spec)
+    df = read_results(run_dir, meta) if has_table else None
+    if df is None or (df.empty and not _tune_state(run_dir)):
+        _note_resume(run_dir, meta, search.num_samples)
+        log(f"Resuming the search {spec.name!r} in {run_dir}: it stopped before any trial ran; starting it")
+        entry = resolve_trainable(spec)
+        base_plan = TrialPlan(0, "trial000", search.seed, search.base_config)
+        provenance = prepare_shared(entry, [base_plan], run_dir, what="base", log=log)[0]
+        return _start_search(run_dir, spec, entry, search, provenance, opts, cpus, gpus, log)
     ended = int((~df["status"].isin(UNFINISHED)).sum())
     if ended < search.num_samples:
-        from ray import tune
-
         from orchestrator.execute import TUNE_DIR, execute_search
 
-        if not tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve())):
+        if not _tune_state(run_dir):
             raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
-        res = meta.get("resources", {})
-        opts = RunOptions(study=str(run_dir / SPEC_FILE), out=run_dir, quick=quick, set=overrides, address=address,
-                          dashboard_host=dashboard_host, cpus_per_trial=res.get("cpus_per_trial"),
-                          gpus_per_trial=res.get("gpus_per_trial"))
-        cpus, gpus = _check_options(opts, spec)
-        meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                               "trials_left": search.num_samples - ended})
-        meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-        write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
+        _note_resume(run_dir, meta, search.num_samples - ended)
         log(f"Resuming the search {spec.name!r} in {run_dir}: {ended} of {search.num_samples} trials ended, "
             f"{search.num_samples - ended} to go")
         entry = resolve_trainable(spec)
         with _ray_trials(opts, cpus, gpus, run_dir, log):
             execute_search(study=spec.name, entry=entry, search=search, run_dir=run_dir, metric=spec.metric,
                            mode=spec.mode, provenance={}, cpus_per_trial=cpus, gpus_per_trial=gpus,
-                           max_concurrent=meta.get("max_concurrent"), max_failures=spec.max_failures, log=log,
+                           max_concurrent=opts.max_concurrent, max_failures=spec.max_failures, log=log,
                            restore=True)
     else:
         log(f"{run_dir}: every trial has ended; rebuilding the report")

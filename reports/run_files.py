@@ -85,8 +85,12 @@ def write_checked(run_dir: Path, name: str, data: bytes | str) -> None:
     if target.exists() and not old:  # first record of a file written before checksums were kept
         old = [_digest(target.read_bytes())]
     tmp = target.with_name(name + ".tmp")
-    with open(tmp, "wb") as f:  # the data first: a full disk fails here, before any record changes
-        f.write(data)
+    try:
+        with open(tmp, "wb") as f:  # the data first: a full disk fails here, before any record changes
+            f.write(data)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     _write_checksums(run_dir, {**sums, name: [new, *[d for d in old if d != new]]})
     os.replace(tmp, target)
     _write_checksums(run_dir, {**sums, name: [new]})

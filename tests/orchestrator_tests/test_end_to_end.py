@@ -393,11 +393,13 @@ def test_confirm_refuses_what_is_not_a_finished_search(quick_run, search_run, tm
     shutil.copytree(search_run, interrupted, ignore=shutil.ignore_patterns("tune", "report"))
     df = pd.read_csv(interrupted / "results.csv")
     df.loc[3, "status"] = "INTERRUPTED"
-    df.to_csv(interrupted / "results.csv", index=False)
+    from reports.run_files import write_checked  # as the tool would have written them
+
+    write_checked(interrupted, "results.csv", df.to_csv(index=False))
     only_base = tmp_path / "only-base"
     shutil.copytree(interrupted, only_base)
     df.loc[1:, "status"] = "STOPPED"
-    df.to_csv(only_base / "results.csv", index=False)
+    write_checked(only_base, "results.csv", df.to_csv(index=False))
     (tmp_path / "empty").mkdir()
     cases = {tmp_path / "missing": "not a directory", tmp_path / "empty": "not a finished search run",
              quick_run: "a run of kind ablation, not a search", interrupted: "the search did not finish",

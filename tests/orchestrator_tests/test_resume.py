@@ -1,5 +1,7 @@
-"""``resume DIR`` after the driver was killed (SIGKILL) mid-run: every planned trial ends up
-in results.csv exactly once, finished, and the trials that had finished are not rerun."""
+"""``resume DIR`` after Ctrl-C and after a search's driver was killed (SIGKILL) mid-run:
+every planned trial ends up in results.csv exactly once, finished, and the trials that had
+finished are not rerun. An ablation's driver killed at each point of a run is in
+``test_faults.py``."""
 
 from __future__ import annotations
 
@@ -49,39 +51,6 @@ def _run_and_kill(study: Path, out: Path, *, ended: int, statuses=("TERMINATED",
         proc.kill()
         proc.wait()
     return pd.read_csv(out / "results.csv")
-
-
-@pytest.fixture(scope="module")
-def killed_run(standin, tmp_path_factory):
-    d = tmp_path_factory.mktemp("resume")
-    (d / "tiny.yaml").write_text(TINY)
-    return d / "run", _run_and_kill(d / "tiny.yaml", d / "run", ended=2)
-
-
-def test_resume_after_sigkill_finishes_every_trial_once(ray_local, killed_run, capsys):
-    out, before = killed_run
-    assert (before["status"] != "TERMINATED").any()  # killed mid-run
-    assert main(["status", str(out)]) == 0
-    assert "is gone" in capsys.readouterr().out or not (before["status"] == "RUNNING").any()
-    assert main(["resume", str(out)]) == 0
-    log = capsys.readouterr().out
-    assert f"{(before['status'] == 'TERMINATED').sum()} of 6 trials finished" in log
-    after = pd.read_csv(out / "results.csv")
-    planned = [f"{v}_seed{s}" for v in "ab" for s in (0, 1, 2)]
-    assert list(after["trial_name"]) == planned and set(after["status"]) == {"TERMINATED"}
-    m = "eval/cross_domain/acc"
-    done = before[before["status"] == "TERMINATED"].set_index("trial_name")
-    kept = after.set_index("trial_name").loc[done.index]
-    assert list(kept[m]) == list(done[m]) and list(kept["wall_s"]) == list(done["wall_s"])  # not rerun
-    curves = pd.read_csv(out / "curves.csv")
-    curves = curves[curves["key"] == m].drop_duplicates(["trial_name", "iteration"])
-    assert curves.groupby("trial_name")["iteration"].apply(sorted).to_dict() == {n: [1, 2] for n in planned}
-    assert (out / "report" / "ablation.csv").is_file()
-    assert json.loads((out / "run.json").read_text())["resumed"][0]["trials_left"] == 6 - len(done)
-    # resuming a finished run only rebuilds its report
-    assert main(["resume", str(out)]) == 0
-    assert "every trial has finished; rebuilding the report" in capsys.readouterr().out
-    assert pd.read_csv(out / "results.csv").equals(after)
 
 
 def test_resume_after_ctrl_c(ray_local, standin, tmp_path, capsys):

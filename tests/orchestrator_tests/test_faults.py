@@ -1,0 +1,193 @@
+"""Faults while a run goes on (issue 17, item 17): the driver SIGKILLed at five points and
+resumed, a trial worker killed mid-epoch, the run directory's disk filling up.
+
+Every case ends in the same place: each planned trial ends exactly once, the trials that
+had finished are not rerun, and the report equals that of a run that was never
+interrupted (same study, same seeds). The driver is killed for real (``kill_driver.py``
+wraps one function of the run in the driver's own process and sends it SIGKILL there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.cli import main
+from reports.run_files import read_results
+
+STUDY = """
+name: faults
+kind: ablation
+trainable: da_lora
+metric: eval/cross_domain/acc
+mode: max
+seeds: [0, 1]
+reference: a
+base: {epochs: 2, adaptation: lora, lora_rank: 2, synth_train_identities: 24, synth_train_images: 2,
+       flip_test: false, batch_size: 32}
+variants:
+  a: {lr: 1.0e-3}
+  b: {lr: 3.0e-3}
+"""
+PLANNED = ["a_seed0", "a_seed1", "b_seed0", "b_seed1"]
+KILL_DRIVER = Path(__file__).with_name("kill_driver.py")
+TIMING = ("train/epoch_s", "train/images_per_s")  # measured, not computed: they differ between any two runs
+
+
+def _values(run: Path) -> pd.DataFrame:
+    """What a trial computed: every metric but the timings, by trial name."""
+    df = read_results(run).set_index("trial_name")
+    return df[[c for c in df.columns if "/" in c and not c.startswith("config/") and c not in TIMING]].sort_index()
+
+
+def _report(run: Path) -> dict[str, str]:
+    """The report's tables (the page carries the run's paths and times, the tables do not)."""
+    return {f.name: f.read_text() for f in sorted((run / "report").glob("*")) if f.suffix in (".csv", ".md", ".tex")}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("faults") / "faults.yaml"
+    path.write_text(STUDY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def straight(ray_local, standin, study) -> Path:
+    """The same study, never interrupted."""
+    out = study.parent / "straight"
+    assert main(["run", str(study), "--out", str(out), "--max-concurrent", "1"]) == 0
+    return out
+
+
+def _assert_same_as_straight(run: Path, straight: Path) -> None:
+    df = read_results(run)
+    assert list(df["trial_name"]) == PLANNED and set(df["status"]) == {"TERMINATED"}
+    assert (df["iterations"] == 2).all()
+    pd.testing.assert_frame_equal(_values(run), _values(straight))
+    assert _report(run) == _report(straight)
+    curves = pd.read_csv(run / "curves.csv")
+    # each trial's curve has both epochs (one may come twice: an epoch after the last experiment
+    # state Tune saved before the driver died is run again, from the same checkpoint and seeds)
+    per_trial = curves[curves["key"] == "eval/cross_domain/acc"].groupby("trial_name")["iteration"].apply(set)
+    assert per_trial.to_dict() == {n: {1, 2} for n in PLANNED}
+
+
+@pytest.mark.parametrize("point", ["prepare", "ray", "trial", "rewrite", "report"])
+def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(point, study, straight, tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, str(KILL_DRIVER), point, "run", str(study), "--out", str(out),
+                           "--max-concurrent", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "RAY_ADDRESS": ""}, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert (out / "run.json").is_file() and (out / "spec.yaml").is_file()
+    finished: pd.DataFrame | None = None
+    if point == "prepare":
+        assert not (out / "results.csv").exists()
+    else:
+        before = read_results(out)  # intact, whatever moment the driver died at
+        finished = before[before["status"] == "TERMINATED"].set_index("trial_name")
+        curves_before = pd.read_csv(out / "curves.csv") if (out / "curves.csv").is_file() else None
+        expected = {"ray": 0, "trial": 1, "rewrite": 0, "report": 4}[point]
+        assert len(finished) == expected, before[["trial_name", "status"]]
+    if point == "rewrite":  # the new table and its record were written, the old table not yet replaced
+        assert (out / "results.csv.tmp").is_file() and "TERMINATED" in (out / "results.csv.tmp").read_text()
+        assert (out / "checksums.sha256").read_text().count("results.csv") == 2
+    if point == "report":
+        assert not (out / "report" / "index.html").exists() and (out / ".report.partial").is_dir()
+
+    assert main(["resume", str(out)]) == 0
+    log = capsys.readouterr().out
+    if point in ("prepare", "ray"):
+        assert "it stopped before any trial ran; starting its 4 trials" in log
+    _assert_same_as_straight(out, straight)
+    if finished is not None and len(finished):  # not rerun: the same attempt, the same wall time, no new curve
+        kept = read_results(out).set_index("trial_name").loc[finished.index]
+        assert list(kept["trial_id"]) == list(finished["trial_id"]) and list(kept["wall_s"]) == list(finished["wall_s"])
+        assert (pd.read_csv(out / "curves.csv")["trial_name"].isin(finished.index).sum()
+                == curves_before["trial_name"].isin(finished.index).sum())
+    assert not (out / ".report.partial").exists()
+
+
+@pytest.fixture
+def kill_worker_mid_trial(monkeypatch):
+    """SIGKILL the worker process of a_seed0 (not the driver) once Tune holds the checkpoint
+    of its first epoch: the worker is then in its second epoch. Returns the pids killed."""
+    from orchestrator.execute import GridProgress
+
+    real, pids, killed = GridProgress.on_trial_result, {}, []
+
+    def on_result(self, iteration, trials, trial, result, **info):
+        real(self, iteration, trials, trial, result, **info)
+        pids[trial.trial_id] = result["pid"]
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        if self.plans[trial.config["_trial"]].name == "a_seed0" and not killed:
+            killed.append(pids[trial.trial_id])
+            os.kill(pids[trial.trial_id], signal.SIGKILL)
+
+    monkeypatch.setattr(GridProgress, "on_trial_result", on_result)
+    monkeypatch.setattr(GridProgress, "on_checkpoint", on_checkpoint, raising=False)
+    return killed
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_a_killed_trial_worker(retries, kill_worker_mid_trial, ray_local, standin, straight, tmp_path, capsys):
+    """With ``max_failures`` the trial goes on from its checkpoint and ends as if nothing
+    happened; without, it ends ERROR with one line and the other trials run."""
+    (tmp_path / "s.yaml").write_text(STUDY + f"max_failures: {retries}\n")
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(out), "--max-concurrent", "1"]) == 0
+    assert len(kill_worker_mid_trial) == 1 and kill_worker_mid_trial[0] != os.getpid()
+    df = read_results(out).set_index("trial_name")
+    curves = pd.read_csv(out / "curves.csv")
+    first = curves[(curves["trial_name"] == "a_seed0") & (curves["key"] == "train/loss")]
+    if retries:
+        _assert_same_as_straight(out, straight)
+        # its first epoch was reported once: the retry started from the checkpoint, not from scratch
+        assert sorted(first["iteration"]) == [1, 2]
+    else:
+        assert df.loc["a_seed0", "status"] == "ERROR"
+        error = df.loc["a_seed0", "error"]
+        assert error.startswith("the trial's worker process died (exit type SYSTEM_ERROR") and "\n" not in error, error
+        assert (df.drop("a_seed0")["status"] == "TERMINATED").all()
+        pd.testing.assert_frame_equal(_values(out).drop("a_seed0"), _values(straight).drop("a_seed0"))
+        ours = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("[") and " ERROR " in ln]
+        assert len(ours) == 1 and ours[0].split()[1:4] == ["a", "seed=0", "ERROR"] and error in ours[0], ours
+        print(ours[0])
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 500 kB file system (tmpfs): room for the run's first files and a trial or so."""
+    path = tmp_path / "small"
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(path)], capture_output=True)
+    if proc.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {proc.stderr.decode().strip()}")
+    yield path
+    subprocess.run(["umount", str(path)], check=True)
+
+
+def test_a_full_disk_stops_the_run_in_one_line_and_resume_finishes_it(small_disk, study, straight, capsys):
+    out = small_disk / "run"
+    assert main(["run", str(study), "--out", str(out), "--max-concurrent", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no space left on the disk of"), err
+    assert f"python -m orchestrator resume {out}" in err[0]
+    before = read_results(out)  # intact: it matches the checksum recorded with it
+    assert set(before["status"]) <= {"TERMINATED", "RUNNING", "PENDING"} and (before["status"] != "TERMINATED").any()
+    assert not (out / "results.csv.tmp").exists()
+    sums = {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in ("spec.yaml", "run.json")}
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # room again
+    assert main(["resume", str(out)]) == 0
+    _assert_same_as_straight(out, straight)
+    assert hashlib.sha256((out / "spec.yaml").read_bytes()).hexdigest() == sums["spec.yaml"]
