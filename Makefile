@@ -1,12 +1,12 @@
 # Two commands a new user needs (each sets up .venv/ on first use):
 #   make run    # the default study, end to end, with its report
-#   make test   # the test suite
+#   make test   # the test suite (make test-fast: the quick tier, a few minutes)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run quick test system-deps bench
+.PHONY: run quick test test-fast system-deps bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ quick: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(ARGS)
+
+# the quick tier for contributors: every test but those marked slow (Ray, the stand-in, studies)
+test-fast: $(STAMP) system-deps
+	$(PY) -m pytest -m "not slow" $(ARGS)
 
 system-deps:
 	@scripts/install-system-deps

@@ -30,7 +30,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
@@ -39,10 +38,9 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 def milestones(max_t: int, grace_period: int, reduction_factor: float) -> list[int]:
     """The iterations at which trials are compared: grace, grace*eta, ... below ``max_t``
     (the same list the report marks on the learning curves)."""
-    from reports.search_analysis import asha_rungs
+    from reports.rundir.names import rung_milestones
 
-    return asha_rungs({"scheduler": {"max_t": max_t, "grace_period": grace_period,
-                                     "reduction_factor": reduction_factor}})
+    return rung_milestones(grace_period=grace_period, reduction_factor=reduction_factor, max_t=max_t)
 
 
 class PromotionRungs:
@@ -298,8 +296,8 @@ class PromotionASHA(TrialScheduler):
         ``curves.csv`` (every reported value) and ``results.csv`` (which trials ended)."""
         import pandas as pd
 
-        from orchestrator.results import CURVES_FILE, RESULTS_FILE, UNFINISHED
-        from reports.run_files import read_results
+        from reports.rundir.names import CURVES_FILE, RESULTS_FILE, UNFINISHED
+        from reports.rundir.files import read_results
 
         results, curves = self._run_dir / RESULTS_FILE, self._run_dir / CURVES_FILE
         if not results.is_file() or not curves.is_file():

@@ -162,11 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from reports.errors import ReportInputError
+    from reports.rundir.files import RunDirError  # the reports' input errors are RunDirErrors too
 
     try:
         return args.handler.take_action(args)
-    except (UserError, ReportInputError) as err:
+    except (UserError, RunDirError) as err:
         print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except RunStopped as err:  # not the user's input: the run could not go on (exit 1, not 2)

@@ -18,8 +18,8 @@ import pandas as pd
 import yaml
 
 from orchestrator.errors import UserError
-from orchestrator.results import UNFINISHED
-from reports.run_files import CONFIGS_FILE, read_checked, read_run
+from reports.rundir.files import read_checked, read_run
+from reports.rundir.names import CONFIGS_FILE, UNFINISHED
 from orchestrator.spec import AblationSpec, ConfirmSpec, SearchSpec, parse_spec
 
 BASE = "base"

@@ -13,14 +13,13 @@ import functools
 from pathlib import Path
 from typing import Any, Callable
 
-from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
 from ray import tune
 
 from orchestrator.errors import RunStopped, is_disk_full, stopped_for_full_disk
 from orchestrator.plan import TrialPlan
-from orchestrator.results import UNFINISHED, CurveLog, ResultsTable
+from orchestrator.results import CurveLog, ResultsTable
+from reports.rundir.names import DIVERGED, ERROR, INTERRUPTED, PAUSED, RUNNING, STOPPED, TERMINATED, TUNE_DIR, UNFINISHED
 
-TUNE_DIR = "tune"
 
 
 def _quiet(record) -> bool:
@@ -64,7 +63,6 @@ def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str,
     return trainable
 
 
-DIVERGED = "DIVERGED"
 NO_SPACE = ("[Errno 28]", "No space left on device", "[Errno 122]", "Disk quota exceeded")
 
 
@@ -129,9 +127,9 @@ def _failure(trial) -> tuple[str, str]:
         return DIVERGED, "diverged: " + last.split("TrialDiverged: ", 1)[1]
     if "worker process has died" in text:  # Ray's paragraph on a killed or crashed process, cut to its facts
         exit_type = text.split("Worker exit type: ", 1)[1].split()[0] if "Worker exit type: " in text else "unknown"
-        return "ERROR", (f"the trial's worker process died (exit type {exit_type}: killed by a signal or the OOM "
+        return ERROR, (f"the trial's worker process died (exit type {exit_type}: killed by a signal or the OOM "
                          f"killer, or crashed); Ray's account is in {trial.error_file}")
-    return "ERROR", last
+    return ERROR, last
 
 
 class GridProgress(tune.Callback):
@@ -199,7 +197,7 @@ class GridProgress(tune.Callback):
 
     @_stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._end(trial, "TERMINATED")
+        self._end(trial, TERMINATED)
 
     @_stops_on_full_disk
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -248,7 +246,7 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
     _fit(tuner)
     # the callbacks wrote every change to results.csv; read it back (a restored run's
     # callbacks are Tune's copies, not objects of this function)
-    ResultsTable.load(Path(run_dir), study, plans, group_column=table.group_column).mark_unfinished("INTERRUPTED")
+    ResultsTable.load(Path(run_dir), study, plans, group_column=table.group_column).mark_unfinished(INTERRUPTED)
 
 
 class SearchTrialName:
@@ -280,7 +278,8 @@ class SearchProgress(tune.Callback):
     def _attach(self) -> None:
         import json
 
-        from reports.run_files import CONFIGS_FILE, read_checked, read_results
+        from reports.rundir.files import read_checked, read_results
+        from reports.rundir.names import CONFIGS_FILE
 
         self.table = ResultsTable(self.run_dir, self.study, [], {}, group_column="trial")
         self.plan_of: dict[str, TrialPlan] = {}
@@ -328,7 +327,7 @@ class SearchProgress(tune.Callback):
             try:
                 config = _sampled_config(self.entry, self.search, trial.config)
             except ValueError:  # the trial itself fails with the reason; the row keeps what was sampled
-                from orchestrator.search_space import sampled_config
+                from reports.rundir.space import sampled_config
 
                 config = sampled_config(self.search.params, self.search.base, trial.config)
             plan = TrialPlan(index, name, self.search.seed, config)
@@ -345,9 +344,9 @@ class SearchProgress(tune.Callback):
     def on_step_end(self, iteration, trials, **info):
         # a trial waiting at an ASHA rung (paused at its checkpoint) reads PAUSED, not RUNNING
         for trial in trials:
-            if trial.status == "PAUSED" and trial.trial_id in self.plan_of:
+            if trial.status == PAUSED and trial.trial_id in self.plan_of:
                 index = self.plan_of[trial.trial_id].index
-                if self.table.rows[index]["status"] == "RUNNING":
+                if self.table.rows[index]["status"] == RUNNING:
                     self.table.paused(index, int((trial.last_result or {}).get("training_iteration", 0)))
 
     def _end(self, trial, status: str, error: str = "") -> None:
@@ -361,8 +360,8 @@ class SearchProgress(tune.Callback):
         # a trial that reported its final result ran to completion (a probe reports once,
         # whatever its ``epochs``; a baseline evaluates once)
         full = min(search.max_t, self.entry.full_iterations(plan.config))
-        if status == "TERMINATED" and reached < full:
-            status = "STOPPED"
+        if status == TERMINATED and reached < full:
+            status = STOPPED
             self.table.rows[plan.index]["rung"] = reached
         self.table.finished(plan.index, trial_id=trial.trial_id, status=status, result=result, error=error)
         self.done += 1
@@ -373,7 +372,7 @@ class SearchProgress(tune.Callback):
 
     @_stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._end(trial, "TERMINATED")
+        self._end(trial, TERMINATED)
 
     @_stops_on_full_disk
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -417,7 +416,7 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
     """
     from orchestrator.asha import PromotionASHA, RunningLimiter
     from orchestrator.searcher import StoppedAwareOptunaSearch
-    from orchestrator.search_space import base_point, define_by_run
+    from reports.rundir.space import base_point, define_by_run
 
     _quiet_tune_logs()
     import optuna
@@ -449,4 +448,4 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
         )
     _fit(tuner)
     # the rows as the callbacks left them (a restored run's callbacks are Tune's copies)
-    SearchProgress(Path(run_dir), study, entry, search, metric, provenance).table.mark_unfinished("INTERRUPTED")
+    SearchProgress(Path(run_dir), study, entry, search, metric, provenance).table.mark_unfinished(INTERRUPTED)

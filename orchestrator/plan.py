@@ -212,14 +212,14 @@ class SearchPlan:
 
     def full_config(self, entry: TrainableEntry, sampled: dict[str, Any]) -> dict[str, Any]:
         """The validated config of a trial from the values Optuna sampled (raises ValidationError)."""
-        from orchestrator.search_space import sampled_config
+        from reports.rundir.space import sampled_config
 
         return entry.config_cls.model_validate(sampled_config(self.params, self.base, sampled)).model_dump(mode="json")
 
 
 def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | None = None) -> SearchPlan:
     """Check a search study before any Ray work: space keys, base config, scheduler."""
-    from orchestrator.search_space import parse_space
+    from reports.rundir.space import parse_space
 
     entry = resolve_trainable(spec)
     known = set(entry.config_cls.model_fields)

@@ -15,13 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-# Read by Ray Tune at import time: results travel through our own results table, so
-# Tune's per-trial JSON/CSV/TensorBoard loggers are pure overhead; the legacy output
-# engine with verbose=0 keeps Ray's console noise away from the user's progress lines.
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 TOKEN_PATH = Path.home() / ".ray" / "auth_token"
 

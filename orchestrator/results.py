@@ -18,22 +18,9 @@ from typing import Any
 import pandas as pd
 
 from orchestrator.plan import TrialPlan
-from reports.run_files import CONFIGS_FILE, RESULTS_FILE, read_results, write_checked
-
-CURVES_FILE = "curves.csv"
-# statuses of a trial that has not ended: not started, running, waiting at an ASHA rung
-# (paused at its checkpoint, ``orchestrator.asha``), or left so by a driver that stopped
-UNFINISHED = ("PENDING", "RUNNING", "PAUSED", "INTERRUPTED")
-CURVE_COLUMNS = ["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"]
-HEAD_COLUMNS = ["trial_id", "trial_name", "study", "variant", "seed", "status", "iterations", "wall_s", "error"]
-PROVENANCE_COLUMNS = ["config_hash", "data_fingerprint", "skipped_images", "single_image_identities", "git_commit", "torch_version", "ray_version",
-                      "optuna_version", "peft_version", "timm_version", "transformers_version", "hostname", "node_id"]
-WHERE_COLUMNS = ("hostname", "node_id")  # where the trial ran: Tune's hostname, the Ray node's id
-
-
-def is_metric_key(key: str) -> bool:
-    """Namespaced metrics (``train/...``, ``eval/...``); Ray's own keys have no slash."""
-    return "/" in key and not key.startswith("config/")
+from reports.rundir.files import read_results, write_checked
+from reports.rundir.names import (CONFIGS_FILE, CURVE_COLUMNS, CURVES_FILE, HEAD_COLUMNS, PAUSED, PENDING, PROVENANCE_COLUMNS,
+                          RESULTS_FILE, RUNNING, WHERE_COLUMNS, is_metric_key)
 
 
 class ResultsTable:
@@ -66,14 +53,14 @@ class ResultsTable:
     def add(self, p: TrialPlan, provenance: dict[str, str]) -> None:
         """A row for a planned trial (searches add theirs as the sampler proposes them)."""
         row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": self.study, self.group_column: p.variant,
-                               "seed": p.seed, "status": "PENDING", "iterations": 0, "wall_s": math.nan, "error": ""}
+                               "seed": p.seed, "status": PENDING, "iterations": 0, "wall_s": math.nan, "error": ""}
         row.update({f"config/{k}": _cell(v) for k, v in p.config.items()})
         row.update({"config_hash": p.config_hash, **provenance})
         self.rows[p.index] = row
         self.configs[p.name] = p.config
 
     def started(self, index: int, trial_id: str) -> None:
-        self.rows[index].update(trial_id=trial_id, status="RUNNING")
+        self.rows[index].update(trial_id=trial_id, status=RUNNING)
         self.write()
 
     def finished(self, index: int, *, trial_id: str, status: str, result: dict[str, Any] | None, error: str = "") -> None:
@@ -88,12 +75,12 @@ class ResultsTable:
 
     def paused(self, index: int, iterations: int) -> None:
         """The trial waits at an ASHA rung (after ``iterations``) until it is promoted or stopped."""
-        self.rows[index].update(status="PAUSED", iterations=iterations)
+        self.rows[index].update(status=PAUSED, iterations=iterations)
         self.write()
 
     def mark_unfinished(self, status: str) -> None:
         """Give trials left RUNNING or PAUSED (the run stopped under them) a status of ours."""
-        changed = [row for row in self.rows.values() if row["status"] in ("RUNNING", "PAUSED")]
+        changed = [row for row in self.rows.values() if row["status"] in (RUNNING, PAUSED)]
         for row in changed:
             row["status"] = status
         if changed:
@@ -128,7 +115,7 @@ class CurveLog:
         self.path = Path(run_dir) / CURVES_FILE
         if not self.path.exists():
             with self.path.open("w", newline="") as f:
-                csv.writer(f).writerow(CURVE_COLUMNS)
+                csv.writer(f).writerow(list(CURVE_COLUMNS))
 
     def drop(self, trial_name: str) -> None:
         """Remove a trial's lines (an attempt that is being replaced)."""

@@ -17,13 +17,13 @@ from typing import Any, Callable, Iterator
 from orchestrator.errors import UserError
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable, selects
 from orchestrator.provenance import run_provenance
-from orchestrator.results import UNFINISHED, ResultsTable
+from orchestrator.results import ResultsTable
 from orchestrator.spec import BASE_POINT, StudySpec
 from orchestrator.studies import load_study
-from reports.run_files import RESULTS_FILE, RUN_FILE, read_results, read_run_info, write_checked
+from reports.rundir.files import read_results, read_run_info, write_checked
+from reports.rundir.names import RESULTS_FILE, RUN_FILE, SPEC_FILE, TUNE_DIR, UNFINISHED, group_column, rung_milestones
 from trainables.errors import TrainableInputError
 
-SPEC_FILE = "spec.yaml"
 CONFIRM = "confirm"
 
 
@@ -213,7 +213,7 @@ def _start_grid(run_dir: Path, spec: StudySpec, entry, plans: list[TrialPlan], p
                 opts: RunOptions, cpus: float, gpus: float, log: Callable[[str], None]) -> Path:
     """Plan the table (every trial PENDING), run every trial from its start, build the report."""
     table = ResultsTable(run_dir, spec.name, plans, provenance,
-                         group_column="variant" if spec.kind == "ablation" else "point")
+                         group_column=group_column(spec.kind))
     table.write()
 
     from orchestrator.execute import execute
@@ -267,7 +267,9 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
         info = read_run_info(run_dir)
         info.update(space=dict(spec.space), num_samples=search.num_samples, top_k=spec.top_k,
                     scheduler={"max_t": search.max_t, "grace_period": search.grace_period,
-                               "reduction_factor": search.reduction_factor})
+                               "reduction_factor": search.reduction_factor,
+                               "rungs": rung_milestones(grace_period=search.grace_period,
+                                                        reduction_factor=search.reduction_factor, max_t=search.max_t)})
         write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
         log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: search, {search.num_samples} trials "
             f"(Optuna TPE, the base config first; ASHA max_t={search.max_t}, grace={search.grace_period}, "
@@ -282,7 +284,7 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
 def _start_search(run_dir: Path, spec: StudySpec, entry, search, provenance: dict[str, str], opts: RunOptions,
                   cpus: float, gpus: float, log: Callable[[str], None]) -> Path:
     """An empty table (rows come as the sampler proposes trials), the search, the report."""
-    table = ResultsTable(run_dir, spec.name, [], {}, group_column="trial")
+    table = ResultsTable(run_dir, spec.name, [], {}, group_column=group_column(spec.kind))
     table.write()
 
     from orchestrator.execute import execute_search
@@ -326,6 +328,7 @@ def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = 
 def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts: RunOptions, *,
                    cpus: float, gpus: float, extra: dict[str, Any] | None = None) -> None:
     """``run.json``: what the report needs to know about the study, without importing it."""
+    entry = resolve_trainable(spec)
     info: dict[str, Any] = {
         "study": spec.name, "kind": spec.kind, "description": spec.description, "trainable": spec.trainable,
         "metric": spec.metric, "mode": spec.mode, "report_metrics": spec.report_metrics(), "test": spec.report.test,
@@ -335,6 +338,9 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
         "max_concurrent": opts.max_concurrent or spec.max_concurrent,
+        # facts the report states, recorded rather than guessed from the files present
+        "group_column": group_column(spec.kind),
+        "synthetic": all(entry.config_cls.model_validate(p.config).synthetic_data for p in plans),
         # the selection rule (DESIGN.md): what this study chooses by, if anything
         "recommend": spec.report.recommend, "selects": selects(spec),
     }
@@ -371,8 +377,6 @@ def _note_resume(run_dir: Path, meta: dict[str, Any], trials_left: int) -> None:
 def _tune_state(run_dir: Path) -> bool:
     from ray import tune
 
-    from orchestrator.execute import TUNE_DIR
-
     return tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve()))
 
 
@@ -386,23 +390,24 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
     from orchestrator.results import ResultsTable
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file() or not (run_dir / SPEC_FILE).is_file():
+    if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
     meta = read_run_info(run_dir)  # refused in one line when damaged, like results.csv below
     has_table = (run_dir / RESULTS_FILE).is_file()
     if has_table:
         read_results(run_dir, meta)
+    if not (run_dir / SPEC_FILE).is_file():
+        raise UserError(f"{run_dir}: {SPEC_FILE} is missing; it says what the run is, and nothing can resume without it")
     spec, _ = load_study(str(run_dir / SPEC_FILE))
     opts = _resumed_options(run_dir, meta, address, dashboard_host)
     if spec.kind == "search":
         return _resume_search(run_dir, spec, meta, opts, has_table=has_table, log=log)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=lambda _: None)
     cpus, gpus = _check_options(opts, spec)
-    group_column = "variant" if spec.kind == "ablation" else "point"
     table = None
     if has_table:
         try:
-            table = ResultsTable.load(run_dir, spec.name, plans, group_column=group_column)
+            table = ResultsTable.load(run_dir, spec.name, plans, group_column=group_column(spec.kind))
         except ValueError as err:
             raise UserError(f"{run_dir}: {err}; spec.yaml and run.json no longer describe this run") from None
     if table is None or (all(r["status"] == "PENDING" for r in table.rows.values()) and not _tune_state(run_dir)):
@@ -416,7 +421,7 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
     from reports import build_report
 
     if left:
-        from orchestrator.execute import TUNE_DIR, execute
+        from orchestrator.execute import execute
 
         if not _tune_state(run_dir):
             raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
@@ -457,7 +462,7 @@ def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], opts: R
         return _start_search(run_dir, spec, entry, search, provenance, opts, cpus, gpus, log)
     ended = int((~df["status"].isin(UNFINISHED)).sum())
     if ended < search.num_samples:
-        from orchestrator.execute import TUNE_DIR, execute_search
+        from orchestrator.execute import execute_search
 
         if not _tune_state(run_dir):
             raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import ray_runtime  # noqa: F401  (sets Tune's environment before it is imported)
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils.util import unflatten_dict
 

@@ -265,7 +265,7 @@ class SearchSpec(_StudyBase):
     @field_validator("space")
     @classmethod
     def _space(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from orchestrator.search_space import SearchSpaceError, parse_space
+        from reports.rundir.space import SearchSpaceError, parse_space
 
         try:
             parse_space(v)

@@ -13,8 +13,7 @@ import socket
 from pathlib import Path
 
 
-FINISHED = ("TERMINATED", "STOPPED")
-FAILED = ("ERROR", "DIVERGED")
+from reports.rundir.names import FAILED, FINISHED, INTERRUPTED, PAUSED, PENDING, RUNNING, STOPPED, TERMINATED
 
 
 def _driver_alive(meta: dict) -> bool | None:
@@ -40,7 +39,7 @@ def _duration(seconds: float) -> str:
 
 
 def status_lines(run_dir: Path) -> list[str]:
-    from reports.run_files import read_run
+    from reports.rundir.files import read_run
 
     run_dir = Path(run_dir)
     df, meta = read_run(run_dir)  # one line (ReportInputError) when missing, damaged or edited
@@ -50,25 +49,25 @@ def status_lines(run_dir: Path) -> list[str]:
     total = int(meta.get("num_samples", len(df))) if kind == "search" else len(df)
     unproposed = max(0, total - len(df))  # a search adds its rows as the sampler proposes trials
     alive = _driver_alive(meta)
-    running = int(counts.get("RUNNING", 0))
-    pending = int(counts.get("PENDING", 0)) + unproposed
+    running = int(counts.get(RUNNING, 0))
+    pending = int(counts.get(PENDING, 0)) + unproposed
     lines = [f"Study {meta.get('study', '?')!r} ({kind}{', quick' if meta.get('quick') else ''}) in {run_dir}, "
              f"started {meta.get('started_at', '?')}"]
     parts = [f"{sum(int(counts.get(s, 0)) for s in FINISHED)} finished"]
-    if counts.get("STOPPED"):
-        parts[-1] += f" ({int(counts['STOPPED'])} of them stopped early by ASHA)"
+    if counts.get(STOPPED):
+        parts[-1] += f" ({int(counts[STOPPED])} of them stopped early by ASHA)"
     parts += [f"{running} running"]
-    if counts.get("PAUSED"):
-        parts.append(f"{int(counts['PAUSED'])} waiting at an ASHA rung")
+    if counts.get(PAUSED):
+        parts.append(f"{int(counts[PAUSED])} waiting at an ASHA rung")
     parts += [f"{pending} pending",
               f"{sum(int(counts.get(s, 0)) for s in FAILED)} failed"]
-    if counts.get("INTERRUPTED"):
-        parts.append(f"{int(counts['INTERRUPTED'])} interrupted")
+    if counts.get(INTERRUPTED):
+        parts.append(f"{int(counts[INTERRUPTED])} interrupted")
     lines.append(f"trials: {total} in all: " + ", ".join(parts))
     if running and alive is False:
         lines.append(f"the driver (pid {meta['driver']['pid']}) is gone: the {running} trials marked RUNNING are not "
                      f"running; `python -m orchestrator resume {run_dir}` continues the run")
-    done = df[df["status"] == "TERMINATED"]
+    done = df[df["status"] == TERMINATED]
     if metric in df.columns and done[metric].notna().any():
         best = done.loc[done[metric].idxmax() if mode == "max" else done[metric].idxmin()]
         lines.append(f"best so far: {metric} = {best[metric]:.4f} ({best[group]}, seed {best['seed']}; "
@@ -79,7 +78,7 @@ def status_lines(run_dir: Path) -> list[str]:
         lines.append(f"seeds done per {group}:")
         width = max((len(str(g)) for g in df[group]), default=0)
         for g, rows in df.groupby(group, sort=False):
-            seeds = sorted(rows.loc[rows["status"] == "TERMINATED", "seed"].tolist())
+            seeds = sorted(rows.loc[rows["status"] == TERMINATED, "seed"].tolist())
             lines.append(f"  {str(g):<{width}}  {len(seeds)}/{len(rows)}"
                          + (f"  (seeds {', '.join(map(str, seeds))})" if seeds else ""))
     lines.append(_time_left(df, meta, run_dir, running=running if alive is not False else 0, pending=pending))
@@ -104,7 +103,7 @@ def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> 
             c = pd.read_csv(curves, usecols=["trial_name", "time_total_s"])
         except (ValueError, pd.errors.ParserError):  # appended as results arrive; not checksummed
             return "time left: unknown (curves.csv is unreadable)"
-        names = set(df.loc[df["status"] == "RUNNING", "trial_name"])
+        names = set(df.loc[df["status"] == RUNNING, "trial_name"])
         spent = float(c[c["trial_name"].isin(names)].groupby("trial_name")["time_total_s"].max().sum())
     left = max(0.0, (running + pending) * mean - spent) / at_once
     n = running + pending

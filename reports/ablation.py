@@ -10,7 +10,7 @@ import pandas as pd
 
 from reports.stats import MIN_PAIRS, TESTS, WARN_PAIRS, compare, holm, mean_std
 
-COMPLETED = "TERMINATED"
+from reports.rundir.names import COMPLETED  # the one status that enters the statistics
 #: Metric names whose last part means lower is better.
 LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
 TEST_NAME = TESTS["paired_t"]

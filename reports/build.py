@@ -11,18 +11,14 @@ import pandas as pd
 
 from reports.ablation import COMPLETED, ablation_table
 from reports.errors import ReportInputError
-from reports.run_files import read_run
 from reports.selection import recommends, selection_sentence
 from reports.html import _e, ablation_html, frame_html, page
 from reports.latex import ablation_latex, comparison_latex
 from reports.markdown import ablation_frame, ablation_markdown
+from reports.rundir.files import read_run
+from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, SPEC_FILE, STAGING_DIR
 
-REPORT_DIR = "report"
-STAGING_DIR = ".report.partial"  # where a report is made before its files replace report/'s
 FEW_FOR_IMPORTANCE = 10
-SAMPLES_FILE = "data_samples.png"
-PROVENANCE_COLUMNS = ("git_commit", "data_fingerprint", "skipped_images", "single_image_identities", "torch_version", "ray_version", "optuna_version",
-                      "peft_version", "timm_version", "transformers_version")
 
 
 def _sample_domains(run_dir: Path) -> str:
@@ -118,7 +114,7 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
 
     from reports.plots import search_figures
-    from reports.search_analysis import OPTUNA_FILE, read_curves, write_optuna_storage
+    from reports.search_analysis import read_curves, write_optuna_storage
 
     curves = read_curves(run_dir)
     figures, importances, why = search_figures(df, curves, meta, out)
@@ -175,7 +171,8 @@ def build_report(run_dir: Path | str) -> Path:
 
 
 def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
-    synthetic = (run_dir / SAMPLES_FILE).is_file()
+    # run.json says whether the data is synthetic; runs made before it did: the sample grid
+    synthetic = bool(meta.get("synthetic", (run_dir / SAMPLES_FILE).is_file()))
     note = "Data: synthfaces (synthetic)." if synthetic else ""
     if meta.get("kind") == "search":
         return _search_report(run_dir, df, meta, out, note, synthetic)
@@ -205,10 +202,12 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
     sections.append(("Study", summary))
     if synthetic:
         domains = _sample_domains(run_dir)
+        grid = (f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
+                f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"
+                if (run_dir / SAMPLES_FILE).is_file() else "")
         sections.append(("Data", "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
                          "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>"
-                         f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
-                         f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"))
+                         + grid))
     if meta.get("kind") == "sensitivity":
         from reports.plots import sensitivity_figures
 
@@ -230,10 +229,10 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
 
 def _write_page(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, sections: list) -> Path:
     """Close the page with the spec as run, the run's options and the provenance; write it."""
-    spec = (run_dir / "spec.yaml").read_text() if (run_dir / "spec.yaml").is_file() else ""
+    spec = (run_dir / SPEC_FILE).read_text() if (run_dir / SPEC_FILE).is_file() else ""
     run_args = {k: meta.get(k) for k in ("quick", "overrides", "resources", "command", "started_at")}
     sections.append(("Study spec", f"<pre>{_e(spec)}</pre><pre>{_e(json.dumps(run_args, indent=2))}</pre>"))
-    prov = df[[c for c in PROVENANCE_COLUMNS if c in df.columns]].drop_duplicates()
+    prov = df[[c for c in REPORTED_PROVENANCE if c in df.columns]].drop_duplicates()
     sections.append(("Provenance", frame_html(prov)))
     index = out / "index.html"
     index.write_text(page(title=f"Report: {meta['study']}", sections=sections))

@@ -16,12 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from reports.ablation import COMPLETED
 from reports.errors import ReportInputError
-
-STOPPED = "STOPPED"
-CURVES_FILE = "curves.csv"
-OPTUNA_FILE = "optuna.db"
+from reports.rundir.names import COMPLETED, CURVES_FILE, STOPPED, rung_milestones
 
 
 def read_curves(run_dir: Path) -> pd.DataFrame:
@@ -112,7 +108,7 @@ def _distribution(param):
 
 
 def search_params(meta: dict) -> list:
-    from orchestrator.search_space import SearchSpaceError, parse_space
+    from reports.rundir.space import SearchSpaceError, parse_space
 
     space = meta.get("space")
     if not isinstance(space, dict):
@@ -219,8 +215,7 @@ def write_optuna_storage(study_df: pd.DataFrame, curves: pd.DataFrame, meta: dic
 def asha_rungs(meta: dict) -> list[int]:
     """The iterations at which ASHA compared trials: grace, grace*rf, ... below max_t."""
     s = meta.get("scheduler") or {}
-    t, rf, max_t, out = s.get("grace_period", 1), s.get("reduction_factor", 3), s.get("max_t", 1), []
-    while t < max_t:
-        out.append(int(t))
-        t = t * rf
-    return out
+    if isinstance(s.get("rungs"), list):  # recorded by the run
+        return [int(r) for r in s["rungs"]]
+    return rung_milestones(grace_period=s.get("grace_period", 1), reduction_factor=s.get("reduction_factor", 3),
+                           max_t=s.get("max_t", 1))

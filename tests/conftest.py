@@ -50,3 +50,17 @@ def ray_local(cache_dir):
     assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # tests stay on loopback
     yield
     ray.shutdown()
+
+
+# What makes a test slow here: a Ray (the shared one, or a cluster of its own), the stand-in
+# backbone (built once per cache, then trained or evaluated), or a study run end to end.
+SLOW_FIXTURES = {"ray_local", "standin", "cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test that needs one of ``SLOW_FIXTURES`` (directly or through
+    another fixture), so that ``pytest -m "not slow"`` (``make test-fast``) is the quick tier;
+    a test can also be marked by hand."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

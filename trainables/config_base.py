@@ -44,3 +44,13 @@ class TrainableConfig(BaseModel):
     @classmethod
     def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         return refuse_bool_for_number(cls, value, info)
+
+    @property
+    def synthetic_data(self) -> bool:
+        """Whether the trial trains on synthfaces, the embedded synthetic data: every
+        trainable names it by the value ``"synthfaces"`` in its data field(s). Recorded in
+        run.json, so that the report says so without guessing from the files present."""
+        return any(v == SYNTHFACES for v in self.model_dump().values() if isinstance(v, str))
+
+
+SYNTHFACES = "synthfaces"

@@ -56,7 +56,7 @@ def arm(point: str) -> None:
 
         GridProgress.on_trial_result = on_result
     elif point == "rewrite":
-        import reports.run_files as rf
+        import reports.rundir.files as rf
 
         class CutOs:
             """``os`` for run_files only: dies instead of replacing results.csv by a table

@@ -57,7 +57,7 @@ def _bomb_bin(d: Path) -> None:
 
 def _checked_run(d: Path, results: str | None, info: str | None, *, record: bool = True) -> None:
     """A run directory as the orchestrator writes it (checksums included), then damaged by the case."""
-    from reports.run_files import write_checked
+    from reports.rundir.files import write_checked
 
     (d / "r").mkdir()
     write_checked(d / "r", "run.json", json.dumps({"study": "abl", "kind": "ablation", "metric": "eval/x/acc",
@@ -126,21 +126,6 @@ CASES = [
     ("--max-concurrent 0", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--max-concurrent", "0"], ["--max-concurrent"]),
     ("unknown option", {}, ["run", "ablation", "--quik"], ["--quik"]),
     ("confirm of a non-search", {}, ["run", "confirm", "--from", "{d}"], ["--from"]),
-    # data and models, refused while the trainable prepares
-    ("damaged weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, os.urandom(4096))},
-     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
-    ("empty weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, b"")},
-     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
-    ("no training data", {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "train/loss")}, ["run", "{d}/s.yaml", "--set", "train_data={d}/none"],
-     ["no such directory"]),
-    ("decompression bomb in a benchmark", {"s.yaml": ABLATION, "b.bin": _bomb_bin},
-     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/b.bin}"], ["benchmark b", "DecompressionBomb"]),
-    ("pickle exploit as a benchmark", {"s.yaml": ABLATION, "evil.bin": b"cos\nsystem\n(S'touch {d}/pwned'\ntR."},
-     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/evil.bin}"], ["only bytes, lists and booleans"]),
-    ("pair label 2", {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 2\n"},
-     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}"], ["label 0 (different) or 1 (same), got '2'"]),
-    ("LoRA targets match nothing", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_targets=[q_proj]"],
-     ["match no linear layer"]),
     # run directories
     ("status of nothing", {}, ["status", "{d}/none"], ["is not a directory"]),
     ("status of a folder that is no run", {"x/a.txt": "a"}, ["status", "{d}/x"], ["not a run directory"]),
@@ -169,6 +154,25 @@ CASES = [
     ("export under a file", {"f": "mine"}, ["export-synthfaces", "{d}/f/faces"], ["is a file, not a directory"]),
     ("export into a non-empty directory", {"mine/notes.txt": "mine"}, ["export-synthfaces", "{d}/mine"], ["not empty"]),
     ("export image size", {}, ["export-synthfaces", "{d}/faces", "--image-size", "7"], ["multiple of 8"]),
+]
+
+
+# data and models, refused while the trainable prepares (these need the stand-in backbone)
+PREPARE_CASES = [
+    ("damaged weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, os.urandom(4096))},
+     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
+    ("empty weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, b"")},
+     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
+    ("no training data", {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "train/loss")}, ["run", "{d}/s.yaml", "--set", "train_data={d}/none"],
+     ["no such directory"]),
+    ("decompression bomb in a benchmark", {"s.yaml": ABLATION, "b.bin": _bomb_bin},
+     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/b.bin}"], ["benchmark b", "DecompressionBomb"]),
+    ("pickle exploit as a benchmark", {"s.yaml": ABLATION, "evil.bin": b"cos\nsystem\n(S'touch {d}/pwned'\ntR."},
+     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/evil.bin}"], ["only bytes, lists and booleans"]),
+    ("pair label 2", {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 2\n"},
+     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}"], ["label 0 (different) or 1 (same), got '2'"]),
+    ("LoRA targets match nothing", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_targets=[q_proj]"],
+     ["match no linear layer"]),
 ]
 
 
@@ -228,8 +232,7 @@ def _check_refused(code: int, err: str, words: list[str]) -> None:
         assert w in lines[0], f"{w!r} not in: {lines[0]}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case, tmp_path, monkeypatch, capsys, standin, no_ray):
+def _refused_case(case, tmp_path, monkeypatch, capsys, no_ray) -> None:
     _, files, argv, words = case
     d = tmp_path / "work"
     d.mkdir()
@@ -244,6 +247,16 @@ def test_bad_input(case, tmp_path, monkeypatch, capsys, standin, no_ray):
     _check_refused(code, err, [w.replace("{d}", str(d)) for w in words])
     assert _snapshot(d) == before  # nothing written, nothing removed, nothing executed (no 'pwned')
     assert not no_ray
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, tmp_path, monkeypatch, capsys, no_ray):
+    _refused_case(case, tmp_path, monkeypatch, capsys, no_ray)
+
+
+@pytest.mark.parametrize("case", PREPARE_CASES, ids=[c[0] for c in PREPARE_CASES])
+def test_bad_input_while_preparing(case, tmp_path, monkeypatch, capsys, standin, no_ray):
+    _refused_case(case, tmp_path, monkeypatch, capsys, no_ray)
 
 
 @pytest.fixture
@@ -288,3 +301,19 @@ def test_the_entry_point_behaves_as_main(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True,
                               timeout=120, cwd=tmp_path)
         _check_refused(proc.returncode, proc.stderr, [word])
+
+
+@pytest.mark.parametrize("overrides, words", [({"seed": 5}, "--set seed"), ({"lora_rank": True}, "boolean true"),
+                                              ({"lr": [0.1]}, "lr: Input should be a valid number")])
+def test_the_python_api_refuses_like_the_command_line(overrides, words, tmp_path, no_ray, monkeypatch):
+    """``orchestrator.run_study(..., set=...)``: the values reach the config as given (a
+    boolean stays a boolean, a list a list) and bad input raises the same one-line UserError,
+    with nothing written."""
+    import orchestrator
+    from orchestrator.errors import UserError
+
+    (tmp_path / "s.yaml").write_text(ABLATION)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=words):
+        orchestrator.run_study(tmp_path / "s.yaml", out=tmp_path / "run", set=overrides)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

@@ -393,7 +393,7 @@ def test_confirm_refuses_what_is_not_a_finished_search(quick_run, search_run, tm
     shutil.copytree(search_run, interrupted, ignore=shutil.ignore_patterns("tune", "report"))
     df = pd.read_csv(interrupted / "results.csv")
     df.loc[3, "status"] = "INTERRUPTED"
-    from reports.run_files import write_checked  # as the tool would have written them
+    from reports.rundir.files import write_checked  # as the tool would have written them
 
     write_checked(interrupted, "results.csv", df.to_csv(index=False))
     only_base = tmp_path / "only-base"

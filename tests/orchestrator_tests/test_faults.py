@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from orchestrator.cli import main
-from reports.run_files import read_results
+from reports.rundir.files import read_results
 
 STUDY = """
 name: faults
@@ -61,10 +61,16 @@ def study(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def straight(ray_local, standin, study) -> Path:
-    """The same study, never interrupted."""
-    out = study.parent / "straight"
-    assert main(["run", str(study), "--out", str(out), "--max-concurrent", "1"]) == 0
-    return out
+    """The same study, never interrupted; run through the Python API (``orchestrator.run_study``)."""
+    import orchestrator
+
+    run = orchestrator.run_study(study, out=study.parent / "straight", max_concurrent=1)
+    assert run.path == study.parent / "straight" and run.report.is_file()
+    assert run.results["group"].tolist() == ["a", "a", "b", "b"] and run.spec.name == "faults"
+    assert str(run.results["config/lora_rank"].dtype) == "Int64" and (run.results["config/lora_rank"] == 2).all()
+    assert str(run.results["config/flip_test"].dtype) == "boolean"
+    assert run.info["overrides"] == [] and set(run.curves["trial_name"]) == set(PLANNED)
+    return run.path
 
 
 def _assert_same_as_straight(run: Path, straight: Path) -> None:

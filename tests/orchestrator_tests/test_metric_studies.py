@@ -70,6 +70,13 @@ def test_feedback_quick(runs, tmp_path):
     texs = sorted((runs["feedback"] / "report").glob("*.tex"))
     assert texs
     _compiles(texs, tmp_path)
+    # synthetic data stated as a fact of the run (the feedback study draws no sample grid)
+    import json
+
+    assert json.loads((runs["feedback"] / "run.json").read_text())["synthetic"] is True
+    assert not (runs["feedback"] / "data_samples.png").exists()
+    assert "synthetic" in (runs["feedback"] / "report" / "index.html").read_text()
+    assert "Data: synthfaces (synthetic)." in (runs["feedback"] / "report" / "ablation.tex").read_text()
 
 
 def test_temperature_quick(runs):

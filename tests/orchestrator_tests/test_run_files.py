@@ -19,7 +19,8 @@ from orchestrator.cli import main
 from orchestrator.plan import TrialPlan
 from orchestrator.results import ResultsTable
 from reports import build_report
-from reports.run_files import CHECKSUMS_FILE, DamagedRunFile, read_checked, read_results, write_checked
+from reports.rundir.files import DamagedRunFile, read_checked, read_results, write_checked
+from reports.rundir.names import CHECKSUMS_FILE
 
 M = "eval/x/acc"
 VALUES = {"ref": [0.70, 0.72, 0.71], "better": [0.75, 0.78, 0.76]}
@@ -173,3 +174,41 @@ def test_a_report_that_fails_half_way_leaves_the_previous_one(run, monkeypatch):
     monkeypatch.undo()
     build_report(run)
     assert (run / "report" / "my_notes.txt").read_text() == "mine"  # a user's file in report/ stays
+
+
+def test_synthetic_data_is_a_fact_of_the_config(tmp_path):
+    """Recorded in run.json from the trials' configs: synthfaces is the value "synthfaces"
+    of a data field, whatever the trainable calls that field."""
+    from trainables._registry import get_trainable
+
+    for name, field in (("da_lora", "train_data"), ("pair_contrastive", "pairs"), ("probe", "data"),
+                        ("triplet", "train_persons"), ("infonce", "train_data")):
+        cls = get_trainable(name).config_cls
+        assert cls().synthetic_data, name
+        assert cls.model_fields[field].default == "synthfaces", name
+        assert not cls.model_construct(**{field: "/data/faces"}).synthetic_data, name  # (validation needs the files)
+
+
+def test_load_run_types_configs_from_configs_json(tmp_path):
+    """``orchestrator.load_run``: the same checked readers, a ``group`` column for every kind,
+    and config columns typed from configs.json (a CSV cell would make 8 and NaN a float)."""
+    import orchestrator
+
+    configs = [{"rank": 8, "flag": True, "lr": 1e-3, "name": "x", "targets": ["qkv", "proj"]},
+               {"rank": None, "flag": None, "lr": 2e-3, "name": None, "targets": ["qkv"]}]
+    plans = [TrialPlan(i, f"p{i}", 0, c) for i, c in enumerate(configs)]
+    write_checked(tmp_path, "run.json", json.dumps({"study": "s", "kind": "sensitivity", "metric": M, "mode": "max"}))
+    table = ResultsTable(tmp_path, "s", plans, {}, group_column="point")
+    table.write()
+    assert pd.read_csv(tmp_path / "results.csv")["config/rank"].dtype == float  # what the CSV alone gives
+    run = orchestrator.load_run(tmp_path)
+    df = run.results
+    assert str(df["config/rank"].dtype) == "Int64" and df["config/rank"].tolist()[0] == 8
+    assert df["config/rank"].isna().tolist() == [False, True]
+    assert str(df["config/flag"].dtype) == "boolean" and str(df["config/lr"].dtype) == "Float64"
+    assert df["config/targets"].tolist() == [["qkv", "proj"], ["qkv"]]
+    assert df["group"].tolist() == df["point"].tolist() == ["p0", "p1"] and run.group_column == "point"
+    assert run.spec is None and run.curves.empty and run.info["kind"] == "sensitivity"
+    (tmp_path / "results.csv").write_text("damaged\n")
+    with pytest.raises(DamagedRunFile):
+        orchestrator.load_run(tmp_path)

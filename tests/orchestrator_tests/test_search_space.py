@@ -7,7 +7,7 @@ import math
 import optuna
 import pytest
 
-from orchestrator.search_space import SearchSpaceError, base_point, define_by_run, parse_space, sampled_config
+from reports.rundir.space import SearchSpaceError, base_point, define_by_run, parse_space, sampled_config
 
 SPACE = {
     "lr": {"loguniform": [1.0e-4, 3.0e-3]},

@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reports.rundir.names import SKIPPED_FILE
 from trainables.errors import TrainableInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 #: Where a run lists the training images it skipped (path, reason), written by every trainable's ``prepare``.
-SKIPPED_FILE = "skipped_images.csv"
 
 
 def write_skipped(out_dir: Path, *skipped: tuple[tuple[str, str], ...]) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from reports.rundir.names import SAMPLES_FILE  # noqa: F401  (the run directory's name; trainables use synthfaces.SAMPLES_FILE)
 from trainables.data._domains import DOMAINS
 from trainables.data._render import N_IDENTITY_PARAMS, N_NUISANCE_PARAMS, render
 
@@ -31,7 +32,6 @@ from trainables.data._render import N_IDENTITY_PARAMS, N_NUISANCE_PARAMS, render
 GENERATOR_VERSION = 2
 SPLITS = ("pretrain", "train", "eval")
 #: Name of the sample image a run directory gets (the report shows it).
-SAMPLES_FILE = "data_samples.png"
 
 
 @dataclass(frozen=True)

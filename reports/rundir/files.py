@@ -12,8 +12,7 @@ moment a process dies at, the file on disk matches a digest in the record. Pytho
 standard library and pandas have no such "atomic file with a checksum" helper; this is the
 smallest one that keeps that property.
 
-It lives with the readers (``reports``) because the orchestrator, which writes, already
-depends on them; the reports never import the orchestrator.
+The orchestrator writes through it and the reports read through it; it imports neither.
 """
 
 from __future__ import annotations
@@ -27,19 +26,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reports.errors import ReportInputError
+from reports.rundir.names import CHECKSUMS_FILE, RESULTS_FILE, RUN_FILE, STATUSES, TERMINATED
 
-CHECKSUMS_FILE = "checksums.sha256"
-RESULTS_FILE = "results.csv"
-RUN_FILE = "run.json"
-CONFIGS_FILE = "configs.json"
-# every status a row of results.csv can have (orchestrator.results writes them)
-STATUSES = ("PENDING", "RUNNING", "PAUSED", "INTERRUPTED", "TERMINATED", "STOPPED", "ERROR", "DIVERGED")
 RESULTS_REQUIRED = ("trial_name", "seed", "status")
 RUN_REQUIRED = {"study": str, "kind": str, "metric": str, "mode": str}
 
 
-class DamagedRunFile(ReportInputError):
+class RunDirError(ValueError):
+    """A directory that cannot be read as a run (not a run, or damaged): one line, exit status 2."""
+
+
+class DamagedRunFile(RunDirError):
     """A run file is truncated, edited or not what this tool writes; the message says which."""
 
 
@@ -173,7 +170,7 @@ def read_results(run_dir: Path, info: dict[str, Any] | None = None):
         raise DamagedRunFile(f"{path}: status {odd[0]!r} is not one this tool writes ({', '.join(STATUSES)}); "
                              f"the file is damaged")
     metric = (info or {}).get("metric")
-    if metric and metric not in df.columns and (df["status"] == "TERMINATED").any():
+    if metric and metric not in df.columns and (df["status"] == TERMINATED).any():
         raise DamagedRunFile(f"{path}: no column for the study metric {metric!r} though "
                              f"{int((df['status'] == 'TERMINATED').sum())} trials completed; the file is damaged")
     return df
@@ -183,12 +180,12 @@ def read_run(run_dir: Path):
     """(results, run.json) of a run directory, each checked as above; else one line."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise ReportInputError(f"{run_dir} is not a directory")
+        raise RunDirError(f"{run_dir} is not a directory")
     if not (run_dir / RESULTS_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
-        raise ReportInputError(f"{run_dir} is not a run directory ({RESULTS_FILE} and {RUN_FILE} are needed)")
+        raise RunDirError(f"{run_dir} is not a run directory ({RESULTS_FILE} and {RUN_FILE} are needed)")
     info = read_run_info(run_dir)
     return read_results(run_dir, info), info
 
 
-__all__ = ["CHECKSUMS_FILE", "DamagedRunFile", "read_checked", "read_results", "read_run", "read_run_info",
+__all__ = ["DamagedRunFile", "RunDirError", "read_checked", "read_results", "read_run", "read_run_info",
            "write_checked"]

@@ -1,0 +1,106 @@
+"""The Python API, for notebooks and scripts: run a study, load a run directory.
+
+    import orchestrator
+    run = orchestrator.run_study("ablation", quick=True, out="runs/abl")
+    run.results.groupby("group")["eval/cross_domain/acc"].mean()
+    orchestrator.load_run("runs/abl").curves
+
+``run_study`` does what ``python -m orchestrator run`` does (the same checks, one
+``UserError`` with the one-line message for bad input) and returns the loaded run.
+``load_run`` reads a run directory through the same checked readers as ``status`` and
+``report`` (a damaged file raises ``RunDirError``); ``reports.build_report(dir)`` rebuilds a
+report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from reports.rundir.files import read_checked, read_run
+from reports.rundir.names import CONFIGS_FILE, CURVES_FILE, REPORT_DIR, SPEC_FILE, group_column
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory, loaded.
+
+    Attributes:
+        path: the run directory.
+        info: ``run.json`` (study, kind, metric, mode, seeds, options, ...).
+        spec: the spec as run (``spec.yaml``), validated; None when the directory has none.
+        results: ``results.csv``, one row per trial, with a ``group`` column (the variant,
+            point or trial, whatever the study kind calls it) and the ``config/<key>`` columns
+            typed from ``configs.json`` (nullable ``Int64``, ``boolean``, ``Float64``, strings;
+            lists stay lists), not guessed back from the CSV.
+        curves: ``curves.csv`` (long format: trial_name, iteration, time_total_s, timestamp,
+            key, value); empty when the run has none.
+    """
+
+    path: Path
+    info: dict[str, Any]
+    spec: Any
+    results: pd.DataFrame
+    curves: pd.DataFrame
+
+    @property
+    def group_column(self) -> str:
+        """The name results.csv gives the group column for this study kind."""
+        return self.info.get("group_column") or group_column(self.info["kind"])
+
+    @property
+    def report(self) -> Path:
+        """``report/index.html`` (it exists once the run has finished or ``report`` ran)."""
+        return self.path / REPORT_DIR / "index.html"
+
+
+def _typed_configs(results: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    keys = sorted({k for c in configs.values() for k in c})
+    out = results.copy()
+    for key in keys:
+        values = [configs.get(name, {}).get(key) for name in out["trial_name"]]
+        if any(isinstance(v, (list, dict)) for v in values):
+            out[f"config/{key}"] = pd.Series(values, index=out.index, dtype=object)
+        else:
+            out[f"config/{key}"] = pd.array(values)  # pandas' nullable dtype for the values' type
+    return out
+
+
+def load_run(path: str | Path) -> Run:
+    """The run directory at ``path`` as a ``Run`` (see its attributes)."""
+    from orchestrator.studies import load_study
+
+    path = Path(path)
+    results, info = read_run(path)
+    configs = json.loads(read_checked(path, CONFIGS_FILE)) if (path / CONFIGS_FILE).is_file() else {}
+    results = _typed_configs(results, configs)
+    column = info.get("group_column") or group_column(info["kind"])
+    results.insert(results.columns.get_loc(column) + 1 if column in results.columns else 0, "group",
+                   results[column] if column in results.columns else pd.NA)
+    curves = pd.read_csv(path / CURVES_FILE) if (path / CURVES_FILE).is_file() else pd.DataFrame(
+        columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"])
+    spec = load_study(str(path / SPEC_FILE))[0] if (path / SPEC_FILE).is_file() else None
+    return Run(path=path, info=info, spec=spec, results=results, curves=curves)
+
+
+def run_study(study: str | Path, *, out: str | Path | None = None, quick: bool = False,
+              set: dict[str, Any] | None = None, address: str | None = None, max_concurrent: int | None = None,
+              cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
+              log: Callable[[str], None] = print) -> Run:
+    """Run ``study`` (a shipped name or a spec path) as ``python -m orchestrator run`` does,
+    and return the loaded run. ``set`` overrides base-config values (``--set``)."""
+    from orchestrator.run import RunOptions
+    from orchestrator.run import run_study as _run
+
+    pairs = [f"{k}={json.dumps(v)}" for k, v in (set or {}).items()]  # JSON is YAML: read back as given
+    opts = RunOptions(study=str(study), out=Path(out) if out is not None else None, quick=quick, set=pairs,
+                      address=address, max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
+                      gpus_per_trial=gpus_per_trial)
+    return load_run(_run(opts, log))
+
+
+__all__ = ["Run", "load_run", "run_study"]
