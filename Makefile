@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run quick test test-fast system-deps bench
+.PHONY: run quick test test-fast lint format system-deps bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ test: $(STAMP) system-deps
 # the quick tier for contributors: every test but those marked slow (Ray, the stand-in, studies)
 test-fast: $(STAMP) system-deps
 	$(PY) -m pytest -m "not slow" $(ARGS)
+
+# ruff (lint, import order, format) and mypy on the modules listed in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix --select I .
+	$(PY) -m ruff format .
 
 system-deps:
 	@scripts/install-system-deps

@@ -41,8 +41,11 @@ def arm_spec(args, *, fifo: bool) -> dict:
     spec["base"]["epochs"] = args.epochs
     spec["num_samples"] = args.num_samples
     spec["search_seed"] = args.search_seed
-    spec["scheduler"] = {"max_t": args.epochs, "grace_period": args.epochs if fifo else args.grace_period,
-                         "reduction_factor": args.reduction_factor}
+    spec["scheduler"] = {
+        "max_t": args.epochs,
+        "grace_period": args.epochs if fifo else args.grace_period,
+        "reduction_factor": args.reduction_factor,
+    }
     spec["name"] = f"search-{'fifo' if fifo else 'asha'}"
     spec.pop("quick")
     return spec
@@ -80,8 +83,10 @@ def main() -> None:
             build_report(run_dir)
         else:
             spec_path.write_text(spec)
-            run_study(RunOptions(study=str(spec_path), out=run_dir, max_concurrent=args.max_concurrent),
-                      log=lambda line: print(f"[{name}] {line}", flush=True))
+            run_study(
+                RunOptions(study=str(spec_path), out=run_dir, max_concurrent=args.max_concurrent),
+                log=lambda line: print(f"[{name}] {line}", flush=True),
+            )
         wall = time.perf_counter() - started
         df = pd.read_csv(run_dir / "results.csv")
         meta = json.loads((run_dir / "run.json").read_text())
@@ -89,20 +94,26 @@ def main() -> None:
     metric = arms["fifo"][3]["metric"]
     fifo_best = float(arms["fifo"][0].loc[arms["fifo"][0]["status"] == "TERMINATED", metric].max())
     target = fifo_best - args.within
-    print(f"\nsearch: {args.num_samples} configs x {args.epochs} epochs, max_concurrent {args.max_concurrent}, "
-          f"sampler seed {args.search_seed}; "
-          f"target: {metric} >= {target:.4f} (FIFO's best {fifo_best:.4f} - {args.within})")
-    print("| arm | trials completed / stopped | training iterations | search wall time (s) | best completed | "
-          "iterations to target | seconds to target |")
+    print(
+        f"\nsearch: {args.num_samples} configs x {args.epochs} epochs, max_concurrent {args.max_concurrent}, "
+        f"sampler seed {args.search_seed}; "
+        f"target: {metric} >= {target:.4f} (FIFO's best {fifo_best:.4f} - {args.within})"
+    )
+    print(
+        "| arm | trials completed / stopped | training iterations | search wall time (s) | best completed | "
+        "iterations to target | seconds to target |"
+    )
     print("|---|---|---|---|---|---|---|")
     rows = {}
     for name, (df, by, wall, _) in arms.items():
         its, secs = cost_to_reach(by, target, "max")
         done = df[df["status"] == "TERMINATED"]
         rows[name] = (int(df["iterations"].sum()), float(by["elapsed_s"].iloc[-1]), its, secs)
-        print(f"| {name.upper()} | {len(done)} / {int((df['status'] == 'STOPPED').sum())} | {rows[name][0]} | "
-              f"{rows[name][1]:.0f} | {done[metric].max():.4f} | {its if its is not None else 'not reached'} | "
-              f"{f'{secs:.0f}' if secs is not None else 'not reached'} |")
+        print(
+            f"| {name.upper()} | {len(done)} / {int((df['status'] == 'STOPPED').sum())} | {rows[name][0]} | "
+            f"{rows[name][1]:.0f} | {done[metric].max():.4f} | {its if its is not None else 'not reached'} | "
+            f"{f'{secs:.0f}' if secs is not None else 'not reached'} |"
+        )
     f, a = rows["fifo"], rows["asha"]
     print(f"\ntotal iterations FIFO/ASHA: {f[0] / a[0]:.2f}x; wall FIFO/ASHA: {f[1] / a[1]:.2f}x")
     if a[2] is not None and f[2] is not None:

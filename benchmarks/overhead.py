@@ -45,8 +45,12 @@ def objective_value(x: float) -> float:
 
 
 # A benchmark-only trainable, registered here (not shipped): Ray pickles it by value.
-@register_trainable("bench_burn", config_cls=BurnConfig, prepare=lambda cfg, run_dir: {},
-                    description="benchmark: fixed CPU work, reports (x - 0.3)^2")
+@register_trainable(
+    "bench_burn",
+    config_cls=BurnConfig,
+    prepare=lambda cfg, run_dir: {},
+    description="benchmark: fixed CPU work, reports (x - 0.3)^2",
+)
 def train_burn(config: dict) -> None:
     from ray import tune
 
@@ -88,7 +92,8 @@ def orchestrated(n: int, work: int, out: Path, verbose: bool = False) -> tuple[f
 
     variants = "\n".join(f"  x{i:03d}: {{x: {x}}}" for i, x in enumerate(xs(n)))
     spec = out / "bench.yaml"
-    spec.write_text(textwrap.dedent(f"""\
+    spec.write_text(
+        textwrap.dedent(f"""\
         name: bench
         kind: ablation
         trainable: bench_burn
@@ -98,7 +103,10 @@ def orchestrated(n: int, work: int, out: Path, verbose: bool = False) -> tuple[f
         reference: x000
         base: {{work: {work}}}
         variants:
-        """) + variants + "\n")
+        """)
+        + variants
+        + "\n"
+    )
     t0 = time.perf_counter()
     marks: dict[str, float] = {}
 
@@ -132,11 +140,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         t_orch, marks = orchestrated(args.trials, work, Path(d), args.verbose)
     print(f"orchestrator (Ray start, {args.trials} trials, results.csv, report): {t_orch:.1f} s")
-    print(f"  of which: Ray start {marks['ray_ready']:.1f} s; first trial ended at {marks['first_trial_done']:.1f} s; "
-          f"trials done at {marks['trials_done']:.1f} s; report and shutdown {t_orch - marks['trials_done']:.1f} s")
+    print(
+        f"  of which: Ray start {marks['ray_ready']:.1f} s; first trial ended at {marks['first_trial_done']:.1f} s; "
+        f"trials done at {marks['trials_done']:.1f} s; report and shutdown {t_orch - marks['trials_done']:.1f} s"
+    )
     steady = marks["trials_done"] - marks["first_trial_done"]
-    print(f"steady state: {args.trials - 1} trials in {steady:.1f} s = {steady / (args.trials - 1):.2f} s per trial "
-          f"(plain loop: {t_optuna / args.trials:.2f} s per trial)")
+    print(
+        f"steady state: {args.trials - 1} trials in {steady:.1f} s = {steady / (args.trials - 1):.2f} s per trial "
+        f"(plain loop: {t_optuna / args.trials:.2f} s per trial)"
+    )
     print(f"ratio orchestrator / plain Optuna: {t_orch / t_optuna:.2f}")
 
 

@@ -39,17 +39,26 @@ def encoder_dir(arch: str, where: Path) -> str:
     torch.manual_seed(0)
     model = timm.create_model(arch, pretrained=False, num_classes=0)
     d = where / arch
-    timm.models.save_for_hf(model, str(d), safe_serialization=True,
-                            data_config={"mean": (0.5,) * 3, "std": (0.5,) * 3, "input_size": (3, 224, 224)})
+    timm.models.save_for_hf(
+        model,
+        str(d),
+        safe_serialization=True,
+        data_config={"mean": (0.5,) * 3, "std": (0.5,) * 3, "input_size": (3, 224, 224)},
+    )
     return f"timm:{d}"
 
 
 def spec(encoder: str, classes: int, images: int, seeds: int) -> str:
-    variants = {"linear": {}, "linear-weighted": {"class_balance": "weighted_loss"},
-                "linear-balanced": {"class_balance": "balanced_sampler"}, "linear-lr3e-3": {"lr": 0.003},
-                "linear-lr3e-2": {"lr": 0.03}, "supcon": {"head": "supcon"},
-                "supcon-weighted": {"head": "supcon", "class_balance": "weighted_loss"},
-                "supcon-t0.2": {"head": "supcon", "supcon_temperature": 0.2}}
+    variants = {
+        "linear": {},
+        "linear-weighted": {"class_balance": "weighted_loss"},
+        "linear-balanced": {"class_balance": "balanced_sampler"},
+        "linear-lr3e-3": {"lr": 0.003},
+        "linear-lr3e-2": {"lr": 0.03},
+        "supcon": {"head": "supcon"},
+        "supcon-weighted": {"head": "supcon", "class_balance": "weighted_loss"},
+        "supcon-t0.2": {"head": "supcon", "supcon_temperature": 0.2},
+    }
     return textwrap.dedent(f"""\
         name: probe-bench
         kind: ablation
@@ -83,9 +92,15 @@ def run_arm(name: str, spec_path: Path, work: Path) -> dict:
     for t in df["trial_name"]:
         s = json.loads((out / "tune" / f"probe-bench_{t}" / "summary.json").read_text())
         trial_s.append(s["seconds"]["trial_s"])
-    return {"arm": name, "wall_s": wall, "trials_phase_s": phase, "trials": len(df),
-            "trial_code_s": sum(trial_s), "mean_trial_s": sum(trial_s) / len(trial_s),
-            "acc": df["eval/probe/acc"].mean()}
+    return {
+        "arm": name,
+        "wall_s": wall,
+        "trials_phase_s": phase,
+        "trials": len(df),
+        "trial_code_s": sum(trial_s),
+        "mean_trial_s": sum(trial_s) / len(trial_s),
+        "acc": df["eval/probe/acc"].mean(),
+    }
 
 
 def main() -> None:
@@ -105,18 +120,23 @@ def main() -> None:
         if args.arch == "standin":  # build the stand-in once, outside the measurement, in each arm's cache
             for arm in args.arms.split(","):
                 os.environ["ORCHESTRATOR_CACHE"] = str(work / f"cache-{arm}")
-                subprocess.run([sys.executable, "-c", "from trainables.probe.encoders import resolve; resolve('standin')"],
-                               cwd=ROOT, check=True)
+                subprocess.run(
+                    [sys.executable, "-c", "from trainables.probe.encoders import resolve; resolve('standin')"],
+                    cwd=ROOT,
+                    check=True,
+                )
         rows = [run_arm(a, spec_path, work) for a in args.arms.split(",")]
     n_images = args.classes * args.images * 3
     print(f"encoder {args.arch}, {n_images} images, {rows[0]['trials']} trials, {args.slots} at once")
     for r in rows:
         outside_phase = 1 - r["trial_code_s"] / (args.slots * r["trials_phase_s"])
         outside_all = 1 - r["trial_code_s"] / (args.slots * r["wall_s"])
-        print(f"{r['arm']:9s} wall {r['wall_s']:7.1f} s  trials phase {r['trials_phase_s']:6.1f} s  "
-              f"trial code {r['trial_code_s']:7.1f} s (mean {r['mean_trial_s']:.2f} s)  "
-              f"outside trial code: {outside_phase:.0%} of the trials phase, {outside_all:.0%} of the wall  "
-              f"mean acc {r['acc']:.4f}")
+        print(
+            f"{r['arm']:9s} wall {r['wall_s']:7.1f} s  trials phase {r['trials_phase_s']:6.1f} s  "
+            f"trial code {r['trial_code_s']:7.1f} s (mean {r['mean_trial_s']:.2f} s)  "
+            f"outside trial code: {outside_phase:.0%} of the trials phase, {outside_all:.0%} of the wall  "
+            f"mean acc {r['acc']:.4f}"
+        )
     if len(rows) == 2:
         print(f"speed-up end to end: {rows[1]['wall_s'] / rows[0]['wall_s']:.2f}x")
 

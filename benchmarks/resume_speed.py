@@ -41,8 +41,12 @@ variants:
 
 def _run(argv: list[str]) -> float:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True,
-                          env={**os.environ, "RAY_ADDRESS": ""})
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     if proc.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed:\n{proc.stderr[-3000:]}")
     return time.perf_counter() - started
@@ -59,9 +63,22 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "all.yaml").write_text(STUDY.format(seeds=list(range(args.trials)), epochs=args.epochs))
     run_dir = root / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(root / "all.yaml"), "--out", str(run_dir),
-                             "--max-concurrent", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "RAY_ADDRESS": ""})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            str(root / "all.yaml"),
+            "--out",
+            str(run_dir),
+            "--max-concurrent",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     try:
         while True:
             if proc.poll() is not None:
@@ -75,8 +92,10 @@ def main() -> None:
         proc.wait()
     before = pd.read_csv(run_dir / "results.csv")
     left = before[before["status"] != "TERMINATED"]
-    print(f"killed with {len(before) - len(left)} finished, {len(left)} unfinished "
-          f"({', '.join(f'{r.trial_name}: {r.status}' for r in left.itertuples())})")
+    print(
+        f"killed with {len(before) - len(left)} finished, {len(left)} unfinished "
+        f"({', '.join(f'{r.trial_name}: {r.status}' for r in left.itertuples())})"
+    )
     time.sleep(3)
 
     resume_s = _run(["resume", str(run_dir)])

@@ -30,20 +30,43 @@ def build(run_dir: Path, trials: int, iterations: int) -> None:
     metrics = [f"eval/m{i}/acc" for i in range(12)]
     rows = []
     for i, s in enumerate(statuses):
-        row = {"trial_id": f"id{i}", "trial_name": f"v{i % 50}_seed{i // 50}", "study": "big", "variant": f"v{i % 50}",
-               "seed": i // 50, "status": s, "iterations": iterations if s == "TERMINATED" else 0,
-               "wall_s": float(rng.uniform(50, 150)) if s in ("TERMINATED", "ERROR") else np.nan, "error": ""}
+        row = {
+            "trial_id": f"id{i}",
+            "trial_name": f"v{i % 50}_seed{i // 50}",
+            "study": "big",
+            "variant": f"v{i % 50}",
+            "seed": i // 50,
+            "status": s,
+            "iterations": iterations if s == "TERMINATED" else 0,
+            "wall_s": float(rng.uniform(50, 150)) if s in ("TERMINATED", "ERROR") else np.nan,
+            "error": "",
+        }
         row.update({f"config/k{j}": float(rng.uniform()) for j in range(40)})
         row.update({m: float(rng.uniform()) if s == "TERMINATED" else np.nan for m in metrics})
         rows.append(row)
     pd.DataFrame(rows).to_csv(run_dir / "results.csv", index=False)
-    curves = [(r["trial_name"], it, it * 10.0, 1e9 + it, m, 0.5) for r in rows if r["status"] in ("TERMINATED", "RUNNING")
-              for it in range(1, iterations + 1) for m in metrics]
+    curves = [
+        (r["trial_name"], it, it * 10.0, 1e9 + it, m, 0.5)
+        for r in rows
+        if r["status"] in ("TERMINATED", "RUNNING")
+        for it in range(1, iterations + 1)
+        for m in metrics
+    ]
     pd.DataFrame(curves, columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"]).to_csv(
-        run_dir / "curves.csv", index=False)
-    (run_dir / "run.json").write_text(json.dumps({
-        "study": "big", "kind": "ablation", "metric": metrics[0], "mode": "max", "started_at": "t0",
-        "driver": {"pid": os.getpid(), "host": socket.gethostname()}}))
+        run_dir / "curves.csv", index=False
+    )
+    (run_dir / "run.json").write_text(
+        json.dumps(
+            {
+                "study": "big",
+                "kind": "ablation",
+                "metric": metrics[0],
+                "mode": "max",
+                "started_at": "t0",
+                "driver": {"pid": os.getpid(), "host": socket.gethostname()},
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -58,12 +81,19 @@ def main() -> None:
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-m", "orchestrator", "status", d], cwd=root, capture_output=True,
-                                 text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-m", "orchestrator", "status", d],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             times.append(time.perf_counter() - t0)
     print(out.splitlines()[1])
-    print(f"status on {args.trials} trials ({size:.1f} MiB of run files): best of 3 {min(times):.2f} s "
-          f"(all: {', '.join(f'{t:.2f}' for t in times)})")
+    print(
+        f"status on {args.trials} trials ({size:.1f} MiB of run files): best of 3 {min(times):.2f} s "
+        f"(all: {', '.join(f'{t:.2f}' for t in times)})"
+    )
 
 
 if __name__ == "__main__":

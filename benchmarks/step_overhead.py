@@ -33,7 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trainables.da_lora.config import DaLoraConfig  # noqa: E402
 from trainables.da_lora.loop import (  # noqa: E402
-    Fetcher, Objective, TrialData, build_model, hardware, identity_batches, train_epoch, warmup_cosine,
+    Fetcher,
+    Objective,
+    TrialData,
+    build_model,
+    hardware,
+    identity_batches,
+    train_epoch,
+    warmup_cosine,
 )
 from trainables.data import synthfaces  # noqa: E402
 from trainables.data.sources import TrainSet, domain_groups  # noqa: E402
@@ -74,7 +81,9 @@ def main() -> None:
     reps = int(np.ceil(n / len(tr)))
     images = torch.as_tensor(np.concatenate([tr.images] * reps)[:n])
     if args.model is not None:  # real input size: resize once, so both loops read the same batches
-        images = torch.nn.functional.interpolate(images.float(), size=args.size, mode="bilinear").round().to(torch.uint8)
+        images = (
+            torch.nn.functional.interpolate(images.float(), size=args.size, mode="bilinear").round().to(torch.uint8)
+        )
     identity = np.concatenate([tr.identity] * reps)[:n]
     domain = np.concatenate([tr.domain] * reps)[:n]
     train = TrainSet(identity=identity, domain=domain, domains=faces.domains, fingerprint="bench", images=images)
@@ -88,16 +97,28 @@ def main() -> None:
     scheduler = warmup_cosine(optimizer, warmup_steps=0, total_steps=10**6)
     fetch = Fetcher(train, model.backbone.input_spec.size, hw)
     generator = torch.Generator().manual_seed(0)
-    batch_list = identity_batches(labels.numpy(), batch_size=cfg.batch_size, per_identity=cfg.images_per_identity_in_batch,
-                                  generator=torch.Generator().manual_seed(0))
-    bare_batches = [(random_flip(images[torch.as_tensor(b)], generator).to(hw.device), labels[b].to(hw.device),
-                     groups[b].to(hw.device)) for b in batch_list]
+    batch_list = identity_batches(
+        labels.numpy(),
+        batch_size=cfg.batch_size,
+        per_identity=cfg.images_per_identity_in_batch,
+        generator=torch.Generator().manual_seed(0),
+    )
+    bare_batches = [
+        (
+            random_flip(images[torch.as_tensor(b)], generator).to(hw.device),
+            labels[b].to(hw.device),
+            groups[b].to(hw.device),
+        )
+        for b in batch_list
+    ]
     sync = torch.cuda.synchronize if hw.device.type == "cuda" else (lambda: None)
 
     def wrapper_block() -> tuple[float, int]:
         sync()
         t0 = time.perf_counter()
-        _, _, seen = train_epoch(cfg, model, objective, fetch, None, labels, groups, optimizer, scheduler, generator, hw)
+        _, _, seen = train_epoch(
+            cfg, model, objective, fetch, None, labels, groups, optimizer, scheduler, generator, hw
+        )
         sync()
         return time.perf_counter() - t0, seen
 
@@ -128,9 +149,11 @@ def main() -> None:
         t, _ = bare_block()
         b_times.append(t / len(bare_batches))
     w, b = statistics.median(w_times), statistics.median(b_times)
-    what = f"{args.model or 'stand-in'} @ {model.backbone.input_spec.size}px, batch {args.batch_size}, " \
-           f"{'standard LoRA' if args.plain_lora else 'full DA-LoRA'}, {hw.device.type}" \
-           f"{' bf16' if hw.autocast_dtype else ''}, {args.threads} threads"
+    what = (
+        f"{args.model or 'stand-in'} @ {model.backbone.input_spec.size}px, batch {args.batch_size}, "
+        f"{'standard LoRA' if args.plain_lora else 'full DA-LoRA'}, {hw.device.type}"
+        f"{' bf16' if hw.autocast_dtype else ''}, {args.threads} threads"
+    )
     print(f"setup: {what}; {len(batch_list)} steps x {args.repeats} interleaved blocks")
     print(f"wrapper step: {w * 1e3:.1f} ms   bare step: {b * 1e3:.1f} ms   ratio bare/wrapper: {b / w:.3f}")
     print(f"throughput (wrapper): {statistics.median(per_img):.0f} images/s")

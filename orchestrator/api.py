@@ -79,27 +79,48 @@ def load_run(path: str | Path) -> Run:
     configs = json.loads(read_checked(path, CONFIGS_FILE)) if (path / CONFIGS_FILE).is_file() else {}
     results = _typed_configs(results, configs)
     column = info.get("group_column") or group_column(info["kind"])
-    results.insert(results.columns.get_loc(column) + 1 if column in results.columns else 0, "group",
-                   results[column] if column in results.columns else pd.NA)
-    curves = pd.read_csv(path / CURVES_FILE) if (path / CURVES_FILE).is_file() else pd.DataFrame(
-        columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"])
+    results.insert(
+        results.columns.get_loc(column) + 1 if column in results.columns else 0,
+        "group",
+        results[column] if column in results.columns else pd.NA,
+    )
+    curves = (
+        pd.read_csv(path / CURVES_FILE)
+        if (path / CURVES_FILE).is_file()
+        else pd.DataFrame(columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"])
+    )
     spec = load_study(str(path / SPEC_FILE))[0] if (path / SPEC_FILE).is_file() else None
     return Run(path=path, info=info, spec=spec, results=results, curves=curves)
 
 
-def run_study(study: str | Path, *, out: str | Path | None = None, quick: bool = False,
-              set: dict[str, Any] | None = None, address: str | None = None, max_concurrent: int | None = None,
-              cpus_per_trial: float | None = None, gpus_per_trial: float | None = None,
-              log: Callable[[str], None] = print) -> Run:
+def run_study(
+    study: str | Path,
+    *,
+    out: str | Path | None = None,
+    quick: bool = False,
+    set: dict[str, Any] | None = None,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    cpus_per_trial: float | None = None,
+    gpus_per_trial: float | None = None,
+    log: Callable[[str], None] = print,
+) -> Run:
     """Run ``study`` (a shipped name or a spec path) as ``python -m orchestrator run`` does,
     and return the loaded run. ``set`` overrides base-config values (``--set``)."""
     from orchestrator.run import RunOptions
     from orchestrator.run import run_study as _run
 
     pairs = [f"{k}={json.dumps(v)}" for k, v in (set or {}).items()]  # JSON is YAML: read back as given
-    opts = RunOptions(study=str(study), out=Path(out) if out is not None else None, quick=quick, set=pairs,
-                      address=address, max_concurrent=max_concurrent, cpus_per_trial=cpus_per_trial,
-                      gpus_per_trial=gpus_per_trial)
+    opts = RunOptions(
+        study=str(study),
+        out=Path(out) if out is not None else None,
+        quick=quick,
+        set=pairs,
+        address=address,
+        max_concurrent=max_concurrent,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+    )
     return load_run(_run(opts, log))
 
 

@@ -152,9 +152,18 @@ class PromotionASHA(TrialScheduler):
     ``results.csv`` and ``curves.csv`` are, to rebuild the rungs on ``resume`` (Tune
     pickles the scheduler as it was created, not as it was when the driver stopped)."""
 
-    def __init__(self, run_dir: Path, *, metric: str, mode: str, max_t: int, grace_period: int,
-                 reduction_factor: float, max_concurrent: int | None = None,
-                 time_attr: str = "training_iteration") -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        metric: str,
+        mode: str,
+        max_t: int,
+        grace_period: int,
+        reduction_factor: float,
+        max_concurrent: int | None = None,
+        time_attr: str = "training_iteration",
+    ) -> None:
         super().__init__()
         self._run_dir = Path(run_dir)
         self._metric, self._mode, self._time_attr = metric, mode, time_attr
@@ -247,7 +256,8 @@ class PromotionASHA(TrialScheduler):
     def debug_string(self) -> str:
         r = self.rungs
         return "ASHA by promotion: " + ", ".join(
-            f"rung {m}: {len(r.values[k])} recorded, {len(r.promoted[k])} promoted" for k, m in enumerate(r.milestones))
+            f"rung {m}: {len(r.values[k])} recorded, {len(r.promoted[k])} promoted" for k, m in enumerate(r.milestones)
+        )
 
     # -- promotion ---------------------------------------------------------------------------
 
@@ -255,8 +265,9 @@ class PromotionASHA(TrialScheduler):
         return [t for t in tune_controller.get_trials() if t.status not in (Trial.TERMINATED, Trial.ERROR)]
 
     def _closed(self, tune_controller) -> list[bool]:
-        return self.rungs.closed(tune_controller.search_alg.is_finished(),
-                                 {t.trial_id for t in self._live(tune_controller)})
+        return self.rungs.closed(
+            tune_controller.search_alg.is_finished(), {t.trial_id for t in self._live(tune_controller)}
+        )
 
     def _update(self, tune_controller, deciding: Trial | None = None) -> None:
         """Promote waiting trials while workers are free (highest rung first), then stop
@@ -265,8 +276,12 @@ class PromotionASHA(TrialScheduler):
         r = self.rungs
         while True:
             live = self._live(tune_controller)
-            active = sum(1 for t in live if t.trial_id not in r.waiting
-                         and (t.status in (Trial.RUNNING, Trial.PENDING) or t.trial_id in self._resume))
+            active = sum(
+                1
+                for t in live
+                if t.trial_id not in r.waiting
+                and (t.status in (Trial.RUNNING, Trial.PENDING) or t.trial_id in self._resume)
+            )
             free = math.inf if self._max_concurrent is None else self._max_concurrent - active
             closed = self._closed(tune_controller)
             chosen = None
@@ -296,8 +311,8 @@ class PromotionASHA(TrialScheduler):
         ``curves.csv`` (every reported value) and ``results.csv`` (which trials ended)."""
         import pandas as pd
 
-        from reports.rundir.names import CURVES_FILE, RESULTS_FILE, UNFINISHED
         from reports.rundir.files import read_results
+        from reports.rundir.names import CURVES_FILE, RESULTS_FILE, UNFINISHED
 
         results, curves = self._run_dir / RESULTS_FILE, self._run_dir / CURVES_FILE
         if not results.is_file() or not curves.is_file():

@@ -45,27 +45,54 @@ class Run(Command):
         parser.add_argument("study", help="shipped study name or path to a YAML spec")
         parser.add_argument("--out", type=Path, help="run directory (default: runs/<study>-<timestamp>)")
         parser.add_argument("--quick", action="store_true", help="the same study scaled down to a smoke run")
-        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                            help="override a base-config value (repeatable)")
+        parser.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="override a base-config value (repeatable)"
+        )
         parser.add_argument("--address", help="run on an existing Ray cluster (default: RAY_ADDRESS or a local Ray)")
-        parser.add_argument("--gpus-per-trial", type=float, help="fractional GPUs per trial (0.25 packs four on one GPU)")
+        parser.add_argument(
+            "--gpus-per-trial", type=float, help="fractional GPUs per trial (0.25 packs four on one GPU)"
+        )
         parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the spec's, else 1)")
         parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
-        parser.add_argument("--dashboard-host", default="127.0.0.1",
-                            help="only when the dashboard must be reachable beyond this machine")
+        parser.add_argument(
+            "--dashboard-host",
+            default="127.0.0.1",
+            help="only when the dashboard must be reachable beyond this machine",
+        )
         confirm = parser.add_argument_group("run confirm --from DIR")
-        confirm.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
-                             help="the finished search whose best configs `run confirm` reruns")
-        confirm.add_argument("--top-k", type=int, help="rerun this many of the best configs (default: the search spec's confirm.top_k)")
-        confirm.add_argument("--seeds", type=_seed_list, help="comma-separated seeds of the reruns (default: the spec's confirm.seeds)")
+        confirm.add_argument(
+            "--from",
+            dest="from_dir",
+            type=Path,
+            metavar="DIR",
+            help="the finished search whose best configs `run confirm` reruns",
+        )
+        confirm.add_argument(
+            "--top-k", type=int, help="rerun this many of the best configs (default: the search spec's confirm.top_k)"
+        )
+        confirm.add_argument(
+            "--seeds", type=_seed_list, help="comma-separated seeds of the reruns (default: the spec's confirm.seeds)"
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from orchestrator.run import RunOptions, run_study
 
-        run_study(RunOptions(study=args.study, out=args.out, quick=args.quick, set=args.set, address=args.address,
-                             gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial,
-                             max_concurrent=args.max_concurrent, dashboard_host=args.dashboard_host,
-                             from_dir=args.from_dir, top_k=args.top_k, seeds=args.seeds))
+        run_study(
+            RunOptions(
+                study=args.study,
+                out=args.out,
+                quick=args.quick,
+                set=args.set,
+                address=args.address,
+                gpus_per_trial=args.gpus_per_trial,
+                cpus_per_trial=args.cpus_per_trial,
+                max_concurrent=args.max_concurrent,
+                dashboard_host=args.dashboard_host,
+                from_dir=args.from_dir,
+                top_k=args.top_k,
+                seeds=args.seeds,
+            )
+        )
         return 0
 
 
@@ -83,13 +110,19 @@ class Report(Command):
 
 
 class Resume(Command):
-    name, help = "resume", "continue a run whose driver stopped (killed, Ctrl-C); a finished run gets its report rebuilt"
+    name, help = (
+        "resume",
+        "continue a run whose driver stopped (killed, Ctrl-C); a finished run gets its report rebuilt",
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("dir", type=Path, help="a run directory")
         parser.add_argument("--address", help="the Ray cluster to continue on (default: RAY_ADDRESS or a local Ray)")
-        parser.add_argument("--dashboard-host", default="127.0.0.1",
-                            help="only when the dashboard must be reachable beyond this machine")
+        parser.add_argument(
+            "--dashboard-host",
+            default="127.0.0.1",
+            help="only when the dashboard must be reachable beyond this machine",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from orchestrator.run import resume_run
@@ -120,10 +153,9 @@ class ExportSynthfaces(Command):
         parser.add_argument("--data-seed", type=int, default=0, help="synthfaces seed")
 
     def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.run import prepare_run_dir
         from trainables.data import synthfaces
         from trainables.data.synthfaces_export import export
-
-        from orchestrator.run import prepare_run_dir
 
         try:
             spec = synthfaces.SynthFacesSpec(resolution=args.image_size, seed=args.data_seed)
@@ -136,8 +168,10 @@ class ExportSynthfaces(Command):
         except OSError as err:  # a full disk or a file system gone read-only under us: leave nothing half-made
             new.discard()
             raise UserError(f"{args.dir}: writing failed ({err.strerror or err}); nothing was left there") from None
-        print(f"synthfaces (synthetic) written to {out}: train_dataset_infor.json, train_twin_pairs.json, "
-              "test_dataset_infor.json, test_twin_pairs.json, feedback_pairs.json, feedback_test_pairs.json, images/")
+        print(
+            f"synthfaces (synthetic) written to {out}: train_dataset_infor.json, train_twin_pairs.json, "
+            "test_dataset_infor.json, test_twin_pairs.json, feedback_pairs.json, feedback_test_pairs.json, images/"
+        )
         return 0
 
 
@@ -175,10 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         if not is_disk_full(err):
             raise
-        print(f"error: no space left on the device ({err.filename or 'writing a file'}); nothing written before was "
-              f"touched: free some space and run the command again", file=sys.stderr)
+        print(
+            f"error: no space left on the device ({err.filename or 'writing a file'}); nothing written before was "
+            f"touched: free some space and run the command again",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own graceful stop
-        print("interrupted: what finished is in the run directory's results.csv; "
-              "python -m orchestrator resume DIR continues the run", file=sys.stderr)
+        print(
+            "interrupted: what finished is in the run directory's results.csv; "
+            "python -m orchestrator resume DIR continues the run",
+            file=sys.stderr,
+        )
         return 130

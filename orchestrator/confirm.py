@@ -18,9 +18,9 @@ import pandas as pd
 import yaml
 
 from orchestrator.errors import UserError
+from orchestrator.spec import AblationSpec, ConfirmSpec, SearchSpec, parse_spec
 from reports.rundir.files import read_checked, read_run
 from reports.rundir.names import CONFIGS_FILE, UNFINISHED
-from orchestrator.spec import AblationSpec, ConfirmSpec, SearchSpec, parse_spec
 
 BASE = "base"
 
@@ -41,11 +41,15 @@ def _finished_search(from_dir: Path) -> tuple[dict, pd.DataFrame, dict[str, dict
     except (ValueError, yaml.YAMLError) as err:
         raise UserError(f"{where}: unreadable run files ({str(err).splitlines()[0]})") from None
     if meta.get("kind") != "search":
-        raise UserError(f"{where}: a run of kind {meta.get('kind', 'unknown')}, not a search (confirm reruns a search's best configs)")
+        raise UserError(
+            f"{where}: a run of kind {meta.get('kind', 'unknown')}, not a search (confirm reruns a search's best configs)"
+        )
     unfinished = df[df["status"].isin(UNFINISHED)]
     if len(unfinished):
-        raise UserError(f"{where}: the search did not finish ({len(unfinished)} of {len(df)} trials "
-                        f"{'/'.join(sorted(set(unfinished['status'])))})")
+        raise UserError(
+            f"{where}: the search did not finish ({len(unfinished)} of {len(df)} trials "
+            f"{'/'.join(sorted(set(unfinished['status'])))})"
+        )
     spec = parse_spec(data, source=str(files[3]))
     if not isinstance(spec, SearchSpec):
         raise UserError(f"{where}: spec.yaml is not a search spec")
@@ -62,7 +66,7 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
         raise UserError("run confirm needs --from DIR, a finished search's run directory")
     from_dir = Path(opts.from_dir)
     meta, df, configs, search = _finished_search(from_dir)
-    settings: ConfirmSpec = (search.quick.confirm if opts.quick and search.quick.confirm else search.confirm)
+    settings: ConfirmSpec = search.quick.confirm if opts.quick and search.quick.confirm else search.confirm
     top_k = opts.top_k if opts.top_k is not None else settings.top_k
     seeds = list(opts.seeds) if opts.seeds is not None else list(settings.seeds)
     if opts.quick and search.quick.confirm is None and opts.seeds is None:
@@ -87,14 +91,22 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
             continue
         seen.add(key)
         changes = {k: v for k, v in _without_seed(config).items() if base.get(k) != v}
-        candidates.append({"variant": f"top{len(candidates) + 1}", "trial": row["trial"],
-                           "search_value": float(row[metric]), "search_iterations": int(row["iterations"]),
-                           "changes": changes})
+        candidates.append(
+            {
+                "variant": f"top{len(candidates) + 1}",
+                "trial": row["trial"],
+                "search_value": float(row[metric]),
+                "search_iterations": int(row["iterations"]),
+                "changes": changes,
+            }
+        )
         if len(candidates) == top_k:
             break
     if not candidates:
-        raise UserError(f"--from {from_dir}: no trial other than the base config ran to completion "
-                        f"({len(done)} completed of {len(df)}); nothing to confirm")
+        raise UserError(
+            f"--from {from_dir}: no trial other than the base config ran to completion "
+            f"({len(done)} completed of {len(df)}); nothing to confirm"
+        )
     # The candidates were chosen on the search's (validation) metric; the confirm run tests
     # them on its test counterpart: fresh seeds remove seed luck, and test identities that
     # took no part in the choice remove the bias of having picked on the pairs reported.
@@ -103,36 +115,61 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
     known = set(resolve_trainable(search).reported_keys(configs[base_row["trial_name"]]))
     test_metric = test_counterpart(metric, known) or metric
     if not test_metric.startswith(TEST):
-        log(f"note: {metric} has no test counterpart among the metrics of {search.trainable}; "
-            "the confirm run tests on the metric the candidates were chosen on")
+        log(
+            f"note: {metric} has no test counterpart among the metrics of {search.trainable}; "
+            "the confirm run tests on the metric the candidates were chosen on"
+        )
     # The confirm table tests the candidates on the test metrics, Holm over the candidates; the
     # validation values they were chosen on stand beside them in the candidates table.
-    report_metrics = list(dict.fromkeys([test_metric, *(m for m in search.report_metrics()
-                                                         if not (m.startswith("val/") and test_metric.startswith(TEST)))]))
+    report_metrics = list(
+        dict.fromkeys(
+            [
+                test_metric,
+                *(m for m in search.report_metrics() if not (m.startswith("val/") and test_metric.startswith(TEST))),
+            ]
+        )
+    )
     search_seeds = sorted({int(s) for s in df["seed"]})
     reused = sorted(set(seeds) & set(search_seeds))
     if reused:
-        log(f"note: confirm seeds {reused} were also the search's; the luck that ranked the candidates "
-            "then enters the test that confirms them (prefer fresh seeds)")
+        log(
+            f"note: confirm seeds {reused} were also the search's; the luck that ranked the candidates "
+            "then enters the test that confirms them (prefer fresh seeds)"
+        )
     raw = {
-        "name": f"{search.name}-confirm", "kind": "ablation", "trainable": search.trainable,
+        "name": f"{search.name}-confirm",
+        "kind": "ablation",
+        "trainable": search.trainable,
         "description": f"Confirm the top {len(candidates)} config{'s' if len(candidates) > 1 else ''} of search {meta['study']!r} ({from_dir}) "
-                       f"against its base config, {len(seeds)} seeds each",
-        "metric": test_metric, "mode": mode, "seeds": seeds, "base": base,
-        "variants": {BASE: {}, **{c["variant"]: c["changes"] for c in candidates}}, "reference": BASE,
+        f"against its base config, {len(seeds)} seeds each",
+        "metric": test_metric,
+        "mode": mode,
+        "seeds": seeds,
+        "base": base,
+        "variants": {BASE: {}, **{c["variant"]: c["changes"] for c in candidates}},
+        "reference": BASE,
         "report": {"metrics": report_metrics, "test": search.report.test},
-        "resources": search.resources.model_dump(), "max_concurrent": search.max_concurrent,
+        "resources": search.resources.model_dump(),
+        "max_concurrent": search.max_concurrent,
         "max_failures": search.max_failures,
     }
     spec = parse_spec(raw, source=f"confirm --from {from_dir}")
-    text = (f"# Generated by `run confirm --from {from_dir}`: the search's top {len(candidates)} config(s) and its\n"
-            f"# base config, {len(seeds)} seeds each. Rerun it as it stands: python -m orchestrator run <this file>\n"
-            + yaml.safe_dump(raw, sort_keys=False))
+    text = (
+        f"# Generated by `run confirm --from {from_dir}`: the search's top {len(candidates)} config(s) and its\n"
+        f"# base config, {len(seeds)} seeds each. Rerun it as it stands: python -m orchestrator run <this file>\n"
+        + yaml.safe_dump(raw, sort_keys=False)
+    )
     base_value = base_row.get(metric) if base_row["status"] == "TERMINATED" else None
-    extra = {"kind": "confirm", "from": str(from_dir.resolve()), "search_study": meta["study"],
-             "base_trial": base_row["trial"],
-             "base_search_value": None if base_value is None or pd.isna(base_value) else float(base_value),
-             "search_seeds": search_seeds, "candidates": candidates, "search_metric": metric}
+    extra = {
+        "kind": "confirm",
+        "from": str(from_dir.resolve()),
+        "search_study": meta["study"],
+        "base_trial": base_row["trial"],
+        "base_search_value": None if base_value is None or pd.isna(base_value) else float(base_value),
+        "search_seeds": search_seeds,
+        "candidates": candidates,
+        "search_metric": metric,
+    }
     shown = ", ".join(f"{c['variant']} = {c['trial']} ({metric}={c['search_value']:.4f})" for c in candidates)
     log(f"Confirm: {shown} vs the base config, seeds {seeds}")
     return spec, text, extra

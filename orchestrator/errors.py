@@ -27,5 +27,7 @@ def is_disk_full(err: BaseException) -> bool:
 
 
 def stopped_for_full_disk(run_dir, where: str) -> RunStopped:
-    return RunStopped(f"no space left on the disk of {run_dir} ({where}); the run stopped, and what it wrote before "
-                      f"is intact: free some space, then `python -m orchestrator resume {run_dir}` continues it")
+    return RunStopped(
+        f"no space left on the disk of {run_dir} ({where}); the run stopped, and what it wrote before "
+        f"is intact: free some space, then `python -m orchestrator resume {run_dir}` continues it"
+    )

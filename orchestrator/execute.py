@@ -18,8 +18,17 @@ from ray import tune
 from orchestrator.errors import RunStopped, is_disk_full, stopped_for_full_disk
 from orchestrator.plan import TrialPlan
 from orchestrator.results import CurveLog, ResultsTable
-from reports.rundir.names import DIVERGED, ERROR, INTERRUPTED, PAUSED, RUNNING, STOPPED, TERMINATED, TUNE_DIR, UNFINISHED
-
+from reports.rundir.names import (
+    DIVERGED,
+    ERROR,
+    INTERRUPTED,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    TERMINATED,
+    TUNE_DIR,
+    UNFINISHED,
+)
 
 
 def _quiet(record) -> bool:
@@ -53,7 +62,9 @@ def _announced(fn: Callable[[dict[str, Any]], None], study: str) -> Callable[[di
     return trainable
 
 
-def _by_plan_index(fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]]) -> Callable[[dict[str, Any]], None]:
+def _by_plan_index(
+    fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]]
+) -> Callable[[dict[str, Any]], None]:
     """The trainable, called with the full config of the plan entry Tune's ``_trial`` names."""
 
     @functools.wraps(fn)
@@ -127,8 +138,10 @@ def _failure(trial) -> tuple[str, str]:
         return DIVERGED, "diverged: " + last.split("TrialDiverged: ", 1)[1]
     if "worker process has died" in text:  # Ray's paragraph on a killed or crashed process, cut to its facts
         exit_type = text.split("Worker exit type: ", 1)[1].split()[0] if "Worker exit type: " in text else "unknown"
-        return ERROR, (f"the trial's worker process died (exit type {exit_type}: killed by a signal or the OOM "
-                         f"killer, or crashed); Ray's account is in {trial.error_file}")
+        return ERROR, (
+            f"the trial's worker process died (exit type {exit_type}: killed by a signal or the OOM "
+            f"killer, or crashed); Ray's account is in {trial.error_file}"
+        )
     return ERROR, last
 
 
@@ -141,9 +154,22 @@ class GridProgress(tune.Callback):
     what identifies the run, and the table is read again from ``results.csv`` on unpickling.
     """
 
-    def __init__(self, run_dir: Path, study: str, plans: list[TrialPlan], metric: str, group_column: str,
-                 log: Callable[[str], None] = print) -> None:
-        self.run_dir, self.study, self.plans, self.metric, self.group_column = run_dir, study, plans, metric, group_column
+    def __init__(
+        self,
+        run_dir: Path,
+        study: str,
+        plans: list[TrialPlan],
+        metric: str,
+        group_column: str,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.run_dir, self.study, self.plans, self.metric, self.group_column = (
+            run_dir,
+            study,
+            plans,
+            metric,
+            group_column,
+        )
         self.log = log
         self._attach()
 
@@ -190,10 +216,16 @@ class GridProgress(tune.Callback):
         row = self.table.rows[plan.index]
         value = row.get(self.metric)
         shown = f"{self.metric}={value:.4f}  " if isinstance(value, (int, float)) and value == value else ""
-        wall = f"({row['wall_s']:.0f} s)" if isinstance(row.get("wall_s"), (int, float)) and row["wall_s"] == row["wall_s"] else ""
+        wall = (
+            f"({row['wall_s']:.0f} s)"
+            if isinstance(row.get("wall_s"), (int, float)) and row["wall_s"] == row["wall_s"]
+            else ""
+        )
         n = len(self.plans)
-        self.log(f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<20} seed={plan.seed:<3} "
-                 f"{status:<10} {shown}{wall}{'  ' + error if error else ''}")
+        self.log(
+            f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<20} seed={plan.seed:<3} "
+            f"{status:<10} {shown}{wall}{'  ' + error if error else ''}"
+        )
 
     @_stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -205,10 +237,21 @@ class GridProgress(tune.Callback):
         self._end(trial, *_failure(trial))
 
 
-def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: list[TrialPlan], table: ResultsTable,
-            run_dir: Path, metric: str, cpus_per_trial: float, gpus_per_trial: float,
-            max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print,
-            restore: bool = False) -> None:
+def execute(
+    *,
+    study: str,
+    trainable: Callable[[dict[str, Any]], None],
+    plans: list[TrialPlan],
+    table: ResultsTable,
+    run_dir: Path,
+    metric: str,
+    cpus_per_trial: float,
+    gpus_per_trial: float,
+    max_concurrent: int | None,
+    max_failures: int,
+    log: Callable[[str], None] = print,
+    restore: bool = False,
+) -> None:
     """Run every planned trial to completion (or failure); rows land in ``results.csv`` as they end.
 
     If the run is interrupted (Ctrl-C), trials that were still running are marked
@@ -218,11 +261,14 @@ def execute(*, study: str, trainable: Callable[[dict[str, Any]], None], plans: l
     """
     _quiet_tune_logs()
     assert [p.index for p in plans] == list(range(len(plans)))
-    fn = tune.with_resources(_announced(_by_plan_index(trainable, [p.config for p in plans]), study),
-                             {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    fn = tune.with_resources(
+        _announced(_by_plan_index(trainable, [p.config for p in plans]), study),
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    )
     if restore:
-        tuner = tune.Tuner.restore(str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True,
-                                   resume_errored=False)
+        tuner = tune.Tuner.restore(
+            str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True, resume_errored=False
+        )
     else:
         names = [f"{study}_{p.name}" for p in plans]
         tuner = tune.Tuner(
@@ -269,8 +315,16 @@ class SearchProgress(tune.Callback):
     one line per ended trial. Pickle-safe like ``GridProgress``: on ``resume`` it reads the
     rows back from ``results.csv`` and ``configs.json``."""
 
-    def __init__(self, run_dir: Path, study: str, entry, search, metric: str, provenance: dict[str, str],
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        study: str,
+        entry,
+        search,
+        metric: str,
+        provenance: dict[str, str],
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.run_dir, self.study, self.entry, self.search = Path(run_dir), study, entry, search
         self.metric, self.provenance, self.log = metric, provenance, log
         self._attach()
@@ -314,16 +368,18 @@ class SearchProgress(tune.Callback):
             # After a resume, Tune generates again the trials it created after its last
             # experiment checkpoint (at least every 10 s), under the same names: the row the
             # lost attempt left is replaced, and its curve dropped, so each name stays once.
-            index = next((i for i, r in self.table.rows.items() if r[self.table.group_column] == name),
-                         len(self.table.rows))
+            index = next(
+                (i for i, r in self.table.rows.items() if r[self.table.group_column] == name), len(self.table.rows)
+            )
             if index < len(self.table.rows):
                 old = self.table.rows[index]
                 if old["status"] not in UNFINISHED:
                     self.ended.discard(old["trial_id"])
                     self.done -= 1
                 self.curves.drop(old["trial_name"])
-                self.log(f"{name}: started again (created after Tune's last experiment checkpoint; "
-                         f"was {old['status']})")
+                self.log(
+                    f"{name}: started again (created after Tune's last experiment checkpoint; was {old['status']})"
+                )
             try:
                 config = _sampled_config(self.entry, self.search, trial.config)
             except ValueError:  # the trial itself fails with the reason; the row keeps what was sampled
@@ -367,8 +423,10 @@ class SearchProgress(tune.Callback):
         self.done += 1
         value = (result or {}).get(self.metric)
         shown = f"{self.metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
-        self.log(f"[{self.done:>3}/{search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
-                 f"(after {reached} of {full} iterations){'  ' + error if error else ''}")
+        self.log(
+            f"[{self.done:>3}/{search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
+            f"(after {reached} of {full} iterations){'  ' + error if error else ''}"
+        )
 
     @_stops_on_full_disk
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -403,10 +461,22 @@ def _search_trainable(entry, search, study: str) -> Callable[[dict[str, Any]], N
     return _announced(trainable, study)
 
 
-def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mode: str,
-                   provenance: dict[str, str], cpus_per_trial: float, gpus_per_trial: float,
-                   max_concurrent: int | None, max_failures: int, log: Callable[[str], None] = print,
-                   restore: bool = False) -> None:
+def execute_search(
+    *,
+    study: str,
+    entry,
+    search,
+    run_dir: Path,
+    metric: str,
+    mode: str,
+    provenance: dict[str, str],
+    cpus_per_trial: float,
+    gpus_per_trial: float,
+    max_concurrent: int | None,
+    max_failures: int,
+    log: Callable[[str], None] = print,
+    restore: bool = False,
+) -> None:
     """Optuna TPE (Ray Tune's OptunaSearch, the base config enqueued first) with ASHA.
 
     A trial ASHA stops before ``max_t`` iterations ends as STOPPED with the ``rung`` (its
@@ -424,27 +494,52 @@ def execute_search(*, study: str, entry, search, run_dir: Path, metric: str, mod
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
     fn = tune.with_resources(_search_trainable(entry, search, study), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     if restore:
-        tuner = tune.Tuner.restore(str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True,
-                                   resume_errored=False)
+        tuner = tune.Tuner.restore(
+            str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True, resume_errored=False
+        )
     else:
-        searcher = StoppedAwareOptunaSearch(space=define_by_run(search.params, search.base), metric=metric, mode=mode,
-                                            points_to_evaluate=[base_point(search.params, search.base)],
-                                            seed=search.search_seed, trainable=entry.name, search=search)
+        searcher = StoppedAwareOptunaSearch(
+            space=define_by_run(search.params, search.base),
+            metric=metric,
+            mode=mode,
+            points_to_evaluate=[base_point(search.params, search.base)],
+            seed=search.search_seed,
+            trainable=entry.name,
+            search=search,
+        )
         if max_concurrent:
             searcher = RunningLimiter(searcher, max_concurrent=max_concurrent)
-        scheduler = PromotionASHA(run_dir, metric=metric, mode=mode, max_t=search.max_t,
-                                  grace_period=search.grace_period, reduction_factor=search.reduction_factor,
-                                  max_concurrent=max_concurrent)
+        scheduler = PromotionASHA(
+            run_dir,
+            metric=metric,
+            mode=mode,
+            max_t=search.max_t,
+            grace_period=search.grace_period,
+            reduction_factor=search.reduction_factor,
+            max_concurrent=max_concurrent,
+        )
         name = SearchTrialName(study)
         progress = SearchProgress(Path(run_dir), study, entry, search, metric, provenance, log)
         tuner = tune.Tuner(
             fn,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=search.num_samples,
-                                        metric=metric, mode=mode, reuse_actors=True,
-                                        trial_name_creator=name, trial_dirname_creator=name),
-            run_config=tune.RunConfig(name=TUNE_DIR, storage_path=str(Path(run_dir).resolve()), verbose=0,
-                                      callbacks=[progress], checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                                      failure_config=tune.FailureConfig(max_failures=max_failures)),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=search.num_samples,
+                metric=metric,
+                mode=mode,
+                reuse_actors=True,
+                trial_name_creator=name,
+                trial_dirname_creator=name,
+            ),
+            run_config=tune.RunConfig(
+                name=TUNE_DIR,
+                storage_path=str(Path(run_dir).resolve()),
+                verbose=0,
+                callbacks=[progress],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+            ),
         )
     _fit(tuner)
     # the rows as the callbacks left them (a restored run's callbacks are Tune's copies)

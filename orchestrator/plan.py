@@ -69,11 +69,15 @@ def _checked_overrides(entry: TrainableEntry, overrides: dict[str, Any] | None) 
     known = set(entry.config_cls.model_fields)
     overrides = dict(overrides or {})
     if "seed" in overrides:
-        raise UserError("--set seed: each trial's seed comes from the study's seeds (the spec's list, e.g. seeds: [0, 1, 2]); "
-                        "--set seed would change nothing")
+        raise UserError(
+            "--set seed: each trial's seed comes from the study's seeds (the spec's list, e.g. seeds: [0, 1, 2]); "
+            "--set seed would change nothing"
+        )
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise UserError(f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})")
+        raise UserError(
+            f"--set {unknown[0]}: unknown key for trainable {entry.name!r} (known: {', '.join(sorted(known))})"
+        )
     return overrides
 
 
@@ -96,20 +100,21 @@ def _nearest(key: str, known: set[str]) -> str:
 
 def validation_counterpart(metric: str, known: set[str]) -> str | None:
     """``val/x`` for a test metric ``eval/x`` where the trainable reports it."""
-    if metric.startswith(TEST) and VALIDATION + metric[len(TEST):] in known:
-        return VALIDATION + metric[len(TEST):]
+    if metric.startswith(TEST) and VALIDATION + metric[len(TEST) :] in known:
+        return VALIDATION + metric[len(TEST) :]
     return None
 
 
 def test_counterpart(metric: str, known: set[str]) -> str | None:
     """``eval/x`` for a validation metric ``val/x`` where the trainable reports it."""
-    if metric.startswith(VALIDATION) and TEST + metric[len(VALIDATION):] in known:
-        return TEST + metric[len(VALIDATION):]
+    if metric.startswith(VALIDATION) and TEST + metric[len(VALIDATION) :] in known:
+        return TEST + metric[len(VALIDATION) :]
     return None
 
 
-def check_metrics(spec: StudySpec, entry: TrainableEntry, configs: list[dict[str, Any]],
-                  groups: list[str] | None = None) -> None:
+def check_metrics(
+    spec: StudySpec, entry: TrainableEntry, configs: list[dict[str, Any]], groups: list[str] | None = None
+) -> None:
     """Refuse, before anything runs, a study metric that some trial would not report, a
     report metric that no trial reports, and a study that chooses by a test metric."""
     if entry.metric_keys is None or not configs:
@@ -120,29 +125,43 @@ def check_metrics(spec: StudySpec, entry: TrainableEntry, configs: list[dict[str
     if spec.metric not in every:
         if spec.metric in some:
             lacking = next((g for g, k in zip(groups or [], keysets) if spec.metric not in k), "some trial")
-            raise UserError(f"{where}: metric {spec.metric} is not reported by {lacking!s} (of trainable "
-                            f"{entry.name!r}); the study metric must be one that every trial reports")
-        raise UserError(f"{where}: metric {spec.metric} is not a metric of trainable {entry.name!r}"
-                        + _nearest(spec.metric, every))
+            raise UserError(
+                f"{where}: metric {spec.metric} is not reported by {lacking!s} (of trainable "
+                f"{entry.name!r}); the study metric must be one that every trial reports"
+            )
+        raise UserError(
+            f"{where}: metric {spec.metric} is not a metric of trainable {entry.name!r}" + _nearest(spec.metric, every)
+        )
     for m in spec.report_metrics():
         if m not in some:
-            raise UserError(f"{where}: report.metrics names {m}, not a metric of trainable {entry.name!r}"
-                            + _nearest(m, some))
+            raise UserError(
+                f"{where}: report.metrics names {m}, not a metric of trainable {entry.name!r}" + _nearest(m, some)
+            )
     if selects(spec) and not spec.metric.startswith(VALIDATION):
-        what = ("a search ranks, samples and stops trials by its metric" if spec.kind == "search" else
-                "a sensitivity study marks the points not worse than the best by its metric")
+        what = (
+            "a search ranks, samples and stops trials by its metric"
+            if spec.kind == "search"
+            else "a sensitivity study marks the points not worse than the best by its metric"
+        )
         use = validation_counterpart(spec.metric, every) or next(
-            (k for k in sorted(every) if k.startswith(VALIDATION)), None)
-        hint = f": use {use}" if use else (": this trainable reports no validation metric for this config "
-                                           "(give it validation identities)")
+            (k for k in sorted(every) if k.startswith(VALIDATION)), None
+        )
+        hint = (
+            f": use {use}"
+            if use
+            else (": this trainable reports no validation metric for this config (give it validation identities)")
+        )
         if spec.kind == "sensitivity":
             hint += " (or report.recommend: false to mark nothing)"
-        raise UserError(f"{where}: metric {spec.metric} is not a validation metric (val/...); {what}, and a "
-                        f"choice made on the test identities biases every number reported for it{hint}")
+        raise UserError(
+            f"{where}: metric {spec.metric} is not a validation metric (val/...); {what}, and a "
+            f"choice made on the test identities biases every number reported for it{hint}"
+        )
 
 
-def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, Any] | None = None,
-                 warn=print) -> list[TrialPlan]:
+def compile_plan(
+    spec: StudySpec, *, quick: bool = False, overrides: dict[str, Any] | None = None, warn=print
+) -> list[TrialPlan]:
     """Every (variant, seed) trial with its validated config; bad configs raise UserError."""
     entry = resolve_trainable(spec)
     known = set(entry.config_cls.model_fields)
@@ -151,8 +170,9 @@ def compile_plan(spec: StudySpec, *, quick: bool = False, overrides: dict[str, A
         for axis, grid in ((spec.quick.axes if quick and spec.quick.axes else spec.axes) or {}).items():
             bad = sorted(set(grid) - known)
             if bad:
-                raise UserError(f"study {spec.name!r}: axis {axis!r} names {bad[0]}, not a key of trainable "
-                                f"{entry.name!r}")
+                raise UserError(
+                    f"study {spec.name!r}: axis {axis!r} names {bad[0]}, not a key of trainable {entry.name!r}"
+                )
     base = {**spec.base, **(spec.quick.base if quick else {}), **overrides}
     seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
     try:
@@ -190,8 +210,10 @@ def check_space_values(spec, entry: TrainableEntry, params: list, base_config: d
                 mine = [e for e in err.errors() if tuple(e.get("loc", ()))[:1] == (p.name,)]
                 if mine:
                     what = "offers" if p.kind == "choice" else "has the bound"
-                    raise UserError(f"study {spec.name!r}: space.{p.name} {what} {v!r}, not a valid {p.name} for "
-                                    f"trainable {entry.name!r}: {mine[0]['msg']}") from None
+                    raise UserError(
+                        f"study {spec.name!r}: space.{p.name} {what} {v!r}, not a valid {p.name} for "
+                        f"trainable {entry.name!r}: {mine[0]['msg']}"
+                    ) from None
 
 
 @dataclass(frozen=True)
@@ -244,5 +266,14 @@ def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | Non
     max_t = sched.max_t or entry.full_iterations(base_config)
     if sched.grace_period > max_t:
         raise UserError(f"study {spec.name!r}: scheduler.grace_period {sched.grace_period} exceeds max_t {max_t}")
-    return SearchPlan(params, base, base_config, seed, (q.num_samples if q and q.num_samples else None) or spec.num_samples,
-                      spec.search_seed, max_t, sched.grace_period, sched.reduction_factor)
+    return SearchPlan(
+        params,
+        base,
+        base_config,
+        seed,
+        (q.num_samples if q and q.num_samples else None) or spec.num_samples,
+        spec.search_seed,
+        max_t,
+        sched.grace_period,
+        sched.reduction_factor,
+    )

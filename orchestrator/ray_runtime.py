@@ -45,8 +45,13 @@ def start_local_ray(**init_kwargs):
 
 
 @contextlib.contextmanager
-def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_cpus: int | None = None,
-                log: Callable[[str], None] = print) -> Iterator[RayInfo]:
+def ray_session(
+    *,
+    address: str | None,
+    dashboard_host: str = "127.0.0.1",
+    num_cpus: int | None = None,
+    log: Callable[[str], None] = print,
+) -> Iterator[RayInfo]:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), reuse a Ray already
     initialised in this process, or start a local one; shut down only what was started here."""
     import ray
@@ -62,10 +67,16 @@ def ray_session(*, address: str | None, dashboard_host: str = "127.0.0.1", num_c
             ctx = ray.init(address=address, runtime_env=env, **common)
         else:
             if dashboard_host not in LOOPBACK:
-                log(f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach it "
-                    f"and holds the token can run code on this machine")
-            ctx = start_local_ray(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=True,
-                                  dashboard_host=dashboard_host, **common)
+                log(
+                    f"warning: the Ray dashboard will listen on {dashboard_host}: anyone who can reach it "
+                    f"and holds the token can run code on this machine"
+                )
+            ctx = start_local_ray(
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=True,
+                dashboard_host=dashboard_host,
+                **common,
+            )
         started = True
         url = ctx.dashboard_url or ""
     else:
@@ -118,15 +129,21 @@ def check_shared_paths(paths: dict[str, Path]) -> int:
         return blind
 
     try:
-        refs = {n["NodeID"]: sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                .remote(markers, token) for n in nodes}
+        refs = {
+            n["NodeID"]: sees.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+            ).remote(markers, token)
+            for n in nodes
+        }
         for node in nodes:
             blind = ray.get(refs[node["NodeID"]], timeout=120)
             if blind:
                 what = blind[0]
-                raise UserError(f"node {node['NodeManagerAddress']} ({node['NodeID'][:12]}) cannot see the {what} "
-                                f"{paths[what]}: a run on several nodes needs it on storage every node reaches at the "
-                                f"same path (a shared filesystem); pass --out (and ORCHESTRATOR_CACHE) on one")
+                raise UserError(
+                    f"node {node['NodeManagerAddress']} ({node['NodeID'][:12]}) cannot see the {what} "
+                    f"{paths[what]}: a run on several nodes needs it on storage every node reaches at the "
+                    f"same path (a shared filesystem); pass --out (and ORCHESTRATOR_CACHE) on one"
+                )
     finally:
         for f in markers.values():
             Path(f).unlink(missing_ok=True)

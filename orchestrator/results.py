@@ -19,15 +19,33 @@ import pandas as pd
 
 from orchestrator.plan import TrialPlan
 from reports.rundir.files import read_results, write_checked
-from reports.rundir.names import (CONFIGS_FILE, CURVE_COLUMNS, CURVES_FILE, HEAD_COLUMNS, PAUSED, PENDING, PROVENANCE_COLUMNS,
-                          RESULTS_FILE, RUNNING, WHERE_COLUMNS, is_metric_key)
+from reports.rundir.names import (
+    CONFIGS_FILE,
+    CURVE_COLUMNS,
+    CURVES_FILE,
+    HEAD_COLUMNS,
+    PAUSED,
+    PENDING,
+    PROVENANCE_COLUMNS,
+    RESULTS_FILE,
+    RUNNING,
+    WHERE_COLUMNS,
+    is_metric_key,
+)
 
 
 class ResultsTable:
     """Rows of a run, keyed by plan index, written to ``<run_dir>/results.csv``."""
 
-    def __init__(self, run_dir: Path, study: str, plans: list[TrialPlan], provenance: dict[int, dict[str, str]],
-                 *, group_column: str = "variant") -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        study: str,
+        plans: list[TrialPlan],
+        provenance: dict[int, dict[str, str]],
+        *,
+        group_column: str = "variant",
+    ) -> None:
         """``group_column``: ``variant`` (ablation) or ``point`` (sensitivity)."""
         self.path = Path(run_dir) / RESULTS_FILE
         self.rows: dict[int, dict[str, Any]] = {}
@@ -38,7 +56,9 @@ class ResultsTable:
             self.add(p, provenance.get(p.index, {}))
 
     @classmethod
-    def load(cls, run_dir: Path, study: str, plans: list[TrialPlan], *, group_column: str = "variant") -> "ResultsTable":
+    def load(
+        cls, run_dir: Path, study: str, plans: list[TrialPlan], *, group_column: str = "variant"
+    ) -> "ResultsTable":
         """The table as ``results.csv`` holds it (every planned trial must have its row)."""
         table = cls(run_dir, study, plans, {}, group_column=group_column)
         df = read_results(run_dir)  # refused (DamagedRunFile) when truncated or edited
@@ -52,8 +72,17 @@ class ResultsTable:
 
     def add(self, p: TrialPlan, provenance: dict[str, str]) -> None:
         """A row for a planned trial (searches add theirs as the sampler proposes them)."""
-        row: dict[str, Any] = {"trial_id": "", "trial_name": p.name, "study": self.study, self.group_column: p.variant,
-                               "seed": p.seed, "status": PENDING, "iterations": 0, "wall_s": math.nan, "error": ""}
+        row: dict[str, Any] = {
+            "trial_id": "",
+            "trial_name": p.name,
+            "study": self.study,
+            self.group_column: p.variant,
+            "seed": p.seed,
+            "status": PENDING,
+            "iterations": 0,
+            "wall_s": math.nan,
+            "error": "",
+        }
         row.update({f"config/{k}": _cell(v) for k, v in p.config.items()})
         row.update({"config_hash": p.config_hash, **provenance})
         self.rows[p.index] = row
@@ -63,7 +92,9 @@ class ResultsTable:
         self.rows[index].update(trial_id=trial_id, status=RUNNING)
         self.write()
 
-    def finished(self, index: int, *, trial_id: str, status: str, result: dict[str, Any] | None, error: str = "") -> None:
+    def finished(
+        self, index: int, *, trial_id: str, status: str, result: dict[str, Any] | None, error: str = ""
+    ) -> None:
         row = self.rows[index]
         row.update(trial_id=trial_id, status=status, error=error)
         if result:
@@ -126,8 +157,11 @@ class CurveLog:
 
     def add(self, trial_name: str, result: dict[str, Any]) -> None:
         it, t, now = int(result.get("training_iteration", 0)), result.get("time_total_s", math.nan), time.time()
-        rows = [[trial_name, it, round(float(t), 3), round(now, 3), k, v] for k, v in result.items()
-                if is_metric_key(k) and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        rows = [
+            [trial_name, it, round(float(t), 3), round(now, 3), k, v]
+            for k, v in result.items()
+            if is_metric_key(k) and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerows(rows)
 

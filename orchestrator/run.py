@@ -64,8 +64,10 @@ def check_address(address: str | None, timeout: float = 3.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as err:
         why = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
-        raise UserError(f"--address {address}: nothing answers at {host}:{port} ({why}); start the cluster's head "
-                        "there (ray start --head) or give its address") from None
+        raise UserError(
+            f"--address {address}: nothing answers at {host}:{port} ({why}); start the cluster's head "
+            "there (ray start --head) or give its address"
+        ) from None
 
 
 def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
@@ -82,15 +84,19 @@ def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
         try:
             ipaddress.ip_address(opts.dashboard_host)
         except ValueError:
-            raise UserError(f"--dashboard-host {opts.dashboard_host!r}: expected an IP address "
-                            f"such as 127.0.0.1 (the default) or 0.0.0.0") from None
+            raise UserError(
+                f"--dashboard-host {opts.dashboard_host!r}: expected an IP address "
+                f"such as 127.0.0.1 (the default) or 0.0.0.0"
+            ) from None
     if gpus > 0 and not (opts.address or os.environ.get("RAY_ADDRESS")):
         import torch
 
         available = torch.cuda.device_count()
         if available == 0 or gpus > available:
-            raise UserError(f"--gpus-per-trial {gpus:g} asks for a GPU, but this machine has "
-                            f"{available} (use --gpus-per-trial 0 or --address a cluster with GPUs)")
+            raise UserError(
+                f"--gpus-per-trial {gpus:g} asks for a GPU, but this machine has "
+                f"{available} (use --gpus-per-trial 0 or --address a cluster with GPUs)"
+            )
     return cpus, gpus
 
 
@@ -117,8 +123,7 @@ class NewRunDir:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
-def prepare_run_dir(out: Path, *, default: bool = False, what: str | None = None,
-                    claim: str = SPEC_FILE) -> NewRunDir:
+def prepare_run_dir(out: Path, *, default: bool = False, what: str | None = None, claim: str = SPEC_FILE) -> NewRunDir:
     """Create the run directory, or refuse in one line before writing anything.
 
     An existing directory is used only when it is empty: a run never writes into, or
@@ -137,8 +142,10 @@ def prepare_run_dir(out: Path, *, default: bool = False, what: str | None = None
         if (out / "results.csv").exists():
             raise UserError(f"{what} already holds a run (results.csv); choose another directory")
         if any(out.iterdir()):
-            raise UserError(f"{what} is a directory that is not empty; this tool writes only into a new or empty "
-                            "directory (nothing there is touched): choose another one")
+            raise UserError(
+                f"{what} is a directory that is not empty; this tool writes only into a new or empty "
+                "directory (nothing there is touched): choose another one"
+            )
         try:  # claim it: of two runs given the same empty directory, one gets it
             os.close(os.open(out / claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
@@ -150,8 +157,9 @@ def prepare_run_dir(out: Path, *, default: bool = False, what: str | None = None
     while not top.parent.exists() and not top.parent.is_symlink():
         top = top.parent
     if not top.parent.is_dir():
-        raise UserError(f"{what}: {top.parent} is {'a broken link' if top.parent.is_symlink() else 'a file'}, "
-                        f"not a directory")
+        raise UserError(
+            f"{what}: {top.parent} is {'a broken link' if top.parent.is_symlink() else 'a file'}, not a directory"
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         for k in range(1, 1000):
@@ -185,23 +193,27 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     return run_grid(spec, text, opts, log)
 
 
-def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], None],
-             info: dict[str, Any] | None = None) -> Path:
+def run_grid(
+    spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], None], info: dict[str, Any] | None = None
+) -> Path:
     """An ablation or sensitivity study (or a confirm run, an ablation made from a search):
     every group x every seed, to completion. ``info`` adds to (and overrides) ``run.json``."""
     entry = resolve_trainable(spec)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
     cpus, gpus = _check_options(opts, spec)
-    new = prepare_run_dir(Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick),
-                          default=opts.out is None)
+    new = prepare_run_dir(
+        Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick), default=opts.out is None
+    )
     run_dir = new.path
     try:
         (run_dir / SPEC_FILE).write_text(text)
         write_run_info(run_dir, spec, plans, opts, cpus=cpus, gpus=gpus, extra=info)
         what = "variants" if spec.kind == "ablation" else "points"
-        log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
+        log(
+            f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: {len(plans)} trials "
             f"({len({p.variant for p in plans})} {what} x {len({p.seed for p in plans})} seeds); "
-            f"run directory {run_dir}")
+            f"run directory {run_dir}"
+        )
         provenance = prepare_shared(entry, plans, run_dir, what=what[:-1], log=log)
     except UserError:
         new.discard()  # nothing was computed yet: leave no half-made run directory behind
@@ -209,19 +221,37 @@ def run_grid(spec: StudySpec, text: str, opts: RunOptions, log: Callable[[str], 
     return _start_grid(run_dir, spec, entry, plans, provenance, opts, cpus, gpus, log)
 
 
-def _start_grid(run_dir: Path, spec: StudySpec, entry, plans: list[TrialPlan], provenance: dict[int, dict[str, str]],
-                opts: RunOptions, cpus: float, gpus: float, log: Callable[[str], None]) -> Path:
+def _start_grid(
+    run_dir: Path,
+    spec: StudySpec,
+    entry,
+    plans: list[TrialPlan],
+    provenance: dict[int, dict[str, str]],
+    opts: RunOptions,
+    cpus: float,
+    gpus: float,
+    log: Callable[[str], None],
+) -> Path:
     """Plan the table (every trial PENDING), run every trial from its start, build the report."""
-    table = ResultsTable(run_dir, spec.name, plans, provenance,
-                         group_column=group_column(spec.kind))
+    table = ResultsTable(run_dir, spec.name, plans, provenance, group_column=group_column(spec.kind))
     table.write()
 
     from orchestrator.execute import execute
 
     with _ray_trials(opts, cpus, gpus, run_dir, log):
-        execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir,
-                metric=spec.metric, cpus_per_trial=cpus, gpus_per_trial=gpus,
-                max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures, log=log)
+        execute(
+            study=spec.name,
+            trainable=entry.fn,
+            plans=plans,
+            table=table,
+            run_dir=run_dir,
+            metric=spec.metric,
+            cpus_per_trial=cpus,
+            gpus_per_trial=gpus,
+            max_concurrent=opts.max_concurrent or spec.max_concurrent,
+            max_failures=spec.max_failures,
+            log=log,
+        )
 
     from reports import build_report
 
@@ -231,8 +261,9 @@ def _start_grid(run_dir: Path, spec: StudySpec, entry, plans: list[TrialPlan], p
 
 
 @contextmanager
-def _ray_trials(opts: RunOptions, cpus: float, gpus: float, run_dir: Path,
-                log: Callable[[str], None]) -> Iterator[None]:
+def _ray_trials(
+    opts: RunOptions, cpus: float, gpus: float, run_dir: Path, log: Callable[[str], None]
+) -> Iterator[None]:
     """A Ray session with room for one trial's resources, whose nodes all see the run
     directory and the data cache; logs how long the trials took."""
     from orchestrator.ray_runtime import check_shared_paths, ray_session
@@ -257,23 +288,34 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
 
     search = compile_search(spec, quick=opts.quick, overrides=parse_overrides(opts.set))
     cpus, gpus = _check_options(opts, spec)
-    new = prepare_run_dir(Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick),
-                          default=opts.out is None)
+    new = prepare_run_dir(
+        Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick), default=opts.out is None
+    )
     run_dir = new.path
     base_plan = TrialPlan(0, "trial000", search.seed, search.base_config)
     try:
         (run_dir / SPEC_FILE).write_text(text)
         write_run_info(run_dir, spec, [base_plan], opts, cpus=cpus, gpus=gpus)
         info = read_run_info(run_dir)
-        info.update(space=dict(spec.space), num_samples=search.num_samples, top_k=spec.top_k,
-                    scheduler={"max_t": search.max_t, "grace_period": search.grace_period,
-                               "reduction_factor": search.reduction_factor,
-                               "rungs": rung_milestones(grace_period=search.grace_period,
-                                                        reduction_factor=search.reduction_factor, max_t=search.max_t)})
+        info.update(
+            space=dict(spec.space),
+            num_samples=search.num_samples,
+            top_k=spec.top_k,
+            scheduler={
+                "max_t": search.max_t,
+                "grace_period": search.grace_period,
+                "reduction_factor": search.reduction_factor,
+                "rungs": rung_milestones(
+                    grace_period=search.grace_period, reduction_factor=search.reduction_factor, max_t=search.max_t
+                ),
+            },
+        )
         write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
-        log(f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: search, {search.num_samples} trials "
+        log(
+            f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: search, {search.num_samples} trials "
             f"(Optuna TPE, the base config first; ASHA max_t={search.max_t}, grace={search.grace_period}, "
-            f"reduction={search.reduction_factor:g}); run directory {run_dir}")
+            f"reduction={search.reduction_factor:g}); run directory {run_dir}"
+        )
         provenance = prepare_shared(entry, [base_plan], run_dir, what="base", log=log)[0]
     except UserError:
         new.discard()
@@ -281,8 +323,17 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     return _start_search(run_dir, spec, entry, search, provenance, opts, cpus, gpus, log)
 
 
-def _start_search(run_dir: Path, spec: StudySpec, entry, search, provenance: dict[str, str], opts: RunOptions,
-                  cpus: float, gpus: float, log: Callable[[str], None]) -> Path:
+def _start_search(
+    run_dir: Path,
+    spec: StudySpec,
+    entry,
+    search,
+    provenance: dict[str, str],
+    opts: RunOptions,
+    cpus: float,
+    gpus: float,
+    log: Callable[[str], None],
+) -> Path:
     """An empty table (rows come as the sampler proposes trials), the search, the report."""
     table = ResultsTable(run_dir, spec.name, [], {}, group_column=group_column(spec.kind))
     table.write()
@@ -290,10 +341,20 @@ def _start_search(run_dir: Path, spec: StudySpec, entry, search, provenance: dic
     from orchestrator.execute import execute_search
 
     with _ray_trials(opts, cpus, gpus, run_dir, log):
-        execute_search(study=spec.name, entry=entry, search=search, run_dir=run_dir, metric=spec.metric,
-                       mode=spec.mode, provenance=provenance, cpus_per_trial=cpus, gpus_per_trial=gpus,
-                       max_concurrent=opts.max_concurrent or spec.max_concurrent, max_failures=spec.max_failures,
-                       log=log)
+        execute_search(
+            study=spec.name,
+            entry=entry,
+            search=search,
+            run_dir=run_dir,
+            metric=spec.metric,
+            mode=spec.mode,
+            provenance=provenance,
+            cpus_per_trial=cpus,
+            gpus_per_trial=gpus,
+            max_concurrent=opts.max_concurrent or spec.max_concurrent,
+            max_failures=spec.max_failures,
+            log=log,
+        )
 
     from reports import build_report
 
@@ -302,8 +363,9 @@ def _start_search(run_dir: Path, spec: StudySpec, entry, search, provenance: dic
     return run_dir
 
 
-def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = "variant",
-                   log: Callable[[str], None] = print) -> dict[int, dict[str, str]]:
+def prepare_shared(
+    entry, plans: list[TrialPlan], run_dir: Path, *, what: str = "variant", log: Callable[[str], None] = print
+) -> dict[int, dict[str, str]]:
     """Call the trainable's ``prepare`` once per distinct config (seeds aside), in this process."""
     import torch
 
@@ -319,22 +381,41 @@ def prepare_shared(entry, plans: list[TrialPlan], run_dir: Path, *, what: str = 
                 raise UserError(f"{what} {p.variant!r}: {err}") from None
             skipped = int(by_hash[p.config_hash].get("skipped_images") or 0)
             if skipped:
-                log(f"{what} {p.variant!r}: skipped {skipped} unreadable training images "
-                    f"(listed in {Path(run_dir) / 'skipped_images.csv'})")
+                log(
+                    f"{what} {p.variant!r}: skipped {skipped} unreadable training images "
+                    f"(listed in {Path(run_dir) / 'skipped_images.csv'})"
+                )
         out[p.index] = {**common, **by_hash[p.config_hash]}
     return out
 
 
-def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts: RunOptions, *,
-                   cpus: float, gpus: float, extra: dict[str, Any] | None = None) -> None:
+def write_run_info(
+    run_dir: Path,
+    spec: StudySpec,
+    plans: list[TrialPlan],
+    opts: RunOptions,
+    *,
+    cpus: float,
+    gpus: float,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """``run.json``: what the report needs to know about the study, without importing it."""
     entry = resolve_trainable(spec)
     info: dict[str, Any] = {
-        "study": spec.name, "kind": spec.kind, "description": spec.description, "trainable": spec.trainable,
-        "metric": spec.metric, "mode": spec.mode, "report_metrics": spec.report_metrics(), "test": spec.report.test,
+        "study": spec.name,
+        "kind": spec.kind,
+        "description": spec.description,
+        "trainable": spec.trainable,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "report_metrics": spec.report_metrics(),
+        "test": spec.report.test,
         "variants": list(dict.fromkeys(p.variant for p in plans)),
-        "seeds": sorted({p.seed for p in plans}), "quick": opts.quick, "overrides": list(opts.set),
-        "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus}, "command": sys.argv,
+        "seeds": sorted({p.seed for p in plans}),
+        "quick": opts.quick,
+        "overrides": list(opts.set),
+        "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus},
+        "command": sys.argv,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
         "max_concurrent": opts.max_concurrent or spec.max_concurrent,
@@ -342,7 +423,8 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
         "group_column": group_column(spec.kind),
         "synthetic": all(entry.config_cls.model_validate(p.config).synthetic_data for p in plans),
         # the selection rule (DESIGN.md): what this study chooses by, if anything
-        "recommend": spec.report.recommend, "selects": selects(spec),
+        "recommend": spec.report.recommend,
+        "selects": selects(spec),
     }
     if spec.kind == "ablation":
         info["reference"] = spec.reference
@@ -350,9 +432,9 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
         base = {**spec.base, **(spec.quick.base if opts.quick else {}), **parse_overrides(opts.set)}
         axes: dict[str, list] = {}
         for point in spec.points(quick=opts.quick, base=base):
-            axes.setdefault(point.axis, []).append({"label": point.label, "values": point.values,
-                                                    "point": point.group,
-                                                    "base": point.is_base})
+            axes.setdefault(point.axis, []).append(
+                {"label": point.label, "values": point.values, "point": point.group, "base": point.is_base}
+            )
         info["axes"] = axes
         info["reference"] = BASE_POINT
     info.update(extra or {})
@@ -362,10 +444,17 @@ def write_run_info(run_dir: Path, spec: StudySpec, plans: list[TrialPlan], opts:
 def _resumed_options(run_dir: Path, meta: dict[str, Any], address: str | None, dashboard_host: str) -> RunOptions:
     """The options the run was started with (run.json), joined to this call's cluster address."""
     res = meta.get("resources", {})
-    return RunOptions(study=str(run_dir / SPEC_FILE), out=run_dir, quick=bool(meta.get("quick")),
-                      set=list(meta.get("overrides", [])), address=address, dashboard_host=dashboard_host,
-                      cpus_per_trial=res.get("cpus_per_trial"), gpus_per_trial=res.get("gpus_per_trial"),
-                      max_concurrent=meta.get("max_concurrent"))
+    return RunOptions(
+        study=str(run_dir / SPEC_FILE),
+        out=run_dir,
+        quick=bool(meta.get("quick")),
+        set=list(meta.get("overrides", [])),
+        address=address,
+        dashboard_host=dashboard_host,
+        cpus_per_trial=res.get("cpus_per_trial"),
+        gpus_per_trial=res.get("gpus_per_trial"),
+        max_concurrent=meta.get("max_concurrent"),
+    )
 
 
 def _note_resume(run_dir: Path, meta: dict[str, Any], trials_left: int) -> None:
@@ -380,8 +469,9 @@ def _tune_state(run_dir: Path) -> bool:
     return tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve()))
 
 
-def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str = "127.0.0.1",
-               log: Callable[[str], None] = print) -> Path:
+def resume_run(
+    run_dir: Path, *, address: str | None = None, dashboard_host: str = "127.0.0.1", log: Callable[[str], None] = print
+) -> Path:
     """``resume DIR``: continue a run whose driver stopped (killed, Ctrl-C, a lost machine,
     a full disk). Finished trials stay as they are; unfinished ones go on from their last
     checkpoint and pending ones start, through Tune's experiment state; the report is built
@@ -397,7 +487,9 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
     if has_table:
         read_results(run_dir, meta)
     if not (run_dir / SPEC_FILE).is_file():
-        raise UserError(f"{run_dir}: {SPEC_FILE} is missing; it says what the run is, and nothing can resume without it")
+        raise UserError(
+            f"{run_dir}: {SPEC_FILE} is missing; it says what the run is, and nothing can resume without it"
+        )
     spec, _ = load_study(str(run_dir / SPEC_FILE))
     opts = _resumed_options(run_dir, meta, address, dashboard_host)
     if spec.kind == "search":
@@ -415,7 +507,9 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
         _note_resume(run_dir, meta, len(plans))
         log(f"Resuming {spec.name!r} in {run_dir}: it stopped before any trial ran; starting its {len(plans)} trials")
         entry = resolve_trainable(spec)
-        provenance = prepare_shared(entry, plans, run_dir, what="variant" if spec.kind == "ablation" else "point", log=log)
+        provenance = prepare_shared(
+            entry, plans, run_dir, what="variant" if spec.kind == "ablation" else "point", log=log
+        )
         return _start_grid(run_dir, spec, entry, plans, provenance, opts, cpus, gpus, log)
     left = [r for r in table.rows.values() if r["status"] in UNFINISHED]
     from reports import build_report
@@ -426,13 +520,26 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
         if not _tune_state(run_dir):
             raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
         _note_resume(run_dir, meta, len(left))
-        log(f"Resuming {spec.name!r} in {run_dir}: {len(plans) - len(left)} of {len(plans)} trials finished, "
-            f"{len(left)} to go")
+        log(
+            f"Resuming {spec.name!r} in {run_dir}: {len(plans) - len(left)} of {len(plans)} trials finished, "
+            f"{len(left)} to go"
+        )
         entry = resolve_trainable(spec)
         with _ray_trials(opts, cpus, gpus, run_dir, log):
-            execute(study=spec.name, trainable=entry.fn, plans=plans, table=table, run_dir=run_dir, metric=spec.metric,
-                    cpus_per_trial=cpus, gpus_per_trial=gpus, max_concurrent=opts.max_concurrent,
-                    max_failures=spec.max_failures, log=log, restore=True)
+            execute(
+                study=spec.name,
+                trainable=entry.fn,
+                plans=plans,
+                table=table,
+                run_dir=run_dir,
+                metric=spec.metric,
+                cpus_per_trial=cpus,
+                gpus_per_trial=gpus,
+                max_concurrent=opts.max_concurrent,
+                max_failures=spec.max_failures,
+                log=log,
+                restore=True,
+            )
     else:
         log(f"{run_dir}: every trial has finished; rebuilding the report")
     index = build_report(run_dir)
@@ -440,8 +547,15 @@ def resume_run(run_dir: Path, *, address: str | None = None, dashboard_host: str
     return run_dir
 
 
-def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], opts: RunOptions, *, has_table: bool,
-                   log: Callable[[str], None]) -> Path:
+def _resume_search(
+    run_dir: Path,
+    spec: StudySpec,
+    meta: dict[str, Any],
+    opts: RunOptions,
+    *,
+    has_table: bool,
+    log: Callable[[str], None],
+) -> Path:
     """``resume`` of a search: Tune restores the sampler (every trial Optuna has seen, its
     random state, the count of trials generated), unfinished trials continue from their last
     checkpoint, and the remaining samples are drawn; ASHA's rungs are replayed from
@@ -467,14 +581,27 @@ def _resume_search(run_dir: Path, spec: StudySpec, meta: dict[str, Any], opts: R
         if not _tune_state(run_dir):
             raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
         _note_resume(run_dir, meta, search.num_samples - ended)
-        log(f"Resuming the search {spec.name!r} in {run_dir}: {ended} of {search.num_samples} trials ended, "
-            f"{search.num_samples - ended} to go")
+        log(
+            f"Resuming the search {spec.name!r} in {run_dir}: {ended} of {search.num_samples} trials ended, "
+            f"{search.num_samples - ended} to go"
+        )
         entry = resolve_trainable(spec)
         with _ray_trials(opts, cpus, gpus, run_dir, log):
-            execute_search(study=spec.name, entry=entry, search=search, run_dir=run_dir, metric=spec.metric,
-                           mode=spec.mode, provenance={}, cpus_per_trial=cpus, gpus_per_trial=gpus,
-                           max_concurrent=opts.max_concurrent, max_failures=spec.max_failures, log=log,
-                           restore=True)
+            execute_search(
+                study=spec.name,
+                entry=entry,
+                search=search,
+                run_dir=run_dir,
+                metric=spec.metric,
+                mode=spec.mode,
+                provenance={},
+                cpus_per_trial=cpus,
+                gpus_per_trial=gpus,
+                max_concurrent=opts.max_concurrent,
+                max_failures=spec.max_failures,
+                log=log,
+                restore=True,
+            )
     else:
         log(f"{run_dir}: every trial has ended; rebuilding the report")
     index = build_report(run_dir)

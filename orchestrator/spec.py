@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from orchestrator.errors import UserError, one_line
@@ -65,12 +72,18 @@ class ResourceSpec(_Strict):
 
 
 class ReportSpec(_Strict):
-    metrics: list[str] | None = Field(None, min_length=1, description="metrics in the tables (default: the study metric)")
+    metrics: list[str] | None = Field(
+        None, min_length=1, description="metrics in the tables (default: the study metric)"
+    )
     test: Literal["auto", "paired_t", "welch", "wilcoxon"] = Field(
-        "auto", description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's")
-    recommend: bool = Field(True, description="sensitivity studies: mark the points not significantly worse than "
-                                              "the best on the study metric (a recommendation: the metric must be "
-                                              "a validation metric, val/...)")
+        "auto", description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's"
+    )
+    recommend: bool = Field(
+        True,
+        description="sensitivity studies: mark the points not significantly worse than "
+        "the best on the study metric (a recommendation: the metric must be "
+        "a validation metric, val/...)",
+    )
 
 
 class _StudyBase(_Strict):
@@ -181,8 +194,10 @@ class SensitivitySpec(_StudyBase):
             keys = list(grid)
             missing = [k for k in keys if k not in base]
             if missing:
-                raise ValueError(f"axis {name!r}: the base config must set {missing[0]} (one of the axis values), "
-                                 "so that every point can be compared with the base")
+                raise ValueError(
+                    f"axis {name!r}: the base config must set {missing[0]} (one of the axis values), "
+                    "so that every point can be compared with the base"
+                )
             combos = list(itertools.product(*(grid[k] for k in keys)))
             base_combo = tuple(base[k] for k in keys)
             if base_combo not in combos:
@@ -232,9 +247,12 @@ class ConfirmSpec(_Strict):
     config, rerun to completion with these seeds and tested against the base."""
 
     top_k: int = Field(3, gt=0, description="best completed configs to rerun (the base config is always rerun)")
-    seeds: Seeds = Field([1, 2, 3, 4, 5], min_length=2,
-                             description="seeds of the reruns; seeds other than the search's keep the luck "
-                                         "that made a config win out of the test that confirms it")
+    seeds: Seeds = Field(
+        [1, 2, 3, 4, 5],
+        min_length=2,
+        description="seeds of the reruns; seeds other than the search's keep the luck "
+        "that made a config win out of the test that confirms it",
+    )
 
 
 class SearchQuickSpec(_Strict):
@@ -254,8 +272,12 @@ class SearchSpec(_StudyBase):
 
     kind: Literal["search"]
     space: dict[str, Any] = Field(min_length=1)
-    num_samples: int = Field(gt=0, le=10_000, description="trials to sample (the base config is the first); at "
-                                                           "most 10000 (a typo such as 1e9 would never end)")
+    num_samples: int = Field(
+        gt=0,
+        le=10_000,
+        description="trials to sample (the base config is the first); at "
+        "most 10000 (a typo such as 1e9 would never end)",
+    )
     search_seed: int = Field(0, ge=0, description="seed of the Optuna sampler")
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     top_k: int = Field(5, gt=0, description="rows of the report's top-k table")

@@ -12,7 +12,6 @@ import os
 import socket
 from pathlib import Path
 
-
 from reports.rundir.names import FAILED, FINISHED, INTERRUPTED, PAUSED, PENDING, RUNNING, STOPPED, TERMINATED
 
 
@@ -51,27 +50,32 @@ def status_lines(run_dir: Path) -> list[str]:
     alive = _driver_alive(meta)
     running = int(counts.get(RUNNING, 0))
     pending = int(counts.get(PENDING, 0)) + unproposed
-    lines = [f"Study {meta.get('study', '?')!r} ({kind}{', quick' if meta.get('quick') else ''}) in {run_dir}, "
-             f"started {meta.get('started_at', '?')}"]
+    lines = [
+        f"Study {meta.get('study', '?')!r} ({kind}{', quick' if meta.get('quick') else ''}) in {run_dir}, "
+        f"started {meta.get('started_at', '?')}"
+    ]
     parts = [f"{sum(int(counts.get(s, 0)) for s in FINISHED)} finished"]
     if counts.get(STOPPED):
         parts[-1] += f" ({int(counts[STOPPED])} of them stopped early by ASHA)"
     parts += [f"{running} running"]
     if counts.get(PAUSED):
         parts.append(f"{int(counts[PAUSED])} waiting at an ASHA rung")
-    parts += [f"{pending} pending",
-              f"{sum(int(counts.get(s, 0)) for s in FAILED)} failed"]
+    parts += [f"{pending} pending", f"{sum(int(counts.get(s, 0)) for s in FAILED)} failed"]
     if counts.get(INTERRUPTED):
         parts.append(f"{int(counts[INTERRUPTED])} interrupted")
     lines.append(f"trials: {total} in all: " + ", ".join(parts))
     if running and alive is False:
-        lines.append(f"the driver (pid {meta['driver']['pid']}) is gone: the {running} trials marked RUNNING are not "
-                     f"running; `python -m orchestrator resume {run_dir}` continues the run")
+        lines.append(
+            f"the driver (pid {meta['driver']['pid']}) is gone: the {running} trials marked RUNNING are not "
+            f"running; `python -m orchestrator resume {run_dir}` continues the run"
+        )
     done = df[df["status"] == TERMINATED]
     if metric in df.columns and done[metric].notna().any():
         best = done.loc[done[metric].idxmax() if mode == "max" else done[metric].idxmin()]
-        lines.append(f"best so far: {metric} = {best[metric]:.4f} ({best[group]}, seed {best['seed']}; "
-                     f"trials that ran to completion)")
+        lines.append(
+            f"best so far: {metric} = {best[metric]:.4f} ({best[group]}, seed {best['seed']}; "
+            f"trials that ran to completion)"
+        )
     else:
         lines.append("best so far: none (no trial has completed)")
     if kind != "search":
@@ -79,8 +83,10 @@ def status_lines(run_dir: Path) -> list[str]:
         width = max((len(str(g)) for g in df[group]), default=0)
         for g, rows in df.groupby(group, sort=False):
             seeds = sorted(rows.loc[rows["status"] == TERMINATED, "seed"].tolist())
-            lines.append(f"  {str(g):<{width}}  {len(seeds)}/{len(rows)}"
-                         + (f"  (seeds {', '.join(map(str, seeds))})" if seeds else ""))
+            lines.append(
+                f"  {str(g):<{width}}  {len(seeds)}/{len(rows)}"
+                + (f"  (seeds {', '.join(map(str, seeds))})" if seeds else "")
+            )
     lines.append(_time_left(df, meta, run_dir, running=running if alive is not False else 0, pending=pending))
     return lines
 
@@ -107,8 +113,10 @@ def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> 
         spent = float(c[c["trial_name"].isin(names)].groupby("trial_name")["time_total_s"].max().sum())
     left = max(0.0, (running + pending) * mean - spent) / at_once
     n = running + pending
-    return (f"time left: about {_duration(left)} ({n} trial{'s' if n != 1 else ''} left x {_duration(mean)} mean wall time, "
-            f"{at_once} at once{'; a search stops some early, so likely less' if meta.get('kind') == 'search' else ''})")
+    return (
+        f"time left: about {_duration(left)} ({n} trial{'s' if n != 1 else ''} left x {_duration(mean)} mean wall time, "
+        f"{at_once} at once{'; a search stops some early, so likely less' if meta.get('kind') == 'search' else ''})"
+    )
 
 
 def print_status(run_dir: Path) -> None:

@@ -24,7 +24,8 @@ def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool 
         try:
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is written twice (first at line {seen[key] + 1})", key_node.start_mark)
+                    None, None, f"key {key!r} is written twice (first at line {seen[key] + 1})", key_node.start_mark
+                )
         except TypeError:  # an unhashable key: SafeLoader reports it itself
             break
         seen[key] = key_node.start_mark.line
@@ -65,7 +66,9 @@ def locate(study: str) -> Path:
         if not path.is_file():
             raise UserError(f"study file {study} does not exist")
         return path
-    raise UserError(f"unknown study {study!r}; shipped studies: {', '.join(shipped) or 'none'} (or give a path to a YAML spec)")
+    raise UserError(
+        f"unknown study {study!r}; shipped studies: {', '.join(shipped) or 'none'} (or give a path to a YAML spec)"
+    )
 
 
 def load_study(study: str) -> tuple[StudySpec, str]:
@@ -74,8 +77,9 @@ def load_study(study: str) -> tuple[StudySpec, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason}); a study spec is YAML "
-                        "text") from None
+        raise UserError(
+            f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason}); a study spec is YAML text"
+        ) from None
     except OSError as err:
         raise UserError(f"{path}: cannot read the study file ({err.strerror})") from None
     return parse_spec(read_yaml(text, path), source=str(path)), text

@@ -62,9 +62,14 @@ def effect(value: float | None, name: str) -> str:
 def difference_caption(table) -> str:
     """The sentence under every rendering of a comparison table (what the numbers are)."""
     what = "mean paired difference" if table.effect_name == "d_z" else "difference of means"
-    es = "Cohen's d_z (mean difference / sd of the differences)" if table.effect_name == "d_z" else \
-        "Cohen's d (difference / pooled sd)"
-    return (f"Δ: {what} to {table.labels.get(table.reference, table.reference)}, with its 95% confidence interval (not adjusted for multiplicity); p: {table.test}, "
-            f"Holm-adjusted over {table.comparisons} comparisons; effect size: {es}; best mean in bold; {LEGEND}."
-            + (f" {table.mark_note}" if table.mark_note else "")
-            + (f" {table.selection}" if getattr(table, "selection", "") else ""))
+    es = (
+        "Cohen's d_z (mean difference / sd of the differences)"
+        if table.effect_name == "d_z"
+        else "Cohen's d (difference / pooled sd)"
+    )
+    return (
+        f"Δ: {what} to {table.labels.get(table.reference, table.reference)}, with its 95% confidence interval (not adjusted for multiplicity); p: {table.test}, "
+        f"Holm-adjusted over {table.comparisons} comparisons; effect size: {es}; best mean in bold; {LEGEND}."
+        + (f" {table.mark_note}" if table.mark_note else "")
+        + (f" {table.selection}" if getattr(table, "selection", "") else "")
+    )

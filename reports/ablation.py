@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from reports.rundir.names import COMPLETED  # the one status that enters the statistics
 from reports.stats import MIN_PAIRS, TESTS, WARN_PAIRS, compare, holm, mean_std
 
-from reports.rundir.names import COMPLETED  # the one status that enters the statistics
 #: Metric names whose last part means lower is better.
 LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
 TEST_NAME = TESTS["paired_t"]
@@ -91,9 +91,19 @@ def choose_test(done: pd.DataFrame, variants: list[str], reference: str, group_c
     return "paired_t" if all(seeds[v] == seeds[reference] for v in variants) else "welch"
 
 
-def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics: list[str], reference: str,
-                   primary: str, mode: str, group_column: str = "variant", test: str = "auto",
-                   **display) -> AblationTable:
+def ablation_table(
+    df: pd.DataFrame,
+    *,
+    study: str,
+    variants: list[str],
+    metrics: list[str],
+    reference: str,
+    primary: str,
+    mode: str,
+    group_column: str = "variant",
+    test: str = "auto",
+    **display,
+) -> AblationTable:
     """Compute the table from ``results.csv`` rows; only completed trials enter it.
 
     ``group_column`` names the rows' column in results.csv (``variant``, or ``point`` for a
@@ -104,7 +114,8 @@ def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics
     """
     done = df[df["status"] == COMPLETED]
     excluded = df[(df["status"] != COMPLETED) & df[group_column].isin(variants)][
-        ["trial_name", group_column, "seed", "status", "error"]]
+        ["trial_name", group_column, "seed", "status", "error"]
+    ]
     modes = {m: metric_mode(m, primary=primary, mode=mode) for m in metrics}
     test = choose_test(done, variants, reference, group_column, test)
     raw: dict[tuple[str, str], dict] = {}
@@ -121,8 +132,14 @@ def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics
                     seeds = sorted(set(vals.index) & set(ref.index))
                     c = compare(vals.loc[seeds].to_numpy(), ref.loc[seeds].to_numpy(), test=test)
                 has = c.n_pairs > 0 or (test == "welch" and c.n_a and c.n_b)
-                entry.update(diff=c.mean_diff if has else None, n_pairs=c.n_pairs, p=c.p, ci_low=c.ci_low,
-                             ci_high=c.ci_high, effect=c.effect)
+                entry.update(
+                    diff=c.mean_diff if has else None,
+                    n_pairs=c.n_pairs,
+                    p=c.p,
+                    ci_low=c.ci_low,
+                    ci_high=c.ci_high,
+                    effect=c.effect,
+                )
             raw[(v, m)] = entry
     keys = [k for k in raw if "p" in raw[k]]
     adjusted = holm([raw[k]["p"] for k in keys])
@@ -136,14 +153,28 @@ def ablation_table(df: pd.DataFrame, *, study: str, variants: list[str], metrics
                 raw[(v, m)]["best"] = value == best
     cells = {k: Cell(**entry) for k, entry in raw.items()}
     warnings = []
-    pairs = [c.n_pairs if test != "welch" else min(c.n, cells[(reference, m)].n)
-             for (v, m), c in cells.items() if v != reference]
+    pairs = [
+        c.n_pairs if test != "welch" else min(c.n, cells[(reference, m)].n)
+        for (v, m), c in cells.items()
+        if v != reference
+    ]
     if pairs and min(pairs) < MIN_PAIRS:
         warnings.append(f"some comparisons have fewer than {MIN_PAIRS} seeds on a side: no p-value is shown for them")
     elif pairs and min(pairs) < WARN_PAIRS:
         warnings.append(f"only {min(pairs)} seeds per comparison: p-values rest on very few runs")
     if len(excluded):
         warnings.append(f"{len(excluded)} trial(s) did not complete and are left out of the statistics")
-    return AblationTable(study, metrics, variants, reference, modes, cells, test=TESTS[test],
-                         effect_name="d" if test == "welch" else "d_z", comparisons=sum(p is not None for p in adjusted),
-                         excluded=excluded.to_dict("records"), warnings=warnings, **display)
+    return AblationTable(
+        study,
+        metrics,
+        variants,
+        reference,
+        modes,
+        cells,
+        test=TESTS[test],
+        effect_name="d" if test == "welch" else "d_z",
+        comparisons=sum(p is not None for p in adjusted),
+        excluded=excluded.to_dict("records"),
+        warnings=warnings,
+        **display,
+    )

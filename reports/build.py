@@ -11,12 +11,12 @@ import pandas as pd
 
 from reports.ablation import COMPLETED, ablation_table
 from reports.errors import ReportInputError
-from reports.selection import recommends, selection_sentence
 from reports.html import _e, ablation_html, frame_html, page
 from reports.latex import ablation_latex, comparison_latex
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.files import read_run
 from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, SPEC_FILE, STAGING_DIR
+from reports.selection import recommends, selection_sentence
 
 FEW_FOR_IMPORTANCE = 10
 
@@ -33,16 +33,30 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
     """One table per axis: its points as rows, each compared with the base point by a paired
     test over seeds, Holm-adjusted within the axis (the family is the axis's comparisons)."""
     tables = []
-    common = dict(metrics=meta["report_metrics"], primary=meta["metric"], mode=meta["mode"], group_column="point",
-                  test=meta.get("test", "auto"))
+    common = dict(
+        metrics=meta["report_metrics"],
+        primary=meta["metric"],
+        mode=meta["mode"],
+        group_column="point",
+        test=meta.get("test", "auto"),
+    )
     for axis, points in meta["axes"].items():
         rows = [p["point"] for p in points]
         labels = {p["point"]: p["label"] for p in points}
         table = ablation_table(df, study=meta["study"], variants=rows, reference=meta["reference"], **common)
         marks, note = _not_worse_than_best(df, meta, table, rows, labels, common) if recommends(meta) else ({}, "")
-        tables.append(replace(table, row_header=axis, labels=labels, marks=marks, mark_note=note,
-                              title=f"Sensitivity of {meta['study']} to {axis}", key=f"sensitivity_{axis}",
-                              selection=selection_sentence(meta, common["metrics"])))
+        tables.append(
+            replace(
+                table,
+                row_header=axis,
+                labels=labels,
+                marks=marks,
+                mark_note=note,
+                title=f"Sensitivity of {meta['study']} to {axis}",
+                key=f"sensitivity_{axis}",
+                selection=selection_sentence(meta, common["metrics"]),
+            )
+        )
     return tables
 
 
@@ -55,10 +69,15 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
         return {}, ""
     best = (max if table.modes[m] == "max" else min)(means, key=means.get)
     vs_best = ablation_table(df, study=meta["study"], variants=rows, reference=best, **{**common, "metrics": [m]})
-    tied = [r for r in rows if r != best and vs_best.cells[(r, m)].p_holm is not None
-            and vs_best.cells[(r, m)].p_holm >= 0.05]
-    note = (f"†: not significantly worse than the best point ({labels.get(best, best)}) "
-            f"in {m} ({vs_best.test}, Holm over {vs_best.comparisons} comparisons, alpha 0.05).")
+    tied = [
+        r
+        for r in rows
+        if r != best and vs_best.cells[(r, m)].p_holm is not None and vs_best.cells[(r, m)].p_holm >= 0.05
+    ]
+    note = (
+        f"†: not significantly worse than the best point ({labels.get(best, best)}) "
+        f"in {m} ({vs_best.test}, Holm over {vs_best.comparisons} comparisons, alpha 0.05)."
+    )
     return {r: "†" for r in [best, *tied]}, note
 
 
@@ -70,17 +89,26 @@ def _confirm_tables(table, meta: dict, out: Path, note: str, df: pd.DataFrame) -
     from reports.markdown import frame_markdown
 
     labels = {c["variant"]: f"{c['variant']} ({c['trial']})" for c in meta.get("candidates", [])}
-    table = replace(table, key="confirm", labels=labels, row_header="Candidate",
-                    title=f"Confirm: the top {len(labels)} config(s) of search {meta.get('search_study', '?')} "
-                          "against its base config")
+    table = replace(
+        table,
+        key="confirm",
+        labels=labels,
+        row_header="Candidate",
+        title=f"Confirm: the top {len(labels)} config(s) of search {meta.get('search_study', '?')} "
+        "against its base config",
+    )
     frame = candidates_frame(table, meta, df)
     caption = f"The candidates of search {meta.get('search_study', '?')} that the confirm run reran. {candidates_note(meta)} {note}"
-    (out / "confirm_candidates.tex").write_text(frame_latex(frame, caption=caption, label=f"{meta['study']}-candidates"))
+    (out / "confirm_candidates.tex").write_text(
+        frame_latex(frame, caption=caption, label=f"{meta['study']}-candidates")
+    )
     (out / "confirm_candidates.md").write_text(frame_markdown(frame, candidates_note(meta)))
     frame.to_csv(out / "confirm_candidates.csv", index=False)
     links = " · ".join(f"<a href='confirm_candidates{x}'>confirm_candidates{x}</a>" for x in (".tex", ".md", ".csv"))
-    html = (frame_html(frame) + f"<p><small>{_e(candidates_note(meta))} Search run: <code>{_e(meta.get('from', ''))}"
-            f"</code></small></p><p>{links}</p>")
+    html = (
+        frame_html(frame) + f"<p><small>{_e(candidates_note(meta))} Search run: <code>{_e(meta.get('from', ''))}"
+        f"</code></small></p><p>{links}</p>"
+    )
     return [table], [("Candidates", html)]
 
 
@@ -89,7 +117,9 @@ def _figures_html(figures, notes: str = "") -> str:
         f"<figure><a href='{stem}.html'><img src='{stem}.png' alt='{_e(title)}' width=640 "
         f"onerror=\"this.replaceWith('(no static image: open the interactive figure)')\"></a>"
         f"<figcaption>{_e(title)}: <a href='{stem}.html'>interactive</a> · <a href='{stem}.pdf'>PDF</a> · "
-        f"<a href='{stem}.png'>PNG</a></figcaption></figure>" for stem, title in figures.written.items())
+        f"<a href='{stem}.png'>PNG</a></figcaption></figure>"
+        for stem, title in figures.written.items()
+    )
     warn = f"<p class=warn>{_e(figures.static_error)}</p>" if figures.static_error else ""
     return warn + items + notes
 
@@ -102,14 +132,22 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     (out / "top_k.md").write_text(top_k_markdown(table, meta))
     table.to_csv(out / "top_k.csv", index=False)
     counts = df["status"].value_counts().to_dict()
-    summary = (f"<p>{_e(meta.get('description', ''))}</p><p>Search over {', '.join(map(_e, meta.get('space', [])))}; "
-               f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
-               + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
-               + (" &mdash; <b>quick run</b>" if meta.get("quick") else "") + "</p>")
+    summary = (
+        f"<p>{_e(meta.get('description', ''))}</p><p>Search over {', '.join(map(_e, meta.get('space', [])))}; "
+        f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
+        + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
+        + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
+        + "</p>"
+    )
     sections = [("Study", summary)]
     if synthetic:
-        sections.append(("Data", "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
-                         "embedded <b>synthetic</b> data set, not from real faces.</p>"))
+        sections.append(
+            (
+                "Data",
+                "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
+                "embedded <b>synthetic</b> data set, not from real faces.</p>",
+            )
+        )
     links = " · ".join(f"<a href='top_k{x}'>top_k{x}</a>" for x in (".tex", ".md", ".csv"))
     sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
 
@@ -124,11 +162,15 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
         imp.to_csv(out / "importance.csv", index=False)
         n_done = int((df["status"] == COMPLETED).sum())
         if n_done < FEW_FOR_IMPORTANCE:
-            notes = (f"<p class=warn>Importance from {n_done} completed trials is a rough guide at best: "
-                     f"PED-ANOVA compares the best trials with the rest, and needs tens of them.</p>")
-        notes += ("<p><small>Importance: <code>optuna.importance.get_param_importances</code> (PED-ANOVA) on the "
-                 "trials that ran to completion; keys sampled only under a condition are weighed on the trials "
-                 f"where it held.</small></p>{frame_html(imp)}<p><a href='importance.csv'>importance.csv</a></p>")
+            notes = (
+                f"<p class=warn>Importance from {n_done} completed trials is a rough guide at best: "
+                f"PED-ANOVA compares the best trials with the rest, and needs tens of them.</p>"
+            )
+        notes += (
+            "<p><small>Importance: <code>optuna.importance.get_param_importances</code> (PED-ANOVA) on the "
+            "trials that ran to completion; keys sampled only under a condition are weighed on the trials "
+            f"where it held.</small></p>{frame_html(imp)}<p><a href='importance.csv'>importance.csv</a></p>"
+        )
     else:
         (run_dir / REPORT_DIR / "importance.csv").unlink(missing_ok=True)  # from an earlier build of this report
         notes = f"<p class=warn>No importance plot: {_e(why)}.</p>"
@@ -136,9 +178,14 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
         notes += "<p class=warn>No curves.csv: no learning curves or best-so-far by compute.</p>"
     sections.append(("Figures", _figures_html(figures, notes)))
     write_optuna_storage(df, curves, meta, out / OPTUNA_FILE)
-    sections.append(("Optuna dashboard", f"<p>The search as an Optuna study: <a href='{OPTUNA_FILE}'>{OPTUNA_FILE}</a> "
-                     f"(SQLite; completed trials COMPLETE, ASHA-stopped PRUNED, failed FAIL). Open it with "
-                     f"<code>optuna-dashboard sqlite:///{_e(run_dir / REPORT_DIR / OPTUNA_FILE)}</code>.</p>"))
+    sections.append(
+        (
+            "Optuna dashboard",
+            f"<p>The search as an Optuna study: <a href='{OPTUNA_FILE}'>{OPTUNA_FILE}</a> "
+            f"(SQLite; completed trials COMPLETE, ASHA-stopped PRUNED, failed FAIL). Open it with "
+            f"<code>optuna-dashboard sqlite:///{_e(run_dir / REPORT_DIR / OPTUNA_FILE)}</code>.</p>",
+        )
+    )
     cols = [c for c in ("trial", "status", "rung", "iterations", meta["metric"], "error") if c in df.columns]
     sections.append(("Trials stopped early or failed", frame_html(df[df["status"] != COMPLETED][cols])))
     return _write_page(run_dir, df, meta, out, sections)
@@ -179,9 +226,18 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
     if meta.get("kind", "ablation") == "sensitivity":
         tables = sensitivity_tables(df, meta)
     else:
-        tables = [ablation_table(df, study=meta["study"], variants=meta["variants"], metrics=meta["report_metrics"],
-                                 reference=meta["reference"], primary=meta["metric"], mode=meta["mode"],
-                                 test=meta.get("test", "auto"))]
+        tables = [
+            ablation_table(
+                df,
+                study=meta["study"],
+                variants=meta["variants"],
+                metrics=meta["report_metrics"],
+                reference=meta["reference"],
+                primary=meta["metric"],
+                mode=meta["mode"],
+                test=meta.get("test", "auto"),
+            )
+        ]
     extra_sections = []
     if meta.get("kind") == "confirm":
         tables, extra_sections = _confirm_tables(tables[0], meta, out, note, df)
@@ -195,25 +251,37 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
 
     sections = []
     counts = df["status"].value_counts().to_dict()
-    summary = (f"<p>{_e(meta.get('description', ''))}</p><p>Trainable <code>{_e(meta['trainable'])}</code>; "
-               f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
-               + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
-               + (" &mdash; <b>quick run</b>" if meta.get("quick") else "") + "</p>")
+    summary = (
+        f"<p>{_e(meta.get('description', ''))}</p><p>Trainable <code>{_e(meta['trainable'])}</code>; "
+        f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
+        + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
+        + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
+        + "</p>"
+    )
     sections.append(("Study", summary))
     if synthetic:
         domains = _sample_domains(run_dir)
-        grid = (f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
-                f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"
-                if (run_dir / SAMPLES_FILE).is_file() else "")
-        sections.append(("Data", "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
-                         "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>"
-                         + grid))
+        grid = (
+            f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
+            f"<p><small>Rows: held-out identities; columns: {_e(domains)}.</small></p>"
+            if (run_dir / SAMPLES_FILE).is_file()
+            else ""
+        )
+        sections.append(
+            (
+                "Data",
+                "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
+                "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>" + grid,
+            )
+        )
     if meta.get("kind") == "sensitivity":
         from reports.plots import sensitivity_figures
 
         sections.append(("Figures", _figures_html(sensitivity_figures(df, meta, out))))
     for table in tables:
-        links = " · ".join(f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", "_stats.tex", ".md", ".csv"))
+        links = " · ".join(
+            f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", "_stats.tex", ".md", ".csv")
+        )
         heading = "Ablation" if table.key == "ablation" else table.title
         sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
     sections += extra_sections

@@ -33,22 +33,39 @@ def candidates_frame(table: AblationTable, meta: dict, df: pd.DataFrame) -> pd.D
     columns = {f"confirmed {chosen}": chosen}
     if tested != chosen:
         columns[f"confirmed {tested}"] = tested
-    rows = [{"candidate": table.reference, "search trial": f"{meta.get('base_trial', 'trial000')} (base)",
-             f"search {chosen}": math.nan if meta.get("base_search_value") is None else float(meta["base_search_value"]),
-             **{k: _confirmed(df, table.reference, m) for k, m in columns.items()},
-             "settings": "the search's base config"}]
+    rows = [
+        {
+            "candidate": table.reference,
+            "search trial": f"{meta.get('base_trial', 'trial000')} (base)",
+            f"search {chosen}": math.nan if meta.get("base_search_value") is None else float(meta["base_search_value"]),
+            **{k: _confirmed(df, table.reference, m) for k, m in columns.items()},
+            "settings": "the search's base config",
+        }
+    ]
     for c in meta.get("candidates", []):
-        rows.append({"candidate": c["variant"], "search trial": c["trial"], f"search {chosen}": float(c["search_value"]),
-                     **{k: _confirmed(df, c["variant"], m) for k, m in columns.items()},
-                     "settings": ", ".join(f"{k}={_show(v)}" for k, v in sorted(c["changes"].items()))})
+        rows.append(
+            {
+                "candidate": c["variant"],
+                "search trial": c["trial"],
+                f"search {chosen}": float(c["search_value"]),
+                **{k: _confirmed(df, c["variant"], m) for k, m in columns.items()},
+                "settings": ", ".join(f"{k}={_show(v)}" for k, v in sorted(c["changes"].items())),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def candidates_note(meta: dict) -> str:
     chosen, tested = meta.get("search_metric", meta["metric"]), meta["metric"]
-    return (f"{metric_label(chosen)}: the search's value is one run with seed(s) "
-            f"{', '.join(map(str, meta.get('search_seeds', [])))}, on the validation identities the candidates were "
-            f"chosen on (the run that ranked it, so biased upwards); confirmed: mean ± std over seeds "
-            f"{', '.join(map(str, meta.get('seeds', [])))}"
-            + (f", and {metric_label(tested)} on the test identities, which took no part in the choice" if tested != chosen else "")
-            + ". Settings: what differs from the base config.")
+    return (
+        f"{metric_label(chosen)}: the search's value is one run with seed(s) "
+        f"{', '.join(map(str, meta.get('search_seeds', [])))}, on the validation identities the candidates were "
+        f"chosen on (the run that ranked it, so biased upwards); confirmed: mean ± std over seeds "
+        f"{', '.join(map(str, meta.get('seeds', [])))}"
+        + (
+            f", and {metric_label(tested)} on the test identities, which took no part in the choice"
+            if tested != chosen
+            else ""
+        )
+        + ". Settings: what differs from the base config."
+    )

@@ -1,6 +1,5 @@
 """Errors of report inputs (no run directory, no results): one line, exit status 2."""
 
-
 from reports.rundir.files import RunDirError
 
 

@@ -22,7 +22,9 @@ def _e(x: Any) -> str:
 
 
 def ablation_html(table: AblationTable) -> str:
-    head = "".join(f"<th colspan=2>{_e(metric_label(m))}{' ↓' if table.modes[m] == 'min' else ''}</th>" for m in table.metrics)
+    head = "".join(
+        f"<th colspan=2>{_e(metric_label(m))}{' ↓' if table.modes[m] == 'min' else ''}</th>" for m in table.metrics
+    )
     sub = "".join("<th>mean ± std</th><th>Δ [95% CI] (p), effect</th>" for _ in table.metrics)
     rows = []
     for v in table.variants:
@@ -31,14 +33,19 @@ def ablation_html(table: AblationTable) -> str:
             c = table.cells[(v, m)]
             cls = " class=best" if c.best else ""
             cells.append(f"<td{cls}>{num(c.mean)} ± {num(c.std)} <small>(n={c.n})</small></td>")
-            cells.append("<td>—</td>" if v == table.reference else
-                         f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.ci_low, c.ci_high)} "
-                         f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}</small></td>")
+            cells.append(
+                "<td>—</td>"
+                if v == table.reference
+                else f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.ci_low, c.ci_high)} "
+                f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}</small></td>"
+            )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     caption = _e(difference_caption(table))
     warnings = "".join(f"<p class=warn>Warning: {_e(w)}</p>" for w in table.warnings)
-    return (f"<table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
-            f"<p><small>{caption}</small></p>{warnings}")
+    return (
+        f"<table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
+        f"<p><small>{caption}</small></p>{warnings}"
+    )
 
 
 def frame_html(df: pd.DataFrame) -> str:
@@ -49,5 +56,7 @@ def frame_html(df: pd.DataFrame) -> str:
 
 def page(*, title: str, sections: list[tuple[str, str]]) -> str:
     body = "".join(f"<h2>{_e(h)}</h2>\n{content}\n" for h, content in sections)
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>\n{body}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>\n{body}</body></html>\n"
+    )

@@ -6,9 +6,20 @@ from __future__ import annotations
 from reports._format import LEGEND, difference_caption, interval, marker, metric_label, num, pvalue, signed
 from reports.ablation import AblationTable
 
-_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-            "†": r"$^\dagger$", "±": r"$\pm$"}
+_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "†": r"$^\dagger$",
+    "±": r"$\pm$",
+}
 
 
 def escape(text: str) -> str:
@@ -18,8 +29,7 @@ def escape(text: str) -> str:
 
 def _math(text: str) -> str:
     """Escape plain text, then typeset the few symbols the captions use."""
-    return (escape(text).replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("<", r"$<$")
-            .replace("d\\_z", r"$d_z$"))
+    return escape(text).replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("<", r"$<$").replace("d\\_z", r"$d_z$")
 
 
 def _label(table: AblationTable, suffix: str = "") -> str:
@@ -36,23 +46,33 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
     companion table (``comparison_latex``), which the caption points to."""
     metrics = table.metrics
     n_seeds = max((c.n for c in table.cells.values()), default=0)
-    caption = (f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds (n where fewer); "
-               f"best mean in bold; stars mark a difference to {table.labels.get(table.reference, table.reference)} under a {table.test}, "
-               f"Holm-adjusted over the {table.comparisons} comparisons of this table ({LEGEND}). "
-               + (f"{table.mark_note} " if table.mark_note else "")
-               + (f"{table.selection} " if table.selection else "") + caption_note)
+    caption = (
+        f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds (n where fewer); "
+        f"best mean in bold; stars mark a difference to {table.labels.get(table.reference, table.reference)} under a {table.test}, "
+        f"Holm-adjusted over the {table.comparisons} comparisons of this table ({LEGEND}). "
+        + (f"{table.mark_note} " if table.mark_note else "")
+        + (f"{table.selection} " if table.selection else "")
+        + caption_note
+    )
     lines = [
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (the tabular is scaled to the text width).",
         r"\begin{table}[t]",
         r"\centering",
         r"\small",
-        r"\caption{" + _math(caption).strip() + " Differences, 95\\% CIs and effect sizes: " + _ref(table, "-stats") + ".}",
+        r"\caption{"
+        + _math(caption).strip()
+        + " Differences, 95\\% CIs and effect sizes: "
+        + _ref(table, "-stats")
+        + ".}",
         _label(table),
         r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
         r"\begin{tabular}{l" + "r" * len(metrics) + "}",
         r"\toprule",
-        " & ".join([escape(table.row_header)] + [escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$")
-                                                  for m in metrics]) + r" \\",
+        " & ".join(
+            [escape(table.row_header)]
+            + [escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$") for m in metrics]
+        )
+        + r" \\",
         r"\midrule",
     ]
     for v in table.variants:
@@ -61,8 +81,11 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
             c = table.cells[(v, m)]
             mean = rf"\textbf{{{num(c.mean)}}}" if c.best else num(c.mean)
             star = marker(c.p_holm) if v != table.reference else ""
-            cells.append(f"{mean} $\\pm$ {num(c.std)}" + (f"$^{{{star}}}$" if star else "")
-                         + (f" (n={c.n})" if c.n < n_seeds else ""))
+            cells.append(
+                f"{mean} $\\pm$ {num(c.std)}"
+                + (f"$^{{{star}}}$" if star else "")
+                + (f" (n={c.n})" if c.n < n_seeds else "")
+            )
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
@@ -71,9 +94,11 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
 def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
     """Every comparison of a table, one per row: mean ± std (n), Δ with its 95% CI, p, effect size."""
     es = r"$d_z$" if table.effect_name == "d_z" else r"$d$"
-    caption = (f"{table.title or 'Ablation of ' + table.study}, comparisons with "
-               f"{table.labels.get(table.reference, table.reference)}. "
-               f"{difference_caption(table)} {caption_note}")
+    caption = (
+        f"{table.title or 'Ablation of ' + table.study}, comparisons with "
+        f"{table.labels.get(table.reference, table.reference)}. "
+        f"{difference_caption(table)} {caption_note}"
+    )
     lines = [
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (scaled down only when wider than the text).",
         r"\begin{table}[t]",
@@ -93,22 +118,35 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
         for v in table.variants:
             c = table.cells[(v, m)]
             mean = rf"\textbf{{{num(c.mean)}}}" if c.best else num(c.mean)
-            row = [escape(metric_label(m)) if v == table.variants[0] else "",
-                   escape(table.label(v)) + (" (ref.)" if v == table.reference else ""),
-                   f"{mean} $\\pm$ {num(c.std)} ({c.n})"]
+            row = [
+                escape(metric_label(m)) if v == table.variants[0] else "",
+                escape(table.label(v)) + (" (ref.)" if v == table.reference else ""),
+                f"{mean} $\\pm$ {num(c.std)} ({c.n})",
+            ]
             if v == table.reference:
                 row += ["--", "--", "--"]
             else:
                 star = marker(c.p_holm)
-                row += [f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" {interval(c.ci_low, c.ci_high)}",
-                        pvalue(c.p_holm).replace("<", "$<$"), num(c.effect, 2)]
+                row += [
+                    f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" {interval(c.ci_low, c.ci_high)}",
+                    pvalue(c.p_holm).replace("<", "$<$"),
+                    num(c.effect, 2),
+                ]
             lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
     return "\n".join(lines)
 
 
-def frame_latex(frame, *, caption: str, label: str, header: dict[str, str] | None = None, digits: int = 4,
-                bold: set[tuple[int, str]] = frozenset(), formats: dict | None = None) -> str:
+def frame_latex(
+    frame,
+    *,
+    caption: str,
+    label: str,
+    header: dict[str, str] | None = None,
+    digits: int = 4,
+    bold: set[tuple[int, str]] = frozenset(),
+    formats: dict | None = None,
+) -> str:
     """A plain booktabs table of a small frame (text columns left, numbers right); the
     cells in ``bold`` (row position, column) are set in bold; ``formats`` maps a column to
     how its values are written (default: floats with ``digits`` decimals)."""
@@ -122,12 +160,26 @@ def frame_latex(frame, *, caption: str, label: str, header: dict[str, str] | Non
         text = escape((formats or {}).get(c, lambda x: num(x, digits) if isinstance(x, float) else str(x))(v))
         return r"\textbf{" + text + "}" if (i, c) in bold else text
 
-    body = [" & ".join(cell(i, c, v) for c, v in zip(cols, r)) + r" \\"
-            for i, r in enumerate(frame.itertuples(index=False))]
-    return "\n".join([
-        r"% Needs \usepackage{booktabs} and \usepackage{graphicx}.",
-        r"\begin{table}[t]", r"\centering", r"\small", r"\caption{" + _math(caption).strip() + "}",
-        r"\label{tab:" + escape(label).replace(r"\_", "-") + "}",
-        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
-        r"\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}", r"\toprule", head + r" \\",
-        r"\midrule", *body, r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""])
+    body = [
+        " & ".join(cell(i, c, v) for c, v in zip(cols, r)) + r" \\" for i, r in enumerate(frame.itertuples(index=False))
+    ]
+    return "\n".join(
+        [
+            r"% Needs \usepackage{booktabs} and \usepackage{graphicx}.",
+            r"\begin{table}[t]",
+            r"\centering",
+            r"\small",
+            r"\caption{" + _math(caption).strip() + "}",
+            r"\label{tab:" + escape(label).replace(r"\_", "-") + "}",
+            r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
+            r"\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}",
+            r"\toprule",
+            head + r" \\",
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}}",
+            r"\end{table}",
+            "",
+        ]
+    )

@@ -11,7 +11,8 @@ from reports.ablation import AblationTable
 def ablation_markdown(table: AblationTable) -> str:
     header = [table.row_header.lower()] + [
         f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}mean ± std | Δ [95% CI] (p), effect"
-        for m in table.metrics]
+        for m in table.metrics
+    ]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + 2 * len(table.metrics))]
     for v in table.variants:
         row = [table.label(v) + (" (ref.)" if v == table.reference else "")]
@@ -19,9 +20,12 @@ def ablation_markdown(table: AblationTable) -> str:
             c = table.cells[(v, m)]
             mean = f"**{num(c.mean)}**" if c.best else num(c.mean)
             row.append(f"{mean} ± {num(c.std)} (n={c.n})")
-            row.append("—" if v == table.reference else
-                       f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.ci_low, c.ci_high)} ({pvalue(c.p_holm)}), "
-                       f"{effect(c.effect, table.effect_name)}")
+            row.append(
+                "—"
+                if v == table.reference
+                else f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.ci_low, c.ci_high)} ({pvalue(c.p_holm)}), "
+                f"{effect(c.effect, table.effect_name)}"
+            )
         out.append("| " + " | ".join(row) + " |")
     out.append("")
     out.append(difference_caption(table))
@@ -35,17 +39,37 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
     for v in table.variants:
         for m in table.metrics:
             c = table.cells[(v, m)]
-            rows.append({table.row_header.lower(): table.labels.get(v, v), "metric": m, "reference": v == table.reference, "n": c.n, "mean": c.mean,
-                         "std": c.std, "diff_to_reference": c.diff, "ci95_low": c.ci_low, "ci95_high": c.ci_high,
-                         "effect_size": c.effect, "effect_size_name": table.effect_name if v != table.reference else "",
-                         "n_pairs": c.n_pairs, "p": c.p, "p_holm": c.p_holm, "best": c.best,
-                         "mark": table.marks.get(v, ""),
-                         "test": table.test if v != table.reference else ""})
+            rows.append(
+                {
+                    table.row_header.lower(): table.labels.get(v, v),
+                    "metric": m,
+                    "reference": v == table.reference,
+                    "n": c.n,
+                    "mean": c.mean,
+                    "std": c.std,
+                    "diff_to_reference": c.diff,
+                    "ci95_low": c.ci_low,
+                    "ci95_high": c.ci_high,
+                    "effect_size": c.effect,
+                    "effect_size_name": table.effect_name if v != table.reference else "",
+                    "n_pairs": c.n_pairs,
+                    "p": c.p,
+                    "p_holm": c.p_holm,
+                    "best": c.best,
+                    "mark": table.marks.get(v, ""),
+                    "test": table.test if v != table.reference else "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def frame_markdown(frame: pd.DataFrame, note: str = "", digits: int = 4,
-                   bold: set[tuple[int, str]] = frozenset(), formats: dict | None = None) -> str:
+def frame_markdown(
+    frame: pd.DataFrame,
+    note: str = "",
+    digits: int = 4,
+    bold: set[tuple[int, str]] = frozenset(),
+    formats: dict | None = None,
+) -> str:
     """A plain Markdown table of a small frame, then a note; cells in ``bold`` (row position, column) in bold."""
     head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
 
@@ -53,6 +77,8 @@ def frame_markdown(frame: pd.DataFrame, note: str = "", digits: int = 4,
         text = (formats or {}).get(c, lambda x: num(x, digits) if isinstance(x, float) else str(x))(v)
         return f"**{text}**" if (i, c) in bold else text
 
-    rows = ["| " + " | ".join(cell(i, c, v) for c, v in zip(frame.columns, r)) + " |"
-            for i, r in enumerate(frame.itertuples(index=False))]
+    rows = [
+        "| " + " | ".join(cell(i, c, v) for c, v in zip(frame.columns, r)) + " |"
+        for i, r in enumerate(frame.itertuples(index=False))
+    ]
     return "\n".join([head, "|" + "---|" * len(frame.columns), *rows, *([""] + [note] if note else [])]) + "\n"

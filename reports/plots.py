@@ -72,10 +72,18 @@ def sensitivity_figure(df: pd.DataFrame, axis: str, points: list[dict], metric: 
             i, j = ys.index(p["values"][keys[0]]), xs.index(p["values"][keys[1]])
             z[i, j] = m
             text[i][j] = f"{m:.3f}" + ("*" if p["base"] else "") if n else "n/a"
-        fig = go.Figure(go.Heatmap(z=z, x=[str(x) for x in xs], y=[str(y) for y in ys], text=text,
-                                   texttemplate="%{text}", colorscale="Viridis", colorbar={"title": metric_label(metric)}))
-        fig.update_layout(title=f"{title}: mean over seeds (* base)",
-                          xaxis_title=keys[1], yaxis_title=keys[0])
+        fig = go.Figure(
+            go.Heatmap(
+                z=z,
+                x=[str(x) for x in xs],
+                y=[str(y) for y in ys],
+                text=text,
+                texttemplate="%{text}",
+                colorscale="Viridis",
+                colorbar={"title": metric_label(metric)},
+            )
+        )
+        fig.update_layout(title=f"{title}: mean over seeds (* base)", xaxis_title=keys[1], yaxis_title=keys[0])
     else:
         key = keys[0]
         raw = [p["values"][key] for p in points]
@@ -85,21 +93,48 @@ def sensitivity_figure(df: pd.DataFrame, axis: str, points: list[dict], metric: 
         lo = [s[2] for s in summary]
         hi = [s[3] for s in summary]
         fig = go.Figure()
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", mode="lines", line={"width": 0},
-                                 fillcolor="rgba(31,119,180,0.2)", name="95% CI over seeds", hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name="mean over seeds", line={"color": "rgb(31,119,180)"},
-                                 customdata=[s[4] for s in summary], hovertemplate="%{x}: %{y:.4f} (n=%{customdata})"))
+        fig.add_trace(
+            go.Scatter(
+                x=x + x[::-1],
+                y=hi + lo[::-1],
+                fill="toself",
+                mode="lines",
+                line={"width": 0},
+                fillcolor="rgba(31,119,180,0.2)",
+                name="95% CI over seeds",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=mean,
+                mode="lines+markers",
+                name="mean over seeds",
+                line={"color": "rgb(31,119,180)"},
+                customdata=[s[4] for s in summary],
+                hovertemplate="%{x}: %{y:.4f} (n=%{customdata})",
+            )
+        )
         base = [i for i, p in enumerate(points) if p["base"]]
         if base:
-            fig.add_trace(go.Scatter(x=[x[base[0]]], y=[mean[base[0]]], mode="markers", name="base",
-                                     marker={"symbol": "star", "size": 14, "color": "black"}))
+            fig.add_trace(
+                go.Scatter(
+                    x=[x[base[0]]],
+                    y=[mean[base[0]]],
+                    mode="markers",
+                    name="base",
+                    marker={"symbol": "star", "size": 14, "color": "black"},
+                )
+            )
         fig.update_layout(title=title, xaxis_title=key, yaxis_title=metric_label(metric))
         if _log_axis(raw):
             fig.update_xaxes(type="log", tickvals=raw, ticktext=[str(v) for v in raw])
         elif not numeric:
             fig.update_xaxes(type="category")
-    fig.update_layout(template="simple_white", width=FIGURE_WIDTH, height=FIGURE_HEIGHT,
-                      margin={"l": 60, "r": 20, "t": 60, "b": 50})
+    fig.update_layout(
+        template="simple_white", width=FIGURE_WIDTH, height=FIGURE_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 50}
+    )
     return fig
 
 
@@ -123,8 +158,10 @@ def export_static(figures: Figures) -> Figures:
     try:
         pio.write_images(figs, files, scale=[1, 2] * len(pending))
     except Exception as err:  # kaleido raises several types when Chromium is missing or fails
-        figures.static_error = f"static export (PDF, PNG) failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}" \
-                               " (kaleido needs Chromium; Debian: apt-get install chromium)"
+        figures.static_error = (
+            f"static export (PDF, PNG) failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            " (kaleido needs Chromium; Debian: apt-get install chromium)"
+        )
     return figures
 
 
@@ -137,12 +174,20 @@ def sensitivity_figures(df: pd.DataFrame, meta: dict, out_dir: Path) -> Figures:
 
 
 def _layout(fig, title: str, x: str, y: str) -> None:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="simple_white", width=FIGURE_WIDTH,
-                      height=FIGURE_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 50})
+    fig.update_layout(
+        title=title,
+        xaxis_title=x,
+        yaxis_title=y,
+        template="simple_white",
+        width=FIGURE_WIDTH,
+        height=FIGURE_HEIGHT,
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+    )
 
 
-def best_so_far_figure(by_trial: pd.DataFrame, metric: str, *, x: str = "number", x_title: str = "trial",
-                       title: str = "Best so far"):
+def best_so_far_figure(
+    by_trial: pd.DataFrame, metric: str, *, x: str = "number", x_title: str = "trial", title: str = "Best so far"
+):
     """Every trial's final metric (stopped trials grey: fewer epochs) and the best-so-far step line."""
     import plotly.graph_objects as go
 
@@ -150,11 +195,26 @@ def best_so_far_figure(by_trial: pd.DataFrame, metric: str, *, x: str = "number"
     if "status" in by_trial:
         for status, color in ((COMPLETED, "rgb(31,119,180)"), ("STOPPED", "rgb(170,170,170)")):
             part = by_trial[by_trial["status"] == status]
-            fig.add_trace(go.Scatter(x=part[x], y=part["value"], mode="markers", marker={"color": color},
-                                     name="ran to completion" if status == COMPLETED else "stopped by ASHA",
-                                     text=part["trial"], hovertemplate="%{text}: %{y:.4f}"))
-    fig.add_trace(go.Scatter(x=by_trial[x], y=by_trial["best"], mode="lines", line={"shape": "hv", "color": "black"},
-                             name="best completed so far"))
+            fig.add_trace(
+                go.Scatter(
+                    x=part[x],
+                    y=part["value"],
+                    mode="markers",
+                    marker={"color": color},
+                    name="ran to completion" if status == COMPLETED else "stopped by ASHA",
+                    text=part["trial"],
+                    hovertemplate="%{text}: %{y:.4f}",
+                )
+            )
+    fig.add_trace(
+        go.Scatter(
+            x=by_trial[x],
+            y=by_trial["best"],
+            mode="lines",
+            line={"shape": "hv", "color": "black"},
+            name="best completed so far",
+        )
+    )
     _layout(fig, title, x_title, metric_label(metric))
     return fig
 
@@ -167,17 +227,36 @@ def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, 
     status = dict(zip(df["trial_name"], df["status"]))
     for trial, c in curves.sort_values("iteration").groupby("trial_name", sort=False):
         stopped = status.get(trial) == "STOPPED"
-        fig.add_trace(go.Scatter(x=c["iteration"], y=c["value"], mode="lines+markers", name=str(trial),
-                                 line={"dash": "dot" if stopped else "solid", "width": 1 if stopped else 2},
-                                 marker={"size": 4}, legendgroup="stopped" if stopped else "done"))
+        fig.add_trace(
+            go.Scatter(
+                x=c["iteration"],
+                y=c["value"],
+                mode="lines+markers",
+                name=str(trial),
+                line={"dash": "dot" if stopped else "solid", "width": 1 if stopped else 2},
+                marker={"size": 4},
+                legendgroup="stopped" if stopped else "done",
+            )
+        )
         if stopped:
-            fig.add_trace(go.Scatter(x=c["iteration"].iloc[-1:], y=c["value"].iloc[-1:], mode="markers",
-                                     marker={"symbol": "x", "size": 11, "color": "red"}, showlegend=False,
-                                     hovertemplate=f"{trial} stopped by ASHA at iteration %{{x}}"))
+            fig.add_trace(
+                go.Scatter(
+                    x=c["iteration"].iloc[-1:],
+                    y=c["value"].iloc[-1:],
+                    mode="markers",
+                    marker={"symbol": "x", "size": 11, "color": "red"},
+                    showlegend=False,
+                    hovertemplate=f"{trial} stopped by ASHA at iteration %{{x}}",
+                )
+            )
     for r in rungs:
         fig.add_vline(x=r, line={"dash": "dot", "color": "grey", "width": 1})
-    _layout(fig, "Learning curves (x: stopped by ASHA; dotted lines: rungs)", "training iteration (epoch)",
-            metric_label(metric))
+    _layout(
+        fig,
+        "Learning curves (x: stopped by ASHA; dotted lines: rungs)",
+        "training iteration (epoch)",
+        metric_label(metric),
+    )
     return fig
 
 
@@ -194,11 +273,22 @@ def parallel_coordinates_figure(df: pd.DataFrame, params: list, metric: str):
         values = done[col]
         if p.kind == "choice" and not _numeric(list(p.values)):
             labels = [str(v) for v in p.values]
-            dims.append({"label": p.name, "values": [labels.index(str(v)) if str(v) in labels else -1 for v in values],
-                         "tickvals": list(range(len(labels))), "ticktext": labels})
+            dims.append(
+                {
+                    "label": p.name,
+                    "values": [labels.index(str(v)) if str(v) in labels else -1 for v in values],
+                    "tickvals": list(range(len(labels))),
+                    "ticktext": labels,
+                }
+            )
         elif p.kind == "loguniform" or p.log:
-            dims.append({"label": f"log10 {p.name}", "values": np.log10(values.astype(float)),
-                         "range": [math.log10(p.low), math.log10(p.high)]})
+            dims.append(
+                {
+                    "label": f"log10 {p.name}",
+                    "values": np.log10(values.astype(float)),
+                    "range": [math.log10(p.low), math.log10(p.high)],
+                }
+            )
         else:
             lo, hi = (min(p.values), max(p.values)) if p.kind == "choice" else (p.low, p.high)
             dims.append({"label": p.name, "values": values.astype(float), "range": [lo, hi]})
@@ -207,11 +297,21 @@ def parallel_coordinates_figure(df: pd.DataFrame, params: list, metric: str):
     lo, hi = (float(color.min()), float(color.max())) if len(color) else (0.0, 1.0)
     if hi - lo < 1e-9:
         lo, hi = lo - 0.01, hi + 0.01
-    fig = go.Figure(go.Parcoords(line={"color": color, "colorscale": "Viridis", "showscale": True, "cmin": lo,
-                                       "cmax": hi}, dimensions=dims, labelangle=-20, labelside="top"))
-    fig.update_layout(title=f"Completed trials ({len(done)}): settings and {metric_label(metric)}",
-                      template="simple_white", width=max(FIGURE_WIDTH, 130 * len(dims)), height=FIGURE_HEIGHT + 40,
-                      margin={"l": 60, "r": 60, "t": 120, "b": 40})
+    fig = go.Figure(
+        go.Parcoords(
+            line={"color": color, "colorscale": "Viridis", "showscale": True, "cmin": lo, "cmax": hi},
+            dimensions=dims,
+            labelangle=-20,
+            labelside="top",
+        )
+    )
+    fig.update_layout(
+        title=f"Completed trials ({len(done)}): settings and {metric_label(metric)}",
+        template="simple_white",
+        width=max(FIGURE_WIDTH, 130 * len(dims)),
+        height=FIGURE_HEIGHT + 40,
+        margin={"l": 60, "r": 60, "t": 120, "b": 40},
+    )
     return fig
 
 
@@ -219,36 +319,74 @@ def importance_figure(importances: dict[str, float], n_trials: int):
     import plotly.graph_objects as go
 
     names = list(importances)[::-1]
-    fig = go.Figure(go.Bar(x=[importances[n] for n in names], y=names, orientation="h",
-                           marker={"color": "rgb(31,119,180)"}, hovertemplate="%{y}: %{x:.3f}"))
-    _layout(fig, f"Hyperparameter importance ({n_trials} completed trials)",
-            "importance (optuna.importance, PED-ANOVA; sums to 1)", "")
+    fig = go.Figure(
+        go.Bar(
+            x=[importances[n] for n in names],
+            y=names,
+            orientation="h",
+            marker={"color": "rgb(31,119,180)"},
+            hovertemplate="%{y}: %{x:.3f}",
+        )
+    )
+    _layout(
+        fig,
+        f"Hyperparameter importance ({n_trials} completed trials)",
+        "importance (optuna.importance, PED-ANOVA; sums to 1)",
+        "",
+    )
     return fig
 
 
-def search_figures(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, out_dir: Path) -> tuple[Figures, dict[str, float], str]:
+def search_figures(
+    df: pd.DataFrame, curves: pd.DataFrame, meta: dict, out_dir: Path
+) -> tuple[Figures, dict[str, float], str]:
     """The search's figures; returns them, the importances, and why importance is missing (if it is)."""
     from reports import search_analysis as sa
 
     metric, mode = meta["metric"], meta["mode"]
     figures = Figures()
     by_trial = sa.best_so_far_by_trial(df, metric, mode)
-    write_figure(best_so_far_figure(by_trial, metric, title="Best so far, by trial"), out_dir,
-                 "fig_search_best_by_trial", figures, title="Best so far, by trial")
+    write_figure(
+        best_so_far_figure(by_trial, metric, title="Best so far, by trial"),
+        out_dir,
+        "fig_search_best_by_trial",
+        figures,
+        title="Best so far, by trial",
+    )
     by_compute = sa.best_so_far_by_compute(df, curves, metric, mode)
     if len(by_compute):
-        fig = best_so_far_figure(by_compute, metric, x="iterations", x_title="training iterations spent (all trials)",
-                                 title="Best so far, by compute")
+        fig = best_so_far_figure(
+            by_compute,
+            metric,
+            x="iterations",
+            x_title="training iterations spent (all trials)",
+            title="Best so far, by compute",
+        )
         write_figure(fig, out_dir, "fig_search_best_by_compute", figures, title="Best so far, by compute")
-        write_figure(learning_curves_figure(sa.metric_curves(curves, metric), df, metric, sa.asha_rungs(meta)),
-                     out_dir, "fig_search_learning_curves", figures, title="Learning curves")
+        write_figure(
+            learning_curves_figure(sa.metric_curves(curves, metric), df, metric, sa.asha_rungs(meta)),
+            out_dir,
+            "fig_search_learning_curves",
+            figures,
+            title="Learning curves",
+        )
     params = sa.search_params(meta)
-    write_figure(parallel_coordinates_figure(df, params, metric), out_dir, "fig_search_parallel", figures,
-                 title="Parallel coordinates")
+    write_figure(
+        parallel_coordinates_figure(df, params, metric),
+        out_dir,
+        "fig_search_parallel",
+        figures,
+        title="Parallel coordinates",
+    )
     study = sa.optuna_study(df, curves, meta)
     importances, why = sa.importance(study)
     if importances:
         n = sum(1 for s in df["status"] if s == COMPLETED)
-        write_figure(importance_figure(importances, n), out_dir, "fig_search_importance", figures,
-                     title="Hyperparameter importance")
+        write_figure(
+            importance_figure(importances, n),
+            out_dir,
+            "fig_search_importance",
+            figures,
+            title="Hyperparameter importance",
+        )
     return export_static(figures), importances, why

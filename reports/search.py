@@ -10,9 +10,9 @@ import pandas as pd
 
 from reports._format import metric_label
 from reports.ablation import COMPLETED
-from reports.selection import selection_sentence
 from reports.latex import frame_latex
 from reports.markdown import frame_markdown
+from reports.selection import selection_sentence
 
 
 def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
@@ -27,17 +27,24 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
     cols = [f"config/{key}" for key in meta.get("space", []) if f"config/{key}" in done.columns]
     reported = [m for m in meta.get("report_metrics", []) if m != metric and m in done.columns]
     taken = {"rank", "trial", metric, *reported}  # a searched key of one of these names keeps its config/ prefix
-    out = done[["trial", metric, *reported, *cols]].head(k).rename(
-        columns={c: c.removeprefix("config/") for c in cols if c.removeprefix("config/") not in taken})
+    out = (
+        done[["trial", metric, *reported, *cols]]
+        .head(k)
+        .rename(columns={c: c.removeprefix("config/") for c in cols if c.removeprefix("config/") not in taken})
+    )
     out.insert(0, "rank", range(1, len(out) + 1))
     return out.reset_index(drop=True)
 
 
 def top_k_markdown(table: pd.DataFrame, meta: dict) -> str:
-    return frame_markdown(table, f"Top {len(table)} of the trials that ran to completion, by {meta['metric']} "
-                                 f"({meta['mode']}), best in bold; trials stopped early by ASHA are not ranked. "
-                                 + selection_sentence(meta, meta.get("report_metrics", [meta["metric"]])),
-                          bold=_best(table, meta), formats=_settings_format(table, meta))
+    return frame_markdown(
+        table,
+        f"Top {len(table)} of the trials that ran to completion, by {meta['metric']} "
+        f"({meta['mode']}), best in bold; trials stopped early by ASHA are not ranked. "
+        + selection_sentence(meta, meta.get("report_metrics", [meta["metric"]])),
+        bold=_best(table, meta),
+        formats=_settings_format(table, meta),
+    )
 
 
 def _best(table: pd.DataFrame, meta: dict) -> set[tuple[int, str]]:
@@ -46,6 +53,7 @@ def _best(table: pd.DataFrame, meta: dict) -> set[tuple[int, str]]:
 
 def _settings_format(table: pd.DataFrame, meta: dict) -> dict:
     """Sampled settings with 4 significant digits (a learning rate of 2.3e-4 is not 0.0002)."""
+
     def sig(v) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -54,10 +62,17 @@ def _settings_format(table: pd.DataFrame, meta: dict) -> dict:
 
 
 def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> str:
-    caption = (f"Search {meta['study']}: the top {len(table)} trials that ran to completion, by "
-               f"{meta['metric']} ({meta['mode']}), one seed each, best in bold; trials stopped early by ASHA are "
-               f"not ranked; run confirm tests the best ones with fresh seeds. "
-               f"{selection_sentence(meta, meta.get('report_metrics', [meta['metric']]))} {caption_note}")
-    return frame_latex(table, caption=caption, label=f"{meta['study']}-top-k",
-                       header={meta["metric"]: metric_label(meta["metric"])}, bold=_best(table, meta),
-                       formats=_settings_format(table, meta))
+    caption = (
+        f"Search {meta['study']}: the top {len(table)} trials that ran to completion, by "
+        f"{meta['metric']} ({meta['mode']}), one seed each, best in bold; trials stopped early by ASHA are "
+        f"not ranked; run confirm tests the best ones with fresh seeds. "
+        f"{selection_sentence(meta, meta.get('report_metrics', [meta['metric']]))} {caption_note}"
+    )
+    return frame_latex(
+        table,
+        caption=caption,
+        label=f"{meta['study']}-top-k",
+        header={meta["metric"]: metric_label(meta["metric"])},
+        bold=_best(table, meta),
+        formats=_settings_format(table, meta),
+    )

@@ -66,8 +66,9 @@ def best_so_far_by_compute(df: pd.DataFrame, curves: pd.DataFrame, metric: str, 
     for spent, (_, r) in enumerate(c.iterrows(), start=1):
         if final.get(r["trial_name"]) == int(r["iteration"]) and (math.isnan(best) or better(r["value"], best)):
             best = float(r["value"])
-        rows.append({"iterations": spent, "elapsed_s": float(r["timestamp"]) - start, "best": best,
-                     "trial": r["trial_name"]})
+        rows.append(
+            {"iterations": spent, "elapsed_s": float(r["timestamp"]) - start, "best": best, "trial": r["trial_name"]}
+        )
     return pd.DataFrame(rows)
 
 
@@ -83,8 +84,9 @@ def _param_value(param, cell: Any) -> Any:
     """A results.csv cell back in the type of its distribution (CSV keeps no types)."""
     if param.kind == "choice":
         for choice in param.values:
-            if str(choice) == str(cell) or (isinstance(choice, (int, float)) and not isinstance(choice, bool)
-                                            and _float(cell) == float(choice)):
+            if str(choice) == str(cell) or (
+                isinstance(choice, (int, float)) and not isinstance(choice, bool) and _float(cell) == float(choice)
+            ):
                 return choice
         raise ReportInputError(f"results.csv: {param.name}={cell!r} is not one of its choices {list(param.values)}")
     return int(round(float(cell))) if param.kind == "int" else float(cell)
@@ -132,8 +134,12 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
     params = search_params(meta)
     metric = meta["metric"]
     curve = metric_curves(curves, metric)
-    study = optuna.create_study(storage=storage, study_name=meta["study"], load_if_exists=False,
-                                direction="maximize" if meta["mode"] == "max" else "minimize")
+    study = optuna.create_study(
+        storage=storage,
+        study_name=meta["study"],
+        load_if_exists=False,
+        direction="maximize" if meta["mode"] == "max" else "minimize",
+    )
     import warnings
 
     with warnings.catch_warnings():  # "experimental since 3.2": stable in use, and noise in a report
@@ -160,17 +166,33 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
             value = intermediate[max(intermediate)]  # as study.tell(state=PRUNED) records it
         if len(mine):  # the trial's span from its reports; without curves, "now" (Optuna needs both)
             end = float(mine["timestamp"].max())
-            start, complete = (dt.datetime.fromtimestamp(end - float(mine["time_total_s"].max())),
-                               dt.datetime.fromtimestamp(end))
+            start, complete = (
+                dt.datetime.fromtimestamp(end - float(mine["time_total_s"].max())),
+                dt.datetime.fromtimestamp(end),
+            )
         else:
             start = complete = dt.datetime.now()
-        study.add_trial(optuna.trial.FrozenTrial(
-            number=0, trial_id=0, state=state, value=None if value is None else float(value),
-            values=None, datetime_start=start, datetime_complete=complete,
-            params=chosen, distributions={p.name: _distribution(p) for p in params if p.name in chosen},
-            user_attrs={"trial": r.get("trial", r["trial_name"]), "status": r["status"], "iterations": int(r["iterations"]),
-                        **({"error": str(r["error"])} if isinstance(r.get("error"), str) and r["error"] else {})},
-            system_attrs={}, intermediate_values=intermediate))
+        study.add_trial(
+            optuna.trial.FrozenTrial(
+                number=0,
+                trial_id=0,
+                state=state,
+                value=None if value is None else float(value),
+                values=None,
+                datetime_start=start,
+                datetime_complete=complete,
+                params=chosen,
+                distributions={p.name: _distribution(p) for p in params if p.name in chosen},
+                user_attrs={
+                    "trial": r.get("trial", r["trial_name"]),
+                    "status": r["status"],
+                    "iterations": int(r["iterations"]),
+                    **({"error": str(r["error"])} if isinstance(r.get("error"), str) and r["error"] else {}),
+                },
+                system_attrs={},
+                intermediate_values=intermediate,
+            )
+        )
     return study
 
 
@@ -191,7 +213,10 @@ def importance(study) -> tuple[dict[str, float], str]:
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2:
-        return {}, f"hyperparameter importance needs at least 2 trials that ran to completion (this search has {len(complete)})"
+        return (
+            {},
+            f"hyperparameter importance needs at least 2 trials that ran to completion (this search has {len(complete)})",
+        )
     if not any(t.params for t in complete):
         return {}, "no completed trial sampled any key (only the base config ran to completion)"
     import warnings
@@ -217,5 +242,6 @@ def asha_rungs(meta: dict) -> list[int]:
     s = meta.get("scheduler") or {}
     if isinstance(s.get("rungs"), list):  # recorded by the run
         return [int(r) for r in s["rungs"]]
-    return rung_milestones(grace_period=s.get("grace_period", 1), reduction_factor=s.get("reduction_factor", 3),
-                           max_t=s.get("max_t", 1))
+    return rung_milestones(
+        grace_period=s.get("grace_period", 1), reduction_factor=s.get("reduction_factor", 3), max_t=s.get("max_t", 1)
+    )

@@ -26,16 +26,22 @@ def selection_sentence(meta: dict, metrics: list[str]) -> str:
     kind, m = meta.get("kind", "ablation"), meta["metric"]
     roles = _roles(metrics)
     if kind == "search":
-        return (f"Chosen on: {m} (validation identities) ranks the trials, drives the sampler and ASHA; "
-                f"reported only: {roles}.")
+        return (
+            f"Chosen on: {m} (validation identities) ranks the trials, drives the sampler and ASHA; "
+            f"reported only: {roles}."
+        )
     if kind == "confirm":
         chosen = meta.get("search_metric", m)
-        return (f"Chosen on: the search ranked the candidates on {chosen} (validation identities, one seed); "
-                f"tested here on {m} with fresh seeds; reported: {roles}.")
+        return (
+            f"Chosen on: the search ranked the candidates on {chosen} (validation identities, one seed); "
+            f"tested here on {m} with fresh seeds; reported: {roles}."
+        )
     if kind == "sensitivity" and recommends(meta):
         return f"Chosen on: † marks on {m} (validation identities); reported: {roles}."
-    return (f"Chosen on: nothing (the reference is declared in the spec, no point or variant is picked from "
-            f"these numbers); reported: {roles}.")
+    return (
+        f"Chosen on: nothing (the reference is declared in the spec, no point or variant is picked from "
+        f"these numbers); reported: {roles}."
+    )
 
 
 def recommends(meta: dict) -> bool:

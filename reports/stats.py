@@ -54,7 +54,7 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     if n < MIN_PAIRS:
         return PairedTest(n, mean_diff, None, None)
     if np.allclose(d, d[0], rtol=0, atol=1e-12):
-        return PairedTest(n, mean_diff, None, 1.0 if abs(d[0]) <= 1e-12 else min(1.0, 2.0 / 2 ** n))
+        return PairedTest(n, mean_diff, None, 1.0 if abs(d[0]) <= 1e-12 else min(1.0, 2.0 / 2**n))
     res = stats.ttest_rel(a, b)
     return PairedTest(n, mean_diff, float(res.statistic), float(res.pvalue))
 

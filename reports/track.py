@@ -12,8 +12,11 @@ import pandas as pd
 
 from reports.ablation import COMPLETED
 
-METRICS = {"eval/probe/acc": ("Accuracy", "max"), "eval/probe/macro_f1": ("Macro-F1", "max"),
-           "eval/probe/pred_cv": ("Prediction CV", "min")}
+METRICS = {
+    "eval/probe/acc": ("Accuracy", "max"),
+    "eval/probe/macro_f1": ("Macro-F1", "max"),
+    "eval/probe/pred_cv": ("Prediction CV", "min"),
+}
 TRIAL_FILES = "tune"
 
 
@@ -51,7 +54,11 @@ def track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, *, k: int = 3)
             continue
         sub = done[done[group] == variant]
         first = df[df[group] == variant].iloc[0]
-        row = {"Variant": variant, "Encoders": _text(first.get("config/encoders")), "Head": _text(first.get("config/head"))}
+        row = {
+            "Variant": variant,
+            "Encoders": _text(first.get("config/encoders")),
+            "Head": _text(first.get("config/head")),
+        }
         fusion = _text(first.get("config/fusion"))
         row["Fusion"] = fusion if "+" in str(first.get("config/encoders", "")) else "none"
         row["Seeds"] = len(sub)
@@ -66,16 +73,30 @@ def track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, *, k: int = 3)
     table = pd.DataFrame(rows)
     bold = set()
     for key, (label, mode) in METRICS.items():
-        vals = {i: means[(r["Variant"], label)] for i, r in enumerate(rows) if not np.isnan(means[(r["Variant"], label)])}
+        vals = {
+            i: means[(r["Variant"], label)] for i, r in enumerate(rows) if not np.isnan(means[(r["Variant"], label)])
+        }
         if vals:
             target = (max if mode == "max" else min)(vals.values())
             bold |= {(i, label) for i, v in vals.items() if v == target}
-    best_acc = max(((means[(r["Variant"], "Accuracy")], r["Variant"]) for r in rows
-                    if not np.isnan(means[(r["Variant"], "Accuracy")])), default=(np.nan, ""))
-    note = (f"Test images, mean ± std over seeds; best per column in bold (prediction CV: lower is better, the "
+    best_acc = max(
+        (
+            (means[(r["Variant"], "Accuracy")], r["Variant"])
+            for r in rows
+            if not np.isnan(means[(r["Variant"], "Accuracy")])
+        ),
+        default=(np.nan, ""),
+    )
+    note = (
+        (
+            f"Test images, mean ± std over seeds; best per column in bold (prediction CV: lower is better, the "
             f"coefficient of variation of predicted-class counts). Highest accuracy: {best_acc[1]}"
             f" ({best_acc[0]:.4f}). Classes: per-class F1 on the test images, averaged over seeds. Whether a "
-            "difference is significant: the ablation table's paired tests.") if rows else ""
+            "difference is significant: the ablation table's paired tests."
+        )
+        if rows
+        else ""
+    )
     return table, bold, note
 
 
@@ -87,9 +108,16 @@ def write_track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, out: Pat
 
     table, bold, note = track_comparison(run_dir, df, meta)
     table.to_csv(out / "track_comparison.csv", index=False)
-    (out / "track_comparison.md").write_text(f"# Track comparison: {meta['study']}\n\n" + frame_markdown(table, note, bold=bold))
-    (out / "track_comparison.tex").write_text(frame_latex(
-        table, caption=f"Track comparison of {meta['study']}. {note} {caption_note}".strip(),
-        label=f"{meta['study']}-track-comparison", bold=bold))
+    (out / "track_comparison.md").write_text(
+        f"# Track comparison: {meta['study']}\n\n" + frame_markdown(table, note, bold=bold)
+    )
+    (out / "track_comparison.tex").write_text(
+        frame_latex(
+            table,
+            caption=f"Track comparison of {meta['study']}. {note} {caption_note}".strip(),
+            label=f"{meta['study']}-track-comparison",
+            bold=bold,
+        )
+    )
     links = " · ".join(f"<a href='track_comparison{x}'>track_comparison{x}</a>" for x in (".tex", ".md", ".csv"))
     return frame_html(table) + f"<p><small>{_e(note)}</small></p><p>{links}</p>"

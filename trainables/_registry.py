@@ -54,9 +54,15 @@ class TrainableEntry:
 _REGISTRY: dict[str, TrainableEntry] = {}
 
 
-def register_trainable(name: str, *, config_cls: type[BaseModel], prepare: Callable[[BaseModel, Path], dict[str, str]],
-                       description: str, metric_keys: Callable[[BaseModel], list[str]] | None = None,
-                       iterations: Callable[[BaseModel], int] | None = None) -> Callable[[Callable], Callable]:
+def register_trainable(
+    name: str,
+    *,
+    config_cls: type[BaseModel],
+    prepare: Callable[[BaseModel, Path], dict[str, str]],
+    description: str,
+    metric_keys: Callable[[BaseModel], list[str]] | None = None,
+    iterations: Callable[[BaseModel], int] | None = None,
+) -> Callable[[Callable], Callable]:
     def wrap(fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
         if name in _REGISTRY:
             raise ValueError(f"trainable {name!r} is registered twice")
@@ -66,9 +72,15 @@ def register_trainable(name: str, *, config_cls: type[BaseModel], prepare: Calla
     return wrap
 
 
-def register_module(name: str, *, config_cls: type[BaseModel], module: str, description: str,
-                    metric_keys: Callable[[BaseModel], list[str]] | None = None,
-                    iterations: Callable[[BaseModel], int] | None = None) -> Callable[[dict[str, Any]], None]:
+def register_module(
+    name: str,
+    *,
+    config_cls: type[BaseModel],
+    module: str,
+    description: str,
+    metric_keys: Callable[[BaseModel], list[str]] | None = None,
+    iterations: Callable[[BaseModel], int] | None = None,
+) -> Callable[[dict[str, Any]], None]:
     """Register the trainable whose preparation and training live in ``module``, a Ray-free
     module with ``prepare(cfg, out_dir)`` and ``run(cfg, report, *, restore_from)``.
 
@@ -89,8 +101,14 @@ def register_module(name: str, *, config_cls: type[BaseModel], module: str, desc
     # name, as to any module-level function, instead of carrying the closure by value
     train.__name__ = train.__qualname__ = f"train_{name}"
     train.__module__ = module.rsplit(".", 1)[0]
-    return register_trainable(name, config_cls=config_cls, prepare=prepare, description=description,
-                              metric_keys=metric_keys, iterations=iterations)(train)
+    return register_trainable(
+        name,
+        config_cls=config_cls,
+        prepare=prepare,
+        description=description,
+        metric_keys=metric_keys,
+        iterations=iterations,
+    )(train)
 
 
 def get_trainable(name: str) -> TrainableEntry:

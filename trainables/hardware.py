@@ -64,8 +64,12 @@ class Fetcher:
                 yield idx, self(idx)
             return
         loader = torch.utils.data.DataLoader(
-            self.files, batch_sampler=[list(map(int, b)) for b in index_batches], num_workers=self.hw.num_workers,
-            pin_memory=self.hw.device.type == "cuda", persistent_workers=False)
+            self.files,
+            batch_sampler=[list(map(int, b)) for b in index_batches],
+            num_workers=self.hw.num_workers,
+            pin_memory=self.hw.device.type == "cuda",
+            persistent_workers=False,
+        )
         for idx, x in zip(index_batches, loader):
             yield idx, x.to(self.hw.device, non_blocking=True)
 

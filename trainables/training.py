@@ -19,7 +19,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up to the base learning rate, then cosine decay to zero (per step)."""
     warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1))
@@ -34,7 +36,7 @@ def batches(n: int, batch_size: int, generator: torch.Generator, *, drop_last: b
     order = torch.randperm(n, generator=generator)
     stop = n - n % batch_size if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -53,8 +55,13 @@ def random_view(views: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     return views[torch.arange(views.shape[0], device=views.device), flip.long()]
 
 
-def step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-         params: list[torch.Tensor], max_grad_norm: float = 5.0) -> None:
+def step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    params: list[torch.Tensor],
+    max_grad_norm: float = 5.0,
+) -> None:
     """One optimisation step on ``loss``: raises TrialDiverged when it is NaN or infinite,
     else back-propagates, clips the gradient norm of ``params``, steps optimizer and schedule."""
     if not torch.isfinite(loss):
@@ -94,8 +101,15 @@ def train_epoch(
 
 
 @torch.no_grad()
-def embed_all(embed: nn.Module, images: torch.Tensor, *, batch_size: int = 256, flip: bool = False,
-              device: torch.device | str | None = None, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+def embed_all(
+    embed: nn.Module,
+    images: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    flip: bool = False,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
     """L2-normalised embeddings of all images, in order, in eval mode, on the CPU.
 
     ``flip``: the flip test of the standard protocol (insightface, ArcFace): each image's
@@ -106,7 +120,7 @@ def embed_all(embed: nn.Module, images: torch.Tensor, *, batch_size: int = 256, 
     device = torch.device(device) if device is not None else next(embed.parameters(), torch.empty(0)).device
     out = []
     for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device, non_blocking=True)
+        x = images[i : i + batch_size].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             e = embed(x).float()
             if flip:
@@ -122,8 +136,9 @@ def dense_labels(identity: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(dense, dtype=torch.long)
 
 
-def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
-                     generator: torch.Generator) -> list[np.ndarray]:
+def identity_batches(
+    labels: np.ndarray, *, batch_size: int, per_identity: int, generator: torch.Generator
+) -> list[np.ndarray]:
     """One epoch of batches, each of ``batch_size / per_identity`` identities x ``per_identity`` images.
 
     Every image is used once per epoch (an identity's images are dealt into groups of
@@ -136,7 +151,7 @@ def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
     for ident in np.unique(labels):
         rows = np.flatnonzero(labels == ident)
         rows = rows[torch.randperm(len(rows), generator=generator).numpy()]
-        chunks = [rows[i:i + per_identity] for i in range(0, len(rows), per_identity)]
+        chunks = [rows[i : i + per_identity] for i in range(0, len(rows), per_identity)]
         if len(chunks) > 1 and len(chunks[-1]) < per_identity:
             chunks = chunks[:-1]
         groups.extend(chunks)
@@ -157,6 +172,15 @@ def identity_batches(labels: np.ndarray, *, batch_size: int, per_identity: int,
 
 
 __all__ = [
-    "batches", "dense_labels", "embed_all", "identity_batches", "random_flip", "random_view", "seed_everything",
-    "step", "steps_per_epoch", "train_epoch", "warmup_cosine",
+    "batches",
+    "dense_labels",
+    "embed_all",
+    "identity_batches",
+    "random_flip",
+    "random_view",
+    "seed_everything",
+    "step",
+    "steps_per_epoch",
+    "train_epoch",
+    "warmup_cosine",
 ]

@@ -115,7 +115,8 @@ def read_checked(run_dir: Path, name: str) -> bytes:
         time.sleep(0.05)
     raise DamagedRunFile(
         f"{path} does not match the checksum recorded when it was written ({CHECKSUMS_FILE}): it is truncated "
-        f"or was edited; restore it from a copy (nothing was written)")
+        f"or was edited; restore it from a copy (nothing was written)"
+    )
 
 
 def read_run_info(run_dir: Path) -> dict[str, Any]:
@@ -153,26 +154,31 @@ def read_results(run_dir: Path, info: dict[str, Any] | None = None):
     width = len(rows[0])
     for n, row in enumerate(rows[1:], 2):
         if len(row) != width:
-            raise DamagedRunFile(f"{path}: line {n} has {len(row)} cells, the header {width}; the file is damaged "
-                                 f"(truncated?)")
+            raise DamagedRunFile(
+                f"{path}: line {n} has {len(row)} cells, the header {width}; the file is damaged (truncated?)"
+            )
     if text and not text.endswith("\n"):
         raise DamagedRunFile(f"{path}: the last line is cut short (no line end); the file is damaged (truncated?)")
     missing = [c for c in RESULTS_REQUIRED if c not in rows[0]]
     if missing:
-        raise DamagedRunFile(f"{path}: no {', '.join(map(repr, missing))} column; the file is damaged or not from "
-                             f"this tool")
+        raise DamagedRunFile(
+            f"{path}: no {', '.join(map(repr, missing))} column; the file is damaged or not from this tool"
+        )
     df = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""], dtype={"trial_id": str, "error": str})
     for c in ("trial_id", "error"):
         if c in df.columns:
             df[c] = df[c].fillna("")
     odd = sorted(set(df["status"].astype(str)) - set(STATUSES))
     if odd:
-        raise DamagedRunFile(f"{path}: status {odd[0]!r} is not one this tool writes ({', '.join(STATUSES)}); "
-                             f"the file is damaged")
+        raise DamagedRunFile(
+            f"{path}: status {odd[0]!r} is not one this tool writes ({', '.join(STATUSES)}); the file is damaged"
+        )
     metric = (info or {}).get("metric")
     if metric and metric not in df.columns and (df["status"] == TERMINATED).any():
-        raise DamagedRunFile(f"{path}: no column for the study metric {metric!r} though "
-                             f"{int((df['status'] == 'TERMINATED').sum())} trials completed; the file is damaged")
+        raise DamagedRunFile(
+            f"{path}: no column for the study metric {metric!r} though "
+            f"{int((df['status'] == 'TERMINATED').sum())} trials completed; the file is damaged"
+        )
     return df
 
 
@@ -187,5 +193,12 @@ def read_run(run_dir: Path):
     return read_results(run_dir, info), info
 
 
-__all__ = ["DamagedRunFile", "RunDirError", "read_checked", "read_results", "read_run", "read_run_info",
-           "write_checked"]
+__all__ = [
+    "DamagedRunFile",
+    "RunDirError",
+    "read_checked",
+    "read_results",
+    "read_run",
+    "read_run_info",
+    "write_checked",
+]

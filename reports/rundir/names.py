@@ -6,26 +6,26 @@ reports read by them."""
 from __future__ import annotations
 
 # files and folders of a run directory
-SPEC_FILE = "spec.yaml"            # the spec as run
-RUN_FILE = "run.json"              # what the report needs to know about the study (``orchestrator.run.write_run_info``)
-RESULTS_FILE = "results.csv"       # one row per planned trial
-CONFIGS_FILE = "configs.json"      # each trial's full config with its JSON types
-CURVES_FILE = "curves.csv"         # every reported metric at every iteration (long format)
+SPEC_FILE = "spec.yaml"  # the spec as run
+RUN_FILE = "run.json"  # what the report needs to know about the study (``orchestrator.run.write_run_info``)
+RESULTS_FILE = "results.csv"  # one row per planned trial
+CONFIGS_FILE = "configs.json"  # each trial's full config with its JSON types
+CURVES_FILE = "curves.csv"  # every reported metric at every iteration (long format)
 CHECKSUMS_FILE = "checksums.sha256"  # digests of the three files above that are replaced (``reports.rundir.files``)
 SAMPLES_FILE = "data_samples.png"  # the sample grid of synthetic data (with a ``.json`` side file)
 SKIPPED_FILE = "skipped_images.csv"  # training images left out, with the reason
-TUNE_DIR = "tune"                  # Ray Tune's experiment state and the trials' checkpoints
+TUNE_DIR = "tune"  # Ray Tune's experiment state and the trials' checkpoints
 REPORT_DIR = "report"
-STAGING_DIR = ".report.partial"    # where a report is made before its files replace report/'s
-OPTUNA_FILE = "optuna.db"          # a search as an Optuna study, in report/
+STAGING_DIR = ".report.partial"  # where a report is made before its files replace report/'s
+OPTUNA_FILE = "optuna.db"  # a search as an Optuna study, in report/
 
 # trial statuses: Ray's words, and ours (STOPPED, DIVERGED, INTERRUPTED)
 PENDING, RUNNING, PAUSED = "PENDING", "RUNNING", "PAUSED"  # PAUSED: waiting at an ASHA rung
-TERMINATED = "TERMINATED"          # ran to completion: the only status that enters the statistics
-STOPPED = "STOPPED"                # stopped early by ASHA
+TERMINATED = "TERMINATED"  # ran to completion: the only status that enters the statistics
+STOPPED = "STOPPED"  # stopped early by ASHA
 ERROR = "ERROR"
-DIVERGED = "DIVERGED"              # its loss became NaN or infinite (not retried)
-INTERRUPTED = "INTERRUPTED"        # the run stopped under it (Ctrl-C)
+DIVERGED = "DIVERGED"  # its loss became NaN or infinite (not retried)
+INTERRUPTED = "INTERRUPTED"  # the run stopped under it (Ctrl-C)
 STATUSES = (PENDING, RUNNING, PAUSED, INTERRUPTED, TERMINATED, STOPPED, ERROR, DIVERGED)
 UNFINISHED = (PENDING, RUNNING, PAUSED, INTERRUPTED)  # resume runs these
 FINISHED = (TERMINATED, STOPPED)
@@ -36,11 +36,33 @@ COMPLETED = TERMINATED
 HEAD_COLUMNS = ("trial_id", "trial_name", "study", "variant", "seed", "status", "iterations", "wall_s", "error")
 GROUP_COLUMNS = {"ablation": "variant", "confirm": "variant", "sensitivity": "point", "search": "trial"}
 # provenance carried by every row; the report's provenance table shows the first group
-PROVENANCE_COLUMNS = ("config_hash", "data_fingerprint", "skipped_images", "single_image_identities", "git_commit",
-                      "torch_version", "ray_version", "optuna_version", "peft_version", "timm_version",
-                      "transformers_version", "hostname", "node_id")
-REPORTED_PROVENANCE = ("git_commit", "data_fingerprint", "skipped_images", "single_image_identities", "torch_version",
-                       "ray_version", "optuna_version", "peft_version", "timm_version", "transformers_version")
+PROVENANCE_COLUMNS = (
+    "config_hash",
+    "data_fingerprint",
+    "skipped_images",
+    "single_image_identities",
+    "git_commit",
+    "torch_version",
+    "ray_version",
+    "optuna_version",
+    "peft_version",
+    "timm_version",
+    "transformers_version",
+    "hostname",
+    "node_id",
+)
+REPORTED_PROVENANCE = (
+    "git_commit",
+    "data_fingerprint",
+    "skipped_images",
+    "single_image_identities",
+    "torch_version",
+    "ray_version",
+    "optuna_version",
+    "peft_version",
+    "timm_version",
+    "transformers_version",
+)
 WHERE_COLUMNS = ("hostname", "node_id")  # where the trial ran: Tune's hostname, the Ray node's id
 CURVE_COLUMNS = ("trial_name", "iteration", "time_total_s", "timestamp", "key", "value")
 
@@ -57,7 +79,8 @@ def is_metric_key(key: str) -> bool:
 
 def rung_milestones(*, grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
     """The iterations at which ASHA compares trials: grace, grace*rf, ... below max_t."""
-    t, out = grace_period, []
+    t: float = grace_period
+    out: list[int] = []
     while t < max_t:
         out.append(int(t))
         t = t * reduction_factor

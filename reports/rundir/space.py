@@ -27,7 +27,12 @@ from typing import Any, Callable
 
 KINDS = ("choice", "uniform", "loguniform", "int")
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
     "in": lambda a, b: a in b,
 }
 
@@ -50,10 +55,14 @@ class Param:
     def sample(self, trial) -> Any:
         if self.kind == "choice":
             return trial.suggest_categorical(self.name, list(self.values))
+        assert self.low is not None and self.high is not None, (
+            f"{self.name}: a range without bounds"
+        )  # parse_space sets both
         if self.kind == "int":
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.name, float(self.low), float(self.high), step=self.step,
-                                   log=self.kind == "loguniform")
+        return trial.suggest_float(
+            self.name, float(self.low), float(self.high), step=self.step, log=self.kind == "loguniform"
+        )
 
     def active(self, values: dict[str, Any]) -> bool:
         return all(key in values and _OPS[op](values[key], ref) for key, op, ref in self.when)
@@ -70,8 +79,10 @@ def parse_space(raw: Any) -> list[Param]:
         kinds = [k for k in spec if k in KINDS]
         extra = sorted(set(spec) - set(KINDS) - {"when", "step", "log"})
         if len(kinds) != 1 or extra:
-            raise SearchSpaceError(f"space.{name}: give exactly one of {', '.join(KINDS)}"
-                                   + (f" (unknown: {', '.join(extra)})" if extra else ""))
+            raise SearchSpaceError(
+                f"space.{name}: give exactly one of {', '.join(KINDS)}"
+                + (f" (unknown: {', '.join(extra)})" if extra else "")
+            )
         kind, arg = kinds[0], spec[kinds[0]]
         when = _parse_when(name, spec.get("when"))
         if kind == "choice":
@@ -99,8 +110,10 @@ def parse_space(raw: Any) -> list[Param]:
     for i, p in enumerate(params):
         later = [key for key, _, _ in p.when if key in names[i:]]
         if later:
-            raise SearchSpaceError(f"space.{p.name}: its condition names {later[0]}, which is sampled after it "
-                                   "(write the condition's key first)")
+            raise SearchSpaceError(
+                f"space.{p.name}: its condition names {later[0]}, which is sampled after it "
+                "(write the condition's key first)"
+            )
     return params
 
 

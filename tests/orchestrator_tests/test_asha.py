@@ -97,8 +97,9 @@ def _trainable(config):
         log.append(i)
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "state.json").write_text(json.dumps({"iteration": i, "log": log}))
-            tune.report({"score": config["x"] + 0.01 * i, "log": json.dumps(log)},
-                        checkpoint=tune.Checkpoint.from_directory(d))
+            tune.report(
+                {"score": config["x"] + 0.01 * i, "log": json.dumps(log)}, checkpoint=tune.Checkpoint.from_directory(d)
+            )
 
 
 def test_promotion_asha_on_tune(ray_local, tmp_path):
@@ -114,20 +115,28 @@ def test_promotion_asha_on_tune(ray_local, tmp_path):
 
     from orchestrator.asha import PromotionASHA, RunningLimiter
 
-    searcher = RunningLimiter(OptunaSearch(metric="score", mode="max", seed=0,
-                                           points_to_evaluate=[{"x": v} for v in VALUES]), max_concurrent=1)
-    scheduler = PromotionASHA(tmp_path, metric="score", mode="max", max_t=4, grace_period=1,
-                              reduction_factor=2, max_concurrent=1)
+    searcher = RunningLimiter(
+        OptunaSearch(metric="score", mode="max", seed=0, points_to_evaluate=[{"x": v} for v in VALUES]),
+        max_concurrent=1,
+    )
+    scheduler = PromotionASHA(
+        tmp_path, metric="score", mode="max", max_t=4, grace_period=1, reduction_factor=2, max_concurrent=1
+    )
     tuner = tune.Tuner(
         tune.with_resources(_trainable, {"cpu": 1}),
         param_space={"x": tune.uniform(0.0, 1.0)},
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=len(VALUES),
-                                    metric="score", mode="max", reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=scheduler,
+            num_samples=len(VALUES),
+            metric="score",
+            mode="max",
+            reuse_actors=True,
+        ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="t", verbose=0),
     )
     results = tuner.fit()
-    runs = {round(r.config["x"], 6): (r.metrics["training_iteration"], json.loads(r.metrics["log"]))
-            for r in results}
+    runs = {round(r.config["x"], 6): (r.metrics["training_iteration"], json.loads(r.metrics["log"])) for r in results}
     assert sorted(runs) == sorted(VALUES) and not results.errors
     assert {x: it for x, (it, _) in runs.items()} == {0.5: 2, 0.4: 1, 0.6: 4, 0.9: 4, 0.7: 4, 0.8: 4}
     assert runs[0.5][1] == [1, "restored at 1", 2]  # a waited at rung 1, then went on from there
@@ -160,16 +169,32 @@ def test_resume_rebuilds_the_rungs_and_keeps_waiting_trials_waiting(tmp_path):
 
     from orchestrator.asha import PromotionASHA, RunningLimiter
 
-    last = {"a": ("TERMINATED", 4), "b": ("PAUSED", 2), "c": ("INTERRUPTED", 1), "d": ("STOPPED", 1),
-            "e": ("INTERRUPTED", 3), "f": ("ERROR", 2)}
+    last = {
+        "a": ("TERMINATED", 4),
+        "b": ("PAUSED", 2),
+        "c": ("INTERRUPTED", 1),
+        "d": ("STOPPED", 1),
+        "e": ("INTERRUPTED", 3),
+        "f": ("ERROR", 2),
+    }
     at = {"a": 0.9, "b": 0.7, "c": 0.5, "d": 0.4, "e": 0.8, "f": 0.95}
-    pd.DataFrame([{"trial_name": n, "trial_id": f"id_{n}", "seed": 0, "status": s, "iterations": it}
-                  for n, (s, it) in last.items()]).to_csv(tmp_path / "results.csv", index=False)
-    pd.DataFrame([{"trial_name": n, "iteration": i, "key": k, "value": at[n] + i / 100 if k == "m" else 0.0}
-                  for n, (_, it) in last.items() for i in range(1, it + 1) for k in ("m", "loss")]
-                 ).to_csv(tmp_path / "curves.csv", index=False)
-    created = PromotionASHA(tmp_path, metric="m", mode="max", max_t=4, grace_period=1, reduction_factor=2,
-                            max_concurrent=1)
+    pd.DataFrame(
+        [
+            {"trial_name": n, "trial_id": f"id_{n}", "seed": 0, "status": s, "iterations": it}
+            for n, (s, it) in last.items()
+        ]
+    ).to_csv(tmp_path / "results.csv", index=False)
+    pd.DataFrame(
+        [
+            {"trial_name": n, "iteration": i, "key": k, "value": at[n] + i / 100 if k == "m" else 0.0}
+            for n, (_, it) in last.items()
+            for i in range(1, it + 1)
+            for k in ("m", "loss")
+        ]
+    ).to_csv(tmp_path / "curves.csv", index=False)
+    created = PromotionASHA(
+        tmp_path, metric="m", mode="max", max_t=4, grace_period=1, reduction_factor=2, max_concurrent=1
+    )
     scheduler = pickle.loads(pickle.dumps(created))  # as Tuner.restore has it
     limiter = RunningLimiter(Searcher(metric="m", mode="max"), max_concurrent=1)
     limiter.paused = {"id_x"}  # stale: Tune's searcher state is older than the trials'

@@ -60,10 +60,25 @@ def _checked_run(d: Path, results: str | None, info: str | None, *, record: bool
     from reports.rundir.files import write_checked
 
     (d / "r").mkdir()
-    write_checked(d / "r", "run.json", json.dumps({"study": "abl", "kind": "ablation", "metric": "eval/x/acc",
-                                                   "mode": "max", "variants": ["a"], "reference": "a"}))
-    write_checked(d / "r", "results.csv", "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMINATED,0.5\n"
-                                          "a_seed1,a,1,TERMINATED,0.6\n")
+    write_checked(
+        d / "r",
+        "run.json",
+        json.dumps(
+            {
+                "study": "abl",
+                "kind": "ablation",
+                "metric": "eval/x/acc",
+                "mode": "max",
+                "variants": ["a"],
+                "reference": "a",
+            }
+        ),
+    )
+    write_checked(
+        d / "r",
+        "results.csv",
+        "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMINATED,0.5\na_seed1,a,1,TERMINATED,0.6\n",
+    )
     if results is not None:
         (d / "r" / "results.csv").write_text(results)
     if info is not None:
@@ -88,39 +103,87 @@ CASES = [
     ("study is not UTF-8", {"s.yaml": b"name: \xff\xfe\n"}, ["run", "{d}/s.yaml"], ["UTF-8"]),
     ("YAML syntax", {"s.yaml": "name: [unclosed\n"}, ["run", "{d}/s.yaml"], ["YAML does not parse"]),
     ("YAML is a list", {"s.yaml": "- a\n- b\n"}, ["run", "{d}/s.yaml"], ["mapping"]),
-    ("duplicate variant", {"s.yaml": ABLATION + "  a: {adaptation: none}\n"}, ["run", "{d}/s.yaml"],
-     ["key 'a' is written twice"]),
-    ("YAML python tag", {"s.yaml": "name: !!python/object/apply:os.system ['touch {d}/pwned']\n"},
-     ["run", "{d}/s.yaml"], ["python/object"]),
+    (
+        "duplicate variant",
+        {"s.yaml": ABLATION + "  a: {adaptation: none}\n"},
+        ["run", "{d}/s.yaml"],
+        ["key 'a' is written twice"],
+    ),
+    (
+        "YAML python tag",
+        {"s.yaml": "name: !!python/object/apply:os.system ['touch {d}/pwned']\n"},
+        ["run", "{d}/s.yaml"],
+        ["python/object"],
+    ),
     ("unknown spec key", {"s.yaml": ABLATION + "colour: blue\n"}, ["run", "{d}/s.yaml"], ["colour: unknown key"]),
-    ("unknown trainable", {"s.yaml": ABLATION.replace("trainable: da_lora", "trainable: nope")},
-     ["run", "{d}/s.yaml"], ["nope"]),
-    ("unknown metric", {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "eval/cross_domian/acc")},
-     ["run", "{d}/s.yaml"], ["eval/cross_domian/acc"]),
-    ("reference not a variant", {"s.yaml": ABLATION.replace("reference: a", "reference: z")},
-     ["run", "{d}/s.yaml"], ["reference 'z'"]),
+    (
+        "unknown trainable",
+        {"s.yaml": ABLATION.replace("trainable: da_lora", "trainable: nope")},
+        ["run", "{d}/s.yaml"],
+        ["nope"],
+    ),
+    (
+        "unknown metric",
+        {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "eval/cross_domian/acc")},
+        ["run", "{d}/s.yaml"],
+        ["eval/cross_domian/acc"],
+    ),
+    (
+        "reference not a variant",
+        {"s.yaml": ABLATION.replace("reference: a", "reference: z")},
+        ["run", "{d}/s.yaml"],
+        ["reference 'z'"],
+    ),
     ("negative epochs", {"s.yaml": ABLATION.replace("epochs: 1", "epochs: -1")}, ["run", "{d}/s.yaml"], ["epochs"]),
-    ("search ranks on test identities", {"s.yaml": SEARCH.replace("metric: val/", "metric: eval/")},
-     ["run", "{d}/s.yaml"], ["val/cross_domain/acc"]),
-    ("choice of words for a number", {"s.yaml": SEARCH.replace("{loguniform: [1.0e-4, 1.0e-2]}", "{choice: [fast, slow]}")},
-     ["run", "{d}/s.yaml"], ["space.lr offers 'fast'"]),
-    ("inverted bounds", {"s.yaml": SEARCH.replace("{loguniform: [1.0e-4, 1.0e-2]}", "{uniform: [0.1, 0.01]}")},
-     ["run", "{d}/s.yaml"], ["bounds are inverted"]),
-    ("a billion samples", {"s.yaml": SEARCH.replace("num_samples: 4", "num_samples: 1000000000")},
-     ["run", "{d}/s.yaml"], ["less than or equal to 10000"]),
+    (
+        "search ranks on test identities",
+        {"s.yaml": SEARCH.replace("metric: val/", "metric: eval/")},
+        ["run", "{d}/s.yaml"],
+        ["val/cross_domain/acc"],
+    ),
+    (
+        "choice of words for a number",
+        {"s.yaml": SEARCH.replace("{loguniform: [1.0e-4, 1.0e-2]}", "{choice: [fast, slow]}")},
+        ["run", "{d}/s.yaml"],
+        ["space.lr offers 'fast'"],
+    ),
+    (
+        "inverted bounds",
+        {"s.yaml": SEARCH.replace("{loguniform: [1.0e-4, 1.0e-2]}", "{uniform: [0.1, 0.01]}")},
+        ["run", "{d}/s.yaml"],
+        ["bounds are inverted"],
+    ),
+    (
+        "a billion samples",
+        {"s.yaml": SEARCH.replace("num_samples: 4", "num_samples: 1000000000")},
+        ["run", "{d}/s.yaml"],
+        ["less than or equal to 10000"],
+    ),
     # --set
     ("boolean for an integer", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_rank=true"], ["lora_rank"]),
     ("--set seed", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "seed=5"], ["seeds"]),
     ("--set unknown key", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_rnak=4"], ["lora_rnak"]),
     ("--set without =", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_rank"], ["KEY=VALUE"]),
     # options
-    ("--out a non-empty directory", {"s.yaml": ABLATION, "mine/notes.txt": "mine"},
-     ["run", "{d}/s.yaml", "--out", "{d}/mine"], ["not empty"]),
+    (
+        "--out a non-empty directory",
+        {"s.yaml": ABLATION, "mine/notes.txt": "mine"},
+        ["run", "{d}/s.yaml", "--out", "{d}/mine"],
+        ["not empty"],
+    ),
     ("--out a file", {"s.yaml": ABLATION, "f": "mine"}, ["run", "{d}/s.yaml", "--out", "{d}/f"], ["not a directory"]),
-    ("--out under a file", {"s.yaml": ABLATION, "f": "mine"}, ["run", "{d}/s.yaml", "--out", "{d}/f/run"],
-     ["is a file, not a directory"]),
-    ("--address nothing listens", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--address", "127.0.0.1:1"],
-     ["nothing answers at 127.0.0.1:1"]),
+    (
+        "--out under a file",
+        {"s.yaml": ABLATION, "f": "mine"},
+        ["run", "{d}/s.yaml", "--out", "{d}/f/run"],
+        ["is a file, not a directory"],
+    ),
+    (
+        "--address nothing listens",
+        {"s.yaml": ABLATION},
+        ["run", "{d}/s.yaml", "--address", "127.0.0.1:1"],
+        ["nothing answers at 127.0.0.1:1"],
+    ),
     ("--address no port", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--address", "127.0.0.1"], ["HOST:PORT"]),
     ("--cpus-per-trial 0", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--cpus-per-trial", "0"], ["--cpus-per-trial"]),
     ("--max-concurrent 0", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--max-concurrent", "0"], ["--max-concurrent"]),
@@ -129,27 +192,59 @@ CASES = [
     # run directories
     ("status of nothing", {}, ["status", "{d}/none"], ["is not a directory"]),
     ("status of a folder that is no run", {"x/a.txt": "a"}, ["status", "{d}/x"], ["not a run directory"]),
-    ("report on a truncated table", {"r": lambda d: _checked_run(d, "trial_name,variant,seed,status,eval/x/acc\n"
-                                                                 "a_seed0,a,0,TERMI", None)},
-     ["report", "{d}/r"], ["results.csv", "truncated"]),
-    ("status of an edited table", {"r": lambda d: _checked_run(d, "trial_name,variant,seed,status,eval/x/acc\n"
-                                                               "a_seed0,a,0,TERMINATED,0.9\n", None)},
-     ["status", "{d}/r"], ["checksum"]),
-    ("report of a run.json list", {"r": lambda d: _checked_run(d, None, "[1, 2]", record=False)},
-     ["report", "{d}/r"], ["run.json", "not the mapping"]),
-    ("report of an edited run.json", {"r": lambda d: _checked_run(d, None, "[1, 2]")}, ["report", "{d}/r"],
-     ["run.json", "checksum"]),
-    ("status of a run.json without its metric", {"r": lambda d: _checked_run(d, None, '{"study": "abl", "kind": '
-                                                                           '"ablation", "mode": "max"}', record=False)},
-     ["status", "{d}/r"], ["run.json", "no 'metric'"]),
-    ("resume of a damaged run", {"r": lambda d: _checked_run(d, None, "{\"study\": ")}, ["resume", "{d}/r"],
-     ["run.json", "truncated"]),
-    ("resume of an old run's damaged run.json", {"r": lambda d: _checked_run(d, None, "{\"study\": ", record=False)},
-     ["resume", "{d}/r"], ["run.json", "not JSON"]),
+    (
+        "report on a truncated table",
+        {"r": lambda d: _checked_run(d, "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMI", None)},
+        ["report", "{d}/r"],
+        ["results.csv", "truncated"],
+    ),
+    (
+        "status of an edited table",
+        {
+            "r": lambda d: _checked_run(
+                d, "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMINATED,0.9\n", None
+            )
+        },
+        ["status", "{d}/r"],
+        ["checksum"],
+    ),
+    (
+        "report of a run.json list",
+        {"r": lambda d: _checked_run(d, None, "[1, 2]", record=False)},
+        ["report", "{d}/r"],
+        ["run.json", "not the mapping"],
+    ),
+    (
+        "report of an edited run.json",
+        {"r": lambda d: _checked_run(d, None, "[1, 2]")},
+        ["report", "{d}/r"],
+        ["run.json", "checksum"],
+    ),
+    (
+        "status of a run.json without its metric",
+        {"r": lambda d: _checked_run(d, None, '{"study": "abl", "kind": "ablation", "mode": "max"}', record=False)},
+        ["status", "{d}/r"],
+        ["run.json", "no 'metric'"],
+    ),
+    (
+        "resume of a damaged run",
+        {"r": lambda d: _checked_run(d, None, '{"study": ')},
+        ["resume", "{d}/r"],
+        ["run.json", "truncated"],
+    ),
+    (
+        "resume of an old run's damaged run.json",
+        {"r": lambda d: _checked_run(d, None, '{"study": ', record=False)},
+        ["resume", "{d}/r"],
+        ["run.json", "not JSON"],
+    ),
     ("resume of nothing", {}, ["resume", "{d}/none"], ["not a run directory"]),
-    ("confirm from a damaged run", {"r": lambda d: _checked_run(d, "x\n", None), "r/configs.json": "{}",
-                                    "r/spec.yaml": SEARCH},
-     ["run", "confirm", "--from", "{d}/r"], ["results.csv"]),
+    (
+        "confirm from a damaged run",
+        {"r": lambda d: _checked_run(d, "x\n", None), "r/configs.json": "{}", "r/spec.yaml": SEARCH},
+        ["run", "confirm", "--from", "{d}/r"],
+        ["results.csv"],
+    ),
     # export-synthfaces
     ("export under a file", {"f": "mine"}, ["export-synthfaces", "{d}/f/faces"], ["is a file, not a directory"]),
     ("export into a non-empty directory", {"mine/notes.txt": "mine"}, ["export-synthfaces", "{d}/mine"], ["not empty"]),
@@ -159,20 +254,48 @@ CASES = [
 
 # data and models, refused while the trainable prepares (these need the stand-in backbone)
 PREPARE_CASES = [
-    ("damaged weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, os.urandom(4096))},
-     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
-    ("empty weights", {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, b"")},
-     ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"], ["cannot load its weights"]),
-    ("no training data", {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "train/loss")}, ["run", "{d}/s.yaml", "--set", "train_data={d}/none"],
-     ["no such directory"]),
-    ("decompression bomb in a benchmark", {"s.yaml": ABLATION, "b.bin": _bomb_bin},
-     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/b.bin}"], ["benchmark b", "DecompressionBomb"]),
-    ("pickle exploit as a benchmark", {"s.yaml": ABLATION, "evil.bin": b"cos\nsystem\n(S'touch {d}/pwned'\ntR."},
-     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/evil.bin}"], ["only bytes, lists and booleans"]),
-    ("pair label 2", {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 2\n"},
-     ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}"], ["label 0 (different) or 1 (same), got '2'"]),
-    ("LoRA targets match nothing", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--set", "lora_targets=[q_proj]"],
-     ["match no linear layer"]),
+    (
+        "damaged weights",
+        {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, os.urandom(4096))},
+        ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"],
+        ["cannot load its weights"],
+    ),
+    (
+        "empty weights",
+        {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, b"")},
+        ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"],
+        ["cannot load its weights"],
+    ),
+    (
+        "no training data",
+        {"s.yaml": ABLATION.replace("eval/cross_domain/acc", "train/loss")},
+        ["run", "{d}/s.yaml", "--set", "train_data={d}/none"],
+        ["no such directory"],
+    ),
+    (
+        "decompression bomb in a benchmark",
+        {"s.yaml": ABLATION, "b.bin": _bomb_bin},
+        ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/b.bin}"],
+        ["benchmark b", "DecompressionBomb"],
+    ),
+    (
+        "pickle exploit as a benchmark",
+        {"s.yaml": ABLATION, "evil.bin": b"cos\nsystem\n(S'touch {d}/pwned'\ntR."},
+        ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/evil.bin}"],
+        ["only bytes, lists and booleans"],
+    ),
+    (
+        "pair label 2",
+        {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 2\n"},
+        ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}"],
+        ["label 0 (different) or 1 (same), got '2'"],
+    ),
+    (
+        "LoRA targets match nothing",
+        {"s.yaml": ABLATION},
+        ["run", "{d}/s.yaml", "--set", "lora_targets=[q_proj]"],
+        ["match no linear layer"],
+    ),
 ]
 
 
@@ -277,14 +400,18 @@ def read_only_dir(tmp_path):
         path.chmod(0o755)
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["export-synthfaces", "{ro}"], ["cannot write into it", "Read-only file system"]),
-    (["export-synthfaces", "{ro}/faces"], ["cannot create the directory"]),
-    (["run", "ablation", "--quick", "--out", "{ro}/run"], ["cannot create the directory"]),
-    (["run", "ablation", "--quick", "--out", "{ro}"], ["cannot write into it"]),
-])
-def test_a_read_only_directory_is_refused_in_one_line(read_only_dir, argv, words, capsys, monkeypatch, tmp_path,
-                                                     no_ray):
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["export-synthfaces", "{ro}"], ["cannot write into it", "Read-only file system"]),
+        (["export-synthfaces", "{ro}/faces"], ["cannot create the directory"]),
+        (["run", "ablation", "--quick", "--out", "{ro}/run"], ["cannot create the directory"]),
+        (["run", "ablation", "--quick", "--out", "{ro}"], ["cannot write into it"]),
+    ],
+)
+def test_a_read_only_directory_is_refused_in_one_line(
+    read_only_dir, argv, words, capsys, monkeypatch, tmp_path, no_ray
+):
     monkeypatch.chdir(tmp_path)
     before = _snapshot(tmp_path)
     code = main([a.replace("{ro}", str(read_only_dir)) for a in argv])
@@ -296,15 +423,25 @@ def test_a_read_only_directory_is_refused_in_one_line(read_only_dir, argv, words
 def test_the_entry_point_behaves_as_main(tmp_path):
     """``python -m orchestrator`` (a fresh process) ends the same way as ``main``."""
     (tmp_path / "s.yaml").write_bytes(b"name: \xff\n")
-    for argv, word in ((["run", "nosuch"], "nosuch"), (["run", str(tmp_path / "s.yaml")], "UTF-8"),
-                       (["status", str(tmp_path)], "not a run directory")):
-        proc = subprocess.run([sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path)
+    for argv, word in (
+        (["run", "nosuch"], "nosuch"),
+        (["run", str(tmp_path / "s.yaml")], "UTF-8"),
+        (["status", str(tmp_path)], "not a run directory"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
         _check_refused(proc.returncode, proc.stderr, [word])
 
 
-@pytest.mark.parametrize("overrides, words", [({"seed": 5}, "--set seed"), ({"lora_rank": True}, "boolean true"),
-                                              ({"lr": [0.1]}, "lr: Input should be a valid number")])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"seed": 5}, "--set seed"),
+        ({"lora_rank": True}, "boolean true"),
+        ({"lr": [0.1]}, "lr: Input should be a valid number"),
+    ],
+)
 def test_the_python_api_refuses_like_the_command_line(overrides, words, tmp_path, no_ray, monkeypatch):
     """``orchestrator.run_study(..., set=...)``: the values reach the config as given (a
     boolean stays a boolean, a list a list) and bad input raises the same one-line UserError,

@@ -23,8 +23,9 @@ from tests.orchestrator_tests.test_spec import GOOD
 # Trials long enough (two LoRA epochs each) that the second node's actor has started before
 # the first node could finish them all: Tune reuses a free actor for the next trial, so with
 # one-second trials on a loaded machine every trial can land on the first node.
-SPREAD = GOOD.replace("base: {epochs: 1}", "base: {epochs: 2}").replace("b: {adaptation: none}",
-                                                                        "b: {adaptation: lora, lora_rank: 4}")
+SPREAD = GOOD.replace("base: {epochs: 1}", "base: {epochs: 2}").replace(
+    "b: {adaptation: none}", "b: {adaptation: lora, lora_rank: 4}"
+)
 
 RAY = Path(sys.executable).with_name("ray")
 TOKEN = Path.home() / ".ray" / "auth_token"
@@ -39,9 +40,18 @@ def _free_port() -> int:
 def _node_ports() -> list[str]:
     """Every fixed default port gets a free one, so that nodes on this machine (and a Ray
     already running here, such as the test session's own) cannot collide."""
-    return [f"--{name}={_free_port()}" for name in (
-        "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
-        "runtime-env-agent-port", "node-manager-port", "object-manager-port")]
+    return [
+        f"--{name}={_free_port()}"
+        for name in (
+            "ray-client-server-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "metrics-export-port",
+            "runtime-env-agent-port",
+            "node-manager-port",
+            "object-manager-port",
+        )
+    ]
 
 
 class _Node:
@@ -51,13 +61,27 @@ class _Node:
     127.0.0.1 and ``localhost``, as node or head address, into the machine's network address,
     but takes any other loopback address as it is."""
 
-    def __init__(self, ip: str, args: list[str], env: dict[str, str], log_path: Path, *,
-                 wrap: list[str] | None = None) -> None:
+    def __init__(
+        self, ip: str, args: list[str], env: dict[str, str], log_path: Path, *, wrap: list[str] | None = None
+    ) -> None:
         self.log_path = log_path
         with open(log_path, "w") as log:
-            self.proc = subprocess.Popen([*(wrap or []), str(RAY), "start", f"--node-ip-address={ip}", "--num-cpus=1",
-                                          *_node_ports(), *args, "--block"],
-                                         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [
+                    *(wrap or []),
+                    str(RAY),
+                    "start",
+                    f"--node-ip-address={ip}",
+                    "--num-cpus=1",
+                    *_node_ports(),
+                    *args,
+                    "--block",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
         while "will now block" not in log_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -81,8 +105,18 @@ def cluster(cache_dir, tmp_path_factory):
     env = {**os.environ, "RAY_AUTH_MODE": "token", "ORCHESTRATOR_CACHE": str(cache_dir)}
     logs = tmp_path_factory.mktemp("cluster")
     port, dashboard = _free_port(), _free_port()
-    head = _Node("127.0.0.2", ["--head", f"--port={port}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                  f"--dashboard-port={dashboard}"], env, logs / "head.log")
+    head = _Node(
+        "127.0.0.2",
+        [
+            "--head",
+            f"--port={port}",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+        ],
+        env,
+        logs / "head.log",
+    )
     nodes = [head]
     try:
         nodes.append(_Node("127.0.0.3", [f"--address=127.0.0.2:{port}"], env, logs / "worker.log"))
@@ -111,9 +145,25 @@ def test_study_runs_on_both_nodes_and_dashboard_needs_token(cluster, standin, tm
     study = tmp_path / "tiny.yaml"
     study.write_text(SPREAD)
     out = tmp_path / "run"
-    driver = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
-                               "--address", cluster["address"], "--max-concurrent", "2"],
-                              env=cluster["env"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            str(study),
+            "--out",
+            str(out),
+            "--address",
+            cluster["address"],
+            "--max-concurrent",
+            "2",
+        ],
+        env=cluster["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # While the study runs: its trial actors are listed under the study's name, to whoever
     # holds the token, and the same API refuses a request without it.
     seen: list[dict] = []
@@ -143,8 +193,10 @@ def test_study_runs_on_both_nodes_and_dashboard_needs_token(cluster, standin, tm
     actor = seen[0]
     status, _ = _get(f"{cluster['dashboard']}/api/v0/logs/file?actor_id={actor['actor_id']}&suffix=out", token=False)
     assert status in (401, 403)
-    req = urllib.request.Request(f"{cluster['dashboard']}/api/v0/logs/file?actor_id={actor['actor_id']}&suffix=out",
-                                 headers={"Authorization": f"Bearer {TOKEN.read_text().strip()}"})
+    req = urllib.request.Request(
+        f"{cluster['dashboard']}/api/v0/logs/file?actor_id={actor['actor_id']}&suffix=out",
+        headers={"Authorization": f"Bearer {TOKEN.read_text().strip()}"},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         log = r.read().decode(errors="replace")
     assert "[orchestrator] trial tiny_" in log
@@ -160,15 +212,34 @@ def test_node_that_cannot_see_the_run_directory_stops_the_run(cluster, standin, 
     run is written to: the run stops before any trial, with one line naming the problem."""
     hidden = tmp_path_factory.mktemp("hidden")
     wrap = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"']
-    blind = _Node("127.0.0.4", [f"--address={cluster['address']}"], cluster["env"], tmp_path_factory.mktemp("blind") / "node.log",
-                  wrap=wrap)
+    blind = _Node(
+        "127.0.0.4",
+        [f"--address={cluster['address']}"],
+        cluster["env"],
+        tmp_path_factory.mktemp("blind") / "node.log",
+        wrap=wrap,
+    )
     try:
         study = hidden / "tiny.yaml"
         study.write_text(GOOD)
         out = hidden / "run"
-        proc = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
-                               "--address", cluster["address"]], env=cluster["env"], capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator",
+                "run",
+                str(study),
+                "--out",
+                str(out),
+                "--address",
+                cluster["address"],
+            ],
+            env=cluster["env"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         blind.stop()
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -27,19 +27,41 @@ def test_results_table(quick_run):
     df = pd.read_csv(quick_run / "results.csv")
     assert len(df) == 12  # 6 variants x 2 quick seeds
     assert set(df["status"]) == {"TERMINATED"}
-    assert list(df["variant"].unique()) == ["lora", "lora+domain_classifier", "lora+domain_lora", "lora+maml",
-                                            "lora+contrastive", "da_lora"]
+    assert list(df["variant"].unique()) == [
+        "lora",
+        "lora+domain_classifier",
+        "lora+domain_lora",
+        "lora+maml",
+        "lora+contrastive",
+        "da_lora",
+    ]
     assert sorted(df["seed"].unique()) == [0, 1]
     assert (df["iterations"] == 1).all() and (df["config/epochs"] == 1).all()  # --set reached every trial
-    for col in ("trial_id", "study", "wall_s", "config/lora_targets", "train/loss", "eval/cross_domain/acc",
-                "eval/visible/acc_std", "eval/cross_domain/tar@far=1e-3", "config_hash", "data_fingerprint",
-                "git_commit", "torch_version", "ray_version", "optuna_version", "peft_version"):
+    for col in (
+        "trial_id",
+        "study",
+        "wall_s",
+        "config/lora_targets",
+        "train/loss",
+        "eval/cross_domain/acc",
+        "eval/visible/acc_std",
+        "eval/cross_domain/tar@far=1e-3",
+        "config_hash",
+        "data_fingerprint",
+        "git_commit",
+        "torch_version",
+        "ray_version",
+        "optuna_version",
+        "peft_version",
+    ):
         assert col in df.columns, col
     assert df["eval/cross_domain/acc"].between(0.5, 1.0).all()
     assert df["trial_id"].is_unique and (df["wall_s"] > 0).all()
     # each component's loss term is computed exactly where its weight is not zero
-    has = {v: rows[["train/contrastive_loss", "train/domain_loss"]].notna().all().to_dict()
-           for v, rows in df.groupby("variant")}
+    has = {
+        v: rows[["train/contrastive_loss", "train/domain_loss"]].notna().all().to_dict()
+        for v, rows in df.groupby("variant")
+    }
     assert has["lora"] == {"train/contrastive_loss": False, "train/domain_loss": False}
     assert has["lora+domain_classifier"] == {"train/contrastive_loss": False, "train/domain_loss": True}
     assert has["lora+contrastive"] == {"train/contrastive_loss": True, "train/domain_loss": False}
@@ -73,10 +95,17 @@ def _compiles(tables: list, tmp_path) -> None:
     assert shutil.which("pdflatex"), "pdflatex is needed (Debian: texlive-latex-base texlive-latex-recommended)"
     doc = tmp_path / "doc.tex"
     inputs = "".join(f"\\input{{{t}}}\n" for t in tables)
-    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
-                   f"{inputs}\\end{{document}}\n")
-    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    doc.write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
+        f"{inputs}\\end{{document}}\n"
+    )
+    proc = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
 
@@ -144,7 +173,13 @@ def test_sensitivity_quick_run(sensitivity_run, tmp_path):
     assert set(df["status"]) == {"TERMINATED"}
     assert df.loc[df["point"] == "lora_rank=4", "config/lora_rank"].eq(4).all()
     assert df.loc[df["point"] == "samples_per_identity=50", "config/samples_per_identity"].eq(50).all()
-    assert list(meta["axes"]) == ["lora_rank", "num_domains", "maml_inner_steps", "loss_weights", "samples_per_identity"]
+    assert list(meta["axes"]) == [
+        "lora_rank",
+        "num_domains",
+        "maml_inner_steps",
+        "loss_weights",
+        "samples_per_identity",
+    ]
     m = "eval/cross_domain/acc"
     for axis, axis_points in meta["axes"].items():
         table = pd.read_csv(sensitivity_run / "report" / f"sensitivity_{axis}.csv")
@@ -179,11 +214,27 @@ def _chromium_console_and_screenshot(page, tmp_path) -> tuple[list[str], "object
     assert browser, "Chromium is needed (Debian: chromium)"
     shot = tmp_path / f"{page.stem}-shot.png"
     proc = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--enable-logging=stderr", "--v=0",
-         "--window-size=1280,2400", f"--screenshot={shot}", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2400",
+            f"--screenshot={shot}",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
     return console, np.asarray(Image.open(shot).convert("L"), dtype=float)
 
@@ -308,11 +359,19 @@ def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
     assert study.best_trial.user_attrs["trial"] == finished.loc[finished[m].idxmax(), "trial"]
     for t, (_, r) in zip(study.trials, df.iterrows()):
         assert sorted(t.intermediate_values) == list(range(1, r["iterations"] + 1))
-        assert t.params["lr"] == pytest.approx(r["config/lr"]) and ("maml_inner_lr" in t.params) == (r["config/maml_inner_steps"] > 0)
+        assert t.params["lr"] == pytest.approx(r["config/lr"]) and ("maml_inner_lr" in t.params) == (
+            r["config/maml_inner_steps"] > 0
+        )
     if len(finished) >= 2:  # importance, from optuna.importance on the completed trials
         imp = pd.read_csv(report / "importance.csv")
-        assert set(imp["key"]) <= {"lr", "lora_rank", "lambda_contrastive", "lambda_domain", "maml_inner_steps",
-                                   "maml_inner_lr"} and imp["importance"].sum() == pytest.approx(1, abs=1e-3)
+        assert set(imp["key"]) <= {
+            "lr",
+            "lora_rank",
+            "lambda_contrastive",
+            "lambda_domain",
+            "maml_inner_steps",
+            "maml_inner_lr",
+        } and imp["importance"].sum() == pytest.approx(1, abs=1e-3)
     console, shot = _chromium_console_and_screenshot(report / "index.html", tmp_path)
     assert console == [] and shot.std() > 10
 
@@ -325,14 +384,18 @@ def test_search_report_rebuilds_without_ray(search_run, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(search_run, copy, ignore=shutil.ignore_patterns("tune", "report"))
-    code = ("import sys; sys.modules['ray'] = None; from orchestrator.cli import main; "
-            f"sys.exit(main(['report', {str(copy)!r}]))")
+    code = (
+        "import sys; sys.modules['ray'] = None; from orchestrator.cli import main; "
+        f"sys.exit(main(['report', {str(copy)!r}]))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("top_k.csv", "top_k.tex"):
         assert (copy / "report" / name).read_text() == (search_run / "report" / name).read_text()
-    trials = [optuna.load_study(study_name="search", storage=f"sqlite:///{d / 'report' / 'optuna.db'}").trials
-              for d in (search_run, copy)]
+    trials = [
+        optuna.load_study(study_name="search", storage=f"sqlite:///{d / 'report' / 'optuna.db'}").trials
+        for d in (search_run, copy)
+    ]
     assert [(t.state, t.value, t.params) for t in trials[0]] == [(t.state, t.value, t.params) for t in trials[1]]
 
 
@@ -351,7 +414,9 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     m, chosen = "eval/cross_domain/acc", "val/cross_domain/acc"  # tested on test identities, chosen on validation
     search = pd.read_csv(search_run / "results.csv")
     search_configs = json.loads((search_run / "configs.json").read_text())
-    best = search[(search["status"] == "TERMINATED") & (search["trial"] != "trial000")].sort_values(chosen, ascending=False)
+    best = search[(search["status"] == "TERMINATED") & (search["trial"] != "trial000")].sort_values(
+        chosen, ascending=False
+    )
     expected = list(best["trial"])[:2]  # quick: confirm.top_k 2
     df = pd.read_csv(confirm_run / "results.csv")
     meta = json.loads((confirm_run / "run.json").read_text())
@@ -368,7 +433,9 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     # each candidate against the base: paired t-test over seeds, Holm over the candidates
     table = pd.read_csv(confirm_run / "report" / "confirm.csv")
     base = df[df["variant"] == "base"].set_index("seed")[m]
-    raw = [stats.ttest_rel(df[df["variant"] == v].set_index("seed")[m].loc[base.index], base).pvalue for v in variants[1:]]
+    raw = [
+        stats.ttest_rel(df[df["variant"] == v].set_index("seed")[m].loc[base.index], base).pvalue for v in variants[1:]
+    ]
     order = np.argsort(raw)
     holm, running = [0.0] * len(raw), 0.0
     for rank, i in enumerate(order):
@@ -377,13 +444,14 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     got = table[(table["metric"] == m) & ~table["reference"]]
     assert list(got["p"]) == pytest.approx(raw) and list(got["p_holm"]) == pytest.approx(holm)
     cand = pd.read_csv(confirm_run / "report" / "confirm_candidates.csv")
-    assert list(cand[f"search {chosen}"][1:]) == pytest.approx(list(best[chosen])[:len(expected)])
+    assert list(cand[f"search {chosen}"][1:]) == pytest.approx(list(best[chosen])[: len(expected)])
     assert cand.columns.tolist()[3:5] == [f"confirmed {chosen}", f"confirmed {m}"]  # chosen-on and tested, side by side
     top1 = df[df["variant"] == "top1"][chosen]
     assert cand[f"confirmed {chosen}"][1].startswith(f"{top1.mean():.4f} ± {top1.std(ddof=1):.4f} (n=2)")
     assert set(table["metric"]) == {m}  # the test family: the candidates on the test metric only
-    _compiles([confirm_run / "report" / f for f in ("confirm.tex", "confirm_stats.tex", "confirm_candidates.tex")],
-              tmp_path)
+    _compiles(
+        [confirm_run / "report" / f for f in ("confirm.tex", "confirm_stats.tex", "confirm_candidates.tex")], tmp_path
+    )
     spec, _ = load_study(str(confirm_run / "spec.yaml"))  # the confirm run, as an ablation anyone can rerun
     assert spec.kind == "ablation" and list(spec.variants) == variants and spec.seeds == [1, 2]
 
@@ -401,9 +469,13 @@ def test_confirm_refuses_what_is_not_a_finished_search(quick_run, search_run, tm
     df.loc[1:, "status"] = "STOPPED"
     write_checked(only_base, "results.csv", df.to_csv(index=False))
     (tmp_path / "empty").mkdir()
-    cases = {tmp_path / "missing": "not a directory", tmp_path / "empty": "not a finished search run",
-             quick_run: "a run of kind ablation, not a search", interrupted: "the search did not finish",
-             only_base: "no trial other than the base config ran to completion"}
+    cases = {
+        tmp_path / "missing": "not a directory",
+        tmp_path / "empty": "not a finished search run",
+        quick_run: "a run of kind ablation, not a search",
+        interrupted: "the search did not finish",
+        only_base: "no trial other than the base config ran to completion",
+    }
     for from_dir, message in cases.items():
         out = tmp_path / "out"
         assert main(["run", "confirm", "--from", str(from_dir), "--out", str(out)]) == 2

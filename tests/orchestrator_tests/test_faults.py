@@ -89,9 +89,14 @@ def _assert_same_as_straight(run: Path, straight: Path) -> None:
 @pytest.mark.parametrize("point", ["prepare", "ray", "trial", "rewrite", "report"])
 def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(point, study, straight, tmp_path, capsys):
     out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, str(KILL_DRIVER), point, "run", str(study), "--out", str(out),
-                           "--max-concurrent", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "RAY_ADDRESS": ""}, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(KILL_DRIVER), point, "run", str(study), "--out", str(out), "--max-concurrent", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ""},
+        timeout=600,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert (out / "run.json").is_file() and (out / "spec.yaml").is_file()
     finished: pd.DataFrame | None = None
@@ -117,8 +122,10 @@ def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(point,
     if finished is not None and len(finished):  # not rerun: the same attempt, the same wall time, no new curve
         kept = read_results(out).set_index("trial_name").loc[finished.index]
         assert list(kept["trial_id"]) == list(finished["trial_id"]) and list(kept["wall_s"]) == list(finished["wall_s"])
-        assert (pd.read_csv(out / "curves.csv")["trial_name"].isin(finished.index).sum()
-                == curves_before["trial_name"].isin(finished.index).sum())
+        assert (
+            pd.read_csv(out / "curves.csv")["trial_name"].isin(finished.index).sum()
+            == curves_before["trial_name"].isin(finished.index).sum()
+        )
     assert not (out / ".report.partial").exists()
 
 

@@ -22,8 +22,13 @@ def _imports(package: str) -> dict[str, set[str]]:
     for path in sorted((ROOT / package).rglob("*.py")):
         names = set()
         for node in ast.walk(ast.parse(path.read_text())):
-            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                       else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+            modules = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                else []
+            )
             for m in modules:
                 parts = m.split(".")
                 names.add(parts[0])
@@ -36,11 +41,14 @@ def _imports(package: str) -> dict[str, set[str]]:
 REPORT_MODULES = {f"reports.{p.stem}" for p in (ROOT / "reports").glob("*.py") if p.stem != "__init__"}
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("reports/rundir", {"orchestrator", "trainables", "ray", "torch", "plotly", *REPORT_MODULES}),
-    ("reports", {"orchestrator", "trainables", "ray", "torch"}),
-    ("trainables", {"orchestrator", *REPORT_MODULES}),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("reports/rundir", {"orchestrator", "trainables", "ray", "torch", "plotly", *REPORT_MODULES}),
+        ("reports", {"orchestrator", "trainables", "ray", "torch"}),
+        ("trainables", {"orchestrator", *REPORT_MODULES}),
+    ],
+)
 def test_imports_run_one_way(package, forbidden):
     wrong = {f: sorted(names & forbidden) for f, names in _imports(package).items() if names & forbidden}
     assert not wrong, wrong
@@ -49,8 +57,10 @@ def test_imports_run_one_way(package, forbidden):
 
 def test_the_contract_imports_no_statistics_or_plotting():
     """What a trial worker or a refusing command line loads of the reports: the contract alone."""
-    code = ("import sys, reports.rundir.files, reports.rundir.names; "
-            "print(sorted(m for m in sys.modules if m.startswith(('reports.', 'scipy', 'plotly', 'ray', 'torch'))))")
+    code = (
+        "import sys, reports.rundir.files, reports.rundir.names; "
+        "print(sorted(m for m in sys.modules if m.startswith(('reports.', 'scipy', 'plotly', 'ray', 'torch'))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "['reports.rundir', 'reports.rundir.files', 'reports.rundir.names']"
@@ -58,10 +68,15 @@ def test_the_contract_imports_no_statistics_or_plotting():
 
 def test_tune_settings_do_not_depend_on_import_order():
     """Ray Tune imported first, then any orchestrator module: its loggers stay off."""
-    code = ("import ray.tune, os; import orchestrator.execute; "
-            "print(os.environ['TUNE_DISABLE_AUTO_CALLBACK_LOGGERS'], os.environ['RAY_AIR_NEW_OUTPUT'])")
-    env = {k: v for k, v in __import__("os").environ.items()
-           if k not in ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")}
+    code = (
+        "import ray.tune, os; import orchestrator.execute; "
+        "print(os.environ['TUNE_DISABLE_AUTO_CALLBACK_LOGGERS'], os.environ['RAY_AIR_NEW_OUTPUT'])"
+    )
+    env = {
+        k: v
+        for k, v in __import__("os").environ.items()
+        if k not in ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")
+    }
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["1", "0"]

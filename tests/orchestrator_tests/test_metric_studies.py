@@ -141,16 +141,19 @@ variants:
 """
 
 
-@pytest.mark.parametrize("spec, setting, message", [
-    (TRIPLET, "train_twins=DIR/twins_unknown.json", "pair 0: identity 'zed' is not in the person file"),
-    (TRIPLET, "train_persons=DIR/noimages.json", "identity 'a9': no images"),
-    (TRIPLET, "train_persons=DIR/missing.json", "1 image files do not exist, e.g. DIR/a9/0.png (identity 'a9')"),
-    (TRIPLET, "val_fraction=0.01", "val_fraction=0.01 of the 8 identities"),
-    (TRIPLET, "mining_level=extreme", "mining_level"),
-    (TRIPLET, "train_persons=synthfaces", "train_persons: synthfaces brings its own files; test_persons"),
-    (PAIRS, "epochs=1", "pair 0: label must be 0 (different) or 1 (same), got 2"),
-    (PAIRS, "pairs=DIR/nothere.json", "pairs file DIR/nothere.json: no such file"),
-])
+@pytest.mark.parametrize(
+    "spec, setting, message",
+    [
+        (TRIPLET, "train_twins=DIR/twins_unknown.json", "pair 0: identity 'zed' is not in the person file"),
+        (TRIPLET, "train_persons=DIR/noimages.json", "identity 'a9': no images"),
+        (TRIPLET, "train_persons=DIR/missing.json", "1 image files do not exist, e.g. DIR/a9/0.png (identity 'a9')"),
+        (TRIPLET, "val_fraction=0.01", "val_fraction=0.01 of the 8 identities"),
+        (TRIPLET, "mining_level=extreme", "mining_level"),
+        (TRIPLET, "train_persons=synthfaces", "train_persons: synthfaces brings its own files; test_persons"),
+        (PAIRS, "epochs=1", "pair 0: label must be 0 (different) or 1 (same), got 2"),
+        (PAIRS, "pairs=DIR/nothere.json", "pairs file DIR/nothere.json: no such file"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(files, spec, setting, message, capsys, standin):
     text = textwrap.dedent(spec).replace("TRAIN", str(files / "train.json")).replace("TEST", str(files / "test.json"))
     text = text.replace("LABELS", str(files / "labels.json"))

@@ -24,7 +24,7 @@ def run(ray_local, cache_dir, tmp_path_factory):
     before = log.read_text().splitlines() if log.is_file() else []
     assert main(["run", "probes", "--quick", "--out", str(out)]) == 0
     after = log.read_text().splitlines()
-    return out, [json.loads(x) for x in after[len(before):]]
+    return out, [json.loads(x) for x in after[len(before) :]]
 
 
 def test_every_trial_reads_the_cache_the_preparation_filled(run):
@@ -58,14 +58,23 @@ def test_report_has_the_track_comparison(run, tmp_path):
     out, _ = run
     df = pd.read_csv(out / "results.csv")
     table = pd.read_csv(out / "report" / "track_comparison.csv")
-    assert table["Variant"].tolist() == ["standin-linear", "standin-supcon", "untrained-linear", "learned_weights-linear"]
+    assert table["Variant"].tolist() == [
+        "standin-linear",
+        "standin-supcon",
+        "untrained-linear",
+        "learned_weights-linear",
+    ]
     row = table.set_index("Variant").loc["untrained-linear"]
     accs = df.loc[df["variant"] == "untrained-linear", "eval/probe/acc"]
     assert row["Accuracy"] == f"{accs.mean():.4f} ± {accs.std(ddof=1):.4f}"
     assert row["Encoders"] == "standin:untrained" and row["Seeds"] == 2
     # best / worst classes: per-class F1 from the trials' own results.csv, averaged over seeds
-    per = pd.concat([pd.read_csv(trial_dir(out, "probes", t) / "results.csv")
-                     for t in df.loc[df["variant"] == "untrained-linear", "trial_name"]])
+    per = pd.concat(
+        [
+            pd.read_csv(trial_dir(out, "probes", t) / "results.csv")
+            for t in df.loc[df["variant"] == "untrained-linear", "trial_name"]
+        ]
+    )
     best = per[per["support"] > 0].groupby("name")["f1"].mean().sort_values(kind="stable")[::-1]
     assert row["Best 3 classes (F1)"].startswith(f"{best.index[0]} ({best.iloc[0]:.2f})")
     assert "probe pred_cv (lower is better)" in (out / "report" / "ablation.md").read_text()

@@ -9,8 +9,10 @@ from orchestrator.results import ResultsTable
 
 
 def _plans() -> list[TrialPlan]:
-    return [TrialPlan(i, v, s, {"seed": s, "lr": 0.1, "lora_targets": ["qkv", "attn.proj"]})
-            for i, (v, s) in enumerate([("a", 0), ("a", 1), ("b", 0)])]
+    return [
+        TrialPlan(i, v, s, {"seed": s, "lr": 0.1, "lora_targets": ["qkv", "attn.proj"]})
+        for i, (v, s) in enumerate([("a", 0), ("a", 1), ("b", 0)])
+    ]
 
 
 def test_rows_from_start_to_end(tmp_path):
@@ -25,9 +27,19 @@ def test_rows_from_start_to_end(tmp_path):
 
     table.started(0, "t0")
     table.started(1, "t1")
-    table.finished(0, trial_id="t0", status="TERMINATED",
-                   result={"training_iteration": 3, "time_total_s": 12.5, "eval/x/acc": 0.8, "train/loss": 1.0,
-                           "config": {"seed": 0}, "timestamp": 123})
+    table.finished(
+        0,
+        trial_id="t0",
+        status="TERMINATED",
+        result={
+            "training_iteration": 3,
+            "time_total_s": 12.5,
+            "eval/x/acc": 0.8,
+            "train/loss": 1.0,
+            "config": {"seed": 0},
+            "timestamp": 123,
+        },
+    )
     table.mark_unfinished("INTERRUPTED")
     df = pd.read_csv(tmp_path / "results.csv")
     assert list(df["status"]) == ["TERMINATED", "INTERRUPTED", "PENDING"]

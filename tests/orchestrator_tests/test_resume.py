@@ -33,18 +33,25 @@ variants:
 """
 
 
-def _run_and_kill(study: Path, out: Path, *, ended: int, statuses=("TERMINATED",), timeout: float = 300) -> pd.DataFrame:
+def _run_and_kill(
+    study: Path, out: Path, *, ended: int, statuses=("TERMINATED",), timeout: float = 300
+) -> pd.DataFrame:
     """Run ``study`` in a subprocess, one trial at a time, and SIGKILL the driver (no chance to
     clean up or write anything) once ``ended`` trials have one of ``statuses``."""
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out),
-                             "--max-concurrent", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "RAY_ADDRESS": ""})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out), "--max-concurrent", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     try:
         deadline = time.time() + timeout
         while True:
             assert proc.poll() is None, "the run ended before it could be killed"
             assert time.time() < deadline, "no trial ended in time"
-            if (out / "results.csv").is_file() and pd.read_csv(out / "results.csv")["status"].isin(statuses).sum() >= ended:
+            if (out / "results.csv").is_file() and pd.read_csv(out / "results.csv")["status"].isin(
+                statuses
+            ).sum() >= ended:
                 break
             time.sleep(0.3)
     finally:
@@ -58,9 +65,23 @@ def test_resume_after_ctrl_c(ray_local, standin, tmp_path, capsys):
     INTERRUPTED or left PENDING, the finished ones kept; ``resume`` finishes the rest."""
     (tmp_path / "tiny.yaml").write_text(TINY.replace("seeds: [0, 1, 2]", "seeds: [0, 1]"))
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(tmp_path / "tiny.yaml"), "--out", str(out),
-                             "--max-concurrent", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RAY_ADDRESS": ""})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            str(tmp_path / "tiny.yaml"),
+            "--out",
+            str(out),
+            "--max-concurrent",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ""},
+    )
     deadline = time.time() + 300
     while not ((out / "results.csv").is_file() and (pd.read_csv(out / "results.csv")["status"] == "TERMINATED").any()):
         assert proc.poll() is None and time.time() < deadline, "no trial finished before the run ended"
@@ -124,7 +145,9 @@ def test_search_resume_after_sigkill(ray_local, standin, tmp_path, capsys):
     assert f"{len(ended)} of 6 trials ended" in log
     after_ = pd.read_csv(out / "results.csv")
     curves = pd.read_csv(out / "curves.csv")
-    curves = curves[curves["key"] == "val/cross_domain/acc"]  # (an iteration after the last saved checkpoint comes twice)
+    curves = curves[
+        curves["key"] == "val/cross_domain/acc"
+    ]  # (an iteration after the last saved checkpoint comes twice)
     for r in after_.itertuples():  # one curve per trial, its iterations without gaps
         assert set(curves.loc[curves["trial_name"] == r.trial_name, "iteration"]) == set(range(1, r.iterations + 1))
     after = pd.read_csv(out / "results.csv")

@@ -28,22 +28,37 @@ VALUES = {"ref": [0.70, 0.72, 0.71], "better": [0.75, 0.78, 0.76]}
 
 def _tree(d) -> dict[str, str]:
     """Every file under ``d`` (recursively) -> its sha256."""
-    return {str(f.relative_to(d)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(d.rglob("*")) if f.is_file()}
+    return {
+        str(f.relative_to(d)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(d.rglob("*")) if f.is_file()
+    }
 
 
 @pytest.fixture
 def run(tmp_path):
     """A finished two-variant ablation with its report, as the orchestrator writes it."""
-    plans = [TrialPlan(i, v, s, {"variant": v})
-             for i, (v, s) in enumerate((v, s) for v in VALUES for s in range(3))]
-    meta = {"study": "abl", "kind": "ablation", "description": "", "trainable": "t", "metric": M, "mode": "max",
-            "report_metrics": [M], "variants": list(VALUES), "reference": "ref", "test": "auto"}
+    plans = [TrialPlan(i, v, s, {"variant": v}) for i, (v, s) in enumerate((v, s) for v in VALUES for s in range(3))]
+    meta = {
+        "study": "abl",
+        "kind": "ablation",
+        "description": "",
+        "trainable": "t",
+        "metric": M,
+        "mode": "max",
+        "report_metrics": [M],
+        "variants": list(VALUES),
+        "reference": "ref",
+        "test": "auto",
+    }
     write_checked(tmp_path, "run.json", json.dumps(meta))
     table = ResultsTable(tmp_path, "abl", plans, {})
     table.write()
     for p in plans:
-        table.finished(p.index, trial_id=f"t{p.index}", status="TERMINATED",
-                       result={"training_iteration": 2, "time_total_s": 1.0, M: VALUES[p.variant][p.seed]})
+        table.finished(
+            p.index,
+            trial_id=f"t{p.index}",
+            status="TERMINATED",
+            result={"training_iteration": 2, "time_total_s": 1.0, M: VALUES[p.variant][p.seed]},
+        )
     build_report(tmp_path)
     return tmp_path
 
@@ -124,11 +139,14 @@ def test_an_edited_table_is_refused(run, capsys):
     _refused(["report", str(run)], capsys, "checksum")
 
 
-@pytest.mark.parametrize("damage, words", [
-    (lambda df: df.drop(columns=["status"]), ["'status' column"]),
-    (lambda df: df.drop(columns=[M]), ["study metric", M]),
-    (lambda df: df.assign(status=["TERMINATED"] * 5 + ["DONE"]), ["'DONE'"]),
-])
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda df: df.drop(columns=["status"]), ["'status' column"]),
+        (lambda df: df.drop(columns=[M]), ["study metric", M]),
+        (lambda df: df.assign(status=["TERMINATED"] * 5 + ["DONE"]), ["'DONE'"]),
+    ],
+)
 def test_a_table_without_its_record_is_checked_for_columns_and_statuses(run, capsys, damage, words):
     """Runs made before checksums were kept (no record) are still read, and still checked."""
     (run / CHECKSUMS_FILE).unlink()
@@ -147,8 +165,10 @@ def test_a_row_cut_short_is_found_without_a_record(run):
         read_results(run)
 
 
-@pytest.mark.parametrize("text, words", [("[1, 2]", ["JSON list", "mapping"]), ("{\"study\": \"abl\"", ["not JSON"]),
-                                         ("{\"study\": \"abl\"}", ["no 'kind'"])])
+@pytest.mark.parametrize(
+    "text, words",
+    [("[1, 2]", ["JSON list", "mapping"]), ('{"study": "abl"', ["not JSON"]), ('{"study": "abl"}', ["no 'kind'"])],
+)
 def test_a_run_json_that_is_not_this_tools_is_refused(run, capsys, text, words):
     (run / CHECKSUMS_FILE).unlink()
     before = _tree(run / "report")
@@ -181,8 +201,13 @@ def test_synthetic_data_is_a_fact_of_the_config(tmp_path):
     of a data field, whatever the trainable calls that field."""
     from trainables._registry import get_trainable
 
-    for name, field in (("da_lora", "train_data"), ("pair_contrastive", "pairs"), ("probe", "data"),
-                        ("triplet", "train_persons"), ("infonce", "train_data")):
+    for name, field in (
+        ("da_lora", "train_data"),
+        ("pair_contrastive", "pairs"),
+        ("probe", "data"),
+        ("triplet", "train_persons"),
+        ("infonce", "train_data"),
+    ):
         cls = get_trainable(name).config_cls
         assert cls().synthetic_data, name
         assert cls.model_fields[field].default == "synthfaces", name
@@ -194,8 +219,10 @@ def test_load_run_types_configs_from_configs_json(tmp_path):
     and config columns typed from configs.json (a CSV cell would make 8 and NaN a float)."""
     import orchestrator
 
-    configs = [{"rank": 8, "flag": True, "lr": 1e-3, "name": "x", "targets": ["qkv", "proj"]},
-               {"rank": None, "flag": None, "lr": 2e-3, "name": None, "targets": ["qkv"]}]
+    configs = [
+        {"rank": 8, "flag": True, "lr": 1e-3, "name": "x", "targets": ["qkv", "proj"]},
+        {"rank": None, "flag": None, "lr": 2e-3, "name": None, "targets": ["qkv"]},
+    ]
     plans = [TrialPlan(i, f"p{i}", 0, c) for i, c in enumerate(configs)]
     write_checked(tmp_path, "run.json", json.dumps({"study": "s", "kind": "sensitivity", "metric": M, "mode": "max"}))
     table = ResultsTable(tmp_path, "s", plans, {}, group_column="point")

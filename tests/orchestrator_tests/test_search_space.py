@@ -17,8 +17,15 @@ SPACE = {
     "maml_inner_lr": {"loguniform": [1.0e-3, 0.1], "when": {"maml_inner_steps": {"gt": 0}}},
     "lambda_domain": {"uniform": [0.0, 0.1], "when": {"domain_lora": True}},
 }
-BASE = {"lr": 1e-3, "lora_rank": 8, "lambda_contrastive": 0.1, "maml_inner_steps": 0, "maml_inner_lr": 0.01,
-        "domain_lora": False, "epochs": 3}
+BASE = {
+    "lr": 1e-3,
+    "lora_rank": 8,
+    "lambda_contrastive": 0.1,
+    "maml_inner_steps": 0,
+    "maml_inner_lr": 0.01,
+    "domain_lora": False,
+    "epochs": 3,
+}
 
 
 def _study(n: int, base_first: bool = False) -> optuna.Study:
@@ -56,18 +63,27 @@ def test_base_is_evaluated_first():
     assert first == {"lr": 1e-3, "lora_rank": 8, "lambda_contrastive": 0.1, "maml_inner_steps": 0}
 
 
-@pytest.mark.parametrize("space, message", [
-    ({"lora_rank": {"choice": []}}, "space.lora_rank: choice needs a non-empty list"),
-    ({"lr": {"uniform": [0.1, 0.01]}}, "space.lr: uniform bounds are inverted or equal"),
-    ({"lr": {"loguniform": [0.0, 0.1]}}, "space.lr: a log range must lie above 0"),
-    ({"n": {"int": [0, 8], "log": True}}, "space.n: a log range must lie above 0"),
-    ({"n": {"int": [0.5, 8]}}, "space.n: int bounds must be integers"),
-    ({"lr": {"uniform": [0.1]}}, "space.lr: uniform needs [low, high]"),
-    ({"lr": {"normal": [0, 1]}}, "space.lr: give exactly one of choice, uniform, loguniform, int (unknown: normal)"),
-    ({"a": {"uniform": [0, 1], "when": {"b": {"gt": 0}}}, "b": {"int": [0, 2]}}, "its condition names b, which is sampled after it"),
-    ({"a": {"uniform": [0, 1], "when": {"b": {"between": 0}}}}, "space.a.when.b: expected one of"),
-    ({}, "space: expected a non-empty mapping"),
-])
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ({"lora_rank": {"choice": []}}, "space.lora_rank: choice needs a non-empty list"),
+        ({"lr": {"uniform": [0.1, 0.01]}}, "space.lr: uniform bounds are inverted or equal"),
+        ({"lr": {"loguniform": [0.0, 0.1]}}, "space.lr: a log range must lie above 0"),
+        ({"n": {"int": [0, 8], "log": True}}, "space.n: a log range must lie above 0"),
+        ({"n": {"int": [0.5, 8]}}, "space.n: int bounds must be integers"),
+        ({"lr": {"uniform": [0.1]}}, "space.lr: uniform needs [low, high]"),
+        (
+            {"lr": {"normal": [0, 1]}},
+            "space.lr: give exactly one of choice, uniform, loguniform, int (unknown: normal)",
+        ),
+        (
+            {"a": {"uniform": [0, 1], "when": {"b": {"gt": 0}}}, "b": {"int": [0, 2]}},
+            "its condition names b, which is sampled after it",
+        ),
+        ({"a": {"uniform": [0, 1], "when": {"b": {"between": 0}}}}, "space.a.when.b: expected one of"),
+        ({}, "space: expected a non-empty mapping"),
+    ],
+)
 def test_bad_spaces_are_refused(space, message):
     with pytest.raises(SearchSpaceError) as err:
         parse_space(space)
@@ -80,12 +96,13 @@ def test_sampled_config_the_trainable_refuses_fails_in_one_line(tmp_path):
     from orchestrator.execute import _sampled_config
     from orchestrator.plan import compile_search, resolve_trainable
     from orchestrator.studies import load_study
-
     from tests.orchestrator_tests.test_spec import SEARCH
 
     (tmp_path / "s.yaml").write_text(
-        SEARCH.replace("maml_inner_steps: 0}", "maml_inner_steps: 0, adaptation: none, lambda_contrastive: 0.0}")
-        .replace("space:\n", "space:\n  lambda_contrastive: {choice: [0.0, 0.5]}\n"))
+        SEARCH.replace(
+            "maml_inner_steps: 0}", "maml_inner_steps: 0, adaptation: none, lambda_contrastive: 0.0}"
+        ).replace("space:\n", "space:\n  lambda_contrastive: {choice: [0.0, 0.5]}\n")
+    )
     spec, _ = load_study(str(tmp_path / "s.yaml"))
     search, entry = compile_search(spec), resolve_trainable(spec)
     assert _sampled_config(entry, search, {"lambda_contrastive": 0.0, "lr": 1e-3})["lambda_contrastive"] == 0.0

@@ -17,24 +17,51 @@ def _results() -> pd.DataFrame:
     values = {"ref": [0.70, 0.72, 0.71], "better": [0.75, 0.78, 0.76], "same": [0.70, 0.73, 0.70]}
     for variant, vals in values.items():
         for seed, v in enumerate(vals):
-            rows.append({"trial_name": f"{variant}_{seed}", "variant": variant, "seed": seed,
-                         "status": "TERMINATED", "error": "", M: v, "eval/x/eer": 1 - v})
-    rows.append({"trial_name": "better_3", "variant": "better", "seed": 3, "status": "ERROR",
-                 "error": "RuntimeError: boom", M: 0.1, "eval/x/eer": 0.9})
+            rows.append(
+                {
+                    "trial_name": f"{variant}_{seed}",
+                    "variant": variant,
+                    "seed": seed,
+                    "status": "TERMINATED",
+                    "error": "",
+                    M: v,
+                    "eval/x/eer": 1 - v,
+                }
+            )
+    rows.append(
+        {
+            "trial_name": "better_3",
+            "variant": "better",
+            "seed": 3,
+            "status": "ERROR",
+            "error": "RuntimeError: boom",
+            M: 0.1,
+            "eval/x/eer": 0.9,
+        }
+    )
     return pd.DataFrame(rows)
 
 
 def test_ablation_cells():
-    t = ablation_table(_results(), study="s", variants=["ref", "better", "same"], metrics=[M, "eval/x/eer"],
-                       reference="ref", primary=M, mode="max")
+    t = ablation_table(
+        _results(),
+        study="s",
+        variants=["ref", "better", "same"],
+        metrics=[M, "eval/x/eer"],
+        reference="ref",
+        primary=M,
+        mode="max",
+    )
     better = t.cells[("better", M)]
     assert better.n == 3  # the ERROR trial is not in the statistics
     assert better.mean == pytest.approx((0.75 + 0.78 + 0.76) / 3)
     assert better.diff == pytest.approx(0.0533333, abs=1e-6)
-    raw = [stats.ttest_rel([0.75, 0.78, 0.76], [0.70, 0.72, 0.71]).pvalue,
-           stats.ttest_rel([0.70, 0.73, 0.70], [0.70, 0.72, 0.71]).pvalue,
-           stats.ttest_rel([0.25, 0.22, 0.24], [0.30, 0.28, 0.29]).pvalue,
-           stats.ttest_rel([0.30, 0.27, 0.30], [0.30, 0.28, 0.29]).pvalue]
+    raw = [
+        stats.ttest_rel([0.75, 0.78, 0.76], [0.70, 0.72, 0.71]).pvalue,
+        stats.ttest_rel([0.70, 0.73, 0.70], [0.70, 0.72, 0.71]).pvalue,
+        stats.ttest_rel([0.25, 0.22, 0.24], [0.30, 0.28, 0.29]).pvalue,
+        stats.ttest_rel([0.30, 0.27, 0.30], [0.30, 0.28, 0.29]).pvalue,
+    ]
     adjusted = holm(raw)
     assert better.p == pytest.approx(raw[0])
     assert better.p_holm == pytest.approx(adjusted[0])
@@ -62,8 +89,18 @@ def test_report_uses_the_test_the_spec_names(tmp_path):
     from reports import build_report
 
     _results().to_csv(tmp_path / "results.csv", index=False)
-    meta = {"study": "s", "kind": "ablation", "description": "", "trainable": "t", "metric": M, "mode": "max",
-            "report_metrics": [M], "variants": ["ref", "better", "same"], "reference": "ref", "test": "wilcoxon"}
+    meta = {
+        "study": "s",
+        "kind": "ablation",
+        "description": "",
+        "trainable": "t",
+        "metric": M,
+        "mode": "max",
+        "report_metrics": [M],
+        "variants": ["ref", "better", "same"],
+        "reference": "ref",
+        "test": "wilcoxon",
+    }
     (tmp_path / "run.json").write_text(json.dumps(meta))
     build_report(tmp_path)
     csv = pd.read_csv(tmp_path / "report" / "ablation.csv")

@@ -26,14 +26,22 @@ def test_log_axis_only_for_rank_like_values():
 
 
 def _df(values: dict[str, list[float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"point": p, "seed": s, "status": "TERMINATED", M: v}
-                         for p, vals in values.items() for s, v in enumerate(vals)])
+    return pd.DataFrame(
+        [
+            {"point": p, "seed": s, "status": "TERMINATED", M: v}
+            for p, vals in values.items()
+            for s, v in enumerate(vals)
+        ]
+    )
 
 
 def test_line_figure_plots_means_and_band():
     df = _df({"base": [0.70, 0.72], "r=2": [0.60, 0.64], "r=32": [0.80, 0.81]})
-    points = [{"point": "r=2", "values": {"r": 2}, "base": False}, {"point": "base", "values": {"r": 8}, "base": True},
-              {"point": "r=32", "values": {"r": 32}, "base": False}]
+    points = [
+        {"point": "r=2", "values": {"r": 2}, "base": False},
+        {"point": "base", "values": {"r": 8}, "base": True},
+        {"point": "r=32", "values": {"r": 32}, "base": False},
+    ]
     fig = sensitivity_figure(df, "r", points, M)
     band, mean, base = fig.data
     assert list(mean.x) == [2, 8, 32] and list(mean.y) == pytest.approx([0.62, 0.71, 0.805])
@@ -44,10 +52,12 @@ def test_line_figure_plots_means_and_band():
 
 def test_grid_figure_is_a_heatmap_of_means():
     df = _df({"base": [0.7, 0.7], "a=1,b=2": [0.6, 0.8], "a=2,b=1": [0.5, 0.5], "a=2,b=2": [0.9, 0.7]})
-    points = [{"point": "base", "values": {"a": 1, "b": 1}, "base": True},
-              {"point": "a=1,b=2", "values": {"a": 1, "b": 2}, "base": False},
-              {"point": "a=2,b=1", "values": {"a": 2, "b": 1}, "base": False},
-              {"point": "a=2,b=2", "values": {"a": 2, "b": 2}, "base": False}]
+    points = [
+        {"point": "base", "values": {"a": 1, "b": 1}, "base": True},
+        {"point": "a=1,b=2", "values": {"a": 1, "b": 2}, "base": False},
+        {"point": "a=2,b=1", "values": {"a": 2, "b": 1}, "base": False},
+        {"point": "a=2,b=2", "values": {"a": 2, "b": 2}, "base": False},
+    ]
     heat = sensitivity_figure(df, "ab", points, M).data[0]
     assert np.allclose(np.asarray(heat.z), [[0.7, 0.7], [0.5, 0.8]])  # rows a, columns b
     assert heat.text[0][0] == "0.700*"

@@ -13,17 +13,33 @@ import pytest
 from reports import search_analysis as sa
 
 M = "eval/x/acc"
-SPACE = {"lr": {"loguniform": [1e-4, 1e-2]}, "rank": {"choice": [4, 8, 16]},
-         "steps": {"choice": [0, 1, 3]}, "inner_lr": {"loguniform": [1e-3, 0.1], "when": {"steps": {"gt": 0}}}}
-META = {"study": "s", "metric": M, "mode": "max", "space": SPACE,
-        "scheduler": {"max_t": 9, "grace_period": 1, "reduction_factor": 3}}
+SPACE = {
+    "lr": {"loguniform": [1e-4, 1e-2]},
+    "rank": {"choice": [4, 8, 16]},
+    "steps": {"choice": [0, 1, 3]},
+    "inner_lr": {"loguniform": [1e-3, 0.1], "when": {"steps": {"gt": 0}}},
+}
+META = {
+    "study": "s",
+    "metric": M,
+    "mode": "max",
+    "space": SPACE,
+    "scheduler": {"max_t": 9, "grace_period": 1, "reduction_factor": 3},
+}
 
 
 def _row(i, status, value, iterations, **config):
     cfg = {"lr": 1e-3, "rank": 8, "steps": 0, "inner_lr": 0.01, **config}
-    return {"trial_name": f"trial{i:03d}_seed0", "trial": f"trial{i:03d}", "seed": 0, "status": status,
-            "iterations": iterations, M: value, "error": "boom" if status == "ERROR" else "",
-            **{f"config/{k}": v for k, v in cfg.items()}}
+    return {
+        "trial_name": f"trial{i:03d}_seed0",
+        "trial": f"trial{i:03d}",
+        "seed": 0,
+        "status": status,
+        "iterations": iterations,
+        M: value,
+        "error": "boom" if status == "ERROR" else "",
+        **{f"config/{k}": v for k, v in cfg.items()},
+    }
 
 
 def _curves(rows):
@@ -33,16 +49,36 @@ def _curves(rows):
         for it in range(1, r["iterations"] + 1):
             t += 1
             value = r[M] - 0.01 * (r["iterations"] - it)
-            out.append({"trial_name": r["trial_name"], "iteration": it, "time_total_s": float(it), "timestamp": t,
-                        "key": M, "value": value})
-            out.append({"trial_name": r["trial_name"], "iteration": it, "time_total_s": float(it), "timestamp": t,
-                        "key": "train/loss", "value": 1.0})
+            out.append(
+                {
+                    "trial_name": r["trial_name"],
+                    "iteration": it,
+                    "time_total_s": float(it),
+                    "timestamp": t,
+                    "key": M,
+                    "value": value,
+                }
+            )
+            out.append(
+                {
+                    "trial_name": r["trial_name"],
+                    "iteration": it,
+                    "time_total_s": float(it),
+                    "timestamp": t,
+                    "key": "train/loss",
+                    "value": 1.0,
+                }
+            )
     return pd.DataFrame(out)
 
 
-ROWS = [_row(0, "TERMINATED", 0.70, 3), _row(1, "STOPPED", 0.90, 1, lr=5e-3),
-        _row(2, "TERMINATED", 0.75, 3, steps=3, inner_lr=0.05), _row(3, "ERROR", math.nan, 0, rank=16),
-        _row(4, "TERMINATED", 0.72, 3, rank=4)]
+ROWS = [
+    _row(0, "TERMINATED", 0.70, 3),
+    _row(1, "STOPPED", 0.90, 1, lr=5e-3),
+    _row(2, "TERMINATED", 0.75, 3, steps=3, inner_lr=0.05),
+    _row(3, "ERROR", math.nan, 0, rank=16),
+    _row(4, "TERMINATED", 0.72, 3, rank=4),
+]
 
 
 def test_best_so_far_counts_only_trials_that_ran_to_completion():
@@ -82,8 +118,9 @@ def test_optuna_study_states_params_and_intermediate_values(tmp_path):
     path = sa.write_optuna_storage(df, _curves(ROWS), META, tmp_path / "optuna.db")
     loaded = optuna.load_study(study_name="s", storage=f"sqlite:///{path}")
     assert loaded.metric_names == [M]  # optuna-dashboard names the objective, not "Objective 0"
-    assert [(x.state, x.value, x.params, x.intermediate_values) for x in loaded.trials] == \
-        [(x.state, x.value, x.params, x.intermediate_values) for x in t]
+    assert [(x.state, x.value, x.params, x.intermediate_values) for x in loaded.trials] == [
+        (x.state, x.value, x.params, x.intermediate_values) for x in t
+    ]
     sa.write_optuna_storage(df, _curves(ROWS), META, path)  # rewritten, not appended
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{path}").trials) == 5
 
@@ -140,4 +177,7 @@ def test_top_k_ranks_completed_trials_and_keeps_clashing_keys_apart():
 
     table = top_k(pd.DataFrame(ROWS), {**META, "top_k": 2})
     assert list(table["trial"]) == ["trial002", "trial004"] and list(table["rank"]) == [1, 2]
-    assert list(table["config/rank"]) == [8, 4] and list(table["lr"]) == [1e-3, 1e-3]  # space key "rank" vs the rank column
+    assert list(table["config/rank"]) == [8, 4] and list(table["lr"]) == [
+        1e-3,
+        1e-3,
+    ]  # space key "rank" vs the rank column

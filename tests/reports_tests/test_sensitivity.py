@@ -16,14 +16,32 @@ VALUES = {"base": [0.70, 0.71, 0.72], "r=4": [0.60, 0.615, 0.62], "r=16": [0.705
 
 
 def _run_dir(tmp_path, metric=M, **extra):
-    rows = [{"trial_name": f"{p}_{s}", "point": p, "seed": s, "status": "TERMINATED", "error": "", metric: v}
-            for p, vals in VALUES.items() for s, v in enumerate(vals)]
+    rows = [
+        {"trial_name": f"{p}_{s}", "point": p, "seed": s, "status": "TERMINATED", "error": "", metric: v}
+        for p, vals in VALUES.items()
+        for s, v in enumerate(vals)
+    ]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
-    axes = {"r": [{"label": "r=4", "point": "r=4", "values": {"r": 4}, "base": False},
-                  {"label": "r=8", "point": "base", "values": {"r": 8}, "base": True},
-                  {"label": "r=16", "point": "r=16", "values": {"r": 16}, "base": False}]}
-    meta = {"study": "s", "kind": "sensitivity", "description": "", "trainable": "t", "metric": metric, "mode": "max",
-            "report_metrics": [metric], "variants": list(VALUES), "reference": "base", "axes": axes, **extra}
+    axes = {
+        "r": [
+            {"label": "r=4", "point": "r=4", "values": {"r": 4}, "base": False},
+            {"label": "r=8", "point": "base", "values": {"r": 8}, "base": True},
+            {"label": "r=16", "point": "r=16", "values": {"r": 16}, "base": False},
+        ]
+    }
+    meta = {
+        "study": "s",
+        "kind": "sensitivity",
+        "description": "",
+        "trainable": "t",
+        "metric": metric,
+        "mode": "max",
+        "report_metrics": [metric],
+        "variants": list(VALUES),
+        "reference": "base",
+        "axes": axes,
+        **extra,
+    }
     (tmp_path / "run.json").write_text(json.dumps(meta))
     return tmp_path
 

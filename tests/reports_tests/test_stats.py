@@ -118,13 +118,21 @@ def test_table_uses_welch_when_seeds_differ():
     rows = [{"variant": "ref", "seed": s, "status": "TERMINATED", "m": 0.7 + 0.01 * s} for s in (0, 1, 2)]
     rows += [{"variant": "new", "seed": s, "status": "TERMINATED", "m": 0.75 + 0.01 * (s % 3)} for s in (3, 4, 5)]
     df = pd.DataFrame(rows).assign(trial_name="t", error="")
-    table = ablation_table(df, study="s", variants=["ref", "new"], metrics=["m"], reference="ref", primary="m",
-                           mode="max")
+    table = ablation_table(
+        df, study="s", variants=["ref", "new"], metrics=["m"], reference="ref", primary="m", mode="max"
+    )
     cell = table.cells[("new", "m")]
     assert table.test == TESTS["welch"] and table.effect_name == "d"
     assert cell.p == pytest.approx(stats.ttest_ind([0.75, 0.76, 0.77], [0.70, 0.71, 0.72], equal_var=False).pvalue)
-    paired = ablation_table(df.assign(seed=[0, 1, 2, 0, 1, 2]), study="s", variants=["ref", "new"], metrics=["m"],
-                            reference="ref", primary="m", mode="max")
+    paired = ablation_table(
+        df.assign(seed=[0, 1, 2, 0, 1, 2]),
+        study="s",
+        variants=["ref", "new"],
+        metrics=["m"],
+        reference="ref",
+        primary="m",
+        mode="max",
+    )
     assert paired.test == TESTS["paired_t"] and paired.cells[("new", "m")].n_pairs == 3
 
 

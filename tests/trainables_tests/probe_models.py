@@ -21,9 +21,17 @@ def tiny_tokenizer(words: list[str], directory: Path) -> int:
         vocab.setdefault(w, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="[BOS] $A [EOS]", special_tokens=[("[BOS]", 3), ("[EOS]", 2)])
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]",
-                            bos_token="[BOS]", model_max_length=16).save_pretrained(directory)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[BOS] $A [EOS]", special_tokens=[("[BOS]", 3), ("[EOS]", 2)]
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        eos_token="[EOS]",
+        bos_token="[BOS]",
+        model_max_length=16,
+    ).save_pretrained(directory)
     return len(vocab)
 
 
@@ -34,12 +42,24 @@ def tiny_joint(directory: Path, classes: list[str], kind: str = "clip") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     vocab = tiny_tokenizer(PROMPT_WORDS + list(classes), directory)
-    text = dict(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=16, eos_token_id=2, bos_token_id=3, pad_token_id=0)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
-                  patch_size=8)
+    text = dict(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=16,
+        eos_token_id=2,
+        bos_token_id=3,
+        pad_token_id=0,
+    )
+    vision = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+    )
     if kind == "clip":
-        model = transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+        model = transformers.CLIPModel(
+            transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+        )
     else:
         model = transformers.SiglipModel(transformers.SiglipConfig(text_config=text, vision_config=vision))
     model.save_pretrained(directory)
@@ -50,12 +70,21 @@ def tiny_dinov2(directory: Path) -> Path:
     import transformers
 
     torch.manual_seed(0)
-    cfg = transformers.Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                                    image_size=32, patch_size=8)
+    cfg = transformers.Dinov2Config(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8
+    )
     transformers.Dinov2Model(cfg).save_pretrained(directory)
-    (directory / "preprocessor_config.json").write_text(json.dumps(
-        {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225], "crop_size": {"height": 32, "width": 32},
-         "do_center_crop": True, "size": {"shortest_edge": 32}}))
+    (directory / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "image_mean": [0.485, 0.456, 0.406],
+                "image_std": [0.229, 0.224, 0.225],
+                "crop_size": {"height": 32, "width": 32},
+                "do_center_crop": True,
+                "size": {"shortest_edge": 32},
+            }
+        )
+    )
     return directory
 
 
@@ -69,10 +98,15 @@ def tiny_onnx(path: Path, *, size: int = 16, dim: int = 8, seed: int = 0) -> tup
     w = rng.normal(size=(3 * size * size, dim)).astype(np.float32)
     b = rng.normal(size=(dim,)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["input.1"], ["flat"], axis=1), helper.make_node("Gemm", ["flat", "W", "b"], ["683"])],
-        "tiny_arcface", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, size, size])],
+        [
+            helper.make_node("Flatten", ["input.1"], ["flat"], axis=1),
+            helper.make_node("Gemm", ["flat", "W", "b"], ["683"]),
+        ],
+        "tiny_arcface",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, size, size])],
         [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", dim])],
-        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")])
+        initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

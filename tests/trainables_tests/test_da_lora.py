@@ -86,8 +86,18 @@ def test_unknown_lora_target_refused(standin):
         adapt(load_backbone(str(standin)), mode="lora", lora_targets=("q_proj",))
 
 
-@pytest.mark.parametrize("bad", [{"lora_rank": 0}, {"lr": -1e-3}, {"epochs": -1}, {"lora_dropout": 1.5},
-                                 {"adaptation": "partial"}, {"lora_rnak": 8}, {"image_size": 30}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"lora_rank": 0},
+        {"lr": -1e-3},
+        {"epochs": -1},
+        {"lora_dropout": 1.5},
+        {"adaptation": "partial"},
+        {"lora_rnak": 8},
+        {"image_size": 30},
+    ],
+)
 def test_bad_config_refused(bad):
     with pytest.raises(ValidationError):
         DaLoraConfig(**bad)
@@ -119,8 +129,18 @@ def test_hardware_choice():
 
 def test_bf16_autocast_path_trains(standin):
     """The mixed-precision code path (the GPU default) runs end to end; here on the CPU."""
-    reports = _run(DaLoraConfig(epochs=1, precision="bf16", domain_lora=True, lambda_domain=0.01,
-                                lambda_contrastive=0.1, maml_inner_steps=1, maml_meta_steps=2, eval_every=1))
+    reports = _run(
+        DaLoraConfig(
+            epochs=1,
+            precision="bf16",
+            domain_lora=True,
+            lambda_domain=0.01,
+            lambda_contrastive=0.1,
+            maml_inner_steps=1,
+            maml_meta_steps=2,
+            eval_every=1,
+        )
+    )
     assert 0.5 < reports[0]["eval/cross_domain/acc"] < 0.95 and np.isfinite(reports[0]["train/loss"])
 
 

@@ -21,8 +21,16 @@ from trainables.models.domain_lora import DomainLoraLinear
 
 def tiny_backbone(seed: int = 0) -> Backbone:
     torch.manual_seed(seed)
-    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=16, patch_size=8, embed_dim=32,
-                            depth=2, num_heads=2, num_classes=0)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224",
+        pretrained=False,
+        img_size=16,
+        patch_size=8,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        num_classes=0,
+    )
     return Backbone(vit.eval(), InputSpec(16, (0.5,) * 3, (0.5,) * 3), 32)
 
 
@@ -42,8 +50,15 @@ def test_one_domain_equals_peft_lora():
     """K = 1 computes exactly what peft's LoRA computes for the same A, B, alpha, r."""
     base = tiny_backbone()
     peft_model = adapt(copy.deepcopy(base), mode="lora", lora_rank=4, lora_alpha=8, lora_targets=("qkv", "fc1"))
-    ours = adapt(copy.deepcopy(base), mode="lora", lora_rank=4, lora_alpha=8, lora_targets=("qkv", "fc1"),
-                 domain_lora=True, num_domains=1)
+    ours = adapt(
+        copy.deepcopy(base),
+        mode="lora",
+        lora_rank=4,
+        lora_alpha=8,
+        lora_targets=("qkv", "fc1"),
+        domain_lora=True,
+        num_domains=1,
+    )
     randomise_lora(peft_model)
     peft_params = dict(peft_model.named_parameters())
     copied = 0
@@ -85,8 +100,7 @@ def test_mixture_weights_mix_the_adapters_linearly():
 
 
 def test_routing_follows_the_domain_classifier():
-    backbone = adapt(tiny_backbone(), mode="lora", lora_rank=2, lora_targets=("qkv",), domain_lora=True,
-                     num_domains=2)
+    backbone = adapt(tiny_backbone(), mode="lora", lora_rank=2, lora_targets=("qkv",), domain_lora=True, num_domains=2)
     randomise_lora(backbone)
     model = DaLoraModel(backbone, num_domains=2, with_classifier=True)
     x = images()
@@ -104,8 +118,9 @@ def test_routing_follows_the_domain_classifier():
 
 def _objective(**kw) -> tuple[Objective, DaLoraModel]:
     cfg = DaLoraConfig(**kw)
-    backbone = adapt(tiny_backbone(), mode="lora", lora_rank=2, lora_targets=("qkv",),
-                     domain_lora=cfg.domain_lora, num_domains=3)
+    backbone = adapt(
+        tiny_backbone(), mode="lora", lora_rank=2, lora_targets=("qkv",), domain_lora=cfg.domain_lora, num_domains=3
+    )
     model = DaLoraModel(backbone, num_domains=3, with_classifier=cfg.uses_classifier)
     return Objective(cfg, model, num_classes=4), model
 
@@ -137,14 +152,14 @@ def test_zero_weight_removes_the_computation():
 
 
 def _maml_setup(first_order: bool = False):
-    backbone = adapt(tiny_backbone(), mode="lora", lora_rank=2, lora_targets=("qkv",), domain_lora=True,
-                     num_domains=2)
+    backbone = adapt(tiny_backbone(), mode="lora", lora_rank=2, lora_targets=("qkv",), domain_lora=True, num_domains=2)
     model = DaLoraModel(backbone, num_domains=2, with_classifier=True)
     objective = Objective(DaLoraConfig(domain_lora=True), model, num_classes=4)
     x, labels = images(32, seed=5), torch.arange(4).repeat(8)
     domain = np.repeat([0, 1], 16)
-    kwargs = dict(domain=domain, groups=domain, inner_lr=0.05, meta_steps=3, outer_lr=1e-2, batch_size=4,
-                  first_order=first_order)
+    kwargs = dict(
+        domain=domain, groups=domain, inner_lr=0.05, meta_steps=3, outer_lr=1e-2, batch_size=4, first_order=first_order
+    )
     return model, objective, (lambda idx: (x[idx], labels[idx])), kwargs
 
 
@@ -178,7 +193,9 @@ def test_second_order_maml_differs_from_first_order():
     for first_order in (False, True):
         model, objective, fetch, kw = _maml_setup(first_order)
         randomise_lora(model)  # B != 0, so the inner steps' curvature matters
-        maml_initialise(model, objective.cosface, fetch, inner_steps=2, generator=torch.Generator().manual_seed(0), **kw)
+        maml_initialise(
+            model, objective.cosface, fetch, inner_steps=2, generator=torch.Generator().manual_seed(0), **kw
+        )
         results.append(torch.cat([p.detach().flatten() for n, p in model.named_parameters() if "lora_" in n]))
     assert not torch.allclose(results[0], results[1], atol=1e-7)
 

@@ -41,15 +41,18 @@ def test_person_and_twin_files_are_read_with_paths_relative_to_the_file(people):
     assert sub.names == ("bea", "dan") and sub.twins == ((), ()) and np.bincount(sub.identity).tolist() == [2, 2]
 
 
-@pytest.mark.parametrize("persons, twins, message", [
-    ({"ann": []}, None, "identity 'ann': no images"),
-    ({"ann": ["img/ann/0.png"], "zed": ["img/zed/9.png"]}, None, "1 image files do not exist"),
-    ({"ann": "img/ann/0.png"}, None, "expected a list of image paths"),
-    ([["ann"]], None, "expected a non-empty object"),
-    ({"ann": ["img/ann/0.png"]}, [["ann", "nobody"]], "pair 0: identity 'nobody' is not in the person file"),
-    ({"ann": ["img/ann/0.png"]}, [["ann", "ann"]], "paired with itself"),
-    ({"ann": ["img/ann/0.png"]}, [["ann"]], "expected two identity names"),
-])
+@pytest.mark.parametrize(
+    "persons, twins, message",
+    [
+        ({"ann": []}, None, "identity 'ann': no images"),
+        ({"ann": ["img/ann/0.png"], "zed": ["img/zed/9.png"]}, None, "1 image files do not exist"),
+        ({"ann": "img/ann/0.png"}, None, "expected a list of image paths"),
+        ([["ann"]], None, "expected a non-empty object"),
+        ({"ann": ["img/ann/0.png"]}, [["ann", "nobody"]], "pair 0: identity 'nobody' is not in the person file"),
+        ({"ann": ["img/ann/0.png"]}, [["ann", "ann"]], "paired with itself"),
+        ({"ann": ["img/ann/0.png"]}, [["ann"]], "expected two identity names"),
+    ],
+)
 def test_bad_person_and_twin_files_are_refused_in_one_line(people, persons, twins, message):
     (people / "p.json").write_text(json.dumps(persons))
     twin_file = None
@@ -79,8 +82,10 @@ def test_unreadable_images_are_skipped_and_counted(people):
 
 
 def test_feedback_pairs(people):
-    pairs = [{"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": 1},
-             {"image1": "img/ann/0.png", "image2": "img/bea/0.png", "label": 0}]
+    pairs = [
+        {"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": 1},
+        {"image1": "img/ann/0.png", "image2": "img/bea/0.png", "label": 0},
+    ]
     (people / "pairs.json").write_text(json.dumps(pairs))
     fp = read_feedback_pairs(people / "pairs.json", identity_from_folder=True)
     assert len(fp) == 2 and fp.label.tolist() == [1, 0]
@@ -89,14 +94,17 @@ def test_feedback_pairs(people):
     assert read_feedback_pairs(people / "pairs.json").identity is None
 
 
-@pytest.mark.parametrize("pair, message", [
-    ({"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": 2}, "pair 0: label must be 0 .* got 2"),
-    ({"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": "1"}, 'got "1"'),
-    ({"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": True}, "got true"),
-    ({"image1": "img/ann/0.png", "label": 1}, "needs image1, image2 and label"),
-    ({"image1": "img/ann/0.png", "image2": "img/nobody/1.png", "label": 0}, "image .*nobody/1.png does not exist"),
-    ({"image1": "img/ann/0.png", "image2": "img/ann/0.png", "label": 1}, "the same file"),
-])
+@pytest.mark.parametrize(
+    "pair, message",
+    [
+        ({"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": 2}, "pair 0: label must be 0 .* got 2"),
+        ({"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": "1"}, 'got "1"'),
+        ({"image1": "img/ann/0.png", "image2": "img/ann/1.png", "label": True}, "got true"),
+        ({"image1": "img/ann/0.png", "label": 1}, "needs image1, image2 and label"),
+        ({"image1": "img/ann/0.png", "image2": "img/nobody/1.png", "label": 0}, "image .*nobody/1.png does not exist"),
+        ({"image1": "img/ann/0.png", "image2": "img/ann/0.png", "label": 1}, "the same file"),
+    ],
+)
 def test_bad_feedback_pairs_are_refused_in_one_line(people, pair, message):
     (people / "pairs.json").write_text(json.dumps([pair]))
     with pytest.raises(DataError, match=message) as err:
@@ -114,8 +122,9 @@ def test_synthfaces_export_reads_back_as_the_same_data(cache_dir):
     from trainables.data import synthfaces
     from trainables.data.synthfaces_export import FEEDBACK, PERSONS, TWINS, ensure_export
 
-    spec = synthfaces.SynthFacesSpec(train_identities=12, eval_identities=10, train_images=2, eval_images=2,
-                                     domains=("visible", "thermal"))
+    spec = synthfaces.SynthFacesSpec(
+        train_identities=12, eval_identities=10, train_images=2, eval_images=2, domains=("visible", "thermal")
+    )
     faces = synthfaces.load(spec)
     d = ensure_export(spec)
     assert ensure_export(spec) == d  # cached
@@ -131,8 +140,13 @@ def test_synthfaces_export_reads_back_as_the_same_data(cache_dir):
         theirs = sorted(im.transpose(1, 2, 0).tobytes() for im in g.images[g.identity == first + k])
         assert mine == theirs
     # twins as synthfaces made them
-    expected = sorted({tuple(sorted((a - first, int(faces.twin_of[a]) - first)))
-                       for a in np.unique(g.identity) if faces.twin_of[a] >= 0})
+    expected = sorted(
+        {
+            tuple(sorted((a - first, int(faces.twin_of[a]) - first)))
+            for a in np.unique(g.identity)
+            if faces.twin_of[a] >= 0
+        }
+    )
     assert train.twin_pairs() == expected and len(expected) == round(12 * spec.twin_fraction / 2)
     for group, ps in (("train", train), ("eval", test)):
         fp = read_feedback_pairs(d / FEEDBACK[group], identity_from_folder=True)

@@ -21,8 +21,14 @@ from trainables.pair_contrastive import PairContrastiveConfig
 from trainables.pair_contrastive.loop import contrastive_loss, split_pairs, with_test_file
 from trainables.triplet import TripletConfig
 
-TINY = dict(synth_train_identities=24, synth_train_images=3, synth_eval_identities=20, synth_eval_images=3,
-            synth_domains=("visible",), epochs=1)
+TINY = dict(
+    synth_train_identities=24,
+    synth_train_images=3,
+    synth_eval_identities=20,
+    synth_eval_images=3,
+    synth_domains=("visible",),
+    epochs=1,
+)
 
 
 def _run(module, cfg, keep: Path | None = None, restore: Path | None = None) -> list[dict]:
@@ -48,8 +54,9 @@ def test_contrastive_loss_hand_values():
     expected = (2.0 + 0.0 + 0.8 + (1 - math.sqrt(0.8)) ** 2) / 4
     assert contrastive_loss(z1, z2, same, margin=1.0).item() == pytest.approx(expected, rel=1e-5)
     # a larger margin pushes the far negatives too: m = 2, D = sqrt 2
-    assert contrastive_loss(z1[1:2], z2[1:2], same[1:2], margin=2.0).item() == pytest.approx((2 - math.sqrt(2)) ** 2,
-                                                                                             rel=1e-5)
+    assert contrastive_loss(z1[1:2], z2[1:2], same[1:2], margin=2.0).item() == pytest.approx(
+        (2 - math.sqrt(2)) ** 2, rel=1e-5
+    )
 
 
 def test_degraded_probes_keep_their_size_and_lose_detail():
@@ -85,8 +92,9 @@ def feedback(tmp_path):
         for _ in range(3):
             q = people[int(rng.integers(20))]
             if q != p:
-                pairs.append({"image1": f"{p}/{rng.integers(4)}.png", "image2": f"{q}/{rng.integers(4)}.png",
-                              "label": 0})
+                pairs.append(
+                    {"image1": f"{p}/{rng.integers(4)}.png", "image2": f"{q}/{rng.integers(4)}.png", "label": 0}
+                )
     (tmp_path / "pairs.json").write_text(json.dumps(pairs))
     return tmp_path
 
@@ -141,11 +149,14 @@ def test_a_split_without_validation_is_refused(feedback):
 
 
 # ---------------------------------------------------------------- one epoch against the baseline
-@pytest.mark.parametrize("name, config, primary, gain, continuous", [
-    ("triplet", TripletConfig, "eval/twin/eer", "eval/twin/eer_gain", "eval/nontwin/auc"),
-    ("pair_contrastive", PairContrastiveConfig, "eval/pairs/eer", "eval/pairs/eer_gain", "eval/pairs/auc"),
-    ("infonce", InfoNCEConfig, "eval/gallery/rank1", "eval/gallery/rank1_gain", "eval/gallery/map"),
-])
+@pytest.mark.parametrize(
+    "name, config, primary, gain, continuous",
+    [
+        ("triplet", TripletConfig, "eval/twin/eer", "eval/twin/eer_gain", "eval/nontwin/auc"),
+        ("pair_contrastive", PairContrastiveConfig, "eval/pairs/eer", "eval/pairs/eer_gain", "eval/pairs/auc"),
+        ("infonce", InfoNCEConfig, "eval/gallery/rank1", "eval/gallery/rank1_gain", "eval/gallery/map"),
+    ],
+)
 def test_one_epoch_against_the_baseline(standin, name, config, primary, gain, continuous):
     import importlib
 
@@ -215,13 +226,20 @@ def test_infonce_reads_an_image_folder(standin, tmp_path):
         for k in range(people):
             for j in range(5):
                 _img(tmp_path / root / f"{root}{k}" / f"{j}.png", 20 * k + j)
-    train, val, test = load_splits(InfoNCEConfig(train_data=str(tmp_path / "train"), test_data=str(tmp_path / "test"),
-                                                 val_fraction=0.34))
+    train, val, test = load_splits(
+        InfoNCEConfig(train_data=str(tmp_path / "train"), test_data=str(tmp_path / "test"), val_fraction=0.34)
+    )
     assert train.num_identities + val.num_identities == 6 and test.num_identities == 3
     assert not set(train.names) & set(val.names)
     with pytest.raises(DataError, match="fewer than two have more than gallery_per_identity=5 images"):
-        load_splits(InfoNCEConfig(train_data=str(tmp_path / "train"), test_data=str(tmp_path / "test"),
-                                  gallery_per_identity=5, val_fraction=0.34))
+        load_splits(
+            InfoNCEConfig(
+                train_data=str(tmp_path / "train"),
+                test_data=str(tmp_path / "test"),
+                gallery_per_identity=5,
+                val_fraction=0.34,
+            )
+        )
 
 
 def test_triplet_validation_needs_every_kind_of_impostor_the_test_has(standin, tmp_path):
@@ -233,8 +251,12 @@ def test_triplet_validation_needs_every_kind_of_impostor_the_test_has(standin, t
     test = _person_file(tmp_path, "test.json", [f"b{k}" for k in range(4)])
     (tmp_path / "tw.json").write_text(json.dumps([["a0", "a1"], ["a2", "a3"], ["a4", "a5"]]))
     (tmp_path / "tt.json").write_text(json.dumps([["b0", "b1"], ["b2", "b3"]]))
-    cfg = dict(train_persons=train, train_twins=str(tmp_path / "tw.json"), test_persons=test,
-               test_twins=str(tmp_path / "tt.json"))
+    cfg = dict(
+        train_persons=train,
+        train_twins=str(tmp_path / "tw.json"),
+        test_persons=test,
+        test_twins=str(tmp_path / "tt.json"),
+    )
     with pytest.raises(DataError, match="give no nontwin impostor pairs to choose that threshold on"):
         load_splits(TripletConfig(**cfg))
     splits = load_splits(TripletConfig(**cfg, val_fraction=0.5))  # two pairs held out
@@ -243,7 +265,9 @@ def test_triplet_validation_needs_every_kind_of_impostor_the_test_has(standin, t
 
 def _folder_persons(root: Path, sub: str) -> str:
     """A person file (identity -> image paths relative to it) listing every image of root/sub/<person>/."""
-    persons = {d.name: [f"{sub}/{d.name}/{f.name}" for f in sorted(d.iterdir())] for d in sorted((root / sub).iterdir())}
+    persons = {
+        d.name: [f"{sub}/{d.name}/{f.name}" for f in sorted(d.iterdir())] for d in sorted((root / sub).iterdir())
+    }
     (root / f"{sub}.json").write_text(json.dumps(persons))
     return str(root / f"{sub}.json")
 
@@ -259,9 +283,11 @@ def test_skipped_images_are_listed_by_every_trainable(standin, tmp_path, name):
             for j in range(5):
                 _img(tmp_path / root / f"{root}{k}" / f"{j}.png", 20 * k + j)
     (tmp_path / "train" / "train0" / "broken.png").write_bytes(b"")
-    train = {"train_persons": _folder_persons(tmp_path, "train"), "test_persons": _folder_persons(tmp_path, "test")} \
-        if name == "triplet" else {"train_data": str(tmp_path / "train"), "test_data": str(tmp_path / "test"),
-                                   "gallery_per_identity": 2}
+    train = (
+        {"train_persons": _folder_persons(tmp_path, "train"), "test_persons": _folder_persons(tmp_path, "test")}
+        if name == "triplet"
+        else {"train_data": str(tmp_path / "train"), "test_data": str(tmp_path / "test"), "gallery_per_identity": 2}
+    )
     config = TripletConfig if name == "triplet" else InfoNCEConfig
     out = tmp_path / "run"
     out.mkdir()
@@ -283,16 +309,21 @@ def test_overlap_checks_run_in_the_trainables_own_preparation(feedback, standin,
     out = tmp_path / "run"
     out.mkdir()
     with pytest.raises(DataError, match="5 of its pairs are also in"):
-        prepare_pairs(PairContrastiveConfig(pairs=str(feedback / "train.json"), test_pairs=str(feedback / "leaky.json"),
-                                            identity_from_folder=True), out)
+        prepare_pairs(
+            PairContrastiveConfig(
+                pairs=str(feedback / "train.json"), test_pairs=str(feedback / "leaky.json"), identity_from_folder=True
+            ),
+            out,
+        )
     for root, people in (("train", 6), ("test", 3)):
         for k in range(people):
             for j in range(5):
                 _img(tmp_path / root / f"{root}{k}" / f"{j}.png", 20 * k + j)
     _img(tmp_path / "test" / "train0" / "0.png", 1)  # a training person among the test people
     with pytest.raises(DataError, match="1 test identities are also training identities"):
-        prepare_infonce(InfoNCEConfig(train_data=str(tmp_path / "train"), test_data=str(tmp_path / "test"),
-                                      val_fraction=0.34), out)
+        prepare_infonce(
+            InfoNCEConfig(train_data=str(tmp_path / "train"), test_data=str(tmp_path / "test"), val_fraction=0.34), out
+        )
 
 
 # ---------------------------------------------------------------- fine-tuning helps, beyond seed noise
@@ -307,18 +338,60 @@ def test_overlap_checks_run_in_the_trainables_own_preparation(feedback, standin,
 # The margin is 3 sd of the mean over the seeds the test runs (3 * sd / sqrt(n)): a gain
 # below it could be seed luck; the measured gains are 4-11 sd.
 FINE_TUNING_HELPS = {
-    "infonce": (InfoNCEConfig, dict(synth_train_identities=80, synth_eval_identities=40, synth_train_images=3,
-                                    synth_eval_images=3, synth_domains=("visible", "low_quality"), epochs=5,
-                                    probe_downscale=2, gallery_per_identity=3, temperature=0.2, lr=1e-4),
-                "eval/gallery/map", +1, 0.0094, [0]),
-    "pair_contrastive": (PairContrastiveConfig, dict(synth_train_identities=60, synth_eval_identities=40,
-                                                     synth_train_images=3, synth_eval_images=3, margin=1.5,
-                                                     synth_domains=("visible", "low_quality"), epochs=3, lr=1e-4),
-                         "eval/pairs/eer", -1, 0.0105, [0, 1]),
-    "triplet": (TripletConfig, dict(synth_train_identities=40, synth_eval_identities=20, synth_train_images=3,
-                                    synth_eval_images=3, synth_domains=("visible", "low_quality"), epochs=2,
-                                    mining_level="maximum", synth_twin_spread=0.12, lr=1e-4),
-                "eval/twin/eer", -1, 0.0217, [0]),
+    "infonce": (
+        InfoNCEConfig,
+        dict(
+            synth_train_identities=80,
+            synth_eval_identities=40,
+            synth_train_images=3,
+            synth_eval_images=3,
+            synth_domains=("visible", "low_quality"),
+            epochs=5,
+            probe_downscale=2,
+            gallery_per_identity=3,
+            temperature=0.2,
+            lr=1e-4,
+        ),
+        "eval/gallery/map",
+        +1,
+        0.0094,
+        [0],
+    ),
+    "pair_contrastive": (
+        PairContrastiveConfig,
+        dict(
+            synth_train_identities=60,
+            synth_eval_identities=40,
+            synth_train_images=3,
+            synth_eval_images=3,
+            margin=1.5,
+            synth_domains=("visible", "low_quality"),
+            epochs=3,
+            lr=1e-4,
+        ),
+        "eval/pairs/eer",
+        -1,
+        0.0105,
+        [0, 1],
+    ),
+    "triplet": (
+        TripletConfig,
+        dict(
+            synth_train_identities=40,
+            synth_eval_identities=20,
+            synth_train_images=3,
+            synth_eval_images=3,
+            synth_domains=("visible", "low_quality"),
+            epochs=2,
+            mining_level="maximum",
+            synth_twin_spread=0.12,
+            lr=1e-4,
+        ),
+        "eval/twin/eer",
+        -1,
+        0.0217,
+        [0],
+    ),
 }
 
 
@@ -344,8 +417,9 @@ def test_skipped_images_of_feedback_pairs_and_probes_are_listed(feedback, standi
 
     (feedback / "p00" / "0.png").write_bytes(b"")
     for name, prepare, cfg in (
-            ("pairs", prepare_pairs, PairContrastiveConfig(pairs=str(feedback / "pairs.json"), identity_from_folder=True)),
-            ("probe", prepare_probe, ProbeConfig(data=str(feedback), val_fraction=0, embedding_cache=False))):
+        ("pairs", prepare_pairs, PairContrastiveConfig(pairs=str(feedback / "pairs.json"), identity_from_folder=True)),
+        ("probe", prepare_probe, ProbeConfig(data=str(feedback), val_fraction=0, embedding_cache=False)),
+    ):
         out = tmp_path / name
         out.mkdir()
         assert prepare(cfg, out)["skipped_images"] == "1", name

@@ -34,6 +34,7 @@ def run_probe(cfg: ProbeConfig, out: Path | None = None) -> dict[str, float]:
 
 # -- metrics and split ---------------------------------------------------------------
 
+
 def test_metrics_by_hand():
     names = ("ann", "bob", "cid")
     true = np.array([0, 0, 0, 1, 1, 2])
@@ -64,6 +65,7 @@ def test_split_is_stratified_and_fixed_by_the_data_seed():
 
 
 # -- heads -----------------------------------------------------------------------------
+
 
 def _gaussians(n_per: list[int], dim: int = 16, spread: float = 0.6, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -106,6 +108,7 @@ def test_learned_fusion_weights_favour_the_informative_encoder():
 
 # -- the embedding cache ---------------------------------------------------------------
 
+
 def test_cache_builds_once_and_reads_memory_mapped(tmp_path):
     calls = []
     data = np.arange(12, dtype=np.float32).reshape(4, 3)
@@ -131,8 +134,10 @@ print(int(hit.built), float(hit.array.sum()))
 
 
 def test_concurrent_trials_never_encode_twice(tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-             for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=120)[0].split() for p in procs]
     assert sorted(o[0] for o in outs) == ["0", "0", "1"]
     assert all(float(o[1]) == 70.0 for o in outs)
@@ -152,7 +157,7 @@ def test_corrupt_cache_is_detected_and_rebuilt(tmp_path, damage, capsys):
         raw[-7] ^= 0xFF
         array_file.write_bytes(bytes(raw))
     elif damage == "truncate":
-        array_file.write_bytes(bytes(raw[:len(raw) // 2]))
+        array_file.write_bytes(bytes(raw[: len(raw) // 2]))
     else:
         meta_file.write_text("{not json")
     cache._verified.clear()  # a new process: nothing verified yet
@@ -167,6 +172,7 @@ def test_corrupt_cache_is_detected_and_rebuilt(tmp_path, damage, capsys):
 
 
 # -- encoders --------------------------------------------------------------------------
+
 
 def test_encoder_identity_follows_the_weights(tmp_path, standin):
     d = tiny_dinov2(tmp_path / "dino")
@@ -186,7 +192,10 @@ def test_dinov2_encoder_is_the_normalised_class_token(tmp_path):
     assert enc.input_spec.size == 32 and enc.input_spec.mean == (0.485, 0.456, 0.406)
     x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
     ref = transformers.Dinov2Model.from_pretrained(d).eval()
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
     with torch.no_grad():
         want = ref(pixel_values=(x.float() / 255 - mean) / std).last_hidden_state[:, 0]  # the note's CLS token
         assert torch.allclose(enc(x), want, atol=1e-5)
@@ -224,8 +233,9 @@ def test_zero_shot_averages_the_prompt_templates(tmp_path, kind):
 
     # the trainable's zero-shot predictions: image features in the joint space against those
     data = image_folder(tmp_path / "faces", {c: 4 for c in classes})
-    cfg = ProbeConfig(encoders=(f"hf:{d}",), head="zero_shot", prompts=prompts, data=str(data), val_fraction=0,
-                      test_fraction=0.5)
+    cfg = ProbeConfig(
+        encoders=(f"hf:{d}",), head="zero_shot", prompts=prompts, data=str(data), val_fraction=0, test_fraction=0.5
+    )
     out = tmp_path / "out"
     metrics = run_probe(cfg, out)
     pred, true = np.load(out / "predictions.npy"), np.load(out / "true_labels.npy")
@@ -239,6 +249,7 @@ def test_zero_shot_averages_the_prompt_templates(tmp_path, kind):
 
 
 # -- the trainable on synthfaces --------------------------------------------------------
+
 
 def test_probe_writes_the_notes_files_and_the_encoder_matters(tmp_path, standin):
     out = tmp_path / "trial"
@@ -283,6 +294,7 @@ def test_ensembles(standin):
 
 # -- bad input -------------------------------------------------------------------------
 
+
 def test_bad_input_is_named(tmp_path):
     empty = tmp_path / "noweights"
     empty.mkdir()
@@ -304,22 +316,28 @@ def test_bad_input_is_named(tmp_path):
         encoders.text_features(str(d), ("ann",), ("a photo of {}",))
 
 
-@pytest.mark.parametrize("problem,message", [
-    ("prompts", "must contain {} exactly once"),
-    ("weights", "has no weights"),
-    ("classes", "has no samples in the training split"),
-])
+@pytest.mark.parametrize(
+    "problem,message",
+    [
+        ("prompts", "must contain {} exactly once"),
+        ("weights", "has no weights"),
+        ("classes", "has no samples in the training split"),
+    ],
+)
 def test_cli_refuses_bad_probe_input_in_one_line(tmp_path, problem, message):
     empty = tmp_path / "enc"
     empty.mkdir()
     (empty / "config.json").write_text("{}")
     train = image_folder(tmp_path / "train", {"ann": 3, "bob": 3})
     test = image_folder(tmp_path / "test", {"ann": 2, "zed": 2})
-    base = {"prompts": "{head: zero_shot, prompts: ['a photo of a person']}",
-            "weights": f"{{encoders: ['{empty}']}}",
-            "classes": f"{{data: '{train}', test_data: '{test}'}}"}[problem]
+    base = {
+        "prompts": "{head: zero_shot, prompts: ['a photo of a person']}",
+        "weights": f"{{encoders: ['{empty}']}}",
+        "classes": f"{{data: '{train}', test_data: '{test}'}}",
+    }[problem]
     spec = tmp_path / "bad.yaml"
-    spec.write_text(textwrap.dedent(f"""\
+    spec.write_text(
+        textwrap.dedent(f"""\
         name: bad
         kind: ablation
         trainable: probe
@@ -329,9 +347,15 @@ def test_cli_refuses_bad_probe_input_in_one_line(tmp_path, problem, message):
         base: {base}
         variants: {{ref: {{}}}}
         reference: ref
-        """))
-    r = subprocess.run([sys.executable, "-m", "orchestrator", "run", str(spec), "--out", str(tmp_path / "run")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+        """)
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "run", str(spec), "--out", str(tmp_path / "run")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr

@@ -13,18 +13,18 @@ import timm
 import torch
 from PIL import Image
 
-from trainables.da_lora.config import DaLoraConfig
+from trainables.da_lora.config import DaLoraConfig, metric_keys
 from trainables.da_lora.loop import Objective, check_identity_overlap, load_data, run
 from trainables.da_lora.model import DaLoraModel
 from trainables.data.sources import DataError, limit_per_identity, read_image_folder, read_manifest
-from trainables.da_lora.config import metric_keys
 from trainables.evaluation.benchmarks import BenchmarkError, load_benchmark, read_bin, read_pairs_txt
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import BackboneError, load_backbone
 from trainables.training import embed_all
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=28,
-            patch_size=14)
+TINY = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=28, patch_size=14
+)
 
 
 def _save_dinov2(d: Path) -> Path:
@@ -39,9 +39,13 @@ def _save_clip(d: Path) -> Path:
     from transformers import CLIPConfig, CLIPModel
 
     torch.manual_seed(0)
-    CLIPModel(CLIPConfig(vision_config=TINY, text_config=dict(hidden_size=32, num_hidden_layers=1,
-                                                              num_attention_heads=2, intermediate_size=64),
-                         projection_dim=16)).save_pretrained(d)
+    CLIPModel(
+        CLIPConfig(
+            vision_config=TINY,
+            text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64),
+            projection_dim=16,
+        )
+    ).save_pretrained(d)
     return d
 
 
@@ -49,16 +53,24 @@ def _save_timm(d: Path) -> Path:
     torch.manual_seed(0)
     args = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=0)
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, **args)
-    timm.models.save_for_hf(model, str(d), model_args=args, safe_serialization=True,
-                            data_config={"mean": (0.5,) * 3, "std": (0.5,) * 3, "input_size": (3, 32, 32)})
+    timm.models.save_for_hf(
+        model,
+        str(d),
+        model_args=args,
+        safe_serialization=True,
+        data_config={"mean": (0.5,) * 3, "std": (0.5,) * 3, "input_size": (3, 32, 32)},
+    )
     return d
 
 
-@pytest.mark.parametrize("family, save, targets", [
-    ("dinov2", _save_dinov2, ("q_proj", "v_proj")),
-    ("clip", _save_clip, ("q_proj", "v_proj")),
-    ("timm", _save_timm, ("qkv",)),
-])
+@pytest.mark.parametrize(
+    "family, save, targets",
+    [
+        ("dinov2", _save_dinov2, ("q_proj", "v_proj")),
+        ("clip", _save_clip, ("q_proj", "v_proj")),
+        ("timm", _save_timm, ("qkv",)),
+    ],
+)
 def test_checkpoint_round_trip_and_one_training_step(family, save, targets, tmp_path):
     directory = save(tmp_path / family)
     x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -88,8 +100,11 @@ def test_hf_input_spec_from_preprocessor_config(tmp_path):
 
     directory = _save_dinov2(tmp_path / "dino")
     assert load_backbone(str(directory)).input_spec.mean == (0.485, 0.456, 0.406)  # DINOv2's defaults
-    (directory / "preprocessor_config.json").write_text(json.dumps(
-        {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "crop_size": {"height": 14, "width": 14}}))
+    (directory / "preprocessor_config.json").write_text(
+        json.dumps(
+            {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "crop_size": {"height": 14, "width": 14}}
+        )
+    )
     spec = load_backbone(str(directory)).input_spec
     assert spec.mean == (0.5, 0.5, 0.5) and spec.std == (0.25, 0.25, 0.25) and spec.size == 14
 
@@ -136,12 +151,15 @@ def test_image_folders_and_manifest(faces, tmp_path):
     _write_faces(faces, tmp_path / "nested", "train", 3, nested=True, prefix="id")
     nested = read_image_folder(tmp_path / "nested")
     assert nested.domains[0] == "visible" and set(nested.domains) == set(faces.domains)
-    lines = ["path,identity,domain"] + [f"{p.relative_to(tmp_path)},{p.parent.name},{p.parent.parent.name}"
-                                         for p in sorted((tmp_path / "nested").rglob("*.png"))]
+    lines = ["path,identity,domain"] + [
+        f"{p.relative_to(tmp_path)},{p.parent.name},{p.parent.parent.name}"
+        for p in sorted((tmp_path / "nested").rglob("*.png"))
+    ]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
     manifest = read_manifest(tmp_path / "m.csv")
-    assert manifest.domains == nested.domains and np.array_equal(np.bincount(manifest.identity),
-                                                                 np.bincount(nested.identity))
+    assert manifest.domains == nested.domains and np.array_equal(
+        np.bincount(manifest.identity), np.bincount(nested.identity)
+    )
     (tmp_path / "bad.csv").write_text("file,person\nx.png,a\n")
     with pytest.raises(DataError, match="needs the columns path and identity"):
         read_manifest(tmp_path / "bad.csv")
@@ -236,10 +254,20 @@ def test_flip_test_embedding():
 def test_trial_on_image_folder_with_two_benchmarks(faces, standin, tmp_path):
     """The real-data path end to end: folder training set, pairs.txt and .bin benchmarks."""
     _write_faces(faces, tmp_path / "train", "train", 12, nested=True, prefix="t")
-    cfg = DaLoraConfig(train_data=str(tmp_path / "train"), epochs=1, batch_size=16, domain_lora=True,
-                       lambda_domain=0.1, lambda_contrastive=0.1, samples_per_identity=10, val_fraction=0.34,
-                       benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw")),
-                                   "cfp": str(_bin(faces, tmp_path / "cfp.bin", pairs=20))})
+    cfg = DaLoraConfig(
+        train_data=str(tmp_path / "train"),
+        epochs=1,
+        batch_size=16,
+        domain_lora=True,
+        lambda_domain=0.1,
+        lambda_contrastive=0.1,
+        samples_per_identity=10,
+        val_fraction=0.34,
+        benchmarks={
+            "lfw": str(_lfw_benchmark(faces, tmp_path / "lfw")),
+            "cfp": str(_bin(faces, tmp_path / "cfp.bin", pairs=20)),
+        },
+    )
     data = load_data(cfg, 32)
     # 4 of the 12 identities validate (val/heldout/...), never trained on; 8 train
     assert len(data.val.identities) == 4 and not set(data.val.identities) & set(data.train.identity)
@@ -296,8 +324,12 @@ def test_unreadable_training_images_are_skipped_and_counted(faces, standin, tmp_
     again = read_image_folder(tmp_path / "train")
     assert len(again) == good + 2 and len(again.skipped) == 2
 
-    cfg = DaLoraConfig(train_data=str(tmp_path / "train"), epochs=1, val_fraction=0,  # 5 people: too few to hold out
-                       benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))})
+    cfg = DaLoraConfig(
+        train_data=str(tmp_path / "train"),
+        epochs=1,
+        val_fraction=0,  # 5 people: too few to hold out
+        benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))},
+    )
     prov = prepare(cfg, tmp_path)
     assert prov["skipped_images"] == "2" and prov["single_image_identities"] == "2"  # id_lonely, id_broken
     listed = (tmp_path / SKIPPED_FILE).read_text().splitlines()
@@ -312,15 +344,17 @@ def test_unreadable_training_images_are_skipped_and_counted(faces, standin, tmp_
 def _path_pairs(files: dict[str, list[Path]], path: Path) -> Path:
     """A ``path1 path2 label`` pair list over image files (identity: the folder of an image)."""
     names = sorted(files)
-    lines = [f"{files[n][0]} {files[n][1]} 1" for n in names] + \
-            [f"{files[a][0]} {files[b][0]} 0" for a, b in zip(names, names[1:] + names[:1])]
+    lines = [f"{files[n][0]} {files[n][1]} 1" for n in names] + [
+        f"{files[a][0]} {files[b][0]} 0" for a, b in zip(names, names[1:] + names[:1])
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 @pytest.mark.parametrize("leak", ["lfw_form", "path_form", "val_data", "val_vs_test"])
-def test_benchmark_identities_that_were_trained_on_are_refused_through_the_cli(faces, standin, tmp_path, capsys,
-                                                                             monkeypatch, leak):
+def test_benchmark_identities_that_were_trained_on_are_refused_through_the_cli(
+    faces, standin, tmp_path, capsys, monkeypatch, leak
+):
     """Through the path a user runs (`run`, the trainable's preparation): a test or
     validation benchmark naming training identities, in either pair-list form, or a
     validation benchmark sharing people with a test benchmark, ends in one line, exit 2."""
@@ -330,19 +364,25 @@ def test_benchmark_identities_that_were_trained_on_are_refused_through_the_cli(f
     _write_faces(faces, tmp_path / "train", "train", 6, nested=False, prefix="p")
     clean = _lfw_benchmark(faces, tmp_path / "clean")
     leaky_lfw = _lfw_benchmark(faces, tmp_path / "leaky", group="train", prefix="p")
-    leaky_paths = _path_pairs(_write_faces(faces, tmp_path / "copies", "train", 6, nested=False, prefix="p"),
-                              tmp_path / "leaky-paths.txt")
-    sets = {"lfw_form": [f"benchmarks={{lfw: {leaky_lfw}}}"],
-            "path_form": [f"benchmarks={{lfw: {leaky_paths}}}"],
-            "val_data": [f"benchmarks={{lfw: {clean}}}", f"val_data={{dev: {leaky_lfw}}}"],
-            "val_vs_test": [f"benchmarks={{lfw: {clean}}}", f"val_data={{dev: {clean}}}"]}[leak]
-    expected = {"lfw_form": "benchmark lfw: 6 of its identities are also training identities",
-                "path_form": "benchmark lfw: 6 of its identities are also training identities",
-                "val_data": "validation benchmark dev: 6 of its identities are also training identities",
-                "val_vs_test": "validation benchmark dev: 6 of its identities are also in test benchmark lfw"}[leak]
+    leaky_paths = _path_pairs(
+        _write_faces(faces, tmp_path / "copies", "train", 6, nested=False, prefix="p"), tmp_path / "leaky-paths.txt"
+    )
+    sets = {
+        "lfw_form": [f"benchmarks={{lfw: {leaky_lfw}}}"],
+        "path_form": [f"benchmarks={{lfw: {leaky_paths}}}"],
+        "val_data": [f"benchmarks={{lfw: {clean}}}", f"val_data={{dev: {leaky_lfw}}}"],
+        "val_vs_test": [f"benchmarks={{lfw: {clean}}}", f"val_data={{dev: {clean}}}"],
+    }[leak]
+    expected = {
+        "lfw_form": "benchmark lfw: 6 of its identities are also training identities",
+        "path_form": "benchmark lfw: 6 of its identities are also training identities",
+        "val_data": "validation benchmark dev: 6 of its identities are also training identities",
+        "val_vs_test": "validation benchmark dev: 6 of its identities are also in test benchmark lfw",
+    }[leak]
     (tmp_path / "s.yaml").write_text(
         "name: s\nkind: ablation\ntrainable: da_lora\nmetric: train/loss\nmode: min\nseeds: [0]\nreference: a\n"
-        f"base: {{epochs: 1, train_data: {tmp_path / 'train'}, val_fraction: 0}}\nvariants: {{a: {{}}}}\n")
+        f"base: {{epochs: 1, train_data: {tmp_path / 'train'}, val_fraction: 0}}\nvariants: {{a: {{}}}}\n"
+    )
     argv = ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "run")]
     for s in sets:
         argv += ["--set", s]
@@ -373,8 +413,11 @@ def test_a_pair_list_label_other_than_0_or_1_is_named_as_such(faces, tmp_path):
     files = _write_faces(faces, tmp_path / "imgs", "eval", 2, nested=False, prefix="e")
     a, b = (files[n][0] for n in sorted(files))
     (tmp_path / "pairs.txt").write_text(f"{a} {b} 2\n")
-    with pytest.raises(BenchmarkError, match=r"pair 1: a 'path1 path2 label' line needs label 0 \(different\) or 1 "
-                                             r"\(same\), got '2'"):
+    with pytest.raises(
+        BenchmarkError,
+        match=r"pair 1: a 'path1 path2 label' line needs label 0 \(different\) or 1 "
+        r"\(same\), got '2'",
+    ):
         read_pairs_txt(tmp_path / "pairs.txt")
 
 
@@ -388,8 +431,12 @@ def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     rows = zlib.compress(b"\0" * (1 + 3 * width) * 8, 9)  # 8 rows of the 20000 declared
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_a_decompression_bomb_is_skipped_in_training_data_and_refuses_a_benchmark(faces, tmp_path):

@@ -19,8 +19,14 @@ def _persons(counts, twins) -> PersonSet:
     for a, b in twins:
         links[a].add(b)
         links[b].add(a)
-    return PersonSet(names=tuple(f"p{k}" for k in range(len(counts))), paths=tuple(f"{i}.png" for i in range(len(identity))),
-                     identity=identity, twins=tuple(tuple(sorted(t)) for t in links), fingerprint="x", source="test")
+    return PersonSet(
+        names=tuple(f"p{k}" for k in range(len(counts))),
+        paths=tuple(f"{i}.png" for i in range(len(identity))),
+        identity=identity,
+        twins=tuple(tuple(sorted(t)) for t in links),
+        fingerprint="x",
+        source="test",
+    )
 
 
 PERSONS = _persons([4, 3, 1, 5, 2, 1], twins=[(0, 1), (3, 5)])
@@ -59,8 +65,14 @@ def test_roles_anchor_positive_and_twin_negatives():
         for anchor, twin in ((0, 1), (1, 0), (3, 5)):
             assert (n[a == anchor] == twin).all()
         # persons without a twin draw from everyone else, single-image persons included
-    negs = np.concatenate([ids[sample_triplets(PERSONS, "maximum", seed=s)[:, 2]][ids[sample_triplets(
-        PERSONS, "maximum", seed=s)[:, 0]] == 4] for s in range(20)])
+    negs = np.concatenate(
+        [
+            ids[sample_triplets(PERSONS, "maximum", seed=s)[:, 2]][
+                ids[sample_triplets(PERSONS, "maximum", seed=s)[:, 0]] == 4
+            ]
+            for s in range(20)
+        ]
+    )
     assert set(negs.tolist()) == {0, 1, 2, 3, 5}
 
 

@@ -85,8 +85,9 @@ def test_tar_at_far_with_tied_scores_keeps_the_operating_point():
     scores = np.array([3, 2, 2, 1, 1] + [0] * 98, dtype=float)
     assert tar_at_far(scores, labels, 1e-2) == pytest.approx(2 / 3)
     # by the definition: the best TPR over thresholds whose FPR is at most the target
-    best = max(np.mean(scores[labels == 1] >= t) for t in np.unique(scores)
-               if np.mean(scores[labels == 0] >= t) <= 1e-2)
+    best = max(
+        np.mean(scores[labels == 1] >= t) for t in np.unique(scores) if np.mean(scores[labels == 0] >= t) <= 1e-2
+    )
     assert tar_at_far(scores, labels, 1e-2) == pytest.approx(best)
 
 

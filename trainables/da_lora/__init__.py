@@ -10,6 +10,10 @@ from trainables.da_lora.config import DaLoraConfig, metric_keys
 __all__ = ["DaLoraConfig", "train_da_lora"]
 
 train_da_lora = register_module(
-    "da_lora", config_cls=DaLoraConfig, module="trainables.da_lora.loop", metric_keys=metric_keys,
+    "da_lora",
+    config_cls=DaLoraConfig,
+    module="trainables.da_lora.loop",
+    metric_keys=metric_keys,
     description="DA-LoRA: (domain-aware) LoRA, MAML init, CosFace + contrastive + domain losses; "
-                "synthfaces or real data, verification benchmarks")
+    "synthfaces or real data, verification benchmarks",
+)

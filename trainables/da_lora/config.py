@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from trainables.config_base import TrainableConfig
-
 from trainables.evaluation.keys import set_names, verification_keys
 
 if TYPE_CHECKING:
@@ -31,25 +30,39 @@ class DaLoraConfig(TrainableConfig):
 
     seed: int = Field(0, ge=0, description="seed of initialisation, data order and dropout")
     # -- backbone and adaptation
-    backbone: str = Field("standin", description="'standin', a timm or Hugging Face checkpoint directory, "
-                                                 "'timm:<dir>', or 'hf:<repo id or dir>' (DINOv2, CLIP vision)")
+    backbone: str = Field(
+        "standin",
+        description="'standin', a timm or Hugging Face checkpoint directory, "
+        "'timm:<dir>', or 'hf:<repo id or dir>' (DINOv2, CLIP vision)",
+    )
     adaptation: Literal["none", "lora", "full"] = Field(
-        "lora", description="none: frozen backbone, head only; lora: LoRA adapters; full: every weight trains")
+        "lora", description="none: frozen backbone, head only; lora: LoRA adapters; full: every weight trains"
+    )
     lora_rank: int = Field(8, gt=0, le=1024)
     lora_alpha: float = Field(16.0, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_targets: tuple[str, ...] = Field(("auto",), min_length=1,
-                                          description="suffixes of linear layer names; [auto]: the attention "
-                                                      "projections found in the model (q_proj+v_proj or qkv)")
-    domain_lora: bool = Field(False, description="num_domains LoRA adapters per layer, mixed per sample by "
-                                                 "the domain classifier (False: one shared adapter, peft)")
-    num_domains: int | None = Field(None, ge=1, description="domain groups (classifier classes, adapters); "
-                                                           "None: every domain of the training data")
+    lora_targets: tuple[str, ...] = Field(
+        ("auto",),
+        min_length=1,
+        description="suffixes of linear layer names; [auto]: the attention "
+        "projections found in the model (q_proj+v_proj or qkv)",
+    )
+    domain_lora: bool = Field(
+        False,
+        description="num_domains LoRA adapters per layer, mixed per sample by "
+        "the domain classifier (False: one shared adapter, peft)",
+    )
+    num_domains: int | None = Field(
+        None, ge=1, description="domain groups (classifier classes, adapters); None: every domain of the training data"
+    )
     # -- losses
     cosface_scale: float = Field(30.0, gt=0, description="CosFace s")
     cosface_margin: float = Field(0.25, ge=0, lt=1, description="CosFace m (cosine margin)")
-    lambda_contrastive: float = Field(0.0, ge=0, description="weight of the contrastive domain-alignment "
-                                                             "loss (same identity in any domain = positive)")
+    lambda_contrastive: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the contrastive domain-alignment loss (same identity in any domain = positive)",
+    )
     contrastive_temperature: float = Field(0.1, gt=0)
     lambda_domain: float = Field(0.0, ge=0, description="weight of the domain-classifier loss")
     # -- MAML initialisation of the LoRA weights
@@ -66,18 +79,34 @@ class DaLoraConfig(TrainableConfig):
     epochs: int = Field(3, gt=0, le=10_000)
     batch_size: int = Field(64, gt=1)
     images_per_identity_in_batch: int = Field(4, ge=1, description="a batch holds batch_size / this identities")
-    eval_every: int = Field(1, ge=1, description="evaluate every this many epochs (and always after the last); "
-                                                 "epochs in between report training metrics only")
+    eval_every: int = Field(
+        1,
+        ge=1,
+        description="evaluate every this many epochs (and always after the last); "
+        "epochs in between report training metrics only",
+    )
     # -- data
-    train_data: str = Field("synthfaces", description="'synthfaces', an image folder (identity/*.jpg or "
-                                                      "domain/identity/*.jpg) or a CSV manifest (path,identity,domain)")
-    benchmarks: dict[str, str] = Field(default_factory=dict, description="name -> LFW-style pairs.txt or "
-                                                                         "insightface .bin verification benchmark")
-    val_fraction: float = Field(0.2, ge=0, lt=1, description="training identities held out for validation "
-                                "(val/...: identity-disjoint from training and test, twins together); every choice "
-                                "a study makes uses them. 0: no held-out validation identities")
-    val_data: dict[str, str] = Field(default_factory=dict, description="name -> pairs.txt or .bin validation "
-                                     "benchmark (val/<name>/...), identities disjoint from training and test")
+    train_data: str = Field(
+        "synthfaces",
+        description="'synthfaces', an image folder (identity/*.jpg or "
+        "domain/identity/*.jpg) or a CSV manifest (path,identity,domain)",
+    )
+    benchmarks: dict[str, str] = Field(
+        default_factory=dict, description="name -> LFW-style pairs.txt or insightface .bin verification benchmark"
+    )
+    val_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="training identities held out for validation "
+        "(val/...: identity-disjoint from training and test, twins together); every choice "
+        "a study makes uses them. 0: no held-out validation identities",
+    )
+    val_data: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> pairs.txt or .bin validation "
+        "benchmark (val/<name>/...), identities disjoint from training and test",
+    )
     samples_per_identity: int | None = Field(None, ge=1, description="training images kept per identity (few-shot)")
     flip_test: bool = Field(True, description="embed each evaluation image and its mirror image, summed")
     image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
@@ -96,8 +125,10 @@ class DaLoraConfig(TrainableConfig):
         if self.maml_inner_steps and self.adaptation != "lora":
             raise ValueError("maml_inner_steps > 0 meta-learns LoRA weights: it needs adaptation: lora")
         if self.adaptation == "none" and (self.lambda_contrastive or self.lambda_domain):
-            raise ValueError("lambda_contrastive and lambda_domain act on the backbone's features: with "
-                             "adaptation: none nothing they could change trains")
+            raise ValueError(
+                "lambda_contrastive and lambda_domain act on the backbone's features: with "
+                "adaptation: none nothing they could change trains"
+            )
         if self.batch_size % self.images_per_identity_in_batch:
             raise ValueError("batch_size must be a multiple of images_per_identity_in_batch")
         if self.batch_size // self.images_per_identity_in_batch < 2:
@@ -112,8 +143,12 @@ class DaLoraConfig(TrainableConfig):
     def synthfaces(self) -> "SynthFacesSpec":
         from trainables.data.synthfaces import SynthFacesSpec
 
-        return SynthFacesSpec(resolution=self.image_size, seed=self.data_seed,
-                              train_identities=self.synth_train_identities, train_images=self.synth_train_images)
+        return SynthFacesSpec(
+            resolution=self.image_size,
+            seed=self.data_seed,
+            train_identities=self.synth_train_identities,
+            train_images=self.synth_train_images,
+        )
 
 
 def metric_keys(cfg: DaLoraConfig) -> list[str]:

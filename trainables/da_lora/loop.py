@@ -13,7 +13,6 @@ computed at all.
 
 from __future__ import annotations
 
-
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,26 +24,39 @@ import torch
 from pytorch_metric_learning.losses import CosFaceLoss, SupConLoss
 
 from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
-from trainables.da_lora.config import DaLoraConfig
+from trainables.da_lora.config import HELDOUT, DaLoraConfig
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces
 from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
-    SKIPPED_FILE, DataError, TrainSet, domain_groups, limit_per_identity, read_image, read_train_data, write_skipped,
+    SKIPPED_FILE,
+    DataError,
+    TrainSet,
+    domain_groups,
+    limit_per_identity,
+    read_image,
+    read_train_data,
+    write_skipped,
 )
 from trainables.data.splits import hold_out
-from trainables.evaluation.pairs import identity_units
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
-from trainables.evaluation.synthfaces_eval import DomainVerification, SynthfacesVerification
-from trainables.da_lora.config import HELDOUT
 from trainables.evaluation.keys import VERIFICATION_KEYS
+from trainables.evaluation.pairs import identity_units
+from trainables.evaluation.synthfaces_eval import DomainVerification, SynthfacesVerification
 from trainables.evaluation.verification import verification_metrics
+from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
 from trainables.models.standin import StandinSpec, ensure_standin
-from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
 from trainables.training import (
-    dense_labels, embed_all, identity_batches, random_flip, random_view, seed_everything, step, warmup_cosine,
+    dense_labels,
+    embed_all,
+    identity_batches,
+    random_flip,
+    random_view,
+    seed_everything,
+    step,
+    warmup_cosine,
 )
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
@@ -81,8 +93,9 @@ class TrialData:
     val_benchmarks: list[PairBenchmark] = field(default_factory=list)
 
 
-def _held_out_validation(cfg: DaLoraConfig, full: TrainSet, image_size: int,
-                         twin_of: np.ndarray | None) -> tuple[TrainSet, DomainVerification | None]:
+def _held_out_validation(
+    cfg: DaLoraConfig, full: TrainSet, image_size: int, twin_of: np.ndarray | None
+) -> tuple[TrainSet, DomainVerification | None]:
     """Split ``val_fraction`` of the training identities off as validation identities (twins
     together); they are evaluated like the test identities, as ``val/<set>/...``."""
     if cfg.val_fraction == 0:
@@ -92,9 +105,11 @@ def _held_out_validation(cfg: DaLoraConfig, full: TrainSet, image_size: int,
     held = hold_out(identity_units(ids, twins), cfg.val_fraction, seed=cfg.data_seed)
     rows = np.isin(full.identity, held)
     if len(held) < 4 or not rows.any():
-        raise DataError(f"val_fraction={cfg.val_fraction} holds out {len(held)} of the {len(ids)} training "
-                        "identities; validation needs at least 4 (raise val_fraction, give val_data, or set "
-                        "val_fraction: 0 to train on every identity and select nothing)")
+        raise DataError(
+            f"val_fraction={cfg.val_fraction} holds out {len(held)} of the {len(ids)} training "
+            "identities; validation needs at least 4 (raise val_fraction, give val_data, or set "
+            "val_fraction: 0 to train on every identity and select nothing)"
+        )
     val = full.select(np.flatnonzero(rows))
     train = full.select(np.flatnonzero(~rows))
     if full.images is not None:  # synthfaces: every domain, cross-domain too, as the test identities
@@ -103,11 +118,13 @@ def _held_out_validation(cfg: DaLoraConfig, full: TrainSet, image_size: int,
         images = np.stack([read_image(p, image_size).numpy() for p in val.paths])
         domain, domains = np.zeros(len(val), dtype=np.int64), (HELDOUT,)
     try:
-        verification = DomainVerification(images, val.identity, domain, twins, domains, prefix="val",
-                                          flip=cfg.flip_test)
+        verification = DomainVerification(
+            images, val.identity, domain, twins, domains, prefix="val", flip=cfg.flip_test
+        )
     except ValueError as err:
-        raise DataError(f"val_fraction={cfg.val_fraction}: the validation identities cannot form "
-                        f"verification pairs ({err})") from None
+        raise DataError(
+            f"val_fraction={cfg.val_fraction}: the validation identities cannot form verification pairs ({err})"
+        ) from None
     return train, verification
 
 
@@ -117,13 +134,20 @@ def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
     if cfg.train_data == "synthfaces":
         synth = synthfaces.load(cfg.synthfaces())
         tr = synth.group("train")
-        full = TrainSet(identity=tr.identity, domain=tr.domain, domains=synth.domains,
-                        fingerprint=synth.fingerprint, images=torch.as_tensor(tr.images))
+        full = TrainSet(
+            identity=tr.identity,
+            domain=tr.domain,
+            domains=synth.domains,
+            fingerprint=synth.fingerprint,
+            images=torch.as_tensor(tr.images),
+        )
     else:
         full = read_train_data(cfg.train_data)
         if not cfg.benchmarks:
-            raise DataError(f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
-                            "(benchmarks: {lfw: /path/to/lfw.bin})")
+            raise DataError(
+                f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
+                "(benchmarks: {lfw: /path/to/lfw.bin})"
+            )
     benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.benchmarks.items())]
     val_benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.val_data.items())]
     # the names of every training identity, the held-out ones included: none may be tested on
@@ -134,8 +158,9 @@ def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
     k = cfg.num_domains or len(train.domains)
     if k > len(train.domains):
-        raise DataError(f"num_domains={k}, but the training data has {len(train.domains)} domains "
-                        f"({', '.join(train.domains)})")
+        raise DataError(
+            f"num_domains={k}, but the training data has {len(train.domains)} domains ({', '.join(train.domains)})"
+        )
     return TrialData(train, synth, benchmarks, k, val, val_benchmarks)
 
 
@@ -149,8 +174,10 @@ def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark], rol
     for b in benchmarks:
         both = sorted(names & b.identity_names)
         if both:
-            raise DataError(f"{role} {b.name}: {len(both)} of its identities are also training identities "
-                            f"(e.g. {', '.join(both[:3])}); evaluation must use identities the model never saw")
+            raise DataError(
+                f"{role} {b.name}: {len(both)} of its identities are also training identities "
+                f"(e.g. {', '.join(both[:3])}); evaluation must use identities the model never saw"
+            )
 
 
 def check_benchmark_overlap(val: list[PairBenchmark], test: list[PairBenchmark]) -> None:
@@ -160,17 +187,26 @@ def check_benchmark_overlap(val: list[PairBenchmark], test: list[PairBenchmark])
         for t in test:
             both = sorted(v.identity_names & t.identity_names)
             if both:
-                raise DataError(f"validation benchmark {v.name}: {len(both)} of its identities are also in test "
-                                f"benchmark {t.name} (e.g. {', '.join(both[:3])}); validation and test identities "
-                                "must be disjoint")
+                raise DataError(
+                    f"validation benchmark {v.name}: {len(both)} of its identities are also in test "
+                    f"benchmark {t.name} (e.g. {', '.join(both[:3])}); validation and test identities "
+                    "must be disjoint"
+                )
 
 
 # ------------------------------------------------------------------ model and losses
 def build_model(cfg: DaLoraConfig, num_domains: int, backbone: Backbone | None = None) -> DaLoraModel:
     """The adapted backbone (loaded unless given) and, when the config uses one, the domain classifier."""
-    backbone = adapt(backbone or load_backbone(backbone_reference(cfg)), mode=cfg.adaptation, lora_rank=cfg.lora_rank,
-                     lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets,
-                     domain_lora=cfg.domain_lora, num_domains=num_domains)
+    backbone = adapt(
+        backbone or load_backbone(backbone_reference(cfg)),
+        mode=cfg.adaptation,
+        lora_rank=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        lora_targets=cfg.lora_targets,
+        domain_lora=cfg.domain_lora,
+        num_domains=num_domains,
+    )
     return DaLoraModel(backbone, num_domains=num_domains, with_classifier=cfg.uses_classifier)
 
 
@@ -180,8 +216,9 @@ class Objective(torch.nn.Module):
     def __init__(self, cfg: DaLoraConfig, model: DaLoraModel, num_classes: int) -> None:
         super().__init__()
         self.cfg = cfg
-        self.cosface = CosFaceLoss(num_classes=num_classes, embedding_size=model.embed_dim,
-                                   margin=cfg.cosface_margin, scale=cfg.cosface_scale)
+        self.cosface = CosFaceLoss(
+            num_classes=num_classes, embedding_size=model.embed_dim, margin=cfg.cosface_margin, scale=cfg.cosface_scale
+        )
         # SupCon (Khosla et al. 2020) is InfoNCE with every same-label sample as a positive:
         # here, the same identity seen in any domain.
         self.contrastive = SupConLoss(temperature=cfg.contrastive_temperature) if cfg.lambda_contrastive else None
@@ -213,7 +250,7 @@ def imprint(head: CosFaceLoss, model: torch.nn.Module, fetch: Fetcher, labels: t
     model.eval()
     sums = torch.zeros(head.W.shape[1], head.W.shape[0])
     order = np.arange(len(labels))
-    for idx, x in fetch.batches([order[i:i + 256] for i in range(0, len(order), 256)]):
+    for idx, x in fetch.batches([order[i : i + 256] for i in range(0, len(order), 256)]):
         with hw.autocast():
             sums.index_add_(0, labels[idx], torch.nn.functional.normalize(model(x).float(), dim=1).cpu())
     head.W.data.copy_(torch.nn.functional.normalize(sums, dim=1).T.to(head.W.device))
@@ -225,7 +262,7 @@ def frozen_views(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware) -
     model.eval()
     order = np.arange(n)
     out = []
-    for _, x in fetch.batches([order[i:i + 256] for i in range(0, n, 256)]):
+    for _, x in fetch.batches([order[i : i + 256] for i in range(0, n, 256)]):
         with hw.autocast():
             out.append(torch.stack([model(x).float(), model(x.flip(-1)).float()], dim=1))
     return torch.cat(out)
@@ -240,7 +277,12 @@ class Evaluator:
     def __init__(self, cfg: DaLoraConfig, data: TrialData, hw: Hardware) -> None:
         self.synth = SynthfacesVerification(data.synth, flip=cfg.flip_test) if data.synth is not None else None
         self.val = data.val
-        self.benchmarks, self.val_benchmarks, self.flip, self.hw = data.benchmarks, data.val_benchmarks, cfg.flip_test, hw
+        self.benchmarks, self.val_benchmarks, self.flip, self.hw = (
+            data.benchmarks,
+            data.val_benchmarks,
+            cfg.flip_test,
+            hw,
+        )
 
     def _benchmarks(self, model, benchmarks: list[PairBenchmark], prefix: str, kw) -> dict[str, float]:
         out, per_bench = {}, []
@@ -290,8 +332,11 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     # identities with one image stay in: a CosFace class of their own, and for SupCon only
     # negatives (an anchor without a positive adds nothing to pytorch-metric-learning's SupConLoss)
     counts = np.bincount(data.train.identity)
-    return {"data_fingerprint": data.train.fingerprint, "skipped_images": str(len(data.train.skipped)),
-            "single_image_identities": str(int((counts == 1).sum()))}
+    return {
+        "data_fingerprint": data.train.fingerprint,
+        "skipped_images": str(len(data.train.skipped)),
+        "single_image_identities": str(int((counts == 1).sum())),
+    }
 
 
 def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
@@ -310,16 +355,33 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
     start = 0
     state = load_state(restore_from) if restore_from is not None else None
     if state is None:
-        maml_initialise(model, objective.cosface, lambda idx: (random_flip(fetch(idx), generator), labels[idx].to(hw.device)),
-                        domain=train.domain, groups=groups.numpy(), inner_steps=cfg.maml_inner_steps,
-                        inner_lr=cfg.maml_inner_lr, meta_steps=cfg.maml_meta_steps, outer_lr=cfg.maml_outer_lr,
-                        batch_size=cfg.maml_batch_size, first_order=cfg.maml_first_order, generator=generator)
+        maml_initialise(
+            model,
+            objective.cosface,
+            lambda idx: (random_flip(fetch(idx), generator), labels[idx].to(hw.device)),
+            domain=train.domain,
+            groups=groups.numpy(),
+            inner_steps=cfg.maml_inner_steps,
+            inner_lr=cfg.maml_inner_lr,
+            meta_steps=cfg.maml_meta_steps,
+            outer_lr=cfg.maml_outer_lr,
+            batch_size=cfg.maml_batch_size,
+            first_order=cfg.maml_first_order,
+            generator=generator,
+        )
     params = list(trainable_parameters(model).values()) + list(objective.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_epoch = len(identity_batches(labels.numpy(), batch_size=cfg.batch_size,
-                                     per_identity=cfg.images_per_identity_in_batch, generator=torch.Generator()))
-    scheduler = warmup_cosine(optimizer, warmup_steps=int(cfg.warmup_epochs * per_epoch),
-                              total_steps=cfg.epochs * per_epoch)
+    per_epoch = len(
+        identity_batches(
+            labels.numpy(),
+            batch_size=cfg.batch_size,
+            per_identity=cfg.images_per_identity_in_batch,
+            generator=torch.Generator(),
+        )
+    )
+    scheduler = warmup_cosine(
+        optimizer, warmup_steps=int(cfg.warmup_epochs * per_epoch), total_steps=cfg.epochs * per_epoch
+    )
     evaluate = Evaluator(cfg, data, hw)
     frozen = not trainable_parameters(model)
     views = None
@@ -337,30 +399,40 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
         start = int(state["epoch"])
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        loss, parts, seen = train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler,
-                                        generator, hw)
+        loss, parts, seen = train_epoch(
+            cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler, generator, hw
+        )
         train_s = time.perf_counter() - t0
-        metrics = {"train/loss": loss, **{f"train/{k}_loss": v for k, v in parts.items()},
-                   "train/epoch_s": train_s, "train/images_per_s": seen / train_s}
+        metrics = {
+            "train/loss": loss,
+            **{f"train/{k}_loss": v for k, v in parts.items()},
+            "train/epoch_s": train_s,
+            "train/images_per_s": seen / train_s,
+        }
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             metrics.update(evaluate(model))
         state = {
             "model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
-            "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "rng": rng_state(generator), "epoch": epoch + 1,
+            "objective": objective.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(generator),
+            "epoch": epoch + 1,
         }
         with tempfile.TemporaryDirectory(prefix="da_lora-ckpt-") as d:
             save_state(d, state)
             report(metrics, Path(d))
 
 
-def train_epoch(cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler, generator, hw,
-                max_grad_norm: float = 5.0) -> tuple[float, dict[str, float], int]:
+def train_epoch(
+    cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler, generator, hw, max_grad_norm: float = 5.0
+) -> tuple[float, dict[str, float], int]:
     """One epoch; returns the mean loss, the mean of each loss term, and the images seen.
     Raises TrialDiverged on a NaN/inf loss (the trial then ends as DIVERGED)."""
     model.train()
-    batches = identity_batches(labels.numpy(), batch_size=cfg.batch_size,
-                               per_identity=cfg.images_per_identity_in_batch, generator=generator)
+    batches = identity_batches(
+        labels.numpy(), batch_size=cfg.batch_size, per_identity=cfg.images_per_identity_in_batch, generator=generator
+    )
     params = [p for group in optimizer.param_groups for p in group["params"]]
     total, count, sums = 0.0, 0, {}
     if views is not None:

@@ -15,9 +15,8 @@ domain's adapter is meta-learned on its own domain.
 
 from __future__ import annotations
 
-from typing import Callable
-
 from contextlib import nullcontext
+from typing import Callable
 
 import numpy as np
 import torch
@@ -76,16 +75,18 @@ def maml_initialise(
             for step in range(meta_steps):
                 rows = np.flatnonzero(domain == domains[step % len(domains)])
                 pick = torch.randperm(len(rows), generator=generator)[: 2 * batch_size].numpy()
-                support, query = rows[pick[: len(pick) // 2]], rows[pick[len(pick) // 2:]]
+                support, query = rows[pick[: len(pick) // 2]], rows[pick[len(pick) // 2 :]]
                 route = None
                 if model.routes:  # the task's samples go to their domain's adapter
                     route = torch.nn.functional.one_hot(torch.as_tensor(groups[rows[0]]), model.num_domains).float()
                 fast = dict(meta)
                 for _ in range(inner_steps):
-                    grads = torch.autograd.grad(task_loss(fast, support, route), list(fast.values()),
-                                                create_graph=not first_order)
-                    fast = {n: w - inner_lr * (g.detach() if first_order else g)
-                            for (n, w), g in zip(fast.items(), grads)}
+                    grads = torch.autograd.grad(
+                        task_loss(fast, support, route), list(fast.values()), create_graph=not first_order
+                    )
+                    fast = {
+                        n: w - inner_lr * (g.detach() if first_order else g) for (n, w), g in zip(fast.items(), grads)
+                    }
                 query_loss = task_loss(fast, query, route)
                 if not torch.isfinite(query_loss):
                     raise TrialDiverged(f"MAML query loss is {query_loss.item()}")

@@ -70,11 +70,13 @@ def render(identity: np.ndarray, nuisance: np.ndarray, resolution: int) -> tuple
     # Identity geometry.
     frx, fry, fcy = _lerp(p[0], 0.25, 0.35), _lerp(p[1], 0.33, 0.43), 0.52
     tone, redness = p[2], p[3]
-    skin = np.stack([
-        _lerp(tone, 0.38, 0.97) + 0.06 * redness,
-        _lerp(tone, 0.24, 0.80),
-        _lerp(tone, 0.16, 0.70) - 0.04 * redness,
-    ])
+    skin = np.stack(
+        [
+            _lerp(tone, 0.38, 0.97) + 0.06 * redness,
+            _lerp(tone, 0.24, 0.80),
+            _lerp(tone, 0.16, 0.70) - 0.04 * redness,
+        ]
+    )
     eye_y, eye_dx, eye_r = _lerp(p[4], 0.38, 0.48), _lerp(p[5], 0.09, 0.16), _lerp(p[6], 0.028, 0.05)
     iris = np.stack([_lerp(p[7], 0.35, 0.10), _lerp(p[7], 0.20, 0.45), _lerp(p[7], 0.10, 0.70)])
     brow_t, brow_tilt = _lerp(p[8], 0.010, 0.028), _lerp(p[9], -0.05, 0.05)
@@ -98,14 +100,20 @@ def render(identity: np.ndarray, nuisance: np.ndarray, resolution: int) -> tuple
     bg = np.stack([q[8], _lerp(q[9], 0.2, 0.8) * q[8] + 0.1, 1.0 - q[8] * 0.7])
 
     face = _ellipse(x, y, 0.0, fcy, frx, fry, edge)
-    head_back = _ellipse(x, y, 0.0, fcy - 0.05, frx * 1.12, fry * 1.05, edge) * _soft(y - (fcy - fry + hair_h + 0.12), edge)
-    ears = np.maximum(_ellipse(x, y, -frx, eye_y + 0.04, ear_r, ear_r * 1.5, edge),
-                      _ellipse(x, y, frx, eye_y + 0.04, ear_r, ear_r * 1.5, edge))
+    head_back = _ellipse(x, y, 0.0, fcy - 0.05, frx * 1.12, fry * 1.05, edge) * _soft(
+        y - (fcy - fry + hair_h + 0.12), edge
+    )
+    ears = np.maximum(
+        _ellipse(x, y, -frx, eye_y + 0.04, ear_r, ear_r * 1.5, edge),
+        _ellipse(x, y, frx, eye_y + 0.04, ear_r, ear_r * 1.5, edge),
+    )
     fringe = face * _soft(y - (fcy - fry + hair_h), edge)
-    eyes_white = (_ellipse(x, y, -eye_dx, eye_y, eye_r * 1.5, eye_r * openness, edge)
-                  + _ellipse(x, y, eye_dx, eye_y, eye_r * 1.5, eye_r * openness, edge))
-    irises = (_ellipse(x, y, -eye_dx, eye_y, eye_r * 0.8, eye_r * 0.8 * openness, edge)
-              + _ellipse(x, y, eye_dx, eye_y, eye_r * 0.8, eye_r * 0.8 * openness, edge))
+    eyes_white = _ellipse(x, y, -eye_dx, eye_y, eye_r * 1.5, eye_r * openness, edge) + _ellipse(
+        x, y, eye_dx, eye_y, eye_r * 1.5, eye_r * openness, edge
+    )
+    irises = _ellipse(x, y, -eye_dx, eye_y, eye_r * 0.8, eye_r * 0.8 * openness, edge) + _ellipse(
+        x, y, eye_dx, eye_y, eye_r * 0.8, eye_r * 0.8 * openness, edge
+    )
     brow_y = eye_y - eye_r - 0.03
     brows = np.zeros_like(face)
     for side in (-1.0, 1.0):
@@ -115,7 +123,9 @@ def render(identity: np.ndarray, nuisance: np.ndarray, resolution: int) -> tuple
     nose = _ellipse(x, y, 0.0, eye_y + 0.03 + nose_len * 0.6, nose_w, nose_len * 0.6, edge)
     mouth_curve = mouth_y - smile * 0.9 * (mouth_w**2 - np.minimum(x**2, mouth_w**2)) / mouth_w
     mouth = _soft(np.maximum(np.abs(y - mouth_curve) - mouth_t, np.abs(x) - mouth_w), edge)
-    mark = np.where(mark_r > 0, _ellipse(x, y, mark_x, mark_y, np.maximum(mark_r, 1e-3), np.maximum(mark_r, 1e-3), edge), 0.0)
+    mark = np.where(
+        mark_r > 0, _ellipse(x, y, mark_x, mark_y, np.maximum(mark_r, 1e-3), np.maximum(mark_r, 1e-3), edge), 0.0
+    )
     beard_m = face * beard * _soft(-(y - (mouth_y - 0.03)), edge)
     texture = 0.07 * np.sin(tex_fx * x + tex_ph) * np.sin(tex_fy * y + 0.5 * tex_ph)
 

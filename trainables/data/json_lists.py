@@ -109,8 +109,9 @@ def read_persons(person_file: str | Path, twin_file: str | Path | None = None) -
     person_file = Path(person_file).expanduser()
     data = _load_json(person_file, "person file")
     if not isinstance(data, dict) or not data:
-        raise DataError(f"person file {person_file}: expected a non-empty object mapping identity -> list of "
-                        "image paths")
+        raise DataError(
+            f"person file {person_file}: expected a non-empty object mapping identity -> list of image paths"
+        )
     base = person_file.parent
     names, rows = [], []
     for name, images in data.items():
@@ -123,8 +124,10 @@ def read_persons(person_file: str | Path, twin_file: str | Path | None = None) -
         rows.extend((_resolve(base, p), k) for p in images)
     missing = [(p, names[k]) for p, k in rows if not Path(p).is_file()]
     if missing:
-        raise DataError(f"person file {person_file}: {len(missing)} image files do not exist, e.g. {missing[0][0]} "
-                        f"(identity {missing[0][1]!r})")
+        raise DataError(
+            f"person file {person_file}: {len(missing)} image files do not exist, e.g. {missing[0][0]} "
+            f"(identity {missing[0][1]!r})"
+        )
     bad = find_unreadable([p for p, _ in rows])
     if bad:
         unreadable = {p for p, _ in bad}
@@ -132,16 +135,23 @@ def read_persons(person_file: str | Path, twin_file: str | Path | None = None) -
         left = {k for _, k in rows}
         lost = [names[k] for k in range(len(names)) if k not in left]
         if lost:
-            raise DataError(f"person file {person_file}, identity {lost[0]!r}: none of its images can be read "
-                            f"(e.g. {bad[0][0]}: {bad[0][1]})")
+            raise DataError(
+                f"person file {person_file}, identity {lost[0]!r}: none of its images can be read "
+                f"(e.g. {bad[0][0]}: {bad[0][1]})"
+            )
     twins: list[set[int]] = [set() for _ in names]
     if twin_file is not None:
         twins = _read_twins(Path(twin_file).expanduser(), {n: k for k, n in enumerate(names)}, person_file)
     lines = [f"{p},{names[k]}" for p, k in rows] + [f"twin {a},{b}" for a, ts in enumerate(twins) for b in sorted(ts)]
-    return PersonSet(names=tuple(names), paths=tuple(p for p, _ in rows),
-                     identity=np.asarray([k for _, k in rows], dtype=np.int64),
-                     twins=tuple(tuple(sorted(t)) for t in twins), fingerprint=_fingerprint(lines),
-                     source=str(person_file), skipped=tuple(bad))
+    return PersonSet(
+        names=tuple(names),
+        paths=tuple(p for p, _ in rows),
+        identity=np.asarray([k for _, k in rows], dtype=np.int64),
+        twins=tuple(tuple(sorted(t)) for t in twins),
+        fingerprint=_fingerprint(lines),
+        source=str(person_file),
+        skipped=tuple(bad),
+    )
 
 
 def _read_twins(twin_file: Path, index: dict[str, int], person_file: Path) -> list[set[int]]:
@@ -154,8 +164,9 @@ def _read_twins(twin_file: Path, index: dict[str, int], person_file: Path) -> li
             raise DataError(f"twin file {twin_file}, pair {n}: expected two identity names, got {json.dumps(pair)}")
         for x in pair:
             if x not in index:
-                raise DataError(f"twin file {twin_file}, pair {n}: identity {x!r} is not in the person file "
-                                f"{person_file}")
+                raise DataError(
+                    f"twin file {twin_file}, pair {n}: identity {x!r} is not in the person file {person_file}"
+                )
         a, b = index[pair[0]], index[pair[1]]
         if a == b:
             raise DataError(f"twin file {twin_file}, pair {n}: {pair[0]!r} is paired with itself")
@@ -195,8 +206,9 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
     pairs_file = Path(pairs_file).expanduser()
     data = _load_json(pairs_file, "pairs file")
     if not isinstance(data, list) or not data:
-        raise DataError(f"pairs file {pairs_file}: expected a non-empty list of "
-                        '{"image1": ..., "image2": ..., "label": 0 or 1}')
+        raise DataError(
+            f'pairs file {pairs_file}: expected a non-empty list of {{"image1": ..., "image2": ..., "label": 0 or 1}}'
+        )
     base = pairs_file.parent
     index: dict[str, tuple[int, str]] = {}  # real path -> (position, the path as first written)
     left, right, label = [], [], []
@@ -205,8 +217,9 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
             raise DataError(f"pairs file {pairs_file}, pair {n}: needs image1, image2 and label")
         y = rec["label"]
         if isinstance(y, bool) or y not in (0, 1):
-            raise DataError(f"pairs file {pairs_file}, pair {n}: label must be 0 (different) or 1 (same), "
-                            f"got {json.dumps(y)}")
+            raise DataError(
+                f"pairs file {pairs_file}, pair {n}: label must be 0 (different) or 1 (same), got {json.dumps(y)}"
+            )
         ends = []
         for key in ("image1", "image2"):
             if not isinstance(rec[key], str) or not rec[key]:
@@ -234,12 +247,21 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
     if identity is not None:
         for a, b, y in zip(left, right, label):
             if (identity[a] == identity[b]) != bool(y):
-                raise DataError(f"pairs file {pairs_file}: the pair {paths[a]} / {paths[b]} is labelled {y}, but "
-                                "its folders say otherwise (identity from the folder name)")
+                raise DataError(
+                    f"pairs file {pairs_file}: the pair {paths[a]} / {paths[b]} is labelled {y}, but "
+                    "its folders say otherwise (identity from the folder name)"
+                )
     lines = [f"{paths[a]},{paths[b]},{y}" for a, b, y, k in zip(left, right, label, keep) if k]
-    return FeedbackPairs(paths=paths, left=np.asarray(left)[keep], right=np.asarray(right)[keep],
-                         label=np.asarray(label, dtype=np.int64)[keep], fingerprint=_fingerprint(lines),
-                         source=str(pairs_file), identity=identity, skipped=tuple(bad))
+    return FeedbackPairs(
+        paths=paths,
+        left=np.asarray(left)[keep],
+        right=np.asarray(right)[keep],
+        label=np.asarray(label, dtype=np.int64)[keep],
+        fingerprint=_fingerprint(lines),
+        source=str(pairs_file),
+        identity=identity,
+        skipped=tuple(bad),
+    )
 
 
 __all__ = ["FeedbackPairs", "PersonSet", "read_feedback_pairs", "read_persons"]
@@ -253,6 +275,12 @@ def read_people(reference: str) -> PersonSet:
     if reference.lower().endswith(".json"):
         return read_persons(reference)
     ts = read_image_folder(Path(reference).expanduser())
-    return PersonSet(names=tuple(ts.identity_names), paths=tuple(ts.paths), identity=ts.identity,
-                     twins=tuple(() for _ in ts.identity_names), fingerprint=ts.fingerprint, source=reference,
-                     skipped=ts.skipped)
+    return PersonSet(
+        names=tuple(ts.identity_names),
+        paths=tuple(ts.paths),
+        identity=ts.identity,
+        twins=tuple(() for _ in ts.identity_names),
+        fingerprint=ts.fingerprint,
+        source=reference,
+        skipped=ts.skipped,
+    )

@@ -77,7 +77,9 @@ class TrainSet:
     def select(self, idx: np.ndarray) -> "TrainSet":
         idx = np.asarray(idx, dtype=np.int64)
         return replace(
-            self, identity=self.identity[idx], domain=self.domain[idx],
+            self,
+            identity=self.identity[idx],
+            domain=self.domain[idx],
             images=None if self.images is None else self.images[torch.as_tensor(idx)],
             paths=None if self.paths is None else tuple(self.paths[i] for i in idx),
             fingerprint=hashlib.sha256((self.fingerprint + idx.tobytes().hex()).encode()).hexdigest()[:16],
@@ -126,8 +128,11 @@ def domain_groups(domain: np.ndarray, num_domains: int) -> np.ndarray:
 def _files(directory: Path) -> list[Path]:
     """Image files of a folder, broken links and link loops included (``find_unreadable``
     then lists them as skipped, instead of their vanishing unseen)."""
-    return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                  and (p.is_file() or (p.is_symlink() and not p.exists())))
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or (p.is_symlink() and not p.exists()))
+    )
 
 
 def read_image_folder(root: Path) -> TrainSet:
@@ -157,14 +162,18 @@ def read_manifest(path: Path) -> TrainSet:
             reader = csv.DictReader(f)
             fields = set(reader.fieldnames or ())
             if not {"path", "identity"} <= fields:
-                raise DataError(f"manifest {path}: needs the columns path and identity (and optionally domain), "
-                                f"found {sorted(fields)}")
+                raise DataError(
+                    f"manifest {path}: needs the columns path and identity (and optionally domain), "
+                    f"found {sorted(fields)}"
+                )
             rows = []
             for line, rec in enumerate(reader, start=2):
                 if not rec["path"] or not rec["identity"]:
                     raise DataError(f"manifest {path}, line {line}: empty path or identity")
                 p = Path(rec["path"])
-                rows.append((str(p if p.is_absolute() else path.parent / p), rec["identity"], rec.get("domain") or "default"))
+                rows.append(
+                    (str(p if p.is_absolute() else path.parent / p), rec["identity"], rec.get("domain") or "default")
+                )
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"manifest {path}: {err}") from None
     if not rows:
@@ -262,8 +271,15 @@ def _from_rows(rows: list[tuple[str, str, str]], source: str) -> TrainSet:
     dom_names = sorted(set(doms), key=lambda d: (d not in ("visible", "default"), d))
     domain = np.asarray([dom_names.index(d) for d in doms], dtype=np.int64)
     h = hashlib.sha256("\n".join(f"{p},{i},{d}" for p, i, d in rows).encode()).hexdigest()[:16]
-    return TrainSet(identity=identity.astype(np.int64), domain=domain, domains=tuple(dom_names), fingerprint=h,
-                    paths=tuple(paths), identity_names=tuple(str(n) for n in names), skipped=tuple(bad))
+    return TrainSet(
+        identity=identity.astype(np.int64),
+        domain=domain,
+        domains=tuple(dom_names),
+        fingerprint=h,
+        paths=tuple(paths),
+        identity_names=tuple(str(n) for n in names),
+        skipped=tuple(bad),
+    )
 
 
 def read_train_data(reference: str) -> TrainSet:

@@ -96,15 +96,20 @@ class FaceSet:
 
     def select(self, mask: np.ndarray) -> "FaceSet":
         return dataclasses.replace(
-            self, images=self.images[mask], identity=self.identity[mask],
-            domain=self.domain[mask], split=self.split[mask],
+            self,
+            images=self.images[mask],
+            identity=self.identity[mask],
+            domain=self.domain[mask],
+            split=self.split[mask],
         )
 
     def group(self, name: str) -> "FaceSet":
         return self.select(self.split == SPLITS.index(name))
 
 
-def _identity_params(n: int, n_twin_pairs: int, spread: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _identity_params(
+    n: int, n_twin_pairs: int, spread: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     params = rng.uniform(0.0, 1.0, size=(n, N_IDENTITY_PARAMS))
     twin_local = np.full(n, -1)
     for k in range(n_twin_pairs):
@@ -131,8 +136,9 @@ def generate(spec: SynthFacesSpec) -> FaceSet:
         params, twins = _identity_params(n, int(round(n * spec.twin_fraction / 2)), spec.twin_spread, rng)
         twin_of.append(np.where(twins >= 0, twins + offset, -1))
         domains = [0] if name == "pretrain" else range(len(spec.domains))
-        rows = np.asarray([(ident, d) for ident in range(n) for d in domains for _ in range(per_id[name])],
-                          dtype=np.int64)
+        rows = np.asarray(
+            [(ident, d) for ident in range(n) for d in domains for _ in range(per_id[name])], dtype=np.int64
+        )
         nuisance = rng.uniform(0.0, 1.0, size=(len(rows), N_NUISANCE_PARAMS))
         rgb, heat = render(params[rows[:, 0]], nuisance, spec.resolution)
         out = np.empty_like(rgb)
@@ -173,8 +179,15 @@ def load(spec: SynthFacesSpec, cache_dir: Path | None = None) -> FaceSet:
                 return cached
         faces = generate(spec)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, images=faces.images, identity=faces.identity, domain=faces.domain,
-                 split=faces.split, twin_of=faces.twin_of, fingerprint=np.array(faces.fingerprint))
+        np.savez(
+            tmp,
+            images=faces.images,
+            identity=faces.identity,
+            domain=faces.domain,
+            split=faces.split,
+            twin_of=faces.twin_of,
+            fingerprint=np.array(faces.fingerprint),
+        )
         os.replace(tmp, path)
         return faces
 
@@ -202,7 +215,7 @@ def sample_grid(faces: FaceSet, *, identities: int = 6) -> np.ndarray:
     for i, ident in enumerate(ids):
         for d in range(len(faces.domains)):
             j = np.flatnonzero((ev.identity == ident) & (ev.domain == d))[0]
-            grid[i * (r + 2):i * (r + 2) + r, d * (r + 2):d * (r + 2) + r] = ev.images[j].transpose(1, 2, 0)
+            grid[i * (r + 2) : i * (r + 2) + r, d * (r + 2) : d * (r + 2) + r] = ev.images[j].transpose(1, 2, 0)
     return grid
 
 
@@ -213,6 +226,7 @@ def save_sample_grid(faces: FaceSet, path: Path, *, identities: int = 6, zoom: i
     grid = sample_grid(faces, identities=identities)
     Image.fromarray(grid).resize((grid.shape[1] * zoom, grid.shape[0] * zoom), Image.NEAREST).save(path)
     meta = Path(path).with_suffix(".json")
-    meta.write_text(json.dumps({"data": "synthfaces (synthetic)", "domains": list(faces.domains),
-                                "fingerprint": faces.fingerprint}))
+    meta.write_text(
+        json.dumps({"data": "synthfaces (synthetic)", "domains": list(faces.domains), "fingerprint": faces.fingerprint})
+    )
     return Path(path)

@@ -61,8 +61,13 @@ def export(faces: FaceSet, out_dir: Path, *, feedback_pairs_per_identity: int = 
             (out_dir / rel).parent.mkdir(exist_ok=True)
             Image.fromarray(g.images[i].transpose(1, 2, 0)).save(out_dir / rel)
             persons.setdefault(name, []).append(rel)
-        twins = sorted({tuple(sorted((_name(group, a - first), _name(group, int(faces.twin_of[a]) - first))))
-                        for a in np.unique(g.identity) if faces.twin_of[a] >= 0})
+        twins = sorted(
+            {
+                tuple(sorted((_name(group, a - first), _name(group, int(faces.twin_of[a]) - first))))
+                for a in np.unique(g.identity)
+                if faces.twin_of[a] >= 0
+            }
+        )
         (out_dir / PERSONS[group]).write_text(json.dumps(persons, indent=1))
         (out_dir / TWINS[group]).write_text(json.dumps([list(t) for t in twins], indent=1))
         pairs = feedback_pairs(persons, feedback_pairs_per_identity, seed)
@@ -85,8 +90,13 @@ def feedback_pairs(persons: dict[str, list[str]], per_identity: int, seed: int) 
             a, b = rng.choice(len(imgs), size=2, replace=False)
             out.append({"image1": imgs[a], "image2": imgs[b], "label": 1})
             other = names[(n + 1 + int(rng.integers(len(names) - 1))) % len(names)]
-            out.append({"image1": imgs[int(rng.integers(len(imgs)))],
-                        "image2": persons[other][int(rng.integers(len(persons[other])))], "label": 0})
+            out.append(
+                {
+                    "image1": imgs[int(rng.integers(len(imgs)))],
+                    "image2": persons[other][int(rng.integers(len(persons[other])))],
+                    "label": 0,
+                }
+            )
     return out
 
 

@@ -87,8 +87,9 @@ def read_pairs_txt(path: Path) -> tuple[list[Path], list[Path], np.ndarray, froz
     for k, parts in enumerate(lines, start=1):
         try:
             if len(parts) == 3 and not parts[1].isdigit() and parts[2] not in ("0", "1"):
-                raise BenchmarkError(f"a 'path1 path2 label' line needs label 0 (different) or 1 (same), "
-                                     f"got {parts[2]!r}")
+                raise BenchmarkError(
+                    f"a 'path1 path2 label' line needs label 0 (different) or 1 (same), got {parts[2]!r}"
+                )
             if len(parts) == 3 and parts[2] in ("0", "1") and not parts[1].isdigit():
                 a, b = (Path(p) if Path(p).is_absolute() else root / p for p in parts[:2])
                 for p in (a, b):
@@ -109,8 +110,10 @@ def read_pairs_txt(path: Path) -> tuple[list[Path], list[Path], np.ndarray, froz
                 label.append(0)
                 names.update((parts[0], parts[2]))
             else:
-                raise BenchmarkError(f"not a pair list: expected 'name i j', 'name1 i name2 j' or "
-                                     f"'path1 path2 0|1', got {' '.join(parts)!r}")
+                raise BenchmarkError(
+                    f"not a pair list: expected 'name i j', 'name1 i name2 j' or "
+                    f"'path1 path2 0|1', got {' '.join(parts)!r}"
+                )
         except BenchmarkError as err:
             raise BenchmarkError(f"benchmark {path}, pair {k}: {err}") from None
     return left, right, np.asarray(label, dtype=np.int64), frozenset(names)
@@ -147,11 +150,24 @@ def read_bin(path: Path) -> tuple[list[bytes], list[bool]]:
         _check_plain(obj)
     except OSError as err:
         raise BenchmarkError(f"benchmark {path}: {err.strerror or err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
-            MemoryError, RecursionError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        MemoryError,
+        RecursionError,
+    ) as err:
         raise BenchmarkError(f"benchmark {path}: refused: {err}") from None
-    if not (isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[0], (list, tuple))
-            and isinstance(obj[1], (list, tuple))):
+    if not (
+        isinstance(obj, (list, tuple))
+        and len(obj) == 2
+        and isinstance(obj[0], (list, tuple))
+        and isinstance(obj[1], (list, tuple))
+    ):
         raise BenchmarkError(f"benchmark {path}: not an insightface .bin (expected (images, issame))")
     images, issame = list(obj[0]), list(obj[1])
     if not all(isinstance(b, bytes) for b in images) or not all(isinstance(s, bool) for s in issame):
@@ -185,8 +201,9 @@ def load_benchmark(name: str, path: str | Path, *, size: int) -> PairBenchmark:
         except BenchmarkError as err:
             raise BenchmarkError(f"benchmark {name} ({path}): {err}") from None
         n = len(issame)
-        return PairBenchmark(name, images, np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2),
-                             np.asarray(issame, dtype=np.int64))
+        return PairBenchmark(
+            name, images, np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2), np.asarray(issame, dtype=np.int64)
+        )
     left, right, label, names = read_pairs_txt(path)
     unique = sorted(set(left) | set(right))
     index = {p: i for i, p in enumerate(unique)}
@@ -194,5 +211,6 @@ def load_benchmark(name: str, path: str | Path, *, size: int) -> PairBenchmark:
         images = torch.stack([read_image(str(p), size) for p in unique])
     except DataError as err:
         raise BenchmarkError(f"benchmark {name} ({path}): {err}") from None
-    return PairBenchmark(name, images, np.asarray([index[p] for p in left]), np.asarray([index[p] for p in right]),
-                         label, names)
+    return PairBenchmark(
+        name, images, np.asarray([index[p] for p in left]), np.asarray([index[p] for p in right]), label, names
+    )

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.metrics import (
-    accuracy_score, f1_score, label_ranking_average_precision_score, precision_score, recall_score, roc_auc_score,
+    accuracy_score,
+    f1_score,
+    label_ranking_average_precision_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
     roc_curve,
 )
 
@@ -43,10 +48,12 @@ def at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float) -> di
     """Accuracy, precision, recall and F1 of ``score >= threshold`` as "same person"."""
     pred = (np.asarray(scores) >= threshold).astype(int)
     labels = np.asarray(labels).astype(int)
-    return {"acc": float(accuracy_score(labels, pred)),
-            "precision": float(precision_score(labels, pred, zero_division=0)),
-            "recall": float(recall_score(labels, pred, zero_division=0)),
-            "f1": float(f1_score(labels, pred, zero_division=0))}
+    return {
+        "acc": float(accuracy_score(labels, pred)),
+        "precision": float(precision_score(labels, pred, zero_division=0)),
+        "recall": float(recall_score(labels, pred, zero_division=0)),
+        "f1": float(f1_score(labels, pred, zero_division=0)),
+    }
 
 
 def choose_threshold(scores: np.ndarray, labels: np.ndarray, policy: str, *, fixed: float = 0.4) -> float:
@@ -66,13 +73,23 @@ def verification_at(scores: np.ndarray, labels: np.ndarray, threshold: float) ->
     """Threshold-free metrics (EER, ROC AUC, TAR at FAR where measurable) and the metrics of
     ``threshold`` (chosen elsewhere) on one pair set."""
     eer, _ = equal_error_rate(scores, labels)
-    return {"eer": eer, "auc": float(roc_auc_score(labels, scores)), **at_threshold(scores, labels, threshold),
-            "threshold": float(threshold), **tar_metrics(scores, labels)}
+    return {
+        "eer": eer,
+        "auc": float(roc_auc_score(labels, scores)),
+        **at_threshold(scores, labels, threshold),
+        "threshold": float(threshold),
+        **tar_metrics(scores, labels),
+    }
 
 
-
-def identification(gallery: np.ndarray, gallery_ids: np.ndarray, probes: np.ndarray, probe_ids: np.ndarray,
-                   *, ranks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+def identification(
+    gallery: np.ndarray,
+    gallery_ids: np.ndarray,
+    probes: np.ndarray,
+    probe_ids: np.ndarray,
+    *,
+    ranks: tuple[int, ...] = (1, 5),
+) -> dict[str, float]:
     """Closed-set identification: each probe embedding is ranked against every gallery
     embedding by cosine similarity (embeddings L2-normalised here).
 

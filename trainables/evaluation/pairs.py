@@ -29,7 +29,9 @@ class PairList:
         return PairList(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("left", "right", "label")))
 
 
-def identity_folds(identities: np.ndarray, twin_of: np.ndarray, *, folds: int, rng: np.random.Generator) -> list[np.ndarray]:
+def identity_folds(
+    identities: np.ndarray, twin_of: np.ndarray, *, folds: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Deal identities into ``folds`` disjoint groups, each twin pair as one unit."""
     units = identity_units(identities, twin_of)
     order = rng.permutation(len(units))
@@ -59,8 +61,10 @@ def fold_count(identities: np.ndarray, twin_of: np.ndarray, *, folds: int = 10) 
     (two folds) cannot be cross-validated."""
     n = len(identity_units(identities, twin_of))
     if n < 4:
-        raise ValueError(f"{len(np.unique(identities))} identities are too few for a verification protocol "
-                         "(at least two folds of two identities)")
+        raise ValueError(
+            f"{len(np.unique(identities))} identities are too few for a verification protocol "
+            "(at least two folds of two identities)"
+        )
     return min(folds, n // 2)
 
 
@@ -97,8 +101,15 @@ def _fold_pairs(identity, domain, ids, gallery_domain, probe_domain, positives, 
 
 
 def verification_pairs(
-    identity: np.ndarray, domain: np.ndarray, twin_of: np.ndarray, *,
-    gallery_domain: int, probe_domains: list[int], per_fold: int, folds: int = 10, seed: int = 0,
+    identity: np.ndarray,
+    domain: np.ndarray,
+    twin_of: np.ndarray,
+    *,
+    gallery_domain: int,
+    probe_domains: list[int],
+    per_fold: int,
+    folds: int = 10,
+    seed: int = 0,
 ) -> PairList:
     """Fold-ordered pairs: gallery image in ``gallery_domain``, probe in each of ``probe_domains``.
 

@@ -7,10 +7,11 @@ import torch
 from torch import nn
 
 from trainables.data.synthfaces import FaceSet
-from trainables.evaluation.pairs import PairList, fold_count, verification_pairs
 from trainables.evaluation.keys import CROSS_DOMAIN, set_names, verification_keys  # noqa: F401  (re-exported)
+from trainables.evaluation.pairs import PairList, fold_count, verification_pairs
 from trainables.evaluation.verification import verification_metrics
 from trainables.training import embed_all
+
 
 class DomainVerification:
     """Scores an encoder on a group of identities that it was never trained on.
@@ -22,21 +23,47 @@ class DomainVerification:
     Fewer than 20 identities get fewer folds (at least two identity units each).
     """
 
-    def __init__(self, images: np.ndarray, identity: np.ndarray, domain: np.ndarray, twin_of: np.ndarray,
-                 domains: tuple[str, ...], *, prefix: str, per_fold_same: int = 50, per_fold_cross: int = 40,
-                 seed: int = 0, flip: bool = False) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        identity: np.ndarray,
+        domain: np.ndarray,
+        twin_of: np.ndarray,
+        domains: tuple[str, ...],
+        *,
+        prefix: str,
+        per_fold_same: int = 50,
+        per_fold_cross: int = 40,
+        seed: int = 0,
+        flip: bool = False,
+    ) -> None:
         self.flip, self.prefix = flip, prefix
         self.images = torch.as_tensor(images)
         self.identities = np.unique(identity)
         self.folds = fold_count(self.identities, twin_of)
         self.pairs: dict[str, PairList] = {}
         for d, name in enumerate(domains):
-            self.pairs[name] = verification_pairs(identity, domain, twin_of, gallery_domain=d, probe_domains=[d],
-                                                  per_fold=per_fold_same, seed=seed, folds=self.folds)
+            self.pairs[name] = verification_pairs(
+                identity,
+                domain,
+                twin_of,
+                gallery_domain=d,
+                probe_domains=[d],
+                per_fold=per_fold_same,
+                seed=seed,
+                folds=self.folds,
+            )
         if len(domains) > 1:
             self.pairs[CROSS_DOMAIN] = verification_pairs(
-                identity, domain, twin_of, gallery_domain=0, probe_domains=list(range(1, len(domains))),
-                per_fold=per_fold_cross, seed=seed, folds=self.folds)
+                identity,
+                domain,
+                twin_of,
+                gallery_domain=0,
+                probe_domains=list(range(1, len(domains))),
+                per_fold=per_fold_cross,
+                seed=seed,
+                folds=self.folds,
+            )
 
     def __call__(self, embed: nn.Module, **embed_kw) -> dict[str, float]:
         emb = embed_all(embed, self.images, flip=self.flip, **embed_kw)
@@ -51,8 +78,19 @@ class DomainVerification:
 class SynthfacesVerification(DomainVerification):
     """``DomainVerification`` on the ``eval`` group of a FaceSet (the test identities)."""
 
-    def __init__(self, faces: FaceSet, *, per_fold_same: int = 50, per_fold_cross: int = 40, seed: int = 0,
-                 flip: bool = False) -> None:
+    def __init__(
+        self, faces: FaceSet, *, per_fold_same: int = 50, per_fold_cross: int = 40, seed: int = 0, flip: bool = False
+    ) -> None:
         ev = faces.group("eval")
-        super().__init__(ev.images, ev.identity, ev.domain, faces.twin_of, faces.domains, prefix="eval",
-                         per_fold_same=per_fold_same, per_fold_cross=per_fold_cross, seed=seed, flip=flip)
+        super().__init__(
+            ev.images,
+            ev.identity,
+            ev.domain,
+            faces.twin_of,
+            faces.domains,
+            prefix="eval",
+            per_fold_same=per_fold_same,
+            per_fold_cross=per_fold_cross,
+            seed=seed,
+            flip=flip,
+        )

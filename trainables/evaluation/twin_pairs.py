@@ -64,14 +64,17 @@ def person_pairs(persons: PersonSet, *, genuine_per_person: int = 50, seed: int 
             seen.add((min(i, j), max(i, j)))
             nontwin.append((i, j))
     if nontwin:
-        out[NONTWIN] = _pair_list(all_genuine[:len(nontwin)], nontwin)
+        out[NONTWIN] = _pair_list(all_genuine[: len(nontwin)], nontwin)
     return out
 
 
 def _pair_list(pos: list[tuple[int, int]], neg: list[tuple[int, int]]) -> PairList:
     both = pos + neg
-    return PairList(np.asarray([p[0] for p in both], dtype=np.int64), np.asarray([p[1] for p in both], dtype=np.int64),
-                    np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.int64))
+    return PairList(
+        np.asarray([p[0] for p in both], dtype=np.int64),
+        np.asarray([p[1] for p in both], dtype=np.int64),
+        np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.int64),
+    )
 
 
 def pair_scores(emb: np.ndarray, pairs: PairList) -> np.ndarray:

@@ -88,6 +88,9 @@ def tar_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 def verification_metrics(scores: np.ndarray, labels: np.ndarray, *, folds: int = 10) -> dict[str, float]:
     """``acc``, ``acc_std``, ``auc`` and ``tar@far=...`` (NaN where not measurable) for one pair list."""
     acc = ten_fold_accuracy(scores, labels, folds=folds)
-    return {"acc": acc.mean, "acc_std": acc.std, "auc": float(roc_auc_score(labels, scores)),
-            **tar_metrics(scores, labels)}
-
+    return {
+        "acc": acc.mean,
+        "acc_std": acc.std,
+        "auc": float(roc_auc_score(labels, scores)),
+        **tar_metrics(scores, labels),
+    }

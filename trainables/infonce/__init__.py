@@ -11,6 +11,11 @@ from trainables.metric.config import iterations
 __all__ = ["InfoNCEConfig", "train_infonce"]
 
 train_infonce = register_module(
-    "infonce", config_cls=InfoNCEConfig, module="trainables.infonce.loop", metric_keys=metric_keys, iterations=iterations,
+    "infonce",
+    config_cls=InfoNCEConfig,
+    module="trainables.infonce.loop",
+    metric_keys=metric_keys,
+    iterations=iterations,
     description="InfoNCE / SupCon on P x K batches, temperature; gallery-probe identification "
-                "(rank-1, rank-5, mAP), degraded probes")
+    "(rank-1, rank-5, mAP), degraded probes",
+)

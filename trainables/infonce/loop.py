@@ -27,8 +27,16 @@ from trainables.evaluation.decisions import identification
 from trainables.hardware import Fetcher, hardware
 from trainables.infonce.config import InfoNCEConfig
 from trainables.metric.common import (
-    Reporter, against_before, as_train_set, backbone_reference, build_encoder, embed_files, fit, read_people,
-    split_identities, synthfaces_export,
+    Reporter,
+    against_before,
+    as_train_set,
+    backbone_reference,
+    build_encoder,
+    embed_files,
+    fit,
+    read_people,
+    split_identities,
+    synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
 from trainables.training import identity_batches, random_flip, seed_everything, step
@@ -59,8 +67,10 @@ def load_splits(cfg: InfoNCEConfig) -> tuple[PersonSet, PersonSet, PersonSet]:
         full, test = read_people(cfg.train_data), read_people(str(cfg.test_data))
     both = sorted(set(full.names) & set(test.names))
     if both:
-        raise DataError(f"{len(both)} test identities are also training identities (e.g. {both[0]}); evaluation "
-                        "must use identities the model never saw")
+        raise DataError(
+            f"{len(both)} test identities are also training identities (e.g. {both[0]}); evaluation "
+            "must use identities the model never saw"
+        )
     kept, held = split_identities(full, cfg.val_fraction, seed=cfg.data_seed)
     train, val = full.subset(kept, "train"), full.subset(held, "validation")
     for name, ps in (("validation", val), ("test", test)):
@@ -80,8 +90,10 @@ def gallery_probe(persons: PersonSet, g: int, what: str) -> tuple[np.ndarray, np
             gallery.append(rows[:g])
             probes.append(rows[g:])
     if len(gallery) < 2:
-        raise DataError(f"{what} identities of {persons.source}: fewer than two have more than "
-                        f"gallery_per_identity={g} images, so there is nothing to identify")
+        raise DataError(
+            f"{what} identities of {persons.source}: fewer than two have more than "
+            f"gallery_per_identity={g} images, so there is nothing to identify"
+        )
     return np.concatenate(gallery), np.concatenate(probes)
 
 
@@ -120,8 +132,11 @@ def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
     counts = np.bincount(train.identity)
     fp = hashlib.sha256(f"{train.fingerprint},{val.fingerprint},{test.fingerprint}".encode()).hexdigest()[:16]
     skipped = write_skipped(out_dir, train.skipped, val.skipped, test.skipped)
-    return {"data_fingerprint": fp, "skipped_images": str(skipped),
-            "single_image_identities": str(int((counts == 1).sum()))}
+    return {
+        "data_fingerprint": fp,
+        "skipped_images": str(skipped),
+        "single_image_identities": str(int((counts == 1).sum())),
+    }
 
 
 def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
@@ -135,10 +150,14 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
     fetch = Fetcher(as_train_set(train), size, hw)
     labels = train.identity
     batch = cfg.identities_per_batch * cfg.images_per_identity
-    loss_fn = losses.SupConLoss(temperature=cfg.temperature) if cfg.loss == "supcon" else \
-        losses.NTXentLoss(temperature=cfg.temperature)
-    steps = len(identity_batches(labels, batch_size=batch, per_identity=cfg.images_per_identity,
-                                 generator=torch.Generator()))
+    loss_fn = (
+        losses.SupConLoss(temperature=cfg.temperature)
+        if cfg.loss == "supcon"
+        else losses.NTXentLoss(temperature=cfg.temperature)
+    )
+    steps = len(
+        identity_batches(labels, batch_size=batch, per_identity=cfg.images_per_identity, generator=torch.Generator())
+    )
 
     def epoch(optimizer, scheduler, gen) -> dict[str, float]:
         model.train()
@@ -149,8 +168,11 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
             x = random_flip(x, gen)
             if cfg.degrades and cfg.train_degraded > 0:
                 which = (torch.rand(len(idx), generator=gen) < cfg.train_degraded).to(x.device)
-                x = torch.where(which[:, None, None, None], degrade(x, downscale=cfg.probe_downscale,
-                                                                     blur=cfg.probe_blur), x.float())
+                x = torch.where(
+                    which[:, None, None, None],
+                    degrade(x, downscale=cfg.probe_downscale, blur=cfg.probe_blur),
+                    x.float(),
+                )
             y = torch.as_tensor(labels[idx], device=hw.device)
             with hw.autocast():
                 z = model(x)
@@ -160,5 +182,13 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
             seen += len(idx)
         return {"train/loss": total / max(seen, 1), "train/images": float(seen)}
 
-    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=evaluate,
-        generator=generator, report=report, restore_from=restore_from)
+    fit(
+        cfg,
+        model=model,
+        steps_per_epoch=steps,
+        epoch=epoch,
+        evaluate=evaluate,
+        generator=generator,
+        report=report,
+        restore_from=restore_from,
+    )

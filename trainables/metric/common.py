@@ -40,18 +40,27 @@ def synthfaces_export(cfg: MetricLearningConfig) -> Path:
 def backbone_reference(cfg: MetricLearningConfig) -> str:
     """The stand-in depends only on synthfaces' resolution and seed (its pre-training part)."""
     if cfg.backbone == "standin":
-        return str(ensure_standin(StandinSpec(data=synthfaces.SynthFacesSpec(resolution=cfg.image_size,
-                                                                              seed=cfg.data_seed))))
+        return str(
+            ensure_standin(StandinSpec(data=synthfaces.SynthFacesSpec(resolution=cfg.image_size, seed=cfg.data_seed)))
+        )
     return cfg.backbone
 
 
 def build_encoder(cfg: MetricLearningConfig, backbone: Backbone | None = None) -> Backbone:
     """The backbone (loaded unless given) with the config's adaptation; its output is the embedding."""
-    return adapt(backbone or load_backbone(backbone_reference(cfg)), mode=cfg.adaptation, lora_rank=cfg.lora_rank,
-                 lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, lora_targets=cfg.lora_targets)
+    return adapt(
+        backbone or load_backbone(backbone_reference(cfg)),
+        mode=cfg.adaptation,
+        lora_rank=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        lora_targets=cfg.lora_targets,
+    )
 
 
-def split_identities(persons: PersonSet, fraction: float, *, seed: int, what: str = "validation") -> tuple[np.ndarray, np.ndarray]:
+def split_identities(
+    persons: PersonSet, fraction: float, *, seed: int, what: str = "validation"
+) -> tuple[np.ndarray, np.ndarray]:
     """(kept ids, held-out ids): about ``fraction`` of the identities held out, twins together.
 
     Twin pairs (a pair and anyone twinned with either) are units that stay on one side; the
@@ -75,19 +84,28 @@ def split_identities(persons: PersonSet, fraction: float, *, seed: int, what: st
     kept_ids = np.setdiff1d(np.arange(persons.num_identities), held_ids)
     multi = [k for k in held_ids if len(persons.images_of(k)) >= 2]
     if not multi:
-        raise DataError(f"val_fraction={fraction} of the {persons.num_identities} identities of "
-                        f"{persons.source} leaves no {what} identity with two images: raise it")
+        raise DataError(
+            f"val_fraction={fraction} of the {persons.num_identities} identities of "
+            f"{persons.source} leaves no {what} identity with two images: raise it"
+        )
     if len(kept_ids) < 2:
         raise DataError(f"val_fraction={fraction} leaves fewer than two training identities in {persons.source}")
     return kept_ids, held_ids
 
 
-def image_files(paths: tuple[str, ...], fingerprint: str, identity: np.ndarray | None = None,
-                names: tuple[str, ...] | None = None) -> TrainSet:
+def image_files(
+    paths: tuple[str, ...], fingerprint: str, identity: np.ndarray | None = None, names: tuple[str, ...] | None = None
+) -> TrainSet:
     """Image files as the TrainSet that ``Fetcher`` reads (one domain; identity 0 unless given)."""
     identity = np.zeros(len(paths), dtype=np.int64) if identity is None else identity
-    return TrainSet(identity=identity, domain=np.zeros(len(paths), dtype=np.int64), domains=("default",),
-                    fingerprint=fingerprint, paths=tuple(paths), identity_names=names)
+    return TrainSet(
+        identity=identity,
+        domain=np.zeros(len(paths), dtype=np.int64),
+        domains=("default",),
+        fingerprint=fingerprint,
+        paths=tuple(paths),
+        identity_names=names,
+    )
 
 
 def as_train_set(persons: PersonSet) -> TrainSet:
@@ -96,16 +114,24 @@ def as_train_set(persons: PersonSet) -> TrainSet:
 
 
 @torch.no_grad()
-def embed_files(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware, *, flip: bool,
-                batch_size: int = 256, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                rows: np.ndarray | None = None) -> np.ndarray:
+def embed_files(
+    model: torch.nn.Module,
+    fetch: Fetcher,
+    n: int,
+    hw: Hardware,
+    *,
+    flip: bool,
+    batch_size: int = 256,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
     """L2-normalised embeddings (float64 numpy) of images ``rows`` (default 0..n-1) of
     ``fetch``, in eval mode, each image passed through ``transform`` first when given."""
     was = model.training
     model.eval()
     order = np.arange(n) if rows is None else np.asarray(rows)
     out = []
-    for _, x in fetch.batches([order[i:i + batch_size] for i in range(0, len(order), batch_size)]):
+    for _, x in fetch.batches([order[i : i + batch_size] for i in range(0, len(order), batch_size)]):
         if transform is not None:
             x = transform(x)
         with hw.autocast():
@@ -122,8 +148,9 @@ def embed_files(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware, *,
 GAIN_METRICS = {"/eer": -1.0, "/rank1": 1.0}
 
 
-def against_before(evaluate: Callable[[torch.nn.Module], dict[str, float]], model: torch.nn.Module, *,
-                   baseline: bool) -> Callable[[], dict[str, float]]:
+def against_before(
+    evaluate: Callable[[torch.nn.Module], dict[str, float]], model: torch.nn.Module, *, baseline: bool
+) -> Callable[[], dict[str, float]]:
     """Evaluate ``model`` now, before any training, and return the evaluation to use from then
     on: its results also say how far fine-tuning moved each test metric of ``GAIN_METRICS``
     from that first evaluation, so every trial reports, honestly, whether fine-tuning helped
@@ -143,9 +170,17 @@ def against_before(evaluate: Callable[[torch.nn.Module], dict[str, float]], mode
     return lambda: gains(evaluate(model))
 
 
-def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: int, epoch: Callable[[torch.optim.Optimizer, object, torch.Generator], dict[str, float]],
-        evaluate: Callable[[], dict[str, float]], generator: torch.Generator, report: Reporter,
-        restore_from: Path | None) -> None:
+def fit(
+    cfg: MetricLearningConfig,
+    *,
+    model: torch.nn.Module,
+    steps_per_epoch: int,
+    epoch: Callable[[torch.optim.Optimizer, object, torch.Generator], dict[str, float]],
+    evaluate: Callable[[], dict[str, float]],
+    generator: torch.Generator,
+    report: Reporter,
+    restore_from: Path | None,
+) -> None:
     """The epoch loop: AdamW over the trainable weights (warm-up + cosine per step), one
     ``epoch(optimizer, scheduler, generator)`` per epoch, ``evaluate()`` every ``eval_every``
     epochs and after the last, a checkpoint of everything with every report.
@@ -158,8 +193,11 @@ def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: i
         return
     params = list(trainable_parameters(model).values())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = warmup_cosine(optimizer, warmup_steps=math.floor(cfg.warmup_epochs * steps_per_epoch),
-                              total_steps=cfg.epochs * steps_per_epoch)
+    scheduler = warmup_cosine(
+        optimizer,
+        warmup_steps=math.floor(cfg.warmup_epochs * steps_per_epoch),
+        total_steps=cfg.epochs * steps_per_epoch,
+    )
     start = 0
     if restore_from is not None:
         state = load_state(restore_from)
@@ -175,13 +213,29 @@ def fit(cfg: MetricLearningConfig, *, model: torch.nn.Module, steps_per_epoch: i
         metrics["train/epochs"] = float(e + 1)
         if (e + 1) % cfg.eval_every == 0 or e + 1 == cfg.epochs:
             metrics.update(evaluate())
-        state = {"model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "rng": rng_state(generator), "epoch": e + 1}
+        state = {
+            "model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(generator),
+            "epoch": e + 1,
+        }
         with tempfile.TemporaryDirectory(prefix="ckpt-") as d:
             save_state(d, state)
             report(metrics, Path(d))
 
 
-__all__ = ["MetricLearningConfig", "Reporter", "as_train_set", "image_files", "read_people", "backbone_reference", "build_encoder",
-           "embed_files", "fit", "split_identities", "synthfaces_export", "against_before"]
+__all__ = [
+    "MetricLearningConfig",
+    "Reporter",
+    "as_train_set",
+    "image_files",
+    "read_people",
+    "backbone_reference",
+    "build_encoder",
+    "embed_files",
+    "fit",
+    "split_identities",
+    "synthfaces_export",
+    "against_before",
+]

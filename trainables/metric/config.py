@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from trainables.config_base import TrainableConfig
-
 from trainables.data import synthfaces
 
 
@@ -19,11 +18,16 @@ class MetricLearningConfig(TrainableConfig):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     seed: int = Field(0, ge=0, description="seed of initialisation, sampling, data order")
-    baseline: bool = Field(False, description="evaluate the backbone as loaded, without fine-tuning (the "
-                                              "'baseline' variant every study compares with)")
+    baseline: bool = Field(
+        False,
+        description="evaluate the backbone as loaded, without fine-tuning (the "
+        "'baseline' variant every study compares with)",
+    )
     # -- backbone and adaptation
-    backbone: str = Field("standin", description="'standin', a timm or Hugging Face checkpoint directory, "
-                                                 "'timm:<dir>', or 'hf:<repo id or dir>'")
+    backbone: str = Field(
+        "standin",
+        description="'standin', a timm or Hugging Face checkpoint directory, 'timm:<dir>', or 'hf:<repo id or dir>'",
+    )
     adaptation: Literal["lora", "full"] = Field("full", description="full: every weight trains; lora: LoRA adapters")
     lora_rank: int = Field(8, gt=0, le=1024)
     lora_alpha: float = Field(16.0, gt=0)
@@ -43,10 +47,14 @@ class MetricLearningConfig(TrainableConfig):
     synth_train_images: int = Field(4, ge=2, description="synthfaces images per identity and domain (train group)")
     synth_eval_identities: int = Field(60, ge=4)
     synth_eval_images: int = Field(5, ge=2, description="synthfaces images per identity and domain (eval group)")
-    synth_twin_spread: float = Field(0.06, ge=0, le=1, description="synthfaces: how far twins' identity "
-                                                                    "parameters lie apart (smaller: harder twins)")
-    synth_domains: tuple[str, ...] = Field(("visible", "thermal", "low_quality", "harsh_light", "occluded"),
-                                           min_length=1, description="synthfaces domains exported")
+    synth_twin_spread: float = Field(
+        0.06, ge=0, le=1, description="synthfaces: how far twins' identity parameters lie apart (smaller: harder twins)"
+    )
+    synth_domains: tuple[str, ...] = Field(
+        ("visible", "thermal", "low_quality", "harsh_light", "occluded"),
+        min_length=1,
+        description="synthfaces domains exported",
+    )
     # -- hardware
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
@@ -54,9 +62,15 @@ class MetricLearningConfig(TrainableConfig):
 
     def synthfaces(self) -> synthfaces.SynthFacesSpec:
         return synthfaces.SynthFacesSpec(
-            resolution=self.image_size, seed=self.data_seed, train_identities=self.synth_train_identities,
-            train_images=self.synth_train_images, eval_identities=self.synth_eval_identities,
-            eval_images=self.synth_eval_images, twin_spread=self.synth_twin_spread, domains=self.synth_domains)
+            resolution=self.image_size,
+            seed=self.data_seed,
+            train_identities=self.synth_train_identities,
+            train_images=self.synth_train_images,
+            eval_identities=self.synth_eval_identities,
+            eval_images=self.synth_eval_images,
+            twin_spread=self.synth_twin_spread,
+            domains=self.synth_domains,
+        )
 
 
 def metric_keys_common(cfg: MetricLearningConfig, evaluation: list[str], training: list[str]) -> list[str]:

@@ -41,11 +41,15 @@ def resolve_targets(module: nn.Module, targets: tuple[str, ...]) -> tuple[str, .
         for candidate in AUTO_TARGETS:
             if all(matching_targets(module, candidate).values()):
                 return candidate
-        raise AdaptationError(f"lora_targets: auto found no attention projection ({AUTO_TARGETS}); "
-                              f"name the layers, e.g. from {_suffixes(module)}")
+        raise AdaptationError(
+            f"lora_targets: auto found no attention projection ({AUTO_TARGETS}); "
+            f"name the layers, e.g. from {_suffixes(module)}"
+        )
     unmatched = [t for t, hits in matching_targets(module, tuple(targets)).items() if not hits]
     if unmatched:
-        raise AdaptationError(f"lora_targets {unmatched} match no linear layer; this backbone has e.g. {_suffixes(module)}")
+        raise AdaptationError(
+            f"lora_targets {unmatched} match no linear layer; this backbone has e.g. {_suffixes(module)}"
+        )
     return tuple(targets)
 
 
@@ -53,9 +57,17 @@ def _suffixes(module: nn.Module) -> list[str]:
     return sorted({n.rsplit(".", 1)[-1] for n in linear_module_names(module)})
 
 
-def adapt(backbone: Backbone, *, mode: Adaptation, lora_rank: int = 8, lora_alpha: float = 16.0,
-          lora_dropout: float = 0.0, lora_targets: tuple[str, ...] = ("auto",),
-          domain_lora: bool = False, num_domains: int = 1) -> Backbone:
+def adapt(
+    backbone: Backbone,
+    *,
+    mode: Adaptation,
+    lora_rank: int = 8,
+    lora_alpha: float = 16.0,
+    lora_dropout: float = 0.0,
+    lora_targets: tuple[str, ...] = ("auto",),
+    domain_lora: bool = False,
+    num_domains: int = 1,
+) -> Backbone:
     """Set which parameters train.
 
     ``mode='lora'`` wraps the encoder with peft LoRA, or, with ``domain_lora``, replaces each
@@ -74,11 +86,13 @@ def adapt(backbone: Backbone, *, mode: Adaptation, lora_rank: int = 8, lora_alph
         backbone.requires_grad_(False)
         names = sorted({n for hits in matching_targets(backbone.encoder, targets).values() for n in hits})
         backbone.mixture = Mixture(num_domains)
-        wrap_linear_layers(backbone.encoder, names, mixture=backbone.mixture, rank=lora_rank, alpha=lora_alpha,
-                           dropout=lora_dropout)
+        wrap_linear_layers(
+            backbone.encoder, names, mixture=backbone.mixture, rank=lora_rank, alpha=lora_alpha, dropout=lora_dropout
+        )
         return backbone
-    config = peft.LoraConfig(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                             target_modules=list(targets), bias="none")
+    config = peft.LoraConfig(
+        r=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=list(targets), bias="none"
+    )
     backbone.encoder = peft.get_peft_model(backbone.encoder, config)
     return backbone
 

@@ -109,8 +109,9 @@ def load_hf(reference: str) -> Backbone:
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     source = str(Path(reference).expanduser()) if Path(reference).expanduser().is_dir() else reference
     local_dir = Path(source).is_dir()
-    if local_dir and not any((Path(source) / f).is_file() for f in ("model.safetensors", "pytorch_model.bin",
-                                                                     "model.safetensors.index.json")):
+    if local_dir and not any(
+        (Path(source) / f).is_file() for f in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+    ):
         raise BackboneError(f"backbone {reference}: no weights (model.safetensors or pytorch_model.bin)")
 
     def fetch(fn, **kw):
@@ -118,9 +119,11 @@ def load_hf(reference: str) -> Backbone:
             return fn(source, local_files_only=True, **kw)
         except OSError as err:
             if local_dir or offline:
-                raise BackboneError(f"backbone {reference}: not in the local directory or Hugging Face cache "
-                                    f"({'HF_HUB_OFFLINE is set' if offline else 'not a directory'}): "
-                                    f"{str(err).splitlines()[0]}") from None
+                raise BackboneError(
+                    f"backbone {reference}: not in the local directory or Hugging Face cache "
+                    f"({'HF_HUB_OFFLINE is set' if offline else 'not a directory'}): "
+                    f"{str(err).splitlines()[0]}"
+                ) from None
         try:
             return fn(source, **kw)
         except OSError as err:
@@ -129,8 +132,10 @@ def load_hf(reference: str) -> Backbone:
     config = fetch(transformers.AutoConfig.from_pretrained)
     family = HF_FAMILIES.get(config.model_type)
     if family is None:
-        raise BackboneError(f"backbone {reference}: model_type {config.model_type!r} is not supported "
-                            f"(supported: {sorted(HF_FAMILIES)})")
+        raise BackboneError(
+            f"backbone {reference}: model_type {config.model_type!r} is not supported "
+            f"(supported: {sorted(HF_FAMILIES)})"
+        )
     cls = transformers.Dinov2Model if family == "dinov2" else transformers.CLIPVisionModel
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # a full CLIP checkpoint lists every text weight it skips
@@ -146,8 +151,9 @@ def load_hf(reference: str) -> Backbone:
     mean, std, size = HF_DEFAULT_NORMALISATION[family]
     size = min(size or vision.image_size, int(vision.image_size))
     try:
-        proc = json.loads(Path(transformers.utils.cached_file(source, "preprocessor_config.json",
-                                                               local_files_only=True)).read_text())
+        proc = json.loads(
+            Path(transformers.utils.cached_file(source, "preprocessor_config.json", local_files_only=True)).read_text()
+        )
         mean, std = tuple(proc.get("image_mean", mean)), tuple(proc.get("image_std", std))
         crop = proc.get("crop_size", proc.get("size"))
         size = int(crop.get("height", crop.get("shortest_edge", size)) if isinstance(crop, dict) else (crop or size))

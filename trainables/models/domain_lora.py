@@ -95,8 +95,9 @@ class DomainLoraLinear(nn.Module):
         return f"domains={self.num_domains}, rank={self.rank}, scaling={self.scaling:g}"
 
 
-def wrap_linear_layers(module: nn.Module, names: list[str], *, mixture: Mixture, rank: int, alpha: float,
-                       dropout: float) -> dict[str, DomainLoraLinear]:
+def wrap_linear_layers(
+    module: nn.Module, names: list[str], *, mixture: Mixture, rank: int, alpha: float, dropout: float
+) -> dict[str, DomainLoraLinear]:
     """Replace each named ``nn.Linear`` of ``module`` by a ``DomainLoraLinear`` around it."""
     wrapped = {}
     for name in names:

@@ -53,8 +53,12 @@ class StandinSpec:
 
     def model_args(self) -> dict:
         return {
-            "img_size": self.data.resolution, "patch_size": self.patch_size, "embed_dim": self.embed_dim,
-            "depth": self.depth, "num_heads": self.num_heads, "num_classes": 0,
+            "img_size": self.data.resolution,
+            "patch_size": self.patch_size,
+            "embed_dim": self.embed_dim,
+            "depth": self.depth,
+            "num_heads": self.num_heads,
+            "num_classes": 0,
         }
 
 
@@ -75,9 +79,17 @@ def ensure_standin(spec: StandinSpec, cache_dir: Path | None = None, *, log=prin
         model = pretrain(spec)
         import timm  # timm and pytorch-metric-learning only to build: a cached stand-in needs neither
 
-        timm.models.save_for_hf(model, str(tmp), model_args=spec.model_args(), safe_serialization=True,
-                                data_config={"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
-                                             "input_size": (3, spec.data.resolution, spec.data.resolution)})
+        timm.models.save_for_hf(
+            model,
+            str(tmp),
+            model_args=spec.model_args(),
+            safe_serialization=True,
+            data_config={
+                "mean": (0.5, 0.5, 0.5),
+                "std": (0.5, 0.5, 0.5),
+                "input_size": (3, spec.data.resolution, spec.data.resolution),
+            },
+        )
         (tmp / "standin.json").write_text(json.dumps(dataclasses.asdict(spec), indent=2, default=list))
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
@@ -96,15 +108,27 @@ def pretrain(spec: StandinSpec) -> torch.nn.Module:
     model = timm.create_model(spec.architecture, pretrained=False, **spec.model_args())
     norm = lambda x: (x.float() / 127.5) - 1.0  # noqa: E731  mean = std = 0.5, as saved in its config
     embed = torch.nn.Sequential(_Lambda(norm), model)
-    loss = CosFaceLoss(num_classes=int(labels.max()) + 1, embedding_size=spec.embed_dim,
-                       margin=spec.cosface_margin, scale=spec.cosface_scale)
+    loss = CosFaceLoss(
+        num_classes=int(labels.max()) + 1,
+        embedding_size=spec.embed_dim,
+        margin=spec.cosface_margin,
+        scale=spec.cosface_scale,
+    )
     params = list(model.parameters()) + list(loss.parameters())
     optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
     steps = spec.epochs * (len(labels) // spec.batch_size)
     scheduler = warmup_cosine(optimizer, warmup_steps=steps // 10, total_steps=steps)
     for _ in range(spec.epochs):
-        train_epoch(embed=embed, loss_fn=loss, images=images, labels=labels, optimizer=optimizer,
-                    scheduler=scheduler, batch_size=spec.batch_size, generator=generator)
+        train_epoch(
+            embed=embed,
+            loss_fn=loss,
+            images=images,
+            labels=labels,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            batch_size=spec.batch_size,
+            generator=generator,
+        )
     return model.eval()
 
 
@@ -115,5 +139,3 @@ class _Lambda(torch.nn.Module):
 
     def forward(self, x):
         return self.fn(x)
-
-

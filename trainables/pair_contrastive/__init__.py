@@ -5,12 +5,17 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 """
 
 from trainables._registry import register_module
-from trainables.pair_contrastive.config import PairContrastiveConfig, metric_keys
 from trainables.metric.config import iterations
+from trainables.pair_contrastive.config import PairContrastiveConfig, metric_keys
 
 __all__ = ["PairContrastiveConfig", "train_pair_contrastive"]
 
 train_pair_contrastive = register_module(
-    "pair_contrastive", config_cls=PairContrastiveConfig, module="trainables.pair_contrastive.loop", metric_keys=metric_keys, iterations=iterations,
+    "pair_contrastive",
+    config_cls=PairContrastiveConfig,
+    module="trainables.pair_contrastive.loop",
+    metric_keys=metric_keys,
+    iterations=iterations,
     description="contrastive loss on same/different feedback pairs; accuracy, precision, recall, "
-                "F1 at the validation threshold, ROC AUC")
+    "F1 at the validation threshold, ROC AUC",
+)

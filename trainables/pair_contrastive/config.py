@@ -24,16 +24,24 @@ class PairContrastiveConfig(MetricLearningConfig):
 
     pairs: str = Field("synthfaces", description="feedback-pairs file ([{image1, image2, label}]) or 'synthfaces'")
     test_pairs: str | None = Field(None, description="a separate feedback-pairs file to test on")
-    identity_from_folder: bool = Field(False, description="an image's identity is the folder it sits in: split "
-                                                          "by identity (synthfaces: always)")
+    identity_from_folder: bool = Field(
+        False, description="an image's identity is the folder it sits in: split by identity (synthfaces: always)"
+    )
     val_fraction: float = Field(0.15, gt=0, lt=1, description="share of identities (or pairs) for validation")
-    test_fraction: float = Field(0.15, gt=0, lt=1, description="share of identities (or pairs) for testing, "
-                                                               "when there is no test_pairs")
-    margin: float = Field(1.0, gt=0, description="m in L = Y D^2 + (1 - Y) max(0, m - D)^2 (D: euclidean "
-                                                 "distance of L2-normalised embeddings, 0..2)")
+    test_fraction: float = Field(
+        0.15, gt=0, lt=1, description="share of identities (or pairs) for testing, when there is no test_pairs"
+    )
+    margin: float = Field(
+        1.0,
+        gt=0,
+        description="m in L = Y D^2 + (1 - Y) max(0, m - D)^2 (D: euclidean "
+        "distance of L2-normalised embeddings, 0..2)",
+    )
     threshold_policy: Literal["fixed", "accuracy", "eer"] = Field(
-        "accuracy", description="the cosine-similarity threshold for 'same': fixed (threshold), or chosen on "
-                                "validation for best accuracy or FAR = FRR")
+        "accuracy",
+        description="the cosine-similarity threshold for 'same': fixed (threshold), or chosen on "
+        "validation for best accuracy or FAR = FRR",
+    )
     threshold: float = Field(0.4, ge=-1, le=1, description="the fixed threshold (the note's 0.4)")
     batch_size: int = Field(16, ge=1, description="pairs per batch (2 x this many images)")
     lr: float = Field(1e-4, gt=0, le=1)
@@ -53,6 +61,11 @@ def metric_keys(cfg: PairContrastiveConfig) -> list[str]:
     from trainables.evaluation.keys import VERIFICATION_AT_KEYS
     from trainables.metric.config import metric_keys_common
 
-    evaluation = ["val/pairs/auc", "val/pairs/eer", *(f"eval/pairs/{k}" for k in VERIFICATION_AT_KEYS),
-                  "eval/pairs/n", "eval/pairs/with_training_image"]
+    evaluation = [
+        "val/pairs/auc",
+        "val/pairs/eer",
+        *(f"eval/pairs/{k}" for k in VERIFICATION_AT_KEYS),
+        "eval/pairs/n",
+        "eval/pairs/with_training_image",
+    ]
     return metric_keys_common(cfg, evaluation, ["train/loss", "train/pairs"])

@@ -25,7 +25,14 @@ from trainables.data.synthfaces_export import FEEDBACK
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
-    Reporter, against_before, backbone_reference, build_encoder, embed_files, fit, image_files, synthfaces_export,
+    Reporter,
+    against_before,
+    backbone_reference,
+    build_encoder,
+    embed_files,
+    fit,
+    image_files,
+    synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
 from trainables.pair_contrastive.config import PairContrastiveConfig
@@ -45,7 +52,7 @@ def contrastive_loss(z1: torch.Tensor, z2: torch.Tensor, same: torch.Tensor, mar
     a, b = torch.nn.functional.normalize(z1, dim=1), torch.nn.functional.normalize(z2, dim=1)
     d = torch.sqrt(((a - b) ** 2).sum(dim=1) + 1e-12)  # eps: the gradient of |x| at 0
     y = same.float()
-    return (y * d ** 2 + (1 - y) * torch.relu(margin - d) ** 2).mean()
+    return (y * d**2 + (1 - y) * torch.relu(margin - d) ** 2).mean()
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,9 @@ def _sides(fp: FeedbackPairs, val_fraction: float, test_fraction: float, seed: i
     return side, "pair"
 
 
-def _balanced(fp: FeedbackPairs, left: np.ndarray, right: np.ndarray, label: np.ndarray,
-              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _balanced(
+    fp: FeedbackPairs, left: np.ndarray, right: np.ndarray, label: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Held-out pairs split off by identity, with different-person pairs added, drawn from
     the images of the split's own people, up to as many as same-person pairs.
 
@@ -121,9 +129,11 @@ def _balanced(fp: FeedbackPairs, left: np.ndarray, right: np.ndarray, label: np.
             have.add(key)
             new_l.append(images[i])
             new_r.append(images[j])
-    return (np.concatenate([left, np.asarray(new_l, dtype=left.dtype)]),
-            np.concatenate([right, np.asarray(new_r, dtype=right.dtype)]),
-            np.concatenate([label, np.zeros(len(new_l), dtype=label.dtype)]))
+    return (
+        np.concatenate([left, np.asarray(new_l, dtype=left.dtype)]),
+        np.concatenate([right, np.asarray(new_r, dtype=right.dtype)]),
+        np.concatenate([label, np.zeros(len(new_l), dtype=label.dtype)]),
+    )
 
 
 def _held_out(fp: FeedbackPairs, side: np.ndarray, s: str, by: str, seed: int):
@@ -137,36 +147,51 @@ def split_pairs(fp: FeedbackPairs, *, val_fraction: float, test_fraction: float,
     side, by = _sides(fp, val_fraction, test_fraction, seed)
     pairs = {s: _held_out(fp, side, s, by, seed) for s in SPLITS}
     _check(pairs, fp.source, by, val_fraction, test_fraction)
-    return PairSplits(fp.paths, pairs, by, int((side == "").sum()), _digest(fp.fingerprint, by, seed), tuple(fp.skipped))
+    return PairSplits(
+        fp.paths, pairs, by, int((side == "").sum()), _digest(fp.fingerprint, by, seed), tuple(fp.skipped)
+    )
 
 
 def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: float, seed: int) -> PairSplits:
     """``fp`` split into train / validation, ``test`` as the test set; refused when the test
     file shares a pair, an image or (both naming them) a person with ``fp``."""
+
     def unordered(f):
         return {frozenset((f.paths[a], f.paths[b])) for a, b in zip(f.left, f.right)}
 
     shared_pairs = unordered(fp) & unordered(test)
     if shared_pairs:
         a, b = sorted(next(iter(shared_pairs)))
-        raise DataError(f"test pairs {test.source}: {len(shared_pairs)} of its pairs are also in {fp.source} "
-                        f"(e.g. {a} / {b}); testing on training pairs is what gave the MagFace note its 87.0 -> 86.5")
+        raise DataError(
+            f"test pairs {test.source}: {len(shared_pairs)} of its pairs are also in {fp.source} "
+            f"(e.g. {a} / {b}); testing on training pairs is what gave the MagFace note its 87.0 -> 86.5"
+        )
     shared_images = sorted(set(fp.paths) & set(test.paths))
     if shared_images:
-        raise DataError(f"test pairs {test.source}: {len(shared_images)} of its images are also in {fp.source} "
-                        f"(e.g. {shared_images[0]}); test on images never trained on")
+        raise DataError(
+            f"test pairs {test.source}: {len(shared_images)} of its images are also in {fp.source} "
+            f"(e.g. {shared_images[0]}); test on images never trained on"
+        )
     if fp.identity is not None and test.identity is not None:
         shared_ids = sorted(set(fp.identity) & set(test.identity))
         if shared_ids:
-            raise DataError(f"test pairs {test.source}: {len(shared_ids)} of its people are also in {fp.source} "
-                            f"(e.g. {shared_ids[0]})")
+            raise DataError(
+                f"test pairs {test.source}: {len(shared_ids)} of its people are also in {fp.source} "
+                f"(e.g. {shared_ids[0]})"
+            )
     side, by = _sides(fp, val_fraction, 0.0, seed)
     offset = len(fp.paths)
     pairs = {s: _held_out(fp, side, s, by, seed) for s in ("train", "val")}
     pairs["test"] = (test.left + offset, test.right + offset, test.label)
     _check(pairs, fp.source, by, val_fraction, None)
-    return PairSplits(fp.paths + test.paths, pairs, by, int((side == "").sum()),
-                      _digest(fp.fingerprint, by, seed, test.fingerprint), tuple(fp.skipped) + tuple(test.skipped))
+    return PairSplits(
+        fp.paths + test.paths,
+        pairs,
+        by,
+        int((side == "").sum()),
+        _digest(fp.fingerprint, by, seed, test.fingerprint),
+        tuple(fp.skipped) + tuple(test.skipped),
+    )
 
 
 def _check(pairs, source, by, val_fraction, test_fraction) -> None:
@@ -176,8 +201,10 @@ def _check(pairs, source, by, val_fraction, test_fraction) -> None:
         if not len(y) or y.min() == y.max():
             label = "validation" if s == "val" else "test"
             setting = f"{s}_fraction={frac}" if frac is not None else "the split"
-            raise DataError(f"pairs {source}: {setting} leaves no {label} {what} with both same and different pairs "
-                            f"({len(y)} {label} pairs); raise it or give more pairs")
+            raise DataError(
+                f"pairs {source}: {setting} leaves no {label} {what} with both same and different pairs "
+                f"({len(y)} {label} pairs); raise it or give more pairs"
+            )
     if not len(pairs["train"][2]):
         raise DataError(f"pairs {source}: the split leaves no training pairs")
 
@@ -255,7 +282,7 @@ def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | No
     def epoch(optimizer, scheduler, gen) -> dict[str, float]:
         model.train()
         order = torch.randperm(len(label), generator=gen).numpy()
-        chunks = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        chunks = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
         params = [p for g in optimizer.param_groups for p in g["params"]]
         total = 0.0
         for c, (_, x) in zip(chunks, fetch.batches([np.concatenate([left[c], right[c]]) for c in chunks])):
@@ -268,5 +295,13 @@ def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | No
             total += loss.item() * b
         return {"train/loss": total / len(label), "train/pairs": float(len(label))}
 
-    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=evaluate,
-        generator=generator, report=report, restore_from=restore_from)
+    fit(
+        cfg,
+        model=model,
+        steps_per_epoch=steps,
+        epoch=epoch,
+        evaluate=evaluate,
+        generator=generator,
+        report=report,
+        restore_from=restore_from,
+    )

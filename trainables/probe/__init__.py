@@ -6,11 +6,16 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 """
 
 from trainables._registry import register_module
-from trainables.probe.config import ProbeConfig, metric_keys, iterations
+from trainables.probe.config import ProbeConfig, iterations, metric_keys
 
 __all__ = ["ProbeConfig", "train_probe"]
 
 train_probe = register_module(
-    "probe", config_cls=ProbeConfig, module="trainables.probe.loop", metric_keys=metric_keys, iterations=iterations,
+    "probe",
+    config_cls=ProbeConfig,
+    module="trainables.probe.loop",
+    metric_keys=metric_keys,
+    iterations=iterations,
     description="frozen encoders (stand-in, timm, DINOv2, CLIP, SigLIP, ONNX) + linear / SupCon / zero-shot heads, "
-                "ensembles; accuracy, macro-F1, prediction CV; shared embedding cache")
+    "ensembles; accuracy, macro-F1, prediction CV; shared embedding cache",
+)

@@ -83,16 +83,21 @@ def read_entry(directory: Path, parts: dict[str, Any], n: int) -> np.ndarray | N
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError) as err:
         raise CorruptCache(f"meta.json unreadable ({type(err).__name__})") from None
-    if not isinstance(meta, dict) or meta.get("version") != CACHE_VERSION or meta.get("parts") != json.loads(
-            json.dumps(parts, sort_keys=True, default=str)):
+    if (
+        not isinstance(meta, dict)
+        or meta.get("version") != CACHE_VERSION
+        or meta.get("parts") != json.loads(json.dumps(parts, sort_keys=True, default=str))
+    ):
         raise CorruptCache("meta.json does not describe this entry (stale)")
     try:
         array = np.load(array_path, mmap_mode="r")
     except (OSError, ValueError) as err:
         raise CorruptCache(f"embeddings.npy unreadable ({str(err).splitlines()[0][:120]})") from None
     if array.dtype != np.float32 or array.ndim != 2 or array.shape[0] != n or list(array.shape) != meta.get("shape"):
-        raise CorruptCache(f"embeddings.npy holds {array.dtype} {list(array.shape)}, expected float32 "
-                           f"{meta.get('shape')} for {n} images")
+        raise CorruptCache(
+            f"embeddings.npy holds {array.dtype} {list(array.shape)}, expected float32 "
+            f"{meta.get('shape')} for {n} images"
+        )
     st = array_path.stat()
     stamp = (str(array_path), st.st_size, st.st_mtime_ns)
     if stamp not in _verified:
@@ -102,8 +107,14 @@ def read_entry(directory: Path, parts: dict[str, Any], n: int) -> np.ndarray | N
     return array
 
 
-def embeddings(parts: dict[str, Any], n: int, build: Callable[[], np.ndarray], *, cache_dir: Path | None = None,
-               log: Callable[[str], None] = print) -> Hit:
+def embeddings(
+    parts: dict[str, Any],
+    n: int,
+    build: Callable[[], np.ndarray],
+    *,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Hit:
     """The (n, D) embeddings ``parts`` describes: read from the cache, or built by ``build()``
     once (under the entry's lock) and stored."""
     root = cache_root(cache_dir)
@@ -133,15 +144,33 @@ def embeddings(parts: dict[str, Any], n: int, build: Callable[[], np.ndarray], *
             os.fsync(f.fileno())
         digest = _sha256(tmp)
         os.replace(tmp, directory / ARRAY)
-        meta = {"version": CACHE_VERSION, "parts": parts, "shape": list(array.shape), "dtype": "float32",
-                "sha256": digest, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "build_s": round(time.perf_counter() - t0, 3)}
+        meta = {
+            "version": CACHE_VERSION,
+            "parts": parts,
+            "shape": list(array.shape),
+            "dtype": "float32",
+            "sha256": digest,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_s": round(time.perf_counter() - t0, 3),
+        }
         tmp = directory / f"{META}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(meta, indent=1, default=str))
         os.replace(tmp, directory / META)
         with (root / BUILDS_LOG).open("a") as f:
-            f.write(json.dumps({"key": directory.name, "encoder": parts.get("encoder"), "n": n, "dim": array.shape[1],
-                                "seconds": meta["build_s"], "pid": os.getpid(), "at": meta["built_at"]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "key": directory.name,
+                        "encoder": parts.get("encoder"),
+                        "n": n,
+                        "dim": array.shape[1],
+                        "seconds": meta["build_s"],
+                        "pid": os.getpid(),
+                        "at": meta["built_at"],
+                    }
+                )
+                + "\n"
+            )
         st = (directory / ARRAY).stat()
         _verified.add((str(directory / ARRAY), st.st_size, st.st_mtime_ns))
         return Hit(np.load(directory / ARRAY, mmap_mode="r"), directory, True, time.perf_counter() - t0)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from trainables.config_base import TrainableConfig
-
 from trainables.data import synthfaces
 
 #: The quick-experiments note's CLIP prompt templates (averaged, as the note does).
-NOTE_PROMPTS = ("a photo of a person named {}", "a face photo of someone called {}", "{}, a common first name",
-                "this person's name is {}", "a portrait of {}")
+NOTE_PROMPTS = (
+    "a photo of a person named {}",
+    "a face photo of someone called {}",
+    "{}, a common first name",
+    "this person's name is {}",
+    "a portrait of {}",
+)
 
 
 class ProbeConfig(TrainableConfig):
@@ -25,25 +29,46 @@ class ProbeConfig(TrainableConfig):
 
     seed: int = Field(0, ge=0, description="seed of the head's initialisation and batch order")
     # -- encoders
-    encoders: tuple[str, ...] = Field(("standin",), min_length=1, description=(
-        "frozen encoders: 'standin', 'standin:untrained' (the same architecture, random weights: the "
-        "random-features control), a timm or Hugging Face directory ('timm:<dir>', 'hf:<dir or cached repo id>'; "
-        "DINOv2, CLIP, SigLIP), or 'onnx:<file.onnx>' (an ArcFace-style face-embedding model)"))
-    fusion: Literal["concat", "late_fusion", "learned_weights"] = Field("concat", description=(
-        "several encoders: one head on the concatenated embeddings, one head per encoder with logits "
-        "averaged, or one head per encoder with weights learned on the validation images"))
-    head: Literal["linear", "supcon", "zero_shot"] = Field("linear", description=(
-        "linear: multinomial logistic regression; supcon: a projection trained with SupCon, then a linear "
-        "probe on it; zero_shot: CLIP / SigLIP text prompts, no training"))
-    prompts: tuple[str, ...] = Field(NOTE_PROMPTS, min_length=1, description="zero_shot: templates with {} "
-                                                                              "for the class name, averaged")
-    embedding_cache: bool = Field(True, description="read embeddings from the shared cache (false: encode the "
-                                                    "images again in the trial, as a baseline)")
+    encoders: tuple[str, ...] = Field(
+        ("standin",),
+        min_length=1,
+        description=(
+            "frozen encoders: 'standin', 'standin:untrained' (the same architecture, random weights: the "
+            "random-features control), a timm or Hugging Face directory ('timm:<dir>', 'hf:<dir or cached repo id>'; "
+            "DINOv2, CLIP, SigLIP), or 'onnx:<file.onnx>' (an ArcFace-style face-embedding model)"
+        ),
+    )
+    fusion: Literal["concat", "late_fusion", "learned_weights"] = Field(
+        "concat",
+        description=(
+            "several encoders: one head on the concatenated embeddings, one head per encoder with logits "
+            "averaged, or one head per encoder with weights learned on the validation images"
+        ),
+    )
+    head: Literal["linear", "supcon", "zero_shot"] = Field(
+        "linear",
+        description=(
+            "linear: multinomial logistic regression; supcon: a projection trained with SupCon, then a linear "
+            "probe on it; zero_shot: CLIP / SigLIP text prompts, no training"
+        ),
+    )
+    prompts: tuple[str, ...] = Field(
+        NOTE_PROMPTS, min_length=1, description="zero_shot: templates with {} for the class name, averaged"
+    )
+    embedding_cache: bool = Field(
+        True,
+        description="read embeddings from the shared cache (false: encode the "
+        "images again in the trial, as a baseline)",
+    )
     flip_test: bool = Field(False, description="embed each image and its mirror image, summed")
     # -- the head
-    class_balance: Literal["none", "weighted_loss", "balanced_sampler"] = Field("none", description=(
-        "against a dominant class (the note's 'William dominance'): none, cross-entropy weighted by inverse "
-        "class frequency, or batches drawn uniformly over classes"))
+    class_balance: Literal["none", "weighted_loss", "balanced_sampler"] = Field(
+        "none",
+        description=(
+            "against a dominant class (the note's 'William dominance'): none, cross-entropy weighted by inverse "
+            "class frequency, or batches drawn uniformly over classes"
+        ),
+    )
     epochs: int = Field(30, gt=0, le=10_000, description="passes over the training embeddings")
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-2, gt=0, le=10)
@@ -54,19 +79,30 @@ class ProbeConfig(TrainableConfig):
     supcon_epochs: int = Field(30, gt=0, le=10_000)
     supcon_lr: float = Field(1e-3, gt=0, le=10)
     # -- data: classes of images; the split is stratified per class by data_seed
-    data: str = Field("synthfaces", description="'synthfaces', an image folder (<class>/<image>) or a person "
-                                                "file (.json: class -> image paths)")
-    test_data: str | None = Field(None, description="test images (same formats, same class names); default: "
-                                                    "test_fraction of each class of data")
+    data: str = Field(
+        "synthfaces",
+        description="'synthfaces', an image folder (<class>/<image>) or a person file (.json: class -> image paths)",
+    )
+    test_data: str | None = Field(
+        None, description="test images (same formats, same class names); default: test_fraction of each class of data"
+    )
     test_fraction: float = Field(0.3, gt=0, lt=1)
-    val_fraction: float = Field(0.15, ge=0, lt=1, description="of each class's training images: the split that "
-                                                              "searches rank on and learned fusion weights fit")
+    val_fraction: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="of each class's training images: the split that searches rank on and learned fusion weights fit",
+    )
     data_seed: int = Field(0, ge=0, description="seed of synthfaces and of the split")
-    resplit: bool = Field(True, description=(
-        "each trial seed draws its own stratified split (from data_seed and seed), the same for every variant "
-        "at that seed: seeds then measure how results vary with the choice of training and test images, and "
-        "paired tests pair trials that share a split; false: one split (data_seed) for every seed, which "
-        "leaves a linear probe, a convex problem, almost nothing for seeds to vary"))
+    resplit: bool = Field(
+        True,
+        description=(
+            "each trial seed draws its own stratified split (from data_seed and seed), the same for every variant "
+            "at that seed: seeds then measure how results vary with the choice of training and test images, and "
+            "paired tests pair trials that share a split; false: one split (data_seed) for every seed, which "
+            "leaves a linear probe, a convex problem, almost nothing for seeds to vary"
+        ),
+    )
     image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
     synth_classes: int = Field(40, ge=2, description="synthfaces: identities (classes), never seen by the stand-in")
     synth_images: int = Field(4, ge=2, description="synthfaces: images per class and domain")
@@ -103,9 +139,13 @@ class ProbeConfig(TrainableConfig):
 
     def synthfaces(self) -> synthfaces.SynthFacesSpec:
         """synthfaces whose ``eval`` group (never seen by the stand-in) gives the classes."""
-        return synthfaces.SynthFacesSpec(resolution=self.image_size, seed=self.data_seed,
-                                         eval_identities=self.synth_classes, eval_images=self.synth_images,
-                                         domains=self.synth_domains)
+        return synthfaces.SynthFacesSpec(
+            resolution=self.image_size,
+            seed=self.data_seed,
+            eval_identities=self.synth_classes,
+            eval_images=self.synth_images,
+            domains=self.synth_domains,
+        )
 
 
 def metric_keys(cfg: ProbeConfig) -> list[str]:

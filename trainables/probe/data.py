@@ -49,8 +49,14 @@ def split_seed(cfg: ProbeConfig) -> tuple[int, ...]:
     return (cfg.data_seed, cfg.seed) if cfg.resplit else (cfg.data_seed,)
 
 
-def stratified_split(labels: np.ndarray, *, test_fraction: float, val_fraction: float, seed: int | tuple[int, ...],
-                     with_test: bool = True) -> np.ndarray:
+def stratified_split(
+    labels: np.ndarray,
+    *,
+    test_fraction: float,
+    val_fraction: float,
+    seed: int | tuple[int, ...],
+    with_test: bool = True,
+) -> np.ndarray:
     """Per class, in a random order fixed by ``seed``: ``round(test_fraction * n)`` test images
     (at least one when the class has two or more), then ``round(val_fraction * rest)``
     validation images, the rest training images; a class always keeps one training image."""
@@ -74,11 +80,18 @@ def _synthfaces(cfg: ProbeConfig) -> ClassSet:
     faces = synthfaces.load(cfg.synthfaces()).group("eval")
     labels = (faces.identity - faces.identity.min()).astype(np.int64)
     names = tuple(f"eval{k:04d}" for k in range(int(labels.max()) + 1))
-    images = TrainSet(identity=labels, domain=faces.domain, domains=tuple(cfg.synth_domains),
-                      fingerprint="", images=torch.as_tensor(faces.images), identity_names=names)
+    images = TrainSet(
+        identity=labels,
+        domain=faces.domain,
+        domains=tuple(cfg.synth_domains),
+        fingerprint="",
+        images=torch.as_tensor(faces.images),
+        identity_names=names,
+    )
     fp = _digest("synthfaces-eval", np.ascontiguousarray(faces.images).tobytes(), labels.tobytes())
-    split = stratified_split(labels, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction,
-                             seed=split_seed(cfg))
+    split = stratified_split(
+        labels, test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction, seed=split_seed(cfg)
+    )
     return ClassSet(names, labels, split, images, fp, "synthfaces (synthetic)")
 
 
@@ -97,24 +110,40 @@ def _files(cfg: ProbeConfig) -> ClassSet:
         skipped += test_skipped
         missing = sorted(set(test_classes) - set(classes))
         if missing:
-            raise DataError(f"class {missing[0]!r} has no samples in the training split ({cfg.data}) but has test "
-                            f"images in {cfg.test_data}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+            raise DataError(
+                f"class {missing[0]!r} has no samples in the training split ({cfg.data}) but has test "
+                f"images in {cfg.test_data}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            )
     else:
         test_paths, test_classes = [], []
     names = tuple(sorted(set(classes)))
     index = {n: i for i, n in enumerate(names)}
     all_paths = paths + test_paths
     labels = np.asarray([index[c] for c in classes + test_classes], dtype=np.int64)
-    split = stratified_split(labels[:len(paths)], test_fraction=cfg.test_fraction, val_fraction=cfg.val_fraction,
-                             seed=split_seed(cfg), with_test=cfg.test_data is None)
+    split = stratified_split(
+        labels[: len(paths)],
+        test_fraction=cfg.test_fraction,
+        val_fraction=cfg.val_fraction,
+        seed=split_seed(cfg),
+        with_test=cfg.test_data is None,
+    )
     split = np.concatenate([split, np.full(len(test_paths), TEST, dtype=np.int64)])
     # paths, classes and each file's size and modification time: an image replaced in place
     # changes the fingerprint, so the embedding cache never serves the old file's embedding
     stats = [os.stat(p) for p in all_paths]
-    fp = _digest("files", *(f"{p}\t{c}\t{st.st_size}\t{st.st_mtime_ns}"
-                            for p, c, st in zip(all_paths, classes + test_classes, stats)))
-    images = TrainSet(identity=labels, domain=np.zeros(len(labels), dtype=np.int64), domains=("default",),
-                      fingerprint=fp, paths=tuple(all_paths), identity_names=names, skipped=skipped)
+    fp = _digest(
+        "files",
+        *(f"{p}\t{c}\t{st.st_size}\t{st.st_mtime_ns}" for p, c, st in zip(all_paths, classes + test_classes, stats)),
+    )
+    images = TrainSet(
+        identity=labels,
+        domain=np.zeros(len(labels), dtype=np.int64),
+        domains=("default",),
+        fingerprint=fp,
+        paths=tuple(all_paths),
+        identity_names=names,
+        skipped=skipped,
+    )
     source = cfg.data + (f" + {cfg.test_data}" if cfg.test_data else "")
     return ClassSet(names, labels, split, images, fp, source)
 

@@ -83,9 +83,11 @@ def _hf_cache_dir(repo_id: str, reference: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, local_files_only=True))
     except Exception as err:  # noqa: BLE001  huggingface_hub raises several types for "not cached"
-        raise BackboneError(f"encoder {reference}: not a directory and not in the Hugging Face cache (nothing is "
-                            f"downloaded at run time; fetch it first, e.g. `hf download {repo_id}`): "
-                            f"{type(err).__name__}") from None
+        raise BackboneError(
+            f"encoder {reference}: not a directory and not in the Hugging Face cache (nothing is "
+            f"downloaded at run time; fetch it first, e.g. `hf download {repo_id}`): "
+            f"{type(err).__name__}"
+        ) from None
 
 
 def _model_type(path: Path) -> str | None:
@@ -101,7 +103,9 @@ def identity(reference: str, *, resolution: int = 32, data_seed: int = 0) -> dic
     kind, path = resolve(reference, resolution=resolution, data_seed=data_seed)
     if kind == "untrained":
         return {"kind": kind, "standin": _standin_spec(resolution, data_seed).key(), "init_seed": 0}
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    )
     out = []
     for f in files:
         st = f.stat()
@@ -146,8 +150,10 @@ class _JointImage(nn.Module):
 
 
 #: Normalisation when a checkpoint has no preprocessor_config.json: (mean, std, size or None).
-_DEFAULTS = {"clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), None),
-             "siglip": ((0.5,) * 3, (0.5,) * 3, None)}
+_DEFAULTS = {
+    "clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711), None),
+    "siglip": ((0.5,) * 3, (0.5,) * 3, None),
+}
 _IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 224)
 
 
@@ -211,7 +217,7 @@ class _Onnx(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = x.detach().float().cpu().numpy()
         step = self.batch or len(a)
-        out = [self.session.run(None, {self.input: a[i:i + step]})[0] for i in range(0, len(a), step)]
+        out = [self.session.run(None, {self.input: a[i : i + step]})[0] for i in range(0, len(a), step)]
         return torch.from_numpy(np.concatenate(out)).to(x.device)
 
 
@@ -227,8 +233,9 @@ def _load_onnx(path: Path, reference: str, device) -> Backbone:
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as err:  # noqa: BLE001  onnxruntime raises its own exception classes
-        raise BackboneError(f"encoder {reference}: onnxruntime cannot load {path}: "
-                            f"{str(err).splitlines()[0][:200]}") from None
+        raise BackboneError(
+            f"encoder {reference}: onnxruntime cannot load {path}: {str(err).splitlines()[0][:200]}"
+        ) from None
     shape = session.get_inputs()[0].shape
     if len(shape) != 4:
         raise BackboneError(f"encoder {reference}: expected an image input (N, 3, H, W), the model takes {shape}")
@@ -239,8 +246,9 @@ def _load_onnx(path: Path, reference: str, device) -> Backbone:
     return Backbone(module, InputSpec(size, (0.5,) * 3, (0.5,) * 3), dim)
 
 
-def text_features(reference: str, classes: tuple[str, ...], prompts: tuple[str, ...], *,
-                  device: torch.device | str = "cpu") -> np.ndarray:
+def text_features(
+    reference: str, classes: tuple[str, ...], prompts: tuple[str, ...], *, device: torch.device | str = "cpu"
+) -> np.ndarray:
     """(C, D) zero-shot class embeddings of a full CLIP / SigLIP checkpoint: each template
     filled with each class name, encoded by the text tower, L2-normalised, averaged over the
     templates and normalised again (the note's prompt ensemble)."""
@@ -249,17 +257,24 @@ def text_features(reference: str, classes: tuple[str, ...], prompts: tuple[str, 
     kind, path = resolve(reference)
     mt = _model_type(path) if kind == "hf" else None
     if mt not in JOINT_SPACE:
-        raise BackboneError(f"encoder {reference}: zero_shot needs a full CLIP or SigLIP checkpoint (with its text "
-                            f"tower), got {mt or kind}")
+        raise BackboneError(
+            f"encoder {reference}: zero_shot needs a full CLIP or SigLIP checkpoint (with its text "
+            f"tower), got {mt or kind}"
+        )
     with _quiet_transformers():
         try:
             tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError) as err:
-            raise BackboneError(f"encoder {reference}: no usable tokenizer in {path}: {str(err).splitlines()[0]}") from None
+            raise BackboneError(
+                f"encoder {reference}: no usable tokenizer in {path}: {str(err).splitlines()[0]}"
+            ) from None
         model = transformers.AutoModel.from_pretrained(path, local_files_only=True).to(device).eval()
     # SigLIP was trained on text padded to its full length; CLIP pools at the end token
-    pad = {"padding": "max_length", "max_length": model.config.text_config.max_position_embeddings} \
-        if mt.startswith("siglip") else {"padding": True}
+    pad = (
+        {"padding": "max_length", "max_length": model.config.text_config.max_position_embeddings}
+        if mt.startswith("siglip")
+        else {"padding": True}
+    )
     per_template = []
     with torch.no_grad():
         for t in prompts:
@@ -276,7 +291,7 @@ def encode(backbone: Backbone, fetch, n: int, hw, *, flip: bool, batch_size: int
     out = []
     rows = np.arange(n)
     with torch.no_grad():
-        for _, x in fetch.batches([rows[i:i + batch_size] for i in range(0, n, batch_size)]):
+        for _, x in fetch.batches([rows[i : i + batch_size] for i in range(0, n, batch_size)]):
             with hw.autocast():
                 e = backbone(x).float()
                 if flip:

@@ -80,11 +80,13 @@ def train_supcon(x: torch.Tensor, y: torch.Tensor, cfg: ProbeConfig, gen: torch.
 
     from trainables.training import identity_batches
 
-    proj = nn.Sequential(nn.Linear(x.shape[1], cfg.supcon_hidden), nn.ReLU(), nn.Linear(cfg.supcon_hidden, cfg.supcon_dim))
+    proj = nn.Sequential(
+        nn.Linear(x.shape[1], cfg.supcon_hidden), nn.ReLU(), nn.Linear(cfg.supcon_hidden, cfg.supcon_dim)
+    )
     with torch.no_grad():
         for m in proj:
             if isinstance(m, nn.Linear):
-                nn.init.kaiming_uniform_(m.weight, a=5 ** 0.5, generator=gen)
+                nn.init.kaiming_uniform_(m.weight, a=5**0.5, generator=gen)
                 m.bias.zero_()
     opt = torch.optim.AdamW(proj.parameters(), lr=cfg.supcon_lr, weight_decay=cfg.weight_decay)
     loss_fn = SupConLoss(temperature=cfg.supcon_temperature)
@@ -127,8 +129,11 @@ class Probe:
         return self.head(z)
 
     def state(self) -> dict[str, torch.Tensor]:
-        out = {"scaler.mean": self.scaler.mean, "scaler.std": self.scaler.std,
-               **{f"head.{k}": v for k, v in self.head.state_dict().items()}}
+        out = {
+            "scaler.mean": self.scaler.mean,
+            "scaler.std": self.scaler.std,
+            **{f"head.{k}": v for k, v in self.head.state_dict().items()},
+        }
         if self.projection is not None:
             out.update({f"projection.{k}": v for k, v in self.projection.state_dict().items()})
         return out
@@ -169,5 +174,13 @@ def zero_shot_logits(image_features: np.ndarray, class_features: np.ndarray) -> 
     return img @ class_features.T
 
 
-__all__ = ["Probe", "Scaler", "class_weights", "fit_probe", "fusion_weights", "train_linear", "train_supcon",
-           "zero_shot_logits"]
+__all__ = [
+    "Probe",
+    "Scaler",
+    "class_weights",
+    "fit_probe",
+    "fusion_weights",
+    "train_linear",
+    "train_supcon",
+    "zero_shot_logits",
+]

@@ -35,9 +35,13 @@ OUTPUT_FILES = ("config.json", "predictions.npy", "true_labels.npy", "names.json
 
 def cache_parts(cfg: ProbeConfig, reference: str, cs: ClassSet) -> dict:
     """What one encoder's embeddings of ``cs`` depend on (the cache key)."""
-    return {"encoder": reference,
-            "identity": encoders.identity(reference, resolution=cfg.image_size, data_seed=cfg.data_seed),
-            "flip": cfg.flip_test, "data": cs.fingerprint, "images": len(cs.labels)}
+    return {
+        "encoder": reference,
+        "identity": encoders.identity(reference, resolution=cfg.image_size, data_seed=cfg.data_seed),
+        "flip": cfg.flip_test,
+        "data": cs.fingerprint,
+        "images": len(cs.labels),
+    }
 
 
 def _encode(cfg: ProbeConfig, reference: str, cs: ClassSet, hw: Hardware) -> np.ndarray:
@@ -46,15 +50,21 @@ def _encode(cfg: ProbeConfig, reference: str, cs: ClassSet, hw: Hardware) -> np.
     return encoders.encode(backbone, fetch, len(cs.labels), hw, flip=cfg.flip_test, batch_size=cfg.encode_batch)
 
 
-def features(cfg: ProbeConfig, reference: str, cs: ClassSet, hw: Hardware, *,
-             log: Callable[[str], None] = print) -> tuple[np.ndarray, dict]:
+def features(
+    cfg: ProbeConfig, reference: str, cs: ClassSet, hw: Hardware, *, log: Callable[[str], None] = print
+) -> tuple[np.ndarray, dict]:
     """(N, D) embeddings of every image of ``cs`` by one encoder, and where they came from."""
     t0 = time.perf_counter()
     if not cfg.embedding_cache:
-        return _encode(cfg, reference, cs, hw), {"encoder": reference, "cache": None, "built": True,
-                                                 "seconds": time.perf_counter() - t0}
-    hit = cache.embeddings(cache_parts(cfg, reference, cs), len(cs.labels), lambda: _encode(cfg, reference, cs, hw),
-                           log=log)
+        return _encode(cfg, reference, cs, hw), {
+            "encoder": reference,
+            "cache": None,
+            "built": True,
+            "seconds": time.perf_counter() - t0,
+        }
+    hit = cache.embeddings(
+        cache_parts(cfg, reference, cs), len(cs.labels), lambda: _encode(cfg, reference, cs, hw), log=log
+    )
     return hit.array, {"encoder": reference, "cache": str(hit.path), "built": hit.built, "seconds": hit.seconds}
 
 
@@ -78,7 +88,11 @@ def prepare(cfg: ProbeConfig, out_dir: Path) -> dict[str, str]:
 
 
 def _metrics(prefix: str, m: dict) -> dict[str, float]:
-    return {f"{prefix}/acc": m["accuracy"], f"{prefix}/macro_f1": m["macro_f1"], f"{prefix}/pred_cv": m["prediction_cv"]}
+    return {
+        f"{prefix}/acc": m["accuracy"],
+        f"{prefix}/macro_f1": m["macro_f1"],
+        f"{prefix}/pred_cv": m["prediction_cv"],
+    }
 
 
 def run(cfg: ProbeConfig, report: Reporter, *, restore_from: Path | None = None, out_dir: Path | None = None) -> None:
@@ -126,25 +140,47 @@ def run(cfg: ProbeConfig, report: Reporter, *, restore_from: Path | None = None,
     pred = logits.argmax(1).numpy()
     head_s = time.perf_counter() - t_head
     result_test = evaluate(pred[test], cs.labels[test], cs.names)
-    metrics = {**_metrics("eval/probe", result_test), **extra,
-               "eval/probe/classes": float(n_classes), "eval/probe/test_images": float(len(test)),
-               "train/acc": float((pred[train] == cs.labels[train]).mean()),
-               "train/embed_s": sum(s["seconds"] for s in sources), "train/head_s": head_s,
-               "train/encoded": float(sum(bool(s["built"]) for s in sources))}
+    metrics = {
+        **_metrics("eval/probe", result_test),
+        **extra,
+        "eval/probe/classes": float(n_classes),
+        "eval/probe/test_images": float(len(test)),
+        "train/acc": float((pred[train] == cs.labels[train]).mean()),
+        "train/embed_s": sum(s["seconds"] for s in sources),
+        "train/head_s": head_s,
+        "train/encoded": float(sum(bool(s["built"]) for s in sources)),
+    }
     result_val = evaluate(pred[val], cs.labels[val], cs.names) if len(val) else None
     if result_val:
         metrics.update(_metrics("val/probe", result_val))
     if out_dir is not None:
-        write_outputs(Path(out_dir), cfg, cs, pred[test], result_test, result_val, sources,
-                      {"embed_s": metrics["train/embed_s"], "head_s": head_s,
-                       "trial_s": time.perf_counter() - t_start}, extra)
+        write_outputs(
+            Path(out_dir),
+            cfg,
+            cs,
+            pred[test],
+            result_test,
+            result_val,
+            sources,
+            {"embed_s": metrics["train/embed_s"], "head_s": head_s, "trial_s": time.perf_counter() - t_start},
+            extra,
+        )
     with tempfile.TemporaryDirectory(prefix="probe-") as d:
         torch.save(state, Path(d) / "head.pt")
         report(metrics, Path(d))
 
 
-def write_outputs(out: Path, cfg: ProbeConfig, cs: ClassSet, pred: np.ndarray, test: dict, val: dict | None,
-                  sources: list[dict], seconds: dict, extra: dict) -> None:
+def write_outputs(
+    out: Path,
+    cfg: ProbeConfig,
+    cs: ClassSet,
+    pred: np.ndarray,
+    test: dict,
+    val: dict | None,
+    sources: list[dict],
+    seconds: dict,
+    extra: dict,
+) -> None:
     """The note's files: config.json, predictions.npy, true_labels.npy (test images, class
     indices into names.json), names.json, results.csv (per class), summary.json."""
     import csv
@@ -159,10 +195,21 @@ def write_outputs(out: Path, cfg: ProbeConfig, cs: ClassSet, pred: np.ndarray, t
         w.writeheader()
         w.writerows(test["per_class"])
     summary = {k: v for k, v in test.items() if k != "per_class"}
-    summary.update({"encoders": list(cfg.encoders), "head": cfg.head, "fusion": cfg.fusion if len(cfg.encoders) > 1 else None,
-                    "class_balance": cfg.class_balance, "seed": cfg.seed, "classes": len(cs.names),
-                    "test_images": int(len(pred)), "data": cs.source, "data_fingerprint": cs.fingerprint,
-                    "embeddings": sources, "seconds": {k: round(v, 3) for k, v in seconds.items()}})
+    summary.update(
+        {
+            "encoders": list(cfg.encoders),
+            "head": cfg.head,
+            "fusion": cfg.fusion if len(cfg.encoders) > 1 else None,
+            "class_balance": cfg.class_balance,
+            "seed": cfg.seed,
+            "classes": len(cs.names),
+            "test_images": int(len(pred)),
+            "data": cs.source,
+            "data_fingerprint": cs.fingerprint,
+            "embeddings": sources,
+            "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        }
+    )
     if val is not None:
         summary["validation"] = {k: val[k] for k in ("accuracy", "macro_f1", "prediction_cv")}
     if extra:

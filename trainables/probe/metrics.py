@@ -20,8 +20,17 @@ def per_class(pred: np.ndarray, true: np.ndarray, names: tuple[str, ...]) -> lis
     labels = np.arange(len(names))
     p, r, f, s = precision_recall_fscore_support(true, pred, labels=labels, zero_division=0)
     predicted = np.bincount(pred, minlength=len(names))
-    return [{"name": n, "precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(s[k]),
-             "predicted": int(predicted[k])} for k, n in enumerate(names)]
+    return [
+        {
+            "name": n,
+            "precision": float(p[k]),
+            "recall": float(r[k]),
+            "f1": float(f[k]),
+            "support": int(s[k]),
+            "predicted": int(predicted[k]),
+        }
+        for k, n in enumerate(names)
+    ]
 
 
 def evaluate(pred: np.ndarray, true: np.ndarray, names: tuple[str, ...], *, top: int = 5) -> dict:

@@ -4,12 +4,17 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 """
 
 from trainables._registry import register_module
-from trainables.triplet.config import TripletConfig, metric_keys
 from trainables.metric.config import iterations
+from trainables.triplet.config import TripletConfig, metric_keys
 
 __all__ = ["TripletConfig", "train_triplet"]
 
 train_triplet = register_module(
-    "triplet", config_cls=TripletConfig, module="trainables.triplet.loop", metric_keys=metric_keys, iterations=iterations,
+    "triplet",
+    config_cls=TripletConfig,
+    module="trainables.triplet.loop",
+    metric_keys=metric_keys,
+    iterations=iterations,
     description="triplet fine-tuning, twin hard negatives, mining level; twin verification "
-                "(EER, TAR@FAR, accuracy at the validation threshold)")
+    "(EER, TAR@FAR, accuracy at the validation threshold)",
+)

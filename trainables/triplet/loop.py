@@ -26,7 +26,14 @@ from trainables.evaluation.decisions import choose_threshold, equal_error_rate, 
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
-    Reporter, against_before, as_train_set, backbone_reference, build_encoder, embed_files, fit, split_identities,
+    Reporter,
+    against_before,
+    as_train_set,
+    backbone_reference,
+    build_encoder,
+    embed_files,
+    fit,
+    split_identities,
     synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
@@ -43,8 +50,9 @@ class Splits:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(f"{self.train.fingerprint},{self.val.fingerprint},{self.test.fingerprint}".encode()
-                              ).hexdigest()[:16]
+        return hashlib.sha256(
+            f"{self.train.fingerprint},{self.val.fingerprint},{self.test.fingerprint}".encode()
+        ).hexdigest()[:16]
 
 
 def data_files(cfg: TripletConfig) -> tuple[str, str | None, str, str | None]:
@@ -59,15 +67,19 @@ def load_splits(cfg: TripletConfig) -> Splits:
     full, test = read_persons(tp, tw), read_persons(sp, sw)
     both = sorted(set(full.names) & set(test.names))
     if both:
-        raise DataError(f"{len(both)} test identities are also training identities (e.g. {both[0]}); evaluation "
-                        "must use identities the model never saw")
+        raise DataError(
+            f"{len(both)} test identities are also training identities (e.g. {both[0]}); evaluation "
+            "must use identities the model never saw"
+        )
     kept, held = split_identities(full, cfg.val_fraction, seed=cfg.data_seed)
     splits = Splits(full.subset(kept, "train"), full.subset(held, "validation"), test)
     missing = sorted(set(person_pairs(splits.test)) - set(person_pairs(splits.val)))
     if missing:  # e.g. every validation identity in one twin pair: no non-twin impostors
-        raise DataError(f"{tp}: the validation identities ({splits.val.num_identities} held out by val_fraction="
-                        f"{cfg.val_fraction}) give no {' or '.join(missing)} impostor pairs to choose that "
-                        "threshold on (the test persons do); raise val_fraction or add persons")
+        raise DataError(
+            f"{tp}: the validation identities ({splits.val.num_identities} held out by val_fraction="
+            f"{cfg.val_fraction}) give no {' or '.join(missing)} impostor pairs to choose that "
+            "threshold on (the test persons do); raise val_fraction or add persons"
+        )
     return splits
 
 
@@ -107,8 +119,11 @@ def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
         synthfaces.save_sample_grid(synthfaces.load(cfg.synthfaces()), Path(out_dir) / synthfaces.SAMPLES_FILE)
     counts = np.bincount(splits.train.identity)
     skipped = write_skipped(out_dir, splits.train.skipped, splits.val.skipped, splits.test.skipped)
-    return {"data_fingerprint": splits.fingerprint, "skipped_images": str(skipped),
-            "single_image_identities": str(int((counts == 1).sum()))}
+    return {
+        "data_fingerprint": splits.fingerprint,
+        "skipped_images": str(skipped),
+        "single_image_identities": str(int((counts == 1).sum())),
+    }
 
 
 def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
@@ -122,17 +137,23 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
     triplets = sample_triplets(splits.train, cfg.mining_level, cfg.seed)
     fetch = Fetcher(as_train_set(splits.train), size, hw)
     labels = torch.as_tensor(splits.train.identity)
-    distance = distances.LpDistance(normalize_embeddings=True, p=2) if cfg.distance == "euclidean" \
+    distance = (
+        distances.LpDistance(normalize_embeddings=True, p=2)
+        if cfg.distance == "euclidean"
         else distances.CosineSimilarity()
+    )
     loss_fn = losses.TripletMarginLoss(margin=cfg.margin, distance=distance, reducer=reducers.AvgNonZeroReducer())
-    miner = None if cfg.batch_mining == "none" else \
-        miners.TripletMarginMiner(margin=cfg.margin, type_of_triplets=cfg.batch_mining, distance=distance)
+    miner = (
+        None
+        if cfg.batch_mining == "none"
+        else miners.TripletMarginMiner(margin=cfg.margin, type_of_triplets=cfg.batch_mining, distance=distance)
+    )
     steps = -(-len(triplets) // cfg.batch_size)
 
     def epoch(optimizer, scheduler, gen) -> dict[str, float]:
         model.train()
         order = torch.randperm(len(triplets), generator=gen).numpy()
-        chunks = [triplets[order[i:i + cfg.batch_size]] for i in range(0, len(order), cfg.batch_size)]
+        chunks = [triplets[order[i : i + cfg.batch_size]] for i in range(0, len(order), cfg.batch_size)]
         params = [p for g in optimizer.param_groups for p in g["params"]]
         total, mined_total = 0.0, 0
         for t, (_, x) in zip(chunks, fetch.batches([c.T.reshape(-1) for c in chunks])):
@@ -150,11 +171,22 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
             loss = loss_fn(z, y, indices_tuple=(a, p, n))
             step(loss, optimizer, scheduler, params)
             total += loss.item() * b
-        out = {"train/loss": total / len(triplets), "train/triplets": float(len(triplets)),
-               "train/possible_triplets": float(possible_triplets(splits.train))}
+        out = {
+            "train/loss": total / len(triplets),
+            "train/triplets": float(len(triplets)),
+            "train/possible_triplets": float(possible_triplets(splits.train)),
+        }
         if miner is not None:
             out["train/mined_triplets_per_batch"] = mined_total / len(chunks)
         return out
 
-    fit(cfg, model=model, steps_per_epoch=steps, epoch=epoch, evaluate=evaluate,
-        generator=generator, report=report, restore_from=restore_from)
+    fit(
+        cfg,
+        model=model,
+        steps_per_epoch=steps,
+        epoch=epoch,
+        evaluate=evaluate,
+        generator=generator,
+        report=report,
+        restore_from=restore_from,
+    )
