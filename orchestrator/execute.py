@@ -477,14 +477,16 @@ def execute_search(
     log: Callable[[str], None] = print,
     restore: bool = False,
 ) -> None:
-    """Optuna TPE (Ray Tune's OptunaSearch, the base config enqueued first) with ASHA.
+    """Optuna TPE (Ray Tune's OptunaSearch, the base config enqueued first) with the spec's
+    scheduler (``orchestrator.schedulers``: ASHA by default, or FIFO).
 
     A trial ASHA stops before ``max_t`` iterations ends as STOPPED with the ``rung`` (its
     iterations) it reached; only trials that ran to the end count as TERMINATED.
     ``restore``: continue from Tune's experiment state (``resume``): the sampler goes on from
     its saved state (every trial it has seen), unfinished trials from their last checkpoint.
     """
-    from orchestrator.asha import PromotionASHA, RunningLimiter
+    from orchestrator.asha import RunningLimiter
+    from orchestrator.schedulers import scheduler_of
     from orchestrator.searcher import StoppedAwareOptunaSearch
     from reports.rundir.space import base_point, define_by_run
 
@@ -509,15 +511,7 @@ def execute_search(
         )
         if max_concurrent:
             searcher = RunningLimiter(searcher, max_concurrent=max_concurrent)
-        scheduler = PromotionASHA(
-            run_dir,
-            metric=metric,
-            mode=mode,
-            max_t=search.max_t,
-            grace_period=search.grace_period,
-            reduction_factor=search.reduction_factor,
-            max_concurrent=max_concurrent,
-        )
+        scheduler = scheduler_of(search).build(run_dir, search, metric=metric, mode=mode, max_concurrent=max_concurrent)
         name = SearchTrialName(study)
         progress = SearchProgress(Path(run_dir), study, entry, search, metric, provenance, log)
         tuner = tune.Tuner(

@@ -231,6 +231,8 @@ class SearchPlan:
     max_t: int
     grace_period: int
     reduction_factor: float
+    scheduler: str = "asha"
+    """``scheduler.type``: a key of ``orchestrator.schedulers.SCHEDULERS``."""
 
     def full_config(self, entry: TrainableEntry, sampled: dict[str, Any]) -> dict[str, Any]:
         """The validated config of a trial from the values Optuna sampled (raises ValidationError)."""
@@ -264,7 +266,7 @@ def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | Non
         raise UserError(f"study {spec.name!r}: a search needs eval_every: 1 (ASHA compares trials at every iteration)")
     sched = (q.scheduler if q and q.scheduler else None) or spec.scheduler
     max_t = sched.max_t or entry.full_iterations(base_config)
-    if sched.grace_period > max_t:
+    if sched.type == "asha" and sched.grace_period > max_t:
         raise UserError(f"study {spec.name!r}: scheduler.grace_period {sched.grace_period} exceeds max_t {max_t}")
     return SearchPlan(
         params,
@@ -276,4 +278,5 @@ def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | Non
         max_t,
         sched.grace_period,
         sched.reduction_factor,
+        sched.type,
     )

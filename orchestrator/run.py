@@ -18,10 +18,11 @@ from orchestrator.errors import UserError
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable, selects
 from orchestrator.provenance import run_provenance
 from orchestrator.results import ResultsTable
+from orchestrator.schedulers import scheduler_of
 from orchestrator.spec import BASE_POINT, StudySpec
 from orchestrator.studies import load_study
 from reports.rundir.files import read_results, read_run_info, write_checked
-from reports.rundir.names import RESULTS_FILE, RUN_FILE, SPEC_FILE, TUNE_DIR, UNFINISHED, group_column, rung_milestones
+from reports.rundir.names import RESULTS_FILE, RUN_FILE, SPEC_FILE, TUNE_DIR, UNFINISHED, group_column
 from trainables.errors import TrainableInputError
 
 CONFIRM = "confirm"
@@ -302,19 +303,17 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
             num_samples=search.num_samples,
             top_k=spec.top_k,
             scheduler={
+                "type": search.scheduler,
                 "max_t": search.max_t,
                 "grace_period": search.grace_period,
                 "reduction_factor": search.reduction_factor,
-                "rungs": rung_milestones(
-                    grace_period=search.grace_period, reduction_factor=search.reduction_factor, max_t=search.max_t
-                ),
+                "rungs": scheduler_of(search).rungs(search),
             },
         )
         write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
         log(
             f"Study {spec.name!r}{' (quick)' if opts.quick else ''}: search, {search.num_samples} trials "
-            f"(Optuna TPE, the base config first; ASHA max_t={search.max_t}, grace={search.grace_period}, "
-            f"reduction={search.reduction_factor:g}); run directory {run_dir}"
+            f"(Optuna TPE, the base config first; {scheduler_of(search).describe(search)}); run directory {run_dir}"
         )
         provenance = prepare_shared(entry, [base_plan], run_dir, what="base", log=log)[0]
     except UserError:

@@ -233,10 +233,13 @@ def _parse_axis(name: str, values: Any) -> dict[str, list]:
 
 
 class SchedulerSpec(_Strict):
-    """ASHA early stopping by promotion (``orchestrator.asha``, Li et al.), in training
-    iterations (epochs): at each rung a trial waits, paused, until it is among the best
-    ``1/reduction_factor`` of the trials that reached the rung."""
+    """How a search spends its iterations (``orchestrator.schedulers``): ``asha`` (default),
+    early stopping by promotion (``orchestrator.asha``, Li et al.), in training iterations
+    (epochs): at each rung a trial waits, paused, until it is among the best
+    ``1/reduction_factor`` of the trials that reached the rung; ``fifo``: every trial runs
+    to ``max_t`` (grace period and reduction factor unused)."""
 
+    type: Literal["asha", "fifo"] = Field("asha", description="the scheduler (orchestrator/schedulers.py)")
     max_t: int | None = Field(None, gt=0, description="iterations of a full trial (default: the base config's epochs)")
     grace_period: int = Field(1, gt=0, description="iterations every trial gets before it can be stopped")
     reduction_factor: float = Field(3.0, gt=1, description="1/reduction_factor of the trials go on at each rung (eta)")

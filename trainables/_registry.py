@@ -72,6 +72,19 @@ def register_trainable(
     return wrap
 
 
+def trainable_module(module: str):
+    """The Ray-free module of a trainable, checked against ``trainables.protocol.TrainableModule``."""
+    from trainables.protocol import TrainableModule
+
+    mod = importlib.import_module(module)
+    if not isinstance(mod, TrainableModule):
+        raise TypeError(
+            f"{module} is not a trainable module: it needs prepare(cfg, out_dir) and "
+            "run(cfg, report, *, restore_from=None, out_dir=None) (trainables/protocol.py)"
+        )
+    return mod
+
+
 def register_module(
     name: str,
     *,
@@ -90,12 +103,12 @@ def register_module(
     """
 
     def prepare(cfg: BaseModel, out_dir: Path) -> dict[str, str]:
-        return importlib.import_module(module).prepare(cfg, out_dir)
+        return trainable_module(module).prepare(cfg, out_dir)
 
     def train(config: dict[str, Any]) -> None:
         from trainables.ray_glue import run_in_tune
 
-        run_in_tune(importlib.import_module(module).run, config_cls.model_validate(config))
+        run_in_tune(trainable_module(module).run, config_cls.model_validate(config))
 
     # the package assigns the result to ``train_<name>``: pickles (Ray's) then refer to it by
     # name, as to any module-level function, instead of carrying the closure by value

@@ -41,24 +41,19 @@ def set_threads_from_ray() -> None:
 
 
 def run_in_tune(run, cfg) -> None:
-    """Run a trainable's Ray-free ``run(cfg, report, restore_from=...)`` as a Tune trial: torch
-    threads from the trial's CPUs, reports (and checkpoints) to Tune, restored from Tune's
-    checkpoint when the trial is resumed, not retried once it diverged.
-
-    A ``run`` that takes ``out_dir`` writes files there; they are copied into the trial's
-    directory in the run's storage (``<run>/tune/<trial>/``) when it returns.
+    """Run a trainable's Ray-free ``run`` (``trainables.protocol.TrainableModule``) as a Tune
+    trial: torch threads from the trial's CPUs, reports (and checkpoints) to Tune, restored
+    from Tune's checkpoint when the trial is resumed, not retried once it diverged. Files
+    ``run`` writes to ``out_dir`` are copied into the trial's directory in the run's storage
+    (``<run>/tune/<trial>/``) when it returns.
     """
-    import inspect
-
     set_threads_from_ray()
     with diverged_stays_stopped(), restore_dir() as previous:
         restore = Path(previous) if previous else None
-        if "out_dir" not in inspect.signature(run).parameters:
-            run(cfg, ray_reporter, restore_from=restore)
-            return
         with tempfile.TemporaryDirectory(prefix="trial-out-") as out:
             run(cfg, ray_reporter, restore_from=restore, out_dir=Path(out))
-            persist_to_trial_dir(Path(out))
+            if any(Path(out).iterdir()):
+                persist_to_trial_dir(Path(out))
 
 
 def persist_to_trial_dir(local: Path) -> None:

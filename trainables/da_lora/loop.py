@@ -17,7 +17,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -48,6 +47,7 @@ from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-e
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
 from trainables.models.standin import StandinSpec, ensure_standin
+from trainables.protocol import Reporter
 from trainables.training import (
     dense_labels,
     embed_all,
@@ -60,7 +60,6 @@ from trainables.training import (
 )
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
-Reporter = Callable[[dict[str, float], Path], None]
 
 
 # ------------------------------------------------------------------ data
@@ -339,7 +338,7 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     }
 
 
-def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
+def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None, out_dir: Path | None = None) -> None:
     """Train for ``cfg.epochs`` epochs, evaluating and reporting after each."""
     hw = hardware(cfg)
     generator = seed_everything(cfg.seed)

@@ -24,10 +24,10 @@ from trainables.metric.config import MetricLearningConfig
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
 from trainables.models.standin import StandinSpec, ensure_standin
+from trainables.protocol import Reporter
 from trainables.training import warmup_cosine
 
 #: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
-Reporter = Callable[[dict[str, float], Path], None]
 
 
 def synthfaces_export(cfg: MetricLearningConfig) -> Path:

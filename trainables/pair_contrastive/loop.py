@@ -266,7 +266,9 @@ def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
     return {"data_fingerprint": splits.fingerprint, "skipped_images": str(write_skipped(out_dir, splits.skipped))}
 
 
-def run(cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
+def run(
+    cfg: PairContrastiveConfig, report: Reporter, *, restore_from: Path | None = None, out_dir: Path | None = None
+) -> None:
     """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
     hw = hardware(cfg)
     generator = seed_everything(cfg.seed)

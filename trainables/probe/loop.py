@@ -27,9 +27,9 @@ from trainables.probe.config import ProbeConfig
 from trainables.probe.data import TEST, TRAIN, VAL, ClassSet, load_classes
 from trainables.probe.heads import fit_probe, fusion_weights, zero_shot_logits
 from trainables.probe.metrics import evaluate
+from trainables.protocol import Reporter
 from trainables.training import seed_everything
 
-Reporter = Callable[[dict[str, float], Path], None]
 OUTPUT_FILES = ("config.json", "predictions.npy", "true_labels.npy", "names.json", "results.csv", "summary.json")
 
 

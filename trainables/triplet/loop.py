@@ -126,7 +126,7 @@ def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
     }
 
 
-def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = None) -> None:
+def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = None, out_dir: Path | None = None) -> None:
     """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
     hw = hardware(cfg)
     generator = seed_everything(cfg.seed)
