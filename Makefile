@@ -21,7 +21,7 @@ quick: $(STAMP)
 	$(PY) -m orchestrator run ablation --quick $(ARGS)
 
 test: $(STAMP) system-deps
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest --durations=15 $(ARGS)
 
 # the quick tier for contributors: every test but those marked slow (Ray, the stand-in, studies)
 test-fast: $(STAMP) system-deps
