@@ -125,7 +125,7 @@ class Resume(Command):
         )
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from orchestrator.run import resume_run
+        from orchestrator.resume import resume_run
 
         resume_run(args.dir, address=args.address, dashboard_host=args.dashboard_host)
         return 0
@@ -153,7 +153,7 @@ class ExportSynthfaces(Command):
         parser.add_argument("--data-seed", type=int, default=0, help="synthfaces seed")
 
     def take_action(self, args: argparse.Namespace) -> int:
-        from orchestrator.run import prepare_run_dir
+        from orchestrator.run_dirs import prepare_run_dir
         from trainables.data import synthfaces
         from trainables.data.synthfaces_export import export
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -18,11 +17,12 @@ from orchestrator.errors import UserError
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides, resolve_trainable, selects
 from orchestrator.provenance import run_provenance
 from orchestrator.results import ResultsTable
+from orchestrator.run_dirs import default_run_dir, prepare_run_dir
 from orchestrator.schedulers import scheduler_of
 from orchestrator.spec import BASE_POINT, StudySpec
 from orchestrator.studies import load_study
-from reports.rundir.files import read_results, read_run_info, write_checked
-from reports.rundir.names import RESULTS_FILE, RUN_FILE, SPEC_FILE, TUNE_DIR, UNFINISHED, group_column
+from reports.rundir.files import read_run_info, write_checked
+from reports.rundir.names import RUN_FILE, SPEC_FILE, group_column
 from trainables.errors import TrainableInputError
 
 CONFIRM = "confirm"
@@ -71,7 +71,7 @@ def check_address(address: str | None, timeout: float = 3.0) -> None:
         ) from None
 
 
-def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
+def check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     cpus = spec.resources.cpus_per_trial if opts.cpus_per_trial is None else opts.cpus_per_trial
     gpus = spec.resources.gpus_per_trial if opts.gpus_per_trial is None else opts.gpus_per_trial
     if cpus <= 0:
@@ -101,84 +101,6 @@ def _check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     return cpus, gpus
 
 
-def default_run_dir(study_name: str, quick: bool) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{study_name}{'-quick' if quick else ''}-{stamp}"
-
-
-@dataclass
-class NewRunDir:
-    """A run directory this run may write into, and how to leave no trace if the run is
-    refused before anything was computed: ``created`` is the top-most directory this run
-    created (``--out a/b/c`` with none of them there: ``a``); None when ``path`` was an
-    existing empty directory, which is emptied again."""
-
-    path: Path
-    created: Path | None
-
-    def discard(self) -> None:
-        if self.created is not None:
-            shutil.rmtree(self.created, ignore_errors=True)
-        elif self.path.is_dir():
-            for p in self.path.iterdir():  # the directory was empty: all of this is ours
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink()
-
-
-def prepare_run_dir(out: Path, *, default: bool = False, what: str | None = None, claim: str = SPEC_FILE) -> NewRunDir:
-    """Create the run directory, or refuse in one line before writing anything.
-
-    An existing directory is used only when it is empty: a run never writes into, or
-    overwrites, what a user already has there (a run of this tool or anything else). The
-    directory is made with an ``mkdir`` that fails if it exists, so two runs started at the
-    same moment never share one: a ``default`` name (``runs/<study>-<timestamp>``) then gets
-    a suffix (``-2``, ``-3``, ...); an explicit ``--out`` that another run just took is refused.
-    An existing empty directory is claimed by creating ``claim`` in it exclusively.
-    ``what`` names the path in messages (``--out DIR`` by default).
-    """
-    out = Path(out)
-    what = what or f"--out {out}"
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{what} exists and is not a directory")
-    if out.is_dir() and not default:
-        if (out / "results.csv").exists():
-            raise UserError(f"{what} already holds a run (results.csv); choose another directory")
-        if any(out.iterdir()):
-            raise UserError(
-                f"{what} is a directory that is not empty; this tool writes only into a new or empty "
-                "directory (nothing there is touched): choose another one"
-            )
-        try:  # claim it: of two runs given the same empty directory, one gets it
-            os.close(os.open(out / claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            raise UserError(f"{what} was just taken by another run; choose another directory") from None
-        except OSError as err:
-            raise UserError(f"{what}: cannot write into it ({err.strerror})") from None
-        return NewRunDir(out, None)
-    top = out
-    while not top.parent.exists() and not top.parent.is_symlink():
-        top = top.parent
-    if not top.parent.is_dir():
-        raise UserError(
-            f"{what}: {top.parent} is {'a broken link' if top.parent.is_symlink() else 'a file'}, not a directory"
-        )
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        for k in range(1, 1000):
-            candidate = out if k == 1 else out.with_name(f"{out.name}-{k}")
-            try:
-                candidate.mkdir()
-            except FileExistsError:
-                if not default:
-                    raise UserError(f"{what} was just created by another run; choose another directory") from None
-                continue
-            return NewRunDir(candidate, candidate if top == out else top)
-        raise UserError(f"{what}: a thousand runs of this name exist already")
-    except OSError as err:
-        if top != out and top.exists():  # parents this call made before it failed
-            shutil.rmtree(top, ignore_errors=True)
-        raise UserError(f"{what}: cannot create the directory ({err.strerror})") from None
-
-
 def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     """Everything ``python -m orchestrator run`` does; returns the run directory."""
     if opts.study == CONFIRM:
@@ -201,7 +123,7 @@ def run_grid(
     every group x every seed, to completion. ``info`` adds to (and overrides) ``run.json``."""
     entry = resolve_trainable(spec)
     plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
-    cpus, gpus = _check_options(opts, spec)
+    cpus, gpus = check_options(opts, spec)
     new = prepare_run_dir(
         Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick), default=opts.out is None
     )
@@ -219,10 +141,10 @@ def run_grid(
     except UserError:
         new.discard()  # nothing was computed yet: leave no half-made run directory behind
         raise
-    return _start_grid(run_dir, spec, entry, plans, provenance, opts, cpus, gpus, log)
+    return start_grid(run_dir, spec, entry, plans, provenance, opts, cpus, gpus, log)
 
 
-def _start_grid(
+def start_grid(
     run_dir: Path,
     spec: StudySpec,
     entry,
@@ -239,7 +161,7 @@ def _start_grid(
 
     from orchestrator.execute import execute
 
-    with _ray_trials(opts, cpus, gpus, run_dir, log):
+    with ray_trials(opts, cpus, gpus, run_dir, log):
         execute(
             study=spec.name,
             trainable=entry.fn,
@@ -262,9 +184,7 @@ def _start_grid(
 
 
 @contextmanager
-def _ray_trials(
-    opts: RunOptions, cpus: float, gpus: float, run_dir: Path, log: Callable[[str], None]
-) -> Iterator[None]:
+def ray_trials(opts: RunOptions, cpus: float, gpus: float, run_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
     """A Ray session with room for one trial's resources, whose nodes all see the run
     directory and the data cache; logs how long the trials took."""
     from orchestrator.ray_runtime import check_shared_paths, ray_session
@@ -288,7 +208,7 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     from orchestrator.plan import compile_search
 
     search = compile_search(spec, quick=opts.quick, overrides=parse_overrides(opts.set))
-    cpus, gpus = _check_options(opts, spec)
+    cpus, gpus = check_options(opts, spec)
     new = prepare_run_dir(
         Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick), default=opts.out is None
     )
@@ -319,10 +239,10 @@ def run_search(spec, text: str, entry, opts: RunOptions, log: Callable[[str], No
     except UserError:
         new.discard()
         raise
-    return _start_search(run_dir, spec, entry, search, provenance, opts, cpus, gpus, log)
+    return start_search(run_dir, spec, entry, search, provenance, opts, cpus, gpus, log)
 
 
-def _start_search(
+def start_search(
     run_dir: Path,
     spec: StudySpec,
     entry,
@@ -339,7 +259,7 @@ def _start_search(
 
     from orchestrator.execute import execute_search
 
-    with _ray_trials(opts, cpus, gpus, run_dir, log):
+    with ray_trials(opts, cpus, gpus, run_dir, log):
         execute_search(
             study=spec.name,
             entry=entry,
@@ -438,171 +358,3 @@ def write_run_info(
         info["reference"] = BASE_POINT
     info.update(extra or {})
     write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
-
-
-def _resumed_options(run_dir: Path, meta: dict[str, Any], address: str | None, dashboard_host: str) -> RunOptions:
-    """The options the run was started with (run.json), joined to this call's cluster address."""
-    res = meta.get("resources", {})
-    return RunOptions(
-        study=str(run_dir / SPEC_FILE),
-        out=run_dir,
-        quick=bool(meta.get("quick")),
-        set=list(meta.get("overrides", [])),
-        address=address,
-        dashboard_host=dashboard_host,
-        cpus_per_trial=res.get("cpus_per_trial"),
-        gpus_per_trial=res.get("gpus_per_trial"),
-        max_concurrent=meta.get("max_concurrent"),
-    )
-
-
-def _note_resume(run_dir: Path, meta: dict[str, Any], trials_left: int) -> None:
-    meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials_left": trials_left})
-    meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-    write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
-
-
-def _tune_state(run_dir: Path) -> bool:
-    from ray import tune
-
-    return tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve()))
-
-
-def resume_run(
-    run_dir: Path, *, address: str | None = None, dashboard_host: str = "127.0.0.1", log: Callable[[str], None] = print
-) -> Path:
-    """``resume DIR``: continue a run whose driver stopped (killed, Ctrl-C, a lost machine,
-    a full disk). Finished trials stay as they are; unfinished ones go on from their last
-    checkpoint and pending ones start, through Tune's experiment state; the report is built
-    at the end. A run stopped before any trial ran (while preparing, or as Ray started)
-    starts its trials now; a finished run only gets its report rebuilt."""
-    from orchestrator.results import ResultsTable
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
-        raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
-    meta = read_run_info(run_dir)  # refused in one line when damaged, like results.csv below
-    has_table = (run_dir / RESULTS_FILE).is_file()
-    if has_table:
-        read_results(run_dir, meta)
-    if not (run_dir / SPEC_FILE).is_file():
-        raise UserError(
-            f"{run_dir}: {SPEC_FILE} is missing; it says what the run is, and nothing can resume without it"
-        )
-    spec, _ = load_study(str(run_dir / SPEC_FILE))
-    opts = _resumed_options(run_dir, meta, address, dashboard_host)
-    if spec.kind == "search":
-        return _resume_search(run_dir, spec, meta, opts, has_table=has_table, log=log)
-    plans = compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=lambda _: None)
-    cpus, gpus = _check_options(opts, spec)
-    table = None
-    if has_table:
-        try:
-            table = ResultsTable.load(run_dir, spec.name, plans, group_column=group_column(spec.kind))
-        except ValueError as err:
-            raise UserError(f"{run_dir}: {err}; spec.yaml and run.json no longer describe this run") from None
-    if table is None or (all(r["status"] == "PENDING" for r in table.rows.values()) and not _tune_state(run_dir)):
-        # stopped while preparing or before Tune began: nothing ran, so the trials start now
-        _note_resume(run_dir, meta, len(plans))
-        log(f"Resuming {spec.name!r} in {run_dir}: it stopped before any trial ran; starting its {len(plans)} trials")
-        entry = resolve_trainable(spec)
-        provenance = prepare_shared(
-            entry, plans, run_dir, what="variant" if spec.kind == "ablation" else "point", log=log
-        )
-        return _start_grid(run_dir, spec, entry, plans, provenance, opts, cpus, gpus, log)
-    left = [r for r in table.rows.values() if r["status"] in UNFINISHED]
-    from reports import build_report
-
-    if left:
-        from orchestrator.execute import execute
-
-        if not _tune_state(run_dir):
-            raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
-        _note_resume(run_dir, meta, len(left))
-        log(
-            f"Resuming {spec.name!r} in {run_dir}: {len(plans) - len(left)} of {len(plans)} trials finished, "
-            f"{len(left)} to go"
-        )
-        entry = resolve_trainable(spec)
-        with _ray_trials(opts, cpus, gpus, run_dir, log):
-            execute(
-                study=spec.name,
-                trainable=entry.fn,
-                plans=plans,
-                table=table,
-                run_dir=run_dir,
-                metric=spec.metric,
-                cpus_per_trial=cpus,
-                gpus_per_trial=gpus,
-                max_concurrent=opts.max_concurrent,
-                max_failures=spec.max_failures,
-                log=log,
-                restore=True,
-            )
-    else:
-        log(f"{run_dir}: every trial has finished; rebuilding the report")
-    index = build_report(run_dir)
-    log(f"Report: {index}")
-    return run_dir
-
-
-def _resume_search(
-    run_dir: Path,
-    spec: StudySpec,
-    meta: dict[str, Any],
-    opts: RunOptions,
-    *,
-    has_table: bool,
-    log: Callable[[str], None],
-) -> Path:
-    """``resume`` of a search: Tune restores the sampler (every trial Optuna has seen, its
-    random state, the count of trials generated), unfinished trials continue from their last
-    checkpoint, and the remaining samples are drawn; ASHA's rungs are replayed from
-    ``curves.csv``, and trials that waited at a rung wait again (``asha.PromotionASHA``).
-    A search stopped before its first trial starts again from the base config."""
-    from orchestrator.plan import compile_search
-    from reports import build_report
-
-    search = compile_search(spec, quick=opts.quick, overrides=parse_overrides(opts.set))
-    cpus, gpus = _check_options(opts, spec)
-    df = read_results(run_dir, meta) if has_table else None
-    if df is None or (df.empty and not _tune_state(run_dir)):
-        _note_resume(run_dir, meta, search.num_samples)
-        log(f"Resuming the search {spec.name!r} in {run_dir}: it stopped before any trial ran; starting it")
-        entry = resolve_trainable(spec)
-        base_plan = TrialPlan(0, "trial000", search.seed, search.base_config)
-        provenance = prepare_shared(entry, [base_plan], run_dir, what="base", log=log)[0]
-        return _start_search(run_dir, spec, entry, search, provenance, opts, cpus, gpus, log)
-    ended = int((~df["status"].isin(UNFINISHED)).sum())
-    if ended < search.num_samples:
-        from orchestrator.execute import execute_search
-
-        if not _tune_state(run_dir):
-            raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
-        _note_resume(run_dir, meta, search.num_samples - ended)
-        log(
-            f"Resuming the search {spec.name!r} in {run_dir}: {ended} of {search.num_samples} trials ended, "
-            f"{search.num_samples - ended} to go"
-        )
-        entry = resolve_trainable(spec)
-        with _ray_trials(opts, cpus, gpus, run_dir, log):
-            execute_search(
-                study=spec.name,
-                entry=entry,
-                search=search,
-                run_dir=run_dir,
-                metric=spec.metric,
-                mode=spec.mode,
-                provenance={},
-                cpus_per_trial=cpus,
-                gpus_per_trial=gpus,
-                max_concurrent=opts.max_concurrent,
-                max_failures=spec.max_failures,
-                log=log,
-                restore=True,
-            )
-    else:
-        log(f"{run_dir}: every trial has ended; rebuilding the report")
-    index = build_report(run_dir)
-    log(f"Report: {index}")
-    return run_dir

@@ -43,7 +43,7 @@ def arm(point: str) -> None:
 
         rt.ray_session = session
     elif point == "trial":
-        from orchestrator.execute import GridProgress
+        from orchestrator.progress import GridProgress
 
         real = GridProgress.on_trial_result
         seen: list[str] = []

@@ -133,7 +133,7 @@ def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(point,
 def kill_worker_mid_trial(monkeypatch):
     """SIGKILL the worker process of a_seed0 (not the driver) once Tune holds the checkpoint
     of its first epoch: the worker is then in its second epoch. Returns the pids killed."""
-    from orchestrator.execute import GridProgress
+    from orchestrator.progress import GridProgress
 
     real, pids, killed = GridProgress.on_trial_result, {}, []
 

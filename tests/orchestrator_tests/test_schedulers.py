@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from orchestrator.cli import main
 from orchestrator.plan import compile_search
 from orchestrator.schedulers import SCHEDULERS, scheduler_of

@@ -93,8 +93,8 @@ def test_bad_spaces_are_refused(space, message):
 def test_sampled_config_the_trainable_refuses_fails_in_one_line(tmp_path):
     """A sampled combination the trainable's config refuses fails that trial with a one-line
     reason (its error file's last line, which results.csv keeps), not the validation dump."""
-    from orchestrator.execute import _sampled_config
     from orchestrator.plan import compile_search, resolve_trainable
+    from orchestrator.progress import sampled_trial_config
     from orchestrator.studies import load_study
     from tests.orchestrator_tests.test_spec import SEARCH
 
@@ -105,9 +105,9 @@ def test_sampled_config_the_trainable_refuses_fails_in_one_line(tmp_path):
     )
     spec, _ = load_study(str(tmp_path / "s.yaml"))
     search, entry = compile_search(spec), resolve_trainable(spec)
-    assert _sampled_config(entry, search, {"lambda_contrastive": 0.0, "lr": 1e-3})["lambda_contrastive"] == 0.0
+    assert sampled_trial_config(entry, search, {"lambda_contrastive": 0.0, "lr": 1e-3})["lambda_contrastive"] == 0.0
     with pytest.raises(ValueError) as err:
-        _sampled_config(entry, search, {"lambda_contrastive": 0.5, "lr": 1e-3})
+        sampled_trial_config(entry, search, {"lambda_contrastive": 0.5, "lr": 1e-3})
     message = str(err.value)
     assert message.startswith("sampled config refused by da_lora: ") and "adaptation: none" in message
     assert "\n" not in message
