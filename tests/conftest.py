@@ -64,3 +64,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+def can_mount_tmpfs() -> bool:
+    """Whether this process may mount a small tmpfs (root, with the capability to mount):
+    the read-only and full-disk tests make their own file systems that way."""
+    import subprocess
+    import tempfile
+
+    if os.geteuid() != 0:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", d], capture_output=True).returncode:
+            return False
+        subprocess.run(["umount", d], check=True)
+    return True

@@ -21,6 +21,7 @@ import pytest
 
 from orchestrator.cli import main
 from reports.rundir.files import read_results
+from tests.conftest import can_mount_tmpfs
 
 STUDY = """
 name: faults
@@ -182,13 +183,12 @@ def small_disk(tmp_path):
     """A 500 kB file system (tmpfs): room for the run's first files and a trial or so."""
     path = tmp_path / "small"
     path.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(path)], capture_output=True)
-    if proc.returncode:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {proc.stderr.decode().strip()}")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(path)], check=True)
     yield path
     subprocess.run(["umount", str(path)], check=True)
 
 
+@pytest.mark.skipif(not can_mount_tmpfs(), reason="makes its own small file system: needs root and a mountable tmpfs")
 def test_a_full_disk_stops_the_run_in_one_line_and_resume_finishes_it(small_disk, study, straight, capsys):
     out = small_disk / "run"
     assert main(["run", str(study), "--out", str(out), "--max-concurrent", "1"]) == 1
