@@ -22,20 +22,9 @@ import pytest
 
 from orchestrator.cli import main
 from tests.conftest import can_mount_tmpfs
+from tests.orchestrator_tests.test_spec import GOOD
 
-ABLATION = """
-name: tiny
-kind: ablation
-trainable: da_lora
-metric: eval/cross_domain/acc
-mode: max
-seeds: [0, 1]
-reference: a
-base: {epochs: 1}
-variants:
-  a: {adaptation: lora}
-  b: {adaptation: none}
-"""
+ABLATION = GOOD  # the small ablation the spec tests use
 SEARCH = """
 name: s
 kind: search
