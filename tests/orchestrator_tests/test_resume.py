@@ -26,7 +26,7 @@ metric: eval/cross_domain/acc
 mode: max
 seeds: [0, 1, 2]
 reference: a
-base: {epochs: 2, adaptation: none}
+base: {epochs: 2, adaptation: none, synth_train_identities: 24, synth_train_images: 2, flip_test: false, batch_size: 32}
 variants:
   a: {lr: 1.0e-3}
   b: {lr: 3.0e-3}
@@ -114,7 +114,8 @@ mode: max
 seeds: [0]
 num_samples: 6
 search_seed: 3
-base: {epochs: 2, adaptation: none, eval_every: 1, lr: 1.0e-3, weight_decay: 0.0}
+base: {epochs: 2, adaptation: none, eval_every: 1, lr: 1.0e-3, weight_decay: 0.0, synth_train_identities: 24,
+       synth_train_images: 2, flip_test: false, batch_size: 32}
 space:
   lr: {loguniform: [1.0e-4, 1.0e-2]}
   weight_decay: {choice: [0.0, 0.01, 0.1]}
