@@ -1,6 +1,7 @@
 """What the ``da_lora`` training step costs beyond the model's own forward and backward.
 
-Times ``trainables.da_lora.loop.train_epoch`` (identity-balanced sampling, image fetch,
+Times one epoch of ``da_lora`` as its trials run it (``trainables.da_lora.loop.batch_losses``
+through ``trainables.training.train_epoch``: identity-balanced sampling, image fetch,
 random flip, the loss terms, the finite-loss check, gradient clipping, the LR schedule,
 per-term bookkeeping) against a bare PyTorch loop that runs the same forward, the same
 loss and the same backward and optimizer step on the same model and the same batches
@@ -36,23 +37,20 @@ from trainables.da_lora.loop import (  # noqa: E402
     Fetcher,
     Objective,
     TrialData,
+    batch_losses,
     build_model,
     hardware,
     identity_batches,
-    train_epoch,
-    warmup_cosine,
 )
 from trainables.data import synthfaces  # noqa: E402
 from trainables.data.sources import TrainSet, domain_groups  # noqa: E402
 from trainables.models.backbone import Backbone, InputSpec, load_backbone  # noqa: E402
-from trainables.training import dense_labels, random_flip  # noqa: E402
+from trainables.training import dense_labels, random_flip, train_epoch, warmup_cosine  # noqa: E402
 
 
 def make_backbone(args, cfg: DaLoraConfig) -> Backbone:
     if args.model is None:
-        from trainables.da_lora.loop import backbone_reference
-
-        return load_backbone(backbone_reference(cfg))
+        return load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     import timm
 
     enc = timm.create_model(args.model, pretrained=False, num_classes=0, img_size=args.size)
@@ -116,9 +114,8 @@ def main() -> None:
     def wrapper_block() -> tuple[float, int]:
         sync()
         t0 = time.perf_counter()
-        _, _, seen = train_epoch(
-            cfg, model, objective, fetch, None, labels, groups, optimizer, scheduler, generator, hw
-        )
+        losses = batch_losses(cfg, model, objective, fetch, None, labels, groups, generator, hw)
+        seen = train_epoch(losses, optimizer, scheduler, parts=lambda: objective.parts).seen
         sync()
         return time.perf_counter() - t0, seen
 

@@ -1,10 +1,12 @@
 """Trainables: plain functions ``train_x(config)`` registered by name.
 
-Each module below registers itself when imported here, explicitly, so the registry is
-complete as soon as ``trainables`` is imported.
+Every trainable package (a sub-package with a ``loop.py``: ``da_lora``, ``triplet``...) is
+imported, and so registers itself, when ``trainables`` is imported, so the registry is
+complete from then on; a new trainable needs no line here.
 """
 
-from trainables import da_lora, infonce, pair_contrastive, probe, triplet  # noqa: F401  (each registers itself)
-from trainables._registry import TrainableEntry, get_trainable, list_trainables, register_trainable
+from trainables._registry import TrainableEntry, discover, get_trainable, list_trainables, register_trainable
 
-__all__ = ["TrainableEntry", "get_trainable", "list_trainables", "register_trainable"]
+PACKAGES = discover(__name__, __path__)
+
+__all__ = ["PACKAGES", "TrainableEntry", "get_trainable", "list_trainables", "register_trainable"]

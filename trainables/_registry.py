@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pydantic import BaseModel
 
@@ -28,6 +28,9 @@ class TrainableEntry:
         iterations: ``iterations(config) -> int``: how many times a trial that runs to its end
             reports (its epochs, or 1 for a trial that evaluates once); a trial that ended
             with fewer reports was stopped early.
+        smoke: config overrides of the smallest real trial (tiny data, two epochs where the
+            trainable trains by epochs; seconds on a CPU): what the registry's contract test
+            runs, straight and resumed, for every trainable.
     """
 
     name: str
@@ -37,6 +40,7 @@ class TrainableEntry:
     description: str
     metric_keys: Callable[[BaseModel], list[str]] | None = None
     iterations: Callable[[BaseModel], int] | None = None
+    smoke: Mapping[str, Any] = field(default_factory=dict)
 
     def reported_keys(self, config: dict[str, Any] | BaseModel) -> list[str]:
         """``metric_keys`` of a config (dict or validated object)."""
@@ -62,11 +66,16 @@ def register_trainable(
     description: str,
     metric_keys: Callable[[BaseModel], list[str]] | None = None,
     iterations: Callable[[BaseModel], int] | None = None,
+    smoke: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable], Callable]:
+    config_cls.model_validate(dict(smoke or {}))  # a smoke config that does not validate fails at import
+
     def wrap(fn: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
         if name in _REGISTRY:
             raise ValueError(f"trainable {name!r} is registered twice")
-        _REGISTRY[name] = TrainableEntry(name, fn, config_cls, prepare, description, metric_keys, iterations)
+        _REGISTRY[name] = TrainableEntry(
+            name, fn, config_cls, prepare, description, metric_keys, iterations, dict(smoke or {})
+        )
         return fn
 
     return wrap
@@ -93,6 +102,7 @@ def register_module(
     description: str,
     metric_keys: Callable[[BaseModel], list[str]] | None = None,
     iterations: Callable[[BaseModel], int] | None = None,
+    smoke: Mapping[str, Any] | None = None,
 ) -> Callable[[dict[str, Any]], None]:
     """Register the trainable whose preparation and training live in ``module``, a Ray-free
     module with ``prepare(cfg, out_dir)`` and ``run(cfg, report, *, restore_from)``.
@@ -121,7 +131,24 @@ def register_module(
         description=description,
         metric_keys=metric_keys,
         iterations=iterations,
+        smoke=smoke,
     )(train)
+
+
+def discover(package: str, path: list[str]) -> list[str]:
+    """Import every trainable package under ``package`` (each registers itself): a trainable
+    is a sub-package with a ``loop.py``, its Ray-free module; shared code (``data``,
+    ``models``...) has none. Adding a trainable is adding its package: nothing to list here."""
+    import pkgutil
+
+    found = sorted(
+        info.name
+        for info in pkgutil.iter_modules(path)
+        if info.ispkg and (Path(info.module_finder.path) / info.name / "loop.py").is_file()  # type: ignore[union-attr]
+    )
+    for name in found:
+        importlib.import_module(f"{package}.{name}")
+    return found
 
 
 def get_trainable(name: str) -> TrainableEntry:

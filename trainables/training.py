@@ -1,15 +1,23 @@
-"""Ray-free training helpers shared by the trainables and the stand-in backbone."""
+"""Ray-free training helpers shared by the trainables and the stand-in backbone, among them
+the one epoch / checkpoint / resume loop every trainable that trains by epochs runs (``fit``)."""
 
 from __future__ import annotations
 
+import math
+import tempfile
+import time
 from collections import deque
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
 from trainables.errors import TrialDiverged
+from trainables.protocol import Reporter
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -73,31 +81,55 @@ def step(
     scheduler.step()
 
 
+@dataclass(frozen=True)
+class EpochLoss:
+    """What one epoch of steps leaves: the mean loss, the mean of each loss term, the samples seen."""
+
+    mean: float
+    parts: dict[str, float]
+    seen: int
+
+
 def train_epoch(
+    losses: Iterable[tuple[int, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    *,
+    parts: Callable[[], Mapping[str, torch.Tensor | float]] | None = None,
+    max_grad_norm: float = 5.0,
+) -> EpochLoss:
+    """One epoch of optimisation steps, the one step loop of every trainable: each
+    ``(batch size, loss)`` that ``losses`` yields (computed lazily, one batch at a time) is
+    back-propagated, its gradients clipped, optimizer and schedule stepped; the means are
+    weighted by batch size, ``parts()`` naming the loss terms of the step just taken.
+    Raises TrialDiverged on a NaN/inf loss (the trial then ends as DIVERGED)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    total, count, sums = 0.0, 0, {}
+    for n, loss in losses:
+        step(loss, optimizer, scheduler, params, max_grad_norm)
+        total += loss.item() * n
+        count += n
+        for k, v in (parts() if parts is not None else {}).items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+    return EpochLoss(total / max(count, 1), {k: v / max(count, 1) for k, v in sums.items()}, count)
+
+
+def image_losses(
     *,
     embed: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     labels: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
     batch_size: int,
     generator: torch.Generator,
-    max_grad_norm: float = 5.0,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = random_flip,
-) -> float:
-    """One pass over ``images`` (or any per-sample inputs ``augment`` understands); returns
-    the mean loss. Raises TrialDiverged on NaN/inf."""
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """The losses of one shuffled pass over in-memory ``images`` (or any per-sample inputs
+    ``augment`` understands), for ``train_epoch``; the model in training mode."""
     embed.train()
-    total, count = 0.0, 0
-    params = [p for group in optimizer.param_groups for p in group["params"]]
     for idx in batches(len(labels), batch_size, generator):
         x = augment(images[idx], generator)
-        loss = loss_fn(embed(x), labels[idx])
-        step(loss, optimizer, scheduler, params, max_grad_norm)
-        total += loss.item() * len(idx)
-        count += len(idx)
-    return total / max(count, 1)
+        yield len(idx), loss_fn(embed(x), labels[idx])
 
 
 @torch.no_grad()
@@ -171,16 +203,94 @@ def identity_batches(
     return full or out[:1]
 
 
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The entries of ``model.state_dict()`` that train (LoRA, a head...): what a checkpoint
+    keeps of a model whose frozen backbone is loaded again from its reference."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v for k, v in model.state_dict().items() if k in names}
+
+
+def fit(
+    *,
+    model: nn.Module,
+    params: list[torch.Tensor],
+    lr: float,
+    weight_decay: float,
+    warmup_epochs: float,
+    epochs: int,
+    eval_every: int,
+    steps_per_epoch: int,
+    epoch: Callable[[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.Generator], dict[str, float]],
+    evaluate: Callable[[], dict[str, float]],
+    generator: torch.Generator,
+    report: Reporter,
+    restore_from: Path | None,
+    modules: Mapping[str, nn.Module] | None = None,
+    before_training: Callable[[], None] | None = None,
+) -> None:
+    """The epoch loop of every trainable that trains by epochs.
+
+    AdamW over ``params`` with a linear warm-up and cosine decay per step; ``before_training()``
+    once, on a fresh start only (e.g. a MAML initialisation: a resumed trial has it in its
+    checkpoint); then ``epoch(optimizer, scheduler, generator)`` per epoch, ``evaluate()``
+    every ``eval_every`` epochs and after the last, and one ``report(metrics, checkpoint)``
+    per epoch. A checkpoint holds the model's trainable state, every module in ``modules``
+    (e.g. a loss with weights of its own), the optimizer, the schedule, the data-order
+    generator and the epoch, so that a trial resumed from any of them (``restore_from``)
+    goes on exactly as the uninterrupted one would have. Each report carries
+    ``train/epoch_s`` and ``train/epochs`` besides what ``epoch`` returns.
+    """
+    modules = dict(modules or {})
+    if restore_from is None and before_training is not None:
+        before_training()
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = warmup_cosine(
+        optimizer, warmup_steps=math.floor(warmup_epochs * steps_per_epoch), total_steps=epochs * steps_per_epoch
+    )
+    start = 0
+    if restore_from is not None:
+        state = load_state(restore_from)
+        model.load_state_dict(state["model"], strict=False)
+        for name, module in modules.items():
+            module.load_state_dict(state[name])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"], generator)
+        start = int(state["epoch"])
+    for e in range(start, epochs):
+        t0 = time.perf_counter()
+        metrics = epoch(optimizer, scheduler, generator)
+        metrics["train/epoch_s"] = time.perf_counter() - t0
+        metrics["train/epochs"] = float(e + 1)
+        if (e + 1) % eval_every == 0 or e + 1 == epochs:
+            metrics.update(evaluate())
+        state = {
+            "model": trainable_state(model),
+            **{name: module.state_dict() for name, module in modules.items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(generator),
+            "epoch": e + 1,
+        }
+        with tempfile.TemporaryDirectory(prefix="checkpoint-") as d:
+            save_state(d, state)
+            report(metrics, Path(d))
+
+
 __all__ = [
     "batches",
     "dense_labels",
+    "EpochLoss",
     "embed_all",
+    "fit",
     "identity_batches",
+    "image_losses",
     "random_flip",
     "random_view",
     "seed_everything",
     "step",
     "steps_per_epoch",
     "train_epoch",
+    "trainable_state",
     "warmup_cosine",
 ]

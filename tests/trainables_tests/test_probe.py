@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from tests.trainables_tests.probe_models import image_folder, tiny_dinov2, tiny_joint, tiny_onnx
 from trainables.data.sources import DataError, read_image
-from trainables.models.backbone import BackboneError
+from trainables.models.backbone import BackboneError, resolve
 from trainables.probe import cache, encoders, loop
 from trainables.probe.config import ProbeConfig
 from trainables.probe.data import TEST, TRAIN, VAL, stratified_split
@@ -302,15 +302,21 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(BackboneError, match="has no weights"):
         encoders.identity(str(empty))
     with pytest.raises(BackboneError, match="no such ONNX file"):
-        encoders.resolve(f"onnx:{tmp_path / 'missing.onnx'}")
+        resolve(f"onnx:{tmp_path / 'missing.onnx'}")
     with pytest.raises(BackboneError, match="not in the Hugging Face cache"):
-        encoders.resolve("hf:nobody/no-such-model")
+        resolve("hf:nobody/no-such-model")
     with pytest.raises(ValidationError, match="must contain"):
         ProbeConfig(head="zero_shot", prompts=("a photo of a person",))
     train = image_folder(tmp_path / "train", {"ann": 3, "bob": 3})
     test = image_folder(tmp_path / "test", {"ann": 2, "zed": 2})
     with pytest.raises(DataError, match="class 'zed' has no samples in the training split"):
         loop.load_classes(ProbeConfig(data=str(train), test_data=str(test)))
+    # 4 images a class: 1 test, 3 left, round(0.15 * 3) = 0 validation images in every class;
+    # the trial would then report no val/ metric although it declares them
+    few = image_folder(tmp_path / "few", {"ann": 4, "bob": 4, "cid": 4})
+    with pytest.raises(DataError, match="rounds to no validation image"):
+        loop.load_classes(ProbeConfig(data=str(few)))
+    assert (loop.load_classes(ProbeConfig(data=str(few), val_fraction=0.34)).split == VAL).sum() == 3
     d = tiny_dinov2(tmp_path / "dino")
     with pytest.raises(BackboneError, match="zero_shot needs a full CLIP or SigLIP"):
         encoders.text_features(str(d), ("ann",), ("a photo of {}",))

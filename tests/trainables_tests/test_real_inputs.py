@@ -109,15 +109,37 @@ def test_hf_input_spec_from_preprocessor_config(tmp_path):
     assert spec.mean == (0.5, 0.5, 0.5) and spec.std == (0.25, 0.25, 0.25) and spec.size == 14
 
 
-def test_backbone_without_weights_or_offline_is_refused(tmp_path, monkeypatch):
+def test_backbone_without_weights_is_refused(tmp_path):
     directory = _save_dinov2(tmp_path / "dino")
     (directory / "model.safetensors").unlink()
     with pytest.raises(BackboneError, match="no weights"):
         load_backbone(str(directory))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
-    with pytest.raises(BackboneError, match="not in the local directory or Hugging Face cache"):
-        load_backbone("hf:facebook/dinov2-small")
+
+
+def test_nothing_is_downloaded_unless_asked(tmp_path, monkeypatch):
+    """One rule for every trainable: a repo id is read from the Hugging Face cache only,
+    and fetched only when the user set ORCHESTRATOR_DOWNLOAD=1."""
+    import huggingface_hub
+
+    from trainables.probe import encoders
+
+    calls = []
+
+    def snapshot(repo_id, *, local_files_only=False, **kw):
+        calls.append(local_files_only)
+        if local_files_only:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+        return str(_save_dinov2(tmp_path / "downloaded"))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    monkeypatch.delenv("ORCHESTRATOR_DOWNLOAD", raising=False)
+    for load in (load_backbone, encoders.load):  # fine-tuning and the probes: one loader
+        with pytest.raises(BackboneError, match=r"not in the Hugging Face cache; nothing is downloaded.*hf download"):
+            load("hf:facebook/dinov2-small")
+    assert calls == [True, True]
+    monkeypatch.setenv("ORCHESTRATOR_DOWNLOAD", "1")
+    assert load_backbone("hf:facebook/dinov2-small").embed_dim == 32
+    assert calls[-1] is False
 
 
 # ---------------------------------------------------------------- data

@@ -14,6 +14,18 @@ train_da_lora = register_module(
     config_cls=DaLoraConfig,
     module="trainables.da_lora.loop",
     metric_keys=metric_keys,
+    smoke=dict(
+        synth_train_identities=24,
+        synth_train_images=2,
+        flip_test=False,
+        batch_size=32,
+        epochs=2,
+        domain_lora=True,
+        lambda_domain=0.01,
+        lambda_contrastive=0.1,
+        maml_inner_steps=1,
+        maml_meta_steps=2,
+    ),
     description="DA-LoRA: (domain-aware) LoRA, MAML init, CosFace + contrastive + domain losses; "
     "synthfaces or real data, verification benchmarks",
 )

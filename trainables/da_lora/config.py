@@ -154,7 +154,7 @@ class DaLoraConfig(TrainableConfig):
 def metric_keys(cfg: DaLoraConfig) -> list[str]:
     """Every key the final report of a ``da_lora`` trial carries (``Evaluator`` and
     ``run``), from the config alone: what a study's metric may name."""
-    keys = ["train/loss", "train/cosface_loss", "train/epoch_s", "train/images_per_s"]
+    keys = ["train/loss", "train/cosface_loss", "train/epoch_s", "train/epochs", "train/images_per_s"]
     keys += ["train/contrastive_loss"] * bool(cfg.lambda_contrastive) + ["train/domain_loss"] * bool(cfg.lambda_domain)
 
     def benchmark_keys(prefix: str, names: list[str]) -> list[str]:

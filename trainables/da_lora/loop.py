@@ -13,16 +13,15 @@ computed at all.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from pytorch_metric_learning.losses import CosFaceLoss, SupConLoss
 
-from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
 from trainables.da_lora.config import HELDOUT, DaLoraConfig
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
@@ -46,35 +45,20 @@ from trainables.evaluation.verification import verification_metrics
 from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
-from trainables.models.standin import StandinSpec, ensure_standin
 from trainables.protocol import Reporter
 from trainables.training import (
     dense_labels,
     embed_all,
+    fit,
     identity_batches,
     random_flip,
     random_view,
     seed_everything,
-    step,
-    warmup_cosine,
+    train_epoch,
 )
-
-#: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
 
 
 # ------------------------------------------------------------------ data
-def backbone_reference(cfg: DaLoraConfig) -> str:
-    """The backbone reference for ``cfg`` (the stand-in is built from the config's data settings).
-
-    The stand-in depends only on the pre-training part of synthfaces (resolution and seed),
-    which the adaptation settings do not change, so every study shares one build.
-    """
-    if cfg.backbone == "standin":
-        spec = synthfaces.SynthFacesSpec(resolution=cfg.image_size, seed=cfg.data_seed)
-        return str(ensure_standin(StandinSpec(data=spec)))
-    return cfg.backbone
-
-
 @dataclass
 class TrialData:
     """What a trial trains and evaluates on: three identity-disjoint groups.
@@ -197,7 +181,7 @@ def check_benchmark_overlap(val: list[PairBenchmark], test: list[PairBenchmark])
 def build_model(cfg: DaLoraConfig, num_domains: int, backbone: Backbone | None = None) -> DaLoraModel:
     """The adapted backbone (loaded unless given) and, when the config uses one, the domain classifier."""
     backbone = adapt(
-        backbone or load_backbone(backbone_reference(cfg)),
+        backbone or load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed),
         mode=cfg.adaptation,
         lora_rank=cfg.lora_rank,
         lora_alpha=cfg.lora_alpha,
@@ -322,7 +306,7 @@ def _once(fn):
 def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     """Build the data and the backbone every trial shares, check that the config fits them,
     save a grid of sample images into ``out_dir`` (synthfaces), return the data's provenance."""
-    backbone = load_backbone(backbone_reference(cfg))
+    backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     data = load_data(cfg, backbone.input_spec.size)
     build_model(cfg, data.num_domains, backbone)  # LoRA targets that match nothing fail here
     if data.synth is not None:
@@ -342,7 +326,7 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
     """Train for ``cfg.epochs`` epochs, evaluating and reporting after each."""
     hw = hardware(cfg)
     generator = seed_everything(cfg.seed)
-    backbone = load_backbone(backbone_reference(cfg))
+    backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     data = load_data(cfg, backbone.input_spec.size)
     train = data.train
     labels = dense_labels(train.identity)
@@ -351,9 +335,8 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
     objective = Objective(cfg, model, int(labels.max()) + 1).to(hw.device)
     fetch = Fetcher(train, model.backbone.input_spec.size, hw)
     imprint(objective.cosface, model, fetch, labels, hw)
-    start = 0
-    state = load_state(restore_from) if restore_from is not None else None
-    if state is None:
+
+    def meta_learn() -> None:
         maml_initialise(
             model,
             objective.cosface,
@@ -368,8 +351,7 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
             first_order=cfg.maml_first_order,
             generator=generator,
         )
-    params = list(trainable_parameters(model).values()) + list(objective.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
     per_epoch = len(
         identity_batches(
             labels.numpy(),
@@ -378,62 +360,52 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
             generator=torch.Generator(),
         )
     )
-    scheduler = warmup_cosine(
-        optimizer, warmup_steps=int(cfg.warmup_epochs * per_epoch), total_steps=cfg.epochs * per_epoch
-    )
     evaluate = Evaluator(cfg, data, hw)
-    frozen = not trainable_parameters(model)
     views = None
-    if frozen:
+    if not trainable_parameters(model):
         # Frozen backbone: its features never change, so compute them (and those of the
         # flipped images) once and train the head on them; evaluation is computed once too.
         views = frozen_views(model, fetch, len(labels), hw)
         evaluate = _once(evaluate)
-    if state is not None:
-        model.load_state_dict(state["model"], strict=False)
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"], generator)
-        start = int(state["epoch"])
-    for epoch in range(start, cfg.epochs):
+
+    def epoch(optimizer, scheduler, generator) -> dict[str, float]:
         t0 = time.perf_counter()
-        loss, parts, seen = train_epoch(
-            cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler, generator, hw
-        )
-        train_s = time.perf_counter() - t0
-        metrics = {
-            "train/loss": loss,
-            **{f"train/{k}_loss": v for k, v in parts.items()},
-            "train/epoch_s": train_s,
-            "train/images_per_s": seen / train_s,
+        losses = batch_losses(cfg, model, objective, fetch, views, labels, groups, generator, hw)
+        done = train_epoch(losses, optimizer, scheduler, parts=lambda: objective.parts)
+        return {
+            "train/loss": done.mean,
+            **{f"train/{k}_loss": v for k, v in done.parts.items()},
+            "train/images_per_s": done.seen / (time.perf_counter() - t0),
         }
-        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            metrics.update(evaluate(model))
-        state = {
-            "model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
-            "objective": objective.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(generator),
-            "epoch": epoch + 1,
-        }
-        with tempfile.TemporaryDirectory(prefix="da_lora-ckpt-") as d:
-            save_state(d, state)
-            report(metrics, Path(d))
+
+    fit(
+        model=model,
+        params=list(trainable_parameters(model).values()) + list(objective.parameters()),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_epochs=cfg.warmup_epochs,
+        epochs=cfg.epochs,
+        eval_every=cfg.eval_every,
+        steps_per_epoch=per_epoch,
+        epoch=epoch,
+        evaluate=lambda: evaluate(model),
+        generator=generator,
+        report=report,
+        restore_from=restore_from,
+        modules={"objective": objective},
+        before_training=meta_learn,
+    )
 
 
-def train_epoch(
-    cfg, model, objective, fetch, views, labels, groups, optimizer, scheduler, generator, hw, max_grad_norm: float = 5.0
-) -> tuple[float, dict[str, float], int]:
-    """One epoch; returns the mean loss, the mean of each loss term, and the images seen.
-    Raises TrialDiverged on a NaN/inf loss (the trial then ends as DIVERGED)."""
+def batch_losses(
+    cfg, model, objective, fetch, views, labels, groups, generator, hw
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """The losses of one epoch of identity-balanced batches, for ``training.train_epoch``
+    (from the frozen features ``views`` when the backbone does not train)."""
     model.train()
     batches = identity_batches(
         labels.numpy(), batch_size=cfg.batch_size, per_identity=cfg.images_per_identity_in_batch, generator=generator
     )
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    total, count, sums = 0.0, 0, {}
     if views is not None:
         source = ((idx, random_view(views[torch.as_tensor(idx)], generator)) for idx in batches)
     else:
@@ -442,11 +414,4 @@ def train_epoch(
         y, g = labels[idx].to(hw.device), groups[idx].to(hw.device)
         with hw.autocast():
             z = x if views is not None else model(x)
-        loss = objective(model, z, y, g)  # the losses in float32, outside autocast
-        step(loss, optimizer, scheduler, params, max_grad_norm)
-        n = len(idx)
-        total += loss.item() * n
-        count += n
-        for k, v in objective.parts.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * n
-    return total / max(count, 1), {k: v / max(count, 1) for k, v in sums.items()}, count
+        yield len(idx), objective(model, z, y, g)  # the losses in float32, outside autocast

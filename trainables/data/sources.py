@@ -49,6 +49,13 @@ def write_skipped(out_dir: Path, *skipped: tuple[tuple[str, str], ...]) -> int:
     return len(rows)
 
 
+def combined_fingerprint(*parts: object) -> str:
+    """One fingerprint of several (a trainable's training, validation and test sets, or a
+    pair list with its split settings): the parts joined by commas, sha256, 16 hex digits.
+    What a run records as its ``data_fingerprint``; every trainable combines the same way."""
+    return hashlib.sha256(",".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
 class DataError(TrainableInputError):
     """Training data that cannot be read or does not fit the config."""
 

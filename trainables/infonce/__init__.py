@@ -16,6 +16,16 @@ train_infonce = register_module(
     module="trainables.infonce.loop",
     metric_keys=metric_keys,
     iterations=iterations,
+    smoke=dict(
+        synth_train_identities=24,
+        synth_train_images=3,
+        synth_eval_identities=20,
+        synth_eval_images=3,
+        synth_domains=("visible",),
+        epochs=2,
+        gallery_per_identity=2,
+        probe_downscale=2,
+    ),
     description="InfoNCE / SupCon on P x K batches, temperature; gallery-probe identification "
     "(rank-1, rank-5, mAP), degraded probes",
 )

@@ -12,7 +12,6 @@ gallery by cosine similarity: rank-1, rank-5, mean average precision.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 from pytorch_metric_learning import losses
 
 from trainables.data.json_lists import PersonSet
-from trainables.data.sources import DataError, write_skipped
+from trainables.data.sources import DataError, combined_fingerprint, write_skipped
 from trainables.data.synthfaces_export import PERSONS
 from trainables.evaluation.decisions import identification
 from trainables.hardware import Fetcher, hardware
@@ -30,7 +29,6 @@ from trainables.metric.common import (
     Reporter,
     against_before,
     as_train_set,
-    backbone_reference,
     build_encoder,
     embed_files,
     fit,
@@ -39,7 +37,7 @@ from trainables.metric.common import (
     synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
-from trainables.training import identity_batches, random_flip, seed_everything, step
+from trainables.training import identity_batches, random_flip, seed_everything, train_epoch
 
 
 def degrade(x: torch.Tensor, *, downscale: int, blur: float) -> torch.Tensor:
@@ -124,13 +122,13 @@ class Evaluator:
 
 def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
     train, val, test = load_splits(cfg)
-    build_encoder(cfg, load_backbone(backbone_reference(cfg)))
+    build_encoder(cfg, load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed))
     if cfg.train_data == "synthfaces":
         from trainables.data import synthfaces
 
         synthfaces.save_sample_grid(synthfaces.load(cfg.synthfaces()), Path(out_dir) / synthfaces.SAMPLES_FILE)
     counts = np.bincount(train.identity)
-    fp = hashlib.sha256(f"{train.fingerprint},{val.fingerprint},{test.fingerprint}".encode()).hexdigest()[:16]
+    fp = combined_fingerprint(train.fingerprint, val.fingerprint, test.fingerprint)
     skipped = write_skipped(out_dir, train.skipped, val.skipped, test.skipped)
     return {
         "data_fingerprint": fp,
@@ -162,25 +160,24 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
     def epoch(optimizer, scheduler, gen) -> dict[str, float]:
         model.train()
         chunks = identity_batches(labels, batch_size=batch, per_identity=cfg.images_per_identity, generator=gen)
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        total, seen = 0.0, 0
-        for idx, x in fetch.batches(chunks):
-            x = random_flip(x, gen)
-            if cfg.degrades and cfg.train_degraded > 0:
-                which = (torch.rand(len(idx), generator=gen) < cfg.train_degraded).to(x.device)
-                x = torch.where(
-                    which[:, None, None, None],
-                    degrade(x, downscale=cfg.probe_downscale, blur=cfg.probe_blur),
-                    x.float(),
-                )
-            y = torch.as_tensor(labels[idx], device=hw.device)
-            with hw.autocast():
-                z = model(x)
-            loss = loss_fn(z.float(), y)
-            step(loss, optimizer, scheduler, params)
-            total += loss.item() * len(idx)
-            seen += len(idx)
-        return {"train/loss": total / max(seen, 1), "train/images": float(seen)}
+
+        def losses():
+            for idx, x in fetch.batches(chunks):
+                x = random_flip(x, gen)
+                if cfg.degrades and cfg.train_degraded > 0:
+                    which = (torch.rand(len(idx), generator=gen) < cfg.train_degraded).to(x.device)
+                    x = torch.where(
+                        which[:, None, None, None],
+                        degrade(x, downscale=cfg.probe_downscale, blur=cfg.probe_blur),
+                        x.float(),
+                    )
+                y = torch.as_tensor(labels[idx], device=hw.device)
+                with hw.autocast():
+                    z = model(x)
+                yield len(idx), loss_fn(z.float(), y)
+
+        done = train_epoch(losses(), optimizer, scheduler)
+        return {"train/loss": done.mean, "train/images": float(done.seen)}
 
     fit(
         cfg,

@@ -5,17 +5,14 @@ epoch loop with checkpoints. Free of Ray.
 
 from __future__ import annotations
 
-import math
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
-from trainables.data import synthfaces
+from trainables import training
 from trainables.data.json_lists import PersonSet, read_people  # noqa: F401  (read_people: re-exported)
 from trainables.data.sources import DataError, TrainSet
 from trainables.data.splits import hold_out
@@ -23,11 +20,7 @@ from trainables.hardware import Fetcher, Hardware
 from trainables.metric.config import MetricLearningConfig
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
-from trainables.models.standin import StandinSpec, ensure_standin
 from trainables.protocol import Reporter
-from trainables.training import warmup_cosine
-
-#: ``report(metrics, checkpoint_dir)``: called once per epoch; the directory is gone after the call.
 
 
 def synthfaces_export(cfg: MetricLearningConfig) -> Path:
@@ -37,19 +30,10 @@ def synthfaces_export(cfg: MetricLearningConfig) -> Path:
     return ensure_export(cfg.synthfaces())
 
 
-def backbone_reference(cfg: MetricLearningConfig) -> str:
-    """The stand-in depends only on synthfaces' resolution and seed (its pre-training part)."""
-    if cfg.backbone == "standin":
-        return str(
-            ensure_standin(StandinSpec(data=synthfaces.SynthFacesSpec(resolution=cfg.image_size, seed=cfg.data_seed)))
-        )
-    return cfg.backbone
-
-
 def build_encoder(cfg: MetricLearningConfig, backbone: Backbone | None = None) -> Backbone:
     """The backbone (loaded unless given) with the config's adaptation; its output is the embedding."""
     return adapt(
-        backbone or load_backbone(backbone_reference(cfg)),
+        backbone or load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed),
         mode=cfg.adaptation,
         lora_rank=cfg.lora_rank,
         lora_alpha=cfg.lora_alpha,
@@ -181,48 +165,28 @@ def fit(
     report: Reporter,
     restore_from: Path | None,
 ) -> None:
-    """The epoch loop: AdamW over the trainable weights (warm-up + cosine per step), one
-    ``epoch(optimizer, scheduler, generator)`` per epoch, ``evaluate()`` every ``eval_every``
-    epochs and after the last, a checkpoint of everything with every report.
-
-    ``baseline: true`` trains nothing: the backbone as loaded is evaluated and reported once.
-    """
+    """``training.fit`` with the metric-learning settings of ``cfg``, over the model's
+    trainable weights. ``baseline: true`` trains nothing: the backbone as loaded is
+    evaluated and reported once."""
     if cfg.baseline:
         with tempfile.TemporaryDirectory(prefix="baseline-") as d:
             report({**evaluate(), "train/epochs": 0.0}, Path(d))
         return
-    params = list(trainable_parameters(model).values())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = warmup_cosine(
-        optimizer,
-        warmup_steps=math.floor(cfg.warmup_epochs * steps_per_epoch),
-        total_steps=cfg.epochs * steps_per_epoch,
+    training.fit(
+        model=model,
+        params=list(trainable_parameters(model).values()),
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_epochs=cfg.warmup_epochs,
+        epochs=cfg.epochs,
+        eval_every=cfg.eval_every,
+        steps_per_epoch=steps_per_epoch,
+        epoch=epoch,
+        evaluate=evaluate,
+        generator=generator,
+        report=report,
+        restore_from=restore_from,
     )
-    start = 0
-    if restore_from is not None:
-        state = load_state(restore_from)
-        model.load_state_dict(state["model"], strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state["rng"], generator)
-        start = int(state["epoch"])
-    for e in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        metrics = epoch(optimizer, scheduler, generator)
-        metrics["train/epoch_s"] = time.perf_counter() - t0
-        metrics["train/epochs"] = float(e + 1)
-        if (e + 1) % cfg.eval_every == 0 or e + 1 == cfg.epochs:
-            metrics.update(evaluate())
-        state = {
-            "model": {k: v for k, v in model.state_dict().items() if k in trainable_parameters(model)},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_state(generator),
-            "epoch": e + 1,
-        }
-        with tempfile.TemporaryDirectory(prefix="ckpt-") as d:
-            save_state(d, state)
-            report(metrics, Path(d))
 
 
 __all__ = [
@@ -231,7 +195,6 @@ __all__ = [
     "as_train_set",
     "image_files",
     "read_people",
-    "backbone_reference",
     "build_encoder",
     "embed_files",
     "fit",

@@ -22,7 +22,7 @@ import torch
 from filelock import FileLock
 
 from trainables.data import synthfaces
-from trainables.training import dense_labels, seed_everything, train_epoch, warmup_cosine
+from trainables.training import dense_labels, image_losses, seed_everything, train_epoch, warmup_cosine
 
 #: Bump when the recipe changes so that old builds are not reused.
 RECIPE_VERSION = 1
@@ -120,14 +120,16 @@ def pretrain(spec: StandinSpec) -> torch.nn.Module:
     scheduler = warmup_cosine(optimizer, warmup_steps=steps // 10, total_steps=steps)
     for _ in range(spec.epochs):
         train_epoch(
-            embed=embed,
-            loss_fn=loss,
-            images=images,
-            labels=labels,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            batch_size=spec.batch_size,
-            generator=generator,
+            image_losses(
+                embed=embed,
+                loss_fn=loss,
+                images=images,
+                labels=labels,
+                batch_size=spec.batch_size,
+                generator=generator,
+            ),
+            optimizer,
+            scheduler,
         )
     return model.eval()
 

@@ -16,6 +16,14 @@ train_pair_contrastive = register_module(
     module="trainables.pair_contrastive.loop",
     metric_keys=metric_keys,
     iterations=iterations,
+    smoke=dict(
+        synth_train_identities=24,
+        synth_train_images=3,
+        synth_eval_identities=20,
+        synth_eval_images=3,
+        synth_domains=("visible",),
+        epochs=2,
+    ),
     description="contrastive loss on same/different feedback pairs; accuracy, precision, recall, "
     "F1 at the validation threshold, ROC AUC",
 )

@@ -12,7 +12,6 @@ and F1 at the threshold chosen on validation (or the fixed one), ROC AUC and EER
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +19,13 @@ import numpy as np
 import torch
 
 from trainables.data.json_lists import FeedbackPairs, read_feedback_pairs
-from trainables.data.sources import DataError, write_skipped
+from trainables.data.sources import DataError, combined_fingerprint, write_skipped
 from trainables.data.synthfaces_export import FEEDBACK
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
     Reporter,
     against_before,
-    backbone_reference,
     build_encoder,
     embed_files,
     fit,
@@ -36,7 +34,7 @@ from trainables.metric.common import (
 )
 from trainables.models.backbone import load_backbone
 from trainables.pair_contrastive.config import PairContrastiveConfig
-from trainables.training import random_flip, seed_everything, step
+from trainables.training import random_flip, seed_everything, train_epoch
 
 SPLITS = ("train", "val", "test")
 
@@ -148,7 +146,7 @@ def split_pairs(fp: FeedbackPairs, *, val_fraction: float, test_fraction: float,
     pairs = {s: _held_out(fp, side, s, by, seed) for s in SPLITS}
     _check(pairs, fp.source, by, val_fraction, test_fraction)
     return PairSplits(
-        fp.paths, pairs, by, int((side == "").sum()), _digest(fp.fingerprint, by, seed), tuple(fp.skipped)
+        fp.paths, pairs, by, int((side == "").sum()), combined_fingerprint(fp.fingerprint, by, seed), tuple(fp.skipped)
     )
 
 
@@ -189,7 +187,7 @@ def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: floa
         pairs,
         by,
         int((side == "").sum()),
-        _digest(fp.fingerprint, by, seed, test.fingerprint),
+        combined_fingerprint(fp.fingerprint, by, seed, test.fingerprint),
         tuple(fp.skipped) + tuple(test.skipped),
     )
 
@@ -207,10 +205,6 @@ def _check(pairs, source, by, val_fraction, test_fraction) -> None:
             )
     if not len(pairs["train"][2]):
         raise DataError(f"pairs {source}: the split leaves no training pairs")
-
-
-def _digest(*parts) -> str:
-    return hashlib.sha256(",".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
 def load_splits(cfg: PairContrastiveConfig) -> PairSplits:
@@ -262,7 +256,7 @@ class Evaluator:
 
 def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
     splits = load_splits(cfg)
-    build_encoder(cfg, load_backbone(backbone_reference(cfg)))
+    build_encoder(cfg, load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed))
     return {"data_fingerprint": splits.fingerprint, "skipped_images": str(write_skipped(out_dir, splits.skipped))}
 
 
@@ -285,17 +279,17 @@ def run(
         model.train()
         order = torch.randperm(len(label), generator=gen).numpy()
         chunks = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        total = 0.0
-        for c, (_, x) in zip(chunks, fetch.batches([np.concatenate([left[c], right[c]]) for c in chunks])):
-            b = len(c)
-            with hw.autocast():
-                z = model(random_flip(x, gen))
-            z = z.float()
-            loss = contrastive_loss(z[:b], z[b:], torch.as_tensor(label[c], device=z.device), cfg.margin)
-            step(loss, optimizer, scheduler, params)
-            total += loss.item() * b
-        return {"train/loss": total / len(label), "train/pairs": float(len(label))}
+
+        def losses():
+            for c, (_, x) in zip(chunks, fetch.batches([np.concatenate([left[c], right[c]]) for c in chunks])):
+                b = len(c)
+                with hw.autocast():
+                    z = model(random_flip(x, gen))
+                z = z.float()
+                yield b, contrastive_loss(z[:b], z[b:], torch.as_tensor(label[c], device=z.device), cfg.margin)
+
+        done = train_epoch(losses(), optimizer, scheduler)
+        return {"train/loss": done.mean, "train/pairs": float(len(label))}
 
     fit(
         cfg,

@@ -16,6 +16,7 @@ train_probe = register_module(
     module="trainables.probe.loop",
     metric_keys=metric_keys,
     iterations=iterations,
+    smoke=dict(synth_classes=12, synth_domains=("visible", "low_quality"), epochs=5),
     description="frozen encoders (stand-in, timm, DINOv2, CLIP, SigLIP, ONNX) + linear / SupCon / zero-shot heads, "
     "ensembles; accuracy, macro-F1, prediction CV; shared embedding cache",
 )

@@ -150,7 +150,7 @@ def _files(cfg: ProbeConfig) -> ClassSet:
 
 def load_classes(cfg: ProbeConfig) -> ClassSet:
     """The classes, images and split of ``cfg``; refuses a split where a class has no
-    training image or where nothing is left to test."""
+    training image, where nothing is left to test, or where no validation image is left."""
     cs = _synthfaces(cfg) if cfg.data == "synthfaces" else _files(cfg)
     if len(cs.names) < 2:
         raise DataError(f"data {cs.source}: a probe needs at least two classes, found {len(cs.names)}")
@@ -160,4 +160,11 @@ def load_classes(cfg: ProbeConfig) -> ClassSet:
         raise DataError(f"class {empty[0]!r} has no samples in the training split of {cs.source}")
     if not (cs.split == TEST).any():
         raise DataError(f"data {cs.source}: no class has two images, so nothing is left to test")
+    if cfg.val_fraction > 0 and not (cs.split == VAL).any():
+        # else the trial would report no val/ metric while declaring them: a search ranking on
+        # val/probe/acc would find it missing from every trial
+        raise DataError(
+            f"data {cs.source}: val_fraction={cfg.val_fraction} of each class's training images rounds to no "
+            "validation image at all; raise it, give more images per class, or set val_fraction: 0"
+        )
     return cs

@@ -22,6 +22,7 @@ import torch
 
 from trainables.data.sources import write_skipped
 from trainables.hardware import Fetcher, Hardware, hardware
+from trainables.models.backbone import resolve
 from trainables.probe import cache, encoders
 from trainables.probe.config import ProbeConfig
 from trainables.probe.data import TEST, TRAIN, VAL, ClassSet, load_classes
@@ -77,7 +78,7 @@ def prepare(cfg: ProbeConfig, out_dir: Path) -> dict[str, str]:
         if cfg.embedding_cache:
             features(cfg, ref, cs, hw)
         else:
-            encoders.resolve(ref, resolution=cfg.image_size, data_seed=cfg.data_seed)
+            resolve(ref, resolution=cfg.image_size, data_seed=cfg.data_seed)
     if cfg.head == "zero_shot":
         encoders.text_features(cfg.encoders[0], cs.names[:1], cfg.prompts[:1])  # a checkpoint without text fails here
     if cfg.data == "synthfaces":

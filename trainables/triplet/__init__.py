@@ -15,6 +15,15 @@ train_triplet = register_module(
     module="trainables.triplet.loop",
     metric_keys=metric_keys,
     iterations=iterations,
+    smoke=dict(
+        synth_train_identities=24,
+        synth_train_images=3,
+        synth_eval_identities=20,
+        synth_eval_images=3,
+        synth_domains=("visible",),
+        epochs=2,
+        batch_mining="semihard",
+    ),
     description="triplet fine-tuning, twin hard negatives, mining level; twin verification "
     "(EER, TAR@FAR, accuracy at the validation threshold)",
 )

@@ -11,7 +11,6 @@ precision, recall and F1 at the threshold chosen on the validation identities.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
 
 from trainables.data.json_lists import PersonSet, read_persons
-from trainables.data.sources import DataError, write_skipped
+from trainables.data.sources import DataError, combined_fingerprint, write_skipped
 from trainables.data.synthfaces_export import PERSONS, TWINS
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
@@ -29,7 +28,6 @@ from trainables.metric.common import (
     Reporter,
     against_before,
     as_train_set,
-    backbone_reference,
     build_encoder,
     embed_files,
     fit,
@@ -37,7 +35,7 @@ from trainables.metric.common import (
     synthfaces_export,
 )
 from trainables.models.backbone import load_backbone
-from trainables.training import random_flip, seed_everything, step
+from trainables.training import random_flip, seed_everything, train_epoch
 from trainables.triplet.config import TripletConfig
 from trainables.triplet.mining import possible_triplets, sample_triplets
 
@@ -50,9 +48,7 @@ class Splits:
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            f"{self.train.fingerprint},{self.val.fingerprint},{self.test.fingerprint}".encode()
-        ).hexdigest()[:16]
+        return combined_fingerprint(self.train.fingerprint, self.val.fingerprint, self.test.fingerprint)
 
 
 def data_files(cfg: TripletConfig) -> tuple[str, str | None, str, str | None]:
@@ -110,7 +106,7 @@ class Evaluator:
 def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
     """Read and check the data and the backbone once, before any trial starts."""
     splits = load_splits(cfg)
-    backbone = load_backbone(backbone_reference(cfg))
+    backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     build_encoder(cfg, backbone)  # LoRA targets that match nothing fail here
     sample_triplets(splits.train, cfg.mining_level, cfg.seed)
     if cfg.train_persons == "synthfaces":
@@ -154,30 +150,31 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
         model.train()
         order = torch.randperm(len(triplets), generator=gen).numpy()
         chunks = [triplets[order[i : i + cfg.batch_size]] for i in range(0, len(order), cfg.batch_size)]
-        params = [p for g in optimizer.param_groups for p in g["params"]]
-        total, mined_total = 0.0, 0
-        for t, (_, x) in zip(chunks, fetch.batches([c.T.reshape(-1) for c in chunks])):
-            b = len(t)
-            y = labels[torch.as_tensor(t.T.reshape(-1))].to(hw.device)
-            with hw.autocast():
-                z = model(random_flip(x, gen))
-            z = z.float()
-            r = torch.arange(b, device=z.device)
-            a, p, n = r, r + b, r + 2 * b
-            if miner is not None:
-                ma, mp, mn = miner(z, y)
-                mined_total += len(ma)
-                a, p, n = torch.cat([a, ma]), torch.cat([p, mp]), torch.cat([n, mn])
-            loss = loss_fn(z, y, indices_tuple=(a, p, n))
-            step(loss, optimizer, scheduler, params)
-            total += loss.item() * b
+        mined = []
+
+        def losses():
+            for t, (_, x) in zip(chunks, fetch.batches([c.T.reshape(-1) for c in chunks])):
+                b = len(t)
+                y = labels[torch.as_tensor(t.T.reshape(-1))].to(hw.device)
+                with hw.autocast():
+                    z = model(random_flip(x, gen))
+                z = z.float()
+                r = torch.arange(b, device=z.device)
+                a, p, n = r, r + b, r + 2 * b
+                if miner is not None:
+                    ma, mp, mn = miner(z, y)
+                    mined.append(len(ma))
+                    a, p, n = torch.cat([a, ma]), torch.cat([p, mp]), torch.cat([n, mn])
+                yield b, loss_fn(z, y, indices_tuple=(a, p, n))
+
+        done = train_epoch(losses(), optimizer, scheduler)
         out = {
-            "train/loss": total / len(triplets),
+            "train/loss": done.mean,
             "train/triplets": float(len(triplets)),
             "train/possible_triplets": float(possible_triplets(splits.train)),
         }
         if miner is not None:
-            out["train/mined_triplets_per_batch"] = mined_total / len(chunks)
+            out["train/mined_triplets_per_batch"] = sum(mined) / len(chunks)
         return out
 
     fit(
