@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from reports.rundir.files import read_checked, read_run
-from reports.rundir.names import CONFIGS_FILE, CURVES_FILE, REPORT_DIR, SPEC_FILE, group_column
+from reports.rundir.files import read_run
+from reports.rundir.names import CURVES_FILE, REPORT_DIR, SPEC_FILE, group_column
 
 
 @dataclass(frozen=True)
@@ -58,26 +58,12 @@ class Run:
         return self.path / REPORT_DIR / "index.html"
 
 
-def _typed_configs(results: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    keys = sorted({k for c in configs.values() for k in c})
-    out = results.copy()
-    for key in keys:
-        values = [configs.get(name, {}).get(key) for name in out["trial_name"]]
-        if any(isinstance(v, (list, dict)) for v in values):
-            out[f"config/{key}"] = pd.Series(values, index=out.index, dtype=object)
-        else:
-            out[f"config/{key}"] = pd.array(values)  # pandas' nullable dtype for the values' type
-    return out
-
-
 def load_run(path: str | Path) -> Run:
     """The run directory at ``path`` as a ``Run`` (see its attributes)."""
     from orchestrator.studies import load_study
 
     path = Path(path)
-    results, info = read_run(path)
-    configs = json.loads(read_checked(path, CONFIGS_FILE)) if (path / CONFIGS_FILE).is_file() else {}
-    results = _typed_configs(results, configs)
+    results, info = read_run(path)  # config columns typed from configs.json
     column = info.get("group_column") or group_column(info["kind"])
     results.insert(
         results.columns.get_loc(column) + 1 if column in results.columns else 0,

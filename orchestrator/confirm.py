@@ -18,7 +18,9 @@ import pandas as pd
 import yaml
 
 from orchestrator.errors import UserError
-from orchestrator.spec import AblationSpec, ConfirmSpec, SearchSpec, parse_spec
+from orchestrator.kinds import parse_spec
+from orchestrator.kinds.ablation import AblationSpec
+from orchestrator.kinds.search import ConfirmSpec, SearchSpec
 from reports.rundir.files import read_checked, read_run
 from reports.rundir.names import CONFIGS_FILE, UNFINISHED
 

@@ -89,8 +89,9 @@ VALIDATION, TEST = "val/", "eval/"
 def selects(spec: StudySpec) -> bool:
     """Does the study choose by its metric? A search ranks, samples and promotes by it; a
     sensitivity study marks (recommends) the points not worse than the best, unless
-    ``report.recommend: false``. An ablation chooses nothing (its reference is declared)."""
-    return spec.kind == "search" or (spec.kind == "sensitivity" and spec.report.recommend)
+    ``report.recommend: false``. An ablation chooses nothing (its reference is declared).
+    Each kind's spec says so itself (``chooses``)."""
+    return bool(spec.chooses())
 
 
 def _nearest(key: str, known: set[str]) -> str:
@@ -138,11 +139,7 @@ def check_metrics(
                 f"{where}: report.metrics names {m}, not a metric of trainable {entry.name!r}" + _nearest(m, some)
             )
     if selects(spec) and not spec.metric.startswith(VALIDATION):
-        what = (
-            "a search ranks, samples and stops trials by its metric"
-            if spec.kind == "search"
-            else "a sensitivity study marks the points not worse than the best by its metric"
-        )
+        what = spec.chooses()
         use = validation_counterpart(spec.metric, every) or next(
             (k for k in sorted(every) if k.startswith(VALIDATION)), None
         )
@@ -151,8 +148,7 @@ def check_metrics(
             if use
             else (": this trainable reports no validation metric for this config (give it validation identities)")
         )
-        if spec.kind == "sensitivity":
-            hint += " (or report.recommend: false to mark nothing)"
+        hint += spec.opt_out()
         raise UserError(
             f"{where}: metric {spec.metric} is not a validation metric (val/...); {what}, and a "
             f"choice made on the test identities biases every number reported for it{hint}"
@@ -166,20 +162,17 @@ def compile_plan(
     entry = resolve_trainable(spec)
     known = set(entry.config_cls.model_fields)
     overrides = _checked_overrides(entry, overrides)
-    if spec.kind == "sensitivity":
-        for axis, grid in ((spec.quick.axes if quick and spec.quick.axes else spec.axes) or {}).items():
-            bad = sorted(set(grid) - known)
-            if bad:
-                raise UserError(
-                    f"study {spec.name!r}: axis {axis!r} names {bad[0]}, not a key of trainable {entry.name!r}"
-                )
+    try:
+        spec.check_keys(known, quick=quick, trainable=entry.name)
+    except ValueError as err:
+        raise UserError(f"study {spec.name!r}: {err}") from None
     base = {**spec.base, **(spec.quick.base if quick else {}), **overrides}
     seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
     try:
         groups = spec.groups(quick=quick, base=base)
     except ValueError as err:
         raise UserError(f"study {spec.name!r}: {err}") from None
-    what = "variant" if spec.kind == "ablation" else "point"
+    what = spec.unit
     plans: list[TrialPlan] = []
     for group, changes in groups:
         shadowed = sorted(set(overrides) & set(changes))
@@ -243,12 +236,10 @@ class SearchPlan:
 
 def compile_search(spec, *, quick: bool = False, overrides: dict[str, Any] | None = None) -> SearchPlan:
     """Check a search study before any Ray work: space keys, base config, scheduler."""
-    from reports.rundir.space import parse_space
-
     entry = resolve_trainable(spec)
     known = set(entry.config_cls.model_fields)
     overrides = _checked_overrides(entry, overrides)
-    params = parse_space(spec.space)
+    params = list(spec.space.params)  # parsed once, when the spec was validated
     bad = [p.name for p in params if p.name not in known]
     bad += [k for p in params for k, _, _ in p.when if k not in known]
     if bad:

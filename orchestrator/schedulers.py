@@ -2,7 +2,7 @@
 
 Each entry builds the Tune scheduler for a compiled search and says at which iterations it
 compares trials (its rungs, recorded in run.json for the figures; none for FIFO). Adding
-one: a builder here, its ``type`` in ``orchestrator.spec.SchedulerSpec``, and whatever
+one: a builder here, its ``type`` in ``orchestrator.kinds.search.SchedulerSpec``, and whatever
 fields it needs there (Syne Tune keeps its rung systems behind one interface the same way).
 """
 

@@ -37,15 +37,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _stops_early(meta: dict) -> bool:
+    """Whether the run's scheduler stops trials early (run.json records it; FIFO does not).
+    A run made before run.json recorded its scheduler is a search with ASHA, or no search."""
+    if "scheduler" not in meta:
+        return meta.get("kind") == "search"
+    return (meta["scheduler"] or {}).get("type", "asha") != "fifo"
+
+
 def status_lines(run_dir: Path) -> list[str]:
     from reports.rundir.files import read_run
 
     run_dir = Path(run_dir)
     df, meta = read_run(run_dir)  # one line (ReportInputError) when missing, damaged or edited
     kind, metric, mode = meta.get("kind", "ablation"), meta.get("metric", ""), meta.get("mode", "max")
-    group = next((c for c in ("variant", "point", "trial") if c in df.columns), "variant")
+    group = meta.get("group_column") or next((c for c in ("variant", "point", "trial") if c in df.columns), "variant")
     counts = df["status"].value_counts().to_dict()
-    total = int(meta.get("num_samples", len(df))) if kind == "search" else len(df)
+    total = int(meta.get("num_samples", len(df)))  # a search records how many trials it will have
     unproposed = max(0, total - len(df))  # a search adds its rows as the sampler proposes trials
     alive = _driver_alive(meta)
     running = int(counts.get(RUNNING, 0))
@@ -78,7 +86,7 @@ def status_lines(run_dir: Path) -> list[str]:
         )
     else:
         lines.append("best so far: none (no trial has completed)")
-    if kind != "search":
+    if group != "trial":  # a search's trials have one seed each
         lines.append(f"seeds done per {group}:")
         width = max((len(str(g)) for g in df[group]), default=0)
         for g, rows in df.groupby(group, sort=False):
@@ -115,7 +123,7 @@ def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> 
     n = running + pending
     return (
         f"time left: about {_duration(left)} ({n} trial{'s' if n != 1 else ''} left x {_duration(mean)} mean wall time, "
-        f"{at_once} at once{'; a search stops some early, so likely less' if meta.get('kind') == 'search' else ''})"
+        f"{at_once} at once{'; a search stops some early, so likely less' if _stops_early(meta) else ''})"
     )
 
 

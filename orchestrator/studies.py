@@ -8,7 +8,8 @@ import yaml
 
 import search_spaces
 from orchestrator.errors import UserError, one_line
-from orchestrator.spec import StudySpec, parse_spec
+from orchestrator.kinds import parse_spec
+from orchestrator.spec import StudySpec
 
 
 class UniqueKeyLoader(yaml.SafeLoader):

@@ -16,6 +16,7 @@ from reports.latex import ablation_latex, comparison_latex
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.files import read_run
 from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, SPEC_FILE, STAGING_DIR
+from reports.sections import KIND_REPORTS, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
 from reports.selection import recommends, selection_sentence
 
 FEW_FOR_IMPORTANCE = 10
@@ -221,28 +222,69 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
     # run.json says whether the data is synthetic; runs made before it did: the sample grid
     synthetic = bool(meta.get("synthetic", (run_dir / SAMPLES_FILE).is_file()))
     note = "Data: synthfaces (synthetic)." if synthetic else ""
-    if meta.get("kind") == "search":
-        return _search_report(run_dir, df, meta, out, note, synthetic)
-    if meta.get("kind", "ablation") == "sensitivity":
-        tables = sensitivity_tables(df, meta)
-    else:
-        tables = [
-            ablation_table(
-                df,
-                study=meta["study"],
-                variants=meta["variants"],
-                metrics=meta["report_metrics"],
-                reference=meta["reference"],
-                primary=meta["metric"],
-                mode=meta["mode"],
-                test=meta.get("test", "auto"),
-            )
-        ]
-    extra_sections = []
-    if meta.get("kind") == "confirm":
-        tables, extra_sections = _confirm_tables(tables[0], meta, out, note, df)
-    if meta.get("kind", "ablation") != "sensitivity":
-        tables = [replace(t, selection=selection_sentence(meta, meta["report_metrics"])) for t in tables]
+    kind = meta.get("kind", "ablation")
+    if kind not in KIND_REPORTS:
+        raise ReportInputError(f"{run_dir}: run.json names study kind {kind!r}, which has no report here")
+    return KIND_REPORTS[kind](ReportInput(run_dir, df, meta, out, synthetic, note))
+
+
+@report_for("search")
+def _search(r: ReportInput) -> Path:
+    return _search_report(r.run_dir, r.df, r.meta, r.out, r.note, r.synthetic)
+
+
+def _ablation_tables(r: ReportInput) -> list:
+    meta = r.meta
+    table = ablation_table(
+        r.df,
+        study=meta["study"],
+        variants=meta["variants"],
+        metrics=meta["report_metrics"],
+        reference=meta["reference"],
+        primary=meta["metric"],
+        mode=meta["mode"],
+        test=meta.get("test", "auto"),
+    )
+    return [table]
+
+
+def _with_selection(tables: list, meta: dict) -> list:
+    return [replace(t, selection=selection_sentence(meta, meta["report_metrics"])) for t in tables]
+
+
+@report_for("ablation")
+def _ablation(r: ReportInput) -> Path:
+    return _grid_report(r, _with_selection(_ablation_tables(r), r.meta))
+
+
+@report_for("confirm")
+def _confirm(r: ReportInput) -> Path:
+    tables, extra = _confirm_tables(_ablation_tables(r)[0], r.meta, r.out, r.note, r.df)
+    return _grid_report(r, _with_selection(tables, r.meta), extra_sections=extra)
+
+
+@report_for("sensitivity")
+def _sensitivity(r: ReportInput) -> Path:
+    from reports.plots import sensitivity_figures
+
+    def figures() -> tuple[str, str]:
+        return ("Figures", _figures_html(sensitivity_figures(r.df, r.meta, r.out)))
+
+    return _grid_report(r, sensitivity_tables(r.df, r.meta), figures=figures)
+
+
+@section_for("probe")
+def _track_comparison(r: ReportInput) -> tuple[str, str]:
+    from reports.track import write_track_comparison
+
+    return ("Track comparison", write_track_comparison(r.run_dir, r.df, r.meta, r.out, r.note))
+
+
+def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), figures=None) -> Path:
+    """The page of a study whose trials are a grid (ablation, sensitivity, confirm): its
+    tables in every format, the study and its data, figures, the trainable's sections, and
+    the trials left out of the statistics."""
+    run_dir, df, meta, out, note = r.run_dir, r.df, r.meta, r.out, r.note
     for table in tables:
         (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
         (out / f"{table.key}_stats.tex").write_text(comparison_latex(table, caption_note=note))
@@ -259,7 +301,7 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
         + "</p>"
     )
     sections.append(("Study", summary))
-    if synthetic:
+    if r.synthetic:
         domains = _sample_domains(run_dir)
         grid = (
             f"<img src='../{SAMPLES_FILE}' alt='synthfaces samples' style='image-rendering:pixelated'>"
@@ -274,22 +316,18 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
                 "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>" + grid,
             )
         )
-    if meta.get("kind") == "sensitivity":
-        from reports.plots import sensitivity_figures
-
-        sections.append(("Figures", _figures_html(sensitivity_figures(df, meta, out))))
+    if figures is not None:
+        sections.append(figures())
     for table in tables:
         links = " · ".join(
             f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", "_stats.tex", ".md", ".csv")
         )
         heading = "Ablation" if table.key == "ablation" else table.title
         sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
-    sections += extra_sections
-    if meta.get("trainable") == "probe":
-        from reports.track import write_track_comparison
-
-        sections.append(("Track comparison", write_track_comparison(run_dir, df, meta, out, note)))
-    group = "point" if "point" in df.columns else "variant"
+    sections += list(extra_sections)
+    if meta.get("trainable") in TRAINABLE_SECTIONS:
+        sections.append(TRAINABLE_SECTIONS[meta["trainable"]](r))
+    group = meta.get("group_column") or ("point" if "point" in df.columns else "variant")
     not_done = df[df["status"] != COMPLETED][["trial_name", group, "seed", "status", "error"]]
     sections.append(("Trials not in the statistics", frame_html(not_done)))
     return _write_page(run_dir, df, meta, out, sections)

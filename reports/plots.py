@@ -52,46 +52,93 @@ def _log_axis(values: list) -> bool:
     return _numeric(values) and min(values) > 0 and max(values) / min(values) >= 8
 
 
-def sensitivity_figure(df: pd.DataFrame, axis: str, points: list[dict], metric: str):
-    """Metric against the axis value with a 95% CI band (one key), or a heatmap (two keys)."""
-    import plotly.graph_objects as go
+@dataclass(frozen=True)
+class PointSummary:
+    """One sensitivity point: its label and values, whether it is the base, and the mean
+    with its 95% t interval over the seeds that completed (``n`` of them)."""
 
+    point: str
+    values: dict
+    base: bool
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+
+@dataclass(frozen=True)
+class SensitivityInfo:
+    """What a sensitivity figure shows, computed apart from drawing it (and tested as such):
+    one key, a line of ``points`` (``x`` on a log axis when rank-like, as categories when
+    not numeric); two keys, a heatmap ``z`` of the means (rows: ``keys[0]``'s values ``ys``,
+    columns: ``keys[1]``'s ``xs``) with its cell ``text`` (``*`` marks the base)."""
+
+    axis: str
+    metric: str
+    keys: list
+    points: list[PointSummary]
+    x: list = field(default_factory=list)
+    log_axis: bool = False
+    categorical: bool = False
+    xs: list = field(default_factory=list)
+    ys: list = field(default_factory=list)
+    z: np.ndarray | None = None
+    text: list = field(default_factory=list)
+
+
+def sensitivity_info(df: pd.DataFrame, axis: str, points: list[dict], metric: str) -> SensitivityInfo:
     done = df[df["status"] == COMPLETED]
     keys = list(points[0]["values"])
     summary = []
     for p in points:
         vals = done.loc[done["point"] == p["point"], metric].to_numpy(dtype=float) if metric in done else np.array([])
-        summary.append((p, *mean_ci(vals)))
-    title = f"Sensitivity to {axis}"
+        summary.append(PointSummary(p["point"], dict(p["values"]), bool(p["base"]), *mean_ci(vals)))
     if len(keys) == 2:
-        xs = list(dict.fromkeys(p["values"][keys[1]] for p in points))
-        ys = list(dict.fromkeys(p["values"][keys[0]] for p in points))
+        xs = list(dict.fromkeys(p.values[keys[1]] for p in summary))
+        ys = list(dict.fromkeys(p.values[keys[0]] for p in summary))
         z = np.full((len(ys), len(xs)), np.nan)
         text = [["" for _ in xs] for _ in ys]
-        for p, m, lo, hi, n in summary:
-            i, j = ys.index(p["values"][keys[0]]), xs.index(p["values"][keys[1]])
-            z[i, j] = m
-            text[i][j] = f"{m:.3f}" + ("*" if p["base"] else "") if n else "n/a"
+        for p in summary:
+            i, j = ys.index(p.values[keys[0]]), xs.index(p.values[keys[1]])
+            z[i, j] = p.mean
+            text[i][j] = f"{p.mean:.3f}" + ("*" if p.base else "") if p.n else "n/a"
+        return SensitivityInfo(axis, metric, keys, summary, xs=xs, ys=ys, z=z, text=text)
+    raw = [p.values[keys[0]] for p in summary]
+    numeric = _numeric(raw)
+    return SensitivityInfo(
+        axis,
+        metric,
+        keys,
+        summary,
+        x=raw if numeric else [str(v) for v in raw],
+        log_axis=_log_axis(raw),
+        categorical=not numeric,
+    )
+
+
+def sensitivity_figure(info: SensitivityInfo):
+    """Metric against the axis value with a 95% CI band (one key), or a heatmap (two keys)."""
+    import plotly.graph_objects as go
+
+    title = f"Sensitivity to {info.axis}"
+    if info.z is not None:
         fig = go.Figure(
             go.Heatmap(
-                z=z,
-                x=[str(x) for x in xs],
-                y=[str(y) for y in ys],
-                text=text,
+                z=info.z,
+                x=[str(x) for x in info.xs],
+                y=[str(y) for y in info.ys],
+                text=info.text,
                 texttemplate="%{text}",
                 colorscale="Viridis",
-                colorbar={"title": metric_label(metric)},
+                colorbar={"title": metric_label(info.metric)},
             )
         )
-        fig.update_layout(title=f"{title}: mean over seeds (* base)", xaxis_title=keys[1], yaxis_title=keys[0])
+        fig.update_layout(
+            title=f"{title}: mean over seeds (* base)", xaxis_title=info.keys[1], yaxis_title=info.keys[0]
+        )
     else:
-        key = keys[0]
-        raw = [p["values"][key] for p in points]
-        numeric = _numeric(raw)
-        x = raw if numeric else [str(v) for v in raw]
-        mean = [s[1] for s in summary]
-        lo = [s[2] for s in summary]
-        hi = [s[3] for s in summary]
+        x = info.x
+        mean, lo, hi = [p.mean for p in info.points], [p.lo for p in info.points], [p.hi for p in info.points]
         fig = go.Figure()
         fig.add_trace(
             go.Scatter(
@@ -112,11 +159,11 @@ def sensitivity_figure(df: pd.DataFrame, axis: str, points: list[dict], metric: 
                 mode="lines+markers",
                 name="mean over seeds",
                 line={"color": "rgb(31,119,180)"},
-                customdata=[s[4] for s in summary],
+                customdata=[p.n for p in info.points],
                 hovertemplate="%{x}: %{y:.4f} (n=%{customdata})",
             )
         )
-        base = [i for i, p in enumerate(points) if p["base"]]
+        base = [i for i, p in enumerate(info.points) if p.base]
         if base:
             fig.add_trace(
                 go.Scatter(
@@ -127,10 +174,10 @@ def sensitivity_figure(df: pd.DataFrame, axis: str, points: list[dict], metric: 
                     marker={"symbol": "star", "size": 14, "color": "black"},
                 )
             )
-        fig.update_layout(title=title, xaxis_title=key, yaxis_title=metric_label(metric))
-        if _log_axis(raw):
-            fig.update_xaxes(type="log", tickvals=raw, ticktext=[str(v) for v in raw])
-        elif not numeric:
+        fig.update_layout(title=title, xaxis_title=info.keys[0], yaxis_title=metric_label(info.metric))
+        if info.log_axis:
+            fig.update_xaxes(type="log", tickvals=x, ticktext=[str(v) for v in x])
+        elif info.categorical:
             fig.update_xaxes(type="category")
     fig.update_layout(
         template="simple_white", width=FIGURE_WIDTH, height=FIGURE_HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 50}
@@ -168,7 +215,7 @@ def export_static(figures: Figures) -> Figures:
 def sensitivity_figures(df: pd.DataFrame, meta: dict, out_dir: Path) -> Figures:
     figures = Figures()
     for axis, points in meta["axes"].items():
-        fig = sensitivity_figure(df, axis, points, meta["metric"])
+        fig = sensitivity_figure(sensitivity_info(df, axis, points, meta["metric"]))
         write_figure(fig, out_dir, f"fig_sensitivity_{axis}", figures, title=f"Sensitivity to {axis}")
     return export_static(figures)
 
@@ -260,10 +307,22 @@ def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, 
     return fig
 
 
-def parallel_coordinates_figure(df: pd.DataFrame, params: list, metric: str):
-    """The completed trials' sampled values and metric (log keys on a log10 axis)."""
-    import plotly.graph_objects as go
+@dataclass(frozen=True)
+class ParallelInfo:
+    """What the parallel-coordinates figure shows, computed apart from drawing it: one
+    dimension per searched key present (``label``, ``values``, and either ``range`` or, for
+    non-numeric choices, ``tickvals``/``ticktext``; log keys as log10 values), then the
+    metric; the line colours (the metric) and their range; ``n`` completed trials."""
 
+    metric: str
+    dims: list[dict]
+    color: np.ndarray
+    cmin: float
+    cmax: float
+    n: int
+
+
+def parallel_info(df: pd.DataFrame, params: list, metric: str) -> ParallelInfo:
     done = df[(df["status"] == COMPLETED) & df[metric].notna()] if metric in df else df.iloc[:0]
     dims = []
     for p in params:
@@ -285,30 +344,43 @@ def parallel_coordinates_figure(df: pd.DataFrame, params: list, metric: str):
             dims.append(
                 {
                     "label": f"log10 {p.name}",
-                    "values": np.log10(values.astype(float)),
+                    "values": np.log10(values.to_numpy(dtype=float)),
                     "range": [math.log10(p.low), math.log10(p.high)],
                 }
             )
         else:
             lo, hi = (min(p.values), max(p.values)) if p.kind == "choice" else (p.low, p.high)
-            dims.append({"label": p.name, "values": values.astype(float), "range": [lo, hi]})
-    dims.append({"label": metric_label(metric), "values": done[metric].astype(float) if len(done) else []})
-    color = done[metric].astype(float).to_numpy() if len(done) else np.array([])
+            dims.append({"label": p.name, "values": values.to_numpy(dtype=float), "range": [lo, hi]})
+    color = done[metric].to_numpy(dtype=float) if len(done) else np.array([])
+    dims.append({"label": metric_label(metric), "values": color})
     lo, hi = (float(color.min()), float(color.max())) if len(color) else (0.0, 1.0)
     if hi - lo < 1e-9:
         lo, hi = lo - 0.01, hi + 0.01
+    return ParallelInfo(metric, dims, color, lo, hi, len(done))
+
+
+def parallel_coordinates_figure(info: ParallelInfo):
+    """The completed trials' sampled values and metric (log keys on a log10 axis)."""
+    import plotly.graph_objects as go
+
     fig = go.Figure(
         go.Parcoords(
-            line={"color": color, "colorscale": "Viridis", "showscale": True, "cmin": lo, "cmax": hi},
-            dimensions=dims,
+            line={
+                "color": info.color,
+                "colorscale": "Viridis",
+                "showscale": True,
+                "cmin": info.cmin,
+                "cmax": info.cmax,
+            },
+            dimensions=info.dims,
             labelangle=-20,
             labelside="top",
         )
     )
     fig.update_layout(
-        title=f"Completed trials ({len(done)}): settings and {metric_label(metric)}",
+        title=f"Completed trials ({info.n}): settings and {metric_label(info.metric)}",
         template="simple_white",
-        width=max(FIGURE_WIDTH, 130 * len(dims)),
+        width=max(FIGURE_WIDTH, 130 * len(info.dims)),
         height=FIGURE_HEIGHT + 40,
         margin={"l": 60, "r": 60, "t": 120, "b": 40},
     )
@@ -372,7 +444,7 @@ def search_figures(
         )
     params = sa.search_params(meta)
     write_figure(
-        parallel_coordinates_figure(df, params, metric),
+        parallel_coordinates_figure(parallel_info(df, params, metric)),
         out_dir,
         "fig_search_parallel",
         figures,

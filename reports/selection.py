@@ -21,27 +21,41 @@ def _roles(metrics: list[str]) -> str:
     return "; ".join(parts)
 
 
-def selection_sentence(meta: dict, metrics: list[str]) -> str:
-    """What chose and what is reported, for the caption of every table of the run."""
-    kind, m = meta.get("kind", "ablation"), meta["metric"]
-    roles = _roles(metrics)
-    if kind == "search":
-        return (
-            f"Chosen on: {m} (validation identities) ranks the trials, drives the sampler and ASHA; "
-            f"reported only: {roles}."
-        )
-    if kind == "confirm":
-        chosen = meta.get("search_metric", m)
-        return (
-            f"Chosen on: the search ranked the candidates on {chosen} (validation identities, one seed); "
-            f"tested here on {m} with fresh seeds; reported: {roles}."
-        )
-    if kind == "sensitivity" and recommends(meta):
-        return f"Chosen on: † marks on {m} (validation identities); reported: {roles}."
+def _search(meta: dict, roles: str) -> str:
+    return (
+        f"Chosen on: {meta['metric']} (validation identities) ranks the trials, drives the sampler and ASHA; "
+        f"reported only: {roles}."
+    )
+
+
+def _confirm(meta: dict, roles: str) -> str:
+    chosen = meta.get("search_metric", meta["metric"])
+    return (
+        f"Chosen on: the search ranked the candidates on {chosen} (validation identities, one seed); "
+        f"tested here on {meta['metric']} with fresh seeds; reported: {roles}."
+    )
+
+
+def _sensitivity(meta: dict, roles: str) -> str:
+    if recommends(meta):
+        return f"Chosen on: † marks on {meta['metric']} (validation identities); reported: {roles}."
+    return _declared(meta, roles)
+
+
+def _declared(meta: dict, roles: str) -> str:
     return (
         f"Chosen on: nothing (the reference is declared in the spec, no point or variant is picked from "
         f"these numbers); reported: {roles}."
     )
+
+
+#: What each study kind chooses by, in words (a kind not listed chooses nothing).
+SENTENCES = {"search": _search, "confirm": _confirm, "sensitivity": _sensitivity}
+
+
+def selection_sentence(meta: dict, metrics: list[str]) -> str:
+    """What chose and what is reported, for the caption of every table of the run."""
+    return SENTENCES.get(meta.get("kind", "ablation"), _declared)(meta, _roles(metrics))
 
 
 def recommends(meta: dict) -> bool:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reports.rundir.names import CHECKSUMS_FILE, RESULTS_FILE, RUN_FILE, STATUSES, TERMINATED
+from reports.rundir.names import CHECKSUMS_FILE, CONFIGS_FILE, RESULTS_FILE, RUN_FILE, STATUSES, TERMINATED
 
 RESULTS_REQUIRED = ("trial_name", "seed", "status")
 RUN_REQUIRED = {"study": str, "kind": str, "metric": str, "mode": str}
@@ -182,15 +182,45 @@ def read_results(run_dir: Path, info: dict[str, Any] | None = None):
     return df
 
 
+def typed_configs(results, configs: dict[str, dict[str, Any]]):
+    """``results`` with every ``config/<key>`` column rebuilt from the trials' validated
+    configs (``configs.json``), in pandas' nullable type of the values (``Int64``,
+    ``boolean``, ``Float64``, ``string``; lists and mappings stay Python objects), instead of
+    the types pandas guesses back from the CSV: a LoRA rank stays an integer, a flag a
+    boolean, wherever the run is read."""
+    import pandas as pd
+
+    keys = sorted({k for c in configs.values() for k in c})
+    out = results.copy()
+    for key in keys:
+        values = [configs.get(name, {}).get(key) for name in out["trial_name"]]
+        if any(isinstance(v, (list, dict)) for v in values):
+            out[f"config/{key}"] = pd.Series(values, index=out.index, dtype=object)
+        else:
+            out[f"config/{key}"] = pd.array(values)  # pandas' nullable dtype for the values' type
+    return out
+
+
 def read_run(run_dir: Path):
-    """(results, run.json) of a run directory, each checked as above; else one line."""
+    """(results, run.json) of a run directory, each checked as above; else one line. The
+    config columns are typed from ``configs.json`` (``typed_configs``) when the run has one."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"{run_dir} is not a directory")
     if not (run_dir / RESULTS_FILE).is_file() or not (run_dir / RUN_FILE).is_file():
         raise RunDirError(f"{run_dir} is not a run directory ({RESULTS_FILE} and {RUN_FILE} are needed)")
     info = read_run_info(run_dir)
-    return read_results(run_dir, info), info
+    results = read_results(run_dir, info)
+    if (run_dir / CONFIGS_FILE).is_file():
+        data = read_checked(run_dir, CONFIGS_FILE)  # refused when it matches no recorded digest
+        try:
+            configs = json.loads(data)
+        except ValueError:
+            raise DamagedRunFile(f"{run_dir / CONFIGS_FILE} is not JSON; was it edited by hand?") from None
+        if not isinstance(configs, dict) or not all(isinstance(c, dict) for c in configs.values()):
+            raise DamagedRunFile(f"{run_dir / CONFIGS_FILE} is not a mapping of trial names to configs")
+        results = typed_configs(results, configs)
+    return results, info
 
 
 __all__ = [
@@ -200,5 +230,6 @@ __all__ = [
     "read_results",
     "read_run",
     "read_run_info",
+    "typed_configs",
     "write_checked",
 ]

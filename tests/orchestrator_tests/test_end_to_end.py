@@ -124,10 +124,10 @@ def test_existing_run_directory_is_not_overwritten(quick_run, capsys):
 def test_failing_trials_are_recorded_in_one_line_each(ray_local, tmp_path, capsys):
     """A trial whose loss overflows ends as DIVERGED with its error's last line; the study
     goes on, the report still builds and leaves it out, and no traceback reaches the console."""
-    from tests.orchestrator_tests.test_spec import GOOD
+    from tests.orchestrator_tests.test_spec import GOOD_SMALL
 
     study = tmp_path / "tiny.yaml"
-    study.write_text(GOOD)
+    study.write_text(GOOD_SMALL)
     out = tmp_path / "run"
     assert main(["run", str(study), "--out", str(out), "--set", "cosface_scale=1e38"]) == 0
     df = pd.read_csv(out / "results.csv")
@@ -145,10 +145,10 @@ def test_failing_trials_are_recorded_in_one_line_each(ray_local, tmp_path, capsy
 def test_a_diverged_trial_is_not_retried(ray_local, tmp_path):
     """max_failures retries failed trials, but one that diverged would diverge again: its
     retry stops at once, and the row says so."""
-    from tests.orchestrator_tests.test_spec import GOOD
+    from tests.orchestrator_tests.test_spec import GOOD_SMALL
 
     study = tmp_path / "tiny.yaml"
-    study.write_text(GOOD + "max_failures: 1\n")
+    study.write_text(GOOD_SMALL + "max_failures: 1\n")
     out = tmp_path / "run"
     assert main(["run", str(study), "--out", str(out), "--set", "cosface_scale=1e38"]) == 0
     df = pd.read_csv(out / "results.csv")
@@ -172,7 +172,7 @@ def test_sensitivity_quick_run(sensitivity_run, tmp_path):
     assert points[0] == "base" and len(points) == 8 and len(df) == 16  # shared base + 7 points, x 2 seeds
     assert set(df["status"]) == {"TERMINATED"}
     assert df.loc[df["point"] == "lora_rank=4", "config/lora_rank"].eq(4).all()
-    assert df.loc[df["point"] == "samples_per_identity=50", "config/samples_per_identity"].eq(50).all()
+    assert df.loc[df["point"] == "samples_per_identity=20", "config/samples_per_identity"].eq(20).all()
     assert list(meta["axes"]) == [
         "lora_rank",
         "num_domains",
@@ -307,6 +307,30 @@ def test_search_quick_run(search_run, tmp_path):
     assert "Chosen on: val/cross_domain/acc" in (search_run / "report" / "top_k.md").read_text()
     _compiles([search_run / "report" / "top_k.tex"], tmp_path)
     assert "Trials stopped early or failed" in (search_run / "report" / "index.html").read_text()
+
+
+def test_lora_rank_keeps_its_type_from_the_spec_to_the_latex_table(search_run):
+    """One key walked end to end: parsed once (the spec's space, when the spec is validated),
+    validated once per trial (its config), an integer in configs.json, an Int64 column
+    wherever the run is read (reports and the API alike), an integer in the LaTeX table."""
+    from orchestrator.plan import compile_search
+    from orchestrator.studies import load_study
+    from reports.rundir.files import read_run
+
+    spec = load_study("search")[0]
+    (rank,) = [p for p in spec.space.params if p.name == "lora_rank"]
+    assert rank.values == (4, 8, 16, 32) and compile_search(spec, quick=True).params[1] is rank  # not parsed again
+    configs = json.loads((search_run / "configs.json").read_text())
+    assert {type(c["lora_rank"]) for c in configs.values()} == {int}
+    df, _ = read_run(search_run)
+    assert str(df["config/lora_rank"].dtype) == "Int64"
+    lines = (search_run / "report" / "top_k.tex").read_text().splitlines()
+    header = next(ln for ln in lines if ln.startswith("rank & trial"))
+    column = [c.strip() for c in header.rstrip("\\ ").split("&")].index("lora\\_rank")
+    rows = [ln for ln in lines if ln.split("&")[0].strip().isdigit()]
+    cells = [ln.rstrip("\\ ").split("&")[column].strip() for ln in rows]
+    top = df[df["status"] == "TERMINATED"].sort_values("val/cross_domain/acc", ascending=False).head(len(rows))
+    assert cells == [str(int(v)) for v in top["config/lora_rank"]] and all(c.isdigit() for c in cells)
 
 
 def test_the_sampler_is_told_which_trials_were_stopped(search_run):

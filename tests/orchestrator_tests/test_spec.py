@@ -28,6 +28,11 @@ variants:
   a: {adaptation: lora}
   b: {adaptation: none}
 """
+#: GOOD on tiny data (24 adaptation identities x 2 images per domain, no flip test), for the
+#: tests that run it: what they check does not depend on the data's size.
+GOOD_SMALL = GOOD.replace(
+    "base: {epochs: 1}", "base: {epochs: 1, synth_train_identities: 24, synth_train_images: 2, flip_test: false}"
+)
 
 
 @pytest.mark.parametrize("name", sorted(search_spaces.shipped()))
@@ -254,7 +259,7 @@ def test_sensitivity_points_share_the_base(tmp_path):
             ("lora_rank: [4, 8, 16]", "lora_rank: [4, 8, -1]"),
             "point 'lora_rank=-1': lora_rank: Input should be greater than 0",
         ),
-        (("kind: sensitivity", "kind: sweep"), "kind: expected one of ablation, sensitivity"),
+        (("kind: sensitivity", "kind: sweep"), "kind: expected one of ablation, search, sensitivity"),
         (
             ("lora_rank: [4, 8, 16]", "lora_rank: [4, 8, 16]\n  depth: [1, 2]"),
             "axis 'depth' names depth, not a key of trainable",

@@ -1,4 +1,6 @@
-"""Figure contents: the plotted numbers are the per-point means and t intervals."""
+"""Figure contents. Each figure is computed as a small data object first (``*_info``, as
+Optuna's ``_get_slice_plot_info``) and drawn from it: the tests check the numbers there,
+against their definitions, and that the drawing shows exactly those numbers."""
 
 from __future__ import annotations
 
@@ -7,7 +9,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports.plots import _log_axis, mean_ci, sensitivity_figure
+from reports.plots import (
+    _log_axis,
+    mean_ci,
+    parallel_coordinates_figure,
+    parallel_info,
+    sensitivity_figure,
+    sensitivity_info,
+)
 
 M = "eval/x/acc"
 
@@ -42,7 +51,13 @@ def test_line_figure_plots_means_and_band():
         {"point": "base", "values": {"r": 8}, "base": True},
         {"point": "r=32", "values": {"r": 32}, "base": False},
     ]
-    fig = sensitivity_figure(df, "r", points, M)
+    info = sensitivity_info(df, "r", points, M)
+    assert [(p.point, p.base, p.n) for p in info.points] == [("r=2", False, 2), ("base", True, 2), ("r=32", False, 2)]
+    for p, v in zip(info.points, ([0.60, 0.64], [0.70, 0.72], [0.80, 0.81])):
+        ref = stats.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=stats.sem(v))
+        assert (p.mean, p.lo, p.hi) == (pytest.approx(np.mean(v)), pytest.approx(ref[0]), pytest.approx(ref[1]))
+    assert info.x == [2, 8, 32] and info.log_axis and not info.categorical and info.z is None
+    fig = sensitivity_figure(info)
     band, mean, base = fig.data
     assert list(mean.x) == [2, 8, 32] and list(mean.y) == pytest.approx([0.62, 0.71, 0.805])
     lo = [mean_ci(np.array(v))[1] for v in ([0.60, 0.64], [0.70, 0.72], [0.80, 0.81])]
@@ -58,6 +73,47 @@ def test_grid_figure_is_a_heatmap_of_means():
         {"point": "a=2,b=1", "values": {"a": 2, "b": 1}, "base": False},
         {"point": "a=2,b=2", "values": {"a": 2, "b": 2}, "base": False},
     ]
-    heat = sensitivity_figure(df, "ab", points, M).data[0]
+    info = sensitivity_info(df, "ab", points, M)
+    assert info.ys == [1, 2] and info.xs == [1, 2] and info.keys == ["a", "b"]
+    heat = sensitivity_figure(info).data[0]
     assert np.allclose(np.asarray(heat.z), [[0.7, 0.7], [0.5, 0.8]])  # rows a, columns b
     assert heat.text[0][0] == "0.700*"
+
+
+def test_a_categorical_axis_keeps_its_order_and_no_log():
+    df = _df({"base": [0.7, 0.7], "h=supcon": [0.6, 0.8]})
+    points = [
+        {"point": "base", "values": {"h": "linear"}, "base": True},
+        {"point": "h=supcon", "values": {"h": "supcon"}, "base": False},
+    ]
+    info = sensitivity_info(df, "h", points, M)
+    assert info.x == ["linear", "supcon"] and info.categorical and not info.log_axis
+    assert sensitivity_figure(info).layout.xaxis.type == "category"
+
+
+def test_parallel_info_puts_log_keys_on_log10_and_choices_on_their_index():
+    from reports.rundir.space import parse_space
+
+    params = parse_space(
+        {"lr": {"loguniform": [1e-4, 1e-2]}, "rank": {"choice": [4, 8, 16]}, "loss": {"choice": ["ce", "supcon"]}}
+    )
+    df = pd.DataFrame(
+        {
+            "status": ["TERMINATED", "TERMINATED", "STOPPED"],
+            M: [0.7, 0.9, 0.95],
+            "config/lr": [1e-3, 1e-2, 1e-4],
+            "config/rank": pd.array([8, 16, 4]),
+            "config/loss": ["supcon", "ce", "ce"],
+        }
+    )
+    info = parallel_info(df, params, M)
+    lr, rank, loss, metric = info.dims
+    assert lr["label"] == "log10 lr" and list(lr["values"]) == pytest.approx([-3.0, -2.0]) and lr["range"] == [-4, -2]
+    assert list(rank["values"]) == [8.0, 16.0] and rank["range"] == [4, 16]  # an Int64 column, as read_run types it
+    assert loss["values"] == [1, 0] and loss["ticktext"] == ["ce", "supcon"]
+    assert list(metric["values"]) == [0.7, 0.9] and info.n == 2  # the stopped trial is not drawn
+    assert (info.cmin, info.cmax) == (0.7, 0.9)
+    drawn = parallel_coordinates_figure(info).data[0]
+    assert [d.label for d in drawn.dimensions] == ["log10 lr", "rank", "loss", "eval x acc"] or len(
+        drawn.dimensions
+    ) == 4

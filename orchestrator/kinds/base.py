@@ -1,0 +1,172 @@
+"""What a study kind is: one object that says how its spec compiles into trials, which
+column groups its trials, what ``run.json`` records of it, how its trials start and how a
+stopped run of it resumes. ``run``, ``start`` and ``resume`` are written once, here; a kind
+fills in the steps that differ (``compile`` ... ``progress``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from orchestrator.errors import UserError
+from orchestrator.launch import (
+    RunOptions,
+    check_options,
+    note_resume,
+    prepare_shared,
+    ray_trials,
+    tune_state,
+    write_run_info,
+)
+from orchestrator.plan import TrialPlan, resolve_trainable
+from orchestrator.spec import StudyBase
+from reports.rundir.names import SPEC_FILE, TUNE_DIR
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What starting or resuming trials needs besides the kind and its compiled study."""
+
+    run_dir: Path
+    spec: StudyBase
+    entry: Any
+    """The trainable's registry entry (``trainables.TrainableEntry``)."""
+    opts: RunOptions
+    cpus: float
+    gpus: float
+    log: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a stopped run stands: ``table`` to go on with (None: none), how many trials
+    ended out of how many the study has, and whether any trial ever started."""
+
+    table: Any
+    ended: int
+    total: int
+    started: bool
+
+
+class StudyKind:
+    """One study kind. Subclasses set the class attributes and fill in the steps."""
+
+    name: ClassVar[str]
+    """The spec's ``kind``."""
+    spec_model: ClassVar[type[StudyBase]]
+    """The pydantic model of its spec (``StudyBase`` plus the kind's own fields)."""
+    group_column: ClassVar[str] = "variant"
+    """The column of ``results.csv`` that groups its trials (recorded in ``run.json``)."""
+
+    # ---------------------------------------------------------------- the steps a kind fills in
+    def compile(self, spec: StudyBase, opts: RunOptions, log: Callable[[str], None]) -> Any:
+        """The study compiled (validated trial configs, or a search plan); UserError if bad."""
+        raise NotImplementedError
+
+    def prepared(self, compiled: Any) -> list[TrialPlan]:
+        """The trials whose configs the trainable prepares for before any trial runs."""
+        raise NotImplementedError
+
+    def facts(self, spec: StudyBase, compiled: Any, opts: RunOptions) -> dict[str, Any]:
+        """What ``run.json`` records of this kind, besides what every run records."""
+        return {"group_column": self.group_column}
+
+    def announce(self, spec: StudyBase, compiled: Any, opts: RunOptions) -> str:
+        """The line that opens the run's log (what runs, how many trials)."""
+        raise NotImplementedError
+
+    def new_table(self, launch: Launch, compiled: Any, provenance: Any) -> Any:
+        """A fresh ``results.csv`` for the trials about to start (written at once)."""
+        raise NotImplementedError
+
+    def provenance(self, shared: dict[int, dict[str, str]]) -> Any:
+        """What ``prepare_shared`` returned, as ``new_table`` and ``execute`` take it."""
+        return shared
+
+    def execute(self, launch: Launch, compiled: Any, table: Any, provenance: Any, *, restore: bool) -> None:
+        """Run the trials on Tune (``restore``: go on from Tune's experiment state)."""
+        raise NotImplementedError
+
+    def progress(self, launch: Launch, compiled: Any, meta: dict[str, Any], has_table: bool) -> Progress:
+        """Where a stopped run of this kind stands (its ``results.csv`` read back)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- written once for every kind
+    def run(
+        self, spec: StudyBase, text: str, opts: RunOptions, log: Callable[[str], None], info: dict | None = None
+    ) -> Path:
+        """``run``: compile and check everything, make the run directory, record the study,
+        prepare what the trials share, start them; ``info`` adds to (and overrides) run.json."""
+        from orchestrator.run_dirs import default_run_dir, prepare_run_dir
+
+        entry = resolve_trainable(spec)
+        compiled = self.compile(spec, opts, log)
+        cpus, gpus = check_options(opts, spec)
+        new = prepare_run_dir(
+            Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick), default=opts.out is None
+        )
+        launch = Launch(new.path, spec, entry, opts, cpus, gpus, log)
+        try:
+            (new.path / SPEC_FILE).write_text(text)
+            facts = {**self.facts(spec, compiled, opts), **(info or {})}
+            write_run_info(new.path, spec, self.prepared(compiled), opts, cpus=cpus, gpus=gpus, extra=facts)
+            log(self.announce(spec, compiled, opts) + f"; run directory {new.path}")
+            shared = prepare_shared(entry, self.prepared(compiled), new.path, what=spec.unit, log=log)
+        except UserError:
+            new.discard()  # nothing was computed yet: leave no half-made run directory behind
+            raise
+        return self.start(launch, compiled, self.provenance(shared))
+
+    def start(self, launch: Launch, compiled: Any, provenance: Any) -> Path:
+        """A fresh table, every trial from its start, then the report."""
+        table = self.new_table(launch, compiled, provenance)
+        with ray_trials(launch.opts, launch.cpus, launch.gpus, launch.run_dir, launch.log):
+            self.execute(launch, compiled, table, provenance, restore=False)
+        return _report(launch)
+
+    def resume(self, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, *, has_table: bool, log):
+        """``resume``: a run stopped before any trial ran starts its trials; one stopped
+        midway goes on from Tune's experiment state (finished trials stay as they are,
+        unfinished ones continue from their last checkpoint); a finished one gets its
+        report rebuilt."""
+        compiled = self.compile(spec, opts, lambda _: None)
+        cpus, gpus = check_options(opts, spec)
+        launch = Launch(run_dir, spec, resolve_trainable(spec), opts, cpus, gpus, log)
+        where = f"{spec.name!r} in {run_dir}"
+        state = self.progress(launch, compiled, meta, has_table)
+        if not state.started and (state.table is None or not tune_state(run_dir)):
+            # stopped while preparing or before Tune began: nothing ran, so the trials start now
+            note_resume(run_dir, meta, state.total)
+            log(f"Resuming {where}: it stopped before any trial ran; starting its {state.total} trials")
+            shared = prepare_shared(launch.entry, self.prepared(compiled), run_dir, what=spec.unit, log=log)
+            return self.start(launch, compiled, self.provenance(shared))
+        if state.ended < state.total:
+            if not tune_state(run_dir):
+                raise UserError(f"{run_dir}: Tune's experiment state ({TUNE_DIR}/) is missing; nothing to resume from")
+            note_resume(run_dir, meta, state.total - state.ended)
+            log(f"Resuming {where}: {state.ended} of {state.total} trials ended, {state.total - state.ended} to go")
+            with ray_trials(opts, cpus, gpus, run_dir, log):
+                self.execute(launch, compiled, state.table, {}, restore=True)
+        else:
+            log(f"{run_dir}: every trial has ended; rebuilding the report")
+        return _report(launch)
+
+
+#: Every registered study kind by name (each module of ``orchestrator.kinds`` registers its own).
+KINDS: dict[str, StudyKind] = {}
+
+
+def register_kind(kind: StudyKind) -> StudyKind:
+    if kind.name in KINDS:
+        raise ValueError(f"study kind {kind.name!r} is registered twice")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def _report(launch: Launch) -> Path:
+    from reports import build_report
+
+    index = build_report(launch.run_dir)
+    launch.log(f"Report: {index}")
+    return launch.run_dir

@@ -1,0 +1,195 @@
+"""What every study kind's start and resume share: the run's options and their checks, a
+Ray session for the trials, the trainable's shared preparation, ``run.json``."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from orchestrator.errors import UserError
+from orchestrator.plan import TrialPlan, resolve_trainable
+from orchestrator.provenance import run_provenance
+from orchestrator.spec import StudySpec
+from reports.rundir.files import write_checked
+from reports.rundir.names import RUN_FILE, TUNE_DIR
+from trainables.errors import TrainableInputError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Command-line options of ``run`` (see ``cli.py`` for their help)."""
+
+    study: str
+    out: Path | None = None
+    quick: bool = False
+    set: list[str] = field(default_factory=list)
+    address: str | None = None
+    gpus_per_trial: float | None = None
+    cpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    dashboard_host: str = "127.0.0.1"
+    from_dir: Path | None = None
+    """``run confirm`` only: the finished search to confirm."""
+    top_k: int | None = None
+    """``run confirm`` only: rerun this many of the search's best configs (default: the spec's)."""
+    seeds: list[int] | None = None
+    """``run confirm`` only: the seeds of the reruns (default: the spec's)."""
+
+
+def check_address(address: str | None, timeout: float = 3.0) -> None:
+    """Refuse, in one line and within ``timeout`` seconds, a cluster address where nothing
+    listens: a plain TCP connect to exactly the host and port given, before Ray is handed the
+    address (Ray retries for minutes, and may rewrite a loopback address to this machine's
+    external one and connect there instead)."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--address {address!r}: expected HOST:PORT (e.g. 127.0.0.2:6379, the head's GCS port)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        why = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise UserError(
+            f"--address {address}: nothing answers at {host}:{port} ({why}); start the cluster's head "
+            "there (ray start --head) or give its address"
+        ) from None
+
+
+def check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
+    cpus = spec.resources.cpus_per_trial if opts.cpus_per_trial is None else opts.cpus_per_trial
+    gpus = spec.resources.gpus_per_trial if opts.gpus_per_trial is None else opts.gpus_per_trial
+    if cpus <= 0:
+        raise UserError(f"--cpus-per-trial must be > 0, got {cpus:g}")
+    if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        raise UserError(f"--gpus-per-trial must be a fraction in [0, 1] or a whole number, got {gpus:g}")
+    if opts.max_concurrent is not None and opts.max_concurrent < 1:
+        raise UserError(f"--max-concurrent must be >= 1, got {opts.max_concurrent}")
+    check_address(opts.address)
+    if opts.dashboard_host != "localhost":
+        try:
+            ipaddress.ip_address(opts.dashboard_host)
+        except ValueError:
+            raise UserError(
+                f"--dashboard-host {opts.dashboard_host!r}: expected an IP address "
+                f"such as 127.0.0.1 (the default) or 0.0.0.0"
+            ) from None
+    if gpus > 0 and not (opts.address or os.environ.get("RAY_ADDRESS")):
+        import torch
+
+        available = torch.cuda.device_count()
+        if available == 0 or gpus > available:
+            raise UserError(
+                f"--gpus-per-trial {gpus:g} asks for a GPU, but this machine has "
+                f"{available} (use --gpus-per-trial 0 or --address a cluster with GPUs)"
+            )
+    return cpus, gpus
+
+
+@contextmanager
+def ray_trials(opts: RunOptions, cpus: float, gpus: float, run_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """A Ray session with room for one trial's resources, whose nodes all see the run
+    directory and the data cache; logs how long the trials took."""
+    from orchestrator.ray_runtime import check_shared_paths, ray_session
+    from trainables.data.synthfaces import default_cache_dir
+
+    with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
+        nodes = check_shared_paths({"run directory": Path(run_dir), "data cache": default_cache_dir()})
+        if nodes > 1:
+            log(f"Ray cluster of {nodes} nodes: each sees the run directory and the data cache")
+        if cpus > ray_info.cpus:
+            raise UserError(f"--cpus-per-trial {cpus:g} exceeds the {ray_info.cpus:g} CPUs of the Ray cluster")
+        if gpus > ray_info.gpus:
+            raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
+        started = time.perf_counter()
+        yield
+        log(f"trials done in {time.perf_counter() - started:.0f} s")
+
+
+def prepare_shared(
+    entry, plans: list[TrialPlan], run_dir: Path, *, what: str = "variant", log: Callable[[str], None] = print
+) -> dict[int, dict[str, str]]:
+    """Call the trainable's ``prepare`` once per distinct config (seeds aside), in this process."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    by_hash: dict[str, dict[str, str]] = {}
+    out: dict[int, dict[str, str]] = {}
+    common = run_provenance()
+    for p in plans:
+        if p.config_hash not in by_hash:
+            try:
+                by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
+            except TrainableInputError as err:
+                raise UserError(f"{what} {p.variant!r}: {err}") from None
+            skipped = int(by_hash[p.config_hash].get("skipped_images") or 0)
+            if skipped:
+                log(
+                    f"{what} {p.variant!r}: skipped {skipped} unreadable training images "
+                    f"(listed in {Path(run_dir) / 'skipped_images.csv'})"
+                )
+        out[p.index] = {**common, **by_hash[p.config_hash]}
+    return out
+
+
+def write_run_info(
+    run_dir: Path,
+    spec: StudySpec,
+    plans: list[TrialPlan],
+    opts: RunOptions,
+    *,
+    cpus: float,
+    gpus: float,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """``run.json``: what the report needs to know about the study, without importing it;
+    ``extra`` holds what the study kind records of itself (``StudyKind.facts``)."""
+    entry = resolve_trainable(spec)
+    info: dict[str, Any] = {
+        "study": spec.name,
+        "kind": spec.kind,
+        "description": spec.description,
+        "trainable": spec.trainable,
+        "metric": spec.metric,
+        "mode": spec.mode,
+        "report_metrics": spec.report_metrics(),
+        "test": spec.report.test,
+        "variants": list(dict.fromkeys(p.variant for p in plans)),
+        "seeds": sorted({p.seed for p in plans}),
+        "quick": opts.quick,
+        "overrides": list(opts.set),
+        "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus},
+        "command": sys.argv,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
+        "max_concurrent": opts.max_concurrent or spec.max_concurrent,
+        # facts the report states, recorded rather than guessed from the files present
+        "synthetic": all(entry.config_cls.model_validate(p.config).synthetic_data for p in plans),
+        # the selection rule (DESIGN.md): what this study chooses by, if anything
+        "recommend": spec.report.recommend,
+        "selects": bool(spec.chooses()),
+    }
+    info.update(extra or {})
+    write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+
+
+def note_resume(run_dir: Path, meta: dict[str, Any], trials_left: int) -> None:
+    meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials_left": trials_left})
+    meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
+    write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
+
+
+def tune_state(run_dir: Path) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve()))

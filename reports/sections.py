@@ -1,0 +1,56 @@
+"""Which report a run gets: one builder per study kind (``ablation``, ``sensitivity``,
+``confirm``, ``search``: ``reports/build.py`` registers them), plus sections a trainable adds
+to every report of its runs (``probe``: the track comparison). A new kind or trainable
+registers its own here instead of a branch in the builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """What every builder gets: the run directory, its results and run.json, the staging
+    folder the report's files go into, whether the data is synthetic and the caption note
+    that says so."""
+
+    run_dir: Path
+    df: pd.DataFrame
+    meta: dict
+    out: Path
+    synthetic: bool
+    note: str
+
+
+#: kind -> builder(report input) -> the page's path.
+KIND_REPORTS: dict[str, Callable[[ReportInput], Path]] = {}
+#: trainable -> section(report input) -> (heading, html), added to each of its runs' reports.
+TRAINABLE_SECTIONS: dict[str, Callable[[ReportInput], tuple[str, str]]] = {}
+
+
+def report_for(kind: str):
+    """Register the report builder of a study kind (a decorator)."""
+
+    def wrap(fn):
+        if kind in KIND_REPORTS:
+            raise ValueError(f"the report of study kind {kind!r} is registered twice")
+        KIND_REPORTS[kind] = fn
+        return fn
+
+    return wrap
+
+
+def section_for(trainable: str):
+    """Register a section a trainable adds to its runs' reports (a decorator)."""
+
+    def wrap(fn):
+        if trainable in TRAINABLE_SECTIONS:
+            raise ValueError(f"the report section of trainable {trainable!r} is registered twice")
+        TRAINABLE_SECTIONS[trainable] = fn
+        return fn
+
+    return wrap
