@@ -174,7 +174,7 @@ def write_run_info(
         "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
         "max_concurrent": opts.max_concurrent or spec.max_concurrent,
         # facts the report states, recorded rather than guessed from the files present
-        "synthetic": all(entry.config_cls.model_validate(p.config).synthetic_data for p in plans),
+        "synthetic": all(getattr(entry.config_cls.model_validate(p.config), "synthetic_data", False) for p in plans),
         # the selection rule (DESIGN.md): what this study chooses by, if anything
         "recommend": spec.report.recommend,
         "selects": bool(spec.chooses()),

@@ -29,8 +29,8 @@ def run_study(opts: RunOptions, log: Callable[[str], None] = print) -> Path:
     if opts.study == CONFIRM:
         from orchestrator.confirm import confirm_study
 
-        spec, text, extra = confirm_study(opts, log)  # an ablation of the search's best configs
-        return kind_of(spec.kind).run(spec, text, opts, log, info=extra)
+        confirm, text, extra = confirm_study(opts, log)  # an ablation of the search's best configs
+        return kind_of(confirm.kind).run(confirm, text, opts, log, info=extra)
     if opts.from_dir is not None:
         raise UserError(f"--from belongs to `run {CONFIRM}` (got study {opts.study!r})")
     spec, text = load_study(opts.study)

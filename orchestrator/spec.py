@@ -116,6 +116,11 @@ class StudyBase(Strict):
     def check_keys(self, known: set[str], *, quick: bool, trainable: str) -> None:
         """Refuse (ValueError) kind-specific keys that name no config key of the trainable."""
 
+    def groups(self, *, quick: bool, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """(group, overrides of the base config) of every group of trials, for a kind whose
+        trials are a fixed grid (``orchestrator.kinds.grid``); a search has none."""
+        raise NotImplementedError(f"a {self.kind} study has no fixed groups of trials")
+
 
 #: Any study kind's spec; the kinds are in ``orchestrator.kinds``.
 StudySpec = StudyBase

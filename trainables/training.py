@@ -104,7 +104,7 @@ def train_epoch(
     weighted by batch size, ``parts()`` naming the loss terms of the step just taken.
     Raises TrialDiverged on a NaN/inf loss (the trial then ends as DIVERGED)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    total, count, sums = 0.0, 0, {}
+    total, count, sums = 0.0, 0, dict[str, float]()
     for n, loss in losses:
         step(loss, optimizer, scheduler, params, max_grad_norm)
         total += loss.item() * n
@@ -192,7 +192,9 @@ def identity_batches(
     per_batch = batch_size // per_identity
     out = []
     while queue:  # fill each batch with groups of distinct identities, deferring repeats to the next
-        batch, seen, skipped = [], set(), []
+        batch: list[int] = []
+        skipped: list[int] = []
+        seen: set = set()
         while queue and len(batch) < per_batch:
             g = queue.popleft()
             (skipped if owner[g] in seen else batch).append(g)

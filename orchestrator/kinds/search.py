@@ -70,7 +70,8 @@ class SearchSpec(StudyBase):
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
     top_k: int = Field(5, gt=0, description="rows of the report's top-k table")
     confirm: ConfirmSpec = Field(default_factory=ConfirmSpec)
-    quick: SearchQuickSpec = Field(default_factory=SearchQuickSpec)
+    # a search's own quick form (samples, scheduler, confirm) in place of the common one
+    quick: SearchQuickSpec = Field(default_factory=SearchQuickSpec)  # type: ignore[assignment]
 
     def chooses(self) -> str:
         return "a search ranks, samples and stops trials by its metric"
