@@ -169,11 +169,17 @@ class PromotionASHA(TrialScheduler):
         self._metric, self._mode, self._time_attr = metric, mode, time_attr
         self._max_t, self._max_concurrent = int(max_t), max_concurrent
         self.rungs = PromotionRungs(milestones(max_t, grace_period, reduction_factor), reduction_factor, mode)
-        self._resume: set[str] = set()  # promoted while waiting: PAUSED until Tune restarts it
+        # promoted while waiting, by trial id -> the rung's iteration: to be restarted by Tune.
+        # It stays here until the trial reports past that rung or ends, not merely while it
+        # reads PAUSED: a trial promoted while its own pause is still in progress (it reads
+        # RUNNING until Tune has saved it) would otherwise be lost, and wait for ever.
+        self._resume: dict[str, int] = {}
         self._seeded = True  # a fresh run has nothing to replay
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if not isinstance(self._resume, dict):  # pickled by an older version (a set, empty as created)
+            self._resume = {}
         self._seeded = False  # unpickled by Tuner.restore: rebuild the rungs before the first decision
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -202,6 +208,8 @@ class PromotionASHA(TrialScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         t = int(result.get(self._time_attr, 0))
+        if self._resume.get(trial.trial_id, t) < t:  # restarted, and past the rung it was promoted from
+            del self._resume[trial.trial_id]
         if t >= self._max_t:
             return TrialScheduler.STOP
         value = result.get(self._metric)
@@ -218,7 +226,7 @@ class PromotionASHA(TrialScheduler):
             limiter.on_pause(trial_id)
         self._update(tune_controller, deciding=trial)  # its slot is free, perhaps for itself
         if trial_id in self._resume:  # promoted after all (the rung closed with it among the best)
-            self._resume.discard(trial_id)
+            del self._resume[trial_id]
             return TrialScheduler.CONTINUE
         if trial_id in r.finished_waiting(self._closed(tune_controller)):
             r.waiting.pop(trial_id)  # the rung is closed and it is not among its best: done
@@ -229,24 +237,25 @@ class PromotionASHA(TrialScheduler):
 
     def on_trial_complete(self, tune_controller, trial, result) -> None:
         self.rungs.waiting.pop(trial.trial_id, None)
-        self._resume.discard(trial.trial_id)
+        self._resume.pop(trial.trial_id, None)
         self._update(tune_controller)
 
     def on_trial_error(self, tune_controller, trial) -> None:
         self.rungs.forget(trial.trial_id)
-        self._resume.discard(trial.trial_id)
+        self._resume.pop(trial.trial_id, None)
         self._update(tune_controller)
 
     def on_trial_remove(self, tune_controller, trial) -> None:
         self.rungs.waiting.pop(trial.trial_id, None)
-        self._resume.discard(trial.trial_id)
+        self._resume.pop(trial.trial_id, None)
 
     def choose_trial_to_run(self, tune_controller) -> Trial | None:
         self._update(tune_controller)
         trials = tune_controller.get_trials()
-        self._resume = {t.trial_id for t in trials if t.trial_id in self._resume and t.status == Trial.PAUSED}
+        alive = {t.trial_id for t in trials if t.status in (Trial.PAUSED, Trial.RUNNING, Trial.PENDING)}
+        self._resume = {t: m for t, m in self._resume.items() if t in alive}
         for trial in trials:  # promotions before new configurations
-            if trial.trial_id in self._resume:
+            if trial.trial_id in self._resume and trial.status == Trial.PAUSED:
                 return trial
         for trial in trials:
             if trial.status == Trial.PENDING:
@@ -293,8 +302,9 @@ class PromotionASHA(TrialScheduler):
                         break
             if chosen is None:
                 break
-            r.decide(chosen, r.waiting[chosen], True)
-            self._resume.add(chosen)
+            k = r.waiting[chosen]
+            r.decide(chosen, k, True)
+            self._resume[chosen] = r.milestones[k]
             limiter = _limiter(tune_controller)
             if limiter is not None:
                 limiter.on_unpause(chosen)

@@ -213,3 +213,50 @@ def test_resume_rebuilds_the_rungs_and_keeps_waiting_trials_waiting(tmp_path):
     older = _Trial("id_b", 1)
     again.on_trial_add(controller, older)
     assert older.status == "PENDING" and "id_b" not in again.rungs.waiting and "id_b" not in limiter.paused
+
+
+class _Controller:
+    """What PromotionASHA reads of Tune's controller: the trials, whether the searcher is
+    done, and ``stop_trial``."""
+
+    def __init__(self, trials, finished: bool) -> None:
+        self.trials, self.finished, self.stopped = trials, finished, []
+        self.search_alg = self
+
+    def get_trials(self):
+        return self.trials
+
+    def is_finished(self) -> bool:
+        return self.finished
+
+    def stop_trial(self, trial) -> None:
+        self.stopped.append(trial.trial_id)
+        trial.status = "TERMINATED"
+
+
+def test_a_trial_promoted_while_its_pause_is_in_progress_is_restarted(tmp_path):
+    """Found hanging a search: a waits at rung 1 (Tune pauses it, which takes a moment: it
+    reads RUNNING until saved); b's result closes the rung and promotes a meanwhile. Once a
+    reads PAUSED, the scheduler must hand it back to Tune; the first version had forgotten
+    the promotion (it kept only promoted trials reading PAUSED), so a waited for ever and
+    the search never ended."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from orchestrator.asha import PromotionASHA
+
+    a, b = _Trial("a", 0), _Trial("b", 0)
+    a.status = b.status = "RUNNING"
+    tune = _Controller([a, b], finished=True)  # both samples drawn
+    asha = PromotionASHA(
+        tmp_path, metric="m", mode="max", max_t=2, grace_period=1, reduction_factor=2, max_concurrent=2
+    )
+    assert asha.on_trial_result(tune, a, {"training_iteration": 1, "m": 0.9}) == TrialScheduler.PAUSE  # floor(1/2) = 0
+    assert (
+        asha.on_trial_result(tune, b, {"training_iteration": 1, "m": 0.5}) == TrialScheduler.STOP
+    )  # closed: a goes on
+    assert asha.choose_trial_to_run(tune) is None  # a's pause is not done yet: nothing to restart
+    a.status = "PAUSED"
+    assert asha.choose_trial_to_run(tune) is a
+    a.status = "RUNNING"  # Tune restarted it from its checkpoint
+    assert asha.on_trial_result(tune, a, {"training_iteration": 2, "m": 0.95}) == TrialScheduler.STOP  # max_t
+    assert asha._resume == {}
