@@ -18,6 +18,14 @@ def marker(p: float | None) -> str:
     return ""
 
 
+def setting(v) -> object:
+    """A config value as a table shows it: a list (LoRA targets, encoders) as ``a + b``,
+    anything else as it is (``typed_configs`` keeps lists as lists)."""
+    if isinstance(v, (list, tuple)):
+        return " + ".join(str(x) for x in v)
+    return v
+
+
 def num(x: float | None, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports._format import metric_label
+from reports._format import metric_label, setting
 from reports.ablation import COMPLETED
 from reports.latex import frame_latex
 from reports.markdown import frame_markdown
@@ -32,6 +32,9 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
         .head(k)
         .rename(columns={c: c.removeprefix("config/") for c in cols if c.removeprefix("config/") not in taken})
     )
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(setting)  # a searched list (LoRA targets) as one readable cell
     out.insert(0, "rank", range(1, len(out) + 1))
     return out.reset_index(drop=True)
 

@@ -200,7 +200,9 @@ def _config_row(r: pd.Series) -> dict[str, Any]:
     """The row's config values by key (for evaluating ``when`` conditions on keys outside the space)."""
     out = {}
     for col, v in r.items():
-        if isinstance(col, str) and col.startswith("config/") and pd.notna(v):
+        if isinstance(col, str) and col.startswith("config/") and isinstance(v, (list, tuple, dict)):
+            out[col.removeprefix("config/")] = v  # typed from configs.json: a list stays a list
+        elif isinstance(col, str) and col.startswith("config/") and pd.notna(v):
             f = _float(v)
             out[col.removeprefix("config/")] = f if f is not None and not isinstance(v, str) else v
     return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reports._format import setting
 from reports.ablation import COMPLETED
 
 METRICS = {
@@ -21,7 +22,9 @@ TRIAL_FILES = "tune"
 
 
 def _text(v) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).replace("+", " + ")
+    if isinstance(v, (list, tuple)):  # typed from configs.json
+        return setting(v)
+    return "" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v).replace("+", " + ")
 
 
 def trial_dir(run_dir: Path, study: str, trial_name: str) -> Path:
