@@ -19,6 +19,8 @@ from reports._format import metric_label
 from reports.ablation import COMPLETED
 
 FIGURE_WIDTH, FIGURE_HEIGHT = 640, 420
+#: Set to 0 to write the interactive figures only (no PDF or PNG: quicker; Chromium unused).
+STATIC_ENV = "ORCHESTRATOR_STATIC_FIGURES"
 
 
 @dataclass
@@ -195,10 +197,18 @@ def write_figure(fig, out_dir: Path, stem: str, figures: Figures, *, title: str)
 def export_static(figures: Figures) -> Figures:
     """PDF and PNG of every pending figure, in one browser session (``plotly.io.write_images``:
     Chromium starts once, not once per file); a failure is kept in ``static_error``."""
+    import os
+
     import plotly.io as pio
 
     pending, figures.pending = figures.pending, []
     if not pending:
+        return figures
+    if os.environ.get(STATIC_ENV, "1").strip() == "0":
+        figures.static_error = (
+            f"static export (PDF, PNG) skipped: {STATIC_ENV}=0; run `python -m orchestrator report DIR` "
+            "without it for the files a paper needs"
+        )
         return figures
     figs = [f for f, _ in pending for _ in (0, 1)]
     files = [stem.with_suffix(x) for _, stem in pending for x in (".pdf", ".png")]

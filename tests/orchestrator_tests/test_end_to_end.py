@@ -5,6 +5,7 @@ tables that compile with pdflatex."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -148,11 +149,12 @@ def test_a_diverged_trial_is_not_retried(ray_local, tmp_path):
     from tests.orchestrator_tests.test_spec import GOOD_SMALL
 
     study = tmp_path / "tiny.yaml"
-    study.write_text(GOOD_SMALL + "max_failures: 1\n")
+    one_trial = GOOD_SMALL.replace("seeds: [0, 1]", "seeds: [0]").replace("  b: {adaptation: none}\n", "")
+    study.write_text(one_trial + "max_failures: 1\n")
     out = tmp_path / "run"
     assert main(["run", str(study), "--out", str(out), "--set", "cosface_scale=1e38"]) == 0
     df = pd.read_csv(out / "results.csv")
-    assert set(df["status"]) == {"DIVERGED"}
+    assert len(df) == 1 and set(df["status"]) == {"DIVERGED"}
     assert set(df["error"]) == {"diverged: loss is inf (not retried: it diverged before)"}
 
 
@@ -401,7 +403,8 @@ def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
 
 
 def test_search_report_rebuilds_without_ray(search_run, tmp_path):
-    """`report DIR` on a copy without Tune's files, in a process where Ray cannot be imported."""
+    """`report DIR` on a copy without Tune's files, in a process where Ray cannot be imported;
+    with ORCHESTRATOR_STATIC_FIGURES=0 the figures are interactive only, and the page says so."""
     import sys
 
     import optuna
@@ -412,10 +415,18 @@ def test_search_report_rebuilds_without_ray(search_run, tmp_path):
         "import sys; sys.modules['ray'] = None; from orchestrator.cli import main; "
         f"sys.exit(main(['report', {str(copy)!r}]))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "ORCHESTRATOR_STATIC_FIGURES": "0"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("top_k.csv", "top_k.tex"):
         assert (copy / "report" / name).read_text() == (search_run / "report" / name).read_text()
+    figures = sorted(p.name for p in (copy / "report").glob("fig_*"))
+    assert figures and all(f.endswith(".html") for f in figures)  # the full run has their PDF and PNG
+    assert (search_run / "report" / figures[0]).with_suffix(".pdf").is_file()
+    assert (
+        "static export (PDF, PNG) skipped: ORCHESTRATOR_STATIC_FIGURES=0"
+        in (copy / "report" / "index.html").read_text()
+    )
     trials = [
         optuna.load_study(study_name="search", storage=f"sqlite:///{d / 'report' / 'optuna.db'}").trials
         for d in (search_run, copy)
