@@ -11,7 +11,11 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-compile -e '.[test]'
+	@# pip compiles the installed modules on one core; compileall uses every core (the CUDA
+	@# build of torch brings GBs). A file some package ships for another Python fails to
+	@# compile, as it would under pip: that is not an install failure.
+	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -174,12 +174,16 @@ class PromotionASHA(TrialScheduler):
         # reads PAUSED: a trial promoted while its own pause is still in progress (it reads
         # RUNNING until Tune has saved it) would otherwise be lost, and wait for ever.
         self._resume: dict[str, int] = {}
+        # resume: trials results.csv has as STOPPED (ended at a rung) that Tune's last saved
+        # state still held as waiting there; Tune requeues them, and they end again, untrained
+        self._stop_now: set[str] = set()
         self._seeded = True  # a fresh run has nothing to replay
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if not isinstance(self._resume, dict):  # pickled by an older version (a set, empty as created)
             self._resume = {}
+        self._stop_now = set()
         self._seeded = False  # unpickled by Tuner.restore: rebuild the rungs before the first decision
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -195,6 +199,9 @@ class PromotionASHA(TrialScheduler):
             limiter = _limiter(tune_controller)
             if limiter is not None:
                 limiter.paused = set(r.waiting)
+        if trial.trial_id in self._stop_now and trial.status in (Trial.PENDING, Trial.PAUSED):
+            trial.set_status(Trial.PAUSED)  # never started again: ``_update`` ends it
+            return
         if trial.trial_id in r.waiting and trial.status == Trial.PENDING:
             # requeued by ``resume``: Tune would start it; it goes on only when promoted
             iteration = int((trial.last_result or {}).get(self._time_attr, 0))
@@ -313,6 +320,10 @@ class PromotionASHA(TrialScheduler):
             if trial_id in by_id:
                 r.waiting.pop(trial_id)
                 tune_controller.stop_trial(by_id[trial_id])
+        for trial_id in sorted(self._stop_now & set(by_id)):
+            self._stop_now.discard(trial_id)
+            if by_id[trial_id].status == Trial.PAUSED:
+                tune_controller.stop_trial(by_id[trial_id])  # its row stays as results.csv has it
 
     # -- resume ------------------------------------------------------------------------------
 
@@ -322,13 +333,14 @@ class PromotionASHA(TrialScheduler):
         import pandas as pd
 
         from reports.rundir.files import read_results
-        from reports.rundir.names import CURVES_FILE, RESULTS_FILE, UNFINISHED
+        from reports.rundir.names import CURVES_FILE, RESULTS_FILE, STOPPED, UNFINISHED
 
         results, curves = self._run_dir / RESULTS_FILE, self._run_dir / CURVES_FILE
         if not results.is_file() or not curves.is_file():
             return
         rows = read_results(self._run_dir)
         rows = rows[rows["trial_id"] != ""].set_index("trial_name")
+        self._stop_now = set(rows.loc[rows["status"] == STOPPED, "trial_id"])
         df = pd.read_csv(curves)
         df = df[df["key"] == self._metric].sort_values("iteration", kind="stable")
         r = self.rungs

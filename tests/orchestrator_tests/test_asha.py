@@ -260,3 +260,40 @@ def test_a_trial_promoted_while_its_pause_is_in_progress_is_restarted(tmp_path):
     a.status = "RUNNING"  # Tune restarted it from its checkpoint
     assert asha.on_trial_result(tune, a, {"training_iteration": 2, "m": 0.95}) == TrialScheduler.STOP  # max_t
     assert asha._resume == {}
+
+
+def test_a_trial_stopped_at_a_rung_is_not_trained_again_on_resume(tmp_path):
+    """Found in a search resumed after SIGKILL: results.csv had d STOPPED at rung 1 (the rung
+    had closed without it), but Tune's last saved state still had d waiting there, so Tune
+    requeued it and, unknown to the rungs, it trained on to max_t and replaced its row. It
+    must end again untrained: held PAUSED, then stopped through Tune (which closes it in the
+    searcher and the callbacks), never chosen to run."""
+    import pickle
+
+    import pandas as pd
+
+    from orchestrator.asha import PromotionASHA
+
+    pd.DataFrame(
+        [
+            {"trial_name": "a", "trial_id": "id_a", "seed": 0, "status": "TERMINATED", "iterations": 2},
+            {"trial_name": "d", "trial_id": "id_d", "seed": 0, "status": "STOPPED", "iterations": 1},
+        ]
+    ).to_csv(tmp_path / "results.csv", index=False)
+    pd.DataFrame(
+        [
+            {"trial_name": "a", "iteration": 1, "key": "m", "value": 0.9},
+            {"trial_name": "a", "iteration": 2, "key": "m", "value": 0.95},
+            {"trial_name": "d", "iteration": 1, "key": "m", "value": 0.4},
+        ]
+    ).to_csv(tmp_path / "curves.csv", index=False)
+    created = PromotionASHA(
+        tmp_path, metric="m", mode="max", max_t=2, grace_period=1, reduction_factor=2, max_concurrent=1
+    )
+    scheduler = pickle.loads(pickle.dumps(created))  # as Tuner.restore has it
+    d = _Trial("id_d", 1)  # requeued PENDING from its rung-1 checkpoint
+    tune = _Controller([d], finished=True)
+    scheduler.on_trial_add(tune, d)
+    assert d.status == "PAUSED" and "id_d" not in scheduler.rungs.waiting
+    assert scheduler.choose_trial_to_run(tune) is None
+    assert tune.stopped == ["id_d"] and d.status == "TERMINATED"
