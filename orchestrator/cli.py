@@ -109,6 +109,26 @@ class Report(Command):
         return 0
 
 
+class Plan(Command):
+    name, help = "plan", "what a finished (pilot) run could detect, and the seeds needed to detect a given effect"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", type=Path, help="a finished run directory")
+        parser.add_argument(
+            "--effect",
+            type=float,
+            help="the smallest difference in the study metric that matters (default: the spec's report.min_effect)",
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from reports.plan import plan_text
+
+        if args.effect is not None and not args.effect > 0:
+            raise UserError(f"--effect {args.effect:g}: expected a positive difference such as 0.005")
+        print(plan_text(args.dir, effect=args.effect), end="")
+        return 0
+
+
 class Resume(Command):
     name, help = (
         "resume",
@@ -175,7 +195,7 @@ class ExportSynthfaces(Command):
         return 0
 
 
-COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Resume(), Status(), Report(), ExportSynthfaces())
+COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Resume(), Status(), Report(), Plan(), ExportSynthfaces())
 
 
 class _Parser(argparse.ArgumentParser):

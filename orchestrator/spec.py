@@ -74,6 +74,29 @@ class ReportSpec(Strict):
     test: Literal["auto", "paired_t", "welch", "wilcoxon"] = Field(
         "auto", description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's"
     )
+    family: Literal["primary", "per_metric", "table"] = Field(
+        "primary",
+        description="the comparisons Holm's adjustment runs over: primary (the study metric's "
+        "comparisons; each other metric is a secondary family of its own), per_metric (every metric "
+        "its own family) or table (every comparison of the table together)",
+    )
+    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise error rate of stars, intervals and power")
+    min_effect: float | None = Field(
+        None,
+        gt=0,
+        description="the smallest difference in the study metric that matters (e.g. 0.005): the "
+        "report says how many seeds would detect it",
+    )
+    label: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="prefix of every LaTeX label (default: the run directory's name), so that two "
+        "runs' tables can go into one paper",
+    )
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="how rows are shown in tables and figures, e.g. {da_lora: 'DA-LoRA (full)'}",
+    )
     recommend: bool = Field(
         True,
         description="sensitivity studies: mark the points not significantly worse than "
@@ -84,6 +107,7 @@ class ReportSpec(Strict):
 
 class StudyBase(Strict):
     name: str = Field(pattern=NAME_PATTERN)
+    title: str = Field("", description="what the study shows, for captions (default: its kind)")
     description: str = ""
     trainable: str
     metric: str = Field(description="the metric that ranks variants, e.g. eval/cross_domain/acc")

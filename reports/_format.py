@@ -67,6 +67,34 @@ def effect(value: float | None, name: str) -> str:
     return f"{name}={num(value, 2)}"
 
 
+def family_sentence(table) -> str:
+    """Which comparisons each adjusted p (and star) is adjusted over, in words."""
+    if table.family_rule == "table":
+        return f"p Holm-adjusted over all {table.families.get('table', 0)} comparisons of the table"
+    sizes = sorted(set(table.families.values()))
+    if not sizes:  # the reference alone: nothing is compared
+        return "p: no comparison (the table has the reference only)"
+    each = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
+    if table.family_rule == "per_metric":
+        return f"p Holm-adjusted within each metric's comparisons with the reference ({each} each)"
+    secondary = [m for m in table.metrics if m != table.primary]
+    return (
+        f"p Holm-adjusted within each metric's comparisons with the reference: "
+        f"{metric_label(table.primary)} is the primary family ({table.families.get(table.primary, 0)} comparisons)"
+        + ("; the other metrics are secondary, each adjusted over its own comparisons" if secondary else "")
+    )
+
+
+def interval_sentence(table) -> str:
+    """What the interval next to each difference is."""
+    level = f"{1 - table.alpha:.0%}"
+    return (
+        f"[{level} simultaneous CI]: the t interval at 1 - {table.alpha:g}/m for the m comparisons of its "
+        f"family (Bonferroni; the unadjusted 95% interval is in the CSV). Holm's p is never less powerful "
+        f"than Bonferroni, so p < {table.alpha:g} may come with an interval that touches 0"
+    )
+
+
 def difference_caption(table) -> str:
     """The sentence under every rendering of a comparison table (what the numbers are)."""
     what = "mean paired difference" if table.effect_name == "d_z" else "difference of means"
@@ -76,8 +104,9 @@ def difference_caption(table) -> str:
         else "Cohen's d (difference / pooled sd)"
     )
     return (
-        f"Δ: {what} to {table.labels.get(table.reference, table.reference)}, with its 95% confidence interval (not adjusted for multiplicity); p: {table.test}, "
-        f"Holm-adjusted over {table.comparisons} comparisons; effect size: {es}; best mean in bold; {LEGEND}."
+        f"Δ: {what} to {table.shown(table.reference)}; {interval_sentence(table)}; "
+        f"p: {table.test}, {family_sentence(table)}; effect size: {es}; "
+        f"MDE: the smallest difference detected with 80% power at {table.alpha:g}/m, two-sided; best mean in bold; {LEGEND}."
         + (f" {table.mark_note}" if table.mark_note else "")
         + (f" {table.selection}" if getattr(table, "selection", "") else "")
     )

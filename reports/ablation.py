@@ -1,5 +1,7 @@
 """The ablation table's numbers: per variant and metric, mean +- std over seeds and the
-paired comparison with the reference variant, Holm-adjusted across the whole table."""
+comparison with the reference variant, Holm-adjusted within its family (by default the study
+metric's comparisons are the primary family and each other metric is a secondary family of
+its own), with the family's simultaneous interval and the smallest detectable difference."""
 
 from __future__ import annotations
 
@@ -9,11 +11,18 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from reports.rundir.names import COMPLETED  # the one status that enters the statistics
-from reports.stats import MIN_PAIRS, TESTS, WARN_PAIRS, compare, holm, mean_std
+from reports.stats import MIN_PAIRS, POWER, TESTS, WARN_PAIRS, compare, detectable_effect, holm, mean_std, seeds_for
 
 #: Metric names whose last part means lower is better.
 LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
 TEST_NAME = TESTS["paired_t"]
+
+#: How comparisons are grouped for multiplicity control (``report.family``):
+#: primary: the study metric's comparisons with the reference are one family, the primary
+#:   one; every other metric is a family of its own, labelled secondary;
+#: per_metric: every metric a family of its own, none labelled secondary;
+#: table: every comparison of the table in one family.
+FAMILIES = ("primary", "per_metric", "table")
 
 
 def metric_mode(metric: str, *, primary: str, mode: str) -> str:
@@ -40,7 +49,22 @@ class Cell:
     """Cohen's d_z (paired) or d (Welch)."""
     p: float | None = None
     p_holm: float | None = None
+    """p Holm-adjusted over the comparison's family."""
     best: bool = False
+    family: str = ""
+    """The family the comparison is adjusted in: its metric, or "table"."""
+    family_size: int = 0
+    """How many comparisons with a p-value its family has (m)."""
+    secondary: bool = False
+    sim_low: float | None = None
+    sim_high: float | None = None
+    """Simultaneous interval over the family: the t interval at 1 - alpha/m (Bonferroni)."""
+    mde: float | None = None
+    """The smallest |difference| the test detects with 80% power at alpha/m (two-sided),
+    given the observed sd of the differences (or pooled sd) and n."""
+    seeds_needed: int | None = None
+    """Seeds needed to detect ``min_effect`` with 80% power at alpha/m (None: not declared,
+    no spread, or more than 1000)."""
 
 
 @dataclass(frozen=True)
@@ -59,20 +83,42 @@ class AblationTable:
     warnings: list[str] = field(default_factory=list)
     row_header: str = "Variant"
     labels: dict[str, str] = field(default_factory=dict)
-    """How each row (variant or sensitivity point) is shown; its name where absent."""
+    """Each row's key in the CSV (a sensitivity point's settings, a candidate with its trial);
+    its name where absent."""
+    display: dict[str, str] = field(default_factory=dict)
+    """How rows are shown in tables and figures (``report.names``); the label where absent."""
     title: str = ""
-    """What the table shows, for captions (default: "Ablation of <study>")."""
+    """What the table shows, for captions (default: "Ablation")."""
     key: str = "ablation"
     """File stem and LaTeX label suffix."""
+    label_prefix: str = ""
+    """The LaTeX labels' prefix (``report.label`` or the run directory's name; default: the study)."""
     marks: dict[str, str] = field(default_factory=dict)
     """A symbol after some rows' labels (e.g. "†": not significantly worse than the best)."""
     mark_note: str = ""
     """What the symbol means, for captions."""
     selection: str = ""
     """Which metric chose what (if anything) and which metrics are only reported, for captions."""
+    primary: str = ""
+    """The study metric."""
+    family_rule: str = "primary"
+    """``report.family`` (FAMILIES)."""
+    alpha: float = 0.05
+    """The family-wise error rate the stars, simultaneous intervals and power are stated at."""
+    families: dict[str, int] = field(default_factory=dict)
+    """Every family (a metric, or "table") and its number of comparisons."""
+    min_effect: float | None = None
+    """``report.min_effect``: the smallest difference that matters, in the metric's units."""
+
+    def shown(self, row: str) -> str:
+        """The row as tables show it: its display name, else its label."""
+        return self.display.get(row) or self.labels.get(row, row)
 
     def label(self, row: str) -> str:
-        return self.labels.get(row, row) + self.marks.get(row, "")
+        return self.shown(row) + self.marks.get(row, "")
+
+    def is_secondary(self, metric: str) -> bool:
+        return self.family_rule == "primary" and metric != self.primary
 
 
 def _values(done: pd.DataFrame, variant: str, metric: str, group_column: str = "variant") -> pd.Series:
@@ -102,6 +148,9 @@ def ablation_table(
     mode: str,
     group_column: str = "variant",
     test: str = "auto",
+    family: str = "primary",
+    alpha: float = 0.05,
+    min_effect: float | None = None,
     **display,
 ) -> AblationTable:
     """Compute the table from ``results.csv`` rows; only completed trials enter it.
@@ -111,7 +160,11 @@ def ablation_table(
     ``display`` sets the AblationTable's presentation fields (labels, title, ...). ``test``:
     ``auto`` (paired t-test over seeds when every row has the reference's seeds, otherwise
     Welch's t-test), ``paired_t``, ``welch`` or ``wilcoxon``; one test for the whole table.
+    ``family``: how the comparisons are grouped for Holm's adjustment (FAMILIES); ``alpha``:
+    the family-wise level; ``min_effect``: the difference that matters, for the seeds needed.
     """
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
     done = df[df["status"] == COMPLETED]
     excluded = df[(df["status"] != COMPLETED) & df[group_column].isin(variants)][
         ["trial_name", group_column, "seed", "status", "error"]
@@ -139,12 +192,31 @@ def ablation_table(
                     ci_low=c.ci_low,
                     ci_high=c.ci_high,
                     effect=c.effect,
+                    family="table" if family == "table" else m,
+                    secondary=family == "primary" and m != primary,
+                    _c=c,
                 )
             raw[(v, m)] = entry
     keys = [k for k in raw if "p" in raw[k]]
-    adjusted = holm([raw[k]["p"] for k in keys])
-    for k, p in zip(keys, adjusted):
-        raw[k]["p_holm"] = p
+    families: dict[str, int] = {}
+    for name in dict.fromkeys(raw[k]["family"] for k in keys):
+        members = [k for k in keys if raw[k]["family"] == name]
+        adjusted = holm([raw[k]["p"] for k in members])
+        families[name] = sum(p is not None for p in adjusted)
+        level = alpha / max(families[name], 1)  # Bonferroni: each comparison at alpha / m
+        for k, p in zip(members, adjusted):
+            c = raw[k].pop("_c")
+            sim = c.interval(1 - level)
+            d = detectable_effect(c.n_pairs or c.n_a, None if test != "welch" else c.n_b, level)
+            standardised = min_effect / c.sd if min_effect and c.sd else None
+            raw[k].update(
+                p_holm=p,
+                family_size=families[name],
+                sim_low=sim[0],
+                sim_high=sim[1],
+                mde=d * c.sd if d is not None and c.sd else None,
+                seeds_needed=seeds_for(standardised, paired=test != "welch", alpha=level) if standardised else None,
+            )
     for m in metrics:
         means = {v: raw[(v, m)]["mean"] for v in variants if not math.isnan(raw[(v, m)]["mean"])}
         if means:
@@ -173,8 +245,46 @@ def ablation_table(
         cells,
         test=TESTS[test],
         effect_name="d" if test == "welch" else "d_z",
-        comparisons=sum(p is not None for p in adjusted),
+        comparisons=families.get(primary if family != "table" else "table", 0),
         excluded=excluded.to_dict("records"),
         warnings=warnings,
+        primary=primary,
+        family_rule=family,
+        alpha=alpha,
+        families=families,
+        min_effect=min_effect,
         **display,
     )
+
+
+def power_sentence(table: AblationTable) -> str:
+    """What the study could detect in its metric, in words: the smallest difference its
+    comparisons with the reference detect with 80% power at the family's per-comparison
+    level, and, where ``min_effect`` is declared, the seeds that would detect it.
+
+    The figures are the medians over the study metric's comparisons (the typical
+    comparison), with the range; the per-comparison values are in the tables."""
+    import statistics
+
+    m = table.primary
+    cells = [table.cells[(v, m)] for v in table.variants if v != table.reference and (v, m) in table.cells]
+    mdes = [c.mde for c in cells if c.mde is not None]
+    if not mdes:
+        return ""
+    n = max(c.n_pairs or c.n for c in cells)
+    size = max(c.family_size for c in cells)
+    level = f"{table.alpha:g}/{size}" if size > 1 else f"{table.alpha:g}"
+    median = statistics.median(mdes)
+    spread = f" ({min(mdes):.3g} to {max(mdes):.3g} over the {len(mdes)} comparisons)" if len(mdes) > 1 else ""
+    text = (
+        f"With {n} seeds this study can detect differences in {m} of about {median:.3g} and above{spread} "
+        f"with {POWER:.0%} power ({table.test}, two-sided, alpha {level} per comparison)"
+    )
+    if table.min_effect:
+        needed = sorted(c.seeds_needed for c in cells if c.seeds_needed is not None)
+        if needed:
+            k = int(statistics.median_low(needed))
+            text += f"; {k} seeds would detect {table.min_effect:g} (the declared smallest difference that matters)"
+        else:
+            text += f"; no number of seeds up to 1000 detects {table.min_effect:g} at the observed spread"
+    return text + "."

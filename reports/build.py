@@ -30,6 +30,17 @@ def _sample_domains(run_dir: Path) -> str:
         return "domains"
 
 
+def stats_options(meta: dict) -> dict:
+    """The spec's ``report`` options of the statistics, as run.json recorded them (runs made
+    before a family could be declared adjusted over the whole table: they keep that)."""
+    return {
+        "test": meta.get("test", "auto"),
+        "family": meta.get("family", "table"),
+        "alpha": float(meta.get("alpha", 0.05)),
+        "min_effect": meta.get("min_effect"),
+    }
+
+
 def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
     """One table per axis: its points as rows, each compared with the base point by a paired
     test over seeds, Holm-adjusted within the axis (the family is the axis's comparisons)."""
@@ -39,8 +50,9 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
         primary=meta["metric"],
         mode=meta["mode"],
         group_column="point",
-        test=meta.get("test", "auto"),
+        **stats_options(meta),
     )
+    names = meta.get("names") or {}
     for axis, points in meta["axes"].items():
         rows = [p["point"] for p in points]
         labels = {p["point"]: p["label"] for p in points}
@@ -51,9 +63,10 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
                 table,
                 row_header=axis,
                 labels=labels,
+                display={r: names[r] for r in rows if r in names},
                 marks=marks,
                 mark_note=note,
-                title=f"Sensitivity of {meta['study']} to {axis}",
+                title=f"{meta['title']}: sensitivity to {axis}" if meta.get("title") else f"Sensitivity to {axis}",
                 key=f"sensitivity_{axis}",
                 selection=selection_sentence(meta, common["metrics"]),
             )
@@ -95,13 +108,16 @@ def _confirm_tables(table, meta: dict, out: Path, note: str, df: pd.DataFrame) -
         key="confirm",
         labels=labels,
         row_header="Candidate",
-        title=f"Confirm: the top {len(labels)} config(s) of search {meta.get('search_study', '?')} "
+        title=f"Confirm: the top {len(labels)} config(s) of the search (study {meta.get('search_study', '?')}) "
         "against its base config",
     )
     frame = candidates_frame(table, meta, df)
-    caption = f"The candidates of search {meta.get('search_study', '?')} that the confirm run reran. {candidates_note(meta)} {note}"
+    caption = (
+        f"The candidates of the search (study {meta.get('search_study', '?')}) that the confirm run reran. "
+        f"{candidates_note(meta)} {note}"
+    )
     (out / "confirm_candidates.tex").write_text(
-        frame_latex(frame, caption=caption, label=f"{meta['study']}-candidates")
+        frame_latex(frame, caption=caption, label=f"{meta['label_prefix']}-candidates")
     )
     (out / "confirm_candidates.md").write_text(frame_markdown(frame, candidates_note(meta)))
     frame.to_csv(out / "confirm_candidates.csv", index=False)
@@ -221,6 +237,8 @@ def build_report(run_dir: Path | str) -> Path:
 def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
     # run.json says whether the data is synthetic; runs made before it did: the sample grid
     synthetic = bool(meta.get("synthetic", (run_dir / SAMPLES_FILE).is_file()))
+    # every LaTeX label starts with it: two runs' tables can be input into one paper
+    meta = {**meta, "label_prefix": meta.get("label") or run_dir.name}
     note = "Data: synthfaces (synthetic)." if synthetic else ""
     kind = meta.get("kind", "ablation")
     if kind not in KIND_REPORTS:
@@ -233,17 +251,29 @@ def _search(r: ReportInput) -> Path:
     return _search_report(r.run_dir, r.df, r.meta, r.out, r.note, r.synthetic)
 
 
-def _ablation_tables(r: ReportInput) -> list:
-    meta = r.meta
+def comparison_tables(df: pd.DataFrame, meta: dict) -> list:
+    """The comparison tables of a run whose trials are a grid (ablation, confirm: one;
+    sensitivity: one per axis); a search has none (one seed per trial: nothing is paired)."""
+    kind = meta.get("kind", "ablation")
+    if kind == "sensitivity":
+        return sensitivity_tables(df, meta)
+    if kind in ("ablation", "confirm"):
+        return _ablation_tables(df, meta)
+    return []
+
+
+def _ablation_tables(df: pd.DataFrame, meta: dict) -> list:
     table = ablation_table(
-        r.df,
+        df,
         study=meta["study"],
         variants=meta["variants"],
         metrics=meta["report_metrics"],
         reference=meta["reference"],
         primary=meta["metric"],
         mode=meta["mode"],
-        test=meta.get("test", "auto"),
+        display=dict(meta.get("names") or {}),
+        title=meta.get("title") or "",
+        **stats_options(meta),
     )
     return [table]
 
@@ -254,12 +284,12 @@ def _with_selection(tables: list, meta: dict) -> list:
 
 @report_for("ablation")
 def _ablation(r: ReportInput) -> Path:
-    return _grid_report(r, _with_selection(_ablation_tables(r), r.meta))
+    return _grid_report(r, _with_selection(_ablation_tables(r.df, r.meta), r.meta))
 
 
 @report_for("confirm")
 def _confirm(r: ReportInput) -> Path:
-    tables, extra = _confirm_tables(_ablation_tables(r)[0], r.meta, r.out, r.note, r.df)
+    tables, extra = _confirm_tables(_ablation_tables(r.df, r.meta)[0], r.meta, r.out, r.note, r.df)
     return _grid_report(r, _with_selection(tables, r.meta), extra_sections=extra)
 
 
@@ -285,6 +315,7 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
     tables in every format, the study and its data, figures, the trainable's sections, and
     the trials left out of the statistics."""
     run_dir, df, meta, out, note = r.run_dir, r.df, r.meta, r.out, r.note
+    tables = [replace(t, label_prefix=meta["label_prefix"]) for t in tables]
     for table in tables:
         (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
         (out / f"{table.key}_stats.tex").write_text(comparison_latex(table, caption_note=note))

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from reports._format import difference_caption, effect, interval, marker, metric_label, num, pvalue, signed
-from reports.ablation import AblationTable
+from reports.ablation import AblationTable, power_sentence
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border-bottom:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
@@ -23,9 +23,11 @@ def _e(x: Any) -> str:
 
 def ablation_html(table: AblationTable) -> str:
     head = "".join(
-        f"<th colspan=2>{_e(metric_label(m))}{' ↓' if table.modes[m] == 'min' else ''}</th>" for m in table.metrics
+        f"<th colspan=2>{_e(metric_label(m))}{' ↓' if table.modes[m] == 'min' else ''}"
+        f"{' <small>(secondary)</small>' if table.is_secondary(m) else ''}</th>"
+        for m in table.metrics
     )
-    sub = "".join("<th>mean ± std</th><th>Δ [95% CI] (p), effect</th>" for _ in table.metrics)
+    sub = "".join("<th>mean ± std</th><th>Δ [simult. CI] (p), effect; MDE</th>" for _ in table.metrics)
     rows = []
     for v in table.variants:
         cells = [f"<td>{_e(table.label(v))}{' (ref.)' if v == table.reference else ''}</td>"]
@@ -36,14 +38,16 @@ def ablation_html(table: AblationTable) -> str:
             cells.append(
                 "<td>—</td>"
                 if v == table.reference
-                else f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.ci_low, c.ci_high)} "
-                f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}</small></td>"
+                else f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.sim_low, c.sim_high)} "
+                f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}; MDE {num(c.mde)}</small></td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     caption = _e(difference_caption(table))
     warnings = "".join(f"<p class=warn>Warning: {_e(w)}</p>" for w in table.warnings)
+    power = power_sentence(table)
     return (
-        f"<table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
+        (f"<p class=power>{_e(power)}</p>" if power else "")
+        + f"<table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
         f"<p><small>{caption}</small></p>{warnings}"
     )
 

@@ -3,8 +3,18 @@ because cells mix bold, math and significance markers that pandas would escape."
 
 from __future__ import annotations
 
-from reports._format import LEGEND, difference_caption, interval, marker, metric_label, num, pvalue, signed
-from reports.ablation import AblationTable
+from reports._format import (
+    LEGEND,
+    difference_caption,
+    family_sentence,
+    interval,
+    marker,
+    metric_label,
+    num,
+    pvalue,
+    signed,
+)
+from reports.ablation import AblationTable, power_sentence
 
 _SPECIAL = {
     "\\": r"\textbackslash{}",
@@ -32,12 +42,17 @@ def _math(text: str) -> str:
     return escape(text).replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("<", r"$<$").replace("d\\_z", r"$d_z$")
 
 
+def label_key(text: str) -> str:
+    """A LaTeX label's key from a run's names (``_`` read as ``-``: labels stay plain text)."""
+    return escape(text).replace(r"\_", "-")
+
+
 def _label(table: AblationTable, suffix: str = "") -> str:
-    return r"\label{tab:" + escape(f"{table.study}-{table.key}{suffix}").replace(r"\_", "-") + "}"
+    return r"\label{tab:" + label_key(f"{table.label_prefix or table.study}-{table.key}{suffix}") + "}"
 
 
 def _ref(table: AblationTable, suffix: str) -> str:
-    return r"Table~\ref{tab:" + escape(f"{table.study}-{table.key}{suffix}").replace(r"\_", "-") + "}"
+    return r"Table~\ref{tab:" + label_key(f"{table.label_prefix or table.study}-{table.key}{suffix}") + "}"
 
 
 def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
@@ -47,9 +62,9 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
     metrics = table.metrics
     n_seeds = max((c.n for c in table.cells.values()), default=0)
     caption = (
-        f"{table.title or 'Ablation of ' + table.study}: mean ± std over {n_seeds} seeds (n where fewer); "
-        f"best mean in bold; stars mark a difference to {table.labels.get(table.reference, table.reference)} under a {table.test}, "
-        f"Holm-adjusted over the {table.comparisons} comparisons of this table ({LEGEND}). "
+        f"{table.title or 'Ablation'}: mean ± std over {n_seeds} seeds (n where fewer); "
+        f"best mean in bold; stars mark a difference to {table.shown(table.reference)} under a {table.test}, "
+        f"{family_sentence(table).removeprefix('p ')} ({LEGEND}). "
         + (f"{table.mark_note} " if table.mark_note else "")
         + (f"{table.selection} " if table.selection else "")
         + caption_note
@@ -95,9 +110,9 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
     """Every comparison of a table, one per row: mean ± std (n), Δ with its 95% CI, p, effect size."""
     es = r"$d_z$" if table.effect_name == "d_z" else r"$d$"
     caption = (
-        f"{table.title or 'Ablation of ' + table.study}, comparisons with "
-        f"{table.labels.get(table.reference, table.reference)}. "
-        f"{difference_caption(table)} {caption_note}"
+        f"{table.title or 'Ablation'}, comparisons with "
+        f"{table.shown(table.reference)}. "
+        f"{difference_caption(table)} {power_sentence(table)} {caption_note}"
     )
     lines = [
         r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (scaled down only when wider than the text).",
@@ -107,9 +122,9 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
         r"\caption{" + _math(caption).strip() + "}",
         _label(table, "-stats"),
         r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
-        r"\begin{tabular}{llrrrr}",
+        r"\begin{tabular}{llrrrrr}",
         r"\toprule",
-        f"Metric & {escape(table.row_header)} & mean $\\pm$ std (n) & $\\Delta$ [95\\% CI] & $p$ & {es} \\\\",
+        f"Metric & {escape(table.row_header)} & mean $\\pm$ std (n) & $\\Delta$ [simult.\\ CI] & $p$ & {es} & MDE \\\\",
         r"\midrule",
     ]
     for i, m in enumerate(table.metrics):
@@ -119,18 +134,21 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
             c = table.cells[(v, m)]
             mean = rf"\textbf{{{num(c.mean)}}}" if c.best else num(c.mean)
             row = [
-                escape(metric_label(m)) if v == table.variants[0] else "",
+                (escape(metric_label(m)) + (" (sec.)" if table.is_secondary(m) else ""))
+                if v == table.variants[0]
+                else "",
                 escape(table.label(v)) + (" (ref.)" if v == table.reference else ""),
                 f"{mean} $\\pm$ {num(c.std)} ({c.n})",
             ]
             if v == table.reference:
-                row += ["--", "--", "--"]
+                row += ["--", "--", "--", "--"]
             else:
                 star = marker(c.p_holm)
                 row += [
-                    f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" {interval(c.ci_low, c.ci_high)}",
+                    f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" {interval(c.sim_low, c.sim_high)}",
                     pvalue(c.p_holm).replace("<", "$<$"),
                     num(c.effect, 2),
+                    num(c.mde),
                 ]
             lines.append(" & ".join(row) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
@@ -170,7 +188,7 @@ def frame_latex(
             r"\centering",
             r"\small",
             r"\caption{" + _math(caption).strip() + "}",
-            r"\label{tab:" + escape(label).replace(r"\_", "-") + "}",
+            r"\label{tab:" + label_key(label) + "}",
             r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
             r"\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}",
             r"\toprule",

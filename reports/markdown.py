@@ -5,12 +5,13 @@ from __future__ import annotations
 import pandas as pd
 
 from reports._format import difference_caption, effect, interval, marker, metric_label, num, pvalue, signed
-from reports.ablation import AblationTable
+from reports.ablation import AblationTable, power_sentence
 
 
 def ablation_markdown(table: AblationTable) -> str:
     header = [table.row_header.lower()] + [
-        f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}mean ± std | Δ [95% CI] (p), effect"
+        f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}"
+        f"{'(secondary) ' if table.is_secondary(m) else ''}mean ± std | Δ [simult. CI] (p), effect; MDE"
         for m in table.metrics
     ]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + 2 * len(table.metrics))]
@@ -23,12 +24,14 @@ def ablation_markdown(table: AblationTable) -> str:
             row.append(
                 "—"
                 if v == table.reference
-                else f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.ci_low, c.ci_high)} ({pvalue(c.p_holm)}), "
-                f"{effect(c.effect, table.effect_name)}"
+                else f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.sim_low, c.sim_high)} ({pvalue(c.p_holm)}), "
+                f"{effect(c.effect, table.effect_name)}; MDE {num(c.mde)}"
             )
         out.append("| " + " | ".join(row) + " |")
     out.append("")
     out.append(difference_caption(table))
+    if power_sentence(table):
+        out += ["", power_sentence(table)]
     out += [f"\n> **Warning:** {w}" for w in table.warnings]
     return "\n".join(out) + "\n"
 
@@ -42,6 +45,7 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
             rows.append(
                 {
                     table.row_header.lower(): table.labels.get(v, v),
+                    "shown_as": table.shown(v),
                     "metric": m,
                     "reference": v == table.reference,
                     "n": c.n,
@@ -55,6 +59,15 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
                     "n_pairs": c.n_pairs,
                     "p": c.p,
                     "p_holm": c.p_holm,
+                    "family": c.family,
+                    "family_size": c.family_size,
+                    "secondary": c.secondary,
+                    "sim_ci_low": c.sim_low,
+                    "sim_ci_high": c.sim_high,
+                    "sim_ci_level": 1 - table.alpha / c.family_size if c.family_size else None,
+                    "mde": c.mde,
+                    "min_effect": table.min_effect if v != table.reference else None,
+                    "seeds_needed": c.seeds_needed,
                     "best": c.best,
                     "mark": table.marks.get(v, ""),
                     "test": table.test if v != table.reference else "",

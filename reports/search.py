@@ -66,7 +66,7 @@ def _settings_format(table: pd.DataFrame, meta: dict) -> dict:
 
 def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> str:
     caption = (
-        f"Search {meta['study']}: the top {len(table)} trials that ran to completion, by "
+        f"{meta.get('title') or 'Search'}: the top {len(table)} trials that ran to completion, by "
         f"{meta['metric']} ({meta['mode']}), one seed each, best in bold; trials stopped early by ASHA are "
         f"not ranked; run confirm tests the best ones with fresh seeds. "
         f"{selection_sentence(meta, meta.get('report_metrics', [meta['metric']]))} {caption_note}"
@@ -74,7 +74,7 @@ def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> s
     return frame_latex(
         table,
         caption=caption,
-        label=f"{meta['study']}-top-k",
+        label=f"{meta.get('label_prefix') or meta['study']}-top-k",
         header={meta["metric"]: metric_label(meta["metric"])},
         bold=_best(table, meta),
         formats=_settings_format(table, meta),

@@ -88,6 +88,20 @@ class Comparison:
     effect: float | None
     effect_name: str
     p: float | None
+    se: float | None = None
+    """Standard error of the difference (None where no interval exists)."""
+    df: float | None = None
+    """Degrees of freedom of its t distribution (n - 1 paired; Welch-Satterthwaite)."""
+    sd: float | None = None
+    """The spread the effect size divides by: sd of the paired differences, or the pooled sd."""
+
+    def interval(self, level: float) -> tuple[float | None, float | None]:
+        """The t interval of the difference at ``level`` (e.g. ``1 - 0.05 / m`` for a
+        Bonferroni-simultaneous interval over ``m`` comparisons)."""
+        if self.se is None or self.df is None:
+            return None, None
+        half = float(stats.t.ppf(1 - (1 - level) / 2, self.df)) * self.se
+        return self.mean_diff - half, self.mean_diff + half
 
 
 def _same(diff: float, *samples: np.ndarray) -> bool:
@@ -129,7 +143,9 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
         df = (vx / nx + vy / ny) ** 2 / ((vx / nx) ** 2 / (nx - 1) + (vy / ny) ** 2 / (ny - 1))
         half = float(stats.t.ppf(0.975, df)) * se
         p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
-        return Comparison(test, nx, ny, 0, diff, diff - half, diff + half, effect, "d", p)
+        return Comparison(
+            test, nx, ny, 0, diff, diff - half, diff + half, effect, "d", p, se=se, df=df, sd=pooled or None
+        )
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {a.shape} vs {b.shape}")
@@ -152,7 +168,10 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
     else:
         p = float(stats.wilcoxon(a, b).pvalue)
     low, high = (diff - half, diff + half) if half is not None else (None, None)
-    return Comparison(test, n, n, n, diff, low, high, effect, "d_z", p)
+    se = sd / math.sqrt(n) if spread else None
+    return Comparison(
+        test, n, n, n, diff, low, high, effect, "d_z", p, se=se, df=float(n - 1) if spread else None, sd=sd
+    )
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
@@ -174,3 +193,69 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     if len(v) == 0:
         return math.nan, math.nan, 0
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v)
+
+
+# -- power -------------------------------------------------------------------------------
+# The t-test's power from the noncentral t distribution (scipy's ``nct``), as statsmodels'
+# ``TTestPower`` (paired) and ``TTestIndPower`` (two samples) compute it; the tests check
+# the two agree. Written here so that the reports need scipy only.
+
+#: The power the smallest detectable effect is stated at.
+POWER = 0.8
+
+
+def t_power(effect: float, n_a: int, n_b: int | None, alpha: float) -> float:
+    """Power of the two-sided t-test at level ``alpha`` to detect a standardised effect
+    ``effect`` (Cohen's d_z paired: ``n_b`` None, ``n_a`` pairs; Cohen's d for two samples
+    of ``n_a`` and ``n_b``)."""
+    if n_b is None:
+        df, nc = n_a - 1, effect * math.sqrt(n_a)
+    else:
+        df, nc = n_a + n_b - 2, effect * math.sqrt(n_a * n_b / (n_a + n_b))
+    if df < 1:
+        return math.nan
+    crit = float(stats.t.ppf(1 - alpha / 2, df))
+    upper = float(stats.nct.sf(crit, df, nc))
+    if not math.isfinite(upper):
+        upper = 1.0 - float(stats.nct.cdf(crit, df, nc))
+    # the far tail: scipy's nct returns NaN where this term is below 1e-17 (large nc)
+    lower = float(stats.nct.cdf(-crit, df, nc))
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
+def detectable_effect(n_a: int, n_b: int | None, alpha: float, power: float = POWER) -> float | None:
+    """The smallest standardised effect the t-test detects with ``power`` (None below two
+    observations per side). Multiply by the sd of the differences (or the pooled sd) for the
+    smallest detectable difference in the metric's units."""
+    from scipy.optimize import brentq
+
+    if n_a < 2 or (n_b is not None and n_b < 2):
+        return None
+    hi = 1.0
+    while t_power(hi, n_a, n_b, alpha) < power:  # grows fast for tiny n (d of 20+ with 2 seeds)
+        hi *= 2
+        if hi > 1e6:
+            return None
+    return float(brentq(lambda d: t_power(d, n_a, n_b, alpha) - power, 0.0, hi, xtol=1e-10))
+
+
+def seeds_for(effect: float, *, paired: bool, alpha: float, power: float = POWER, most: int = 1000) -> int | None:
+    """The fewest seeds (pairs, or seeds per side for two samples) at which the t-test detects
+    the standardised ``effect`` with ``power``; None if more than ``most`` would be needed."""
+    if not effect or not math.isfinite(effect):
+        return None
+    effect = abs(effect)
+
+    def enough(n: int) -> bool:
+        return t_power(effect, n, None if paired else n, alpha) >= power
+
+    if not enough(most):
+        return None
+    lo, hi = 2, most
+    while lo < hi:  # power grows with n: the first n that is enough
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo

@@ -118,7 +118,7 @@ def write_track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, out: Pat
         frame_latex(
             table,
             caption=f"Track comparison of {meta['study']}. {note} {caption_note}".strip(),
-            label=f"{meta['study']}-track-comparison",
+            label=f"{meta.get('label_prefix') or meta['study']}-track-comparison",
             bold=bold,
         )
     )

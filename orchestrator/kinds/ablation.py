@@ -40,6 +40,9 @@ class AblationSpec(StudyBase):
             raise ValueError("quick.variants must include the reference variant")
         if self.quick.axes is not None:
             raise ValueError("quick.axes belongs to sensitivity studies")
+        unnamed = [v for v in self.report.names if v not in self.variants]
+        if unnamed:
+            raise ValueError(f"report.names names unknown variants {unnamed}; the variants: {list(self.variants)}")
         return self
 
     def groups(self, *, quick: bool, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -126,6 +126,24 @@ CASES = [
     ),
     ("negative epochs", {"s.yaml": ABLATION.replace("epochs: 1", "epochs: -1")}, ["run", "{d}/s.yaml"], ["epochs"]),
     (
+        "report.names names no variant",
+        {"s.yaml": ABLATION + "report: {names: {zz: Zed}}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.names names unknown variants ['zz']"],
+    ),
+    (
+        "unknown report.family",
+        {"s.yaml": ABLATION + "report: {family: all}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.family"],
+    ),
+    (
+        "report.min_effect not positive",
+        {"s.yaml": ABLATION + "report: {min_effect: 0}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.min_effect"],
+    ),
+    (
         "search ranks on test identities",
         {"s.yaml": SEARCH.replace("metric: val/", "metric: eval/")},
         ["run", "{d}/s.yaml"],

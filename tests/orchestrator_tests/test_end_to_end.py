@@ -12,6 +12,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from orchestrator.cli import main
 from reports.stats import paired_ttest
@@ -83,6 +84,59 @@ def test_report_matches_results(quick_run):
     index = (quick_run / "report" / "index.html").read_text()
     assert "synthetic" in index and "data_samples.png" in index and "ablation.tex" in index
     assert (quick_run / "data_samples.png").is_file()
+
+
+def _holm(raw: list[float]) -> list[float]:
+    """Holm's step-down adjustment by its definition (independent of reports.stats)."""
+    order = np.argsort(raw)
+    out, running = [0.0] * len(raw), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
+        out[i] = running
+    return out
+
+
+def test_the_primary_family_is_the_study_metric_and_power_is_stated(quick_run):
+    """The default ablation's stars answer its question: Holm over the study metric's 5
+    comparisons with the reference, each secondary metric over its own 5; beside each, the
+    smallest difference detectable with 80% power at 0.05/5 and the page saying it."""
+    from statsmodels.stats.power import TTestPower
+
+    df = pd.read_csv(quick_run / "results.csv")
+    table = pd.read_csv(quick_run / "report" / "ablation.csv")
+    variants = ["lora", "lora+domain_classifier", "lora+domain_lora", "lora+maml", "lora+contrastive"]
+    for m, secondary in (("eval/cross_domain/acc", False), ("eval/thermal/acc", True)):
+        ref = df[df["variant"] == "da_lora"].set_index("seed")[m].sort_index()
+        diffs = {v: df[df["variant"] == v].set_index("seed")[m].sort_index() - ref for v in variants}
+        raw = [stats.ttest_rel(ref + diffs[v], ref).pvalue for v in variants]
+        rows = table[(table["metric"] == m) & ~table["reference"]].set_index("variant").loc[variants]
+        assert list(rows["p_holm"]) == pytest.approx(_holm(raw))
+        assert (rows["family_size"] == 5).all() and (rows["secondary"] == secondary).all()
+        for v in variants:
+            sd = diffs[v].std(ddof=1)
+            mde = rows.at[v, "mde"]
+            assert TTestPower().power(effect_size=mde / sd, nobs=2, alpha=0.05 / 5) == pytest.approx(0.8, abs=1e-6)
+    index = (quick_run / "report" / "index.html").read_text()
+    assert "With 2 seeds this study can detect differences in eval/cross_domain/acc of about" in index
+    assert "cross_domain acc is the primary family (5 comparisons)" in index
+
+
+def test_plan_prints_what_a_finished_run_could_detect(quick_run, search_run, tmp_path, capsys):
+    assert main(["plan", str(quick_run), "--effect", "0.005"]) == 0
+    out = capsys.readouterr().out
+    assert "With 2 seeds this study can detect differences in eval/cross_domain/acc" in out
+    # rows as the spec names them (report.names)
+    assert "seeds for 0.005" in out and "+ MAML init. vs DA-LoRA (full)" in out and "(secondary)" in out
+    table = pd.read_csv(quick_run / "report" / "ablation.csv")
+    mde = table[(table["variant"] == "lora") & (table["metric"] == "eval/cross_domain/acc")]["mde"].iloc[0]
+    line = next(x for x in out.splitlines() if "eval/cross_domain/acc" in x and " LoRA vs DA-LoRA (full)" in x)
+    assert f"{mde:.3f}" in line.split()
+    assert main(["plan", str(search_run)]) == 0
+    assert "plan its confirm run instead" in capsys.readouterr().out
+    for bad in (["plan", str(tmp_path / "nowhere")], ["plan", str(quick_run), "--effect", "-1"]):
+        assert main(bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1
 
 
 def test_report_regenerates_from_results_alone(quick_run, tmp_path):
@@ -203,7 +257,7 @@ def test_sensitivity_quick_run(sensitivity_run, tmp_path):
     assert "not significantly worse than the best point" in md and "in val/cross_domain/acc" in md
     assert "Chosen on: † marks on val/cross_domain/acc (validation identities)" in md
     index = (sensitivity_run / "report" / "index.html").read_text()
-    assert "Sensitivity of sensitivity to lora_rank" in index and "synthetic" in index
+    assert "DA-LoRA sensitivity (synthfaces, synthetic): sensitivity to lora_rank" in index and "synthetic" in index
     _compiles(sorted((sensitivity_run / "report").glob("sensitivity_*.tex")), tmp_path)
 
 
@@ -418,8 +472,12 @@ def test_search_report_rebuilds_without_ray(search_run, tmp_path):
     env = {**os.environ, "ORCHESTRATOR_STATIC_FIGURES": "0"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("top_k.csv", "top_k.tex"):
-        assert (copy / "report" / name).read_text() == (search_run / "report" / name).read_text()
+    assert (copy / "report" / "top_k.csv").read_text() == (search_run / "report" / "top_k.csv").read_text()
+    # the same table; its LaTeX label carries the run directory's name (unique across runs)
+    tex = (copy / "report" / "top_k.tex").read_text()
+    assert r"\label{tab:copy-top-k}" in tex
+    original = (search_run / "report" / "top_k.tex").read_text()
+    assert tex == original.replace(f"tab:{search_run.name}-top-k", "tab:copy-top-k")
     figures = sorted(p.name for p in (copy / "report").glob("fig_*"))
     assert figures and all(f.endswith(".html") for f in figures)  # the full run has their PDF and PNG
     assert (search_run / "report" / figures[0]).with_suffix(".pdf").is_file()
@@ -442,7 +500,6 @@ def confirm_run(search_run, tmp_path_factory):
 
 
 def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_run, tmp_path):
-    from scipy import stats
 
     from orchestrator.studies import load_study
 

@@ -51,6 +51,7 @@ def test_ablation_cells():
         reference="ref",
         primary=M,
         mode="max",
+        family="table",  # one family: Holm over all four comparisons
     )
     better = t.cells[("better", M)]
     assert better.n == 3  # the ERROR trial is not in the statistics
@@ -109,3 +110,131 @@ def test_report_uses_the_test_the_spec_names(tmp_path):
     assert row["p"] == pytest.approx(stats.wilcoxon([0.75, 0.78, 0.76], [0.70, 0.72, 0.71]).pvalue)
     for name in ("ablation.md", "ablation.tex", "ablation_stats.tex", "index.html"):
         assert "Wilcoxon signed-rank test" in (tmp_path / "report" / name).read_text(), name
+
+
+def _raw_p() -> dict[tuple[str, str], float]:
+    ref, better, same = [0.70, 0.72, 0.71], [0.75, 0.78, 0.76], [0.70, 0.73, 0.70]
+    return {
+        ("better", M): stats.ttest_rel(better, ref).pvalue,
+        ("same", M): stats.ttest_rel(same, ref).pvalue,
+        ("better", "eval/x/eer"): stats.ttest_rel([1 - x for x in better], [1 - x for x in ref]).pvalue,
+        ("same", "eval/x/eer"): stats.ttest_rel([1 - x for x in same], [1 - x for x in ref]).pvalue,
+    }
+
+
+@pytest.mark.parametrize("family", ["primary", "per_metric"])
+def test_each_metric_is_its_own_family(family):
+    """Holm runs over one metric's comparisons with the reference (two here), not the table's
+    four: the study metric's family is the primary one, and with ``primary`` the other
+    metrics are labelled secondary."""
+    t = ablation_table(
+        _results(), study="s", variants=["ref", "better", "same"], metrics=[M, "eval/x/eer"],
+        reference="ref", primary=M, mode="max", family=family,
+    )  # fmt: skip
+    raw = _raw_p()
+    for metric in (M, "eval/x/eer"):
+        keys = [("better", metric), ("same", metric)]
+        # Holm over two: the smaller p times 2, the larger times 1 but not below the first
+        lo, hi = sorted(raw[k] for k in keys)
+        expected = {k: (min(1, 2 * lo) if raw[k] == lo else max(min(1, 2 * lo), hi)) for k in keys}
+        for k in keys:
+            cell = t.cells[k]
+            assert cell.p_holm == pytest.approx(expected[k]) and cell.family == metric and cell.family_size == 2
+            assert cell.secondary == (family == "primary" and metric != M)
+    assert t.families == {M: 2, "eval/x/eer": 2} and t.comparisons == 2
+    assert t.is_secondary("eval/x/eer") == (family == "primary") and not t.is_secondary(M)
+
+
+def test_simultaneous_interval_and_detectable_difference_by_definition():
+    """Next to a p adjusted over m comparisons: the t interval at 1 - alpha/m (Bonferroni),
+    and the smallest difference the paired t-test detects with 80% power at alpha/m
+    (statsmodels' power solver times the sd of the differences)."""
+    from statsmodels.stats.power import TTestPower
+
+    t = ablation_table(
+        _results(), study="s", variants=["ref", "better", "same"], metrics=[M], reference="ref",
+        primary=M, mode="max", alpha=0.05, min_effect=0.005,
+    )  # fmt: skip
+    d = pd.Series([0.75, 0.78, 0.76]) - pd.Series([0.70, 0.72, 0.71])
+    n, sd, level = 3, d.std(ddof=1), 0.05 / 2
+    half = stats.t.ppf(1 - level / 2, n - 1) * sd / n**0.5
+    cell = t.cells[("better", M)]
+    assert (cell.sim_low, cell.sim_high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert cell.sim_high - cell.sim_low > cell.ci_high - cell.ci_low  # wider than the unadjusted 95%
+    # statsmodels' power at the MDE (standardised) is 80% (its own solver stops short at n = 3:
+    # it returns an effect whose power, by its own power function, is 0.786)
+    assert TTestPower().power(effect_size=cell.mde / sd, nobs=n, alpha=level) == pytest.approx(0.8, abs=1e-9)
+    # seeds for 0.005: the fewest n whose power (statsmodels) reaches 80% at the same level
+    power = [TTestPower().power(effect_size=0.005 / sd, nobs=k, alpha=level) for k in range(2, 200)]
+    assert cell.seeds_needed == next(k for k, p in zip(range(2, 200), power) if p >= 0.8)
+
+
+def test_power_sentence_states_seeds_detectable_and_needed():
+    from reports.ablation import power_sentence
+
+    t = ablation_table(
+        _results(), study="s", variants=["ref", "better", "same"], metrics=[M], reference="ref",
+        primary=M, mode="max", min_effect=0.005,
+    )  # fmt: skip
+    text = power_sentence(t)
+    mdes = sorted(t.cells[(v, M)].mde for v in ("better", "same"))
+    needed = sorted(t.cells[(v, M)].seeds_needed for v in ("better", "same"))
+    assert text.startswith(f"With 3 seeds this study can detect differences in {M} of about ")
+    assert f"{(mdes[0] + mdes[1]) / 2:.3g}" in text and f"{mdes[0]:.3g} to {mdes[1]:.3g}" in text
+    assert "alpha 0.05/2 per comparison" in text and f"; {needed[0]} seeds would detect 0.005" in text
+    from dataclasses import replace
+
+    assert "seeds would detect" not in power_sentence(replace(t, min_effect=None))
+
+
+def _ablation_run(path, **extra):
+    import json
+
+    path.mkdir()
+    _results().to_csv(path / "results.csv", index=False)
+    meta = {
+        "study": "ablation",
+        "kind": "ablation",
+        "description": "",
+        "trainable": "t",
+        "metric": M,
+        "mode": "max",
+        "report_metrics": [M],
+        "variants": ["ref", "better", "same"],
+        "reference": "ref",
+        "family": "primary",
+        **extra,
+    }
+    (path / "run.json").write_text(json.dumps(meta))
+    return path
+
+
+def test_labels_are_unique_across_runs_and_rows_show_their_names(tmp_path):
+    """Two runs of one study input into one paper: every label carries the run directory's
+    name (or report.label); captions read as the spec's title, not "Ablation of ablation";
+    rows show report.names while the CSV keeps the variant's identifier."""
+    import re
+
+    from reports import build_report
+
+    names = {"better": "Better (full)", "ref": "Reference_1"}
+    one = _ablation_run(tmp_path / "run-one", title="Component ablation", names=names)
+    two = _ablation_run(tmp_path / "run-two", title="Component ablation", names=names, label="paper")
+    labels = {}
+    for run in (one, two):
+        build_report(run)
+        tex = "".join((run / "report" / f).read_text() for f in ("ablation.tex", "ablation_stats.tex"))
+        labels[run.name] = set(re.findall(r"\\label\{([^}]*)\}", tex))
+        assert "Ablation of" not in tex and tex.count(r"\caption{Component ablation") == 2
+        assert r"Better (full)" in tex and r"Reference\_1 (ref.)" in tex and "better" not in tex.replace("Better", "")
+        md = (run / "report" / "ablation.md").read_text()
+        assert "Better (full)" in md
+        csv = pd.read_csv(run / "report" / "ablation.csv")
+        assert set(csv["variant"]) == {"ref", "better", "same"}
+        assert dict(zip(csv["variant"], csv["shown_as"])) == {
+            "ref": "Reference_1",
+            "better": "Better (full)",
+            "same": "same",
+        }
+    assert labels["run-one"] == {"tab:run-one-ablation", "tab:run-one-ablation-stats"}
+    assert labels["run-two"] == {"tab:paper-ablation", "tab:paper-ablation-stats"}

@@ -161,3 +161,44 @@ def test_interval_without_one_is_shown_as_not_available():
 
     assert interval(None, None) == "[CI n/a]"
     assert interval(-0.01, 0.02) == "[-0.010, +0.020]"
+
+
+@pytest.mark.parametrize("n_a,n_b,d,alpha", [(3, None, 1.5, 0.05), (9, None, 0.4, 0.01), (4, 6, 1.2, 0.05)])
+def test_t_power_and_detectable_effect_agree_with_statsmodels(n_a, n_b, d, alpha):
+    from statsmodels.stats.power import TTestIndPower, TTestPower
+
+    from reports.stats import detectable_effect, t_power
+
+    if n_b is None:
+        ref = TTestPower()
+        kw = dict(nobs=n_a)
+    else:
+        ref = TTestIndPower()
+        kw = dict(nobs1=n_a, ratio=n_b / n_a)
+    assert t_power(d, n_a, n_b, alpha) == pytest.approx(ref.power(effect_size=d, alpha=alpha, **kw), rel=1e-6)
+    # the detectable effect is where statsmodels' power reaches 80% (its solve_power can stop short)
+    mde = detectable_effect(n_a, n_b, alpha)
+    assert ref.power(effect_size=mde, alpha=alpha, **kw) == pytest.approx(0.8, abs=1e-9)
+    assert ref.power(effect_size=mde * 0.99, alpha=alpha, **kw) < 0.8
+
+
+def test_seeds_for_is_the_first_n_with_enough_power():
+    from statsmodels.stats.power import TTestPower
+
+    from reports.stats import seeds_for
+
+    got = seeds_for(0.8, paired=True, alpha=0.05)
+    assert TTestPower().power(effect_size=0.8, nobs=got, alpha=0.05) >= 0.8
+    assert TTestPower().power(effect_size=0.8, nobs=got - 1, alpha=0.05) < 0.8
+    assert seeds_for(1e-4, paired=True, alpha=0.05) is None  # beyond 1000 seeds
+
+
+def test_interval_at_a_level_is_the_t_interval():
+    a, b = [0.81, 0.79, 0.84, 0.80, 0.83], [0.78, 0.77, 0.80, 0.79, 0.80]
+    c = compare(a, b)
+    d = np.subtract(a, b)
+    for level in (0.95, 1 - 0.05 / 5):
+        half = stats.t.ppf(1 - (1 - level) / 2, 4) * d.std(ddof=1) / math.sqrt(5)
+        assert c.interval(level) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert c.interval(0.95) == pytest.approx((c.ci_low, c.ci_high))
+    assert compare([0.8, 0.8], [0.7, 0.7]).interval(0.99) == (None, None)  # no spread: no interval
