@@ -166,6 +166,7 @@ def write_run_info(
         "report_metrics": spec.report_metrics(),
         "test": spec.report.test,
         "family": spec.report.family,
+        "main_metrics": list(spec.report.main_metrics or []),
         "alpha": spec.report.alpha,
         "min_effect": spec.report.min_effect,
         "label": spec.report.label,

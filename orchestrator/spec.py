@@ -74,6 +74,12 @@ class ReportSpec(Strict):
     test: Literal["auto", "paired_t", "welch", "wilcoxon"] = Field(
         "auto", description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's"
     )
+    main_metrics: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="the metrics of the paper's main table, one column wide (default: the study "
+        "metric and the next of report.metrics); every metric is in the full table",
+    )
     family: Literal["primary", "per_metric", "table"] = Field(
         "primary",
         description="the comparisons Holm's adjustment runs over: primary (the study metric's "
@@ -123,6 +129,13 @@ class StudyBase(Strict):
     kind: str
     #: What one group of trials is called in messages (an ablation's variant, a sensitivity point).
     unit: ClassVar[str] = "variant"
+
+    @model_validator(mode="after")
+    def _main_metrics_are_reported(self) -> "StudyBase":
+        unknown = [m for m in self.report.main_metrics or [] if m not in self.report_metrics()]
+        if unknown:
+            raise ValueError(f"report.main_metrics names metrics not in report.metrics: {unknown}")
+        return self
 
     def report_metrics(self) -> list[str]:
         return list(self.report.metrics or [self.metric])

@@ -91,6 +91,8 @@ class AblationTable:
     """What the table shows, for captions (default: "Ablation")."""
     key: str = "ablation"
     """File stem and LaTeX label suffix."""
+    main: list[str] = field(default_factory=list)
+    """The paper's main table's metrics (``report.main_metrics``; default: see ``latex.main_metrics``)."""
     label_prefix: str = ""
     """The LaTeX labels' prefix (``report.label`` or the run directory's name; default: the study)."""
     marks: dict[str, str] = field(default_factory=dict)
@@ -288,3 +290,37 @@ def power_sentence(table: AblationTable) -> str:
         else:
             text += f"; no number of seeds up to 1000 detects {table.min_effect:g} at the observed spread"
     return text + "."
+
+
+def headline(table: AblationTable) -> str:
+    """The answer first, in words: the best row on the study metric, its comparison with
+    the reference (difference, simultaneous interval, adjusted p, whether significant at the
+    family's level), and what the study could detect."""
+    from reports._format import interval, pvalue, signed
+
+    m = table.primary
+    means = {v: table.cells[(v, m)].mean for v in table.variants if (v, m) in table.cells and table.cells[(v, m)].n}
+    if not means:
+        return ""
+    best = (max if table.modes[m] == "max" else min)(means, key=means.get)
+    ref = table.reference
+    text = f"Best on {m}: {table.shown(best)} ({means[best]:.3f})"
+    others = [v for v in table.variants if v != ref and table.cells[(v, m)].p_holm is not None]
+    if best == ref:
+        text += ", the reference itself"
+        if others:
+            close = (max if table.modes[m] == "max" else min)(others, key=lambda v: means.get(v, math.nan))
+            c = table.cells[(close, m)]
+            text += (
+                f"; the closest, {table.shown(close)}, differs by {signed(c.diff)} "
+                f"{interval(c.sim_low, c.sim_high)}, p = {pvalue(c.p_holm)}"
+            )
+    elif best in others:
+        c = table.cells[(best, m)]
+        verdict = "significant" if c.p_holm is not None and c.p_holm < table.alpha else "not significant"
+        text += (
+            f", {signed(c.diff)} against {table.shown(ref)} {interval(c.sim_low, c.sim_high)}, "
+            f"p = {pvalue(c.p_holm)} ({verdict} at {table.alpha:g}, Holm over {c.family_size})"
+        )
+    power = power_sentence(table)
+    return text + "." + (f" {power}" if power else "")

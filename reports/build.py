@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.ablation import COMPLETED, ablation_table
+from reports.ablation import COMPLETED, ablation_table, headline
 from reports.errors import ReportInputError
-from reports.html import _e, ablation_html, frame_html, page
-from reports.latex import ablation_latex, comparison_latex
+from reports.html import _e, ablation_html, folded, frame_html, page
+from reports.latex import ablation_full_latex, ablation_latex, comparison_latex, main_metrics
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.files import read_run
 from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, SPEC_FILE, STAGING_DIR
@@ -284,7 +284,14 @@ def _with_selection(tables: list, meta: dict) -> list:
 
 @report_for("ablation")
 def _ablation(r: ReportInput) -> Path:
-    return _grid_report(r, _with_selection(_ablation_tables(r.df, r.meta), r.meta))
+    from reports.plots import ablation_figures
+
+    tables = _with_selection(_ablation_tables(r.df, r.meta), r.meta)
+
+    def figures() -> tuple[str, str]:
+        return ("Figures", _figures_html(ablation_figures(tables[0], r.df, r.out)))
+
+    return _grid_report(r, tables, figures=figures)
 
 
 @report_for("confirm")
@@ -315,9 +322,11 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
     tables in every format, the study and its data, figures, the trainable's sections, and
     the trials left out of the statistics."""
     run_dir, df, meta, out, note = r.run_dir, r.df, r.meta, r.out, r.note
-    tables = [replace(t, label_prefix=meta["label_prefix"]) for t in tables]
+    tables = [replace(t, label_prefix=meta["label_prefix"], main=list(meta.get("main_metrics") or [])) for t in tables]
     for table in tables:
         (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
+        if len(main_metrics(table)) < len(table.metrics):  # the main table leaves metrics out
+            (out / f"{table.key}_full.tex").write_text(ablation_full_latex(table, caption_note=note))
         (out / f"{table.key}_stats.tex").write_text(comparison_latex(table, caption_note=note))
         (out / f"{table.key}.md").write_text(ablation_markdown(table))
         ablation_frame(table).to_csv(out / f"{table.key}.csv", index=False)
@@ -331,7 +340,28 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
         + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
         + "</p>"
     )
-    sections.append(("Study", summary))
+    answer = headline(tables[0]) if len(tables) == 1 else ""
+    synthetic_line = (
+        "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
+        "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>"
+        if r.synthetic
+        else ""
+    )
+    # the page opens on the answer: the headline, the figures, the tables; context follows
+    sections.append(("Study", (f"<p class=headline>{_e(answer)}</p>" if answer else "") + synthetic_line + summary))
+    if figures is not None:
+        sections.append(figures())
+    for table in tables:
+        links = " · ".join(
+            f"<a href='{table.key}{x}'>{table.key}{x}</a>"
+            for x in (".tex", "_full.tex", "_stats.tex", ".md", ".csv")
+            if (out / f"{table.key}{x}").is_file()
+        )
+        heading = "Ablation" if table.key == "ablation" else table.title
+        sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
+    sections += list(extra_sections)
+    if meta.get("trainable") in TRAINABLE_SECTIONS:
+        sections.append(TRAINABLE_SECTIONS[meta["trainable"]](r))
     if r.synthetic:
         domains = _sample_domains(run_dir)
         grid = (
@@ -340,24 +370,7 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
             if (run_dir / SAMPLES_FILE).is_file()
             else ""
         )
-        sections.append(
-            (
-                "Data",
-                "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "
-                "embedded <b>synthetic</b> data set (procedural face-like images), not from real faces.</p>" + grid,
-            )
-        )
-    if figures is not None:
-        sections.append(figures())
-    for table in tables:
-        links = " · ".join(
-            f"<a href='{table.key}{x}'>{table.key}{x}</a>" for x in (".tex", "_stats.tex", ".md", ".csv")
-        )
-        heading = "Ablation" if table.key == "ablation" else table.title
-        sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
-    sections += list(extra_sections)
-    if meta.get("trainable") in TRAINABLE_SECTIONS:
-        sections.append(TRAINABLE_SECTIONS[meta["trainable"]](r))
+        sections.append(("Data", folded(synthetic_line + grid, "the data and its sample grid")))
     group = meta.get("group_column") or ("point" if "point" in df.columns else "variant")
     not_done = df[df["status"] != COMPLETED][["trial_name", group, "seed", "status", "error"]]
     sections.append(("Trials not in the statistics", frame_html(not_done)))
@@ -368,9 +381,14 @@ def _write_page(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, sections
     """Close the page with the spec as run, the run's options and the provenance; write it."""
     spec = (run_dir / SPEC_FILE).read_text() if (run_dir / SPEC_FILE).is_file() else ""
     run_args = {k: meta.get(k) for k in ("quick", "overrides", "resources", "command", "started_at")}
-    sections.append(("Study spec", f"<pre>{_e(spec)}</pre><pre>{_e(json.dumps(run_args, indent=2))}</pre>"))
+    sections.append(
+        (
+            "Study spec",
+            folded(f"<pre>{_e(spec)}</pre><pre>{_e(json.dumps(run_args, indent=2))}</pre>", "the spec as run"),
+        )
+    )
     prov = df[[c for c in REPORTED_PROVENANCE if c in df.columns]].drop_duplicates()
-    sections.append(("Provenance", frame_html(prov)))
+    sections.append(("Provenance", folded(frame_html(prov), "versions, commit, data fingerprint")))
     index = out / "index.html"
     index.write_text(page(title=f"Report: {meta['study']}", sections=sections))
     return index

@@ -14,7 +14,9 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border-bottom:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}.best{font-weight:bold}.warn{background:#fff3cd;padding:.5em 1em;border-left:4px solid #e0a800}
 .synthetic{background:#e7f1ff;padding:.5em 1em;border-left:4px solid #0b5ed7}pre{background:#f6f8fa;padding:1em;overflow-x:auto}
-code{background:#f6f8fa}"""
+code{background:#f6f8fa}.scroll{max-width:100%;overflow-x:auto}
+.headline{font-size:1.15em;background:#eef6ee;padding:.6em 1em;border-left:4px solid #2e7d32}
+img{max-width:100%;height:auto}"""
 
 
 def _e(x: Any) -> str:
@@ -47,7 +49,8 @@ def ablation_html(table: AblationTable) -> str:
     power = power_sentence(table)
     return (
         (f"<p class=power>{_e(power)}</p>" if power else "")
-        + f"<table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>{''.join(rows)}</table>"
+        + f"<div class=scroll><table><tr><th>{_e(table.row_header.lower())}</th>{head}</tr><tr><th></th>{sub}</tr>"
+        f"{''.join(rows)}</table></div>"
         f"<p><small>{caption}</small></p>{warnings}"
     )
 
@@ -55,7 +58,12 @@ def ablation_html(table: AblationTable) -> str:
 def frame_html(df: pd.DataFrame) -> str:
     if df.empty:
         return "<p>None.</p>"
-    return df.to_html(index=False, border=0, na_rep="", escape=True)
+    return "<div class=scroll>" + df.to_html(index=False, border=0, na_rep="", escape=True) + "</div>"
+
+
+def folded(content: str, what: str) -> str:
+    """Context a reader opens when needed (the page opens on the answer)."""
+    return f"<details><summary>Show {_e(what)}</summary>{content}</details>"
 
 
 def page(*, title: str, sections: list[tuple[str, str]]) -> str:

@@ -55,104 +55,276 @@ def _ref(table: AblationTable, suffix: str) -> str:
     return r"Table~\ref{tab:" + label_key(f"{table.label_prefix or table.study}-{table.key}{suffix}") + "}"
 
 
-def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
-    """The paper table: per row and metric, mean ± std with significance stars against the
-    reference. Differences, their confidence intervals, p-values and effect sizes are in the
-    companion table (``comparison_latex``), which the caption points to."""
-    metrics = table.metrics
-    n_seeds = max((c.n for c in table.cells.values()), default=0)
-    caption = (
+#: Every table is set in \footnotesize and never scaled (a scaled table reads smaller than
+#: the document's footnotes): what does not fit is split instead. Blocks of at most this many
+#: metrics fit a one-column ``article``'s text width (345 pt), the narrowest ``table*``.
+WIDE_METRICS = 3
+#: Metrics per statistics float, and the most rows (metric headings and comparisons) one
+#: float holds: it stays shorter than the page in every class (``review``'s 12 pt included).
+STATS_METRICS = 3
+STATS_ROWS = 16
+_SETUP = [r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{4pt}"]
+NEEDS = r"% Needs \usepackage{booktabs}. Set in \footnotesize, never scaled; \input it as it is."
+
+
+#: Row labels and text cells longer than this (characters) break into lines at ", " (a
+#: sensitivity point's settings, a candidate's settings).
+ROW_CHARS, CELL_CHARS = 26, 40
+
+
+def _lines(text: str, limit: int) -> list[str]:
+    """``text`` in lines of at most ``limit`` characters, broken after ", " (a part longer
+    than ``limit`` stays whole)."""
+    parts = text.split(", ")
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 2 + len(part) <= limit:
+            lines[-1] += ", " + part
+        else:
+            lines[-1] += ","
+            lines.append(part)
+    return lines
+
+
+def _wrapped(text: str, limit: int) -> str:
+    """An escaped cell; in lines (a nested tabular) where longer than ``limit``."""
+    lines = _lines(str(text), limit)
+    if len(lines) == 1:
+        return escape(lines[0])
+    return r"\begin{tabular}[t]{@{}l@{}}" + r" \\ ".join(escape(x) for x in lines) + r"\end{tabular}"
+
+
+def _m(text: str) -> str:
+    """A number in math mode: a true minus sign, not a hyphen."""
+    return text if text == "n/a" else f"${text}$"
+
+
+def _mean_std(table: AblationTable, v: str, m: str, n_seeds: int, *, stars: bool) -> str:
+    c = table.cells[(v, m)]
+    mean = rf"\mathbf{{{num(c.mean)}}}" if c.best else num(c.mean)
+    star = marker(c.p_holm) if stars and v != table.reference else ""
+    text = f"${mean} \\pm {num(c.std)}" + (f"^{{{star}}}" if star else "") + "$"
+    return text + (f" (n={c.n})" if c.n < n_seeds else "")
+
+
+def _header(table: AblationTable, metrics: list[str]) -> list[str]:
+    """Two header rows: the metric's domain (or first word), then the measure: long names
+    such as ``cross_domain tar@far=1e-3`` would otherwise set a column's width."""
+    tops, bottoms = [], []
+    for m in metrics:
+        words = metric_label(m).rsplit(" ", 1)
+        top, bottom = (words[0], words[1]) if len(words) == 2 else ("", words[0])
+        tops.append(escape(top))
+        bottoms.append(escape(bottom) + ("" if table.modes[m] == "max" else r" $\downarrow$"))
+    return [" & ".join([""] + tops) + r" \\", " & ".join([escape(table.row_header)] + bottoms) + r" \\"]
+
+
+def _row_name(table: AblationTable, v: str) -> str:
+    name = _wrapped(table.label(v), ROW_CHARS)
+    return rf"\textit{{{name}}}" if v == table.reference else name
+
+
+def _grid(table: AblationTable, metrics: list[str], n_seeds: int) -> list[str]:
+    lines = [r"\begin{tabular}{@{}l" + "r" * len(metrics) + "@{}}", r"\toprule", *_header(table, metrics), r"\midrule"]
+    for v in table.variants:
+        cells = [_row_name(table, v)] + [_mean_std(table, v, m, n_seeds, stars=True) for m in metrics]
+        lines.append(" & ".join(cells) + r" \\")
+    return lines + [r"\bottomrule", r"\end{tabular}"]
+
+
+def main_metrics(table: AblationTable) -> list[str]:
+    """The main table's metrics: ``table.main`` where set, else the study metric and the
+    next report metric (two columns fit a two-column page's column)."""
+    if table.main:
+        return [m for m in table.main if m in table.metrics]
+    rest = [m for m in table.metrics if m != table.primary]
+    return [m for m in [table.primary, *rest[:1]] if m in table.metrics]
+
+
+def _grid_caption(table: AblationTable, n_seeds: int, caption_note: str) -> str:
+    return (
         f"{table.title or 'Ablation'}: mean ± std over {n_seeds} seeds (n where fewer); "
-        f"best mean in bold; stars mark a difference to {table.shown(table.reference)} under a {table.test}, "
-        f"{family_sentence(table).removeprefix('p ')} ({LEGEND}). "
+        f"best mean in bold; the reference, {table.shown(table.reference)}, in italics; stars mark a "
+        f"difference to it under a {table.test}, {family_sentence(table).removeprefix('p ')} ({LEGEND}). "
         + (f"{table.mark_note} " if table.mark_note else "")
         + (f"{table.selection} " if table.selection else "")
         + caption_note
     )
-    lines = [
-        r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (the tabular is scaled to the text width).",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\caption{"
-        + _math(caption).strip()
-        + " Differences, 95\\% CIs and effect sizes: "
+
+
+def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
+    """The paper's main table (``table``, one column wide): per row, mean ± std of the main
+    metrics with significance stars against the reference. Every metric is in
+    ``ablation_full_latex`` (``table*``); differences, intervals, p-values, effect sizes and
+    detectable differences in ``comparison_latex``; the caption points to both."""
+    metrics = main_metrics(table)
+    n_seeds = max((c.n for c in table.cells.values()), default=0)
+    more = [m for m in table.metrics if m not in metrics]
+    pointers = (
+        (f" All {len(table.metrics)} metrics: " + _ref(table, "-full") + "." if more else "")
+        + " Differences, simultaneous CIs, effect sizes and detectable differences: "
         + _ref(table, "-stats")
-        + ".}",
-        _label(table),
-        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
-        r"\begin{tabular}{l" + "r" * len(metrics) + "}",
-        r"\toprule",
-        " & ".join(
-            [escape(table.row_header)]
-            + [escape(metric_label(m)) + ("" if table.modes[m] == "max" else r" $\downarrow$") for m in metrics]
-        )
-        + r" \\",
-        r"\midrule",
-    ]
-    for v in table.variants:
-        cells = [escape(table.label(v)) + (" (ref.)" if v == table.reference else "")]
-        for m in metrics:
-            c = table.cells[(v, m)]
-            mean = rf"\textbf{{{num(c.mean)}}}" if c.best else num(c.mean)
-            star = marker(c.p_holm) if v != table.reference else ""
-            cells.append(
-                f"{mean} $\\pm$ {num(c.std)}"
-                + (f"$^{{{star}}}$" if star else "")
-                + (f" (n={c.n})" if c.n < n_seeds else "")
-            )
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
-    return "\n".join(lines)
+        + "."
+    )
+    return "\n".join(
+        [
+            NEEDS,
+            r"\begin{table}[t]",
+            *_SETUP,
+            r"\caption{" + _math(_grid_caption(table, n_seeds, caption_note)).strip() + pointers + "}",
+            _label(table),
+            *_grid(table, metrics, n_seeds),
+            r"\end{table}",
+            "",
+        ]
+    )
+
+
+def ablation_full_latex(table: AblationTable, *, caption_note: str = "") -> str:
+    """Every metric of the table (``table*``, the text width): blocks of WIDE_METRICS metrics,
+    one under the other, each with its header."""
+    n_seeds = max((c.n for c in table.cells.values()), default=0)
+    blocks = [table.metrics[i : i + WIDE_METRICS] for i in range(0, len(table.metrics), WIDE_METRICS)]
+    body: list[str] = []
+    for i, block in enumerate(blocks):
+        if i:
+            body.append(r"\par\medskip")
+        body += _grid(table, block, n_seeds)
+    return "\n".join(
+        [
+            NEEDS,
+            r"\begin{table*}[t]",
+            *_SETUP,
+            r"\caption{" + _math(_grid_caption(table, n_seeds, caption_note)).strip() + "}",
+            _label(table, "-full"),
+            *body,
+            r"\end{table*}",
+            "",
+        ]
+    )
 
 
 def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
-    """Every comparison of a table, one per row: mean ± std (n), Δ with its 95% CI, p, effect size."""
+    """Every comparison of a table, one per row: mean ± std, Δ with its simultaneous CI, p,
+    effect size and MDE; metrics as row headings, STATS_METRICS metrics per ``table*`` (the
+    first float carries the study metric, the primary family)."""
     es = r"$d_z$" if table.effect_name == "d_z" else r"$d$"
-    caption = (
-        f"{table.title or 'Ablation'}, comparisons with "
-        f"{table.shown(table.reference)}. "
-        f"{difference_caption(table)} {power_sentence(table)} {caption_note}"
-    )
-    lines = [
-        r"% Needs \usepackage{booktabs} and \usepackage{graphicx} (scaled down only when wider than the text).",
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\caption{" + _math(caption).strip() + "}",
-        _label(table, "-stats"),
-        r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
-        r"\begin{tabular}{llrrrrr}",
-        r"\toprule",
-        f"Metric & {escape(table.row_header)} & mean $\\pm$ std (n) & $\\Delta$ [simult.\\ CI] & $p$ & {es} & MDE \\\\",
-        r"\midrule",
-    ]
-    for i, m in enumerate(table.metrics):
-        if i:
-            lines.append(r"\addlinespace")
-        for v in table.variants:
-            c = table.cells[(v, m)]
-            mean = rf"\textbf{{{num(c.mean)}}}" if c.best else num(c.mean)
-            row = [
-                (escape(metric_label(m)) + (" (sec.)" if table.is_secondary(m) else ""))
-                if v == table.variants[0]
-                else "",
-                escape(table.label(v)) + (" (ref.)" if v == table.reference else ""),
-                f"{mean} $\\pm$ {num(c.std)} ({c.n})",
+    n_seeds = max((c.n for c in table.cells.values()), default=0)
+    ordered = [table.primary, *[m for m in table.metrics if m != table.primary]]
+    ordered = [m for m in ordered if m in table.metrics]
+    chunks = _stats_floats(table, ordered)
+    out = [NEEDS]
+    for k, chunk in enumerate(chunks):
+        caption = (
+            f"{table.title or 'Ablation'}, comparisons with {table.shown(table.reference)}"
+            + (f" (continued, {k + 1} of {len(chunks)})" if k else "")
+            + ". "
+            + (f"{difference_caption(table)} {power_sentence(table)} {caption_note}" if not k else "")
+        )
+        lines = [
+            r"\begin{table*}[t]",
+            *_SETUP,
+            r"\caption{" + _math(caption).strip() + "}",
+            _label(table, "-stats" + (f"-{k + 1}" if k else "")),
+            r"\begin{tabular}{@{}lrrrrr@{}}",
+            r"\toprule",
+            f"{escape(table.row_header)} & mean $\\pm$ std & $\\Delta$ [simult.\\ CI] & $p$ & {es} & MDE \\\\",
+        ]
+        for m, variants, part in chunk:
+            name = escape(metric_label(m)) + (r" $\downarrow$" if table.modes[m] == "min" else "")
+            kind = "secondary" if table.is_secondary(m) else ("primary" if m == table.primary else "")
+            kind += (", " if kind else "") + "continued" if part else ""
+            lines += [
+                r"\midrule",
+                rf"\multicolumn{{6}}{{@{{}}l}}{{\emph{{{name}}}" + (f" ({kind})" if kind else "") + r"} \\",
             ]
-            if v == table.reference:
-                row += ["--", "--", "--", "--"]
-            else:
-                star = marker(c.p_holm)
-                row += [
-                    f"{signed(c.diff)}" + (f"$^{{{star}}}$" if star else "") + f" {interval(c.sim_low, c.sim_high)}",
-                    pvalue(c.p_holm).replace("<", "$<$"),
-                    num(c.effect, 2),
-                    num(c.mde),
-                ]
-            lines.append(" & ".join(row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", ""]
-    return "\n".join(lines)
+            for v in variants:
+                c = table.cells[(v, m)]
+                row = [_row_name(table, v), _mean_std(table, v, m, n_seeds, stars=False)]
+                if v == table.reference:
+                    row += ["--", "--", "--", "--"]
+                elif c.diff is None:
+                    row += ["n/a", "n/a", "n/a", "n/a"]
+                else:
+                    star = marker(c.p_holm)
+                    row += [
+                        f"${signed(c.diff)}"
+                        + (f"^{{{star}}}" if star else "")
+                        + "$ "
+                        + _m(interval(c.sim_low, c.sim_high))
+                        if c.sim_low is not None
+                        else f"${signed(c.diff)}$ [CI n/a]",
+                        _m(pvalue(c.p_holm)),
+                        _m(num(c.effect, 2)),
+                        _m(num(c.mde)),
+                    ]
+                lines.append(" & ".join(row) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
+        out += lines
+    return "\n".join(out)
+
+
+def _stats_floats(table: AblationTable, metrics: list[str]) -> list[list[tuple[str, list[str], int]]]:
+    """The statistics table cut into floats of at most STATS_METRICS metrics and STATS_ROWS
+    lines (a metric's heading, and each row as many lines as its label takes): a metric whose
+    rows alone exceed that continues in the next float, the reference first again. Each
+    float is a list of (metric, its rows there, part: 0 for the first)."""
+
+    def height(v: str) -> int:
+        return len(_lines(table.label(v), ROW_CHARS))
+
+    floats: list[list[tuple[str, list[str], int]]] = [[]]
+    used = 0
+    for m in metrics:
+        part, rows = 0, list(table.variants)
+        while rows:
+            need = 1 + sum(height(v) for v in rows)
+            full = len({x for x, _, _ in floats[-1]}) >= STATS_METRICS
+            # the least worth starting here: the heading and a row (and one more after the reference)
+            least = 1 + height(rows[0]) + (height(rows[1]) if rows[0] == table.reference and len(rows) > 1 else 0)
+            if floats[-1] and (used + need > STATS_ROWS or full):
+                if used + least > STATS_ROWS or full:
+                    floats.append([])
+                    used = 0
+            # as many of the metric's rows as fit what is left of this float
+            take, h = [], 1
+            for v in rows:
+                progress = any(t != table.reference for t in take) or table.reference not in rows
+                if take and progress and used + h + height(v) > STATS_ROWS:
+                    break
+                take.append(v)
+                h += height(v)
+            floats[-1].append((m, take, part))
+            used += h
+            rows = [v for v in rows if v not in take]
+            if rows:
+                rows = [table.reference, *rows] if table.reference not in rows else rows
+                floats.append([])
+                used, part = 0, part + 1
+    return [f for f in floats if f]
+
+
+#: The narrowest text width a ``table*`` meets (one-column ``article``, 345 pt), less a margin.
+TEXT_PT = 330.0
+#: About the width of a character of \footnotesize (8 pt Computer Modern), and a column's
+#: padding with \tabcolsep at 4 pt. Estimates for splitting a frame's columns into blocks;
+#: the tests compile the result in every document class to prove it fits.
+CHAR_PT, PAD_PT = 4.2, 8.0
+
+
+def _column_blocks(widths: list[float], keep: int, limit: float = TEXT_PT) -> list[list[int]]:
+    """Columns in blocks that each fit ``limit`` points; the first ``keep`` (the row's key)
+    start every block."""
+    head, rest = list(range(keep)), list(range(keep, len(widths)))
+    base = sum(widths[i] for i in head)
+    blocks: list[list[int]] = []
+    current: list[int] = []
+    for i in rest:
+        if current and base + sum(widths[j] for j in current) + widths[i] > limit:
+            blocks.append(head + current)
+            current = []
+        current.append(i)
+    return blocks + [head + current] if current or not blocks else blocks
 
 
 def frame_latex(
@@ -164,40 +336,55 @@ def frame_latex(
     digits: int = 4,
     bold: set[tuple[int, str]] = frozenset(),
     formats: dict | None = None,
+    keep: int = 1,
 ) -> str:
-    """A plain booktabs table of a small frame (text columns left, numbers right); the
-    cells in ``bold`` (row position, column) are set in bold; ``formats`` maps a column to
-    how its values are written (default: floats with ``digits`` decimals)."""
+    """A plain booktabs table of a small frame (text columns left, numbers right), as a
+    ``table*`` in \footnotesize: columns that do not fit the text width go into further
+    blocks, one under the other, each starting with the first ``keep`` columns (the row's
+    key). The cells in ``bold`` (row position, column) are set in bold; ``formats`` maps a
+    column to how its values are written (default: floats with ``digits`` decimals)."""
     from reports._format import num
 
     cols = list(frame.columns)
     numeric = [frame[c].dtype.kind in "fi" for c in cols]
-    head = " & ".join(escape((header or {}).get(c, c)) for c in cols)
+    heads = [escape((header or {}).get(c, c)) for c in cols]
 
-    def cell(i: int, c: str, v) -> str:
-        text = escape((formats or {}).get(c, lambda x: num(x, digits) if isinstance(x, float) else str(x))(v))
-        return r"\textbf{" + text + "}" if (i, c) in bold else text
+    def raw(c: str, v) -> str:
+        return str((formats or {}).get(c, lambda x: num(x, digits) if isinstance(x, float) else str(x))(v))
 
-    body = [
-        " & ".join(cell(i, c, v) for c, v in zip(cols, r)) + r" \\" for i, r in enumerate(frame.itertuples(index=False))
+    texts = [[raw(c, v) for c, v in zip(cols, r)] for r in frame.itertuples(index=False)]
+    cells = [[_wrapped(t, CELL_CHARS) for t in row] for row in texts]
+    widths = [
+        max([len(str((header or {}).get(c, c)))] + [max(map(len, _lines(row[j], CELL_CHARS))) for row in texts])
+        * CHAR_PT
+        + PAD_PT
+        for j, c in enumerate(cols)
     ]
+    body: list[str] = []
+    for k, block in enumerate(_column_blocks(widths, min(keep, len(cols)))):
+        if k:
+            body.append(r"\par\medskip")
+        body += [
+            r"\begin{tabular}{@{}" + "".join("r" if numeric[j] else "l" for j in block) + "@{}}",
+            r"\toprule",
+            " & ".join(heads[j] for j in block) + r" \\",
+            r"\midrule",
+            *[
+                " & ".join((r"\textbf{" + row[j] + "}") if (i, cols[j]) in bold else row[j] for j in block) + r" \\"
+                for i, row in enumerate(cells)
+            ],
+            r"\bottomrule",
+            r"\end{tabular}",
+        ]
     return "\n".join(
         [
-            r"% Needs \usepackage{booktabs} and \usepackage{graphicx}.",
-            r"\begin{table}[t]",
-            r"\centering",
-            r"\small",
+            NEEDS,
+            r"\begin{table*}[t]",
+            *_SETUP,
             r"\caption{" + _math(caption).strip() + "}",
             r"\label{tab:" + label_key(label) + "}",
-            r"\resizebox{\ifdim\width>\textwidth\textwidth\else\width\fi}{!}{%",
-            r"\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}",
-            r"\toprule",
-            head + r" \\",
-            r"\midrule",
             *body,
-            r"\bottomrule",
-            r"\end{tabular}}",
-            r"\end{table}",
+            r"\end{table*}",
             "",
         ]
     )

@@ -78,4 +78,5 @@ def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> s
         header={meta["metric"]: metric_label(meta["metric"])},
         bold=_best(table, meta),
         formats=_settings_format(table, meta),
+        keep=2,  # rank and trial start every block
     )

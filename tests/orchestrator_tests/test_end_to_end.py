@@ -147,26 +147,15 @@ def test_report_regenerates_from_results_alone(quick_run, tmp_path):
 
 
 def _compiles(tables: list, tmp_path) -> None:
-    assert shutil.which("pdflatex"), "pdflatex is needed (Debian: texlive-latex-base texlive-latex-recommended)"
-    doc = tmp_path / "doc.tex"
-    inputs = "".join(f"\\input{{{t}}}\n" for t in tables)
-    doc.write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
-        f"{inputs}\\end{{document}}\n"
-    )
-    proc = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+    """The tables compile and fit their page in every document class of ``tests.latex_check``."""
+    from tests.latex_check import assert_fits
+
+    assert_fits(tables, tmp_path)
 
 
 def test_latex_table_compiles(quick_run, tmp_path):
-    _compiles([quick_run / "report" / "ablation.tex", quick_run / "report" / "ablation_stats.tex"], tmp_path)
+    report = quick_run / "report"
+    _compiles([report / "ablation.tex", report / "ablation_full.tex", report / "ablation_stats.tex"], tmp_path)
 
 
 def test_existing_run_directory_is_not_overwritten(quick_run, capsys):
@@ -380,7 +369,9 @@ def test_lora_rank_keeps_its_type_from_the_spec_to_the_latex_table(search_run):
     assert {type(c["lora_rank"]) for c in configs.values()} == {int}
     df, _ = read_run(search_run)
     assert str(df["config/lora_rank"].dtype) == "Int64"
-    lines = (search_run / "report" / "top_k.tex").read_text().splitlines()
+    # the table's column blocks (each starts with rank and trial): the one with lora_rank
+    blocks = (search_run / "report" / "top_k.tex").read_text().split(r"\begin{tabular}")[1:]
+    lines = next(b for b in blocks if "lora\\_rank" in b.split(r"\midrule")[0]).splitlines()
     header = next(ln for ln in lines if ln.startswith("rank & trial"))
     column = [c.strip() for c in header.rstrip("\\ ").split("&")].index("lora\\_rank")
     rows = [ln for ln in lines if ln.split("&")[0].strip().isdigit()]

@@ -49,8 +49,13 @@ def _values(run: Path) -> pd.DataFrame:
 
 
 def _report(run: Path) -> dict[str, str]:
-    """The report's tables (the page carries the run's paths and times, the tables do not)."""
-    return {f.name: f.read_text() for f in sorted((run / "report").glob("*")) if f.suffix in (".csv", ".md", ".tex")}
+    """The report's tables (the page carries the run's paths and times, the tables do not;
+    the LaTeX labels carry the run directory's name, here put in a placeholder)."""
+    return {
+        f.name: f.read_text().replace(f"tab:{run.name}-", "tab:RUN-")
+        for f in sorted((run / "report").glob("*"))
+        if f.suffix in (".csv", ".md", ".tex")
+    }
 
 
 @pytest.fixture(scope="module")

@@ -226,7 +226,8 @@ def test_labels_are_unique_across_runs_and_rows_show_their_names(tmp_path):
         tex = "".join((run / "report" / f).read_text() for f in ("ablation.tex", "ablation_stats.tex"))
         labels[run.name] = set(re.findall(r"\\label\{([^}]*)\}", tex))
         assert "Ablation of" not in tex and tex.count(r"\caption{Component ablation") == 2
-        assert r"Better (full)" in tex and r"Reference\_1 (ref.)" in tex and "better" not in tex.replace("Better", "")
+        assert r"Better (full)" in tex and r"\textit{Reference\_1}" in tex  # the reference in italics
+        assert "better" not in tex.replace("Better", "")
         md = (run / "report" / "ablation.md").read_text()
         assert "Better (full)" in md
         csv = pd.read_csv(run / "report" / "ablation.csv")
@@ -238,3 +239,65 @@ def test_labels_are_unique_across_runs_and_rows_show_their_names(tmp_path):
         }
     assert labels["run-one"] == {"tab:run-one-ablation", "tab:run-one-ablation-stats"}
     assert labels["run-two"] == {"tab:paper-ablation", "tab:paper-ablation-stats"}
+
+
+def test_tables_fit_the_page_in_every_document_class(tmp_path):
+    """The default ablation's shape (6 variants with long names, 7 metrics, one reference):
+    the main table fits a column, the full and statistics tables the text width, and none
+    is taller than the page, in one- and two-column article and elsarticle (5p, review)."""
+    from reports import build_report
+    from tests.latex_check import assert_fits
+
+    variants = ["lora", "lora+domain_classifier", "lora+domain_lora", "lora+maml", "lora+contrastive", "da_lora"]
+    metrics = [
+        "eval/cross_domain/acc",
+        "eval/cross_domain/tar@far=1e-3",
+        "eval/visible/acc",
+        "eval/thermal/acc",
+        "eval/low_quality/acc",
+        "eval/harsh_light/acc",
+        "eval/occluded/acc",
+    ]
+    rows = [
+        {"trial_name": f"{v}_{s}", "variant": v, "seed": s, "status": "TERMINATED", "error": "",
+         **{m: 0.5 + 0.01 * i - 0.003 * j + 0.002 * s * (j % 3) for j, m in enumerate(metrics)}}
+        for i, v in enumerate(variants) for s in range(3)
+    ]  # fmt: skip
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame(rows).to_csv(run / "results.csv", index=False)
+    import json
+
+    names = {"lora+domain_classifier": "+ domain classifier", "da_lora": "DA-LoRA (full)"}
+    (run / "run.json").write_text(json.dumps({
+        "study": "ablation", "kind": "ablation", "title": "DA-LoRA component ablation (synthfaces, synthetic)",
+        "description": "", "trainable": "t", "metric": metrics[0], "mode": "max", "report_metrics": metrics,
+        "variants": variants, "reference": "da_lora", "family": "primary", "names": names, "min_effect": 0.005,
+    }))  # fmt: skip
+    build_report(run)
+    report = run / "report"
+    assert "resizebox" not in "".join(f.read_text() for f in report.glob("*.tex"))  # never scaled
+    assert_fits([report / "ablation.tex", report / "ablation_full.tex", report / "ablation_stats.tex"], tmp_path)
+
+
+@pytest.mark.parametrize("n_variants,label", [(3, "v{i}"), (12, "lambda_a=0.{i}, lambda_b=0.{i}, lambda_c=1")])
+def test_statistics_floats_hold_every_comparison_once_within_the_page(n_variants, label):
+    """However many rows and however long their labels: every comparison appears exactly
+    once, the reference opens every continued part, and no float holds more than STATS_ROWS
+    lines or STATS_METRICS metrics."""
+    from reports.ablation import AblationTable, Cell
+    from reports.latex import ROW_CHARS, STATS_METRICS, STATS_ROWS, _lines, _stats_floats
+
+    variants = ["ref"] + [f"v{i}" for i in range(1, n_variants)]
+    metrics = [f"eval/m{k}/acc" for k in range(7)]
+    labels = {v: label.format(i=i) for i, v in enumerate(variants)}
+    t = AblationTable("s", metrics, variants, "ref", {m: "max" for m in metrics},
+                      {(v, m): Cell(0.5, 0.1, 3) for v in variants for m in metrics}, labels=labels)  # fmt: skip
+    floats = _stats_floats(t, metrics)
+    for m in metrics:
+        parts = [(rows, part) for f in floats for mm, rows, part in f if mm == m]
+        shown = [v for rows, _ in parts for v in rows if v != "ref"]
+        assert sorted(shown) == sorted(variants[1:]) and all(rows[0] == "ref" for rows, _ in parts)
+    for f in floats:
+        lines = sum(1 + sum(len(_lines(t.label(v), ROW_CHARS)) for v in rows) for _, rows, _ in f)
+        assert lines <= STATS_ROWS and len({m for m, _, _ in f}) <= STATS_METRICS

@@ -117,3 +117,53 @@ def test_parallel_info_puts_log_keys_on_log10_and_choices_on_their_index():
     assert [d.label for d in drawn.dimensions] == ["log10 lr", "rank", "loss", "eval x acc"] or len(
         drawn.dimensions
     ) == 4
+
+
+def test_ablation_info_and_figure_show_the_seeds_means_and_the_familys_stars():
+    """Per variant: its seeds' values of the study metric, their mean and 95% t interval
+    (scipy's), and the star of the paired t-test against the reference, Holm over the study
+    metric's comparisons; the heatmap holds the other metrics' means; the drawing shows
+    exactly those numbers."""
+    from reports.ablation import ablation_table
+    from reports.plots import ablation_figure, ablation_heatmap, ablation_info
+
+    values = {"ref": [0.70, 0.71, 0.72], "up": [0.80, 0.815, 0.82], "same": [0.70, 0.72, 0.71]}
+    rows = [
+        {
+            "trial_name": f"{v}_{s}",
+            "variant": v,
+            "seed": s,
+            "status": "TERMINATED",
+            "error": "",
+            M: x,
+            "eval/y/acc": x / 2,
+        }
+        for v, xs in values.items()
+        for s, x in enumerate(xs)
+    ] + [{"trial_name": "up_9", "variant": "up", "seed": 9, "status": "ERROR", "error": "boom", M: 0.1}]
+    df = pd.DataFrame(rows)
+    table = ablation_table(
+        df, study="s", variants=list(values), metrics=[M, "eval/y/acc"], reference="ref", primary=M, mode="max",
+        display={"up": "Up (new)"},
+    )  # fmt: skip
+    info = ablation_info(table, df)
+    raw = {v: stats.ttest_rel(values[v], values["ref"]).pvalue for v in ("up", "same")}
+    lo, hi = sorted(raw.values())
+    holm = {v: (2 * lo if raw[v] == lo else max(2 * lo, hi)) for v in raw}
+    stars = {v: "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "" for v, p in holm.items()}
+    for r in info.rows:
+        assert r.values == pytest.approx(values[r.variant]) and r.seeds == [0, 1, 2]  # not the failed trial
+        ci = stats.t.interval(0.95, 2, loc=np.mean(values[r.variant]), scale=stats.sem(values[r.variant]))
+        assert (r.mean, r.lo, r.hi) == pytest.approx((np.mean(values[r.variant]), *ci))
+        assert r.star == ("" if r.variant == "ref" else stars[r.variant]) and r.reference == (r.variant == "ref")
+    assert [r.shown for r in info.rows] == ["ref", "Up (new)", "same"]
+    assert info.columns == ["y acc"] and info.z[:, 0] == pytest.approx([np.mean(values[v]) / 2 for v in values])
+    fig = ablation_figure(info, title="t")
+    seeds, means = fig.data[0], fig.data[1]
+    assert list(seeds.y) == pytest.approx([x for v in values for x in values[v]])
+    assert list(means.y) == pytest.approx([np.mean(values[v]) for v in values])
+    assert list(means.error_y.array) == pytest.approx([r.hi - r.mean for r in info.rows])
+    drawn = {a.x: a.text for a in fig.layout.annotations if a.text in ("*", "**", "***")}
+    assert drawn == {"Up (new)": stars["up"]} if stars["up"] else drawn == {}
+    heat = ablation_heatmap(info, title="h")
+    assert np.asarray(heat.data[0].z) == pytest.approx(info.z)
