@@ -3,10 +3,25 @@ per test session, so the stand-in backbone is built once and Ray starts once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import pytest
+
+# Static figure export starts Chromium once per report (seconds each, and most tests build a
+# report without looking at its figures): off for the tests, except where a test asks for
+# it with ``static_figures()`` (a user's default stays on).
+STATIC = "ORCHESTRATOR_STATIC_FIGURES"
+os.environ[STATIC] = "0"
+
+
+@contextlib.contextmanager
+def static_figures():
+    """Reports made inside export PDF and PNG (for the tests that look at them)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(STATIC, "1")
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,12 +16,14 @@ from scipy import stats
 
 from orchestrator.cli import main
 from reports.stats import paired_ttest
+from tests.conftest import static_figures
 
 
 @pytest.fixture(scope="module")
 def quick_run(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "ablation-quick"
-    assert main(["run", "ablation", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
+    with static_figures():
+        assert main(["run", "ablation", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
     return out
 
 
@@ -139,6 +141,20 @@ def test_plan_prints_what_a_finished_run_could_detect(quick_run, search_run, tmp
         assert err.startswith("error: ") and err.count("\n") == 1
 
 
+def test_ablation_figures_interactive_and_static(quick_run):
+    from PIL import Image
+
+    report = quick_run / "report"
+    for stem in ("fig_ablation", "fig_ablation_metrics"):
+        assert "plotly.min.js" in (report / f"{stem}.html").read_text()
+        assert (report / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
+        png = np.asarray(Image.open(report / f"{stem}.png").convert("L"), dtype=float)
+        assert png.std() > 10  # drawn, not blank
+    index = (report / "index.html").read_text()
+    assert index.index("class=headline") < index.index("fig_ablation.png") < index.index("<h2>Ablation</h2>")
+    assert index.index("<h2>Ablation</h2>") < index.index("data_samples.png")  # context after the answer
+
+
 def test_report_regenerates_from_results_alone(quick_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(quick_run, copy, ignore=shutil.ignore_patterns("tune", "report"))
@@ -204,7 +220,8 @@ def test_a_diverged_trial_is_not_retried(ray_local, tmp_path):
 @pytest.fixture(scope="module")
 def sensitivity_run(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "sensitivity-quick"
-    assert main(["run", "sensitivity", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
+    with static_figures():
+        assert main(["run", "sensitivity", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
     return out
 
 
@@ -314,7 +331,8 @@ def search_run(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "search-quick"
     # one trial at a time: ASHA's decisions then depend only on the (seeded) results, not on
     # which of two concurrent trials reports first, so the run is the same every time
-    assert main(["run", "search", "--quick", "--out", str(out), "--max-concurrent", "1"]) == 0
+    with static_figures():
+        assert main(["run", "search", "--quick", "--out", str(out), "--max-concurrent", "1"]) == 0
     return out
 
 

@@ -21,11 +21,9 @@ from .test_end_to_end import _compiles
 def runs(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("metric-studies")
     out = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ORCHESTRATOR_STATIC_FIGURES", "0")  # their figures are not looked at here
-        for study in ("mining", "triplet-search", "feedback", "temperature"):
-            out[study] = root / study
-            assert main(["run", study, "--quick", "--out", str(out[study])]) == 0, study
+    for study in ("mining", "triplet-search", "feedback", "temperature"):
+        out[study] = root / study
+        assert main(["run", study, "--quick", "--out", str(out[study])]) == 0, study
     return out
 
 

@@ -102,7 +102,6 @@ def test_a_probe_search_ranks_trials_that_report_once(ray_local, standin, tmp_pa
     """A probe reports its final result once, whatever its ``epochs`` (passes of the head):
     every trial that did so completed, none was stopped early, and the search ranks them (on
     the validation images); before, each was marked STOPPED and nothing was ranked."""
-    monkeypatch.setenv("ORCHESTRATOR_STATIC_FIGURES", "0")  # its figures are not looked at here
     import optuna
 
     from orchestrator.searcher import StoppedAwareOptunaSearch

@@ -129,7 +129,6 @@ scheduler: {max_t: 2, grace_period: 1, reduction_factor: 2}
 def test_search_resume_after_sigkill(ray_local, standin, tmp_path, capsys, monkeypatch):
     """A search killed after two trials ended: ``resume`` keeps them as they were, continues
     the sampler and the trial numbering (no name twice), and draws the remaining samples."""
-    monkeypatch.setenv("ORCHESTRATOR_STATIC_FIGURES", "0")  # its figures are not looked at here
     (tmp_path / "s.yaml").write_text(SEARCH)
     out = tmp_path / "run"
     before = _run_and_kill(tmp_path / "s.yaml", out, ended=2, statuses=("TERMINATED", "STOPPED"))

@@ -48,7 +48,6 @@ def test_an_unknown_scheduler_is_refused(tmp_path, capsys):
 
 
 def test_a_fifo_search_runs_every_trial_to_max_t(ray_local, standin, tmp_path, monkeypatch):
-    monkeypatch.setenv("ORCHESTRATOR_STATIC_FIGURES", "0")  # its figures are not looked at here
     (tmp_path / "s.yaml").write_text(SEARCH.replace("SCHED", "{type: fifo}"))
     out = tmp_path / "run"
     assert main(["run", str(tmp_path / "s.yaml"), "--out", str(out), "--max-concurrent", "1"]) == 0
