@@ -284,7 +284,7 @@ def _with_selection(tables: list, meta: dict) -> list:
 
 @report_for("ablation")
 def _ablation(r: ReportInput) -> Path:
-    from reports.plots import ablation_figures
+    from reports.ablation_plots import ablation_figures
 
     tables = _with_selection(_ablation_tables(r.df, r.meta), r.meta)
 

@@ -125,7 +125,7 @@ def test_ablation_info_and_figure_show_the_seeds_means_and_the_familys_stars():
     metric's comparisons; the heatmap holds the other metrics' means; the drawing shows
     exactly those numbers."""
     from reports.ablation import ablation_table
-    from reports.plots import ablation_figure, ablation_heatmap, ablation_info
+    from reports.ablation_plots import ablation_figure, ablation_heatmap, ablation_info
 
     values = {"ref": [0.70, 0.71, 0.72], "up": [0.80, 0.815, 0.82], "same": [0.70, 0.72, 0.71]}
     rows = [
