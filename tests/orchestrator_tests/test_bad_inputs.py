@@ -138,6 +138,24 @@ CASES = [
         ["report.family"],
     ),
     (
+        "report.alpha out of (0, 1)",
+        {"s.yaml": ABLATION + "report: {alpha: 1.5}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.alpha"],
+    ),
+    (
+        "report.label not a name",
+        {"s.yaml": ABLATION + "report: {label: 'my table'}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.label"],
+    ),
+    (
+        "report.main_metrics not reported",
+        {"s.yaml": ABLATION + "report: {main_metrics: [eval/visible/acc]}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.main_metrics names metrics not in report.metrics"],
+    ),
+    (
         "report.min_effect not positive",
         {"s.yaml": ABLATION + "report: {min_effect: 0}\n"},
         ["run", "{d}/s.yaml"],
