@@ -85,24 +85,9 @@ def test_metric_mode():
 
 def test_report_uses_the_test_the_spec_names(tmp_path):
     """report.test reaches the tables through run.json; each rendering names the test."""
-    import json
-
     from reports import build_report
 
-    _results().to_csv(tmp_path / "results.csv", index=False)
-    meta = {
-        "study": "s",
-        "kind": "ablation",
-        "description": "",
-        "trainable": "t",
-        "metric": M,
-        "mode": "max",
-        "report_metrics": [M],
-        "variants": ["ref", "better", "same"],
-        "reference": "ref",
-        "test": "wilcoxon",
-    }
-    (tmp_path / "run.json").write_text(json.dumps(meta))
+    tmp_path = _ablation_run(tmp_path / "run", test="wilcoxon")
     build_report(tmp_path)
     csv = pd.read_csv(tmp_path / "report" / "ablation.csv")
     row = csv[(csv["variant"] == "better") & (csv["metric"] == M)].iloc[0]
