@@ -24,8 +24,11 @@ run: $(STAMP)
 quick: $(STAMP)
 	$(PY) -m orchestrator run ablation --quick $(ARGS)
 
+# two workers, one test file each at a time (a file's studies are shared by its tests): on 2
+# cores one worker leaves the other core idle most of the time (imports, Ray, subprocesses)
+JOBS ?= 2
 test: $(STAMP) system-deps
-	$(PY) -m pytest --durations=15 $(ARGS)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile --durations=15 $(ARGS)
 
 # the quick tier for contributors: every test but those marked slow (Ray, the stand-in, studies)
 test-fast: $(STAMP) system-deps

@@ -11,7 +11,18 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from reports.rundir.names import COMPLETED  # the one status that enters the statistics
-from reports.stats import MIN_PAIRS, POWER, TESTS, WARN_PAIRS, compare, detectable_effect, holm, mean_std, seeds_for
+from reports.stats import (
+    MIN_PAIRS,
+    POWER,
+    TESTS,
+    TOL,
+    WARN_PAIRS,
+    compare,
+    detectable_effect,
+    holm,
+    mean_std,
+    seeds_for,
+)
 
 #: Metric names whose last part means lower is better.
 LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
@@ -210,13 +221,16 @@ def ablation_table(
             c = raw[k].pop("_c")
             sim = c.interval(1 - level)
             d = detectable_effect(c.n_pairs or c.n_a, None if test != "welch" else c.n_b, level)
-            standardised = min_effect / c.sd if min_effect and c.sd else None
+            # no spread of the differences (every seed the same): no t-test, so neither an MDE
+            # nor a seed count exists (a sd of 1e-16, float noise, would claim 1e-15 detectable)
+            spread = c.sd is not None and c.sd > TOL
+            standardised = min_effect / c.sd if min_effect and spread else None
             raw[k].update(
                 p_holm=p,
                 family_size=families[name],
                 sim_low=sim[0],
                 sim_high=sim[1],
-                mde=d * c.sd if d is not None and c.sd else None,
+                mde=d * c.sd if d is not None and spread else None,
                 seeds_needed=seeds_for(standardised, paired=test != "welch", alpha=level) if standardised else None,
             )
     for m in metrics:

@@ -28,7 +28,14 @@ def static_figures():
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh cache for generated data and built backbones (``ORCHESTRATOR_TEST_CACHE``
     points the tests at a persistent one instead, for quicker local reruns)."""
-    path = Path(os.environ.get("ORCHESTRATOR_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
+    if os.environ.get("ORCHESTRATOR_TEST_CACHE"):
+        path = Path(os.environ["ORCHESTRATOR_TEST_CACHE"])
+    else:
+        # one cache for every xdist worker (their temporary directories share a parent): the
+        # stand-in is built once (the builders take a file lock), not once per worker
+        root = tmp_path_factory.getbasetemp()
+        path = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "cache"
+        path.mkdir(exist_ok=True)
     os.environ["ORCHESTRATOR_CACHE"] = str(path)
     return path
 
@@ -72,13 +79,28 @@ def ray_local(cache_dir):
 SLOW_FIXTURES = {"ray_local", "standin", "cluster"}
 
 
+# The longest files, longest first: ``make test`` hands files to its workers in collection
+# order, so these start first and no worker is left alone with a long file at the end.
+LONGEST_FIRST = (
+    "test_faults.py",
+    "test_end_to_end.py",
+    "test_metric_studies.py",
+    "test_cluster.py",
+    "test_resume.py",
+    "test_da_lora.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark ``slow`` every test that needs one of ``SLOW_FIXTURES`` (directly or through
     another fixture), so that ``pytest -m "not slow"`` (``make test-fast``) is the quick tier;
-    a test can also be marked by hand."""
+    a test can also be marked by hand. Then put ``LONGEST_FIRST`` first (each file's tests
+    keep their order)."""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as collected
 
 
 def can_mount_tmpfs() -> bool:

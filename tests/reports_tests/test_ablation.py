@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -152,6 +153,31 @@ def test_simultaneous_interval_and_detectable_difference_by_definition():
     # seeds for 0.005: the fewest n whose power (statsmodels) reaches 80% at the same level
     power = [TTestPower().power(effect_size=0.005 / sd, nobs=k, alpha=level) for k in range(2, 200)]
     assert cell.seeds_needed == next(k for k, p in zip(range(2, 200), power) if p >= 0.8)
+
+
+def test_no_spread_of_the_differences_has_no_detectable_effect():
+    """Every seed moved by the same amount (the default ablation on some CPUs: two seeds,
+    both 0.000625 apart, sd ~1e-16 from float noise): no t-test exists, so the row claims no
+    MDE and no seed count (not a detectable difference of 1e-15), its p is the exact
+    sign-flip one, 2 / 2^n, and the power sentence leaves it out."""
+    from reports.ablation import power_sentence
+
+    df = _results()
+    ref = df[df["variant"] == "ref"]
+    shifted = ref.assign(variant="shifted", trial_name=lambda f: "shifted_" + f["seed"].astype(str))
+    noisy = [v + 0.000625 for v in ref[M]]
+    noisy[2] = float(np.nextafter(noisy[2], 1.0))  # a constant difference, up to float noise
+    shifted[M] = noisy
+    assert 0 < pd.Series(shifted[M].to_numpy() - ref[M].to_numpy()).std(ddof=1) < 1e-12
+    t = ablation_table(
+        pd.concat([df, shifted]), study="s", variants=["ref", "better", "shifted"], metrics=[M], reference="ref",
+        primary=M, mode="max", min_effect=0.005,
+    )  # fmt: skip
+    cell = t.cells[("shifted", M)]
+    assert cell.mde is None and cell.seeds_needed is None and cell.p == pytest.approx(2 / 2**3)
+    assert t.cells[("better", M)].mde is not None
+    text = power_sentence(t)
+    assert f"of about {t.cells[('better', M)].mde:.3g} and above " in text and " over the " not in text
 
 
 def test_power_sentence_states_seeds_detectable_and_needed():
