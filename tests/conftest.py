@@ -1,5 +1,6 @@
-"""Shared fixtures: one cache directory and (for the tests that need it) one local Ray
-per test session, so the stand-in backbone is built once and Ray starts once."""
+"""Shared fixtures: one cache directory for the whole session, whatever its xdist workers
+(so the stand-in backbone is built once), and, for the tests that need it, one local Ray per
+worker (``make test`` runs two), started once."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def standin(cache_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_local(cache_dir):
-    """One local Ray for every test that runs trials (started lazily, stopped at the end)."""
+    """One local Ray for every test of this worker that runs trials (started lazily, stopped
+    at the end)."""
     import ray
 
     from orchestrator.ray_runtime import start_local_ray
