@@ -1,6 +1,7 @@
 """Shared fixtures: one cache directory for the whole session, whatever its xdist workers
-(so the stand-in backbone is built once), and, for the tests that need it, one local Ray per
-worker (``make test`` runs two), started once."""
+(so the stand-in backbone is built once), and, for the tests that need it, one Ray head for
+the whole session, started once: every xdist worker (``make test`` runs two) joins it, and so
+does every driver a test starts in a subprocess (``RAY_ADDRESS``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ import pytest
 STATIC = "ORCHESTRATOR_STATIC_FIGURES"
 os.environ[STATIC] = "0"
 
+# Token authentication, as Ray 2.60 turns it on for a Ray that ``ray.init`` starts, also for
+# the session's head (``ray start``) and for every process that joins it (a joining driver
+# sends the token only in this mode). Set before anything imports Ray, which reads it once.
+os.environ["RAY_AUTH_MODE"] = "token"
+
 
 @contextlib.contextmanager
 def static_figures():
@@ -25,6 +31,12 @@ def static_figures():
         yield
 
 
+def _session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary directory of the whole session: an xdist worker's lies inside it."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh cache for generated data and built backbones (``ORCHESTRATOR_TEST_CACHE``
@@ -32,10 +44,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if os.environ.get("ORCHESTRATOR_TEST_CACHE"):
         path = Path(os.environ["ORCHESTRATOR_TEST_CACHE"])
     else:
-        # one cache for every xdist worker (their temporary directories share a parent): the
-        # stand-in is built once (the builders take a file lock), not once per worker
-        root = tmp_path_factory.getbasetemp()
-        path = (root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root) / "cache"
+        # one cache for every xdist worker: the stand-in is built once (the builders take a
+        # file lock), not once per worker
+        path = _session_root(tmp_path_factory) / "cache"
         path.mkdir(exist_ok=True)
     os.environ["ORCHESTRATOR_CACHE"] = str(path)
     return path
@@ -62,23 +73,68 @@ def standin(cache_dir) -> Path:
         torch.set_num_threads(threads)
 
 
+# The session's Ray head lives on a loopback address of its own: ``ray start`` turns 127.0.0.1
+# into the machine's network address (tests/ray_nodes.py); the clusters of test_cluster.py
+# use 127.0.0.2-4.
+HEAD_IP = "127.0.0.5"
+HEAD_FILE = "ray-head"  # in the session's temporary directory: "ADDRESS PID" of the head
+
+
 @pytest.fixture(scope="session")
-def ray_local(cache_dir):
-    """One local Ray for every test of this worker that runs trials (started lazily, stopped
-    at the end)."""
+def ray_head(cache_dir, tmp_path_factory) -> str:
+    """The address of the session's one Ray head (2 CPUs, no dashboard): started by the first
+    test process that needs it, joined by the others and by subprocess drivers, stopped at
+    the end of the session (``pytest_sessionfinish``). One head rather than a Ray per process:
+    a local Ray takes seconds of both cores to start and keeps using some while idle."""
+    from filelock import FileLock
+
+    from tests.ray_nodes import Node, free_port
+
+    root = _session_root(tmp_path_factory)
+    record = root / HEAD_FILE
+    with FileLock(str(record) + ".lock"):
+        if not record.is_file():
+            port = free_port()
+            env = dict(os.environ)  # the trials find ORCHESTRATOR_CACHE there
+            node = Node(
+                HEAD_IP,
+                ["--head", f"--port={port}", "--include-dashboard=false"],
+                env,
+                root / "ray-head.log",
+                num_cpus=2,
+            )
+            record.write_text(f"{HEAD_IP}:{port} {node.pid}\n")
+        return record.read_text().split()[0]
+
+
+def pytest_sessionfinish(session):
+    """Stop the session's Ray head, from the process that ran the session (not an xdist
+    worker: the head outlives the worker that started it, until every worker is done)."""
+    if hasattr(session.config, "workerinput"):
+        return
+    record = session.config._tmp_path_factory.getbasetemp() / HEAD_FILE  # xdist's own way to the root
+    if record.is_file():
+        from tests.ray_nodes import stop_node
+
+        stop_node(int(record.read_text().split()[1]))
+        record.unlink()
+
+
+@pytest.fixture(scope="session")
+def ray_local(ray_head):
+    """This test process joined to the session's Ray head, for every test that runs trials in
+    it (joined lazily, left at the end)."""
     import ray
 
-    from orchestrator.ray_runtime import start_local_ray
-
-    start_local_ray(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # tests stay on loopback
-    yield
+    ray.init(address=ray_head, log_to_driver=False, logging_level="ERROR")
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {HEAD_IP}  # tests stay on loopback
+    yield ray_head
     ray.shutdown()
 
 
 # What makes a test slow here: a Ray (the shared one, or a cluster of its own), the stand-in
 # backbone (built once per cache, then trained or evaluated), or a study run end to end.
-SLOW_FIXTURES = {"ray_local", "standin", "cluster"}
+SLOW_FIXTURES = {"ray_head", "ray_local", "standin", "cluster"}
 
 
 # The longest files, longest first: ``make test`` hands files to its workers in collection

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.orchestrator_tests.test_spec import GOOD
+from tests.ray_nodes import Node, free_port
 
 # Trials long enough (two LoRA epochs each) that the second node's actor has started before
 # the first node could finish them all: Tune reuses a free actor for the next trial, so with
@@ -27,76 +27,7 @@ SPREAD = GOOD.replace("base: {epochs: 1}", "base: {epochs: 2}").replace(
     "b: {adaptation: none}", "b: {adaptation: lora, lora_rank: 4}"
 )
 
-RAY = Path(sys.executable).with_name("ray")
 TOKEN = Path.home() / ".ray" / "auth_token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _node_ports() -> list[str]:
-    """Every fixed default port gets a free one, so that nodes on this machine (and a Ray
-    already running here, such as the test session's own) cannot collide."""
-    return [
-        f"--{name}={_free_port()}"
-        for name in (
-            "ray-client-server-port",
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "metrics-export-port",
-            "runtime-env-agent-port",
-            "node-manager-port",
-            "object-manager-port",
-        )
-    ]
-
-
-class _Node:
-    """A ``ray start --block`` process; stopping it (SIGTERM) stops every process it started.
-
-    Every node gets its own loopback address (``ip``, in 127.0.0.0/8): ``ray start`` turns
-    127.0.0.1 and ``localhost``, as node or head address, into the machine's network address,
-    but takes any other loopback address as it is."""
-
-    def __init__(
-        self, ip: str, args: list[str], env: dict[str, str], log_path: Path, *, wrap: list[str] | None = None
-    ) -> None:
-        self.log_path = log_path
-        with open(log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [
-                    *(wrap or []),
-                    str(RAY),
-                    "start",
-                    f"--node-ip-address={ip}",
-                    "--num-cpus=1",
-                    *_node_ports(),
-                    *args,
-                    "--block",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 120
-        while "will now block" not in log_path.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"ray start did not come up: {log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +35,8 @@ def cluster(cache_dir, tmp_path_factory):
     """A head with the dashboard on 127.0.0.1 and one worker node, 1 CPU each."""
     env = {**os.environ, "RAY_AUTH_MODE": "token", "ORCHESTRATOR_CACHE": str(cache_dir)}
     logs = tmp_path_factory.mktemp("cluster")
-    port, dashboard = _free_port(), _free_port()
-    head = _Node(
+    port, dashboard = free_port(), free_port()
+    head = Node(
         "127.0.0.2",
         [
             "--head",
@@ -119,7 +50,7 @@ def cluster(cache_dir, tmp_path_factory):
     )
     nodes = [head]
     try:
-        nodes.append(_Node("127.0.0.3", [f"--address=127.0.0.2:{port}"], env, logs / "worker.log"))
+        nodes.append(Node("127.0.0.3", [f"--address=127.0.0.2:{port}"], env, logs / "worker.log"))
         yield {"address": f"127.0.0.2:{port}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env}
     finally:
         for node in reversed(nodes):
@@ -212,7 +143,7 @@ def test_node_that_cannot_see_the_run_directory_stops_the_run(cluster, standin, 
     run is written to: the run stops before any trial, with one line naming the problem."""
     hidden = tmp_path_factory.mktemp("hidden")
     wrap = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"']
-    blind = _Node(
+    blind = Node(
         "127.0.0.4",
         [f"--address={cluster['address']}"],
         cluster["env"],

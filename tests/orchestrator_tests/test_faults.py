@@ -29,7 +29,7 @@ kind: ablation
 trainable: da_lora
 metric: eval/cross_domain/acc
 mode: max
-seeds: [0, 1]
+seeds: [0]
 reference: a
 base: {epochs: 2, adaptation: lora, lora_rank: 2, synth_train_identities: 24, synth_train_images: 2,
        flip_test: false, batch_size: 32}
@@ -37,7 +37,7 @@ variants:
   a: {lr: 1.0e-3}
   b: {lr: 3.0e-3}
 """
-PLANNED = ["a_seed0", "a_seed1", "b_seed0", "b_seed1"]
+PLANNED = ["a_seed0", "b_seed0"]
 KILL_DRIVER = Path(__file__).with_name("kill_driver.py")
 TIMING = ("train/epoch_s", "train/images_per_s")  # measured, not computed: they differ between any two runs
 
@@ -72,7 +72,7 @@ def straight(ray_local, standin, study) -> Path:
 
     run = orchestrator.run_study(study, out=study.parent / "straight", max_concurrent=1)
     assert run.path == study.parent / "straight" and run.report.is_file()
-    assert run.results["group"].tolist() == ["a", "a", "b", "b"] and run.spec.name == "faults"
+    assert run.results["group"].tolist() == ["a", "b"] and run.spec.name == "faults"
     assert str(run.results["config/lora_rank"].dtype) == "Int64" and (run.results["config/lora_rank"] == 2).all()
     assert str(run.results["config/flip_test"].dtype) == "boolean"
     assert run.info["overrides"] == [] and set(run.curves["trial_name"]) == set(PLANNED)
@@ -93,14 +93,16 @@ def _assert_same_as_straight(run: Path, straight: Path) -> None:
 
 
 @pytest.mark.parametrize("point", ["prepare", "ray", "trial", "rewrite", "report"])
-def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(point, study, straight, tmp_path, capsys):
+def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(
+    point, study, straight, ray_local, tmp_path, capsys
+):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, str(KILL_DRIVER), point, "run", str(study), "--out", str(out), "--max-concurrent", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "RAY_ADDRESS": ""},
+        env={**os.environ, "RAY_ADDRESS": ray_local},  # the session's Ray head
         timeout=600,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
@@ -112,7 +114,7 @@ def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(point,
         before = read_results(out)  # intact, whatever moment the driver died at
         finished = before[before["status"] == "TERMINATED"].set_index("trial_name")
         curves_before = pd.read_csv(out / "curves.csv") if (out / "curves.csv").is_file() else None
-        expected = {"ray": 0, "trial": 1, "rewrite": 0, "report": 4}[point]
+        expected = {"ray": 0, "trial": 1, "rewrite": 0, "report": 2}[point]
         assert len(finished) == expected, before[["trial_name", "status"]]
     if point == "rewrite":  # the new table and its record were written, the old table not yet replaced
         assert (out / "results.csv.tmp").is_file() and "TERMINATED" in (out / "results.csv.tmp").read_text()
@@ -123,7 +125,7 @@ def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(point,
     assert main(["resume", str(out)]) == 0
     log = capsys.readouterr().out
     if point in ("prepare", "ray"):
-        assert "it stopped before any trial ran; starting its 4 trials" in log
+        assert "it stopped before any trial ran; starting its 2 trials" in log
     _assert_same_as_straight(out, straight)
     if finished is not None and len(finished):  # not rerun: the same attempt, the same wall time, no new curve
         kept = read_results(out).set_index("trial_name").loc[finished.index]
@@ -160,9 +162,8 @@ def kill_worker_mid_trial(monkeypatch):
 @pytest.mark.parametrize("retries", [1, 0])
 def test_a_killed_trial_worker(retries, kill_worker_mid_trial, ray_local, standin, straight, tmp_path, capsys):
     """With ``max_failures`` the trial goes on from its checkpoint and ends as if nothing
-    happened; without, it ends ERROR with one line and the other trial runs (seed 0 of the
-    study: two trials)."""
-    (tmp_path / "s.yaml").write_text(STUDY.replace("seeds: [0, 1]", "seeds: [0]") + f"max_failures: {retries}\n")
+    happened; without, it ends ERROR with one line and the other trial runs."""
+    (tmp_path / "s.yaml").write_text(STUDY + f"max_failures: {retries}\n")
     out = tmp_path / "run"
     assert main(["run", str(tmp_path / "s.yaml"), "--out", str(out), "--max-concurrent", "1"]) == 0
     assert len(kill_worker_mid_trial) == 1 and kill_worker_mid_trial[0] != os.getpid()
@@ -170,7 +171,7 @@ def test_a_killed_trial_worker(retries, kill_worker_mid_trial, ray_local, standi
     assert list(df.index) == ["a_seed0", "b_seed0"]
     curves = pd.read_csv(out / "curves.csv")
     first = curves[(curves["trial_name"] == "a_seed0") & (curves["key"] == "train/loss")]
-    expected = _values(straight).loc[["a_seed0", "b_seed0"]]
+    expected = _values(straight)
     if retries:
         assert set(df["status"]) == {"TERMINATED"} and (df["iterations"] == 2).all()
         pd.testing.assert_frame_equal(_values(out), expected)

@@ -34,15 +34,16 @@ variants:
 
 
 def _run_and_kill(
-    study: Path, out: Path, *, ended: int, statuses=("TERMINATED",), timeout: float = 300
+    study: Path, out: Path, address: str, *, ended: int, statuses=("TERMINATED",), timeout: float = 300
 ) -> pd.DataFrame:
-    """Run ``study`` in a subprocess, one trial at a time, and SIGKILL the driver (no chance to
-    clean up or write anything) once ``ended`` trials have one of ``statuses``."""
+    """Run ``study`` in a subprocess on the Ray at ``address``, one trial at a time, and SIGKILL
+    the driver (no chance to clean up or write anything) once ``ended`` trials have one of
+    ``statuses``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "run", str(study), "--out", str(out), "--max-concurrent", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "RAY_ADDRESS": ""},
+        env={**os.environ, "RAY_ADDRESS": address},
     )
     try:
         deadline = time.time() + timeout
@@ -83,7 +84,7 @@ def test_resume_after_ctrl_c(ray_local, standin, tmp_path, capsys):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "RAY_ADDRESS": ""},
+        env={**os.environ, "RAY_ADDRESS": ray_local},
     )
     deadline = time.time() + 300
     while not ((out / "results.csv").is_file() and (pd.read_csv(out / "results.csv")["status"] == "TERMINATED").any()):
@@ -131,7 +132,7 @@ def test_search_resume_after_sigkill(ray_local, standin, tmp_path, capsys, monke
     the sampler and the trial numbering (no name twice), and draws the remaining samples."""
     (tmp_path / "s.yaml").write_text(SEARCH)
     out = tmp_path / "run"
-    before = _run_and_kill(tmp_path / "s.yaml", out, ended=2, statuses=("TERMINATED", "STOPPED"))
+    before = _run_and_kill(tmp_path / "s.yaml", out, ray_local, ended=2, statuses=("TERMINATED", "STOPPED"))
     ended = before[before["status"].isin(["TERMINATED", "STOPPED"])].set_index("trial_name")
     assert len(ended) >= 2 and len(ended) < 4
 
