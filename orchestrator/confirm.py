@@ -156,6 +156,7 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
             "family": search.report.family,
             "alpha": search.report.alpha,
             "min_effect": search.report.min_effect,
+            "interval": search.report.interval,
             **({"label": f"{search.report.label}-confirm"} if search.report.label else {}),
         },
         "resources": search.resources.model_dump(),

@@ -169,6 +169,7 @@ def write_run_info(
         "main_metrics": list(spec.report.main_metrics or []),
         "alpha": spec.report.alpha,
         "min_effect": spec.report.min_effect,
+        "interval": spec.report.interval,
         "label": spec.report.label,
         "names": dict(spec.report.names),
         "variants": list(dict.fromkeys(p.variant for p in plans)),

@@ -71,8 +71,15 @@ class ReportSpec(Strict):
     metrics: list[str] | None = Field(
         None, min_length=1, description="metrics in the tables (default: the study metric)"
     )
-    test: Literal["auto", "paired_t", "welch", "wilcoxon"] = Field(
-        "auto", description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's"
+    test: Literal["auto", "paired_t", "welch", "wilcoxon", "sign_flip"] = Field(
+        "auto",
+        description="auto: paired t-test over seeds when every row ran the reference's seeds, else Welch's; "
+        "sign_flip: the exact sign-flip permutation test over seeds (no normality assumed; p >= 2/2^n)",
+    )
+    interval: Literal["t", "bootstrap"] = Field(
+        "t",
+        description="the interval of each difference: t, or bootstrap (BCa over seeds, 9999 resamples, "
+        "fixed seed; too narrow under 10 seeds, and the report says so)",
     )
     main_metrics: list[str] | None = Field(
         None,

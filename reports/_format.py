@@ -88,11 +88,19 @@ def family_sentence(table) -> str:
 def interval_sentence(table) -> str:
     """What the interval next to each difference is."""
     level = f"{1 - table.alpha:.0%}"
+    how = "the bootstrap (BCa, over seeds) interval" if getattr(table, "bootstrap", False) else "the t interval"
     return (
-        f"[{level} simultaneous CI]: the t interval at 1 - {table.alpha:g}/m for the m comparisons of its "
+        f"[{level} simultaneous CI]: {how} at 1 - {table.alpha:g}/m for the m comparisons of its "
         f"family (Bonferroni; the unadjusted 95% interval is in the CSV). Holm's p is never less powerful "
         f"than Bonferroni, so p < {table.alpha:g} may come with an interval that touches 0"
     )
+
+
+#: What the P column of the Markdown and HTML tables is.
+P_BETTER_NOTE = (
+    "P: the probability of improvement, the share of pairs of seeds (one of the row, one of the "
+    "reference) where the row's value is the better one, ties counting half."
+)
 
 
 def difference_caption(table) -> str:
@@ -108,5 +116,6 @@ def difference_caption(table) -> str:
         f"p: {table.test}, {family_sentence(table)}; effect size: {es}; "
         f"MDE: the smallest difference detected with 80% power at {table.alpha:g}/m, two-sided; best mean in bold; {LEGEND}."
         + (f" {table.mark_note}" if table.mark_note else "")
+        + (f" {table.fold_note}." if getattr(table, "fold_note", "") else "")
         + (f" {table.selection}" if getattr(table, "selection", "") else "")
     )

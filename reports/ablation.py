@@ -12,6 +12,8 @@ import pandas as pd
 
 from reports.rundir.names import COMPLETED  # the one status that enters the statistics
 from reports.stats import (
+    BOOTSTRAP_MIN_SEEDS,
+    INTERVALS,
     MIN_PAIRS,
     POWER,
     TESTS,
@@ -21,7 +23,9 @@ from reports.stats import (
     detectable_effect,
     holm,
     mean_std,
+    prob_better,
     seeds_for,
+    sign_flip_floor,
 )
 
 #: Metric names whose last part means lower is better.
@@ -34,6 +38,19 @@ TEST_NAME = TESTS["paired_t"]
 #: per_metric: every metric a family of its own, none labelled secondary;
 #: table: every comparison of the table in one family.
 FAMILIES = ("primary", "per_metric", "table")
+
+#: Tests whose p cannot go below 2 / 2^n with n pairs (every difference of one sign): with
+#: few seeds no comparison can reach the family's level, whatever the difference.
+SIGN_TESTS = ("sign_flip", "wilcoxon")
+
+#: Metric names that are a spread over a benchmark's folds within one trial, not a metric of
+#: the trial: the note under their tables says so.
+FOLD_SPREAD = "acc_std"
+FOLD_NOTE = (
+    "acc_std is the sd of the accuracy over a benchmark's 10 folds within one trial; the folds "
+    "share one model, and each fold's threshold is chosen on the nine others (which overlap), "
+    "so it is neither a spread over seeds nor a standard error"
+)
 
 
 def metric_mode(metric: str, *, primary: str, mode: str) -> str:
@@ -76,6 +93,9 @@ class Cell:
     seeds_needed: int | None = None
     """Seeds needed to detect ``min_effect`` with 80% power at alpha/m (None: not declared,
     no spread, or more than 1000)."""
+    p_better: float | None = None
+    """P(this row better than the reference): over every pair of their seeds' values, the
+    share where this row's is better (by the metric's mode), ties half (``stats.prob_better``)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,17 @@ class AblationTable:
     """Every family (a metric, or "table") and its number of comparisons."""
     min_effect: float | None = None
     """``report.min_effect``: the smallest difference that matters, in the metric's units."""
+    interval: str = INTERVALS["t"]
+    """How the intervals of the differences are made (``report.interval``), in words."""
+
+    @property
+    def bootstrap(self) -> bool:
+        return self.interval == INTERVALS["bootstrap"]
+
+    @property
+    def fold_note(self) -> str:
+        """The note on fold spreads, where the table shows one."""
+        return FOLD_NOTE if any(m.rsplit("/", 1)[-1] == FOLD_SPREAD for m in self.metrics) else ""
 
     def shown(self, row: str) -> str:
         """The row as tables show it: its display name, else its label."""
@@ -164,6 +195,7 @@ def ablation_table(
     family: str = "primary",
     alpha: float = 0.05,
     min_effect: float | None = None,
+    interval: str = "t",
     **display,
 ) -> AblationTable:
     """Compute the table from ``results.csv`` rows; only completed trials enter it.
@@ -172,9 +204,11 @@ def ablation_table(
     sensitivity axis, whose rows are the axis points and whose reference is the base point);
     ``display`` sets the AblationTable's presentation fields (labels, title, ...). ``test``:
     ``auto`` (paired t-test over seeds when every row has the reference's seeds, otherwise
-    Welch's t-test), ``paired_t``, ``welch`` or ``wilcoxon``; one test for the whole table.
-    ``family``: how the comparisons are grouped for Holm's adjustment (FAMILIES); ``alpha``:
-    the family-wise level; ``min_effect``: the difference that matters, for the seeds needed.
+    Welch's t-test), ``paired_t``, ``welch``, ``wilcoxon`` or ``sign_flip``; one test for the
+    whole table. ``family``: how the comparisons are grouped for Holm's adjustment (FAMILIES);
+    ``alpha``: the family-wise level; ``min_effect``: the difference that matters, for the
+    seeds needed; ``interval``: ``t`` or ``bootstrap`` (stats.INTERVALS), for every interval
+    of the table (the unadjusted and the simultaneous one).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
@@ -193,10 +227,10 @@ def ablation_table(
             entry = {"mean": mean, "std": std, "n": n}
             if v != reference:
                 if test == "welch":
-                    c = compare(vals.to_numpy(), ref.to_numpy(), test=test)
+                    c = compare(vals.to_numpy(), ref.to_numpy(), test=test, interval=interval)
                 else:
                     seeds = sorted(set(vals.index) & set(ref.index))
-                    c = compare(vals.loc[seeds].to_numpy(), ref.loc[seeds].to_numpy(), test=test)
+                    c = compare(vals.loc[seeds].to_numpy(), ref.loc[seeds].to_numpy(), test=test, interval=interval)
                 has = c.n_pairs > 0 or (test == "welch" and c.n_a and c.n_b)
                 entry.update(
                     diff=c.mean_diff if has else None,
@@ -205,6 +239,7 @@ def ablation_table(
                     ci_low=c.ci_low,
                     ci_high=c.ci_high,
                     effect=c.effect,
+                    p_better=prob_better(vals.to_numpy(), ref.to_numpy(), mode=modes[m]),
                     family="table" if family == "table" else m,
                     secondary=family == "primary" and m != primary,
                     _c=c,
@@ -221,6 +256,8 @@ def ablation_table(
             c = raw[k].pop("_c")
             sim = c.interval(1 - level)
             d = detectable_effect(c.n_pairs or c.n_a, None if test != "welch" else c.n_b, level)
+            if test in SIGN_TESTS and sign_flip_floor(c.n_pairs) > level:
+                d = None  # no difference, however large, reaches the level with this few seeds
             # no spread of the differences (every seed the same): no t-test, so neither an MDE
             # nor a seed count exists (a sd of 1e-16, float noise, would claim 1e-15 detectable)
             spread = c.sd is not None and c.sd > TOL
@@ -250,6 +287,20 @@ def ablation_table(
         warnings.append(f"some comparisons have fewer than {MIN_PAIRS} seeds on a side: no p-value is shown for them")
     elif pairs and min(pairs) < WARN_PAIRS:
         warnings.append(f"only {min(pairs)} seeds per comparison: p-values rest on very few runs")
+    if test in SIGN_TESTS and pairs:
+        level = alpha / max(min((m for m in families.values() if m), default=1), 1)  # the largest level
+        if sign_flip_floor(min(pairs)) > level:
+            warnings.append(
+                f"with {min(pairs)} seeds the {TESTS[test]} cannot give p below {sign_flip_floor(min(pairs)):.3g}, "
+                f"above the per-comparison level {level:.3g}: no comparison can be significant, and no "
+                f"detectable difference is stated"
+            )
+    if interval == "bootstrap" and pairs and min(pairs) < BOOTSTRAP_MIN_SEEDS:
+        warnings.append(
+            f"bootstrap intervals from {min(pairs)} seeds: under {BOOTSTRAP_MIN_SEEDS} they are too narrow "
+            f"(a resample cannot reach beyond the values there are), so they cover less often than stated; "
+            f"the t interval is the safer one here"
+        )
     if len(excluded):
         warnings.append(f"{len(excluded)} trial(s) did not complete and are left out of the statistics")
     return AblationTable(
@@ -269,6 +320,7 @@ def ablation_table(
         alpha=alpha,
         families=families,
         min_effect=min_effect,
+        interval=INTERVALS[interval],
         **display,
     )
 

@@ -159,15 +159,19 @@ def ablation_heatmap(info: AblationInfo, *, title: str):
     return fig
 
 
-def ablation_figures(table, df: pd.DataFrame, out_dir: Path, group_column: str = "variant") -> Figures:
+def ablation_figures(
+    table, df: pd.DataFrame, out_dir: Path, group_column: str = "variant", *, figures: Figures | None = None
+) -> Figures:
     """``fig_<key>`` (the study metric per variant) and, with other metrics,
-    ``fig_<key>_metrics`` (the heatmap), interactive and static."""
+    ``fig_<key>_metrics`` (the heatmap), interactive and static; into ``figures`` when given,
+    whose caller then exports them with its own (one browser session for all)."""
     info = ablation_info(table, df, group_column)
-    figures = Figures()
+    own = figures is None
+    figures = Figures() if own else figures
     what = table.title or "Ablation"
     title = f"{what}: {metric_label(info.metric)} per {table.row_header.lower()}"
     write_figure(ablation_figure(info, title=title), out_dir, f"fig_{table.key}", figures, title=title)
     if info.z is not None:
         heat = f"{what}: the other metrics (mean over seeds; stars: test against the reference)"
         write_figure(ablation_heatmap(info, title=heat), out_dir, f"fig_{table.key}_metrics", figures, title=heat)
-    return export_static(figures)
+    return export_static(figures) if own else figures

@@ -38,6 +38,7 @@ def stats_options(meta: dict) -> dict:
         "family": meta.get("family", "table"),
         "alpha": float(meta.get("alpha", 0.05)),
         "min_effect": meta.get("min_effect"),
+        "interval": meta.get("interval", "t"),
     }
 
 
@@ -194,6 +195,9 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     if curves.empty:
         notes += "<p class=warn>No curves.csv: no learning curves or best-so-far by compute.</p>"
     sections.append(("Figures", _figures_html(figures, notes)))
+    early = _rung_check(run_dir, df, curves, meta, out)
+    if early:
+        sections.append(("Early stopping check", early))
     write_optuna_storage(df, curves, meta, out / OPTUNA_FILE)
     sections.append(
         (
@@ -206,6 +210,40 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     cols = [c for c in ("trial", "status", "rung", "iterations", meta["metric"], "error") if c in df.columns]
     sections.append(("Trials stopped early or failed", frame_html(df[df["status"] != COMPLETED][cols])))
     return _write_page(run_dir, df, meta, out, sections)
+
+
+def _rung_check(run_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: dict, out: Path) -> str:
+    """Whether each rung's ranking carried over to the end (``rung_correlation.csv``), with a
+    warning where it did not; empty for a scheduler that stops nothing early."""
+    from reports.search_analysis import (
+        LOW_RANK_CORRELATION,
+        MIN_TRIALS_FOR_CORRELATION,
+        rung_correlations,
+        rung_warning,
+    )
+
+    table = rung_correlations(df, curves, meta)
+    if table.empty:
+        (run_dir / REPORT_DIR / "rung_correlation.csv").unlink(missing_ok=True)  # from an earlier build
+        return ""
+    table.to_csv(out / "rung_correlation.csv", index=False)
+    warning = rung_warning(table, meta["metric"])
+    few = table["rho"].isna().all()
+    return (
+        (f"<p class=warn>{_e(warning)}</p>" if warning else "")
+        + (
+            f"<p class=warn>Fewer than {MIN_TRIALS_FOR_CORRELATION} trials ran to completion (or their values "
+            f"did not vary): no rank correlation is computed.</p>"
+            if few
+            else ""
+        )
+        + f"<p>Spearman's rank correlation between each trial's {_e(meta['metric'])} at the rung where ASHA "
+        f"compared it and its final value, over the trials that ran to completion (those it kept: a narrower "
+        f"range than all the trials, so the correlation tends to be lower). Below {LOW_RANK_CORRELATION:g} the "
+        f"report warns.</p>"
+        + frame_html(table.drop(columns="low").round(4))
+        + "<p><a href='rung_correlation.csv'>rung_correlation.csv</a></p>"
+    )
 
 
 def build_report(run_dir: Path | str) -> Path:
@@ -296,8 +334,15 @@ def _ablation(r: ReportInput) -> Path:
 
 @report_for("confirm")
 def _confirm(r: ReportInput) -> Path:
+    from reports.confirm import confirm_figures
+
     tables, extra = _confirm_tables(_ablation_tables(r.df, r.meta)[0], r.meta, r.out, r.note, r.df)
-    return _grid_report(r, _with_selection(tables, r.meta), extra_sections=extra)
+    tables = _with_selection(tables, r.meta)
+
+    def figures() -> tuple[str, str]:
+        return ("Figures", _figures_html(confirm_figures(tables[0], r.meta, r.df, r.out)))
+
+    return _grid_report(r, tables, extra_sections=extra, figures=figures)
 
 
 @report_for("sensitivity")

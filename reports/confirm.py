@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from reports._format import metric_label, num
@@ -69,3 +71,128 @@ def candidates_note(meta: dict) -> str:
         )
         + ". Settings: what differs from the base config."
     )
+
+
+# -- the figure: the search's value against the confirmed one (the winner's curse) -------
+
+
+@dataclass(frozen=True)
+class CandidatePoint:
+    """One candidate (or the base config): the one-seed value the search saw on the metric it
+    chose on, and the mean with its 95% t interval of the same metric over the fresh seeds."""
+
+    candidate: str
+    shown: str
+    base: bool
+    search: float
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+
+@dataclass(frozen=True)
+class ConfirmInfo:
+    """What the confirm figure shows, computed apart from drawing it."""
+
+    metric: str
+    mode: str
+    points: list[CandidatePoint]
+
+    @property
+    def shrinkage(self) -> float | None:
+        """Mean of confirmed - search over the candidates (not the base) that have both: below
+        0 for a metric to maximise, the search's values were optimistic (the winner's curse)."""
+        d = [p.mean - p.search for p in self.points if not p.base and math.isfinite(p.search) and p.n]
+        return float(np.mean(d)) if d else None
+
+
+def confirm_info(table: AblationTable, meta: dict, df: pd.DataFrame) -> ConfirmInfo:
+    """From the confirm table, run.json (the candidates and their search values) and the
+    results; only completed reruns count."""
+    from reports.plots import mean_ci
+
+    chosen = meta.get("search_metric", meta["metric"])
+    done = df[df["status"] == COMPLETED]
+    search = {c["variant"]: float(c["search_value"]) for c in meta.get("candidates", [])}
+    base = meta.get("base_search_value")
+    search[table.reference] = math.nan if base is None else float(base)
+    points = []
+    for v in table.variants:
+        rows = done[done["variant"] == v]
+        values = rows[chosen].to_numpy(dtype=float) if chosen in rows.columns else np.array([])
+        mean, lo, hi, n = mean_ci(values)
+        points.append(CandidatePoint(v, table.shown(v), v == table.reference, search.get(v, math.nan), mean, lo, hi, n))
+    return ConfirmInfo(chosen, meta.get("mode", "max"), points)
+
+
+def confirm_figure(info: ConfirmInfo, *, title: str):
+    """Each candidate at (its search value, its confirmed mean with the 95% interval over the
+    fresh seeds), the base config as a horizontal line (it has no search value of its own
+    where the search did not run it), and the diagonal where the two agree: for a metric to
+    maximise, candidates below it were chosen partly for their luck."""
+    import plotly.graph_objects as go
+
+    from reports._format import metric_label
+    from reports.plots import _layout
+
+    cands = [p for p in info.points if not p.base and math.isfinite(p.search)]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[p.search for p in cands],
+            y=[p.mean for p in cands],
+            mode="markers+text",
+            text=[p.shown for p in cands],
+            textposition="top center",
+            name="candidates: confirmed mean, 95% CI over seeds",
+            marker={"size": 10, "color": "rgb(31,119,180)"},
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [p.hi - p.mean if math.isfinite(p.hi) else 0 for p in cands],
+                "arrayminus": [p.mean - p.lo if math.isfinite(p.lo) else 0 for p in cands],
+            },
+            hovertemplate="%{text}: search %{x:.4f}, confirmed %{y:.4f}",
+        )
+    )
+    values = [v for p in cands for v in (p.search, p.lo, p.hi, p.mean) if math.isfinite(v)]
+    for p in info.points:
+        if p.base and p.n:
+            values.append(p.mean)
+            fig.add_hline(y=p.mean, line_dash="dot", line_color="black", annotation_text=f"{p.shown} (confirmed)")
+            if math.isfinite(p.search):
+                fig.add_trace(
+                    go.Scatter(x=[p.search], y=[p.mean], mode="markers", name=p.shown, marker={"color": "black"})
+                )
+                values.append(p.search)
+    if values:
+        lo, hi = min(values), max(values)
+        pad = (hi - lo) * 0.1 or 0.01
+        fig.add_trace(
+            go.Scatter(
+                x=[lo - pad, hi + pad],
+                y=[lo - pad, hi + pad],
+                mode="lines",
+                name="confirmed = search",
+                line={"dash": "dash", "color": "grey"},
+            )
+        )
+    label = metric_label(info.metric)
+    _layout(fig, title, f"search: {label} (one seed)", f"confirmed: {label} (fresh seeds)")
+    return fig
+
+
+def confirm_figures(table: AblationTable, meta: dict, df: pd.DataFrame, out_dir):
+    """``fig_confirm_search`` (the search's value against the reruns') and the ablation
+    figures of the candidates against the base (``fig_confirm``, ``fig_confirm_metrics``),
+    interactive and static."""
+    from reports.ablation_plots import ablation_figures
+    from reports.plots import Figures, export_static, write_figure
+
+    info = confirm_info(table, meta, df)
+    figures = Figures()
+    title = f"Confirm: {info.metric} in the search (one seed) against the reruns (fresh seeds)"
+    write_figure(confirm_figure(info, title=title), out_dir, "fig_confirm_search", figures, title=title)
+    ablation_figures(table, df, out_dir, figures=figures)
+    return export_static(figures)

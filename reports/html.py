@@ -7,7 +7,17 @@ from typing import Any
 
 import pandas as pd
 
-from reports._format import difference_caption, effect, interval, marker, metric_label, num, pvalue, signed
+from reports._format import (
+    P_BETTER_NOTE,
+    difference_caption,
+    effect,
+    interval,
+    marker,
+    metric_label,
+    num,
+    pvalue,
+    signed,
+)
 from reports.ablation import AblationTable, power_sentence
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -29,7 +39,7 @@ def ablation_html(table: AblationTable) -> str:
         f"{' <small>(secondary)</small>' if table.is_secondary(m) else ''}</th>"
         for m in table.metrics
     )
-    sub = "".join("<th>mean ± std</th><th>Δ [simult. CI] (p), effect; MDE</th>" for _ in table.metrics)
+    sub = "".join("<th>mean ± std</th><th>Δ [simult. CI] (p), effect; MDE; P(better)</th>" for _ in table.metrics)
     rows = []
     for v in table.variants:
         cells = [f"<td>{_e(table.label(v))}{' (ref.)' if v == table.reference else ''}</td>"]
@@ -41,10 +51,10 @@ def ablation_html(table: AblationTable) -> str:
                 "<td>—</td>"
                 if v == table.reference
                 else f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.sim_low, c.sim_high)} "
-                f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}; MDE {num(c.mde)}</small></td>"
+                f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}; MDE {num(c.mde)}; P {num(c.p_better, 2)}</small></td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    caption = _e(difference_caption(table))
+    caption = _e(difference_caption(table) + " " + P_BETTER_NOTE)
     warnings = "".join(f"<p class=warn>Warning: {_e(w)}</p>" for w in table.warnings)
     power = power_sentence(table)
     return (

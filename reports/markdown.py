@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports._format import difference_caption, effect, interval, marker, metric_label, num, pvalue, signed
+from reports._format import (
+    P_BETTER_NOTE,
+    difference_caption,
+    effect,
+    interval,
+    marker,
+    metric_label,
+    num,
+    pvalue,
+    signed,
+)
 from reports.ablation import AblationTable, power_sentence
 
 
 def ablation_markdown(table: AblationTable) -> str:
     header = [table.row_header.lower()] + [
         f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}"
-        f"{'(secondary) ' if table.is_secondary(m) else ''}mean ± std | Δ [simult. CI] (p), effect; MDE"
+        f"{'(secondary) ' if table.is_secondary(m) else ''}mean ± std | Δ [simult. CI] (p), effect; MDE; P(better)"
         for m in table.metrics
     ]
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + 2 * len(table.metrics))]
@@ -25,11 +35,11 @@ def ablation_markdown(table: AblationTable) -> str:
                 "—"
                 if v == table.reference
                 else f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.sim_low, c.sim_high)} ({pvalue(c.p_holm)}), "
-                f"{effect(c.effect, table.effect_name)}; MDE {num(c.mde)}"
+                f"{effect(c.effect, table.effect_name)}; MDE {num(c.mde)}; P {num(c.p_better, 2)}"
             )
         out.append("| " + " | ".join(row) + " |")
     out.append("")
-    out.append(difference_caption(table))
+    out.append(difference_caption(table) + " " + P_BETTER_NOTE)
     if power_sentence(table):
         out += ["", power_sentence(table)]
     out += [f"\n> **Warning:** {w}" for w in table.warnings]
@@ -68,9 +78,11 @@ def ablation_frame(table: AblationTable) -> pd.DataFrame:
                     "mde": c.mde,
                     "min_effect": table.min_effect if v != table.reference else None,
                     "seeds_needed": c.seeds_needed,
+                    "p_better": c.p_better,
                     "best": c.best,
                     "mark": table.marks.get(v, ""),
                     "test": table.test if v != table.reference else "",
+                    "interval": table.interval if v != table.reference else "",
                 }
             )
     return pd.DataFrame(rows)

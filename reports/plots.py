@@ -251,7 +251,7 @@ def best_so_far_figure(
     fig = go.Figure()
     if "status" in by_trial:
         for status, color in ((COMPLETED, "rgb(31,119,180)"), ("STOPPED", "rgb(170,170,170)")):
-            part = by_trial[by_trial["status"] == status]
+            part = by_trial[(by_trial["status"] == status) & by_trial["value"].notna()]
             fig.add_trace(
                 go.Scatter(
                     x=part[x],
@@ -273,7 +273,19 @@ def best_so_far_figure(
         )
     )
     _layout(fig, title, x_title, metric_label(metric))
+    _integer_axis(fig, by_trial[x].max() if len(by_trial) else 1)
     return fig
+
+
+def _integer_axis(fig, largest, axis: str = "x") -> None:
+    """Ticks at whole numbers only (trials, iterations, epochs): every one up to 12, else
+    plotly's own spacing, written as integers (its steps are then 2, 5, 10, ...)."""
+    largest = float(largest) if pd.notna(largest) else 1.0
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    if largest <= 12:
+        update(tick0=0, dtick=1, tickformat="d")
+    else:
+        update(tickformat="d")
 
 
 def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, rungs: list[int]):
@@ -289,7 +301,7 @@ def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, 
                 x=c["iteration"],
                 y=c["value"],
                 mode="lines+markers",
-                name=str(trial),
+                name=f"{trial} (stopped at {int(c['iteration'].iloc[-1])})" if stopped else str(trial),
                 line={"dash": "dot" if stopped else "solid", "width": 1 if stopped else 2},
                 marker={"size": 4},
                 legendgroup="stopped" if stopped else "done",
@@ -314,6 +326,7 @@ def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, 
         "training iteration (epoch)",
         metric_label(metric),
     )
+    _integer_axis(fig, curves["iteration"].max() if len(curves) else 1)
     return fig
 
 
@@ -330,6 +343,24 @@ class ParallelInfo:
     cmin: float
     cmax: float
     n: int
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Values for the ticks of a log axis from ``low`` to ``high`` (both > 0): the powers of
+    ten in it, with 2 and 5 times them where that gives fewer than three ticks, and the ends
+    where still fewer than two. The axis shows them as values (1e-04, 0.001), not exponents."""
+    lo, hi = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    inside = [v for v in (10.0**e for e in range(lo, hi + 1)) if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+    if len(inside) < 3:
+        inside = sorted(
+            v
+            for e in range(lo, hi + 1)
+            for v in (10.0**e, 2 * 10.0**e, 5 * 10.0**e)
+            if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)
+        )
+    if len(inside) < 2:
+        inside = sorted({float(low), *inside, float(high)})
+    return inside
 
 
 def parallel_info(df: pd.DataFrame, params: list, metric: str) -> ParallelInfo:
@@ -351,11 +382,14 @@ def parallel_info(df: pd.DataFrame, params: list, metric: str) -> ParallelInfo:
                 }
             )
         elif p.kind == "loguniform" or p.log:
+            ticks = log_ticks(p.low, p.high)
             dims.append(
                 {
-                    "label": f"log10 {p.name}",
+                    "label": f"{p.name} (log scale)",
                     "values": np.log10(values.to_numpy(dtype=float)),
                     "range": [math.log10(p.low), math.log10(p.high)],
+                    "tickvals": [math.log10(t) for t in ticks],
+                    "ticktext": [f"{t:g}" for t in ticks],
                 }
             )
         else:

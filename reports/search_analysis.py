@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from reports.errors import ReportInputError
@@ -56,18 +57,30 @@ def best_so_far_by_trial(df: pd.DataFrame, metric: str, mode: str) -> pd.DataFra
 def best_so_far_by_compute(df: pd.DataFrame, curves: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     """After each reported iteration (in the order they arrived, whichever trial): training
     iterations spent so far by all trials, seconds since the search started, and the best
-    final metric of the trials completed by then. The compute axis of a search's cost."""
+    final metric of the trials completed by then. The compute axis of a search's cost.
+
+    ``status`` is the trial's, and ``value`` its metric at its last reported iteration (NaN
+    at the others): each trial is one point, where it ended (ran to completion, or stopped)."""
     c = metric_curves(curves, metric)
     if c.empty:
-        return pd.DataFrame(columns=["iterations", "elapsed_s", "best", "trial"])
+        return pd.DataFrame(columns=["iterations", "elapsed_s", "best", "trial", "status", "value"])
     final = {r["trial_name"]: int(r["iterations"]) for _, r in df.iterrows() if r["status"] == COMPLETED}
+    status = dict(zip(df["trial_name"], df["status"]))
+    last = c.groupby("trial_name")["iteration"].max().to_dict()
     start = float((c["timestamp"] - c["time_total_s"]).min())
     better, best, rows = _better(mode), math.nan, []
     for spent, (_, r) in enumerate(c.iterrows(), start=1):
         if final.get(r["trial_name"]) == int(r["iteration"]) and (math.isnan(best) or better(r["value"], best)):
             best = float(r["value"])
         rows.append(
-            {"iterations": spent, "elapsed_s": float(r["timestamp"]) - start, "best": best, "trial": r["trial_name"]}
+            {
+                "iterations": spent,
+                "elapsed_s": float(r["timestamp"]) - start,
+                "best": best,
+                "trial": r["trial_name"],
+                "status": status.get(r["trial_name"], ""),
+                "value": float(r["value"]) if last[r["trial_name"]] == r["iteration"] else math.nan,
+            }
         )
     return pd.DataFrame(rows)
 
@@ -246,4 +259,59 @@ def asha_rungs(meta: dict) -> list[int]:
         return [int(r) for r in s["rungs"]]
     return rung_milestones(
         grace_period=s.get("grace_period", 1), reduction_factor=s.get("reduction_factor", 3), max_t=s.get("max_t", 1)
+    )
+
+
+# -- does an early rung predict the end? -------------------------------------------------
+
+#: Below this rank correlation between a rung's metric and the final one, ASHA's decisions at
+#: that rung say little about where a trial ends: late bloomers are stopped. The report warns.
+LOW_RANK_CORRELATION = 0.5
+#: Fewer trials with both values than this: no correlation (with 3, rho is one of -1, -0.5,
+#: 0.5, 1, whatever the trials).
+MIN_TRIALS_FOR_CORRELATION = 4
+
+
+def rung_correlations(df: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """For each rung at which the scheduler compared trials (``asha_rungs``, before the last
+    iteration): Spearman's rank correlation (``scipy.stats.spearmanr``) between each trial's
+    study metric at that rung and its final metric, over the trials that ran to completion
+    (the only ones with both). Columns: rung, trials, rho, p (NaN below
+    MIN_TRIALS_FOR_CORRELATION trials or where the values at the rung do not vary), low.
+
+    Only the trials that were not stopped enter, so the correlation is that of the trials
+    ASHA kept (a narrower range than all the trials): it tends to be lower than over every
+    trial, and a low value says the rung's ranking did not carry over among those it kept."""
+    from scipy.stats import spearmanr
+
+    metric = meta["metric"]
+    max_t = int((meta.get("scheduler") or {}).get("max_t") or 0)
+    rungs = [r for r in asha_rungs(meta) if not max_t or r < max_t]
+    cols = ["rung", "trials", "rho", "p", "low"]
+    if not rungs or metric not in df.columns or curves.empty:
+        return pd.DataFrame(columns=cols)
+    done = df[(df["status"] == COMPLETED) & df[metric].notna()].set_index("trial_name")[metric]
+    at = metric_curves(curves, metric).set_index(["trial_name", "iteration"])["value"]
+    rows = []
+    for rung in rungs:
+        names = [n for n in done.index if (n, rung) in at.index]
+        early = np.array([at[(n, rung)] for n in names], dtype=float)
+        final = done.loc[names].to_numpy(dtype=float)
+        rho = p = math.nan
+        if len(names) >= MIN_TRIALS_FOR_CORRELATION and np.ptp(early) > 0 and np.ptp(final) > 0:
+            res = spearmanr(early, final)
+            rho, p = float(res.statistic), float(res.pvalue)
+        rows.append({"rung": rung, "trials": len(names), "rho": rho, "p": p, "low": rho < LOW_RANK_CORRELATION})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def rung_warning(table: pd.DataFrame, metric: str) -> str:
+    """One sentence per rung whose correlation is low; empty when none is."""
+    low = table[table["low"]]
+    return " ".join(
+        f"At rung {int(r.rung)} (iteration {int(r.rung)}), the rank of a trial's {metric} predicts its final rank "
+        f"poorly (Spearman rho = {r.rho:.2f} over the {int(r.trials)} trials that ran to completion): ASHA's "
+        f"decisions there may stop trials that would have ended among the best (late bloomers); a larger "
+        f"grace_period or a smaller reduction_factor stops fewer of them."
+        for r in low.itertuples()
     )

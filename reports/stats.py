@@ -1,7 +1,9 @@
 """Statistics of the report tables, computed apart from any rendering.
 
-Tests go through scipy (``ttest_rel``, ``ttest_ind(equal_var=False)``, ``wilcoxon``); the
-Holm step-down adjustment, the confidence intervals and the effect sizes are written here
+Tests go through scipy (``ttest_rel``, ``ttest_ind(equal_var=False)``, ``wilcoxon``, and
+``permutation_test`` for the exact sign-flip test), and so do the bootstrap intervals
+(``bootstrap``) and the probability of improvement (``mannwhitneyu``'s U); the Holm step-down
+adjustment, the t intervals and the effect sizes are written here
 because scipy has none of them for this use (``scipy.stats.false_discovery_control`` is
 Benjamini-Hochberg only) and statsmodels or pingouin would be large dependencies for a few
 lines each.
@@ -63,7 +65,95 @@ TESTS = {
     "paired_t": "paired t-test over seeds",
     "welch": "Welch's t-test (unpaired)",
     "wilcoxon": "Wilcoxon signed-rank test over seeds",
+    "sign_flip": "exact sign-flip permutation test over seeds",
 }
+
+#: How the interval of a difference is made (``report.interval``).
+INTERVALS = {
+    "t": "t interval",
+    "bootstrap": "bootstrap BCa interval",
+}
+
+#: Resamples and seed of the bootstrap intervals (fixed: a report rebuilt from the same
+#: results shows the same intervals).
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0
+
+#: Under this many seeds a bootstrap interval is too narrow (it cannot reach beyond the few
+#: values there are, so it covers less often than it says) and the report warns.
+BOOTSTRAP_MIN_SEEDS = 10
+
+
+def sign_flip_p(d: Sequence[float]) -> float | None:
+    """Two-sided p of the exact sign-flip permutation test of the mean paired difference:
+    under the null hypothesis each difference is as likely to have either sign, so all 2^n
+    sign patterns are enumerated (scipy's ``permutation_test`` over the pairs, exact below
+    its resample count). None with fewer than MIN_PAIRS differences. Its smallest possible
+    value is 2 / 2^n (``sign_flip_floor``)."""
+    d = np.asarray(d, dtype=float)
+    if len(d) < MIN_PAIRS:
+        return None
+    if np.all(np.abs(d) <= TOL):
+        return 1.0
+    res = stats.permutation_test(
+        (d, np.zeros_like(d)),
+        lambda x, y, axis: np.mean(x - y, axis=axis),
+        permutation_type="samples",
+        n_resamples=math.inf,
+        vectorized=True,
+    )
+    return float(min(1.0, res.pvalue))
+
+
+def sign_flip_floor(n: int) -> float:
+    """The smallest two-sided p the exact sign-flip test can give with ``n`` pairs."""
+    return min(1.0, 2.0 / 2**n)
+
+
+def bootstrap_interval(
+    samples: tuple[np.ndarray, ...], level: float, *, paired: bool
+) -> tuple[float | None, float | None]:
+    """The BCa bootstrap interval (scipy's ``bootstrap``) of the mean paired difference
+    (``samples`` = the differences) or of the difference of two means (``samples`` = the two
+    samples), at ``level``; the percentile interval where BCa is undefined (its acceleration
+    divides by the jackknife's spread), and None where the samples have no spread."""
+    import warnings
+
+    if paired:
+        data, statistic = samples, lambda d, axis: np.mean(d, axis=axis)
+    else:
+        data, statistic = samples, lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis)
+    if all(len(x) < 2 or float(np.std(x)) <= TOL for x in data):
+        return None, None
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy's "degenerate" warning: the fallback handles it
+            ci = stats.bootstrap(
+                data,
+                statistic,
+                vectorized=True,
+                n_resamples=BOOTSTRAP_RESAMPLES,
+                confidence_level=level,
+                method=method,
+                rng=np.random.default_rng(BOOTSTRAP_SEED),
+            ).confidence_interval
+        if math.isfinite(ci.low) and math.isfinite(ci.high):
+            return float(ci.low), float(ci.high)
+    return None, None
+
+
+def prob_better(a: Sequence[float], b: Sequence[float], *, mode: str = "max") -> float | None:
+    """P(A better than B): the chance that a run of ``a`` beats a run of ``b``, over every
+    pair of their runs, ties counting half (the "probability of improvement" of Agarwal et
+    al., 2021, NeurIPS; Mann-Whitney's U / (n_a n_b)). Better is higher for ``mode='max'``,
+    lower for ``'min'``. None where a side has no finite value."""
+    x, y = _finite(a), _finite(b)
+    if not len(x) or not len(y):
+        return None
+    if mode == "min":
+        x, y = -x, -y
+    u = stats.mannwhitneyu(x, y, alternative="two-sided").statistic
+    return float(u) / (len(x) * len(y))
 
 
 @dataclass(frozen=True)
@@ -94,10 +184,20 @@ class Comparison:
     """Degrees of freedom of its t distribution (n - 1 paired; Welch-Satterthwaite)."""
     sd: float | None = None
     """The spread the effect size divides by: sd of the paired differences, or the pooled sd."""
+    interval_method: str = "t"
+    """INTERVALS: how ``ci_low``/``ci_high`` and ``interval`` are made."""
+    samples: tuple[tuple[float, ...], ...] = ()
+    """What a bootstrap interval resamples: the paired differences, or Welch's two samples."""
 
     def interval(self, level: float) -> tuple[float | None, float | None]:
-        """The t interval of the difference at ``level`` (e.g. ``1 - 0.05 / m`` for a
-        Bonferroni-simultaneous interval over ``m`` comparisons)."""
+        """The interval of the difference at ``level`` (e.g. ``1 - 0.05 / m`` for a
+        Bonferroni-simultaneous interval over ``m`` comparisons): the t interval, or the
+        bootstrap interval at that level."""
+        if self.interval_method == "bootstrap":
+            if not self.samples:
+                return None, None
+            data = tuple(np.asarray(x, dtype=float) for x in self.samples)
+            return bootstrap_interval(data, level, paired=self.test != "welch")
         if self.se is None or self.df is None:
             return None, None
         half = float(stats.t.ppf(1 - (1 - level) / 2, self.df)) * self.se
@@ -115,14 +215,28 @@ def _finite(x) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -> Comparison:
+def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t", interval: str = "t") -> Comparison:
     """Compare samples ``a`` and ``b``; for the paired tests they are aligned (same seeds).
 
     No p-value (None) with fewer than MIN_PAIRS pairs (paired) or fewer than 2 values on a
-    side (Welch).
+    side (Welch). ``interval``: the t interval (Welch's for ``welch``), or the bootstrap
+    interval (``bootstrap_interval``) of the same difference.
     """
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; known: {', '.join(TESTS)}")
+    if interval not in INTERVALS:
+        raise ValueError(f"unknown interval {interval!r}; known: {', '.join(INTERVALS)}")
+    c = _compare(a, b, test)
+    if interval == "bootstrap":
+        import dataclasses
+
+        c = dataclasses.replace(c, interval_method="bootstrap")
+        low, high = c.interval(0.95)
+        c = dataclasses.replace(c, ci_low=low, ci_high=high)
+    return c
+
+
+def _compare(a: Sequence[float], b: Sequence[float], test: str) -> Comparison:
     if test == "welch":
         x, y = _finite(a), _finite(b)
         nx, ny = len(x), len(y)
@@ -144,7 +258,20 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
         half = float(stats.t.ppf(0.975, df)) * se
         p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
         return Comparison(
-            test, nx, ny, 0, diff, diff - half, diff + half, effect, "d", p, se=se, df=df, sd=pooled or None
+            test,
+            nx,
+            ny,
+            0,
+            diff,
+            diff - half,
+            diff + half,
+            effect,
+            "d",
+            p,
+            se=se,
+            df=df,
+            sd=pooled or None,
+            samples=(tuple(x), tuple(y)),
         )
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
@@ -163,6 +290,8 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
     effect = diff / sd if spread else None
     if test == "paired_t":
         p = paired_ttest(a, b).p
+    elif test == "sign_flip":
+        p = sign_flip_p(d)
     elif np.all(np.abs(d) <= TOL):
         p = 1.0
     else:
@@ -170,7 +299,20 @@ def compare(a: Sequence[float], b: Sequence[float], *, test: str = "paired_t") -
     low, high = (diff - half, diff + half) if half is not None else (None, None)
     se = sd / math.sqrt(n) if spread else None
     return Comparison(
-        test, n, n, n, diff, low, high, effect, "d_z", p, se=se, df=float(n - 1) if spread else None, sd=sd
+        test,
+        n,
+        n,
+        n,
+        diff,
+        low,
+        high,
+        effect,
+        "d_z",
+        p,
+        se=se,
+        df=float(n - 1) if spread else None,
+        sd=sd,
+        samples=(tuple(d),) if spread else (),
     )
 
 

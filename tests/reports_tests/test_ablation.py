@@ -312,3 +312,65 @@ def test_statistics_floats_hold_every_comparison_once_within_the_page(n_variants
     for f in floats:
         lines = sum(1 + sum(len(_lines(t.label(v), ROW_CHARS)) for v in rows) for _, rows, _ in f)
         assert lines <= STATS_ROWS and len({m for m, _, _ in f}) <= STATS_METRICS
+
+
+def _table(**options):
+    return ablation_table(
+        _results(),
+        study="s",
+        variants=["ref", "better", "same"],
+        metrics=[M, "eval/x/eer"],
+        reference="ref",
+        primary=M,
+        mode="max",
+        **options,
+    )
+
+
+def test_sign_flip_with_three_seeds_can_detect_nothing_and_says_so():
+    """With 3 seeds the exact sign-flip test's smallest p is 2/2^3 = 0.25, above 0.05/2: the
+    table states no detectable difference and warns; its p is the exact one."""
+    t = _table(test="sign_flip")
+    better = t.cells[("better", M)]
+    assert better.p == pytest.approx(0.25)  # every seed better: 2 of the 8 sign patterns
+    assert better.mde is None and t.cells[("same", M)].mde is None
+    assert any("cannot give p below 0.25" in w and "no comparison can be significant" in w for w in t.warnings)
+    t_test = _table()
+    assert t_test.cells[("better", M)].mde is not None
+    assert not any("cannot give p below" in w for w in t_test.warnings)
+
+
+def test_bootstrap_intervals_under_ten_seeds_carry_a_warning():
+    from reports.stats import bootstrap_interval
+
+    t = _table(interval="bootstrap")
+    c = t.cells[("better", M)]
+    d = np.array([0.75 - 0.70, 0.78 - 0.72, 0.76 - 0.71])
+    assert (c.ci_low, c.ci_high) == bootstrap_interval((d,), 0.95, paired=True)
+    assert (c.sim_low, c.sim_high) == bootstrap_interval((d,), 1 - 0.05 / 2, paired=True)  # 2 in the family
+    assert any(w.startswith("bootstrap intervals from 3 seeds: under 10") for w in t.warnings)
+    assert not any(w.startswith("bootstrap") for w in _table().warnings)
+    assert "bootstrap" in t.interval
+
+
+def test_probability_of_improvement_follows_the_metric_direction():
+    t = _table()
+    assert t.cells[("better", M)].p_better == pytest.approx(1.0)  # every better value beats every ref value
+    assert t.cells[("better", "eval/x/eer")].p_better == pytest.approx(1.0)  # eer: lower is better
+    same = np.mean([1.0 if x > y else 0.5 if x == y else 0.0 for x in [0.70, 0.73, 0.70] for y in [0.70, 0.72, 0.71]])
+    assert t.cells[("same", M)].p_better == pytest.approx(same)
+    assert t.cells[("ref", M)].p_better is None
+
+
+def test_a_fold_spread_is_labelled_as_not_a_spread_over_seeds():
+    from reports._format import difference_caption
+
+    df = _results()
+    df["eval/x/acc_std"] = 0.01
+    t = ablation_table(
+        df, study="s", variants=["ref", "better"], metrics=[M, "eval/x/acc_std"], reference="ref", primary=M, mode="max"
+    )
+    assert "10 folds within one trial" in difference_caption(t) and "neither a spread over seeds" in difference_caption(
+        t
+    )
+    assert "folds" not in difference_caption(_table())

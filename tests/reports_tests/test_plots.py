@@ -108,15 +108,75 @@ def test_parallel_info_puts_log_keys_on_log10_and_choices_on_their_index():
     )
     info = parallel_info(df, params, M)
     lr, rank, loss, metric = info.dims
-    assert lr["label"] == "log10 lr" and list(lr["values"]) == pytest.approx([-3.0, -2.0]) and lr["range"] == [-4, -2]
+    assert (
+        lr["label"] == "lr (log scale)"
+        and list(lr["values"]) == pytest.approx([-3.0, -2.0])
+        and lr["range"] == [-4, -2]
+    )
+    # the log axis is labelled with the values (at their log10 positions), not with exponents
+    assert lr["ticktext"] == ["0.0001", "0.001", "0.01"] and lr["tickvals"] == pytest.approx([-4.0, -3.0, -2.0])
     assert list(rank["values"]) == [8.0, 16.0] and rank["range"] == [4, 16]  # an Int64 column, as read_run types it
     assert loss["values"] == [1, 0] and loss["ticktext"] == ["ce", "supcon"]
     assert list(metric["values"]) == [0.7, 0.9] and info.n == 2  # the stopped trial is not drawn
     assert (info.cmin, info.cmax) == (0.7, 0.9)
     drawn = parallel_coordinates_figure(info).data[0]
-    assert [d.label for d in drawn.dimensions] == ["log10 lr", "rank", "loss", "eval x acc"] or len(
-        drawn.dimensions
-    ) == 4
+    assert [d.label for d in drawn.dimensions][:3] == ["lr (log scale)", "rank", "loss"] and len(drawn.dimensions) == 4
+    assert list(drawn.dimensions[0].ticktext) == lr["ticktext"]
+
+
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [
+        (1e-4, 1e-2, [1e-4, 1e-3, 1e-2]),  # powers of ten
+        (1e-4, 3e-3, [1e-4, 2e-4, 5e-4, 1e-3, 2e-3]),  # fewer than 3 powers: 2x and 5x too
+        (0.3, 0.4, [0.3, 0.4]),  # not even those: the ends
+    ],
+)
+def test_log_ticks(low, high, expected):
+    from reports.plots import log_ticks
+
+    assert log_ticks(low, high) == pytest.approx(expected)
+
+
+def test_search_figures_put_every_trial_where_it_ended_and_count_in_whole_numbers():
+    """Best so far by compute: one point per trial at the compute spent when it ended,
+    stopped trials grey; the learning curves name each stopped trial and where it stopped;
+    iteration and trial axes tick at whole numbers."""
+    from reports import search_analysis as sa
+    from reports.plots import best_so_far_figure, learning_curves_figure
+
+    df = pd.DataFrame(
+        [
+            {"trial_name": "t0", "status": "TERMINATED", "iterations": 3, M: 0.80},
+            {"trial_name": "t1", "status": "STOPPED", "iterations": 1, M: 0.60},
+            {"trial_name": "t2", "status": "TERMINATED", "iterations": 3, M: 0.85},
+        ]
+    )
+    rows, t = [], 0.0
+    for name, its in (("t0", 3), ("t1", 1), ("t2", 3)):
+        final = float(df.set_index("trial_name").at[name, M])
+        for it in range(1, its + 1):
+            t += 1
+            rows.append(
+                {
+                    "trial_name": name,
+                    "iteration": it,
+                    "time_total_s": it,
+                    "timestamp": t,
+                    "key": M,
+                    "value": final - 0.01 * (its - it),
+                }
+            )
+    curves = pd.DataFrame(rows)
+    by = sa.best_so_far_by_compute(df, curves, M, "max")
+    fig = best_so_far_figure(by, M, x="iterations")
+    done, stopped = fig.data[0], fig.data[1]
+    assert list(done.x) == [3, 7] and list(done.y) == [0.80, 0.85]  # t0 ended after 3 iterations, t2 after 7
+    assert list(stopped.x) == [4] and list(stopped.y) == [0.60] and "170" in stopped.marker.color
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"
+    lc = learning_curves_figure(sa.metric_curves(curves, M), df, M, [1])
+    assert [d.name for d in lc.data if d.showlegend is not False] == ["t0", "t1 (stopped at 1)", "t2"]
+    assert lc.layout.xaxis.dtick == 1
 
 
 def test_ablation_info_and_figure_show_the_seeds_means_and_the_familys_stars():
@@ -167,3 +227,47 @@ def test_ablation_info_and_figure_show_the_seeds_means_and_the_familys_stars():
     assert drawn == {"Up (new)": stars["up"]} if stars["up"] else drawn == {}
     heat = ablation_heatmap(info, title="h")
     assert np.asarray(heat.data[0].z) == pytest.approx(info.z)
+
+
+def test_confirm_info_puts_each_candidates_search_value_beside_its_reruns():
+    """The winner's curse made visible: per candidate, the one-seed value the search ranked
+    it on and the mean (95% t interval) of the same validation metric over the fresh seeds."""
+    from reports.ablation import ablation_table
+    from reports.confirm import confirm_figure, confirm_info
+
+    V = "val/x/acc"
+    reruns = {"base": [0.70, 0.71, 0.69], "c1": [0.74, 0.72, 0.73], "c2": [0.71, 0.70, 0.72]}
+    df = pd.DataFrame(
+        [
+            {"trial_name": f"{v}_{s}", "variant": v, "seed": s, "status": "TERMINATED", "error": "", V: x, M: x - 0.05}
+            for v, xs in reruns.items()
+            for s, x in zip((7, 8, 9), xs)
+        ]
+        + [{"trial_name": "c2_10", "variant": "c2", "seed": 10, "status": "ERROR", "error": "x", V: 0.99, M: 0.99}]
+    )
+    meta = {
+        "metric": M,
+        "search_metric": V,
+        "mode": "max",
+        "base_search_value": None,  # the search did not run the base config
+        "candidates": [{"variant": "c1", "search_value": 0.80}, {"variant": "c2", "search_value": 0.77}],
+    }
+    table = ablation_table(df, study="s", variants=list(reruns), metrics=[M], reference="base", primary=M, mode="max")
+    info = confirm_info(table, meta, df)
+    by = {p.candidate: p for p in info.points}
+    assert info.metric == V and by["c1"].search == 0.80 and np.isnan(by["base"].search) and by["base"].base
+    for v, xs in reruns.items():
+        ref = stats.t.interval(0.95, 2, loc=np.mean(xs), scale=stats.sem(xs))
+        assert (by[v].mean, by[v].lo, by[v].hi, by[v].n) == (
+            pytest.approx(np.mean(xs)),
+            pytest.approx(ref[0]),
+            pytest.approx(ref[1]),
+            3,
+        )
+    assert info.shrinkage == pytest.approx(np.mean([np.mean(reruns["c1"]) - 0.80, np.mean(reruns["c2"]) - 0.77]))
+    fig = confirm_figure(info, title="t")
+    cands = fig.data[0]
+    assert list(cands.x) == [0.80, 0.77] and list(cands.y) == pytest.approx([by["c1"].mean, by["c2"].mean])
+    diagonal = fig.data[-1]
+    assert diagonal.name == "confirmed = search" and list(diagonal.x) == list(diagonal.y)
+    assert fig.layout.shapes[0].y0 == pytest.approx(by["base"].mean)  # the base: a line at its confirmed mean

@@ -181,3 +181,82 @@ def test_top_k_ranks_completed_trials_and_keeps_clashing_keys_apart():
         1e-3,
         1e-3,
     ]  # space key "rank" vs the rank column
+
+
+def _bloomers(early: dict[int, list[float]], final: list[float], stopped: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Completed trials with the given metric at each rung and at the end (max_t 9, rungs 1
+    and 3), and ``stopped`` trials ASHA stopped at rung 1 (they have no final value)."""
+    rows, curves = [], []
+    for i, value in enumerate(final):
+        rows.append(_row(i, "TERMINATED", value, 9))
+        for it in range(1, 10):
+            v = early[it][i] if it in early else value
+            curves.append(
+                {
+                    "trial_name": rows[-1]["trial_name"],
+                    "iteration": it,
+                    "time_total_s": it,
+                    "timestamp": it,
+                    "key": M,
+                    "value": v,
+                }
+            )
+    for j in range(stopped):
+        rows.append(_row(len(final) + j, "STOPPED", 0.99, 1))
+        curves.append(
+            {
+                "trial_name": rows[-1]["trial_name"],
+                "iteration": 1,
+                "time_total_s": 1,
+                "timestamp": 1,
+                "key": M,
+                "value": 0.99,
+            }
+        )
+    return pd.DataFrame(rows), pd.DataFrame(curves)
+
+
+def _spearman_by_definition(x: list[float], y: list[float]) -> float:
+    """Without ties: 1 - 6 sum(d^2) / (n (n^2 - 1)), d the difference of the two ranks."""
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    n = len(x)
+    return 1 - 6 * float(((rx - ry) ** 2).sum()) / (n * (n * n - 1))
+
+
+def test_rung_correlation_is_spearman_over_the_trials_that_ran_to_completion():
+    final = [0.70, 0.74, 0.72, 0.80, 0.76, 0.71]
+    at1 = [0.60, 0.58, 0.65, 0.59, 0.61, 0.66]  # epoch 1 says little about the end
+    at3 = [0.66, 0.70, 0.68, 0.77, 0.73, 0.67]  # epoch 3 ranks them as they end
+    df, curves = _bloomers({1: at1, 3: at3}, final)
+    table = sa.rung_correlations(df, curves, META).set_index("rung")
+    assert list(table.index) == [1, 3]  # ASHA's rungs below max_t 9
+    assert (table["trials"] == 6).all()  # the stopped trials (0.99 at rung 1) do not enter
+    assert table.at[1, "rho"] == pytest.approx(_spearman_by_definition(at1, final))
+    assert table.at[3, "rho"] == pytest.approx(1.0)
+    assert bool(table.at[1, "low"]) and not bool(table.at[3, "low"])
+    warning = sa.rung_warning(table.reset_index(), M)
+    assert warning.startswith("At rung 1 (iteration 1)") and "late bloomers" in warning and "rung 3" not in warning
+
+
+def test_rung_correlation_needs_enough_trials_and_a_scheduler_that_stops():
+    df, curves = _bloomers({1: [0.1, 0.3, 0.2]}, [0.7, 0.8, 0.9])
+    table = sa.rung_correlations(df, curves, META)
+    assert table["rho"].isna().all() and not table["low"].any()  # 3 trials: no correlation, no warning
+    fifo = {**META, "scheduler": {"type": "fifo", "max_t": 9, "rungs": []}}
+    assert sa.rung_correlations(df, curves, fifo).empty
+
+
+def test_search_report_warns_where_a_rung_predicts_the_end_poorly(tmp_path):
+    import json
+
+    from reports import build_report
+
+    final = [0.70, 0.74, 0.72, 0.80, 0.76, 0.71]
+    df, curves = _bloomers({1: [0.60, 0.58, 0.65, 0.59, 0.61, 0.66], 3: [0.66, 0.70, 0.68, 0.77, 0.73, 0.67]}, final)
+    df.to_csv(tmp_path / "results.csv", index=False)
+    curves.to_csv(tmp_path / "curves.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({**META, "kind": "search", "top_k": 5, "description": "d"}))
+    page = build_report(tmp_path).read_text()
+    assert "Early stopping check" in page and "At rung 1 (iteration 1)" in page and "At rung 3" not in page
+    written = pd.read_csv(tmp_path / "report" / "rung_correlation.csv")
+    assert list(written["rung"]) == [1, 3] and written.loc[1, "rho"] == pytest.approx(1.0)

@@ -202,3 +202,113 @@ def test_interval_at_a_level_is_the_t_interval():
         assert c.interval(level) == pytest.approx((d.mean() - half, d.mean() + half))
     assert c.interval(0.95) == pytest.approx((c.ci_low, c.ci_high))
     assert compare([0.8, 0.8], [0.7, 0.7]).interval(0.99) == (None, None)  # no spread: no interval
+
+
+# -- robust alternatives (report.test: sign_flip, report.interval: bootstrap, P(better)) ----
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        [0.01, 0.03, -0.005, 0.02],
+        [0.02, -0.01, 0.03, 0.01, -0.02, 0.015],
+        [0.004, 0.001, 0.003, 0.002, 0.006, -0.001, 0.005, 0.002],
+        [0.1, 0.2, 0.3],  # every difference of one sign: the smallest p there is, 2/2^n
+    ],
+)
+def test_sign_flip_p_enumerates_every_sign_pattern(d):
+    """By definition: under the null each difference keeps or flips its sign with equal
+    chance; p is the share of the 2^n sign patterns whose |mean| is at least the observed."""
+    from itertools import product
+
+    from reports.stats import sign_flip_p
+
+    d = np.asarray(d)
+    observed = abs(d.mean())
+    means = [abs((d * np.array(signs)).mean()) for signs in product([1, -1], repeat=len(d))]
+    expected = sum(m >= observed - 1e-12 for m in means) / len(means)
+    assert sign_flip_p(d) == pytest.approx(expected)
+    assert compare(d, np.zeros_like(d), test="sign_flip").p == pytest.approx(expected)
+
+
+def test_sign_flip_floor_and_no_difference():
+    from reports.stats import sign_flip_floor, sign_flip_p
+
+    assert sign_flip_p([0.1, 0.2, 0.3]) == pytest.approx(2 / 8) == pytest.approx(sign_flip_floor(3))
+    assert sign_flip_p([0.0, 0.0, 0.0]) == 1.0
+    assert sign_flip_p([0.1]) is None
+
+
+def _exact_bca(d: np.ndarray, level: float) -> tuple[float, float]:
+    """The BCa interval of the mean from its definition (Efron & Tibshirani 1993, 14.3), on the
+    exact bootstrap distribution: every one of the n^n ordered resamples, equally likely."""
+    from itertools import product
+
+    n = len(d)
+    boot = np.sort([d[list(idx)].mean() for idx in product(range(n), repeat=n)])
+    z0 = stats.norm.ppf(np.mean(boot < d.mean()))
+    jack = np.array([np.delete(d, i).mean() for i in range(n)])
+    dev = jack.mean() - jack
+    a = (dev**3).sum() / (6 * ((dev**2).sum()) ** 1.5)
+    out = []
+    for z in stats.norm.ppf([(1 - level) / 2, (1 + level) / 2]):
+        q = stats.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
+        out.append(float(np.quantile(boot, q)))
+    return out[0], out[1]
+
+
+def test_bootstrap_interval_is_the_bca_interval_of_the_mean_difference():
+    """The BCa interval of the mean paired difference, from 9999 resamples, agrees with the
+    exact one (all 5^5 resamples) up to resampling noise; on these skewed differences the
+    plain percentile interval is further off than that, so the adjustment is applied."""
+    from reports.stats import bootstrap_interval
+
+    d = np.array([0.0, 0.004, 0.006, 0.01, 0.05])
+    low, high = bootstrap_interval((d,), 0.95, paired=True)
+    exact = _exact_bca(d, 0.95)
+    assert low == pytest.approx(exact[0], abs=0.0015) and high == pytest.approx(exact[1], abs=0.0015)
+    from itertools import product
+
+    boot = [d[list(i)].mean() for i in product(range(5), repeat=5)]
+    percentile = np.quantile(boot, [0.025, 0.975])
+    assert abs(percentile[0] - exact[0]) > 0.0015 or abs(percentile[1] - exact[1]) > 0.0015
+    a, b = d + 0.7, np.full(5, 0.7)
+    c = compare(a, b, interval="bootstrap")
+    assert (c.ci_low, c.ci_high) == bootstrap_interval((a - b,), 0.95, paired=True)
+    assert c.interval(0.99)[0] < c.ci_low and c.interval(0.99)[1] > c.ci_high  # a wider level, a wider interval
+
+
+def test_bootstrap_interval_of_few_seeds_stays_inside_the_values():
+    """Why the report warns under 10 seeds: a bootstrap resample of 3 values cannot average
+    beyond them, while the t interval (df = 2) reaches far past them."""
+    a, b = np.array([0.72, 0.75, 0.71]), np.array([0.70, 0.71, 0.70])
+    d = a - b
+    boot = compare(a, b, interval="bootstrap")
+    t = compare(a, b)
+    assert d.min() - 1e-12 <= boot.ci_low < boot.ci_high <= d.max() + 1e-12
+    assert t.ci_low < d.min() and t.ci_high > d.max()
+    assert compare([0.7, 0.7, 0.7], [0.6, 0.6, 0.6], interval="bootstrap").ci_low is None  # no spread
+
+
+def test_welch_bootstrap_interval_is_of_the_difference_of_means():
+    from reports.stats import bootstrap_interval
+
+    x, y = np.array([0.70, 0.74, 0.72, 0.79]), np.array([0.66, 0.69, 0.65])
+    c = compare(x, y, test="welch", interval="bootstrap")
+    assert (c.ci_low, c.ci_high) == bootstrap_interval((x, y), 0.95, paired=False)
+    assert c.ci_low < x.mean() - y.mean() < c.ci_high
+    # each resample's difference lies between the extreme pairings of the two samples
+    assert x.min() - y.max() <= c.ci_low and c.ci_high <= x.max() - y.min()
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_prob_better_counts_every_pair_of_seeds(mode):
+    """P(A better than B) by its definition: over all n_a x n_b pairs of values, 1 where A's
+    is better, 1/2 where they tie, 0 otherwise, averaged."""
+    from reports.stats import prob_better
+
+    a, b = [0.71, 0.74, 0.70, 0.72], [0.70, 0.73, 0.70]
+    better = (lambda x, y: x > y) if mode == "max" else (lambda x, y: x < y)
+    expected = np.mean([1.0 if better(x, y) else 0.5 if x == y else 0.0 for x in a for y in b])
+    assert prob_better(a, b, mode=mode) == pytest.approx(expected)
+    assert prob_better(a, [np.nan], mode=mode) is None
