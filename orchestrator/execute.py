@@ -106,15 +106,23 @@ def execute(
         _announced(_by_plan_index(trainable, [p.config for p in plans]), study),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
+    space = {"_trial": tune.grid_search(list(range(len(plans))))}
     if restore:
+        # the space again: Tune does not keep it in tuner.pkl, only in the searcher's state,
+        # which it first saves a while after the start; a driver that died before that would
+        # otherwise resume into trials without a config
         tuner = tune.Tuner.restore(
-            str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True, resume_errored=False
+            str(Path(run_dir).resolve() / TUNE_DIR),
+            trainable=fn,
+            param_space=space,
+            resume_unfinished=True,
+            resume_errored=False,
         )
     else:
         names = [f"{study}_{p.name}" for p in plans]
         tuner = tune.Tuner(
             fn,
-            param_space={"_trial": tune.grid_search(list(range(len(plans))))},
+            param_space=space,
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=max_concurrent,
                 reuse_actors=True,

@@ -6,6 +6,8 @@ the point is reached by wrapping one of its functions in this process only.
 POINT is one of:
   prepare   inside the trainable's preparation (the data read, nothing of it written yet)
   ray       just after Ray started, before a trial ran
+  tuner     once Tune has written tuner.pkl, before it saved any state of its own (the
+            searcher's, which holds the trials' configs)
   trial     mid-trial: the second trial has reported its first epoch, the first has ended
   rewrite   while results.csv is rewritten after the first trial ended: the new table and
             its checksum record are on disk, the old table is not yet replaced
@@ -42,6 +44,10 @@ def arm(point: str) -> None:
                 yield info
 
         rt.ray_session = session
+    elif point == "tuner":
+        from ray import tune
+
+        tune.Tuner.fit = lambda self, *a, **k: die()
     elif point == "trial":
         from orchestrator.progress import GridProgress
 

@@ -309,6 +309,60 @@ def test_chromium_detects_console_errors(tmp_path):
     assert any("undefinedFunction" in ln for ln in console)
 
 
+#: Run in the page once it has loaded (a copy of it, next to it): every element whose right
+#: edge lies beyond the window, unless a box that scrolls on its own (``.scroll``) holds it,
+#: and whether the page itself scrolls sideways; printed to the console as one JSON line.
+WIDTH_CHECK = """<script>
+window.addEventListener("load", () => {
+  const inner = window.innerWidth, wide = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.closest(".scroll") || el.closest("details:not([open])")) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width && r.right > inner + 1) wide.push(el.tagName + " " + Math.round(r.right));
+  }
+  console.log("WIDTH-CHECK " + JSON.stringify({inner, scroll: document.documentElement.scrollWidth, wide}));
+});
+</script>"""
+
+
+def _page_fits(page, tmp_path) -> tuple[dict, list[str]]:
+    """``page`` opened 1280 px wide: what WIDTH_CHECK found, and every other console line."""
+    probe = page.with_name(f".width-check-{page.name}")
+    probe.write_text(page.read_text().replace("</body>", WIDTH_CHECK + "</body>"))
+    try:
+        console, _ = _chromium_console_and_screenshot(probe, tmp_path)
+    finally:
+        probe.unlink()
+    found = [ln for ln in console if "WIDTH-CHECK " in ln]
+    assert len(found) == 1, console
+    text = found[0].split("WIDTH-CHECK ", 1)[1]
+    return json.loads(text[: text.rindex("}") + 1]), [ln for ln in console if "WIDTH-CHECK " not in ln]
+
+
+def test_the_width_check_finds_an_element_wider_than_the_page(tmp_path):
+    """The check below can fail: a table wider than the window, outside a scrolling box."""
+    wide = tmp_path / "wide.html"
+    wide.write_text(
+        "<html><body><table><tr><td style='min-width:3000px'>x</td></tr></table>"
+        "<div class=scroll style='overflow-x:auto'><table><tr><td style='min-width:3000px'>y</td></tr></table></div>"
+        "</body></html>"
+    )
+    fits, console = _page_fits(wide, tmp_path)
+    assert fits["scroll"] > fits["inner"] and any(w.startswith("TABLE") for w in fits["wide"])
+    assert len([w for w in fits["wide"] if w.startswith("TD")]) == 1  # the one in the scrolling box is fine
+    assert console == []
+
+
+def test_every_report_page_fits_the_window_and_has_no_console_errors(quick_run, search_run, confirm_run, tmp_path):
+    """The ablation, search and confirm pages opened 1280 px wide: no element reaches past
+    the window (wide tables scroll inside their own box) and nothing goes to the console
+    (no script error, no missing image). The sensitivity page is checked below."""
+    for run in (quick_run, search_run, confirm_run):
+        fits, console = _page_fits(run / "report" / "index.html", tmp_path)
+        assert fits["wide"] == [] and fits["scroll"] <= fits["inner"], (run.name, fits)
+        assert console == [], (run.name, console)
+
+
 def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
     import numpy as np
     from PIL import Image
@@ -324,6 +378,8 @@ def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
     console, shot = _chromium_console_and_screenshot(report / "index.html", tmp_path)
     assert console == []  # no script errors, no missing images
     assert shot.std() > 10
+    fits, _ = _page_fits(report / "index.html", tmp_path)
+    assert fits["wide"] == [] and fits["scroll"] <= fits["inner"], fits
 
 
 @pytest.fixture(scope="module")
@@ -369,7 +425,13 @@ def test_search_quick_run(search_run, tmp_path):
     assert list(top[test]) == pytest.approx(list(finished[test])[:5])  # the test metric of what was chosen
     assert "Chosen on: val/cross_domain/acc" in (search_run / "report" / "top_k.md").read_text()
     _compiles([search_run / "report" / "top_k.tex"], tmp_path)
-    assert "Trials stopped early or failed" in (search_run / "report" / "index.html").read_text()
+    page = (search_run / "report" / "index.html").read_text()
+    assert "Trials stopped early or failed" in page
+    # the early-stopping check: ASHA's one rung (iteration 1) against the end, over the trials
+    # that ran to completion (rho only from 4 of them)
+    rungs = pd.read_csv(search_run / "report" / "rung_correlation.csv")
+    assert list(rungs["rung"]) == [1] and rungs.at[0, "trials"] == len(finished)
+    assert "Early stopping check" in page and rungs["rho"].isna().all() == (len(finished) < 4)
 
 
 def test_lora_rank_keeps_its_type_from_the_spec_to_the_latex_table(search_run):
@@ -553,6 +615,10 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     _compiles(
         [confirm_run / "report" / f for f in ("confirm.tex", "confirm_stats.tex", "confirm_candidates.tex")], tmp_path
     )
+    # the figure of the winner's curse: each candidate's search value beside its reruns'
+    page = (confirm_run / "report" / "index.html").read_text()
+    assert (confirm_run / "report" / "fig_confirm_search.html").is_file() and "fig_confirm_search" in page
+    assert (confirm_run / "report" / "fig_confirm.html").is_file()
     spec, _ = load_study(str(confirm_run / "spec.yaml"))  # the confirm run, as an ablation anyone can rerun
     assert spec.kind == "ablation" and list(spec.variants) == variants and spec.seeds == [1, 2]
 

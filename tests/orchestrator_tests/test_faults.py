@@ -1,4 +1,4 @@
-"""Faults while a run goes on (issue 17, item 17): the driver SIGKILLed at five points and
+"""Faults while a run goes on (issue 17, item 17): the driver SIGKILLed at six points and
 resumed, a trial worker killed mid-epoch, the run directory's disk filling up.
 
 Every case ends in the same place: each planned trial ends exactly once, the trials that
@@ -92,7 +92,7 @@ def _assert_same_as_straight(run: Path, straight: Path) -> None:
     assert per_trial.to_dict() == {n: {1, 2} for n in PLANNED}
 
 
-@pytest.mark.parametrize("point", ["prepare", "ray", "trial", "rewrite", "report"])
+@pytest.mark.parametrize("point", ["prepare", "ray", "tuner", "trial", "rewrite", "report"])
 def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(
     point, study, straight, ray_local, tmp_path, capsys
 ):
@@ -114,8 +114,10 @@ def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(
         before = read_results(out)  # intact, whatever moment the driver died at
         finished = before[before["status"] == "TERMINATED"].set_index("trial_name")
         curves_before = pd.read_csv(out / "curves.csv") if (out / "curves.csv").is_file() else None
-        expected = {"ray": 0, "trial": 1, "rewrite": 0, "report": 2}[point]
+        expected = {"ray": 0, "tuner": 0, "trial": 1, "rewrite": 0, "report": 2}[point]
         assert len(finished) == expected, before[["trial_name", "status"]]
+    if point == "tuner":  # Tune's own file, but none of its state: the trials' configs are not in it
+        assert (out / "tune" / "tuner.pkl").is_file() and not list((out / "tune").glob("experiment_state-*"))
     if point == "rewrite":  # the new table and its record were written, the old table not yet replaced
         assert (out / "results.csv.tmp").is_file() and "TERMINATED" in (out / "results.csv.tmp").read_text()
         assert (out / "checksums.sha256").read_text().count("results.csv") == 2
