@@ -76,6 +76,11 @@ def test_good_spec_and_overrides(tmp_path):
         (GOOD.replace("seeds: [0, 1]", "seeds: zero"), "seeds: Input should be a valid list"),
         (GOOD.replace("reference: a", "reference: z"), "reference 'z' is not one of the variants"),
         (GOOD.replace("mode: max", "mode: best"), "mode: Input should be 'max' or 'min'"),
+        (GOOD + "report: {interval: bca}\n", "report.interval: Input should be 't' or 'bootstrap' (got 'bca')"),
+        (
+            GOOD + "report: {test: permutation}\n",
+            "report.test: Input should be 'auto', 'paired_t', 'welch', 'wilcoxon'",
+        ),
         (
             GOOD.replace("a: {adaptation: lora}", "a: {lora_rank: 0}"),
             "variant 'a': lora_rank: Input should be greater than 0 (got 0)",
