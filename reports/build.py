@@ -169,8 +169,8 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     links = " · ".join(f"<a href='top_k{x}'>top_k{x}</a>" for x in (".tex", ".md", ".csv"))
     sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
 
-    from reports.plots import search_figures
     from reports.search_analysis import read_curves, write_optuna_storage
+    from reports.search_plots import search_figures
 
     curves = read_curves(run_dir)
     figures, importances, why = search_figures(df, curves, meta, out)

@@ -43,8 +43,8 @@ def _results() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_ablation_cells():
-    t = ablation_table(
+def _table(**options):
+    return ablation_table(
         _results(),
         study="s",
         variants=["ref", "better", "same"],
@@ -52,8 +52,12 @@ def test_ablation_cells():
         reference="ref",
         primary=M,
         mode="max",
-        family="table",  # one family: Holm over all four comparisons
+        **options,
     )
+
+
+def test_ablation_cells():
+    t = _table(family="table")  # one family: Holm over all four comparisons
     better = t.cells[("better", M)]
     assert better.n == 3  # the ERROR trial is not in the statistics
     assert better.mean == pytest.approx((0.75 + 0.78 + 0.76) / 3)
@@ -312,19 +316,6 @@ def test_statistics_floats_hold_every_comparison_once_within_the_page(n_variants
     for f in floats:
         lines = sum(1 + sum(len(_lines(t.label(v), ROW_CHARS)) for v in rows) for _, rows, _ in f)
         assert lines <= STATS_ROWS and len({m for m, _, _ in f}) <= STATS_METRICS
-
-
-def _table(**options):
-    return ablation_table(
-        _results(),
-        study="s",
-        variants=["ref", "better", "same"],
-        metrics=[M, "eval/x/eer"],
-        reference="ref",
-        primary=M,
-        mode="max",
-        **options,
-    )
 
 
 def test_sign_flip_with_three_seeds_can_detect_nothing_and_says_so():

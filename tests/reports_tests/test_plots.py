@@ -9,14 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from reports.plots import (
-    _log_axis,
-    mean_ci,
-    parallel_coordinates_figure,
-    parallel_info,
-    sensitivity_figure,
-    sensitivity_info,
-)
+from reports.plots import _log_axis, mean_ci, sensitivity_figure, sensitivity_info
+from reports.search_plots import parallel_coordinates_figure, parallel_info
 
 M = "eval/x/acc"
 
@@ -133,7 +127,7 @@ def test_parallel_info_puts_log_keys_on_log10_and_choices_on_their_index():
     ],
 )
 def test_log_ticks(low, high, expected):
-    from reports.plots import log_ticks
+    from reports.search_plots import log_ticks
 
     assert log_ticks(low, high) == pytest.approx(expected)
 
@@ -143,7 +137,7 @@ def test_search_figures_put_every_trial_where_it_ended_and_count_in_whole_number
     stopped trials grey; the learning curves name each stopped trial and where it stopped;
     iteration and trial axes tick at whole numbers."""
     from reports import search_analysis as sa
-    from reports.plots import best_so_far_figure, learning_curves_figure
+    from reports.search_plots import best_so_far_figure, learning_curves_figure
 
     df = pd.DataFrame(
         [
