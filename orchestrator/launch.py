@@ -66,6 +66,25 @@ def check_address(address: str | None, timeout: float = 3.0) -> None:
         ) from None
 
 
+#: The default of ``--max-concurrent`` on a machine that several runs share (a CI box, a test
+#: session running studies side by side): like the flag, it takes the place of the spec's.
+MAX_CONCURRENT_ENV = "ORCHESTRATOR_MAX_CONCURRENT"
+
+
+def max_concurrent(opts: RunOptions, spec: StudySpec) -> int | None:
+    """How many trials of the run may run at once: ``--max-concurrent``, else
+    ``ORCHESTRATOR_MAX_CONCURRENT``, else the spec's ``max_concurrent`` (None: as many as
+    the cluster's resources allow). Refused in one line when the variable is not a count."""
+    if opts.max_concurrent is not None:
+        return opts.max_concurrent
+    text = os.environ.get(MAX_CONCURRENT_ENV, "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise UserError(f"{MAX_CONCURRENT_ENV}={text!r}: expected a whole number >= 1 (or unset it)")
+        return int(text)
+    return spec.max_concurrent
+
+
 def check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     cpus = spec.resources.cpus_per_trial if opts.cpus_per_trial is None else opts.cpus_per_trial
     gpus = spec.resources.gpus_per_trial if opts.gpus_per_trial is None else opts.gpus_per_trial
@@ -75,6 +94,7 @@ def check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
         raise UserError(f"--gpus-per-trial must be a fraction in [0, 1] or a whole number, got {gpus:g}")
     if opts.max_concurrent is not None and opts.max_concurrent < 1:
         raise UserError(f"--max-concurrent must be >= 1, got {opts.max_concurrent}")
+    max_concurrent(opts, spec)  # the environment's default, refused here when it is not a count
     check_address(opts.address)
     if opts.dashboard_host != "localhost":
         try:
@@ -180,7 +200,7 @@ def write_run_info(
         "command": sys.argv,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
-        "max_concurrent": opts.max_concurrent or spec.max_concurrent,
+        "max_concurrent": max_concurrent(opts, spec),
         # facts the report states, recorded rather than guessed from the files present
         "synthetic": all(getattr(entry.config_cls.model_validate(p.config), "synthetic_data", False) for p in plans),
         # the selection rule (DESIGN.md): what this study chooses by, if anything

@@ -156,9 +156,15 @@ def check_metrics(
 
 
 def compile_plan(
-    spec: StudySpec, *, quick: bool = False, overrides: dict[str, Any] | None = None, warn=print
+    spec: StudySpec,
+    *,
+    quick: bool = False,
+    overrides: dict[str, Any] | None = None,
+    seeds: list[int] | None = None,
+    warn=print,
 ) -> list[TrialPlan]:
-    """Every (variant, seed) trial with its validated config; bad configs raise UserError."""
+    """Every (variant, seed) trial with its validated config; bad configs raise UserError.
+    ``seeds``: the run's seeds where they are no longer the spec's (an extended run's)."""
     entry = resolve_trainable(spec)
     known = set(entry.config_cls.model_fields)
     overrides = _checked_overrides(entry, overrides)
@@ -167,7 +173,8 @@ def compile_plan(
     except ValueError as err:
         raise UserError(f"study {spec.name!r}: {err}") from None
     base = {**spec.base, **(spec.quick.base if quick else {}), **overrides}
-    seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
+    if seeds is None:
+        seeds = (spec.quick.seeds or spec.seeds) if quick else spec.seeds
     try:
         groups = spec.groups(quick=quick, base=base)
     except ValueError as err:

@@ -210,16 +210,33 @@ def export_static(figures: Figures) -> Figures:
             "without it for the files a paper needs"
         )
         return figures
-    figs = [f for f, _ in pending for _ in (0, 1)]
-    files = [stem.with_suffix(x) for _, stem in pending for x in (".pdf", ".png")]
+    jobs = [(fig, stem.with_suffix(x), scale) for fig, stem in pending for x, scale in ((".pdf", 1), (".png", 2))]
     try:
-        pio.write_images(figs, files, scale=[1, 2] * len(pending))
+        # plotly hands kaleido the files without kaleido's cancel_on_error, and kaleido then
+        # returns a file's rendering error instead of raising it: plotly drops it, and the
+        # file is simply missing (seen under load). What is missing is rendered once more,
+        # and what is still missing is said, not left for the reader of the paper to find.
+        for _attempt in range(2):
+            missing = [(fig, file, scale) for fig, file, scale in jobs if not _written(file)]
+            if not missing:
+                break
+            pio.write_images(*(list(col) for col in zip(*missing)))
+        missing = [file for _, file, _ in jobs if not _written(file)]
+        if missing:
+            figures.static_error = (
+                f"static export (PDF, PNG) failed for {len(missing)} of {len(jobs)} files (e.g. {missing[0].name}): "
+                "kaleido gave no reason; run `python -m orchestrator report DIR` again"
+            )
     except Exception as err:  # kaleido raises several types when Chromium is missing or fails
         figures.static_error = (
             f"static export (PDF, PNG) failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
             " (kaleido needs Chromium; Debian: apt-get install chromium)"
         )
     return figures
+
+
+def _written(file: Path) -> bool:
+    return file.is_file() and file.stat().st_size > 0
 
 
 def sensitivity_figures(df: pd.DataFrame, meta: dict, out_dir: Path) -> Figures:

@@ -17,6 +17,13 @@ import pytest
 STATIC = "ORCHESTRATOR_STATIC_FIGURES"
 os.environ[STATIC] = "0"
 
+# One trial at a time per run, as a user would on a machine that several runs share: the
+# session's Ray head has 2 CPUs for two xdist workers, so two runs go side by side instead of
+# one waiting for the other's trials, and a run starts one trial process, not two (each pays
+# about 10 s of CPU importing torch, transformers and peft). A test that needs trials side by
+# side says so (``--max-concurrent``, or a spec's ``max_concurrent`` where the variable is unset).
+os.environ.setdefault("ORCHESTRATOR_MAX_CONCURRENT", "1")
+
 # Token authentication, as Ray 2.60 turns it on for a Ray that ``ray.init`` starts, also for
 # the session's head (``ray start``) and for every process that joins it (a joining driver
 # sends the token only in this mode). Set before anything imports Ray, which reads it once.

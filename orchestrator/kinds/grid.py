@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from orchestrator.errors import UserError
 from orchestrator.kinds.base import Launch, Progress, StudyKind
-from orchestrator.launch import RunOptions
+from orchestrator.launch import RunOptions, max_concurrent
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides
 from orchestrator.spec import StudyBase
 from reports.rundir.names import PENDING, UNFINISHED
@@ -46,7 +46,7 @@ class GridKind(StudyKind):
             metric=launch.spec.metric,
             cpus_per_trial=launch.cpus,
             gpus_per_trial=launch.gpus,
-            max_concurrent=launch.opts.max_concurrent or launch.spec.max_concurrent,
+            max_concurrent=max_concurrent(launch.opts, launch.spec),
             max_failures=launch.spec.max_failures,
             log=launch.log,
             restore=restore,

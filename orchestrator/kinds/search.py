@@ -10,7 +10,7 @@ from typing import Any, Callable, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from orchestrator.kinds.base import Launch, Progress, StudyKind, register_kind
-from orchestrator.launch import RunOptions
+from orchestrator.launch import RunOptions, max_concurrent
 from orchestrator.plan import SearchPlan, TrialPlan, compile_search, parse_overrides
 from orchestrator.spec import Seeds, Strict, StudyBase
 from reports.rundir.names import UNFINISHED
@@ -157,7 +157,7 @@ class Search(StudyKind):
             provenance=provenance,
             cpus_per_trial=launch.cpus,
             gpus_per_trial=launch.gpus,
-            max_concurrent=launch.opts.max_concurrent or launch.spec.max_concurrent,
+            max_concurrent=max_concurrent(launch.opts, launch.spec),
             max_failures=launch.spec.max_failures,
             log=launch.log,
             restore=restore,

@@ -265,3 +265,50 @@ def test_confirm_info_puts_each_candidates_search_value_beside_its_reruns():
     diagonal = fig.data[-1]
     assert diagonal.name == "confirmed = search" and list(diagonal.x) == list(diagonal.y)
     assert fig.layout.shapes[0].y0 == pytest.approx(by["base"].mean)  # the base: a line at its confirmed mean
+
+
+def _pending(tmp_path, n: int):
+    import plotly.graph_objects as go
+
+    from reports.plots import Figures
+
+    figures = Figures()
+    figures.pending = [(go.Figure(go.Scatter(x=[0, 1], y=[i, 1])), tmp_path / f"fig{i}") for i in range(n)]
+    return figures
+
+
+def test_a_static_file_kaleido_left_unwritten_is_rendered_again_then_named(tmp_path, monkeypatch):
+    """plotly drops kaleido's per-file rendering errors: a file can be missing with no
+    exception. The export renders what is missing once more, and names what is still
+    missing instead of leaving the paper's figure to be found absent."""
+    import plotly.io as pio
+
+    from reports.plots import export_static
+
+    calls: list[list[str]] = []
+
+    def flaky(figs, files, scale):  # renders every file but the first of each call's list
+        assert len(figs) == len(files) == len(scale)
+        calls.append([f.name for f in files])
+        for f in files[1:]:
+            f.write_bytes(b"%PDF" if f.suffix == ".pdf" else b"\x89PNG")
+
+    monkeypatch.setenv("ORCHESTRATOR_STATIC_FIGURES", "1")
+    monkeypatch.setattr(pio, "write_images", flaky)
+    figures = export_static(_pending(tmp_path, 2))
+    # every file asked for; then only the one left out; that one is left out again
+    assert calls == [["fig0.pdf", "fig0.png", "fig1.pdf", "fig1.png"], ["fig0.pdf"]]
+    assert figures.static_error.startswith("static export (PDF, PNG) failed for 1 of 4 files (e.g. fig0.pdf)")
+
+    first = []
+
+    def once_flaky(figs, files, scale):  # leaves out the first file the first time only
+        first.append(files[0].name)
+        for f in files[1:] if len(first) == 1 else files:
+            f.write_bytes(b"%PDF" if f.suffix == ".pdf" else b"\x89PNG")
+
+    (tmp_path / "again").mkdir()
+    monkeypatch.setattr(pio, "write_images", once_flaky)
+    figures = export_static(_pending(tmp_path / "again", 1))
+    assert first == ["fig0.pdf", "fig0.pdf"] and figures.static_error == ""
+    assert (tmp_path / "again" / "fig0.pdf").read_bytes() == b"%PDF"
