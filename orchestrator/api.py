@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from reports.rundir.files import read_run
-from reports.rundir.names import CURVES_FILE, REPORT_DIR, SPEC_FILE, group_column
+from reports.rundir.names import CURVES_FILE, REPORT_DIR, group_column, spec_file
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Run:
     Attributes:
         path: the run directory.
         info: ``run.json`` (study, kind, metric, mode, seeds, options, ...).
-        spec: the spec as run (``spec.yaml``), validated; None when the directory has none.
+        spec: the spec as run (``spec.yaml``; an extended run's latest spec file), validated;
+            None when the directory has none.
         results: ``results.csv``, one row per trial, with a ``group`` column (the variant,
             point or trial, whatever the study kind calls it) and the ``config/<key>`` columns
             typed from ``configs.json`` (nullable ``Int64``, ``boolean``, ``Float64``, strings;
@@ -75,7 +76,7 @@ def load_run(path: str | Path) -> Run:
         if (path / CURVES_FILE).is_file()
         else pd.DataFrame(columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"])
     )
-    spec = load_study(str(path / SPEC_FILE))[0] if (path / SPEC_FILE).is_file() else None
+    spec = load_study(str(path / spec_file(info)))[0] if (path / spec_file(info)).is_file() else None
     return Run(path=path, info=info, spec=spec, results=results, curves=curves)
 
 

@@ -151,6 +151,39 @@ class Resume(Command):
         return 0
 
 
+class Extend(Command):
+    name, help = (
+        "extend",
+        "add trials to a finished run (more seeds, or what an edited spec adds) without rerunning any, then its report",
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", type=Path, help="a finished run directory")
+        parser.add_argument(
+            "--seeds", type=_seed_list, help="comma-separated seeds to add, for every variant or point (e.g. 3,4,5)"
+        )
+        parser.add_argument(
+            "--spec",
+            type=Path,
+            metavar="FILE",
+            help="the run's spec, edited: the variants, axis points or seeds it adds (the rest must stay as run)",
+        )
+        parser.add_argument("--address", help="the Ray cluster to run on (default: RAY_ADDRESS or a local Ray)")
+        parser.add_argument(
+            "--dashboard-host",
+            default="127.0.0.1",
+            help="only when the dashboard must be reachable beyond this machine",
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.extend import extend_run
+
+        extend_run(
+            args.dir, seeds=args.seeds, spec_path=args.spec, address=args.address, dashboard_host=args.dashboard_host
+        )
+        return 0
+
+
 class Status(Command):
     name, help = "status", "where a run stands, from its directory alone (also while it runs)"
 
@@ -195,7 +228,16 @@ class ExportSynthfaces(Command):
         return 0
 
 
-COMMANDS: tuple[Command, ...] = (ListStudies(), Run(), Resume(), Status(), Report(), Plan(), ExportSynthfaces())
+COMMANDS: tuple[Command, ...] = (
+    ListStudies(),
+    Run(),
+    Resume(),
+    Extend(),
+    Status(),
+    Report(),
+    Plan(),
+    ExportSynthfaces(),
+)
 
 
 class _Parser(argparse.ArgumentParser):

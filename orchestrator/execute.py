@@ -92,6 +92,8 @@ def execute(
     max_failures: int,
     log: Callable[[str], None] = print,
     restore: bool = False,
+    trials: list[int] | None = None,
+    tune_dir: str = TUNE_DIR,
 ) -> None:
     """Run every planned trial to completion (or failure); rows land in ``results.csv`` as they end.
 
@@ -99,20 +101,23 @@ def execute(
     INTERRUPTED and those never started stay PENDING. ``restore``: continue the run from
     Tune's experiment state in ``run_dir/tune`` (``resume``): finished trials stay as they
     are, unfinished ones continue from their last checkpoint, pending ones start.
+    ``trials``: the plan indices this Tune experiment runs (default: all), in the run's folder
+    ``tune_dir`` (``extend`` runs the trials it adds as an experiment of their own).
     """
     _quiet_tune_logs()
     assert [p.index for p in plans] == list(range(len(plans)))
+    trials = list(range(len(plans))) if trials is None else list(trials)
     fn = tune.with_resources(
         _announced(_by_plan_index(trainable, [p.config for p in plans]), study),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
-    space = {"_trial": tune.grid_search(list(range(len(plans))))}
+    space = {"_trial": tune.grid_search(trials)}
     if restore:
         # the space again: Tune does not keep it in tuner.pkl, only in the searcher's state,
         # which it first saves a while after the start; a driver that died before that would
         # otherwise resume into trials without a config
         tuner = tune.Tuner.restore(
-            str(Path(run_dir).resolve() / TUNE_DIR),
+            str(Path(run_dir).resolve() / tune_dir),
             trainable=fn,
             param_space=space,
             resume_unfinished=True,
@@ -130,7 +135,7 @@ def execute(
                 trial_dirname_creator=lambda t: names[t.config["_trial"]],
             ),
             run_config=tune.RunConfig(
-                name=TUNE_DIR,
+                name=tune_dir,
                 storage_path=str(Path(run_dir).resolve()),
                 verbose=0,
                 callbacks=[GridProgress(Path(run_dir), study, plans, metric, table.group_column, log)],

@@ -162,25 +162,13 @@ def prepare_shared(
     return out
 
 
-def write_run_info(
-    run_dir: Path,
-    spec: StudySpec,
-    plans: list[TrialPlan],
-    opts: RunOptions,
-    *,
-    cpus: float,
-    gpus: float,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """``run.json``: what the report needs to know about the study, without importing it;
-    ``extra`` holds what the study kind records of itself (``StudyKind.facts``)."""
+def spec_facts(spec: StudySpec, plans: list[TrialPlan]) -> dict[str, Any]:
+    """What ``run.json`` records of the spec and its trials (``extend`` records them again
+    for the extended spec)."""
     entry = resolve_trainable(spec)
-    info: dict[str, Any] = {
-        "study": spec.name,
-        "kind": spec.kind,
+    return {
         "title": spec.title,
         "description": spec.description,
-        "trainable": spec.trainable,
         "metric": spec.metric,
         "mode": spec.mode,
         "report_metrics": spec.report_metrics(),
@@ -194,6 +182,31 @@ def write_run_info(
         "names": dict(spec.report.names),
         "variants": list(dict.fromkeys(p.variant for p in plans)),
         "seeds": sorted({p.seed for p in plans}),
+        # facts the report states, recorded rather than guessed from the files present
+        "synthetic": all(getattr(entry.config_cls.model_validate(p.config), "synthetic_data", False) for p in plans),
+        # the selection rule (DESIGN.md): what this study chooses by, if anything
+        "recommend": spec.report.recommend,
+        "selects": bool(spec.chooses()),
+    }
+
+
+def write_run_info(
+    run_dir: Path,
+    spec: StudySpec,
+    plans: list[TrialPlan],
+    opts: RunOptions,
+    *,
+    cpus: float,
+    gpus: float,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """``run.json``: what the report needs to know about the study, without importing it;
+    ``extra`` holds what the study kind records of itself (``StudyKind.facts``)."""
+    info: dict[str, Any] = {
+        "study": spec.name,
+        "kind": spec.kind,
+        "trainable": spec.trainable,
+        **spec_facts(spec, plans),
         "quick": opts.quick,
         "overrides": list(opts.set),
         "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus},
@@ -201,11 +214,6 @@ def write_run_info(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
         "max_concurrent": max_concurrent(opts, spec),
-        # facts the report states, recorded rather than guessed from the files present
-        "synthetic": all(getattr(entry.config_cls.model_validate(p.config), "synthetic_data", False) for p in plans),
-        # the selection rule (DESIGN.md): what this study chooses by, if anything
-        "recommend": spec.report.recommend,
-        "selects": bool(spec.chooses()),
     }
     info.update(extra or {})
     write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
@@ -217,7 +225,8 @@ def note_resume(run_dir: Path, meta: dict[str, Any], trials_left: int) -> None:
     write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
 
 
-def tune_state(run_dir: Path) -> bool:
+def tune_state(run_dir: Path, name: str = TUNE_DIR) -> bool:
+    """Whether Tune saved the state of the run's experiment ``name`` (a folder of the run)."""
     from ray import tune
 
-    return tune.Tuner.can_restore(str((run_dir / TUNE_DIR).resolve()))
+    return tune.Tuner.can_restore(str((run_dir / name).resolve()))

@@ -10,14 +10,14 @@ from orchestrator.errors import UserError
 from orchestrator.launch import RunOptions
 from orchestrator.studies import load_study
 from reports.rundir.files import read_results, read_run_info
-from reports.rundir.names import RESULTS_FILE, RUN_FILE, SPEC_FILE
+from reports.rundir.names import EXTENSIONS, RESULTS_FILE, RUN_FILE, spec_file
 
 
 def _resumed_options(run_dir: Path, meta: dict[str, Any], address: str | None, dashboard_host: str) -> RunOptions:
     """The options the run was started with (run.json), joined to this call's cluster address."""
     res = meta.get("resources", {})
     return RunOptions(
-        study=str(run_dir / SPEC_FILE),
+        study=str(run_dir / spec_file(meta)),
         out=run_dir,
         quick=bool(meta.get("quick")),
         set=list(meta.get("overrides", [])),
@@ -26,6 +26,8 @@ def _resumed_options(run_dir: Path, meta: dict[str, Any], address: str | None, d
         cpus_per_trial=res.get("cpus_per_trial"),
         gpus_per_trial=res.get("gpus_per_trial"),
         max_concurrent=meta.get("max_concurrent"),
+        # an extended run's seeds are no longer (all) its spec's
+        seeds=list(meta["seeds"]) if meta.get(EXTENSIONS) else None,
     )
 
 
@@ -46,10 +48,10 @@ def resume_run(
     has_table = (run_dir / RESULTS_FILE).is_file()
     if has_table:
         read_results(run_dir, meta)
-    if not (run_dir / SPEC_FILE).is_file():
+    if not (run_dir / spec_file(meta)).is_file():
         raise UserError(
-            f"{run_dir}: {SPEC_FILE} is missing; it says what the run is, and nothing can resume without it"
+            f"{run_dir}: {spec_file(meta)} is missing; it says what the run is, and nothing can resume without it"
         )
-    spec, _ = load_study(str(run_dir / SPEC_FILE))
+    spec, _ = load_study(str(run_dir / spec_file(meta)))
     opts = _resumed_options(run_dir, meta, address, dashboard_host)
     return kind_of(spec.kind).resume(run_dir, spec, meta, opts, has_table=has_table, log=log)

@@ -15,7 +15,7 @@ from reports.html import _e, ablation_html, folded, frame_html, page
 from reports.latex import ablation_full_latex, ablation_latex, comparison_latex, main_metrics
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.files import read_run
-from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, SPEC_FILE, STAGING_DIR
+from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, STAGING_DIR, spec_file
 from reports.sections import KIND_REPORTS, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
 from reports.selection import recommends, selection_sentence
 
@@ -424,7 +424,7 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
 
 def _write_page(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, sections: list) -> Path:
     """Close the page with the spec as run, the run's options and the provenance; write it."""
-    spec = (run_dir / SPEC_FILE).read_text() if (run_dir / SPEC_FILE).is_file() else ""
+    spec = (run_dir / spec_file(meta)).read_text() if (run_dir / spec_file(meta)).is_file() else ""
     run_args = {k: meta.get(k) for k in ("quick", "overrides", "resources", "command", "started_at")}
     sections.append(
         (

@@ -220,7 +220,7 @@ def export_static(figures: Figures) -> Figures:
             missing = [(fig, file, scale) for fig, file, scale in jobs if not _written(file)]
             if not missing:
                 break
-            pio.write_images(*(list(col) for col in zip(*missing)))
+            pio.write_images([m[0] for m in missing], [m[1] for m in missing], scale=[m[2] for m in missing])
         missing = [file for _, file, _ in jobs if not _written(file)]
         if missing:
             figures.static_error = (

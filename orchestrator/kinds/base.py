@@ -21,7 +21,22 @@ from orchestrator.launch import (
 )
 from orchestrator.plan import TrialPlan, resolve_trainable
 from orchestrator.spec import StudyBase
-from reports.rundir.names import SPEC_FILE, TUNE_DIR
+from reports.rundir.names import EXTENSIONS, SPEC_FILE, TUNE_DIR
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """The Tune experiment that runs the trials: the run's own (``tune/``, every trial), or
+    its latest extension's (``extend``: a folder of its own, the trials it added)."""
+
+    dir: str = TUNE_DIR
+    trials: tuple[str, ...] | None = None
+    """The names of its trials (None: every trial of the run)."""
+
+
+def experiment_of(meta: dict[str, Any]) -> Experiment:
+    ext = meta.get(EXTENSIONS) or []
+    return Experiment(str(ext[-1]["tune_dir"]), tuple(ext[-1]["trials"])) if ext else Experiment()
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,7 @@ class Launch:
     cpus: float
     gpus: float
     log: Callable[[str], None]
+    experiment: Experiment = Experiment()
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,20 @@ class StudyKind:
         """Where a stopped run of this kind stands (its ``results.csv`` read back)."""
         raise NotImplementedError
 
+    def in_run_order(self, compiled: Any, meta: dict[str, Any]) -> Any:
+        """The compiled study as the run holds it (an extended run: its first trials, then
+        each extension's, in the order Tune was given them)."""
+        return compiled
+
+    def extend(self, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, **how: Any) -> Path:
+        """``extend``: add trials to a finished run (see ``orchestrator.extend``)."""
+        raise UserError(f"{run_dir}: a {self.name} run cannot be extended")
+
+    def restart_extension(self, launch: Launch, compiled: Any, table: Any, provenance: Any) -> None:
+        """The rows of an extension whose driver stopped before Tune began it, with their
+        provenance (prepared again), before its trials start."""
+        raise NotImplementedError
+
     # ---------------------------------------------------------------- written once for every kind
     def run(
         self, spec: StudyBase, text: str, opts: RunOptions, log: Callable[[str], None], info: dict | None = None
@@ -130,11 +160,13 @@ class StudyKind:
         midway goes on from Tune's experiment state (finished trials stay as they are,
         unfinished ones continue from their last checkpoint); a finished one gets its
         report rebuilt."""
-        compiled = self.compile(spec, opts, lambda _: None)
+        compiled = self.in_run_order(self.compile(spec, opts, lambda _: None), meta)
         cpus, gpus = check_options(opts, spec)
-        launch = Launch(run_dir, spec, resolve_trainable(spec), opts, cpus, gpus, log)
+        launch = Launch(run_dir, spec, resolve_trainable(spec), opts, cpus, gpus, log, experiment_of(meta))
         where = f"{spec.name!r} in {run_dir}"
         state = self.progress(launch, compiled, meta, has_table)
+        if launch.experiment.trials is not None and state.ended < state.total:
+            return self._resume_extension(launch, compiled, state, meta)
         if not state.started and (state.table is None or not tune_state(run_dir)):
             # stopped while preparing or before Tune began: nothing ran, so the trials start now
             note_resume(run_dir, meta, state.total)
@@ -150,6 +182,29 @@ class StudyKind:
                 self.execute(launch, compiled, state.table, {}, restore=True)
         else:
             log(f"{run_dir}: every trial has ended; rebuilding the report")
+        return _report(launch)
+
+    def _resume_extension(self, launch: Launch, compiled: Any, state: Progress, meta: dict[str, Any]) -> Path:
+        """An extension stopped midway: its experiment goes on from Tune's state; one stopped
+        before Tune began it (no state yet, so no trial of it ran) starts its trials now.
+        The run's earlier trials stay as they are either way."""
+        exp, run_dir = launch.experiment, launch.run_dir
+        left = state.total - state.ended
+        note_resume(run_dir, meta, left)
+        fresh = not tune_state(run_dir, exp.dir)
+        launch.log(
+            f"Resuming {launch.spec.name!r} in {run_dir}: {state.ended} of {state.total} trials ended, {left} to go "
+            f"(added by its extension, {exp.dir}/{', which had not started' if fresh else ''})"
+        )
+        provenance: Any = {}
+        if fresh:
+            added = [p for p in self.prepared(compiled) if p.name in set(exp.trials or ())]
+            provenance = self.provenance(
+                prepare_shared(launch.entry, added, run_dir, what=launch.spec.unit, log=launch.log)
+            )
+            self.restart_extension(launch, compiled, state.table, provenance)
+        with ray_trials(launch.opts, launch.cpus, launch.gpus, run_dir, launch.log):
+            self.execute(launch, compiled, state.table, provenance, restore=not fresh)
         return _report(launch)
 
 

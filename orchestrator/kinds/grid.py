@@ -3,6 +3,8 @@ runs, which are ablations): every group x every seed, planned up front, run to c
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.errors import UserError
@@ -10,12 +12,29 @@ from orchestrator.kinds.base import Launch, Progress, StudyKind
 from orchestrator.launch import RunOptions, max_concurrent
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides
 from orchestrator.spec import StudyBase
-from reports.rundir.names import PENDING, UNFINISHED
+from reports.rundir.names import EXTENSIONS, PENDING, UNFINISHED
 
 
 class GridKind(StudyKind):
     def compile(self, spec: StudyBase, opts: RunOptions, log: Callable[[str], None]) -> list[TrialPlan]:
-        return compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), warn=log)
+        """The grid; ``opts.seeds`` are an extended run's seeds (else the spec's)."""
+        return compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), seeds=opts.seeds, warn=log)
+
+    def in_run_order(self, compiled: list[TrialPlan], meta: dict[str, Any]) -> list[TrialPlan]:
+        """The run's first trials in the grid's order, then each extension's in the order it
+        added them, numbered so: a Tune experiment's ``_trial`` indices stay what it was given."""
+        added = [name for ext in meta.get(EXTENSIONS) or [] for name in ext["trials"]]
+        if not added:
+            return compiled
+        by_name = {p.name: p for p in compiled}
+        lost = [n for n in added if n not in by_name]
+        if lost:
+            raise UserError(
+                f"run.json lists trial {lost[0]!r} as added by an extension, but the run's spec has no such trial; "
+                "spec files and run.json no longer describe this run"
+            )
+        order = [p for p in compiled if p.name not in set(added)] + [by_name[n] for n in added]
+        return [replace(p, index=i) for i, p in enumerate(order)]
 
     def prepared(self, compiled: list[TrialPlan]) -> list[TrialPlan]:
         return compiled
@@ -50,6 +69,10 @@ class GridKind(StudyKind):
             max_failures=launch.spec.max_failures,
             log=launch.log,
             restore=restore,
+            trials=[
+                p.index for p in compiled if launch.experiment.trials is None or p.name in launch.experiment.trials
+            ],
+            tune_dir=launch.experiment.dir,
         )
 
     def progress(self, launch: Launch, compiled: list[TrialPlan], meta: dict[str, Any], has_table: bool) -> Progress:
@@ -57,10 +80,40 @@ class GridKind(StudyKind):
 
         if not has_table:
             return Progress(None, 0, len(compiled), started=False)
+        added = set(launch.experiment.trials or ())
         try:
             table = ResultsTable.load(launch.run_dir, launch.spec.name, compiled, group_column=self.group_column)
         except ValueError as err:
+            # an extension whose driver stopped after run.json named its trials but before
+            # results.csv had their rows: the earlier trials as they are, the added ones to start
+            if added:
+                try:
+                    table = ResultsTable.load(
+                        launch.run_dir,
+                        launch.spec.name,
+                        [p for p in compiled if p.name not in added],
+                        group_column=self.group_column,
+                    )
+                except ValueError:
+                    pass
+                else:
+                    for p in compiled:
+                        if p.name in added:
+                            table.add(p, {})
+                    left = sum(r["status"] in UNFINISHED for r in table.rows.values())
+                    return Progress(table, len(compiled) - left, len(compiled), started=True)
             raise UserError(f"{launch.run_dir}: {err}; spec.yaml and run.json no longer describe this run") from None
         left = sum(r["status"] in UNFINISHED for r in table.rows.values())
         started = any(r["status"] != PENDING for r in table.rows.values())
         return Progress(table, len(compiled) - left, len(compiled), started=started)
+
+    def restart_extension(self, launch: Launch, compiled: list[TrialPlan], table, provenance) -> None:
+        for p in compiled:
+            if p.name in set(launch.experiment.trials or ()):
+                table.add(p, provenance.get(p.index, {}))
+        table.write()
+
+    def extend(self, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, **how: Any) -> Path:
+        from orchestrator.extend import extend_grid
+
+        return extend_grid(self, run_dir, spec, meta, opts, **how)

@@ -18,6 +18,7 @@ TUNE_DIR = "tune"  # Ray Tune's experiment state and the trials' checkpoints
 REPORT_DIR = "report"
 STAGING_DIR = ".report.partial"  # where a report is made before its files replace report/'s
 OPTUNA_FILE = "optuna.db"  # a search as an Optuna study, in report/
+EXTENSIONS = "extensions"  # run.json: what each ``extend`` added, in order (its spec file, its Tune folder)
 
 # trial statuses: Ray's words, and ours (STOPPED, DIVERGED, INTERRUPTED)
 PENDING, RUNNING, PAUSED = "PENDING", "RUNNING", "PAUSED"  # PAUSED: waiting at an ASHA rung
@@ -70,6 +71,20 @@ CURVE_COLUMNS = ("trial_name", "iteration", "time_total_s", "timestamp", "key", 
 def group_column(kind: str) -> str:
     """The column of results.csv that names a trial's group, for a study kind."""
     return GROUP_COLUMNS.get(kind, "variant")
+
+
+def spec_file(info: dict) -> str:
+    """The run's spec as it now stands: ``spec.yaml`` (the spec as first run, never rewritten),
+    or the spec file of its latest extension (``spec.ext1.yaml``, ...)."""
+    ext = info.get(EXTENSIONS) or []
+    return str(ext[-1]["spec"]) if ext else SPEC_FILE
+
+
+def experiment_dir(info: dict) -> str:
+    """The folder of the run's latest Tune experiment: ``tune/``, or its latest extension's
+    (``tune-ext1/``, ...: an extension's trials are a Tune experiment of their own)."""
+    ext = info.get(EXTENSIONS) or []
+    return str(ext[-1]["tune_dir"]) if ext else TUNE_DIR
 
 
 def is_metric_key(key: str) -> bool:

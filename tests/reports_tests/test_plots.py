@@ -287,8 +287,8 @@ def test_a_static_file_kaleido_left_unwritten_is_rendered_again_then_named(tmp_p
 
     calls: list[list[str]] = []
 
-    def flaky(figs, files, scale):  # renders every file but the first of each call's list
-        assert len(figs) == len(files) == len(scale)
+    def flaky(figs, files, *, scale):  # renders every file but the first of each call's list
+        assert len(figs) == len(files) == len(scale) and scale == [1 if f.suffix == ".pdf" else 2 for f in files]
         calls.append([f.name for f in files])
         for f in files[1:]:
             f.write_bytes(b"%PDF" if f.suffix == ".pdf" else b"\x89PNG")
@@ -302,7 +302,7 @@ def test_a_static_file_kaleido_left_unwritten_is_rendered_again_then_named(tmp_p
 
     first = []
 
-    def once_flaky(figs, files, scale):  # leaves out the first file the first time only
+    def once_flaky(figs, files, *, scale):  # leaves out the first file the first time only
         first.append(files[0].name)
         for f in files[1:] if len(first) == 1 else files:
             f.write_bytes(b"%PDF" if f.suffix == ".pdf" else b"\x89PNG")

@@ -1,0 +1,208 @@
+"""``extend DIR``: add trials to a finished run without rerunning any that ended, then rebuild
+its report (the paired tests then use every seed the compared variants share).
+
+- ``--seeds 3,4,5``: every group of the run (variant, point) with these seeds too;
+- ``--spec FILE``: the run's spec edited: new variants (ablation), new axis points
+  (sensitivity), more seeds. What the run already has must stay as it is: a finished trial
+  whose config the edited spec changes is refused (that is a new run, not an extension).
+
+The added trials run as a Tune experiment of their own (``tune-ext1/``, ...), so that Tune's
+state of the first one stays as it was; ``run.json`` records each extension (when, what it
+added, its spec file and its Tune folder) and ``resume`` continues an interrupted one. The
+spec as first run (``spec.yaml``) is never rewritten: an edited spec is kept beside it
+(``spec.ext1.yaml``), and the run's spec is then that one (``reports.rundir.names.spec_file``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from orchestrator.errors import UserError
+from orchestrator.launch import (
+    RunOptions,
+    check_options,
+    prepare_shared,
+    ray_trials,
+    spec_facts,
+)
+from orchestrator.plan import resolve_trainable
+from orchestrator.spec import StudyBase
+from reports.rundir.files import read_results, write_checked
+from reports.rundir.names import EXTENSIONS, RUN_FILE, TUNE_DIR, UNFINISHED, spec_file
+
+
+def extend_run(
+    run_dir: Path,
+    *,
+    seeds: list[int] | None = None,
+    spec_path: Path | None = None,
+    address: str | None = None,
+    dashboard_host: str = "127.0.0.1",
+    log: Callable[[str], None] = print,
+) -> Path:
+    """``extend DIR``: the run's trials with ``seeds`` added, and/or the trials ``spec_path``
+    (the run's spec, edited) adds; then the report, rebuilt over every trial."""
+    from orchestrator.kinds import kind_of
+    from orchestrator.resume import _resumed_options
+    from orchestrator.studies import load_study
+    from reports.rundir.files import read_run_info
+
+    run_dir = Path(run_dir)
+    if not seeds and spec_path is None:
+        raise UserError("extend: nothing to add; give --seeds (e.g. --seeds 3,4,5) or --spec (the run's spec, edited)")
+    if seeds is not None and (len(set(seeds)) != len(seeds) or min(seeds, default=0) < 0):
+        raise UserError(f"--seeds {','.join(map(str, seeds))}: expected distinct non-negative seeds")
+    if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
+        raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
+    meta = read_run_info(run_dir)
+    current = run_dir / spec_file(meta)
+    if not current.is_file():
+        raise UserError(f"{run_dir}: {current.name} is missing; it says what the run is, and nothing can extend it")
+    spec, text = load_study(str(current))
+    new = None
+    if spec_path is not None:
+        if not Path(spec_path).is_file():
+            raise UserError(f"--spec {spec_path}: no such file")
+        new = load_study(str(spec_path))
+    opts = _resumed_options(run_dir, meta, address, dashboard_host)
+    return kind_of(spec.kind).extend(run_dir, spec, meta, opts, seeds=list(seeds or []), new=new, log=log)
+
+
+def _check_same_study(spec: StudyBase, target: StudyBase, where: str) -> None:
+    for what in ("name", "kind", "trainable"):
+        if getattr(spec, what) != getattr(target, what):
+            raise UserError(
+                f"{where}: its {what} is {getattr(target, what)!r}, the run's {getattr(spec, what)!r}; "
+                "extend adds trials to the same study (start a new run for another one)"
+            )
+
+
+def _changed_key(old: dict[str, Any], new: dict[str, Any]) -> str:
+    key = next(k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+    return f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+
+
+def _free(run_dir: Path, pattern: str, start: int) -> int:
+    """The first number from ``start`` whose file or folder ``pattern`` names does not exist
+    (one an interrupted extend left behind is not reused: nothing on disk is rewritten)."""
+    k = start
+    while (run_dir / pattern.format(k)).exists():
+        k += 1
+    return k
+
+
+def extend_grid(
+    kind,
+    run_dir: Path,
+    spec: StudyBase,
+    meta: dict[str, Any],
+    opts: RunOptions,
+    *,
+    seeds: list[int],
+    new: tuple[StudyBase, str] | None,
+    log: Callable[[str], None],
+) -> Path:
+    """``extend`` for a study kind whose trials are a fixed grid (``kinds.grid.GridKind``)."""
+    from orchestrator.kinds.base import Experiment, Launch, _report
+    from orchestrator.results import ResultsTable
+
+    df = read_results(run_dir, meta)
+    unfinished = df[df["status"].isin(UNFINISHED)]
+    if len(unfinished):
+        raise UserError(
+            f"{run_dir}: {len(unfinished)} of {len(df)} trials have not ended "
+            f"({'/'.join(sorted(set(unfinished['status'])))}); `python -m orchestrator resume {run_dir}` first"
+        )
+    quiet: Callable[[str], None] = lambda _: None  # noqa: E731
+    current = kind.in_run_order(kind.compile(spec, opts, quiet), meta)
+    have = {p.name: p for p in current}
+    if set(have) != set(df["trial_name"]):
+        raise UserError(f"{run_dir}: results.csv does not list the run's trials; spec files and run.json disagree")
+    run_seeds = list(dict.fromkeys(p.seed for p in current))
+    again = [s for s in seeds if s in run_seeds]
+    if again:
+        raise UserError(f"--seeds: seed {again[0]} is already in the run (its seeds: {', '.join(map(str, run_seeds))})")
+    target, text = new if new is not None else (spec, "")
+    where = "--spec" if new is not None else "extend"
+    if new is not None:
+        _check_same_study(spec, target, "--spec")
+        spec_seeds = (target.quick.seeds or target.seeds) if opts.quick else target.seeds
+        seeds = seeds + [s for s in spec_seeds if s not in run_seeds and s not in seeds]
+    all_seeds = run_seeds + seeds
+    ext_opts = replace(opts, seeds=all_seeds)
+    full = kind.compile(target, ext_opts, log)
+    by_name = {p.name: p for p in full}
+    dropped = [n for n in have if n not in by_name]
+    if dropped:
+        raise UserError(
+            f"{where}: the run's trial {dropped[0]!r} is not in the extended study; extend only adds trials "
+            "(a spec without some of them is another study: start a new run)"
+        )
+    changed = [n for n in have if by_name[n].config != have[n].config]
+    if changed:
+        n = changed[0]
+        raise UserError(
+            f"{where}: the config of the run's trial {n!r} would change ({_changed_key(have[n].config, by_name[n].config)}); "
+            "extend adds trials and leaves the finished ones as they are (start a new run to change them)"
+        )
+    added = [p for p in full if p.name not in have]
+    if not added:
+        raise UserError(f"{where}: adds no trial to the run (its seeds: {', '.join(map(str, run_seeds))})")
+    plans = [replace(p, index=i) for i, p in enumerate([*current, *added])]
+    added = plans[len(current) :]
+    k = _free(run_dir, TUNE_DIR + "-ext{}", len(meta.get(EXTENSIONS) or []) + 1)
+    tune_dir = f"{TUNE_DIR}-ext{k}"
+    spec_name = spec_file(meta)
+    if new is not None:
+        k_spec = _free(run_dir, "spec.ext{}.yaml", k)
+        spec_name = f"spec.ext{k_spec}.yaml"
+        (run_dir / spec_name).write_text(text)  # a new file first: run.json names it only once it is whole
+    entry = resolve_trainable(target)
+    cpus, gpus = check_options(ext_opts, target)
+    groups = [g for g in dict.fromkeys(p.variant for p in added) if g not in {p.variant for p in current}]
+    record = {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": sys.argv,
+        "seeds": sorted(set(p.seed for p in added) - set(run_seeds)),
+        "groups": groups,
+        "trials": [p.name for p in added],
+        "spec": spec_name,
+        "tune_dir": tune_dir,
+    }
+    info = {**meta, **spec_facts(target, plans), **kind.facts(target, plans, ext_opts)}
+    info[EXTENSIONS] = [*(meta.get(EXTENSIONS) or []), record]
+    info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
+    write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+    log(
+        f"Extending {spec.name!r} in {run_dir}: {len(added)} trials added to its {len(current)} "
+        f"({_what(record, kind)}); the finished ones stay as they are; Tune experiment {tune_dir}/"
+    )
+    launch = Launch(run_dir, target, entry, ext_opts, cpus, gpus, log, Experiment(tune_dir, tuple(record["trials"])))
+    provenance = kind.provenance(prepare_shared(entry, added, run_dir, what=target.unit, log=log))
+    table = ResultsTable.load(run_dir, spec.name, plans[: len(current)], group_column=kind.group_column)
+    for p in added:
+        table.add(p, provenance.get(p.index, {}))
+    table.write()
+    with ray_trials(ext_opts, cpus, gpus, run_dir, log):
+        kind.execute(launch, plans, table, provenance, restore=False)
+    return _report(launch)
+
+
+def _what(record: dict[str, Any], kind) -> str:
+    parts = []
+    if record["seeds"]:
+        parts.append(f"seeds {', '.join(map(str, record['seeds']))}")
+    if record["groups"]:
+        unit = kind.spec_model.unit
+        parts.append(f"{unit}s {', '.join(record['groups'])}")
+    return " and ".join(parts) or "trials"
+
+
+__all__ = ["extend_run"]

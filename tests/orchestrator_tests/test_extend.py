@@ -1,0 +1,181 @@
+"""``extend DIR``: a finished pilot run given more seeds, then the variants an edited spec
+adds, ends where a run planned that way from the start ends (same trial values, same report
+tables), with no finished trial rerun, its first Tune experiment and its spec.yaml left as
+they were; an extension killed midway resumes; what extend refuses, it refuses in one line
+with nothing on disk changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.cli import main
+from reports.rundir.files import read_results
+
+from .test_faults import KILL_DRIVER, STUDY, _report, _values
+
+PILOT = STUDY  # variants a and b, seed 0
+EDITED = STUDY.replace("seeds: [0]", "seeds: [0, 1]") + "  c: {lr: 2.0e-3}\n"
+PILOT_TRIALS = ["a_seed0", "b_seed0"]
+
+
+def _digests(run: Path, under: str = "") -> dict[str, str]:
+    root = run / under
+    return {
+        str(f.relative_to(run)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(root.rglob("*"))
+        if f.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def runs(ray_local, standin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("extend")
+    (root / "pilot.yaml").write_text(PILOT)
+    (root / "edited.yaml").write_text(EDITED)
+    out = {"root": root, "pilot": root / "pilot", "straight": root / "straight", "copy": root / "pilot-copy"}
+    assert main(["run", str(root / "pilot.yaml"), "--out", str(out["pilot"])]) == 0
+    shutil.copytree(out["pilot"], out["copy"])  # finished, before any extension: for the kill tests
+    out["before"] = read_results(out["pilot"]).set_index("trial_name")
+    out["tune_before"] = _digests(out["pilot"], "tune")
+    assert main(["extend", str(out["pilot"]), "--seeds", "1"]) == 0
+    out["after_seeds"] = read_results(out["pilot"]).set_index("trial_name")
+    out["meta_after_seeds"] = json.loads((out["pilot"] / "run.json").read_text())
+    assert main(["extend", str(out["pilot"]), "--spec", str(root / "edited.yaml")]) == 0
+    assert main(["run", str(root / "edited.yaml"), "--out", str(out["straight"])]) == 0
+    return out
+
+
+def test_more_seeds_then_an_edited_spec_end_where_the_run_planned_so_ends(runs):
+    pilot, straight = runs["pilot"], runs["straight"]
+    # --seeds 1: every variant with seed 1 too, recorded as an extension of its own
+    after = runs["after_seeds"]
+    assert sorted(after.index) == ["a_seed0", "a_seed1", "b_seed0", "b_seed1"]
+    assert set(after["status"]) == {"TERMINATED"}
+    ext = runs["meta_after_seeds"]["extensions"]
+    assert [(e["seeds"], e["groups"], e["trials"], e["spec"], e["tune_dir"]) for e in ext] == [
+        ([1], [], ["a_seed1", "b_seed1"], "spec.yaml", "tune-ext1")
+    ]
+    assert runs["meta_after_seeds"]["seeds"] == [0, 1]
+    # --spec: the variant it adds, with every seed of the run
+    df = read_results(pilot).set_index("trial_name")
+    assert sorted(df.index) == sorted(read_results(straight)["trial_name"]) and len(df) == 6
+    meta = json.loads((pilot / "run.json").read_text())
+    assert [(e["groups"], e["trials"], e["spec"], e["tune_dir"]) for e in meta["extensions"][1:]] == [
+        (["c"], ["c_seed0", "c_seed1"], "spec.ext2.yaml", "tune-ext2")
+    ]
+    assert meta["variants"] == ["a", "b", "c"] and meta["seeds"] == [0, 1]
+    # nothing that ended was rerun: the same attempts, and the first experiment as it was
+    before = runs["before"]
+    for name in PILOT_TRIALS:
+        assert df.loc[name, "trial_id"] == before.loc[name, "trial_id"]
+        assert df.loc[name, "wall_s"] == before.loc[name, "wall_s"]
+    for name in ("a_seed1", "b_seed1"):
+        assert df.loc[name, "trial_id"] == after.loc[name, "trial_id"]
+    assert _digests(pilot, "tune") == runs["tune_before"]
+    # the spec as first run is kept as it was; the edited one beside it
+    assert (pilot / "spec.yaml").read_text() == PILOT and (pilot / "spec.ext2.yaml").read_text() == EDITED
+    # the same numbers and the same tables as the run planned with every trial from the start
+    pd.testing.assert_frame_equal(_values(pilot), _values(straight))
+    ours = {k: v.replace("tab:pilot-", "tab:RUN-") for k, v in _report(pilot).items()}
+    theirs = {k: v.replace("tab:straight-", "tab:RUN-") for k, v in _report(straight).items()}
+    assert ours == theirs
+    # the page shows the spec the run now stands on
+    assert "c: {lr: 2.0e-3}" in (pilot / "report" / "index.html").read_text()
+
+
+def _unfinished(run: Path) -> None:
+    """Make ``run`` an unfinished run the way the tool writes one (a trial still PENDING)."""
+    from reports.rundir.files import write_checked
+
+    df = read_results(run)
+    df.loc[df.index[-1], "status"] = "PENDING"
+    write_checked(run, "results.csv", df.to_csv(index=False, lineterminator="\n"))
+
+
+@pytest.mark.parametrize(
+    "args, edit, message",
+    [
+        (["--seeds", "1"], None, "--seeds: seed 1 is already in the run (its seeds: 0, 1)"),
+        ([], None, "extend: nothing to add; give --seeds"),
+        (["--seeds", "2,2"], None, "--seeds 2,2: expected distinct non-negative seeds"),
+        (["--spec", "{root}/edited.yaml"], None, "--spec: adds no trial to the run"),
+        (
+            ["--spec", "{root}/changed.yaml"],
+            EDITED.replace("a: {lr: 1.0e-3}", "a: {lr: 1.5e-3}"),
+            "--spec: the config of the run's trial 'a_seed0' would change (lr: 0.001 -> 0.0015)",
+        ),
+        (
+            ["--spec", "{root}/changed.yaml"],
+            EDITED.replace("  b: {lr: 3.0e-3}\n", ""),
+            "--spec: the run's trial 'b_seed0' is not in the extended study",
+        ),
+        (
+            ["--spec", "{root}/changed.yaml"],
+            EDITED.replace("name: faults", "name: other"),
+            "--spec: its name is 'other', the run's 'faults'",
+        ),
+        (["--spec", "{root}/nosuch.yaml"], None, "--spec {root}/nosuch.yaml: no such file"),
+        (["--seeds", "2"], "unfinished", "trials have not ended (PENDING); `python -m orchestrator resume"),
+    ],
+)
+def test_what_extend_refuses_it_refuses_in_one_line_and_changes_nothing(
+    args, edit, message, runs, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    shutil.copytree(runs["pilot"], run)
+    if edit == "unfinished":
+        _unfinished(run)
+    elif edit is not None:
+        (runs["root"] / "changed.yaml").write_text(edit)
+    before = _digests(run)
+    argv = ["extend", str(run), *[a.format(root=runs["root"]) for a in args]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(root=runs["root"]) in err and len(err.splitlines()) == 1, err
+    assert _digests(run) == before
+
+
+@pytest.mark.parametrize("point", ["prepare", "trial"])
+def test_an_extension_killed_midway_resumes_to_the_extension_straight_through(point, runs, ray_local, tmp_path):
+    """Killed while preparing the added trials (run.json names them, results.csv has no row
+    of them yet, Tune has not begun) or mid-trial (one added trial ended): ``resume`` ends
+    where the uninterrupted ``extend --seeds 1`` ended."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["copy"], run)
+    proc = subprocess.run(
+        [sys.executable, str(KILL_DRIVER), point, "extend", str(run), "--seeds", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ray_local},
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["extensions"][-1]["trials"] == ["a_seed1", "b_seed1"]
+    rows = read_results(run).set_index("trial_name")
+    if point == "prepare":
+        assert sorted(rows.index) == PILOT_TRIALS and not (run / "tune-ext1").exists()
+    else:
+        assert rows.loc["a_seed1", "status"] == "TERMINATED" and rows.loc["b_seed1", "status"] != "TERMINATED"
+    assert main(["resume", str(run)]) == 0
+    df = read_results(run).set_index("trial_name")
+    want = runs["after_seeds"]
+    assert sorted(df.index) == sorted(want.index) and set(df["status"]) == {"TERMINATED"}
+    metrics = [c for c in _values(run).columns]
+    pd.testing.assert_frame_equal(_values(run)[metrics], want[metrics].sort_index(), check_names=False)
+    for name in PILOT_TRIALS:  # the pilot's trials as they were
+        assert df.loc[name, "trial_id"] == runs["before"].loc[name, "trial_id"]
+    if point == "trial":  # the added trial that had ended is not rerun
+        assert df.loc["a_seed1", "trial_id"] == rows.loc["a_seed1", "trial_id"]
+    assert (run / "report" / "index.html").is_file()
