@@ -9,8 +9,8 @@ POINT is one of:
   tuner     once Tune has written tuner.pkl, before it saved any state of its own (the
             searcher's, which holds the trials' configs)
   trial     mid-trial: the second trial has reported its first epoch, the first has ended
-  rewrite   while results.csv is rewritten after the first trial ended: the new table and
-            its checksum record are on disk, the old table is not yet replaced
+  rewrite   while results.csv is rewritten, changed, with a trial that ended in it: the new
+            table and its checksum record are on disk, the old table is not yet replaced
   report    while the report is being made (every trial has ended)
 """
 
@@ -65,14 +65,15 @@ def arm(point: str) -> None:
         import reports.rundir.files as rf
 
         class CutOs:
-            """``os`` for run_files only: dies instead of replacing results.csv by a table
-            with a finished trial in it."""
+            """``os`` for run_files only: dies instead of replacing results.csv by a changed
+            table with a finished trial in it."""
 
             def __getattr__(self, name):
                 return getattr(os, name)
 
             def replace(self, src, dst):
-                if str(dst).endswith("results.csv") and "TERMINATED" in open(src).read():
+                new = open(src).read()
+                if str(dst).endswith("results.csv") and "TERMINATED" in new and new != open(dst).read():
                     die()
                 os.replace(src, dst)
 

@@ -23,8 +23,8 @@ from reports.rundir.files import read_results
 
 from .test_faults import KILL_DRIVER, STUDY, _report, _values
 
-PILOT = STUDY  # variants a and b, seed 0
-EDITED = STUDY.replace("seeds: [0]", "seeds: [0, 1]") + "  c: {lr: 2.0e-3}\n"
+PILOT = STUDY.replace("epochs: 2,", "epochs: 1,")  # variants a and b, seed 0, one epoch
+EDITED = PILOT.replace("seeds: [0]", "seeds: [0, 1]") + "  c: {lr: 2.0e-3}\n"
 PILOT_TRIALS = ["a_seed0", "b_seed0"]
 
 
@@ -128,9 +128,7 @@ def _unfinished(run: Path) -> None:
         (["--seeds", "2"], "unfinished", "trials have not ended (PENDING); `python -m orchestrator resume"),
     ],
 )
-def test_what_extend_refuses_it_refuses_in_one_line_and_changes_nothing(
-    args, edit, message, runs, tmp_path, capsys
-):
+def test_what_extend_refuses_it_refuses_in_one_line_and_changes_nothing(args, edit, message, runs, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(runs["pilot"], run)
     if edit == "unfinished":

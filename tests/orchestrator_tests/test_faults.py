@@ -1,5 +1,5 @@
-"""Faults while a run goes on (issue 17, item 17): the driver SIGKILLed at six points and
-resumed, a trial worker killed mid-epoch, the run directory's disk filling up.
+"""Faults while a run goes on (issue 17, item 17): the driver SIGKILLed at six points in turn
+and resumed, a trial worker killed mid-epoch, the run directory's disk filling up.
 
 Every case ends in the same place: each planned trial ends exactly once, the trials that
 had finished are not rerun, and the report equals that of a run that was never
@@ -92,50 +92,69 @@ def _assert_same_as_straight(run: Path, straight: Path) -> None:
     assert per_trial.to_dict() == {n: {1, 2} for n in PLANNED}
 
 
-@pytest.mark.parametrize("point", ["prepare", "ray", "tuner", "trial", "rewrite", "report"])
-def test_a_driver_killed_at_any_point_resumes_to_the_uninterrupted_report(
-    point, study, straight, ray_local, tmp_path, capsys
-):
-    out = tmp_path / "run"
+#: The kill points in the order one run reaches them: each driver is killed at its point, and
+#: the next one is the ``resume`` of what the previous left (how many trials had ended then).
+POINTS = (("prepare", None), ("ray", 0), ("tuner", 0), ("trial", 1), ("rewrite", 1), ("report", 2))
+
+
+def _killed(point: str, argv: list[str], ray_address: str) -> str:
     proc = subprocess.run(
-        [sys.executable, str(KILL_DRIVER), point, "run", str(study), "--out", str(out), "--max-concurrent", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [sys.executable, str(KILL_DRIVER), point, *argv],
+        capture_output=True,
         text=True,
-        env={**os.environ, "RAY_ADDRESS": ray_local},  # the session's Ray head
+        env={**os.environ, "RAY_ADDRESS": ray_address},  # the session's Ray head
         timeout=600,
     )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    assert (out / "run.json").is_file() and (out / "spec.yaml").is_file()
-    finished: pd.DataFrame | None = None
-    if point == "prepare":
-        assert not (out / "results.csv").exists()
-    else:
-        before = read_results(out)  # intact, whatever moment the driver died at
-        finished = before[before["status"] == "TERMINATED"].set_index("trial_name")
-        curves_before = pd.read_csv(out / "curves.csv") if (out / "curves.csv").is_file() else None
-        expected = {"ray": 0, "tuner": 0, "trial": 1, "rewrite": 0, "report": 2}[point]
-        assert len(finished) == expected, before[["trial_name", "status"]]
-    if point == "tuner":  # Tune's own file, but none of its state: the trials' configs are not in it
-        assert (out / "tune" / "tuner.pkl").is_file() and not list((out / "tune").glob("experiment_state-*"))
-    if point == "rewrite":  # the new table and its record were written, the old table not yet replaced
-        assert (out / "results.csv.tmp").is_file() and "TERMINATED" in (out / "results.csv.tmp").read_text()
-        assert (out / "checksums.sha256").read_text().count("results.csv") == 2
-    if point == "report":
-        assert not (out / "report" / "index.html").exists() and (out / ".report.partial").is_dir()
+    assert proc.returncode == -signal.SIGKILL, (point, proc.stderr[-2000:])
+    return proc.stdout
+
+
+def test_a_driver_killed_at_every_point_in_turn_resumes_to_the_uninterrupted_report(
+    study, straight, ray_local, tmp_path, capsys
+):
+    """One run whose driver is SIGKILLed six times: while preparing; then its resume just
+    after Ray started; the next once Tune wrote tuner.pkl but none of its state (the trials'
+    configs are not in it); the next mid-trial (one trial ended); the next while results.csv
+    is rewritten (the new table and its checksum on disk, the old one not yet replaced); the
+    next while the report is made. Each time the run directory is intact and says where the
+    run stood; the last ``resume`` ends with the report of a run never interrupted, and the
+    trial that had ended was never rerun."""
+    out = tmp_path / "run"
+    kept: pd.DataFrame | None = None
+    curves_kept = 0
+    for i, (point, ended) in enumerate(POINTS):
+        argv = ["run", str(study), "--out", str(out), "--max-concurrent", "1"] if i == 0 else ["resume", str(out)]
+        log = _killed(point, argv, ray_local)
+        assert (out / "run.json").is_file() and (out / "spec.yaml").is_file(), point
+        if point in ("ray", "tuner"):  # its resume found that no trial had run, and started them
+            assert "it stopped before any trial ran; starting its 2 trials" in log, (point, log)
+        if ended is None:
+            assert not (out / "results.csv").exists()
+            continue
+        now = read_results(out)  # intact, whatever moment the driver died at
+        finished = now[now["status"] == "TERMINATED"].set_index("trial_name")
+        assert len(finished) == ended, (point, now[["trial_name", "status"]])
+        if point == "tuner":
+            assert (out / "tune" / "tuner.pkl").is_file() and not list((out / "tune").glob("experiment_state-*"))
+        if point == "rewrite":
+            assert (out / "results.csv.tmp").is_file() and "TERMINATED" in (out / "results.csv.tmp").read_text()
+            assert (out / "checksums.sha256").read_text().count("results.csv") == 2
+        if point == "report":
+            assert not (out / "report" / "index.html").exists() and (out / ".report.partial").is_dir()
+        if kept is not None:  # what had ended stays as it was: the same attempt, no new curve
+            again = finished.loc[kept.index]
+            assert list(again["trial_id"]) == list(kept["trial_id"]) and list(again["wall_s"]) == list(kept["wall_s"])
+            assert pd.read_csv(out / "curves.csv")["trial_name"].isin(kept.index).sum() == curves_kept, point
+        elif ended:
+            kept = finished
+            curves_kept = int(pd.read_csv(out / "curves.csv")["trial_name"].isin(kept.index).sum())
 
     assert main(["resume", str(out)]) == 0
-    log = capsys.readouterr().out
-    if point in ("prepare", "ray"):
-        assert "it stopped before any trial ran; starting its 2 trials" in log
+    assert "every trial has ended; rebuilding the report" in capsys.readouterr().out
     _assert_same_as_straight(out, straight)
-    if finished is not None and len(finished):  # not rerun: the same attempt, the same wall time, no new curve
-        kept = read_results(out).set_index("trial_name").loc[finished.index]
-        assert list(kept["trial_id"]) == list(finished["trial_id"]) and list(kept["wall_s"]) == list(finished["wall_s"])
-        assert (
-            pd.read_csv(out / "curves.csv")["trial_name"].isin(finished.index).sum()
-            == curves_before["trial_name"].isin(finished.index).sum()
-        )
+    assert kept is not None
+    final = read_results(out).set_index("trial_name").loc[kept.index]
+    assert list(final["trial_id"]) == list(kept["trial_id"]) and list(final["wall_s"]) == list(kept["wall_s"])
     assert not (out / ".report.partial").exists()
 
 
