@@ -163,7 +163,10 @@ class PromotionASHA(TrialScheduler):
         reduction_factor: float,
         max_concurrent: int | None = None,
         time_attr: str = "training_iteration",
+        replay: bool = False,
     ) -> None:
+        """``replay``: the rungs start with every value the run's trials recorded so far
+        (``extend`` of a search: its new trials are compared with every trial before them)."""
         super().__init__()
         self._run_dir = Path(run_dir)
         self._metric, self._mode, self._time_attr = metric, mode, time_attr
@@ -177,7 +180,7 @@ class PromotionASHA(TrialScheduler):
         # resume: trials results.csv has as STOPPED (ended at a rung) that Tune's last saved
         # state still held as waiting there; Tune requeues them, and they end again, untrained
         self._stop_now: set[str] = set()
-        self._seeded = True  # a fresh run has nothing to replay
+        self._seeded = not replay  # a fresh run has nothing to replay
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -154,7 +154,8 @@ class Resume(Command):
 class Extend(Command):
     name, help = (
         "extend",
-        "add trials to a finished run (more seeds, or what an edited spec adds) without rerunning any, then its report",
+        "add trials to a finished run (more seeds, what an edited spec adds, a search's samples) "
+        "without rerunning any, then its report",
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -168,6 +169,7 @@ class Extend(Command):
             metavar="FILE",
             help="the run's spec, edited: the variants, axis points or seeds it adds (the rest must stay as run)",
         )
+        parser.add_argument("--samples", type=int, help="a search: this many more trials, sampled where it stopped")
         parser.add_argument("--address", help="the Ray cluster to run on (default: RAY_ADDRESS or a local Ray)")
         parser.add_argument(
             "--dashboard-host",
@@ -179,7 +181,12 @@ class Extend(Command):
         from orchestrator.extend import extend_run
 
         extend_run(
-            args.dir, seeds=args.seeds, spec_path=args.spec, address=args.address, dashboard_host=args.dashboard_host
+            args.dir,
+            seeds=args.seeds,
+            spec_path=args.spec,
+            samples=args.samples,
+            address=args.address,
+            dashboard_host=args.dashboard_host,
         )
         return 0
 

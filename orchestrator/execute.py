@@ -174,6 +174,9 @@ def execute_search(
     max_failures: int,
     log: Callable[[str], None] = print,
     restore: bool = False,
+    tune_dir: str = TUNE_DIR,
+    continues: str | None = None,
+    first: int = 0,
 ) -> None:
     """Optuna TPE (Ray Tune's OptunaSearch, the base config enqueued first) with the spec's
     scheduler (``orchestrator.schedulers``: ASHA by default, or FIFO).
@@ -182,6 +185,10 @@ def execute_search(
     iterations) it reached; only trials that ran to the end count as TERMINATED.
     ``restore``: continue from Tune's experiment state (``resume``): the sampler goes on from
     its saved state (every trial it has seen), unfinished trials from their last checkpoint.
+    ``continues``: the run's folder of an earlier experiment of this search (``extend``): its
+    sampler goes on from the state Tune saved there (Optuna's study with every trial, its
+    random state), in a new experiment in ``tune_dir`` whose trials are numbered from
+    ``first``, and ASHA's rungs start with every value the earlier trials recorded.
     """
     from orchestrator.asha import RunningLimiter
     from orchestrator.schedulers import scheduler_of
@@ -195,23 +202,30 @@ def execute_search(
     fn = tune.with_resources(_search_trainable(entry, search, study), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     if restore:
         tuner = tune.Tuner.restore(
-            str(Path(run_dir).resolve() / TUNE_DIR), trainable=fn, resume_unfinished=True, resume_errored=False
+            str(Path(run_dir).resolve() / tune_dir), trainable=fn, resume_unfinished=True, resume_errored=False
         )
     else:
         searcher = StoppedAwareOptunaSearch(
             space=define_by_run(search.params, search.base),
             metric=metric,
             mode=mode,
-            points_to_evaluate=[base_point(search.params, search.base)],
+            points_to_evaluate=None if continues else [base_point(search.params, search.base)],
             seed=search.search_seed,
             trainable=entry.name,
             search=search,
         )
+        if continues:
+            # the sampler as Tune last saved it in the earlier experiment; the count of
+            # trials is the new experiment's own (``search.num_samples``, the samples added)
+            searcher.restore_from_dir(str(Path(run_dir).resolve() / continues))
+            searcher._search = search
         if max_concurrent:
             searcher = RunningLimiter(searcher, max_concurrent=max_concurrent)
-        scheduler = scheduler_of(search).build(run_dir, search, metric=metric, mode=mode, max_concurrent=max_concurrent)
-        name = SearchTrialName(study)
-        progress = SearchProgress(Path(run_dir), study, entry, search, metric, provenance, log)
+        scheduler = scheduler_of(search).build(
+            run_dir, search, metric=metric, mode=mode, max_concurrent=max_concurrent, replay=bool(continues)
+        )
+        name = SearchTrialName(study, first)
+        progress = SearchProgress(Path(run_dir), study, entry, search, metric, provenance, log, first=first)
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
@@ -225,7 +239,7 @@ def execute_search(
                 trial_dirname_creator=name,
             ),
             run_config=tune.RunConfig(
-                name=TUNE_DIR,
+                name=tune_dir,
                 storage_path=str(Path(run_dir).resolve()),
                 verbose=0,
                 callbacks=[progress],
@@ -235,4 +249,6 @@ def execute_search(
         )
     _fit(tuner)
     # the rows as the callbacks left them (a restored run's callbacks are Tune's copies)
-    SearchProgress(Path(run_dir), study, entry, search, metric, provenance).table.mark_unfinished(INTERRUPTED)
+    SearchProgress(Path(run_dir), study, entry, search, metric, provenance, first=first).table.mark_unfinished(
+        INTERRUPTED
+    )

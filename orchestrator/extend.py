@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.errors import UserError
+from orchestrator.kinds.base import Launch
 from orchestrator.launch import (
     RunOptions,
     check_options,
@@ -43,6 +44,7 @@ def extend_run(
     *,
     seeds: list[int] | None = None,
     spec_path: Path | None = None,
+    samples: int | None = None,
     address: str | None = None,
     dashboard_host: str = "127.0.0.1",
     log: Callable[[str], None] = print,
@@ -55,8 +57,13 @@ def extend_run(
     from reports.rundir.files import read_run_info
 
     run_dir = Path(run_dir)
-    if not seeds and spec_path is None:
-        raise UserError("extend: nothing to add; give --seeds (e.g. --seeds 3,4,5) or --spec (the run's spec, edited)")
+    if not seeds and spec_path is None and samples is None:
+        raise UserError(
+            "extend: nothing to add; give --seeds (e.g. --seeds 3,4,5) or --spec (the run's spec, edited), "
+            "or for a search --samples N"
+        )
+    if samples is not None and not 0 < samples <= MAX_SAMPLES:
+        raise UserError(f"--samples {samples}: expected a number of trials from 1 to {MAX_SAMPLES}")
     if seeds is not None and (len(set(seeds)) != len(seeds) or min(seeds, default=0) < 0):
         raise UserError(f"--seeds {','.join(map(str, seeds))}: expected distinct non-negative seeds")
     if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
@@ -72,7 +79,39 @@ def extend_run(
             raise UserError(f"--spec {spec_path}: no such file")
         new = load_study(str(spec_path))
     opts = _resumed_options(run_dir, meta, address, dashboard_host)
-    return kind_of(spec.kind).extend(run_dir, spec, meta, opts, seeds=list(seeds or []), new=new, log=log)
+    kind = kind_of(spec.kind)
+    if kind.name == "search":
+        if seeds or new is not None:
+            raise UserError(
+                f"{run_dir}: a search runs each trial with one seed; extend it with --samples N (more trials), "
+                "or rerun its best configs with more seeds: run confirm --from DIR --seeds ..."
+            )
+        return kind.extend(run_dir, spec, meta, opts, samples=samples, log=log)
+    if samples is not None:
+        raise UserError(
+            f"--samples belongs to a search; {run_dir} is a {meta.get('kind', spec.kind)} run (--seeds, --spec)"
+        )
+    return kind.extend(run_dir, spec, meta, opts, seeds=list(seeds or []), new=new, log=log)
+
+
+#: What one ``extend`` of a search may add, as a search's ``num_samples`` may be (a typo such
+#: as 1e9 would never end).
+MAX_SAMPLES = 10_000
+
+
+def _unfinished_refused(run_dir: Path, df) -> None:
+    unfinished = df[df["status"].isin(UNFINISHED)]
+    if len(unfinished):
+        raise UserError(
+            f"{run_dir}: {len(unfinished)} of {len(df)} trials have not ended "
+            f"({'/'.join(sorted(set(unfinished['status'])))}); `python -m orchestrator resume {run_dir}` first"
+        )
+
+
+def _record(meta: dict[str, Any], run_dir: Path, **facts: Any) -> dict[str, Any]:
+    """This extension's entry of run.json's ``extensions`` (its Tune folder: the next free one)."""
+    k = _free(run_dir, TUNE_DIR + "-ext{}", len(meta.get(EXTENSIONS) or []) + 1)
+    return {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv, **facts, "tune_dir": f"{TUNE_DIR}-ext{k}"}
 
 
 def _check_same_study(spec: StudyBase, target: StudyBase, where: str) -> None:
@@ -110,16 +149,11 @@ def extend_grid(
     log: Callable[[str], None],
 ) -> Path:
     """``extend`` for a study kind whose trials are a fixed grid (``kinds.grid.GridKind``)."""
-    from orchestrator.kinds.base import Experiment, Launch, _report
+    from orchestrator.kinds.base import Experiment, _report
     from orchestrator.results import ResultsTable
 
     df = read_results(run_dir, meta)
-    unfinished = df[df["status"].isin(UNFINISHED)]
-    if len(unfinished):
-        raise UserError(
-            f"{run_dir}: {len(unfinished)} of {len(df)} trials have not ended "
-            f"({'/'.join(sorted(set(unfinished['status'])))}); `python -m orchestrator resume {run_dir}` first"
-        )
+    _unfinished_refused(run_dir, df)
     quiet: Callable[[str], None] = lambda _: None  # noqa: E731
     current = kind.in_run_order(kind.compile(spec, opts, quiet), meta)
     have = {p.name: p for p in current}
@@ -157,8 +191,8 @@ def extend_grid(
         raise UserError(f"{where}: adds no trial to the run (its seeds: {', '.join(map(str, run_seeds))})")
     plans = [replace(p, index=i) for i, p in enumerate([*current, *added])]
     added = plans[len(current) :]
-    k = _free(run_dir, TUNE_DIR + "-ext{}", len(meta.get(EXTENSIONS) or []) + 1)
-    tune_dir = f"{TUNE_DIR}-ext{k}"
+    record = _record(meta, run_dir)
+    k, tune_dir = int(record["tune_dir"].rsplit("ext", 1)[1]), record["tune_dir"]
     spec_name = spec_file(meta)
     if new is not None:
         k_spec = _free(run_dir, "spec.ext{}.yaml", k)
@@ -167,15 +201,12 @@ def extend_grid(
     entry = resolve_trainable(target)
     cpus, gpus = check_options(ext_opts, target)
     groups = [g for g in dict.fromkeys(p.variant for p in added) if g not in {p.variant for p in current}]
-    record = {
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": sys.argv,
-        "seeds": sorted(set(p.seed for p in added) - set(run_seeds)),
-        "groups": groups,
-        "trials": [p.name for p in added],
-        "spec": spec_name,
-        "tune_dir": tune_dir,
-    }
+    record.update(
+        seeds=sorted(set(p.seed for p in added) - set(run_seeds)),
+        groups=groups,
+        trials=[p.name for p in added],
+        spec=spec_name,
+    )
     info = {**meta, **spec_facts(target, plans), **kind.facts(target, plans, ext_opts)}
     info[EXTENSIONS] = [*(meta.get(EXTENSIONS) or []), record]
     info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -203,6 +234,46 @@ def _what(record: dict[str, Any], kind) -> str:
         unit = kind.spec_model.unit
         parts.append(f"{unit}s {', '.join(record['groups'])}")
     return " and ".join(parts) or "trials"
+
+
+def extend_search(
+    kind, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, *, samples: int, log
+) -> Path:
+    """``extend DIR --samples N`` of a finished search: N more trials, sampled by the search's
+    own sampler as Tune last saved it (Optuna's study with every trial, complete or pruned,
+    and its random state), numbered after the run's, each compared at ASHA's rungs with every
+    value the earlier trials recorded there. The earlier trials stay as they ended: one that
+    ASHA stopped is not resumed, even where more trials would now have promoted it."""
+    from orchestrator.kinds.base import _report, experiment_of
+
+    df = read_results(run_dir, meta)
+    _unfinished_refused(run_dir, df)
+    compiled = kind.compile(spec, opts, lambda _: None)
+    earlier = experiment_of(meta).dir
+    if not list((run_dir / earlier).glob("searcher-state-*.pkl")):
+        raise UserError(
+            f"{run_dir}: Tune's sampler state is missing from {earlier}/; the search cannot go on from where it stopped"
+        )
+    numbers = [int(str(t).removeprefix("trial")) for t in df["trial"]] if len(df) else []
+    total = int(meta.get("num_samples") or compiled.num_samples) + samples
+    if total > MAX_SAMPLES:
+        raise UserError(f"--samples {samples}: the search would have {total} trials, more than {MAX_SAMPLES}")
+    record = _record(meta, run_dir, samples=samples, continues=earlier, first=max(numbers, default=-1) + 1)
+    record["spec"] = spec_file(meta)
+    info = {**meta, "num_samples": total, EXTENSIONS: [*(meta.get(EXTENSIONS) or []), record]}
+    info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
+    entry = resolve_trainable(spec)
+    cpus, gpus = check_options(opts, spec)
+    write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+    log(
+        f"Extending search {spec.name!r} in {run_dir}: {samples} more trials after its {len(df)} "
+        f"(trial{record['first']:03d} on), sampled from where it stopped; Tune experiment {record['tune_dir']}/"
+    )
+    launch = Launch(run_dir, spec, entry, opts, cpus, gpus, log, experiment_of(info))
+    provenance = kind.provenance(prepare_shared(entry, kind.prepared(compiled), run_dir, what=spec.unit, log=log))
+    with ray_trials(opts, cpus, gpus, run_dir, log):
+        kind.execute(launch, compiled, None, provenance, restore=False)
+    return _report(launch)
 
 
 __all__ = ["extend_run"]

@@ -175,11 +175,12 @@ class SearchTrialName:
     trials generated so far; the searcher's state carries that count across ``resume``, so
     trials created after a resume continue the numbering instead of starting it again."""
 
-    def __init__(self, study: str) -> None:
-        self.study = study
+    def __init__(self, study: str, first: int = 0) -> None:
+        # ``first``: the number of the experiment's first trial (an extension's continue the run's)
+        self.study, self.first = study, first
 
     def __call__(self, trial) -> str:
-        number = int(str(trial.experiment_tag).split("_", 1)[0]) - 1
+        number = self.first + int(str(trial.experiment_tag).split("_", 1)[0]) - 1
         return f"{self.study}_trial{number:03d}"
 
 
@@ -197,9 +198,11 @@ class SearchProgress(tune.Callback):
         metric: str,
         provenance: dict[str, str],
         log: Callable[[str], None] = print,
+        first: int = 0,
     ) -> None:
+        """``first``: the number of this experiment's first trial (``SearchTrialName``)."""
         self.run_dir, self.study, self.entry, self.search = Path(run_dir), study, entry, search
-        self.metric, self.provenance, self.log = metric, provenance, log
+        self.metric, self.provenance, self.log, self.first = metric, provenance, log, first
         self._attach()
 
     def _attach(self) -> None:
@@ -225,9 +228,10 @@ class SearchProgress(tune.Callback):
         self.done = len(self.ended)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("run_dir", "study", "entry", "search", "metric", "provenance")}
+        return {k: getattr(self, k) for k in ("run_dir", "study", "entry", "search", "metric", "provenance", "first")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.setdefault("first", 0)  # pickled by a version without extensions
         self.__dict__.update(state)
         self.log = print
         self._attach()
@@ -237,7 +241,7 @@ class SearchProgress(tune.Callback):
         if trial.trial_id in self.ended:
             return
         if trial.trial_id not in self.plan_of:
-            name = SearchTrialName(self.study)(trial).removeprefix(f"{self.study}_")
+            name = SearchTrialName(self.study, self.first)(trial).removeprefix(f"{self.study}_")
             # After a resume, Tune generates again the trials it created after its last
             # experiment checkpoint (at least every 10 s), under the same names: the row the
             # lost attempt left is replaced, and its curve dropped, so each name stays once.
@@ -297,7 +301,7 @@ class SearchProgress(tune.Callback):
         value = (result or {}).get(self.metric)
         shown = f"{self.metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
         self.log(
-            f"[{self.done:>3}/{search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
+            f"[{self.done:>3}/{self.first + search.num_samples}] {plan.variant:<10} {status:<10} {shown}"
             f"(after {reached} of {full} iterations){'  ' + error if error else ''}"
         )
 

@@ -20,14 +20,15 @@ class Scheduler:
     """A way to schedule a search's trials."""
 
     build: Callable[..., Any]
-    """``build(run_dir, search, metric=, mode=, max_concurrent=)`` -> a Tune scheduler."""
+    """``build(run_dir, search, metric=, mode=, max_concurrent=, replay=)`` -> a Tune scheduler
+    (``replay``: it starts from what the run's trials reported so far, an extension's case)."""
     rungs: Callable[[Any], list[int]]
     """``rungs(search)``: the iterations at which trials are compared and may be stopped."""
     stops_early: bool
     describe: Callable[[Any], str]
 
 
-def _asha(run_dir: Path, search, *, metric: str, mode: str, max_concurrent: int | None):
+def _asha(run_dir: Path, search, *, metric: str, mode: str, max_concurrent: int | None, replay: bool = False):
     from orchestrator.asha import PromotionASHA
 
     return PromotionASHA(
@@ -38,10 +39,11 @@ def _asha(run_dir: Path, search, *, metric: str, mode: str, max_concurrent: int 
         grace_period=search.grace_period,
         reduction_factor=search.reduction_factor,
         max_concurrent=max_concurrent,
+        replay=replay,
     )
 
 
-def _fifo(run_dir: Path, search, *, metric: str, mode: str, max_concurrent: int | None):
+def _fifo(run_dir: Path, search, *, metric: str, mode: str, max_concurrent: int | None, replay: bool = False):
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()

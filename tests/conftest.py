@@ -149,6 +149,7 @@ SLOW_FIXTURES = {"ray_head", "ray_local", "standin", "cluster"}
 LONGEST_FIRST = (
     "test_faults.py",
     "test_end_to_end.py",
+    "test_extend.py",
     "test_metric_studies.py",
     "test_cluster.py",
     "test_resume.py",

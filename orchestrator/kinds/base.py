@@ -31,12 +31,27 @@ class Experiment:
 
     dir: str = TUNE_DIR
     trials: tuple[str, ...] | None = None
-    """The names of its trials (None: every trial of the run)."""
+    """The names of its trials, for a grid (None: every trial of the run, or a search's)."""
+    samples: int | None = None
+    """A search's extension: the samples it adds."""
+    continues: str | None = None
+    """A search's extension: the folder of the experiment whose sampler it continues."""
+    first: int = 0
+    """A search's extension: the number of its first trial."""
 
 
 def experiment_of(meta: dict[str, Any]) -> Experiment:
     ext = meta.get(EXTENSIONS) or []
-    return Experiment(str(ext[-1]["tune_dir"]), tuple(ext[-1]["trials"])) if ext else Experiment()
+    if not ext:
+        return Experiment()
+    last = ext[-1]
+    return Experiment(
+        str(last["tune_dir"]),
+        tuple(last["trials"]) if "trials" in last else None,
+        last.get("samples"),
+        last.get("continues"),
+        int(last.get("first", 0)),
+    )
 
 
 @dataclass(frozen=True)
@@ -165,7 +180,7 @@ class StudyKind:
         launch = Launch(run_dir, spec, resolve_trainable(spec), opts, cpus, gpus, log, experiment_of(meta))
         where = f"{spec.name!r} in {run_dir}"
         state = self.progress(launch, compiled, meta, has_table)
-        if launch.experiment.trials is not None and state.ended < state.total:
+        if launch.experiment.dir != TUNE_DIR and state.ended < state.total:
             return self._resume_extension(launch, compiled, state, meta)
         if not state.started and (state.table is None or not tune_state(run_dir)):
             # stopped while preparing or before Tune began: nothing ran, so the trials start now
@@ -198,7 +213,7 @@ class StudyKind:
         )
         provenance: Any = {}
         if fresh:
-            added = [p for p in self.prepared(compiled) if p.name in set(exp.trials or ())]
+            added = [p for p in self.prepared(compiled) if exp.trials is None or p.name in exp.trials]
             provenance = self.provenance(
                 prepare_shared(launch.entry, added, run_dir, what=launch.spec.unit, log=launch.log)
             )

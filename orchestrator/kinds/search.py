@@ -145,12 +145,28 @@ class Search(StudyKind):
         return table
 
     def execute(self, launch: Launch, compiled: SearchPlan, table, provenance: Any, *, restore: bool) -> None:
+        from dataclasses import replace
+
         from orchestrator.execute import execute_search
 
+        exp = launch.experiment
+        if restore and not list((launch.run_dir / exp.dir).glob("search_gen_state-*")):
+            # Tune wrote tuner.pkl but never saved its searcher: Tune's own restore would then
+            # draw one sample (Tuner.restore does not hand tune.run the num_samples it was
+            # given). Nothing of the experiment was saved, so it starts again; trials it had
+            # begun come again under the same names and replace their rows (SearchProgress).
+            restore = False
+            if not provenance:
+                from orchestrator.launch import prepare_shared
+
+                shared = prepare_shared(
+                    launch.entry, self.prepared(compiled), launch.run_dir, what=launch.spec.unit, log=launch.log
+                )
+                provenance = self.provenance(shared)
         execute_search(
             study=launch.spec.name,
             entry=launch.entry,
-            search=compiled,
+            search=replace(compiled, num_samples=exp.samples) if exp.samples else compiled,
             run_dir=launch.run_dir,
             metric=launch.spec.metric,
             mode=launch.spec.mode,
@@ -161,7 +177,18 @@ class Search(StudyKind):
             max_failures=launch.spec.max_failures,
             log=launch.log,
             restore=restore,
+            tune_dir=exp.dir,
+            continues=exp.continues,
+            first=exp.first,
         )
+
+    def restart_extension(self, launch: Launch, compiled: SearchPlan, table, provenance) -> None:
+        """Nothing to add first: a search's rows come as its sampler proposes trials."""
+
+    def extend(self, run_dir, spec, meta: dict[str, Any], opts: RunOptions, **how: Any):
+        from orchestrator.extend import extend_search
+
+        return extend_search(self, run_dir, spec, meta, opts, **how)
 
     def progress(self, launch: Launch, compiled: SearchPlan, meta: dict[str, Any], has_table: bool) -> Progress:
         """Tune restores the sampler (every trial Optuna has seen, its random state, the count
@@ -169,11 +196,12 @@ class Search(StudyKind):
         waited at a rung wait again (``asha.PromotionASHA``)."""
         from reports.rundir.files import read_results
 
+        total = int(meta.get("num_samples") or compiled.num_samples)  # an extended search's: more than its spec's
         df = read_results(launch.run_dir, meta) if has_table else None
         if df is None:
-            return Progress(None, 0, compiled.num_samples, started=False)
+            return Progress(None, 0, total, started=False)
         ended = int((~df["status"].isin(UNFINISHED)).sum())
-        return Progress(df, ended, compiled.num_samples, started=not df.empty)
+        return Progress(df, ended, total, started=not df.empty)
 
 
 register_kind(Search())

@@ -297,3 +297,51 @@ def test_a_trial_stopped_at_a_rung_is_not_trained_again_on_resume(tmp_path):
     assert d.status == "PAUSED" and "id_d" not in scheduler.rungs.waiting
     assert scheduler.choose_trial_to_run(tune) is None
     assert tune.stopped == ["id_d"] and d.status == "TERMINATED"
+
+
+def test_an_extended_search_compares_its_new_trials_with_every_earlier_one(tmp_path):
+    """``extend`` of a finished search (max_t 2, one rung at 1, eta 2): a and c ran past the
+    rung, b was stopped there. The extension's scheduler starts from their rung values, so a
+    new trial x at 0.85 is among the best floor(4/2) = 2 of the four (a 0.9, x) and goes on,
+    and then y at 0.5 is not (a, x of five) and waits. A scheduler that knew only the new
+    trials would hold x too (floor(1/2) = 0 go on before the rung closes)."""
+    import pandas as pd
+
+    from orchestrator.asha import PromotionASHA
+
+    pd.DataFrame(
+        [
+            {"trial_name": n, "trial_id": f"id_{n}", "seed": 0, "status": s, "iterations": it}
+            for n, s, it in (("a", "TERMINATED", 2), ("b", "STOPPED", 1), ("c", "TERMINATED", 2))
+        ]
+    ).to_csv(tmp_path / "results.csv", index=False)
+    pd.DataFrame(
+        [
+            {"trial_name": n, "iteration": i, "key": "m", "value": v}
+            for n, i, v in (("a", 1, 0.9), ("a", 2, 0.92), ("b", 1, 0.4), ("c", 1, 0.8), ("c", 2, 0.81))
+        ]
+    ).to_csv(tmp_path / "curves.csv", index=False)
+
+    def scheduler(replay: bool) -> PromotionASHA:
+        return PromotionASHA(
+            tmp_path, metric="m", mode="max", max_t=2, grace_period=1, reduction_factor=2, replay=replay
+        )
+
+    x, y = _Trial("new_x", 0), _Trial("new_y", 0)
+    tune = _Controller([x, y], finished=False)
+    extended = scheduler(replay=True)
+    for t in (x, y):
+        extended.on_trial_add(tune, t)
+        t.status = "RUNNING"
+    assert extended.on_trial_result(tune, x, {"training_iteration": 1, "m": 0.85}) == "CONTINUE"
+    assert extended.on_trial_result(tune, y, {"training_iteration": 1, "m": 0.5}) == "PAUSE"
+    assert extended.rungs.values[0] == pytest.approx(
+        {"id_a": 0.9, "id_b": 0.4, "id_c": 0.8, "new_x": 0.85, "new_y": 0.5}
+    )
+
+    alone = scheduler(replay=False)
+    x2 = _Trial("new_x", 0)
+    tune2 = _Controller([x2], finished=False)
+    alone.on_trial_add(tune2, x2)
+    x2.status = "RUNNING"
+    assert alone.on_trial_result(tune2, x2, {"training_iteration": 1, "m": 0.85}) == "PAUSE"

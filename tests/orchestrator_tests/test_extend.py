@@ -177,3 +177,91 @@ def test_an_extension_killed_midway_resumes_to_the_extension_straight_through(po
     if point == "trial":  # the added trial that had ended is not rerun
         assert df.loc["a_seed1", "trial_id"] == rows.loc["a_seed1", "trial_id"]
     assert (run / "report" / "index.html").is_file()
+
+
+SEARCH = __import__("tests.orchestrator_tests.test_resume", fromlist=["SEARCH"]).SEARCH.replace(
+    "num_samples: 4", "num_samples: 3"
+)
+
+
+@pytest.fixture(scope="module")
+def search_runs(ray_local, standin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("extend-search")
+    (root / "s.yaml").write_text(SEARCH)
+    out = {"run": root / "run", "copy": root / "copy"}
+    assert main(["run", str(root / "s.yaml"), "--out", str(out["run"])]) == 0
+    shutil.copytree(out["run"], out["copy"])
+    out["before"] = read_results(out["run"]).set_index("trial")
+    out["tune_before"] = _digests(out["run"], "tune")
+    assert main(["extend", str(out["run"]), "--samples", "2"]) == 0
+    return out
+
+
+def _optuna_trials(experiment: Path) -> list:
+    """The Optuna study Tune saved with the search's sampler in ``experiment``."""
+    import pickle
+
+    newest = max(experiment.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    return pickle.loads(newest.read_bytes())["_ot_study"].trials
+
+
+def test_a_search_extended_samples_on_from_where_it_stopped(search_runs):
+    run, before = search_runs["run"], search_runs["before"]
+    df = read_results(run).set_index("trial")
+    assert list(df.index) == [f"trial{i:03d}" for i in range(5)]  # numbered on after the run's
+    assert set(df["status"]) <= {"TERMINATED", "STOPPED"}
+    for t in before.index:  # the earlier trials as they ended: not rerun, not resumed
+        assert df.loc[t, "trial_id"] == before.loc[t, "trial_id"] and df.loc[t, "status"] == before.loc[t, "status"]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["num_samples"] == 5
+    ext = meta["extensions"][-1]
+    assert (ext["samples"], ext["continues"], ext["first"], ext["tune_dir"]) == (2, "tune", 3, "tune-ext1")
+    assert _digests(run, "tune") == search_runs["tune_before"]
+    # one sampler all along: the extension's Optuna study holds the earlier trials first (the
+    # values they ran with), then the two it sampled, which are the ones that ran
+    trials = _optuna_trials(run / "tune-ext1")
+    assert len(trials) == 5 and len(_optuna_trials(run / "tune")) == 3
+    for t, name in zip(trials, df.index):
+        assert t.params["lr"] == pytest.approx(df.loc[name, "config/lr"])
+        assert t.params["weight_decay"] == pytest.approx(df.loc[name, "config/weight_decay"])
+    states = [t.state.name for t in trials[:3]]
+    assert states == ["PRUNED" if s == "STOPPED" else "COMPLETE" for s in before["status"]]
+    assert "trial004" in (run / "report" / "index.html").read_text()
+
+
+def test_extending_a_search_or_a_grid_the_other_way_is_refused_in_one_line(search_runs, runs, tmp_path, capsys):
+    cases = [
+        (search_runs["run"], ["--seeds", "3"], "a search runs each trial with one seed; extend it with --samples N"),
+        (search_runs["run"], ["--samples", "0"], "--samples 0: expected a number of trials from 1 to 10000"),
+        (search_runs["run"], ["--samples", "9999"], "the search would have 10004 trials, more than 10000"),
+        (runs["pilot"], ["--samples", "2"], "--samples belongs to a search"),
+    ]
+    for source, args, message in cases:
+        run = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(source, run)
+        before = _digests(run)
+        assert main(["extend", str(run), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+        assert _digests(run) == before
+
+
+def test_a_search_extension_killed_before_tune_saved_its_state_resumes(search_runs, ray_local, tmp_path):
+    """Killed once Tune wrote the extension's tuner.pkl but none of its own state: ``resume``
+    samples the two trials from the continued sampler, numbered after the run's."""
+    run = tmp_path / "run"
+    shutil.copytree(search_runs["copy"], run)
+    proc = subprocess.run(
+        [sys.executable, str(KILL_DRIVER), "tuner", "extend", str(run), "--samples", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RAY_ADDRESS": ray_local},
+        timeout=600,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert (run / "tune-ext1" / "tuner.pkl").is_file() and len(read_results(run)) == 3
+    assert main(["resume", str(run)]) == 0
+    df = read_results(run).set_index("trial")
+    assert list(df.index) == [f"trial{i:03d}" for i in range(5)] and set(df["status"]) <= {"TERMINATED", "STOPPED"}
+    assert len(_optuna_trials(run / "tune-ext1")) == 5
