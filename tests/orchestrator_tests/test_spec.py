@@ -144,28 +144,6 @@ def test_cli_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, mo
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
-def test_a_bad_max_concurrent_default_is_refused_in_one_line(value, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ORCHESTRATOR_MAX_CONCURRENT", value)
-    assert main(["run", "ablation", "--quick"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert f"ORCHESTRATOR_MAX_CONCURRENT={value!r}: expected a whole number >= 1" in err
-    assert len(err.splitlines()) == 1 and not (tmp_path / "runs").exists()
-
-
-def test_max_concurrent_the_flag_then_the_environment_then_the_spec(tmp_path, monkeypatch):
-    from orchestrator.launch import RunOptions, max_concurrent
-
-    spec, _ = load_study(_write(tmp_path, GOOD + "max_concurrent: 3\n"))
-    monkeypatch.delenv("ORCHESTRATOR_MAX_CONCURRENT", raising=False)
-    assert max_concurrent(RunOptions(study="s"), spec) == 3
-    assert max_concurrent(RunOptions(study="s", max_concurrent=2), spec) == 2
-    monkeypatch.setenv("ORCHESTRATOR_MAX_CONCURRENT", "1")
-    assert max_concurrent(RunOptions(study="s"), spec) == 1
-    assert max_concurrent(RunOptions(study="s", max_concurrent=2), spec) == 2
-
-
 @pytest.mark.parametrize(
     "setting, message",
     [
