@@ -265,3 +265,59 @@ def test_a_search_extension_killed_before_tune_saved_its_state_resumes(search_ru
     df = read_results(run).set_index("trial")
     assert list(df.index) == [f"trial{i:03d}" for i in range(5)] and set(df["status"]) <= {"TERMINATED", "STOPPED"}
     assert len(_optuna_trials(run / "tune-ext1")) == 5
+
+
+SENSITIVITY = (
+    PILOT.replace("kind: ablation", "kind: sensitivity")
+    .replace("metric: eval/cross_domain/acc", "metric: val/cross_domain/acc")
+    .split("reference: a")[0]
+    + PILOT.split("reference: a")[1].split("variants:")[0]
+    + "axes:\n  lora_rank: [2, 4]\n"
+)
+
+
+def test_a_sensitivity_run_gets_a_new_axis_point_and_a_confirm_run_more_seeds(search_runs, tmp_path):
+    """The other grid kinds: an axis point an edited spec adds (the base point and the
+    earlier point stay as they ran), and a confirm run's seeds (it stays a confirm run: its
+    candidates, the search it came from, its figure)."""
+    (tmp_path / "s.yaml").write_text(SENSITIVITY)
+    (tmp_path / "wider.yaml").write_text(SENSITIVITY.replace("lora_rank: [2, 4]", "lora_rank: [2, 4, 8]"))
+    sens = tmp_path / "sensitivity"
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(sens)]) == 0
+    before = read_results(sens).set_index("trial_name")
+    assert main(["extend", str(sens), "--spec", str(tmp_path / "wider.yaml")]) == 0
+    df = read_results(sens).set_index("trial_name")
+    assert list(df["point"]) == ["base", "lora_rank=4", "lora_rank=8"] and set(df["status"]) == {"TERMINATED"}
+    assert df.loc["lora_rank-8_seed0", "config/lora_rank"] == 8
+    assert list(df.loc[before.index, "trial_id"]) == list(before["trial_id"])
+    meta = json.loads((sens / "run.json").read_text())
+    labels = ["lora_rank=2", "lora_rank=4", "lora_rank=8"]
+    assert [p["label"] for p in meta["axes"]["lora_rank"]] == labels
+    assert meta["extensions"][0]["groups"] == ["lora_rank=8"]
+    table = pd.read_csv(sens / "report" / "sensitivity_lora_rank.csv")
+    assert list(table.loc[table["metric"] == "val/cross_domain/acc", "lora_rank"]) == labels
+
+    confirm = tmp_path / "confirm"
+    argv = [
+        "run",
+        "confirm",
+        "--from",
+        str(search_runs["run"]),
+        "--top-k",
+        "1",
+        "--seeds",
+        "1,2",
+        "--out",
+        str(confirm),
+    ]
+    assert main(argv) == 0
+    first = json.loads((confirm / "run.json").read_text())
+    assert main(["extend", str(confirm), "--seeds", "3"]) == 0
+    meta = json.loads((confirm / "run.json").read_text())
+    assert meta["kind"] == "confirm" and meta["seeds"] == [1, 2, 3]
+    assert meta["candidates"] == first["candidates"] and meta["from"] == first["from"]
+    df = read_results(confirm)
+    assert len(df) == 6 and set(df["status"]) == {"TERMINATED"} and set(df["seed"]) == {1, 2, 3}
+    rows = pd.read_csv(confirm / "report" / "confirm.csv")
+    assert set(rows.loc[rows["metric"] == meta["metric"], "n"]) == {3}
+    assert (confirm / "report" / "fig_confirm_search.html").is_file()
