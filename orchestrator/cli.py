@@ -129,6 +129,16 @@ class Plan(Command):
         return 0
 
 
+def _cluster_arguments(parser: argparse.ArgumentParser, address_help: str) -> None:
+    """``--address`` and ``--dashboard-host`` of the commands that go on with a run's trials."""
+    parser.add_argument("--address", help=f"{address_help} (default: RAY_ADDRESS or a local Ray)")
+    parser.add_argument(
+        "--dashboard-host",
+        default="127.0.0.1",
+        help="only when the dashboard must be reachable beyond this machine",
+    )
+
+
 class Resume(Command):
     name, help = (
         "resume",
@@ -137,12 +147,7 @@ class Resume(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("dir", type=Path, help="a run directory")
-        parser.add_argument("--address", help="the Ray cluster to continue on (default: RAY_ADDRESS or a local Ray)")
-        parser.add_argument(
-            "--dashboard-host",
-            default="127.0.0.1",
-            help="only when the dashboard must be reachable beyond this machine",
-        )
+        _cluster_arguments(parser, "the Ray cluster to continue on")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from orchestrator.resume import resume_run
@@ -170,12 +175,7 @@ class Extend(Command):
             help="the run's spec, edited: the variants, axis points or seeds it adds (the rest must stay as run)",
         )
         parser.add_argument("--samples", type=int, help="a search: this many more trials, sampled where it stopped")
-        parser.add_argument("--address", help="the Ray cluster to run on (default: RAY_ADDRESS or a local Ray)")
-        parser.add_argument(
-            "--dashboard-host",
-            default="127.0.0.1",
-            help="only when the dashboard must be reachable beyond this machine",
-        )
+        _cluster_arguments(parser, "the Ray cluster to run on")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from orchestrator.extend import extend_run

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +17,7 @@ import pytest
 from orchestrator.cli import main
 from reports.rundir.files import read_results
 
-from .test_faults import KILL_DRIVER, STUDY, _report, _values
+from .test_faults import STUDY, _killed, _report, _values
 
 PILOT = STUDY.replace("epochs: 2,", "epochs: 1,")  # variants a and b, seed 0, one epoch
 EDITED = PILOT.replace("seeds: [0]", "seeds: [0, 1]") + "  c: {lr: 2.0e-3}\n"
@@ -150,15 +146,7 @@ def test_an_extension_killed_midway_resumes_to_the_extension_straight_through(po
     where the uninterrupted ``extend --seeds 1`` ended."""
     run = tmp_path / "run"
     shutil.copytree(runs["copy"], run)
-    proc = subprocess.run(
-        [sys.executable, str(KILL_DRIVER), point, "extend", str(run), "--seeds", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RAY_ADDRESS": ray_local},
-        timeout=600,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    _killed(point, ["extend", str(run), "--seeds", "1"], ray_local)
     meta = json.loads((run / "run.json").read_text())
     assert meta["extensions"][-1]["trials"] == ["a_seed1", "b_seed1"]
     rows = read_results(run).set_index("trial_name")
@@ -251,15 +239,7 @@ def test_a_search_extension_killed_before_tune_saved_its_state_resumes(search_ru
     samples the two trials from the continued sampler, numbered after the run's."""
     run = tmp_path / "run"
     shutil.copytree(search_runs["copy"], run)
-    proc = subprocess.run(
-        [sys.executable, str(KILL_DRIVER), "tuner", "extend", str(run), "--samples", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RAY_ADDRESS": ray_local},
-        timeout=600,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    _killed("tuner", ["extend", str(run), "--samples", "2"], ray_local)
     assert (run / "tune-ext1" / "tuner.pkl").is_file() and len(read_results(run)) == 3
     assert main(["resume", str(run)]) == 0
     df = read_results(run).set_index("trial")
