@@ -178,15 +178,16 @@ class PromotionASHA(TrialScheduler):
         # RUNNING until Tune has saved it) would otherwise be lost, and wait for ever.
         self._resume: dict[str, int] = {}
         # resume: trials results.csv has as STOPPED (ended at a rung) that Tune's last saved
-        # state still held as waiting there; Tune requeues them, and they end again, untrained
-        self._stop_now: set[str] = set()
+        # state still held as waiting there; Tune requeues them, and they end again, untrained.
+        # By trial id -> the (iteration, value) points it reported, for the searcher (``_update``)
+        self._stop_now: dict[str, list[tuple[int, float]]] = {}
         self._seeded = not replay  # a fresh run has nothing to replay
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if not isinstance(self._resume, dict):  # pickled by an older version (a set, empty as created)
             self._resume = {}
-        self._stop_now = set()
+        self._stop_now = {}
         self._seeded = False  # unpickled by Tuner.restore: rebuild the rungs before the first decision
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
@@ -323,9 +324,17 @@ class PromotionASHA(TrialScheduler):
             if trial_id in by_id:
                 r.waiting.pop(trial_id)
                 tune_controller.stop_trial(by_id[trial_id])
-        for trial_id in sorted(self._stop_now & set(by_id)):
-            self._stop_now.discard(trial_id)
+        for trial_id in sorted(set(self._stop_now) & set(by_id)):
+            points = self._stop_now.pop(trial_id)
             if by_id[trial_id].status == Trial.PAUSED:
+                # Tune saves the searcher's state with its experiment state, so that state can
+                # predate the results this trial reported before the driver stopped; ended
+                # without them, OptunaSearch records it as pruned with no value (TPE then ranks
+                # it below every other pruned trial). Hand it what the trial reported first.
+                for iteration, value in points:
+                    tune_controller.search_alg.on_trial_result(
+                        trial_id, {self._metric: value, self._time_attr: iteration}
+                    )
                 tune_controller.stop_trial(by_id[trial_id])  # its row stays as results.csv has it
 
     # -- resume ------------------------------------------------------------------------------
@@ -343,9 +352,15 @@ class PromotionASHA(TrialScheduler):
             return
         rows = read_results(self._run_dir)
         rows = rows[rows["trial_id"] != ""].set_index("trial_name")
-        self._stop_now = set(rows.loc[rows["status"] == STOPPED, "trial_id"])
         df = pd.read_csv(curves)
         df = df[df["key"] == self._metric].sort_values("iteration", kind="stable")
+        stopped = rows[rows["status"] == STOPPED]
+        self._stop_now = {
+            rows.at[name, "trial_id"]: [
+                (int(p.iteration), float(p.value)) for p in df[df["trial_name"] == name].itertuples()
+            ]
+            for name in stopped.index
+        }
         r = self.rungs
         for name, points in df.groupby("trial_name", sort=False):
             if name not in rows.index or rows.at[name, "status"] == "ERROR":

@@ -42,6 +42,17 @@ class StoppedAwareOptunaSearch(OptunaSearch):
             return None
         return min(int(self._search.max_t), entry.full_iterations(config))
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # An epoch reported again: a resumed trial reruns the epochs after its last checkpoint,
+        # and ``PromotionASHA`` hands on what a trial reported before the driver stopped, some
+        # of which the restored state may hold. Optuna keeps the first value (and warns).
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and trial_id not in self._completed_trials:
+            frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+            if int(result.get("training_iteration", -1)) in frozen.intermediate_values:
+                return
+        super().on_trial_result(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result=result, error=error)

@@ -217,11 +217,14 @@ def test_resume_rebuilds_the_rungs_and_keeps_waiting_trials_waiting(tmp_path):
 
 class _Controller:
     """What PromotionASHA reads of Tune's controller: the trials, whether the searcher is
-    done, and ``stop_trial``."""
+    done, the results it tells the searcher, and ``stop_trial``."""
 
     def __init__(self, trials, finished: bool) -> None:
-        self.trials, self.finished, self.stopped = trials, finished, []
+        self.trials, self.finished, self.stopped, self.told = trials, finished, [], []
         self.search_alg = self
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.told.append((trial_id, result))
 
     def get_trials(self):
         return self.trials
@@ -297,6 +300,7 @@ def test_a_trial_stopped_at_a_rung_is_not_trained_again_on_resume(tmp_path):
     assert d.status == "PAUSED" and "id_d" not in scheduler.rungs.waiting
     assert scheduler.choose_trial_to_run(tune) is None
     assert tune.stopped == ["id_d"] and d.status == "TERMINATED"
+    assert tune.told == [("id_d", {"m": 0.4, "training_iteration": 1})]  # what it reported, for the searcher
 
 
 def test_an_extended_search_compares_its_new_trials_with_every_earlier_one(tmp_path):
@@ -345,3 +349,73 @@ def test_an_extended_search_compares_its_new_trials_with_every_earlier_one(tmp_p
     alone.on_trial_add(tune2, x2)
     x2.status = "RUNNING"
     assert alone.on_trial_result(tune2, x2, {"training_iteration": 1, "m": 0.85}) == "PAUSE"
+
+
+def test_a_trial_ended_again_on_resume_reaches_the_sampler_with_its_value(tmp_path):
+    """Found in CI (a search resumed after SIGKILL): Tune saves the searcher with its
+    experiment state, up to seconds before the driver dies. d had reported 0.4 at rung 1 and
+    was STOPPED there after that save, so the restored sampler still had it running with no
+    value; ended again untrained, it reached Optuna as pruned with no value, which TPE ranks
+    below every pruned trial. The scheduler must hand the sampler d's recorded values before
+    ending it; e's value, which the restored sampler already holds, is not told twice."""
+    import pickle
+    import warnings
+
+    import optuna
+    import pandas as pd
+    from ray.tune.search.search_generator import SearchGenerator
+
+    from orchestrator.asha import PromotionASHA, RunningLimiter
+    from orchestrator.searcher import StoppedAwareOptunaSearch
+
+    pd.DataFrame(
+        [
+            {"trial_name": n, "trial_id": f"id_{n}", "seed": 0, "status": s, "iterations": it}
+            for n, s, it in (("a", "TERMINATED", 2), ("d", "STOPPED", 1), ("e", "STOPPED", 1))
+        ]
+    ).to_csv(tmp_path / "results.csv", index=False)
+    pd.DataFrame(
+        [
+            {"trial_name": n, "iteration": i, "key": "m", "value": v}
+            for n, i, v in (("a", 1, 0.9), ("a", 2, 0.95), ("d", 1, 0.4), ("e", 1, 0.3))
+        ]
+    ).to_csv(tmp_path / "curves.csv", index=False)
+    # the sampler as Tune saved it: a finished, d and e drawn, only e's rung-1 value told
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    searcher = StoppedAwareOptunaSearch(space=space, metric="m", mode="max", seed=0)
+    for n in "ade":
+        searcher.suggest(f"id_{n}")
+    searcher.on_trial_result("id_a", {"m": 0.9, "training_iteration": 1})
+    searcher.on_trial_result("id_a", {"m": 0.95, "training_iteration": 2})
+    super(StoppedAwareOptunaSearch, searcher).on_trial_complete("id_a", {"m": 0.95, "training_iteration": 2})
+    searcher.on_trial_result("id_e", {"m": 0.3, "training_iteration": 1})
+    limiter = RunningLimiter(searcher, max_concurrent=1)
+    limiter.live_trials = {"id_d", "id_e"}
+    search_alg = SearchGenerator(limiter)
+
+    class Tune(_Controller):
+        def stop_trial(self, trial) -> None:  # Tune's stop_trial for a trial that is not running
+            self.search_alg.on_trial_complete(trial.trial_id)
+            super().stop_trial(trial)
+
+    d, e = _Trial("id_d", 1), _Trial("id_e", 1)  # requeued PENDING from their rung-1 checkpoints
+    tune = Tune([d, e], finished=True)
+    tune.search_alg = search_alg
+    tune.is_finished = lambda: True
+    created = PromotionASHA(
+        tmp_path, metric="m", mode="max", max_t=2, grace_period=1, reduction_factor=2, max_concurrent=1
+    )
+    scheduler = pickle.loads(pickle.dumps(created))  # as Tuner.restore has it
+    for t in (d, e):
+        scheduler.on_trial_add(tune, t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns of a step told twice
+        assert scheduler.choose_trial_to_run(tune) is None
+    assert sorted(tune.stopped) == ["id_d", "id_e"]
+    trials = {tid: searcher._ot_study.trials[t.number] for tid, t in searcher._ot_trials.items()}
+    S = optuna.trial.TrialState
+    assert {tid: (t.state, t.value, t.intermediate_values) for tid, t in trials.items()} == {
+        "id_a": (S.COMPLETE, 0.95, {1: 0.9, 2: 0.95}),
+        "id_d": (S.PRUNED, 0.4, {1: 0.4}),
+        "id_e": (S.PRUNED, 0.3, {1: 0.3}),
+    }
