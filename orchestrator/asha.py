@@ -177,9 +177,10 @@ class PromotionASHA(TrialScheduler):
         # reads PAUSED: a trial promoted while its own pause is still in progress (it reads
         # RUNNING until Tune has saved it) would otherwise be lost, and wait for ever.
         self._resume: dict[str, int] = {}
-        # resume: trials results.csv has as STOPPED (ended at a rung) that Tune's last saved
-        # state still held as waiting there; Tune requeues them, and they end again, untrained.
-        # By trial id -> the (iteration, value) points it reported, for the searcher (``_update``)
+        # resume: trials results.csv has as ended (STOPPED at a rung, or TERMINATED) that
+        # Tune's last saved state still held as waiting or running: Tune requeues them from
+        # an older checkpoint, and they end again, untrained. By trial id -> the (iteration,
+        # value) points it reported, for the searcher (``_update``)
         self._stop_now: dict[str, list[tuple[int, float]]] = {}
         self._seeded = not replay  # a fresh run has nothing to replay
 
@@ -345,7 +346,7 @@ class PromotionASHA(TrialScheduler):
         import pandas as pd
 
         from reports.rundir.files import read_results
-        from reports.rundir.names import CURVES_FILE, RESULTS_FILE, STOPPED, UNFINISHED
+        from reports.rundir.names import CURVES_FILE, FINISHED, RESULTS_FILE, UNFINISHED
 
         results, curves = self._run_dir / RESULTS_FILE, self._run_dir / CURVES_FILE
         if not results.is_file() or not curves.is_file():
@@ -354,12 +355,11 @@ class PromotionASHA(TrialScheduler):
         rows = rows[rows["trial_id"] != ""].set_index("trial_name")
         df = pd.read_csv(curves)
         df = df[df["key"] == self._metric].sort_values("iteration", kind="stable")
-        stopped = rows[rows["status"] == STOPPED]
         self._stop_now = {
             rows.at[name, "trial_id"]: [
                 (int(p.iteration), float(p.value)) for p in df[df["trial_name"] == name].itertuples()
             ]
-            for name in stopped.index
+            for name in rows.index[rows["status"].isin(FINISHED)]
         }
         r = self.rungs
         for name, points in df.groupby("trial_name", sort=False):

@@ -54,11 +54,19 @@ class StoppedAwareOptunaSearch(OptunaSearch):
         super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if error or not result or trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if error or trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result=result, error=error)
         import optuna
 
         ot_trial = self._ot_trials[trial_id]
+        if not result:
+            # Tune ends a trial that is not running (waiting at a rung, or requeued by
+            # ``resume`` after it had ended) with no result: its last reported epoch is it
+            reported = self._ot_study._storage.get_trial(ot_trial._trial_id).intermediate_values
+            if not reported:
+                return super().on_trial_complete(trial_id, result=result, error=error)
+            last = max(reported)
+            result = {self.metric: reported[last], "training_iteration": last}
         reached = int(result.get("training_iteration", 0))
         value = result.get(self.metric)
         frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)

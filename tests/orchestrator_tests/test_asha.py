@@ -351,13 +351,15 @@ def test_an_extended_search_compares_its_new_trials_with_every_earlier_one(tmp_p
     assert alone.on_trial_result(tune2, x2, {"training_iteration": 1, "m": 0.85}) == "PAUSE"
 
 
-def test_a_trial_ended_again_on_resume_reaches_the_sampler_with_its_value(tmp_path):
+def test_trials_ended_before_a_resume_are_not_trained_again_and_reach_the_sampler_with_their_values(tmp_path):
     """Found in CI (a search resumed after SIGKILL): Tune saves the searcher with its
-    experiment state, up to seconds before the driver dies. d had reported 0.4 at rung 1 and
-    was STOPPED there after that save, so the restored sampler still had it running with no
-    value; ended again untrained, it reached Optuna as pruned with no value, which TPE ranks
-    below every pruned trial. The scheduler must hand the sampler d's recorded values before
-    ending it; e's value, which the restored sampler already holds, is not told twice."""
+    experiment state, up to seconds before the driver dies. After that save, d reported 0.4
+    at rung 1 and was STOPPED there, and b, waiting at rung 1, was promoted and ran to the
+    end (max_t 2). Tune requeues both from their rung-1 checkpoints: b must not be trained
+    again (its row and its value stay as they were), and neither may reach the restored
+    sampler without the values it reported: d reached Optuna as pruned with no value, which
+    TPE ranks below every pruned trial. e's value, which the restored sampler already holds,
+    is not told twice."""
     import pickle
     import warnings
 
@@ -368,54 +370,65 @@ def test_a_trial_ended_again_on_resume_reaches_the_sampler_with_its_value(tmp_pa
     from orchestrator.asha import PromotionASHA, RunningLimiter
     from orchestrator.searcher import StoppedAwareOptunaSearch
 
+    ended = {"a": ("TERMINATED", [0.9, 0.95]), "b": ("TERMINATED", [0.7, 0.75]), "d": ("STOPPED", [0.4])}
+    ended["e"] = ("STOPPED", [0.3])
     pd.DataFrame(
         [
-            {"trial_name": n, "trial_id": f"id_{n}", "seed": 0, "status": s, "iterations": it}
-            for n, s, it in (("a", "TERMINATED", 2), ("d", "STOPPED", 1), ("e", "STOPPED", 1))
+            {"trial_name": n, "trial_id": f"id_{n}", "seed": 0, "status": s, "iterations": len(v)}
+            for n, (s, v) in ended.items()
         ]
     ).to_csv(tmp_path / "results.csv", index=False)
     pd.DataFrame(
         [
-            {"trial_name": n, "iteration": i, "key": "m", "value": v}
-            for n, i, v in (("a", 1, 0.9), ("a", 2, 0.95), ("d", 1, 0.4), ("e", 1, 0.3))
+            {"trial_name": n, "iteration": i, "key": "m", "value": x}
+            for n, (_, v) in ended.items()
+            for i, x in enumerate(v, start=1)
         ]
     ).to_csv(tmp_path / "curves.csv", index=False)
-    # the sampler as Tune saved it: a finished, d and e drawn, only e's rung-1 value told
+
+    class Sampler(StoppedAwareOptunaSearch):
+        def full_length(self, params):
+            return 2  # every trial here runs 2 epochs in full (the search plan's rule, tested end to end)
+
+    # the sampler as Tune saved it: a finished; b and e told their rung-1 values; d nothing
     space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
-    searcher = StoppedAwareOptunaSearch(space=space, metric="m", mode="max", seed=0)
-    for n in "ade":
+    searcher = Sampler(space=space, metric="m", mode="max", seed=0)
+    for n in "abde":
         searcher.suggest(f"id_{n}")
-    searcher.on_trial_result("id_a", {"m": 0.9, "training_iteration": 1})
-    searcher.on_trial_result("id_a", {"m": 0.95, "training_iteration": 2})
-    super(StoppedAwareOptunaSearch, searcher).on_trial_complete("id_a", {"m": 0.95, "training_iteration": 2})
+    for i, x in enumerate(ended["a"][1], start=1):
+        searcher.on_trial_result("id_a", {"m": x, "training_iteration": i})
+    searcher.on_trial_complete("id_a", {"m": 0.95, "training_iteration": 2})
+    searcher.on_trial_result("id_b", {"m": 0.7, "training_iteration": 1})
     searcher.on_trial_result("id_e", {"m": 0.3, "training_iteration": 1})
     limiter = RunningLimiter(searcher, max_concurrent=1)
-    limiter.live_trials = {"id_d", "id_e"}
-    search_alg = SearchGenerator(limiter)
+    limiter.live_trials = {"id_b", "id_d", "id_e"}
 
     class Tune(_Controller):
         def stop_trial(self, trial) -> None:  # Tune's stop_trial for a trial that is not running
             self.search_alg.on_trial_complete(trial.trial_id)
             super().stop_trial(trial)
 
-    d, e = _Trial("id_d", 1), _Trial("id_e", 1)  # requeued PENDING from their rung-1 checkpoints
-    tune = Tune([d, e], finished=True)
-    tune.search_alg = search_alg
-    tune.is_finished = lambda: True
+        def is_finished(self) -> bool:
+            return True
+
+    requeued = [_Trial(f"id_{n}", 1) for n in "bde"]  # PENDING, from their rung-1 checkpoints
+    tune = Tune(requeued, finished=True)
+    tune.search_alg = SearchGenerator(limiter)
     created = PromotionASHA(
         tmp_path, metric="m", mode="max", max_t=2, grace_period=1, reduction_factor=2, max_concurrent=1
     )
     scheduler = pickle.loads(pickle.dumps(created))  # as Tuner.restore has it
-    for t in (d, e):
+    for t in requeued:
         scheduler.on_trial_add(tune, t)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Optuna warns of a step told twice
         assert scheduler.choose_trial_to_run(tune) is None
-    assert sorted(tune.stopped) == ["id_d", "id_e"]
+    assert sorted(tune.stopped) == ["id_b", "id_d", "id_e"]
     trials = {tid: searcher._ot_study.trials[t.number] for tid, t in searcher._ot_trials.items()}
     S = optuna.trial.TrialState
     assert {tid: (t.state, t.value, t.intermediate_values) for tid, t in trials.items()} == {
         "id_a": (S.COMPLETE, 0.95, {1: 0.9, 2: 0.95}),
+        "id_b": (S.COMPLETE, 0.75, {1: 0.7, 2: 0.75}),
         "id_d": (S.PRUNED, 0.4, {1: 0.4}),
         "id_e": (S.PRUNED, 0.3, {1: 0.3}),
     }
