@@ -3,6 +3,10 @@ because cells mix bold, math and significance markers that pandas would escape."
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Any
+
 from reports._format import (
     LEGEND,
     difference_caption,
@@ -64,7 +68,10 @@ WIDE_METRICS = 3
 STATS_METRICS = 3
 STATS_ROWS = 16
 _SETUP = [r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{4pt}"]
-NEEDS = r"% Needs \usepackage{booktabs}. Set in \footnotesize, never scaled; \input it as it is."
+#: Between a caption and its table's top rule (a caption above a table gets no space below
+#: it from the standard classes)
+GAP = r"\smallskip"
+NEEDS = r"% Needs \usepackage{booktabs,siunitx}. Set in \footnotesize, never scaled; \input it as it is."
 
 
 #: Row labels and text cells longer than this (characters) break into lines at ", " (a
@@ -94,28 +101,116 @@ def _wrapped(text: str, limit: int) -> str:
     return r"\begin{tabular}[t]{@{}l@{}}" + r" \\ ".join(escape(x) for x in lines) + r"\end{tabular}"
 
 
+# -- numbers: siunitx ``S`` columns ---------------------------------------------------------
+# Numbers are set in siunitx's ``S`` columns, which align them on the decimal marker (a bold
+# best value, whose digits are wider, included) and typeset a true minus sign; no other
+# package does both. Each column's ``table-format`` is computed from the numbers it holds.
+
+#: A number as the tables write it: an optional comparator (``<0.001``), sign, digits.
+_NUMBER = re.compile(r"^([<>]?)([+-]?)(\d+)(?:\.(\d+))?$")
+_EXPONENT = re.compile(r"^([+-]?\d+(?:\.\d+)?)e([+-]?)0*(\d+)$")
+
+
 def _m(text: str) -> str:
-    """A number in math mode: a true minus sign, not a hyphen."""
-    return text if text == "n/a" else f"${text}$"
+    """A number in math mode (a true minus sign, not a hyphen; ``2.3e-05`` as a power of
+    ten); other text escaped as it is."""
+    if _NUMBER.match(text):
+        return f"${text}$"
+    if e := _EXPONENT.match(text):
+        mantissa, sign, power = e.groups()
+        return rf"${mantissa} \times 10^{{{'-' if sign == '-' else ''}{power}}}$"
+    return escape(text)
 
 
-def _mean_std(table: AblationTable, v: str, m: str, n_seeds: int, *, stars: bool) -> str:
+@dataclass(frozen=True)
+class Num:
+    """A cell of an ``S`` column: ``text`` as ``num`` or ``signed`` writes it (or "n/a",
+    "--"), in bold where ``bold``, ``post`` (LaTeX: significance stars, a note) after it."""
+
+    text: str
+    bold: bool = False
+    post: str = ""
+
+
+def s_format(texts: list[str]) -> str | None:
+    """siunitx's ``table-format`` for these numbers: room for the widest integer part, the
+    most decimals, a sign and a comparator where any has one (None: no number among them)."""
+    found = [m.groups() for t in texts if (m := _NUMBER.match(t))]
+    if not found:
+        return None
+    comparator = next((c for c, _, _, _ in found if c), "")
+    sign = "+" if any(s for _, s, _, _ in found) else ""
+    digits = max(len(i) for _, _, i, _ in found)
+    decimals = max(len(d or "") for _, _, _, d in found)
+    return f"{comparator}{sign}{digits}" + (f".{decimals}" if decimals else "")
+
+
+def s_column(cells: list[Num]) -> str:
+    """The column specification for these cells: an ``S`` column sized for them (a plain
+    ``c`` where none is a number)."""
+    fmt = s_format([c.text for c in cells])
+    if fmt is None:
+        return "c"
+    options = [f"table-format={fmt}", "detect-weight", "mode=math", "retain-explicit-plus"]
+    posts = [c.post for c in cells if c.post]
+    if posts:  # room for the longest text after a number (by characters: stars, a note)
+        options.append("table-space-text-post={" + max(posts, key=_visible_length) + "}")
+    return "S[" + ", ".join(options) + "]"
+
+
+def _visible_length(latex: str) -> int:
+    return len(re.sub(r"\\[a-z]+|[${}^]", "", latex))
+
+
+def s_cell(cell: Num) -> str:
+    """A cell of an ``S`` column: a number as siunitx reads it, other text in braces."""
+    if not _NUMBER.match(cell.text):
+        return "{" + escape(cell.text) + "}"
+    post = "{" + cell.post + "}" if cell.post else ""
+    return (r"\bfseries " if cell.bold else "") + cell.text + post
+
+
+def _interval_cell(text: str) -> str:
+    """``[-0.041, -0.009]`` in math mode (true minus signs); "[CI n/a]", "--" as text."""
+    if text.startswith("[") and all(_NUMBER.match(x.strip()) for x in text[1:-1].split(",")):
+        return f"${text}$"
+    return escape(text)
+
+
+#: Between a mean's column and its standard deviation's: the two align apart.
+PM = r"@{${}\pm{}$}"
+
+
+def _mean_std(table: AblationTable, v: str, m: str, n_seeds: int, *, stars: bool) -> tuple[Num, Num]:
+    """Mean (bold where best) and std, the stars and a count of seeds where fewer after it."""
     c = table.cells[(v, m)]
-    mean = rf"\mathbf{{{num(c.mean)}}}" if c.best else num(c.mean)
     star = marker(c.p_holm) if stars and v != table.reference else ""
-    text = f"${mean} \\pm {num(c.std)}" + (f"^{{{star}}}" if star else "") + "$"
-    return text + (f" (n={c.n})" if c.n < n_seeds else "")
+    post = (f"$^{{{star}}}$" if star else "") + (rf"\,(n={c.n})" if c.n < n_seeds else "")
+    return Num(num(c.mean), bold=bool(c.best)), Num(num(c.std), post=post)
+
+
+def _mean_std_columns(cells: list[tuple[Num, Num]]) -> str:
+    return s_column([a for a, _ in cells]) + PM + s_column([b for _, b in cells])
+
+
+def _mean_std_cells(cell: tuple[Num, Num]) -> str:
+    mean, std = cell
+    if not _NUMBER.match(mean.text):  # no mean (no trial ended): one "n/a" over both columns
+        return r"\multicolumn{2}{c}{" + escape(mean.text) + "}"
+    return s_cell(mean) + " & " + s_cell(std)
 
 
 def _header(table: AblationTable, metrics: list[str]) -> list[str]:
     """Two header rows: the metric's domain (or first word), then the measure: long names
-    such as ``cross_domain tar@far=1e-3`` would otherwise set a column's width."""
+    such as ``cross_domain tar@far=1e-3`` would otherwise set a column's width. Each
+    metric spans its mean's and its std's columns."""
     tops, bottoms = [], []
     for m in metrics:
         words = metric_label(m).rsplit(" ", 1)
         top, bottom = (words[0], words[1]) if len(words) == 2 else ("", words[0])
-        tops.append(escape(top))
-        bottoms.append(escape(bottom) + ("" if table.modes[m] == "max" else r" $\downarrow$"))
+        tops.append(r"\multicolumn{2}{c}{" + escape(top) + "}")
+        bottom = escape(bottom) + ("" if table.modes[m] == "max" else r" $\downarrow$")
+        bottoms.append(r"\multicolumn{2}{c}{" + bottom + "}")
     return [" & ".join([""] + tops) + r" \\", " & ".join([escape(table.row_header)] + bottoms) + r" \\"]
 
 
@@ -125,10 +220,12 @@ def _row_name(table: AblationTable, v: str) -> str:
 
 
 def _grid(table: AblationTable, metrics: list[str], n_seeds: int) -> list[str]:
-    lines = [r"\begin{tabular}{@{}l" + "r" * len(metrics) + "@{}}", r"\toprule", *_header(table, metrics), r"\midrule"]
+    cells = {(v, m): _mean_std(table, v, m, n_seeds, stars=True) for v in table.variants for m in metrics}
+    spec = "".join(_mean_std_columns([cells[(v, m)] for v in table.variants]) for m in metrics)
+    lines = [r"\begin{tabular}{@{}l" + spec + "@{}}", r"\toprule", *_header(table, metrics), r"\midrule"]
     for v in table.variants:
-        cells = [_row_name(table, v)] + [_mean_std(table, v, m, n_seeds, stars=True) for m in metrics]
-        lines.append(" & ".join(cells) + r" \\")
+        row = [_row_name(table, v)] + [_mean_std_cells(cells[(v, m)]) for m in metrics]
+        lines.append(" & ".join(row) + r" \\")
     return lines + [r"\bottomrule", r"\end{tabular}"]
 
 
@@ -173,6 +270,7 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
             *_SETUP,
             r"\caption{" + _math(_grid_caption(table, n_seeds, caption_note)).strip() + pointers + "}",
             _label(table),
+            GAP,
             *_grid(table, metrics, n_seeds),
             r"\end{table}",
             "",
@@ -197,6 +295,7 @@ def ablation_full_latex(table: AblationTable, *, caption_note: str = "") -> str:
             *_SETUP,
             r"\caption{" + _math(_grid_caption(table, n_seeds, caption_note)).strip() + "}",
             _label(table, "-full"),
+            GAP,
             *body,
             r"\end{table*}",
             "",
@@ -221,44 +320,55 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
             + ". "
             + (f"{difference_caption(table)} {power_sentence(table)} {caption_note}" if not k else "")
         )
+        # the float's cells first: each column's format is computed from all of them
+        body: list[tuple[str | None, Any]] = []  # (variant, its cells); None: a metric's heading
+        for m, variants, part in chunk:
+            name = escape(metric_label(m)) + (r" $\downarrow$" if table.modes[m] == "min" else "")
+            kind = "secondary" if table.is_secondary(m) else ("primary" if m == table.primary else "")
+            kind += (", " if kind else "") + "continued" if part else ""
+            body.append((None, name + (f" ({kind})" if kind else "")))
+            for v in variants:
+                c = table.cells[(v, m)]
+                if v == table.reference:
+                    stats = [Num("--"), "--", Num("--"), Num("--"), Num("--")]
+                elif c.diff is None:
+                    stats = [Num("n/a"), "n/a", Num("n/a"), Num("n/a"), Num("n/a")]
+                else:
+                    star = marker(c.p_holm)
+                    stats = [
+                        Num(signed(c.diff), post=f"$^{{{star}}}$" if star else ""),
+                        interval(c.sim_low, c.sim_high) if c.sim_low is not None else "[CI n/a]",
+                        Num(pvalue(c.p_holm)),
+                        Num(num(c.effect, 2)),
+                        Num(num(c.mde)),
+                    ]
+                body.append((v, [_mean_std(table, v, m, n_seeds, stars=False), *stats]))
+        rows = [r for v, r in body if v is not None]
+        spec = (
+            "@{}l"
+            + _mean_std_columns([r[0] for r in rows])
+            + s_column([r[1] for r in rows])
+            + "l"  # the interval: signed, fixed decimals, so its digits align left
+            + "".join(s_column([r[k] for r in rows]) for k in (3, 4, 5))
+            + "@{}"
+        )
         lines = [
             r"\begin{table*}[t]",
             *_SETUP,
             r"\caption{" + _math(caption).strip() + "}",
             _label(table, "-stats" + (f"-{k + 1}" if k else "")),
-            r"\begin{tabular}{@{}lrrrrr@{}}",
+            GAP,
+            r"\begin{tabular}{" + spec + "}",
             r"\toprule",
-            f"{escape(table.row_header)} & mean $\\pm$ std & $\\Delta$ [simult.\\ CI] & $p$ & {es} & MDE \\\\",
+            f"{escape(table.row_header)} & \\multicolumn{{2}}{{c}}{{mean $\\pm$ std}} & {{$\\Delta$}} & "
+            f"[simult.\\ CI] & {{$p$}} & {{{es}}} & {{MDE}} \\\\",
         ]
-        for m, variants, part in chunk:
-            name = escape(metric_label(m)) + (r" $\downarrow$" if table.modes[m] == "min" else "")
-            kind = "secondary" if table.is_secondary(m) else ("primary" if m == table.primary else "")
-            kind += (", " if kind else "") + "continued" if part else ""
-            lines += [
-                r"\midrule",
-                rf"\multicolumn{{6}}{{@{{}}l}}{{\emph{{{name}}}" + (f" ({kind})" if kind else "") + r"} \\",
-            ]
-            for v in variants:
-                c = table.cells[(v, m)]
-                row = [_row_name(table, v), _mean_std(table, v, m, n_seeds, stars=False)]
-                if v == table.reference:
-                    row += ["--", "--", "--", "--"]
-                elif c.diff is None:
-                    row += ["n/a", "n/a", "n/a", "n/a"]
-                else:
-                    star = marker(c.p_holm)
-                    row += [
-                        f"${signed(c.diff)}"
-                        + (f"^{{{star}}}" if star else "")
-                        + "$ "
-                        + _m(interval(c.sim_low, c.sim_high))
-                        if c.sim_low is not None
-                        else f"${signed(c.diff)}$ [CI n/a]",
-                        _m(pvalue(c.p_holm)),
-                        _m(num(c.effect, 2)),
-                        _m(num(c.mde)),
-                    ]
-                lines.append(" & ".join(row) + r" \\")
+        for v, r in body:
+            if v is None:
+                lines += [r"\midrule", rf"\multicolumn{{8}}{{@{{}}l}}{{\emph{{{r}}}}} \\"]
+                continue
+            cells = [_row_name(table, v), _mean_std_cells(r[0]), s_cell(r[1]), _interval_cell(r[2])]
+            lines.append(" & ".join(cells + [s_cell(x) for x in r[3:]]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
         out += lines
     return "\n".join(out)
@@ -353,7 +463,26 @@ def frame_latex(
         return str((formats or {}).get(c, lambda x: num(x, digits) if isinstance(x, float) else str(x))(v))
 
     texts = [[raw(c, v) for c, v in zip(cols, r)] for r in frame.itertuples(index=False)]
-    cells = [[_wrapped(t, CELL_CHARS) for t in row] for row in texts]
+    # a numeric column of plain numbers is an ``S`` column; one written otherwise (``2.3e-05``)
+    # is right-aligned in math mode
+    aligned = [
+        numeric[j] and all(_NUMBER.match(row[j]) or row[j] in ("n/a", "nan", "") for row in texts)
+        for j in range(len(cols))
+    ]
+    specs = [
+        s_column([Num(row[j]) for row in texts]) if aligned[j] else ("r" if numeric[j] else "l")
+        for j in range(len(cols))
+    ]
+    cells = [
+        [
+            s_cell(Num(t, bold=(i, cols[j]) in bold))
+            if aligned[j]
+            else (_m(t) if numeric[j] else _wrapped(t, CELL_CHARS))
+            for j, t in enumerate(row)
+        ]
+        for i, row in enumerate(texts)
+    ]
+    heads = [h if not aligned[j] else "{" + h + "}" for j, h in enumerate(heads)]
     widths = [
         max([len(str((header or {}).get(c, c)))] + [max(map(len, _lines(row[j], CELL_CHARS))) for row in texts])
         * CHAR_PT
@@ -365,12 +494,15 @@ def frame_latex(
         if k:
             body.append(r"\par\medskip")
         body += [
-            r"\begin{tabular}{@{}" + "".join("r" if numeric[j] else "l" for j in block) + "@{}}",
+            r"\begin{tabular}{@{}" + "".join(specs[j] for j in block) + "@{}}",
             r"\toprule",
             " & ".join(heads[j] for j in block) + r" \\",
             r"\midrule",
             *[
-                " & ".join((r"\textbf{" + row[j] + "}") if (i, cols[j]) in bold else row[j] for j in block) + r" \\"
+                " & ".join(
+                    (r"\textbf{" + row[j] + "}") if (i, cols[j]) in bold and not aligned[j] else row[j] for j in block
+                )
+                + r" \\"
                 for i, row in enumerate(cells)
             ],
             r"\bottomrule",
@@ -383,6 +515,7 @@ def frame_latex(
             *_SETUP,
             r"\caption{" + _math(caption).strip() + "}",
             r"\label{tab:" + label_key(label) + "}",
+            GAP,
             *body,
             r"\end{table*}",
             "",

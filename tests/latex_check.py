@@ -30,7 +30,7 @@ def layout_problems(tables: list[Path], tmp_path: Path) -> dict[str, list[str]]:
         work = tmp_path / f"doc{i}"
         work.mkdir(parents=True, exist_ok=True)
         (work / "doc.tex").write_text(
-            f"{cls}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n{inputs}\\end{{document}}\n"
+            f"{cls}\n\\usepackage{{booktabs,siunitx}}\n\\begin{{document}}\n{inputs}\\end{{document}}\n"
         )
         proc = subprocess.run(
             ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
