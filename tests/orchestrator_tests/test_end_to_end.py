@@ -452,8 +452,8 @@ def test_lora_rank_keeps_its_type_from_the_spec_to_the_latex_table(search_run):
     # the table's column blocks (each starts with rank and trial): the one with lora_rank
     blocks = (search_run / "report" / "top_k.tex").read_text().split(r"\begin{tabular}")[1:]
     lines = next(b for b in blocks if "lora\\_rank" in b.split(r"\midrule")[0]).splitlines()
-    header = next(ln for ln in lines if ln.startswith("rank & trial"))
-    column = [c.strip() for c in header.rstrip("\\ ").split("&")].index("lora\\_rank")
+    header = next(ln for ln in lines if ln.startswith("{rank} & trial"))  # (an S column's head in braces)
+    column = [c.strip().strip("{}") for c in header.rstrip("\\ ").split("&")].index("lora\\_rank")
     rows = [ln for ln in lines if ln.split("&")[0].strip().isdigit()]
     cells = [ln.rstrip("\\ ").split("&")[column].strip() for ln in rows]
     top = df[df["status"] == "TERMINATED"].sort_values("val/cross_domain/acc", ascending=False).head(len(rows))
