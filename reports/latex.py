@@ -1,10 +1,9 @@
-"""LaTeX rendering (booktabs). Written by hand rather than with ``DataFrame.to_latex``
-because cells mix bold, math and significance markers that pandas would escape."""
+"""LaTeX tables (booktabs, numbers in siunitx ``S`` columns): what each table holds, its
+caption and how it is split to fit the page. The cells themselves are ``latex_cells``'."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from reports._format import (
@@ -19,31 +18,21 @@ from reports._format import (
     signed,
 )
 from reports.ablation import AblationTable, power_sentence
-
-_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "†": r"$^\dagger$",
-    "±": r"$\pm$",
-}
-
-
-def escape(text: str) -> str:
-    """Escape LaTeX's special characters in plain text."""
-    return "".join(_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def _math(text: str) -> str:
-    """Escape plain text, then typeset the few symbols the captions use."""
-    return escape(text).replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("<", r"$<$").replace("d\\_z", r"$d_z$")
+from reports.latex_cells import (
+    CELL_CHARS,
+    NUMBER,
+    PM,
+    ROW_CHARS,
+    Num,
+    break_lines,
+    escape,
+    interval_cell,
+    math_number,
+    prose,
+    s_cell,
+    s_column,
+    wrapped,
+)
 
 
 def label_key(text: str) -> str:
@@ -74,113 +63,6 @@ GAP = r"\smallskip"
 NEEDS = r"% Needs \usepackage{booktabs,siunitx}. Set in \footnotesize, never scaled; \input it as it is."
 
 
-#: Row labels and text cells longer than this (characters) break into lines at ", " (a
-#: sensitivity point's settings, a candidate's settings).
-ROW_CHARS, CELL_CHARS = 26, 40
-
-
-def _lines(text: str, limit: int) -> list[str]:
-    """``text`` in lines of at most ``limit`` characters, broken after ", " (a part longer
-    than ``limit`` stays whole)."""
-    parts = text.split(", ")
-    lines = [parts[0]]
-    for part in parts[1:]:
-        if len(lines[-1]) + 2 + len(part) <= limit:
-            lines[-1] += ", " + part
-        else:
-            lines[-1] += ","
-            lines.append(part)
-    return lines
-
-
-def _wrapped(text: str, limit: int) -> str:
-    """An escaped cell; in lines (a nested tabular) where longer than ``limit``."""
-    lines = _lines(str(text), limit)
-    if len(lines) == 1:
-        return escape(lines[0])
-    return r"\begin{tabular}[t]{@{}l@{}}" + r" \\ ".join(escape(x) for x in lines) + r"\end{tabular}"
-
-
-# -- numbers: siunitx ``S`` columns ---------------------------------------------------------
-# Numbers are set in siunitx's ``S`` columns, which align them on the decimal marker (a bold
-# best value, whose digits are wider, included) and typeset a true minus sign; no other
-# package does both. Each column's ``table-format`` is computed from the numbers it holds.
-
-#: A number as the tables write it: an optional comparator (``<0.001``), sign, digits.
-_NUMBER = re.compile(r"^([<>]?)([+-]?)(\d+)(?:\.(\d+))?$")
-_EXPONENT = re.compile(r"^([+-]?\d+(?:\.\d+)?)e([+-]?)0*(\d+)$")
-
-
-def _m(text: str) -> str:
-    """A number in math mode (a true minus sign, not a hyphen; ``2.3e-05`` as a power of
-    ten); other text escaped as it is."""
-    if _NUMBER.match(text):
-        return f"${text}$"
-    if e := _EXPONENT.match(text):
-        mantissa, sign, power = e.groups()
-        return rf"${mantissa} \times 10^{{{'-' if sign == '-' else ''}{power}}}$"
-    return escape(text)
-
-
-@dataclass(frozen=True)
-class Num:
-    """A cell of an ``S`` column: ``text`` as ``num`` or ``signed`` writes it (or "n/a",
-    "--"), in bold where ``bold``, ``post`` (LaTeX: significance stars, a note) after it."""
-
-    text: str
-    bold: bool = False
-    post: str = ""
-
-
-def s_format(texts: list[str]) -> str | None:
-    """siunitx's ``table-format`` for these numbers: room for the widest integer part, the
-    most decimals, a sign and a comparator where any has one (None: no number among them)."""
-    found = [m.groups() for t in texts if (m := _NUMBER.match(t))]
-    if not found:
-        return None
-    comparator = next((c for c, _, _, _ in found if c), "")
-    sign = "+" if any(s for _, s, _, _ in found) else ""
-    digits = max(len(i) for _, _, i, _ in found)
-    decimals = max(len(d or "") for _, _, _, d in found)
-    return f"{comparator}{sign}{digits}" + (f".{decimals}" if decimals else "")
-
-
-def s_column(cells: list[Num]) -> str:
-    """The column specification for these cells: an ``S`` column sized for them (a plain
-    ``c`` where none is a number)."""
-    fmt = s_format([c.text for c in cells])
-    if fmt is None:
-        return "c"
-    options = [f"table-format={fmt}", "detect-weight", "mode=math", "retain-explicit-plus"]
-    posts = [c.post for c in cells if c.post]
-    if posts:  # room for the longest text after a number (by characters: stars, a note)
-        options.append("table-space-text-post={" + max(posts, key=_visible_length) + "}")
-    return "S[" + ", ".join(options) + "]"
-
-
-def _visible_length(latex: str) -> int:
-    return len(re.sub(r"\\[a-z]+|[${}^]", "", latex))
-
-
-def s_cell(cell: Num) -> str:
-    """A cell of an ``S`` column: a number as siunitx reads it, other text in braces."""
-    if not _NUMBER.match(cell.text):
-        return "{" + escape(cell.text) + "}"
-    post = "{" + cell.post + "}" if cell.post else ""
-    return (r"\bfseries " if cell.bold else "") + cell.text + post
-
-
-def _interval_cell(text: str) -> str:
-    """``[-0.041, -0.009]`` in math mode (true minus signs); "[CI n/a]", "--" as text."""
-    if text.startswith("[") and all(_NUMBER.match(x.strip()) for x in text[1:-1].split(",")):
-        return f"${text}$"
-    return escape(text)
-
-
-#: Between a mean's column and its standard deviation's: the two align apart.
-PM = r"@{${}\pm{}$}"
-
-
 def _mean_std(table: AblationTable, v: str, m: str, n_seeds: int, *, stars: bool) -> tuple[Num, Num]:
     """Mean (bold where best) and std, the stars and a count of seeds where fewer after it."""
     c = table.cells[(v, m)]
@@ -195,7 +77,7 @@ def _mean_std_columns(cells: list[tuple[Num, Num]]) -> str:
 
 def _mean_std_cells(cell: tuple[Num, Num]) -> str:
     mean, std = cell
-    if not _NUMBER.match(mean.text):  # no mean (no trial ended): one "n/a" over both columns
+    if not NUMBER.match(mean.text):  # no mean (no trial ended): one "n/a" over both columns
         return r"\multicolumn{2}{c}{" + escape(mean.text) + "}"
     return s_cell(mean) + " & " + s_cell(std)
 
@@ -215,7 +97,7 @@ def _header(table: AblationTable, metrics: list[str]) -> list[str]:
 
 
 def _row_name(table: AblationTable, v: str) -> str:
-    name = _wrapped(table.label(v), ROW_CHARS)
+    name = wrapped(table.label(v), ROW_CHARS)
     return rf"\textit{{{name}}}" if v == table.reference else name
 
 
@@ -268,7 +150,7 @@ def ablation_latex(table: AblationTable, *, caption_note: str = "") -> str:
             NEEDS,
             r"\begin{table}[t]",
             *_SETUP,
-            r"\caption{" + _math(_grid_caption(table, n_seeds, caption_note)).strip() + pointers + "}",
+            r"\caption{" + prose(_grid_caption(table, n_seeds, caption_note)).strip() + pointers + "}",
             _label(table),
             GAP,
             *_grid(table, metrics, n_seeds),
@@ -293,7 +175,7 @@ def ablation_full_latex(table: AblationTable, *, caption_note: str = "") -> str:
             NEEDS,
             r"\begin{table*}[t]",
             *_SETUP,
-            r"\caption{" + _math(_grid_caption(table, n_seeds, caption_note)).strip() + "}",
+            r"\caption{" + prose(_grid_caption(table, n_seeds, caption_note)).strip() + "}",
             _label(table, "-full"),
             GAP,
             *body,
@@ -355,7 +237,7 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
         lines = [
             r"\begin{table*}[t]",
             *_SETUP,
-            r"\caption{" + _math(caption).strip() + "}",
+            r"\caption{" + prose(caption).strip() + "}",
             _label(table, "-stats" + (f"-{k + 1}" if k else "")),
             GAP,
             r"\begin{tabular}{" + spec + "}",
@@ -363,11 +245,11 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
             f"{escape(table.row_header)} & \\multicolumn{{2}}{{c}}{{mean $\\pm$ std}} & {{$\\Delta$}} & "
             f"[simult.\\ CI] & {{$p$}} & {{{es}}} & {{MDE}} \\\\",
         ]
-        for v, r in body:
-            if v is None:
+        for variant, r in body:
+            if variant is None:
                 lines += [r"\midrule", rf"\multicolumn{{8}}{{@{{}}l}}{{\emph{{{r}}}}} \\"]
                 continue
-            cells = [_row_name(table, v), _mean_std_cells(r[0]), s_cell(r[1]), _interval_cell(r[2])]
+            cells = [_row_name(table, variant), _mean_std_cells(r[0]), s_cell(r[1]), interval_cell(r[2])]
             lines.append(" & ".join(cells + [s_cell(x) for x in r[3:]]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
         out += lines
@@ -381,7 +263,7 @@ def _stats_floats(table: AblationTable, metrics: list[str]) -> list[list[tuple[s
     float is a list of (metric, its rows there, part: 0 for the first)."""
 
     def height(v: str) -> int:
-        return len(_lines(table.label(v), ROW_CHARS))
+        return len(break_lines(table.label(v), ROW_CHARS))
 
     floats: list[list[tuple[str, list[str], int]]] = [[]]
     used = 0
@@ -397,7 +279,8 @@ def _stats_floats(table: AblationTable, metrics: list[str]) -> list[list[tuple[s
                     floats.append([])
                     used = 0
             # as many of the metric's rows as fit what is left of this float
-            take, h = [], 1
+            take: list[str] = []
+            h = 1
             for v in rows:
                 progress = any(t != table.reference for t in take) or table.reference not in rows
                 if take and progress and used + h + height(v) > STATS_ROWS:
@@ -444,7 +327,7 @@ def frame_latex(
     label: str,
     header: dict[str, str] | None = None,
     digits: int = 4,
-    bold: set[tuple[int, str]] = frozenset(),
+    bold: AbstractSet[tuple[int, str]] = frozenset(),
     formats: dict | None = None,
     keep: int = 1,
 ) -> str:
@@ -466,7 +349,7 @@ def frame_latex(
     # a numeric column of plain numbers is an ``S`` column; one written otherwise (``2.3e-05``)
     # is right-aligned in math mode
     aligned = [
-        numeric[j] and all(_NUMBER.match(row[j]) or row[j] in ("n/a", "nan", "") for row in texts)
+        numeric[j] and all(NUMBER.match(row[j]) or row[j] in ("n/a", "nan", "") for row in texts)
         for j in range(len(cols))
     ]
     specs = [
@@ -477,14 +360,14 @@ def frame_latex(
         [
             s_cell(Num(t, bold=(i, cols[j]) in bold))
             if aligned[j]
-            else (_m(t) if numeric[j] else _wrapped(t, CELL_CHARS))
+            else (math_number(t) if numeric[j] else wrapped(t, CELL_CHARS))
             for j, t in enumerate(row)
         ]
         for i, row in enumerate(texts)
     ]
     heads = [h if not aligned[j] else "{" + h + "}" for j, h in enumerate(heads)]
     widths = [
-        max([len(str((header or {}).get(c, c)))] + [max(map(len, _lines(row[j], CELL_CHARS))) for row in texts])
+        max([len(str((header or {}).get(c, c)))] + [max(map(len, break_lines(row[j], CELL_CHARS))) for row in texts])
         * CHAR_PT
         + PAD_PT
         for j, c in enumerate(cols)
@@ -513,7 +396,7 @@ def frame_latex(
             NEEDS,
             r"\begin{table*}[t]",
             *_SETUP,
-            r"\caption{" + _math(caption).strip() + "}",
+            r"\caption{" + prose(caption).strip() + "}",
             r"\label{tab:" + label_key(label) + "}",
             GAP,
             *body,

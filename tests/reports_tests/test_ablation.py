@@ -301,7 +301,8 @@ def test_statistics_floats_hold_every_comparison_once_within_the_page(n_variants
     once, the reference opens every continued part, and no float holds more than STATS_ROWS
     lines or STATS_METRICS metrics."""
     from reports.ablation import AblationTable, Cell
-    from reports.latex import ROW_CHARS, STATS_METRICS, STATS_ROWS, _lines, _stats_floats
+    from reports.latex import STATS_METRICS, STATS_ROWS, _stats_floats
+    from reports.latex_cells import ROW_CHARS, break_lines
 
     variants = ["ref"] + [f"v{i}" for i in range(1, n_variants)]
     metrics = [f"eval/m{k}/acc" for k in range(7)]
@@ -314,7 +315,7 @@ def test_statistics_floats_hold_every_comparison_once_within_the_page(n_variants
         shown = [v for rows, _ in parts for v in rows if v != "ref"]
         assert sorted(shown) == sorted(variants[1:]) and all(rows[0] == "ref" for rows, _ in parts)
     for f in floats:
-        lines = sum(1 + sum(len(_lines(t.label(v), ROW_CHARS)) for v in rows) for _, rows, _ in f)
+        lines = sum(1 + sum(len(break_lines(t.label(v), ROW_CHARS)) for v in rows) for _, rows, _ in f)
         assert lines <= STATS_ROWS and len({m for m, _, _ in f}) <= STATS_METRICS
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from reports.latex import Num, frame_latex, s_cell, s_column, s_format
+from reports.latex import frame_latex
+from reports.latex_cells import Num, s_cell, s_column, s_format
 
 
 @pytest.mark.parametrize(
