@@ -150,6 +150,7 @@ LONGEST_FIRST = (
     "test_faults.py",
     "test_end_to_end.py",
     "test_extend.py",
+    "test_sensitivity_study.py",
     "test_metric_studies.py",
     "test_cluster.py",
     "test_resume.py",

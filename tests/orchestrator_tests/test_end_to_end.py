@@ -1,4 +1,4 @@
-"""``run ablation|sensitivity|search --quick`` and ``run confirm`` end to end on the shared
+"""``run ablation|search --quick`` and ``run confirm`` end to end on the shared
 local Ray: results.csv, curves, the reports, figures, the Optuna storage file, and LaTeX
 tables that compile with pdflatex."""
 
@@ -16,7 +16,9 @@ from scipy import stats
 
 from orchestrator.cli import main
 from reports.stats import paired_ttest
+from tests.browser_check import assert_page_fits, console_and_screenshot
 from tests.conftest import static_figures
+from tests.latex_check import assert_fits
 
 
 @pytest.fixture(scope="module")
@@ -174,16 +176,9 @@ def test_report_regenerates_from_results_alone(quick_run, tmp_path):
     assert (copy / "report" / "ablation.csv").read_text() == (quick_run / "report" / "ablation.csv").read_text()
 
 
-def _compiles(tables: list, tmp_path) -> None:
-    """The tables compile and fit their page in every document class of ``tests.latex_check``."""
-    from tests.latex_check import assert_fits
-
-    assert_fits(tables, tmp_path)
-
-
-def test_latex_table_compiles(quick_run, tmp_path):
+def test_latex_tables_compile_and_fit(quick_run, tmp_path):
     report = quick_run / "report"
-    _compiles([report / "ablation.tex", report / "ablation_full.tex", report / "ablation_stats.tex"], tmp_path)
+    assert_fits([report / "ablation.tex", report / "ablation_full.tex", report / "ablation_stats.tex"], tmp_path)
 
 
 def test_existing_run_directory_is_not_overwritten(quick_run, capsys):
@@ -217,169 +212,12 @@ def test_failing_trials_are_recorded_in_one_line_each_and_a_diverged_one_is_not_
     assert (out / "report" / "index.html").read_text().count("DIVERGED") >= 2  # listed apart, with the reason
 
 
-@pytest.fixture(scope="module")
-def sensitivity_run(ray_local, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "sensitivity-quick"
-    with static_figures():
-        assert main(["run", "sensitivity", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
-    return out
-
-
-def test_sensitivity_quick_run(sensitivity_run, tmp_path):
-    import json
-
-    df = pd.read_csv(sensitivity_run / "results.csv")
-    meta = json.loads((sensitivity_run / "run.json").read_text())
-    points = list(df["point"].unique())
-    assert points[0] == "base" and len(points) == 8 and len(df) == 16  # shared base + 7 points, x 2 seeds
-    assert set(df["status"]) == {"TERMINATED"}
-    assert df.loc[df["point"] == "lora_rank=4", "config/lora_rank"].eq(4).all()
-    assert df.loc[df["point"] == "samples_per_identity=20", "config/samples_per_identity"].eq(20).all()
-    assert list(meta["axes"]) == [
-        "lora_rank",
-        "num_domains",
-        "maml_inner_steps",
-        "loss_weights",
-        "samples_per_identity",
-    ]
-    m = "eval/cross_domain/acc"
-    for axis, axis_points in meta["axes"].items():
-        table = pd.read_csv(sensitivity_run / "report" / f"sensitivity_{axis}.csv")
-        rows = table[table["metric"] == m]
-        assert list(rows[axis]) == [p["label"] for p in axis_points]  # every point, in axis order
-        base = df[df["point"] == "base"].sort_values("seed")[m].to_numpy()
-        for p in axis_points:
-            row = rows[rows[axis] == p["label"]].iloc[0]
-            vals = df[df["point"] == p["point"]].sort_values("seed")[m].to_numpy()
-            assert row["mean"] == pytest.approx(vals.mean())
-            if p["base"]:
-                assert bool(row["reference"]) and pd.isna(row["p"])
-            else:
-                assert row["p"] == pytest.approx(paired_ttest(vals, base).p, nan_ok=True)
-    grid = pd.read_csv(sensitivity_run / "report" / "sensitivity_loss_weights.csv")
-    assert len(grid) == 4 * 3  # the 2 x 2 quick grid, 3 report metrics
-    # the marks (a recommendation) are made on the validation identities, and say so
-    md = (sensitivity_run / "report" / "sensitivity_lora_rank.md").read_text()
-    assert "not significantly worse than the best point" in md and "in val/cross_domain/acc" in md
-    assert "Chosen on: † marks on val/cross_domain/acc (validation identities)" in md
-    index = (sensitivity_run / "report" / "index.html").read_text()
-    assert "DA-LoRA sensitivity (synthfaces, synthetic): sensitivity to lora_rank" in index and "synthetic" in index
-    _compiles(sorted((sensitivity_run / "report").glob("sensitivity_*.tex")), tmp_path)
-
-
-def _chromium_console_and_screenshot(page, tmp_path) -> tuple[list[str], "object"]:
-    """Open ``page`` in headless Chromium: its console messages and a screenshot (numpy array)."""
-    import numpy as np
-    from PIL import Image
-
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "Chromium is needed (Debian: chromium)"
-    shot = tmp_path / f"{page.stem}-shot.png"
-    proc = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium-profile'}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,2400",
-            f"--screenshot={shot}",
-            page.resolve().as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
-    return console, np.asarray(Image.open(shot).convert("L"), dtype=float)
-
-
-def test_chromium_detects_console_errors(tmp_path):
-    """The check below can fail: a page with a script error is caught."""
-    bad = tmp_path / "bad.html"
-    bad.write_text("<html><body><p>x</p><script>undefinedFunction();</script></body></html>")
-    console, _ = _chromium_console_and_screenshot(bad, tmp_path)
-    assert any("undefinedFunction" in ln for ln in console)
-
-
-#: Run in the page once it has loaded (a copy of it, next to it): every element whose right
-#: edge lies beyond the window, unless a box that scrolls on its own (``.scroll``) holds it,
-#: and whether the page itself scrolls sideways; printed to the console as one JSON line.
-WIDTH_CHECK = """<script>
-window.addEventListener("load", () => {
-  const inner = window.innerWidth, wide = [];
-  for (const el of document.body.querySelectorAll("*")) {
-    if (el.closest(".scroll") || el.closest("details:not([open])")) continue;
-    const r = el.getBoundingClientRect();
-    if (r.width && r.right > inner + 1) wide.push(el.tagName + " " + Math.round(r.right));
-  }
-  console.log("WIDTH-CHECK " + JSON.stringify({inner, scroll: document.documentElement.scrollWidth, wide}));
-});
-</script>"""
-
-
-def _page_fits(page, tmp_path) -> tuple[dict, list[str]]:
-    """``page`` opened 1280 px wide: what WIDTH_CHECK found, and every other console line."""
-    probe = page.with_name(f".width-check-{page.name}")
-    probe.write_text(page.read_text().replace("</body>", WIDTH_CHECK + "</body>"))
-    try:
-        console, _ = _chromium_console_and_screenshot(probe, tmp_path)
-    finally:
-        probe.unlink()
-    found = [ln for ln in console if "WIDTH-CHECK " in ln]
-    assert len(found) == 1, console
-    text = found[0].split("WIDTH-CHECK ", 1)[1]
-    return json.loads(text[: text.rindex("}") + 1]), [ln for ln in console if "WIDTH-CHECK " not in ln]
-
-
-def test_the_width_check_finds_an_element_wider_than_the_page(tmp_path):
-    """The check below can fail: a table wider than the window, outside a scrolling box."""
-    wide = tmp_path / "wide.html"
-    wide.write_text(
-        "<html><body><table><tr><td style='min-width:3000px'>x</td></tr></table>"
-        "<div class=scroll style='overflow-x:auto'><table><tr><td style='min-width:3000px'>y</td></tr></table></div>"
-        "</body></html>"
-    )
-    fits, console = _page_fits(wide, tmp_path)
-    assert fits["scroll"] > fits["inner"] and any(w.startswith("TABLE") for w in fits["wide"])
-    assert len([w for w in fits["wide"] if w.startswith("TD")]) == 1  # the one in the scrolling box is fine
-    assert console == []
-
-
 def test_every_report_page_fits_the_window_and_has_no_console_errors(quick_run, search_run, confirm_run, tmp_path):
     """The ablation, search and confirm pages opened 1280 px wide: no element reaches past
     the window (wide tables scroll inside their own box) and nothing goes to the console
-    (no script error, no missing image). The sensitivity page is checked below."""
+    (no script error, no missing image). The sensitivity page is checked in test_sensitivity_study.py."""
     for run in (quick_run, search_run, confirm_run):
-        fits, console = _page_fits(run / "report" / "index.html", tmp_path)
-        assert fits["wide"] == [] and fits["scroll"] <= fits["inner"], (run.name, fits)
-        assert console == [], (run.name, console)
-
-
-def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
-    import numpy as np
-    from PIL import Image
-
-    report = sensitivity_run / "report"
-    for axis in ("lora_rank", "num_domains", "maml_inner_steps", "loss_weights", "samples_per_identity"):
-        stem = report / f"fig_sensitivity_{axis}"
-        assert "plotly.min.js" in stem.with_suffix(".html").read_text()
-        assert stem.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
-        png = np.asarray(Image.open(stem.with_suffix(".png")).convert("L"), dtype=float)
-        assert png.shape[1] > 600 and png.std() > 10  # drawn, not blank
-    assert (report / "plotly.min.js").is_file()
-    console, shot = _chromium_console_and_screenshot(report / "index.html", tmp_path)
-    assert console == []  # no script errors, no missing images
-    assert shot.std() > 10
-    fits, _ = _page_fits(report / "index.html", tmp_path)
-    assert fits["wide"] == [] and fits["scroll"] <= fits["inner"], fits
+        assert_page_fits(run / "report" / "index.html", tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -424,7 +262,7 @@ def test_search_quick_run(search_run, tmp_path):
     assert list(top[m]) == pytest.approx(list(finished[m])[:5])
     assert list(top[test]) == pytest.approx(list(finished[test])[:5])  # the test metric of what was chosen
     assert "Chosen on: val/cross_domain/acc" in (search_run / "report" / "top_k.md").read_text()
-    _compiles([search_run / "report" / "top_k.tex"], tmp_path)
+    assert_fits([search_run / "report" / "top_k.tex"], tmp_path)
     page = (search_run / "report" / "index.html").read_text()
     assert "Trials stopped early or failed" in page
     # the early-stopping check: ASHA's one rung (iteration 1) against the end, over the trials
@@ -484,7 +322,6 @@ def test_the_sampler_is_told_which_trials_were_stopped(search_run):
 
 
 def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
-    import numpy as np
     import optuna
     from PIL import Image
 
@@ -523,7 +360,7 @@ def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
             "maml_inner_steps",
             "maml_inner_lr",
         } and imp["importance"].sum() == pytest.approx(1, abs=1e-3)
-    console, shot = _chromium_console_and_screenshot(report / "index.html", tmp_path)
+    console, shot = console_and_screenshot(report / "index.html", tmp_path)
     assert console == [] and shot.std() > 10
 
 
@@ -612,7 +449,7 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     top1 = df[df["variant"] == "top1"][chosen]
     assert cand[f"confirmed {chosen}"][1].startswith(f"{top1.mean():.4f} ± {top1.std(ddof=1):.4f} (n=2)")
     assert set(table["metric"]) == {m}  # the test family: the candidates on the test metric only
-    _compiles(
+    assert_fits(
         [confirm_run / "report" / f for f in ("confirm.tex", "confirm_stats.tex", "confirm_candidates.tex")], tmp_path
     )
     # the figure of the winner's curse: each candidate's search value beside its reruns'

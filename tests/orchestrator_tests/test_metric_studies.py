@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 
 from orchestrator.cli import main
-
-from .test_end_to_end import _compiles
+from tests.latex_check import assert_fits
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,7 @@ def test_mining_quick(runs, tmp_path):
         assert row["eval/twin/eer_gain"] == pytest.approx(base["eval/twin/eer"].iloc[0] - row["eval/twin/eer"])
     table = (runs["mining"] / "report" / "ablation.md").read_text()
     assert "baseline (ref.)" in table and "twin eer (lower is better)" in table
-    _compiles([runs["mining"] / "report" / "ablation.tex"], tmp_path)
+    assert_fits([runs["mining"] / "report" / "ablation.tex"], tmp_path)
 
 
 def test_triplet_search_ranks_on_validation_identities(runs):
@@ -69,7 +68,7 @@ def test_feedback_quick(runs, tmp_path):
     assert (df.loc[df["config/baseline"], "eval/pairs/eer_gain"] == 0).all()
     texs = sorted((runs["feedback"] / "report").glob("*.tex"))
     assert texs
-    _compiles(texs, tmp_path)
+    assert_fits(texs, tmp_path)
     # synthetic data stated as a fact of the run (the feedback study draws no sample grid)
     import json
 

@@ -12,9 +12,8 @@ import pytest
 
 from orchestrator.cli import main
 from reports.track import trial_dir
+from tests.latex_check import assert_fits
 from trainables.probe.loop import OUTPUT_FILES
-
-from .test_end_to_end import _compiles
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +78,7 @@ def test_report_has_the_track_comparison(run, tmp_path):
     assert row["Best 3 classes (F1)"].startswith(f"{best.index[0]} ({best.iloc[0]:.2f})")
     assert "probe pred_cv (lower is better)" in (out / "report" / "ablation.md").read_text()
     assert "Track comparison" in (out / "report" / "index.html").read_text()
-    _compiles([out / "report" / "track_comparison.tex", out / "report" / "ablation.tex"], tmp_path)
+    assert_fits([out / "report" / "track_comparison.tex", out / "report" / "ablation.tex"], tmp_path)
 
 
 PROBE_SEARCH = """

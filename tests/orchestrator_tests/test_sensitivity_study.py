@@ -1,0 +1,81 @@
+"""``run sensitivity --quick`` end to end on the shared local Ray: every axis point against
+the shared base point, its tables and marks (made on validation identities), figures, the
+page and LaTeX tables that compile."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from orchestrator.cli import main
+from reports.stats import paired_ttest
+from tests.browser_check import assert_page_fits, console_and_screenshot
+from tests.conftest import static_figures
+from tests.latex_check import assert_fits
+
+
+@pytest.fixture(scope="module")
+def sensitivity_run(ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "sensitivity-quick"
+    with static_figures():
+        assert main(["run", "sensitivity", "--quick", "--out", str(out), "--set", "epochs=1"]) == 0
+    return out
+
+
+def test_sensitivity_quick_run(sensitivity_run, tmp_path):
+    df = pd.read_csv(sensitivity_run / "results.csv")
+    meta = json.loads((sensitivity_run / "run.json").read_text())
+    points = list(df["point"].unique())
+    assert points[0] == "base" and len(points) == 8 and len(df) == 16  # shared base + 7 points, x 2 seeds
+    assert set(df["status"]) == {"TERMINATED"}
+    assert df.loc[df["point"] == "lora_rank=4", "config/lora_rank"].eq(4).all()
+    assert df.loc[df["point"] == "samples_per_identity=20", "config/samples_per_identity"].eq(20).all()
+    assert list(meta["axes"]) == [
+        "lora_rank",
+        "num_domains",
+        "maml_inner_steps",
+        "loss_weights",
+        "samples_per_identity",
+    ]
+    m = "eval/cross_domain/acc"
+    for axis, axis_points in meta["axes"].items():
+        table = pd.read_csv(sensitivity_run / "report" / f"sensitivity_{axis}.csv")
+        rows = table[table["metric"] == m]
+        assert list(rows[axis]) == [p["label"] for p in axis_points]  # every point, in axis order
+        base = df[df["point"] == "base"].sort_values("seed")[m].to_numpy()
+        for p in axis_points:
+            row = rows[rows[axis] == p["label"]].iloc[0]
+            vals = df[df["point"] == p["point"]].sort_values("seed")[m].to_numpy()
+            assert row["mean"] == pytest.approx(vals.mean())
+            if p["base"]:
+                assert bool(row["reference"]) and pd.isna(row["p"])
+            else:
+                assert row["p"] == pytest.approx(paired_ttest(vals, base).p, nan_ok=True)
+    grid = pd.read_csv(sensitivity_run / "report" / "sensitivity_loss_weights.csv")
+    assert len(grid) == 4 * 3  # the 2 x 2 quick grid, 3 report metrics
+    # the marks (a recommendation) are made on the validation identities, and say so
+    md = (sensitivity_run / "report" / "sensitivity_lora_rank.md").read_text()
+    assert "not significantly worse than the best point" in md and "in val/cross_domain/acc" in md
+    assert "Chosen on: † marks on val/cross_domain/acc (validation identities)" in md
+    index = (sensitivity_run / "report" / "index.html").read_text()
+    assert "DA-LoRA sensitivity (synthfaces, synthetic): sensitivity to lora_rank" in index and "synthetic" in index
+    assert_fits(sorted((sensitivity_run / "report").glob("sensitivity_*.tex")), tmp_path)
+
+
+def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
+    report = sensitivity_run / "report"
+    for axis in ("lora_rank", "num_domains", "maml_inner_steps", "loss_weights", "samples_per_identity"):
+        stem = report / f"fig_sensitivity_{axis}"
+        assert "plotly.min.js" in stem.with_suffix(".html").read_text()
+        assert stem.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
+        png = np.asarray(Image.open(stem.with_suffix(".png")).convert("L"), dtype=float)
+        assert png.shape[1] > 600 and png.std() > 10  # drawn, not blank
+    assert (report / "plotly.min.js").is_file()
+    console, shot = console_and_screenshot(report / "index.html", tmp_path)
+    assert console == []  # no script errors, no missing images
+    assert shot.std() > 10
+    assert_page_fits(report / "index.html", tmp_path)
