@@ -2,7 +2,8 @@
 
 Ray's dashboard and job API run code for whoever reaches them, so the local Ray binds
 its dashboard to 127.0.0.1 and keeps Ray's token authentication (on by default since
-Ray 2.60; the token lives in ``~/.ray/auth_token``). Binding elsewhere takes an explicit
+Ray 2.60; the token lives in ``~/.ray/auth_token`` unless ``RAY_AUTH_TOKEN_PATH`` or
+``RAY_AUTH_TOKEN`` says otherwise). Binding elsewhere takes an explicit
 ``--dashboard-host`` and prints a warning.
 """
 
@@ -16,7 +17,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-TOKEN_PATH = Path.home() / ".ray" / "auth_token"
+DEFAULT_TOKEN_PATH = Path.home() / ".ray" / "auth_token"
+
+
+def token_source() -> str:
+    """Where this process's Ray reads its token, in Ray's order: the variable holding the
+    token itself, the file ``RAY_AUTH_TOKEN_PATH`` names, or the default file."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "the RAY_AUTH_TOKEN variable"
+    return os.environ.get("RAY_AUTH_TOKEN_PATH") or str(DEFAULT_TOKEN_PATH)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ def ray_session(
     resources = ray.cluster_resources()
     info = RayInfo(url, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
     if info.dashboard_url:
-        log(f"Ray dashboard: http://{info.dashboard_url}  (token authentication on; token in {TOKEN_PATH})")
+        log(f"Ray dashboard: http://{info.dashboard_url}  (token authentication on; token in {token_source()})")
     try:
         yield info
     finally:

@@ -16,7 +16,7 @@ from reports.latex import ablation_full_latex, ablation_latex, comparison_latex,
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.files import read_run
 from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, STAGING_DIR, spec_file
-from reports.sections import KIND_REPORTS, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
+from reports.sections import KIND_REPORTS, KIND_TABLES, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
 from reports.selection import recommends, selection_sentence
 
 FEW_FOR_IMPORTANCE = 10
@@ -290,14 +290,11 @@ def _search(r: ReportInput) -> Path:
 
 
 def comparison_tables(df: pd.DataFrame, meta: dict) -> list:
-    """The comparison tables of a run whose trials are a grid (ablation, confirm: one;
-    sensitivity: one per axis); a search has none (one seed per trial: nothing is paired)."""
-    kind = meta.get("kind", "ablation")
-    if kind == "sensitivity":
-        return sensitivity_tables(df, meta)
-    if kind in ("ablation", "confirm"):
-        return _ablation_tables(df, meta)
-    return []
+    """The comparison tables of a run, as its kind registered them (``report_for``): one for
+    an ablation or confirm run, one per axis for a sensitivity run, none for a search (one
+    seed per trial: nothing is paired)."""
+    tables = KIND_TABLES.get(meta.get("kind", "ablation"))
+    return tables(df, meta) if tables else []
 
 
 def _ablation_tables(df: pd.DataFrame, meta: dict) -> list:
@@ -320,7 +317,7 @@ def _with_selection(tables: list, meta: dict) -> list:
     return [replace(t, selection=selection_sentence(meta, meta["report_metrics"])) for t in tables]
 
 
-@report_for("ablation")
+@report_for("ablation", tables=_ablation_tables)
 def _ablation(r: ReportInput) -> Path:
     from reports.ablation_plots import ablation_figures
 
@@ -332,7 +329,7 @@ def _ablation(r: ReportInput) -> Path:
     return _grid_report(r, tables, figures=figures)
 
 
-@report_for("confirm")
+@report_for("confirm", tables=_ablation_tables)
 def _confirm(r: ReportInput) -> Path:
     from reports.confirm import confirm_figures
 
@@ -345,7 +342,7 @@ def _confirm(r: ReportInput) -> Path:
     return _grid_report(r, tables, extra_sections=extra, figures=figures)
 
 
-@report_for("sensitivity")
+@report_for("sensitivity", tables=sensitivity_tables)
 def _sensitivity(r: ReportInput) -> Path:
     from reports.plots import sensitivity_figures
 

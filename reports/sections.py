@@ -28,17 +28,23 @@ class ReportInput:
 
 #: kind -> builder(report input) -> the page's path.
 KIND_REPORTS: dict[str, Callable[[ReportInput], Path]] = {}
+#: kind -> tables(results, run.json) -> its comparison tables over seeds, which its report and
+#: ``plan`` share (a kind whose trials are not paired over seeds, search, has none).
+KIND_TABLES: dict[str, Callable[[pd.DataFrame, dict], list]] = {}
 #: trainable -> section(report input) -> (heading, html), added to each of its runs' reports.
 TRAINABLE_SECTIONS: dict[str, Callable[[ReportInput], tuple[str, str]]] = {}
 
 
-def report_for(kind: str):
-    """Register the report builder of a study kind (a decorator)."""
+def report_for(kind: str, *, tables: Callable[[pd.DataFrame, dict], list] | None = None):
+    """Register the report builder of a study kind (a decorator), and ``tables``, the
+    comparison tables it computes from a run's results and run.json, where it has any."""
 
     def wrap(fn):
         if kind in KIND_REPORTS:
             raise ValueError(f"the report of study kind {kind!r} is registered twice")
         KIND_REPORTS[kind] = fn
+        if tables is not None:
+            KIND_TABLES[kind] = tables
         return fn
 
     return wrap

@@ -30,6 +30,32 @@ os.environ.setdefault("ORCHESTRATOR_MAX_CONCURRENT", "1")
 os.environ["RAY_AUTH_MODE"] = "token"
 
 
+def _session_token() -> Path:
+    """The tests' own Ray token: ``ray start`` refuses to start a head when it finds none
+    (only ``ray.init`` makes one, in ``~/.ray/auth_token``), and a fresh machine has none. One
+    file per user under the temporary directory, made once (256 random bits, as Ray makes
+    them), readable by its owner alone; the user's ``~/.ray`` is neither read nor written."""
+    import secrets
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / f"orchestrator-tests-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / "ray_auth_token"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # an earlier session's (or the other worker's, made a moment ago)
+        return path
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path
+
+
+# Set in the process that runs the session, before its xdist workers start: they, the head and
+# every driver a test starts inherit it. A token the user has set for their own Ray stands.
+if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(_session_token())
+
+
 @contextlib.contextmanager
 def static_figures():
     """Reports made inside export PDF and PNG (for the tests that look at them)."""

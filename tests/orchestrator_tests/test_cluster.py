@@ -27,7 +27,10 @@ SPREAD = GOOD.replace("base: {epochs: 1}", "base: {epochs: 2}").replace(
     "b: {adaptation: none}", "b: {adaptation: lora, lora_rank: 4}"
 )
 
-TOKEN = Path.home() / ".ray" / "auth_token"
+
+def _token() -> str:
+    """The token the session's Ray processes use (``tests/conftest.py`` or the user's own)."""
+    return os.environ.get("RAY_AUTH_TOKEN") or Path(os.environ["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def cluster(cache_dir, tmp_path_factory):
 
 
 def _get(url: str, *, token: bool = True) -> tuple[int, dict]:
-    headers = {"Authorization": f"Bearer {TOKEN.read_text().strip()}"} if token else {}
+    headers = {"Authorization": f"Bearer {_token()}"} if token else {}
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
             return r.status, json.load(r)
@@ -126,7 +129,7 @@ def test_study_runs_on_both_nodes_and_dashboard_needs_token(cluster, standin, tm
     assert status in (401, 403)
     req = urllib.request.Request(
         f"{cluster['dashboard']}/api/v0/logs/file?actor_id={actor['actor_id']}&suffix=out",
-        headers={"Authorization": f"Bearer {TOKEN.read_text().strip()}"},
+        headers={"Authorization": f"Bearer {_token()}"},
     )
     with urllib.request.urlopen(req, timeout=30) as r:
         log = r.read().decode(errors="replace")

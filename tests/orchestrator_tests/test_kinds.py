@@ -14,7 +14,7 @@ from orchestrator.kinds.base import KINDS
 from orchestrator.kinds.grid import GridKind
 from orchestrator.launch import RunOptions
 from orchestrator.spec import StudyBase
-from reports.sections import KIND_REPORTS
+from reports.sections import KIND_REPORTS, KIND_TABLES
 
 
 def test_every_kind_has_its_spec_model_and_a_report():
@@ -23,6 +23,21 @@ def test_every_kind_has_its_spec_model_and_a_report():
         assert kind.name == name and kind.spec_model.model_fields["kind"].annotation == Literal[name]
         assert name in KIND_REPORTS
     assert "confirm" in KIND_REPORTS  # a confirm run is an ablation with a report of its own
+    # the kinds whose trials pair over seeds register their comparison tables (report and plan)
+    assert sorted(KIND_TABLES) == ["ablation", "confirm", "sensitivity"]
+
+
+def test_the_comparison_tables_of_a_run_are_those_its_kind_registered(monkeypatch):
+    """``plan`` and the report find a kind's tables in the registry, not in a branch on names."""
+    import pandas as pd
+
+    from reports.build import comparison_tables
+
+    seen = []
+    monkeypatch.setitem(KIND_TABLES, "repeat", lambda df, meta: seen.append((len(df), meta["kind"])) or ["table"])
+    assert comparison_tables(pd.DataFrame({"a": [1, 2]}), {"kind": "repeat"}) == ["table"]
+    assert seen == [(2, "repeat")]
+    assert comparison_tables(pd.DataFrame(), {"kind": "search"}) == []  # one seed per trial: nothing paired
 
 
 class RepeatSpec(StudyBase):
