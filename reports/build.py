@@ -96,22 +96,30 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
     return {r: "†" for r in [best, *tied]}, note
 
 
-def _confirm_tables(table, meta: dict, out: Path, note: str, df: pd.DataFrame) -> tuple[list, list]:
-    """A confirm run's table (each candidate against the base, Holm over the candidates) and
-    its candidates table (search trial and value, confirmed value, settings)."""
+def confirm_tables(df: pd.DataFrame, meta: dict) -> list:
+    """A confirm run's comparison table: each candidate against the base, Holm over the
+    candidates, rows named by candidate and search trial."""
+    table = _ablation_tables(df, meta)[0]
+    labels = {c["variant"]: f"{c['variant']} ({c['trial']})" for c in meta.get("candidates", [])}
+    return [
+        replace(
+            table,
+            key="confirm",
+            labels=labels,
+            row_header="Candidate",
+            title=f"Confirm: the top {len(labels)} config(s) of the search "
+            f"(study {meta.get('search_study', '?')}) against its base config",
+        )
+    ]
+
+
+def _candidates_section(table, meta: dict, out: Path, note: str, df: pd.DataFrame) -> list:
+    """A confirm run's candidates table (search trial and value, confirmed value, settings),
+    written in every format; its page section."""
     from reports.confirm import candidates_frame, candidates_note
     from reports.latex import frame_latex
     from reports.markdown import frame_markdown
 
-    labels = {c["variant"]: f"{c['variant']} ({c['trial']})" for c in meta.get("candidates", [])}
-    table = replace(
-        table,
-        key="confirm",
-        labels=labels,
-        row_header="Candidate",
-        title=f"Confirm: the top {len(labels)} config(s) of the search (study {meta.get('search_study', '?')}) "
-        "against its base config",
-    )
     frame = candidates_frame(table, meta, df)
     caption = (
         f"The candidates of the search (study {meta.get('search_study', '?')}) that the confirm run reran. "
@@ -127,7 +135,7 @@ def _confirm_tables(table, meta: dict, out: Path, note: str, df: pd.DataFrame) -
         frame_html(frame) + f"<p><small>{_e(candidates_note(meta))} Search run: <code>{_e(meta.get('from', ''))}"
         f"</code></small></p><p>{links}</p>"
     )
-    return [table], [("Candidates", html)]
+    return [("Candidates", html)]
 
 
 def _figures_html(figures, notes: str = "") -> str:
@@ -329,12 +337,12 @@ def _ablation(r: ReportInput) -> Path:
     return _grid_report(r, tables, figures=figures)
 
 
-@report_for("confirm", tables=_ablation_tables)
+@report_for("confirm", tables=confirm_tables)
 def _confirm(r: ReportInput) -> Path:
     from reports.confirm import confirm_figures
 
-    tables, extra = _confirm_tables(_ablation_tables(r.df, r.meta)[0], r.meta, r.out, r.note, r.df)
-    tables = _with_selection(tables, r.meta)
+    tables = _with_selection(confirm_tables(r.df, r.meta), r.meta)
+    extra = _candidates_section(tables[0], r.meta, r.out, r.note, r.df)
 
     def figures() -> tuple[str, str]:
         return ("Figures", _figures_html(confirm_figures(tables[0], r.meta, r.df, r.out)))

@@ -460,6 +460,25 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     assert spec.kind == "ablation" and list(spec.variants) == variants and spec.seeds == [1, 2]
 
 
+def test_plan_of_a_confirm_run_reads_its_candidates_as_the_report_does(confirm_run, capsys):
+    """``plan`` on a confirm run: each candidate against the base, named, in the same family
+    and with the same MDE as the report's confirm table."""
+    assert main(["plan", str(confirm_run), "--effect", "0.01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    meta = json.loads((confirm_run / "run.json").read_text())
+    m, k = meta["metric"], len(meta["candidates"])
+    assert lines[0].startswith(f"Confirm: the top {k} config(s) of the search (study {meta['search_study']})")
+    assert "seeds for 0.01" in lines[2]
+    table = pd.read_csv(confirm_run / "report" / "confirm.csv")
+    base = table.loc[table["reference"], "shown_as"].iloc[0]
+    for c in meta["candidates"]:
+        row = table[(table["metric"] == m) & (table["candidate"] == f"{c['variant']} ({c['trial']})")].iloc[0]
+        line = next(x for x in lines[3:] if x.split()[0] == m and f" {row['shown_as']} vs {base} " in x)
+        words = line.split()
+        assert words[-3] == str(k)  # Holm over the candidates (columns: ..., family m, MDE, seeds)
+        assert words[-2] == ("n/a" if pd.isna(row["mde"]) else f"{row['mde']:.3f}")
+
+
 def test_confirm_refuses_what_is_not_a_finished_search(quick_run, search_run, tmp_path, capsys):
     interrupted = tmp_path / "interrupted"
     shutil.copytree(search_run, interrupted, ignore=shutil.ignore_patterns("tune", "report"))

@@ -79,3 +79,28 @@ def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
     assert console == []  # no script errors, no missing images
     assert shot.std() > 10
     assert_page_fits(report / "index.html", tmp_path)
+
+
+def test_plan_reads_each_axis_as_its_own_family(sensitivity_run, capsys):
+    """``plan`` on a sensitivity run: one section per axis, each point against the base point,
+    the family the axis's comparisons, the MDE as the axis's report table has it."""
+    assert main(["plan", str(sensitivity_run), "--effect", "0.01"]) == 0
+    blocks = {b.splitlines()[0].split(": paired")[0]: b.splitlines() for b in capsys.readouterr().out.split("\n\n")}
+    meta = json.loads((sensitivity_run / "run.json").read_text())
+    m = meta["metric"]
+    assert list(blocks) == [f"{meta['title']}: sensitivity to {axis}" for axis in meta["axes"]]
+    for axis, axis_points in meta["axes"].items():
+        lines = blocks[f"{meta['title']}: sensitivity to {axis}"]
+        assert lines[1].startswith("With 2 seeds this study can detect differences in")
+        assert "seeds for 0.01" in lines[2]
+        table = pd.read_csv(sensitivity_run / "report" / f"sensitivity_{axis}.csv")
+        base = table.loc[table["reference"], "shown_as"].iloc[0]
+        others = [p for p in axis_points if not p["base"]]
+        for p in others:
+            row = table[(table["metric"] == m) & (table[axis] == p["label"])].iloc[0]
+            line = next(x for x in lines[3:] if x.split()[0] == m and f" {row['shown_as']} vs {base} " in x)
+            words = line.split()
+            assert words[-3] == str(
+                len(others)
+            )  # the family: this axis's comparisons with the base (columns: ..., family m, MDE, seeds)
+            assert words[-2] == ("n/a" if pd.isna(row["mde"]) else f"{row['mde']:.3f}")
