@@ -19,6 +19,7 @@ from reports.stats import paired_ttest
 from tests.browser_check import assert_page_fits, console_and_screenshot
 from tests.conftest import static_figures
 from tests.latex_check import assert_fits
+from tests.stats_reference import holm, paired_p
 
 
 @pytest.fixture(scope="module")
@@ -90,25 +91,6 @@ def test_report_matches_results(quick_run):
     assert (quick_run / "data_samples.png").is_file()
 
 
-def _paired_p(d: np.ndarray) -> float:
-    """The paired test's p by the report's definition: the t-test's, except where every
-    difference is the same (no spread; this happens on some CPUs' numbers), where it is 1 for
-    no difference and else the exact sign-flip p, 2 / 2^n."""
-    if np.allclose(d, d[0], rtol=0, atol=1e-12):
-        return 1.0 if abs(d[0]) <= 1e-12 else 2 / 2 ** len(d)
-    return float(stats.ttest_1samp(d, 0.0).pvalue)
-
-
-def _holm(raw: list[float]) -> list[float]:
-    """Holm's step-down adjustment by its definition (independent of reports.stats)."""
-    order = np.argsort(raw)
-    out, running = [0.0] * len(raw), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
-        out[i] = running
-    return out
-
-
 def test_the_primary_family_is_the_study_metric_and_power_is_stated(quick_run):
     """The default ablation's stars answer its question: Holm over the study metric's 5
     comparisons with the reference, each secondary metric over its own 5; beside each, the
@@ -121,9 +103,9 @@ def test_the_primary_family_is_the_study_metric_and_power_is_stated(quick_run):
     for m, secondary in (("eval/cross_domain/acc", False), ("eval/thermal/acc", True)):
         ref = df[df["variant"] == "da_lora"].set_index("seed")[m].sort_index()
         diffs = {v: df[df["variant"] == v].set_index("seed")[m].sort_index() - ref for v in variants}
-        raw = [_paired_p(diffs[v].to_numpy()) for v in variants]
+        raw = [paired_p(diffs[v].to_numpy()) for v in variants]
         rows = table[(table["metric"] == m) & ~table["reference"]].set_index("variant").loc[variants]
-        assert list(rows["p_holm"]) == pytest.approx(_holm(raw))
+        assert list(rows["p_holm"]) == pytest.approx(holm(raw))
         assert (rows["family_size"] == 5).all() and (rows["secondary"] == secondary).all()
         for v in variants:
             sd = diffs[v].std(ddof=1)
@@ -436,13 +418,8 @@ def test_confirm_reruns_the_best_configs_with_fresh_seeds(search_run, confirm_ru
     raw = [
         stats.ttest_rel(df[df["variant"] == v].set_index("seed")[m].loc[base.index], base).pvalue for v in variants[1:]
     ]
-    order = np.argsort(raw)
-    holm, running = [0.0] * len(raw), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(raw) - rank) * raw[i]))
-        holm[i] = running
     got = table[(table["metric"] == m) & ~table["reference"]]
-    assert list(got["p"]) == pytest.approx(raw) and list(got["p_holm"]) == pytest.approx(holm)
+    assert list(got["p"]) == pytest.approx(raw) and list(got["p_holm"]) == pytest.approx(holm(raw))
     cand = pd.read_csv(confirm_run / "report" / "confirm_candidates.csv")
     assert list(cand[f"search {chosen}"][1:]) == pytest.approx(list(best[chosen])[: len(expected)])
     assert cand.columns.tolist()[3:5] == [f"confirmed {chosen}", f"confirmed {m}"]  # chosen-on and tested, side by side
