@@ -153,8 +153,10 @@ class GridProgress(tune.Callback):
             else ""
         )
         n = len(self.plans)
+        # padded to the study's longest variant name, so that the columns line up
+        width = max(len(p.variant) for p in self.plans)
         self.log(
-            f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<20} seed={plan.seed:<3} "
+            f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<{width}} seed={plan.seed:<3} "
             f"{status:<10} {shown}{wall}{'  ' + error if error else ''}"
         )
 

@@ -48,3 +48,24 @@ def test_rows_from_start_to_end(tmp_path):
     cols = list(df.columns)
     assert cols[:6] == ["trial_id", "trial_name", "study", "variant", "seed", "status"]
     assert cols.index("config/lr") < cols.index("eval/x/acc") < cols.index("data_fingerprint")
+
+
+def test_the_progress_lines_line_up_whatever_the_variant_names(tmp_path):
+    """One line per ended trial, its columns at the same place on every line, also where a
+    variant's name is longer than 20 characters (``lora+domain_classifier``)."""
+    from types import SimpleNamespace
+
+    from orchestrator.progress import GridProgress
+
+    names = ["lora", "lora+domain_classifier_and_more"]
+    plans = [TrialPlan(i, v, 0, {"seed": 0}) for i, v in enumerate(names)]
+    ResultsTable(tmp_path, "s", plans, {}).write()
+    lines: list[str] = []
+    progress = GridProgress(tmp_path, "s", plans, "eval/x/acc", "variant", log=lines.append)
+    for p in plans:
+        trial = SimpleNamespace(config={"_trial": p.index}, trial_id=f"t{p.index}", last_result={})
+        progress.on_trial_start(0, [], trial)
+        progress.on_trial_result(0, [], trial, {"training_iteration": 1, "eval/x/acc": 0.5, "time_total_s": 1.0})
+        progress.on_trial_complete(0, [], trial)
+    assert [ln.split()[1] for ln in lines] == names
+    assert len({ln.index(" seed=") for ln in lines}) == 1 and len({ln.index("TERMINATED") for ln in lines}) == 1, lines
