@@ -107,6 +107,8 @@ class GridProgress(tune.Callback):
     def _attach(self) -> None:
         self.table = ResultsTable.load(self.run_dir, self.study, self.plans, group_column=self.group_column)
         self.curves = CurveLog(self.run_dir)
+        # the printed lines are padded to the study's longest variant name: the columns line up
+        self.width = max(len(p.variant) for p in self.plans)
         self.last: dict[str, dict[str, Any]] = {}
         self.done = sum(1 for r in self.table.rows.values() if r["status"] not in UNFINISHED)
         # trials results.csv already has as ended: Tune may still hold one as running when its
@@ -153,10 +155,8 @@ class GridProgress(tune.Callback):
             else ""
         )
         n = len(self.plans)
-        # padded to the study's longest variant name, so that the columns line up
-        width = max(len(p.variant) for p in self.plans)
         self.log(
-            f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<{width}} seed={plan.seed:<3} "
+            f"[{self.done:>{len(str(n))}}/{n}] {plan.variant:<{self.width}} seed={plan.seed:<3} "
             f"{status:<10} {shown}{wall}{'  ' + error if error else ''}"
         )
 
