@@ -22,6 +22,7 @@ from orchestrator.kinds import parse_spec
 from orchestrator.kinds.ablation import AblationSpec
 from orchestrator.kinds.search import ConfirmSpec, SearchSpec
 from reports.rundir.files import read_checked, read_run
+from reports.rundir.lock import refuse_if_written
 from reports.rundir.names import CONFIGS_FILE, UNFINISHED
 
 BASE = "base"
@@ -32,6 +33,7 @@ def _finished_search(from_dir: Path) -> tuple[dict, pd.DataFrame, dict[str, dict
     where = f"--from {from_dir}"
     if not from_dir.is_dir():
         raise UserError(f"{where}: not a directory")
+    refuse_if_written(from_dir, where)  # an extend or resume of the search would change its candidates
     files = [from_dir / n for n in ("run.json", "results.csv", "configs.json", "spec.yaml")]
     missing = [f.name for f in files if not f.is_file()]
     if missing:

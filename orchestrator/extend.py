@@ -36,6 +36,7 @@ from orchestrator.launch import (
 from orchestrator.plan import resolve_trainable
 from orchestrator.spec import StudyBase
 from reports.rundir.files import read_results, write_checked
+from reports.rundir.lock import run_lock
 from reports.rundir.names import EXTENSIONS, RUN_FILE, TUNE_DIR, UNFINISHED, spec_file
 
 
@@ -51,9 +52,6 @@ def extend_run(
 ) -> Path:
     """``extend DIR``: the run's trials with ``seeds`` added, and/or the trials ``spec_path``
     (the run's spec, edited) adds; then the report, rebuilt over every trial."""
-    from orchestrator.kinds import kind_of
-    from orchestrator.resume import _resumed_options
-    from orchestrator.studies import load_study
     from reports.rundir.files import read_run_info
 
     run_dir = Path(run_dir)
@@ -68,6 +66,17 @@ def extend_run(
         raise UserError(f"--seeds {','.join(map(str, seeds))}: expected distinct non-negative seeds")
     if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
+    read_run_info(run_dir)
+    with run_lock(run_dir):  # one writer: a second extend, a resume or a report is refused
+        return _extend_locked(run_dir, seeds, spec_path, samples, address, dashboard_host, log)
+
+
+def _extend_locked(run_dir: Path, seeds, spec_path, samples, address, dashboard_host, log) -> Path:
+    from orchestrator.kinds import kind_of
+    from orchestrator.resume import _resumed_options
+    from orchestrator.studies import load_study
+    from reports.rundir.files import read_run_info
+
     meta = read_run_info(run_dir)
     current = run_dir / spec_file(meta)
     if not current.is_file():

@@ -10,6 +10,7 @@ from orchestrator.errors import UserError
 from orchestrator.launch import RunOptions
 from orchestrator.studies import load_study
 from reports.rundir.files import read_results, read_run_info
+from reports.rundir.lock import run_lock
 from reports.rundir.names import EXTENSIONS, RESULTS_FILE, RUN_FILE, spec_file
 
 
@@ -39,12 +40,18 @@ def resume_run(
     checkpoint and pending ones start, through Tune's experiment state; the report is built
     at the end. A run stopped before any trial ran (while preparing, or as Ray started)
     starts its trials now; a finished run only gets its report rebuilt."""
-    from orchestrator.kinds import kind_of
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
-    meta = read_run_info(run_dir)  # refused in one line when damaged, like results.csv below
+    read_run_info(run_dir)  # refused in one line when damaged, like results.csv below
+    with run_lock(run_dir):  # a driver still at work (or any other writer) holds it: refused
+        return _resume_locked(run_dir, address, dashboard_host, log)
+
+
+def _resume_locked(run_dir: Path, address: str | None, dashboard_host: str, log: Callable[[str], None]) -> Path:
+    from orchestrator.kinds import kind_of
+
+    meta = read_run_info(run_dir)
     has_table = (run_dir / RESULTS_FILE).is_file()
     if has_table:
         read_results(run_dir, meta)

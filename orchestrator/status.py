@@ -15,8 +15,16 @@ from pathlib import Path
 from reports.rundir.names import FAILED, FINISHED, INTERRUPTED, PAUSED, PENDING, RUNNING, STOPPED, TERMINATED
 
 
-def _driver_alive(meta: dict) -> bool | None:
-    """True/False when this machine ran the driver; None when it cannot tell (another host)."""
+def _driver_alive(meta: dict, run_dir: Path | None = None) -> bool | None:
+    """Whether the run's writer is at work: the run directory's lock is held (a driver that
+    died, however, released it; a pid the system gave to another process since does not
+    count). For a run made before runs were locked: True/False when this machine ran the
+    driver and its pid is alive; None when it cannot tell (another host)."""
+    from reports.rundir.lock import writer_alive
+
+    held = writer_alive(run_dir) if run_dir is not None else None
+    if held is not None:
+        return held
     driver = meta.get("driver") or {}
     if not driver.get("pid") or driver.get("host") != socket.gethostname():
         return None
@@ -55,7 +63,7 @@ def status_lines(run_dir: Path) -> list[str]:
     counts = df["status"].value_counts().to_dict()
     total = int(meta.get("num_samples", len(df)))  # a search records how many trials it will have
     unproposed = max(0, total - len(df))  # a search adds its rows as the sampler proposes trials
-    alive = _driver_alive(meta)
+    alive = _driver_alive(meta, run_dir)
     running = int(counts.get(RUNNING, 0))
     pending = int(counts.get(PENDING, 0)) + unproposed
     lines = [
@@ -103,7 +111,8 @@ def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> 
     """Mean wall time of the trials that ended, times what is left, over the trials at once."""
     import pandas as pd
 
-    ended = df[df["status"].isin(FINISHED + FAILED)]["wall_s"].dropna()
+    wall = df["wall_s"] if "wall_s" in df.columns else pd.Series(dtype=float)  # a table written by hand
+    ended = pd.to_numeric(wall[df["status"].isin(FINISHED + FAILED)], errors="coerce").dropna()
     if not running and not pending:
         return "time left: none (nothing running or pending)"
     if ended.empty:

@@ -14,7 +14,7 @@ from reports.errors import ReportInputError
 from reports.html import _e, ablation_html, folded, frame_html, page
 from reports.latex import ablation_full_latex, ablation_latex, comparison_latex, main_metrics
 from reports.markdown import ablation_frame, ablation_markdown
-from reports.rundir.files import read_run
+from reports.rundir.files import read_run, require_kind_fields
 from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, STAGING_DIR, spec_file
 from reports.sections import KIND_REPORTS, KIND_TABLES, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
 from reports.selection import recommends, selection_sentence
@@ -260,10 +260,18 @@ def build_report(run_dir: Path | str) -> Path:
     The files are made in a staging folder and moved into ``report/`` one by one, each with an
     atomic rename, once all are made: a report that fails half-way (or a driver killed while
     it builds) leaves the previous report as it was, and files a user added stay."""
-    import shutil
+    from reports.rundir.lock import run_lock
 
     run_dir = Path(run_dir)
-    df, meta = read_run(run_dir)  # refused in one line when damaged: nothing is written
+    read_run(run_dir)  # refused in one line when damaged: nothing is written, not even the lock
+    with run_lock(run_dir):  # one writer: a second `report` (or a run going on) is refused
+        return _build_locked(run_dir)
+
+
+def _build_locked(run_dir: Path) -> Path:
+    import shutil
+
+    df, meta = read_run(run_dir)  # again, now that no other command can be writing it
     final = run_dir / REPORT_DIR
     out = run_dir / STAGING_DIR
     shutil.rmtree(out, ignore_errors=True)  # what a killed build left
@@ -287,6 +295,7 @@ def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
     meta = {**meta, "label_prefix": meta.get("label") or run_dir.name}
     note = "Data: synthfaces (synthetic)." if synthetic else ""
     kind = meta.get("kind", "ablation")
+    require_kind_fields(run_dir, meta)
     if kind not in KIND_REPORTS:
         raise ReportInputError(f"{run_dir}: run.json names study kind {kind!r}, which has no report here")
     return KIND_REPORTS[kind](ReportInput(run_dir, df, meta, out, synthetic, note))
@@ -384,7 +393,7 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
     sections = []
     counts = df["status"].value_counts().to_dict()
     summary = (
-        f"<p>{_e(meta.get('description', ''))}</p><p>Trainable <code>{_e(meta['trainable'])}</code>; "
+        f"<p>{_e(meta.get('description', ''))}</p><p>Trainable <code>{_e(meta.get('trainable', '?'))}</code>; "
         f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
         + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
         + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")

@@ -209,3 +209,19 @@ def can_mount_tmpfs() -> bool:
             return False
         subprocess.run(["umount", d], check=True)
     return True
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fails the case if Ray would be started (every case must end before)."""
+    import orchestrator.ray_runtime as rt
+
+    calls = []
+
+    def refuse(*a, **k):
+        calls.append(a)
+        raise AssertionError("Ray was started for a bad input")
+
+    monkeypatch.setattr(rt, "ray_session", refuse)
+    monkeypatch.setattr(rt, "start_local_ray", refuse)
+    return calls

@@ -21,6 +21,7 @@ from orchestrator.launch import (
 )
 from orchestrator.plan import TrialPlan, resolve_trainable
 from orchestrator.spec import StudyBase
+from reports.rundir.lock import run_lock
 from reports.rundir.names import EXTENSIONS, SPEC_FILE, TUNE_DIR
 
 
@@ -152,12 +153,19 @@ class StudyKind:
             Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick), default=opts.out is None
         )
         launch = Launch(new.path, spec, entry, opts, cpus, gpus, log)
+        with run_lock(new.path):  # held until the report is made: a second writer is refused
+            return self._run_locked(launch, new, spec, text, compiled, info)
+
+    def _run_locked(self, launch: Launch, new: Any, spec: StudyBase, text: str, compiled: Any, info) -> Path:
+        opts, log = launch.opts, launch.log
         try:
             (new.path / SPEC_FILE).write_text(text)
             facts = {**self.facts(spec, compiled, opts), **(info or {})}
-            write_run_info(new.path, spec, self.prepared(compiled), opts, cpus=cpus, gpus=gpus, extra=facts)
+            write_run_info(
+                new.path, spec, self.prepared(compiled), opts, cpus=launch.cpus, gpus=launch.gpus, extra=facts
+            )
             log(self.announce(spec, compiled, opts) + f"; run directory {new.path}")
-            shared = prepare_shared(entry, self.prepared(compiled), new.path, what=spec.unit, log=log)
+            shared = prepare_shared(launch.entry, self.prepared(compiled), new.path, what=spec.unit, log=log)
         except UserError:
             new.discard()  # nothing was computed yet: leave no half-made run directory behind
             raise

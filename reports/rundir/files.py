@@ -132,7 +132,88 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
     for key, kind in RUN_REQUIRED.items():
         if not isinstance(info.get(key), kind):
             raise DamagedRunFile(f"{path}: no {key!r} ({kind.__name__}); the file is damaged or not from this tool")
+    _check_run_fields(path, info)
+    info.setdefault("report_metrics", [info["metric"]])  # a run made before run.json listed them
     return info
+
+
+def _is(value: Any, what: str) -> bool:
+    """Whether a run.json value has the JSON shape ``what`` names."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return {
+        "str": isinstance(value, str),
+        "str?": value is None or isinstance(value, str),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "int?": value is None or (isinstance(value, int) and not isinstance(value, bool)),
+        "bool": isinstance(value, bool),
+        "prob": number and 0 < value < 1,
+        "effect?": value is None or (number and 0 < value < float("inf")),
+        "strs": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        "ints": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+        "names": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+        "axes": isinstance(value, dict) and all(isinstance(v, list) for v in value.values()),
+        "dict": isinstance(value, dict),
+        "list": isinstance(value, list),
+    }[what]
+
+
+#: The shape of each field of run.json that the readers use, checked where present (a field
+#: edited to another type would otherwise surface as a traceback deep in the report).
+RUN_FIELDS = {
+    "report_metrics": "strs",
+    "main_metrics": "strs",
+    "variants": "strs",
+    "reference": "str",
+    "seeds": "ints",
+    "axes": "axes",
+    "names": "names",
+    "alpha": "prob",
+    "min_effect": "effect?",
+    "test": "str",
+    "interval": "str",
+    "family": "str",
+    "label": "str?",
+    "trainable": "str",
+    "group_column": "str",
+    "num_samples": "int",
+    "top_k": "int",
+    "quick": "bool",
+    "selects": "bool",
+    "recommend": "bool",
+    "max_concurrent": "int?",
+    "resources": "dict",
+    "driver": "dict",
+    "extensions": "list",
+    "overrides": "strs",
+}
+
+#: What each study kind's report cannot do without.
+KIND_FIELDS = {"ablation": ("variants", "reference"), "confirm": ("variants", "reference"), "sensitivity": ("axes",)}
+
+
+def require_kind_fields(run_dir: Path, info: dict[str, Any]) -> None:
+    """What a report of the run's kind cannot do without (``KIND_FIELDS``), else one line."""
+    for key in KIND_FIELDS.get(info["kind"], ()):
+        if key not in info:
+            raise DamagedRunFile(
+                f"{Path(run_dir) / RUN_FILE}: a {info['kind']} run without {key!r}; the file is damaged or was edited"
+            )
+
+
+def _check_run_fields(path: Path, info: dict[str, Any]) -> None:
+    from reports.rundir.names import GROUP_COLUMNS
+
+    if info["mode"] not in ("max", "min"):
+        raise DamagedRunFile(f"{path}: mode {info['mode']!r} is neither 'max' nor 'min'; the file was edited")
+    if info["kind"] not in GROUP_COLUMNS:
+        raise DamagedRunFile(f"{path}: kind {info['kind']!r} is no study kind this tool writes; the file was edited")
+    for key, what in RUN_FIELDS.items():
+        if key in info and not _is(info[key], what):
+            raise DamagedRunFile(f"{path}: {key!r} holds {json.dumps(info[key])[:60]}, not what this tool writes there")
+    if "reference" in info and "variants" in info and info["reference"] not in info["variants"]:
+        raise DamagedRunFile(
+            f"{path}: its reference {info['reference']!r} is none of its variants; the file was edited"
+        )
 
 
 def read_results(run_dir: Path, info: dict[str, Any] | None = None):
@@ -179,7 +260,46 @@ def read_results(run_dir: Path, info: dict[str, Any] | None = None):
             f"{path}: no column for the study metric {metric!r} though "
             f"{int((df['status'] == 'TERMINATED').sum())} trials completed; the file is damaged"
         )
+    if info is not None:
+        _check_rows(path, df, info)
+    for c in OPTIONAL_TEXT:  # a table written by hand or by an older version: empty, never a KeyError later
+        if c not in df.columns:
+            df[c] = ""
+    for c in OPTIONAL_NUMBERS:
+        if c not in df.columns:
+            df[c] = float("nan")
     return df
+
+
+#: Columns of results.csv every reader may use, filled (empty) where a table lacks them.
+OPTIONAL_TEXT = ("error",)
+OPTIONAL_NUMBERS = ("wall_s", "iterations")
+
+
+def _check_rows(path: Path, df, info: dict[str, Any]) -> None:
+    """The table holds the trials run.json says the run has: its group column, and for a grid
+    run a row for every variant (or point) and seed, each once (whole rows removed, or copied
+    in, with the digest redone or deleted, are caught here)."""
+    from reports.rundir.names import GROUP_COLUMNS
+
+    group = info.get("group_column") or GROUP_COLUMNS.get(info["kind"], "variant")
+    if len(df) and group not in df.columns:
+        raise DamagedRunFile(
+            f"{path}: no {group!r} column, which a {info['kind']} run's table has; the file is damaged"
+        )
+    dup = df["trial_name"][df["trial_name"].duplicated()]
+    if len(dup):
+        raise DamagedRunFile(f"{path}: trial {dup.iloc[0]!r} has two rows; the file is damaged or was edited")
+    if info["kind"] == "search" or "variants" not in info or "seeds" not in info:
+        return
+    have = set(zip(df[group].astype(str), df["seed"].astype(str)))
+    for v in info["variants"]:
+        for s in info["seeds"]:
+            if (str(v), str(s)) not in have:
+                raise DamagedRunFile(
+                    f"{path}: no row for {v!r} with seed {s}, which run.json lists; rows were removed from the file "
+                    "(restore it from a copy)"
+                )
 
 
 def typed_configs(results, configs: dict[str, dict[str, Any]]):
@@ -219,6 +339,12 @@ def read_run(run_dir: Path):
             raise DamagedRunFile(f"{run_dir / CONFIGS_FILE} is not JSON; was it edited by hand?") from None
         if not isinstance(configs, dict) or not all(isinstance(c, dict) for c in configs.values()):
             raise DamagedRunFile(f"{run_dir / CONFIGS_FILE} is not a mapping of trial names to configs")
+        missing = sorted(set(configs) - set(results["trial_name"]))
+        if missing:
+            raise DamagedRunFile(
+                f"{run_dir / RESULTS_FILE}: no row for trial {missing[0]!r}, which {CONFIGS_FILE} lists; rows were "
+                "removed from the file (restore it from a copy)"
+            )
         results = typed_configs(results, configs)
     return results, info
 

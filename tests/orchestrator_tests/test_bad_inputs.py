@@ -57,6 +57,7 @@ def _checked_run(d: Path, results: str | None, info: str | None, *, record: bool
             {
                 "study": "abl",
                 "kind": "ablation",
+                "trainable": "da_lora",
                 "metric": "eval/x/acc",
                 "mode": "max",
                 "variants": ["a"],
@@ -354,22 +355,6 @@ def _make(d: Path, files: dict) -> None:
             path.write_text(textwrap.dedent(content).replace("{d}", str(d)))
     for name in ("x.png", "y.png"):
         Image.new("RGB", (8, 8)).save(d / name)
-
-
-@pytest.fixture
-def no_ray(monkeypatch):
-    """Fails the case if Ray would be started (every case must end before)."""
-    import orchestrator.ray_runtime as rt
-
-    calls = []
-
-    def refuse(*a, **k):
-        calls.append(a)
-        raise AssertionError("Ray was started for a bad input")
-
-    monkeypatch.setattr(rt, "ray_session", refuse)
-    monkeypatch.setattr(rt, "start_local_ray", refuse)
-    return calls
 
 
 def _check_refused(code: int, err: str, words: list[str]) -> None:
