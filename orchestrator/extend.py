@@ -124,11 +124,15 @@ def _record(meta: dict[str, Any], run_dir: Path, **facts: Any) -> dict[str, Any]
 
 
 def _check_same_study(spec: StudyBase, target: StudyBase, where: str) -> None:
-    for what in ("name", "kind", "trainable"):
-        if getattr(spec, what) != getattr(target, what):
+    """The edited spec is the same study: the same trainable, and the same metric, direction
+    and reference, which the run's tables, marks and headline were made with (after an edit
+    to ``mode: min`` the report would call the lowest accuracy best)."""
+    for what in ("name", "kind", "trainable", "metric", "mode", "reference"):
+        if getattr(spec, what, None) != getattr(target, what, None):
             raise UserError(
-                f"{where}: its {what} is {getattr(target, what)!r}, the run's {getattr(spec, what)!r}; "
-                "extend adds trials to the same study (start a new run for another one)"
+                f"{where}: its {what} is {getattr(target, what, None)!r}, the run's {getattr(spec, what, None)!r}; "
+                "extend adds trials to the same study and leaves what the run has as it is (start a new run "
+                "to change it)"
             )
 
 
@@ -200,15 +204,16 @@ def extend_grid(
         raise UserError(f"{where}: adds no trial to the run (its seeds: {', '.join(map(str, run_seeds))})")
     plans = [replace(p, index=i) for i, p in enumerate([*current, *added])]
     added = plans[len(current) :]
+    # everything that may refuse comes before anything is written: the options, the cluster,
+    # the trainable's preparation of the added trials (a bad backbone, data that fails)
+    entry = resolve_trainable(target)
+    cpus, gpus = check_options(ext_opts, target)
+    provenance = kind.provenance(prepare_shared(entry, added, run_dir, what=target.unit, log=log))
     record = _record(meta, run_dir)
     k, tune_dir = int(record["tune_dir"].rsplit("ext", 1)[1]), record["tune_dir"]
     spec_name = spec_file(meta)
     if new is not None:
-        k_spec = _free(run_dir, "spec.ext{}.yaml", k)
-        spec_name = f"spec.ext{k_spec}.yaml"
-        (run_dir / spec_name).write_text(text)  # a new file first: run.json names it only once it is whole
-    entry = resolve_trainable(target)
-    cpus, gpus = check_options(ext_opts, target)
+        spec_name = f"spec.ext{_free(run_dir, 'spec.ext{}.yaml', k)}.yaml"
     groups = [g for g in dict.fromkeys(p.variant for p in added) if g not in {p.variant for p in current}]
     record.update(
         seeds=sorted(set(p.seed for p in added) - set(run_seeds)),
@@ -219,18 +224,19 @@ def extend_grid(
     info = {**meta, **spec_facts(target, plans), **kind.facts(target, plans, ext_opts)}
     info[EXTENSIONS] = [*(meta.get(EXTENSIONS) or []), record]
     info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-    write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
-    log(
-        f"Extending {spec.name!r} in {run_dir}: {len(added)} trials added to its {len(current)} "
-        f"({_what(record, kind)}); the finished ones stay as they are; Tune experiment {tune_dir}/"
-    )
     launch = Launch(run_dir, target, entry, ext_opts, cpus, gpus, log, Experiment(tune_dir, tuple(record["trials"])))
-    provenance = kind.provenance(prepare_shared(entry, added, run_dir, what=target.unit, log=log))
-    table = ResultsTable.load(run_dir, spec.name, plans[: len(current)], group_column=kind.group_column)
-    for p in added:
-        table.add(p, provenance.get(p.index, {}))
-    table.write()
-    with ray_trials(ext_opts, cpus, gpus, run_dir, log):
+    with ray_trials(ext_opts, cpus, gpus, run_dir, log):  # the cluster's own checks may still refuse
+        if new is not None:  # a new file first: run.json names it only once it is whole
+            (run_dir / spec_name).write_text(text)
+        write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+        log(
+            f"Extending {spec.name!r} in {run_dir}: {len(added)} trials added to its {len(current)} "
+            f"({_what(record, kind)}); the finished ones stay as they are; Tune experiment {tune_dir}/"
+        )
+        table = ResultsTable.load(run_dir, spec.name, plans[: len(current)], group_column=kind.group_column)
+        for p in added:
+            table.add(p, provenance.get(p.index, {}))
+        table.write()
         kind.execute(launch, plans, table, provenance, restore=False)
     return _report(launch)
 
@@ -273,14 +279,14 @@ def extend_search(
     info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
     entry = resolve_trainable(spec)
     cpus, gpus = check_options(opts, spec)
-    write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
-    log(
-        f"Extending search {spec.name!r} in {run_dir}: {samples} more trials after its {len(df)} "
-        f"(trial{record['first']:03d} on), sampled from where it stopped; Tune experiment {record['tune_dir']}/"
-    )
-    launch = Launch(run_dir, spec, entry, opts, cpus, gpus, log, experiment_of(info))
     provenance = kind.provenance(prepare_shared(entry, kind.prepared(compiled), run_dir, what=spec.unit, log=log))
-    with ray_trials(opts, cpus, gpus, run_dir, log):
+    launch = Launch(run_dir, spec, entry, opts, cpus, gpus, log, experiment_of(info))
+    with ray_trials(opts, cpus, gpus, run_dir, log):  # run.json only once nothing can refuse any more
+        write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+        log(
+            f"Extending search {spec.name!r} in {run_dir}: {samples} more trials after its {len(df)} "
+            f"(trial{record['first']:03d} on), sampled from where it stopped; Tune experiment {record['tune_dir']}/"
+        )
         kind.execute(launch, compiled, None, provenance, restore=False)
     return _report(launch)
 

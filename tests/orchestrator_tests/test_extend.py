@@ -16,6 +16,7 @@ import pytest
 
 from orchestrator.cli import main
 from reports.rundir.files import read_results
+from reports.rundir.names import LOCK_FILE
 
 from .test_faults import STUDY, _killed, _report, _values
 
@@ -25,11 +26,13 @@ PILOT_TRIALS = ["a_seed0", "b_seed0"]
 
 
 def _digests(run: Path, under: str = "") -> dict[str, str]:
+    """Every file's digest; the lock's record of who last wrote the run aside (a refused
+    command takes the lock before its checks, and names itself there)."""
     root = run / under
     return {
         str(f.relative_to(run)): hashlib.sha256(f.read_bytes()).hexdigest()
         for f in sorted(root.rglob("*"))
-        if f.is_file()
+        if f.is_file() and f.name != LOCK_FILE
     }
 
 
@@ -120,6 +123,27 @@ def _unfinished(run: Path) -> None:
             EDITED.replace("name: faults", "name: other"),
             "--spec: its name is 'other', the run's 'faults'",
         ),
+        (
+            ["--spec", "{root}/changed.yaml"],
+            EDITED.replace("mode: max", "mode: min"),
+            "--spec: its mode is 'min', the run's 'max'",
+        ),
+        (
+            ["--spec", "{root}/changed.yaml"],
+            EDITED.replace("metric: eval/cross_domain/acc", "metric: eval/cross_domain/auc"),
+            "--spec: its metric is 'eval/cross_domain/auc', the run's 'eval/cross_domain/acc'",
+        ),
+        (
+            ["--spec", "{root}/changed.yaml"],
+            EDITED.replace("reference: a", "reference: b"),
+            "--spec: its reference is 'b', the run's 'a'",
+        ),
+        (  # refused while the added variant prepares: no spec.ext file, run.json as it was
+            ["--spec", "{root}/changed.yaml"],
+            EDITED + "  d: {lr: 2.0e-3, backbone: /nonexistent/backbone}\n",
+            "variant 'd'",
+        ),
+        (["--seeds", "2", "--address", "127.0.0.1:1"], None, "--address 127.0.0.1:1: nothing answers"),
         (["--spec", "{root}/nosuch.yaml"], None, "--spec {root}/nosuch.yaml: no such file"),
         (["--seeds", "2"], "unfinished", "trials have not ended (PENDING); `python -m orchestrator resume"),
     ],
