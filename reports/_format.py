@@ -87,13 +87,28 @@ def family_sentence(table) -> str:
 
 def interval_sentence(table) -> str:
     """What the interval next to each difference is."""
+    from reports.stats import INVERTED, TESTS
+
     level = f"{1 - table.alpha:.0%}"
-    how = "the bootstrap (BCa, over seeds) interval" if getattr(table, "bootstrap", False) else "the t interval"
-    return (
+    test = getattr(table, "test", "")
+    if getattr(table, "bootstrap", False):
+        how = "the bootstrap (BCa, over seeds) interval"
+    elif test in INVERTED:
+        how = f"the interval inverted from the {TESTS[test]} (every shift it does not reject)"
+    else:
+        how = "the t interval"
+    text = (
         f"[{level} simultaneous CI]: {how} at 1 - {table.alpha:g}/m for the m comparisons of its "
         f"family (Bonferroni; the unadjusted 95% interval is in the CSV). Holm's p is never less powerful "
         f"than Bonferroni, so p < {table.alpha:g} may come with an interval that touches 0"
     )
+    cells = getattr(table, "cells", {})
+    if any(getattr(c, "ci_mark", "") for c in cells.values()):
+        text += (
+            f"; ‡: the interval excludes 0 but the test's Holm p is not below {table.alpha:g}: the "
+            "interval is not the test's own, and the test decides"
+        )
+    return text
 
 
 #: What the P column of the Markdown and HTML tables is.

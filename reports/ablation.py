@@ -42,6 +42,8 @@ FAMILIES = ("primary", "per_metric", "table")
 #: Tests whose p cannot go below 2 / 2^n with n pairs (every difference of one sign): with
 #: few seeds no comparison can reach the family's level, whatever the difference.
 SIGN_TESTS = ("sign_flip", "wilcoxon")
+#: Marks a simultaneous interval that excludes 0 beside a p that is not significant.
+DISAGREE = "‡"
 
 #: Metric names that are a spread over a benchmark's folds within one trial, not a metric of
 #: the trial: the note under their tables says so.
@@ -86,7 +88,11 @@ class Cell:
     secondary: bool = False
     sim_low: float | None = None
     sim_high: float | None = None
-    """Simultaneous interval over the family: the t interval at 1 - alpha/m (Bonferroni)."""
+    """Simultaneous interval over the family at 1 - alpha/m (Bonferroni): the t interval, the
+    interval inverted from the table's rank or sign test, or the bootstrap interval."""
+    ci_mark: str = ""
+    """"‡" where the simultaneous interval excludes 0 while the Holm p is not significant (a
+    bootstrap interval is not the test's own; the test decides)."""
     mde: float | None = None
     """The smallest |difference| the test detects with 80% power at alpha/m (two-sided),
     given the observed sd of the differences (or pooled sd) and n."""
@@ -255,20 +261,24 @@ def ablation_table(
         for k, p in zip(members, adjusted):
             c = raw[k].pop("_c")
             sim = c.interval(1 - level)
-            d = detectable_effect(c.n_pairs or c.n_a, None if test != "welch" else c.n_b, level)
+            d = detectable_effect(c.n_pairs or c.n_a, None if test != "welch" else c.n_b, level, test=test)
             if test in SIGN_TESTS and sign_flip_floor(c.n_pairs) > level:
                 d = None  # no difference, however large, reaches the level with this few seeds
             # no spread of the differences (every seed the same): no t-test, so neither an MDE
             # nor a seed count exists (a sd of 1e-16, float noise, would claim 1e-15 detectable)
             spread = c.sd is not None and c.sd > TOL
             standardised = min_effect / c.sd if min_effect and spread else None
+            excludes = sim[0] is not None and sim[1] is not None and (sim[0] > 0 or sim[1] < 0)
             raw[k].update(
+                ci_mark=DISAGREE if excludes and not (p is not None and p < alpha) else "",
                 p_holm=p,
                 family_size=families[name],
                 sim_low=sim[0],
                 sim_high=sim[1],
                 mde=d * c.sd if d is not None and spread else None,
-                seeds_needed=seeds_for(standardised, paired=test != "welch", alpha=level) if standardised else None,
+                seeds_needed=seeds_for(standardised, paired=test != "welch", alpha=level, test=test)
+                if standardised
+                else None,
             )
     for m in metrics:
         means = {v: raw[(v, m)]["mean"] for v in variants if not math.isnan(raw[(v, m)]["mean"])}
@@ -346,7 +356,8 @@ def power_sentence(table: AblationTable) -> str:
     spread = f" ({min(mdes):.3g} to {max(mdes):.3g} over the {len(mdes)} comparisons)" if len(mdes) > 1 else ""
     text = (
         f"With {n} seeds this study can detect differences in {m} of about {median:.3g} and above{spread} "
-        f"with {POWER:.0%} power ({table.test}, two-sided, alpha {level} per comparison)"
+        f"with {POWER:.0%} power ({table.test}{', simulated' if table.test in SIGN_TESTS else ''}, two-sided, "
+        f"alpha {level} per comparison)"
     )
     if table.min_effect:
         needed = sorted(c.seeds_needed for c in cells if c.seeds_needed is not None)

@@ -50,7 +50,7 @@ def ablation_html(table: AblationTable) -> str:
             cells.append(
                 "<td>—</td>"
                 if v == table.reference
-                else f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.sim_low, c.sim_high)} "
+                else f"<td>{signed(c.diff)}{marker(c.p_holm)} <small>{interval(c.sim_low, c.sim_high)}{c.ci_mark} "
                 f"({_e(pvalue(c.p_holm))}), {_e(effect(c.effect, table.effect_name))}; MDE {num(c.mde)}; P {num(c.p_better, 2)}</small></td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")

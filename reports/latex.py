@@ -219,7 +219,7 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
                     star = marker(c.p_holm)
                     stats = [
                         Num(signed(c.diff), post=f"$^{{{star}}}$" if star else ""),
-                        interval(c.sim_low, c.sim_high) if c.sim_low is not None else "[CI n/a]",
+                        interval(c.sim_low, c.sim_high) + c.ci_mark if c.sim_low is not None else "[CI n/a]",
                         Num(pvalue(c.p_holm)),
                         Num(num(c.effect, 2)),
                         Num(num(c.mde)),

@@ -19,6 +19,7 @@ _SPECIAL = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$",
     "±": r"$\pm$",
 }
 

@@ -34,7 +34,7 @@ def ablation_markdown(table: AblationTable) -> str:
             row.append(
                 "—"
                 if v == table.reference
-                else f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.sim_low, c.sim_high)} ({pvalue(c.p_holm)}), "
+                else f"{signed(c.diff)}{marker(c.p_holm)} {interval(c.sim_low, c.sim_high)}{c.ci_mark} ({pvalue(c.p_holm)}), "
                 f"{effect(c.effect, table.effect_name)}; MDE {num(c.mde)}; P {num(c.p_better, 2)}"
             )
         out.append("| " + " | ".join(row) + " |")

@@ -94,10 +94,12 @@ def is_metric_key(key: str) -> bool:
 
 
 def rung_milestones(*, grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
-    """The iterations at which ASHA compares trials: grace, grace*rf, ... below max_t."""
+    """The iterations at which ASHA compares trials: grace, grace*rf, ... below max_t, each
+    whole iteration once (a factor of 1.5 from 1 gives 1, 1.5, 2.25: rungs 1 and 2, not 1, 1, 2)."""
     t: float = grace_period
     out: list[int] = []
     while t < max_t:
-        out.append(int(t))
+        if not out or int(t) > out[-1]:
+            out.append(int(t))
         t = t * reduction_factor
     return out

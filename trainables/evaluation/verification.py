@@ -52,6 +52,9 @@ def ten_fold_accuracy(scores: np.ndarray, labels: np.ndarray, *, folds: int = 10
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     if len(scores) < folds:
         raise ValueError(f"{len(scores)} pairs cannot be split into {folds} folds")
+    if not np.all(np.isfinite(scores)):  # a diverged model's NaN embeddings: no accuracy, not 0.5
+        nan = float("nan")
+        return FoldAccuracy(nan, nan, (nan,) * folds, (nan,) * folds)
     parts = np.array_split(np.arange(len(scores)), folds)
     accs, thresholds = [], []
     for k, test in enumerate(parts):
