@@ -146,7 +146,7 @@ class CurveLog:
         self.path = Path(run_dir) / CURVES_FILE
         if not self.path.exists():
             with self.path.open("w", newline="") as f:
-                csv.writer(f).writerow(list(CURVE_COLUMNS))
+                csv.writer(f, lineterminator="\n").writerow(list(CURVE_COLUMNS))
 
     def drop(self, trial_name: str) -> None:
         """Remove a trial's lines (an attempt that is being replaced)."""
@@ -163,7 +163,7 @@ class CurveLog:
             if is_metric_key(k) and isinstance(v, (int, float)) and not isinstance(v, bool)
         ]
         with self.path.open("a", newline="") as f:
-            csv.writer(f).writerows(rows)
+            csv.writer(f, lineterminator="\n").writerows(rows)
 
 
 def _cell(value: Any) -> Any:

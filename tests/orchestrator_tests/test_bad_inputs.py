@@ -108,6 +108,24 @@ CASES = [
     ),
     ("unknown spec key", {"s.yaml": ABLATION + "colour: blue\n"}, ["run", "{d}/s.yaml"], ["colour: unknown key"]),
     (
+        "benchmark named like a built-in set",
+        {"s.yaml": ABLATION},
+        ["run", "{d}/s.yaml", "--set", "benchmarks={cross_domain: {d}/x.png}"],
+        ["benchmarks: name 'cross_domain' is a built-in set"],
+    ),
+    (
+        "validation set named mean",
+        {"s.yaml": ABLATION},
+        ["run", "{d}/s.yaml", "--set", "val_data={mean: {d}/x.png}"],
+        ["val_data: name 'mean' is a built-in set"],
+    ),
+    (
+        "benchmark name outside the name pattern",
+        {"s.yaml": ABLATION},
+        ["run", "{d}/s.yaml", "--set", "benchmarks={'a/b': {d}/x.png}"],
+        ["name 'a/b' is not a metric name part"],
+    ),
+    (
         "unknown trainable",
         {"s.yaml": ABLATION.replace("trainable: da_lora", "trainable: nope")},
         ["run", "{d}/s.yaml"],
@@ -316,6 +334,24 @@ PREPARE_CASES = [
         {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 2\n"},
         ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}"],
         ["label 0 (different) or 1 (same), got '2'"],
+    ),
+    (
+        "validation set is the test benchmark's file",
+        {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 1\n"},
+        ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}", "--set", "val_data={v: {d}/./p.txt}"],
+        ["validation benchmark v", "test benchmark b's file"],
+    ),
+    (
+        "validation set is a copy of the test benchmark",
+        {"s.yaml": ABLATION, "p.txt": "{d}/x.png {d}/y.png 1\n", "q.txt": "{d}/x.png {d}/y.png 1\n"},
+        ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/p.txt}", "--set", "val_data={v: {d}/q.txt}"],
+        ["validation benchmark v", "test benchmark b's file"],
+    ),
+    (
+        "val_fraction leaves training too few identities",
+        {"s.yaml": ABLATION},
+        ["run", "{d}/s.yaml", "--set", "val_fraction=0.9"],
+        ["val_fraction=0.9 holds out", "training needs at least"],
     ),
     (
         "LoRA targets match nothing",

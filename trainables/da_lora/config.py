@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from trainables.config_base import TrainableConfig
-from trainables.evaluation.keys import set_names, verification_keys
+from trainables.evaluation.keys import CROSS_DOMAIN, set_names, verification_keys
 
 if TYPE_CHECKING:
     from trainables.data.synthfaces import SynthFacesSpec
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
 
 #: The validation set of real training data held out of its identities: ``val/heldout/...``.
 HELDOUT = "heldout"
+#: A benchmark's name becomes part of metric keys (``eval/<name>/acc``).
+BENCHMARK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class DaLoraConfig(TrainableConfig):
@@ -129,11 +132,30 @@ class DaLoraConfig(TrainableConfig):
                 "lambda_contrastive and lambda_domain act on the backbone's features: with "
                 "adaptation: none nothing they could change trains"
             )
+        for field_name, names in (("benchmarks", self.benchmarks), ("val_data", self.val_data)):
+            for name in names:
+                if not BENCHMARK_NAME.fullmatch(name):
+                    raise ValueError(
+                        f"{field_name}: name {name!r} is not a metric name part (letters, digits, '_', '-', '.'; "
+                        "starting with a letter or digit)"
+                    )
+                if name in self._builtin_sets():
+                    raise ValueError(
+                        f"{field_name}: name {name!r} is a built-in set of this trainable "
+                        f"({', '.join(sorted(self._builtin_sets()))}); its metrics would overwrite that set's: rename it"
+                    )
         if self.batch_size % self.images_per_identity_in_batch:
             raise ValueError("batch_size must be a multiple of images_per_identity_in_batch")
         if self.batch_size // self.images_per_identity_in_batch < 2:
             raise ValueError("a batch must hold at least two identities")
         return self
+
+    def _builtin_sets(self) -> set[str]:
+        """The pair sets the trainable names itself (``eval/<set>/...``, ``val/<set>/...``)."""
+        sets = {CROSS_DOMAIN, "mean", HELDOUT}
+        if self.train_data == "synthfaces":
+            sets |= set(self.synthfaces().domains)
+        return sets
 
     @property
     def uses_classifier(self) -> bool:

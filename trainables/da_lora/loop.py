@@ -93,6 +93,13 @@ def _held_out_validation(
             "identities; validation needs at least 4 (raise val_fraction, give val_data, or set "
             "val_fraction: 0 to train on every identity and select nothing)"
         )
+    left = len(ids) - len(held)
+    if left < max(4, len(held)):  # a floor for training too: 0.99 would train on 3 of 120 people
+        raise DataError(
+            f"val_fraction={cfg.val_fraction} holds out {len(held)} of the {len(ids)} training identities for "
+            f"validation and trains on {left}; training needs at least {max(4, len(held))} (at least 4, and no "
+            "fewer than validation gets): lower val_fraction"
+        )
     val = full.select(np.flatnonzero(rows))
     train = full.select(np.flatnonzero(~rows))
     if full.images is not None:  # synthfaces: every domain, cross-domain too, as the test identities
@@ -131,6 +138,7 @@ def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
                 f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
                 "(benchmarks: {lfw: /path/to/lfw.bin})"
             )
+    check_same_files(cfg.val_data, cfg.benchmarks)
     benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.benchmarks.items())]
     val_benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.val_data.items())]
     # the names of every training identity, the held-out ones included: none may be tested on
@@ -163,11 +171,51 @@ def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark], rol
             )
 
 
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_same_files(val: dict[str, str], test: dict[str, str]) -> None:
+    """Refuse a validation benchmark that is a test benchmark's file, however its path is
+    spelt (resolved path) or wherever a copy of it lies (content digest): a study would
+    choose on the test identities."""
+    for v_name, v_path in val.items():
+        for t_name, t_path in test.items():
+            a, b = Path(v_path), Path(t_path)
+            if not (a.is_file() and b.is_file()):
+                continue  # a missing file is refused where it is loaded, in one line
+            if a.resolve() == b.resolve() or (
+                a.stat().st_size == b.stat().st_size and _file_digest(a) == _file_digest(b)
+            ):
+                raise DataError(
+                    f"validation benchmark {v_name}: {v_path} is the test benchmark {t_name}'s file ({t_path}); "
+                    "a choice made on it would be made on the test identities: validate on other people"
+                )
+
+
+def _image_digests(b: PairBenchmark) -> set[bytes]:
+    import hashlib
+
+    return {hashlib.sha1(img.numpy().tobytes()).digest() for img in b.images}
+
+
 def check_benchmark_overlap(val: list[PairBenchmark], test: list[PairBenchmark]) -> None:
-    """Refuse validation benchmarks that share identities with a test benchmark: a choice
-    made on them would be a choice made on the test identities."""
+    """Refuse validation benchmarks that share identities or images with a test benchmark: a
+    choice made on them would be a choice made on the test identities."""
     for v in val:
         for t in test:
+            shared = _image_digests(v) & _image_digests(t)
+            if shared:
+                raise DataError(
+                    f"validation benchmark {v.name}: {len(shared)} of its images are also in test benchmark "
+                    f"{t.name}; validation and test sets must not share images"
+                )
             both = sorted(v.identity_names & t.identity_names)
             if both:
                 raise DataError(
