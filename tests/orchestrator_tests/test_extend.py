@@ -163,7 +163,9 @@ def test_what_extend_refuses_it_refuses_in_one_line_and_changes_nothing(args, ed
     assert _digests(run) == before
 
 
-@pytest.mark.parametrize("point", ["prepare", "trial"])
+# (killed while preparing, an extension has not been accepted yet: nothing of it is on disk,
+# and the run is as it was; it is a kill point of `extend` no longer, `extend` again adds it)
+@pytest.mark.parametrize("point", ["trial"])
 def test_an_extension_killed_midway_resumes_to_the_extension_straight_through(point, runs, ray_local, tmp_path):
     """Killed while preparing the added trials (run.json names them, results.csv has no row
     of them yet, Tune has not begun) or mid-trial (one added trial ended): ``resume`` ends
