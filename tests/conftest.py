@@ -225,3 +225,18 @@ def no_ray(monkeypatch):
     monkeypatch.setattr(rt, "ray_session", refuse)
     monkeypatch.setattr(rt, "start_local_ray", refuse)
     return calls
+
+
+@pytest.fixture
+def no_prepare(monkeypatch):
+    """Fails the case if a trainable would prepare (load data, a backbone): a refusal that
+    belongs before preparation must not start it, so that a removed guard fails at once
+    instead of running a study."""
+    import sys
+
+    def refuse(*a, **k):
+        raise AssertionError("a trainable was prepared for a bad input")
+
+    for name in ("orchestrator.launch", "orchestrator.kinds.base", "orchestrator.extend"):  # where it is imported
+        __import__(name)
+        monkeypatch.setattr(sys.modules[name], "prepare_shared", refuse)

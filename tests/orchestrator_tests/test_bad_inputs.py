@@ -1,90 +1,32 @@
-"""The bad-input corpus: every case goes through the real command line and must end with
-one line on stderr naming the problem, exit status 2, no traceback, before Ray starts, and
-with every file and folder under the test's directory (the working directory included,
-where ``runs/`` would appear) exactly as it was. A new input path gets a case here.
-
-Each case is (id, files to make, argv, words the line must contain). Files are written by
-``make`` before the snapshot; ``{d}`` in argv and file contents is the test's directory.
+"""The bad-input corpus for specs, options, data and models: every case goes through the real
+command line and must end with one line on stderr naming the problem, exit status 2, no
+traceback, before the trainable prepares or Ray starts (both fail the case if reached), and
+with every file and folder under the test's directory (the working directory included, where
+``runs/`` would appear) exactly as it was. A new input path gets a case here; run directories
+given to ``report``, ``status``, ``resume``, ``plan``, ``extend`` and ``confirm --from`` have
+theirs in ``test_bad_run_dirs.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import pickle
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
 from orchestrator.cli import main
 from tests.conftest import can_mount_tmpfs
-from tests.orchestrator_tests.test_spec import GOOD
-
-ABLATION = GOOD  # the small ablation the spec tests use
-SEARCH = """
-name: s
-kind: search
-trainable: da_lora
-metric: val/cross_domain/acc
-mode: max
-seeds: [0]
-num_samples: 4
-base: {epochs: 2}
-space:
-  lr: {loguniform: [1.0e-4, 1.0e-2]}
-"""
-
-
-def _bomb_bin(d: Path) -> None:
-    from tests.trainables_tests.test_real_inputs import bomb_png
-
-    (d / "b.bin").write_bytes(pickle.dumps(([bomb_png(), bomb_png()], [True]), protocol=4))
-
-
-def _checked_run(d: Path, results: str | None, info: str | None, *, record: bool = True) -> None:
-    """A run directory as the orchestrator writes it (checksums included), then damaged by the case."""
-    from reports.rundir.files import write_checked
-
-    (d / "r").mkdir()
-    write_checked(
-        d / "r",
-        "run.json",
-        json.dumps(
-            {
-                "study": "abl",
-                "kind": "ablation",
-                "trainable": "da_lora",
-                "metric": "eval/x/acc",
-                "mode": "max",
-                "variants": ["a"],
-                "reference": "a",
-            }
-        ),
-    )
-    write_checked(
-        d / "r",
-        "results.csv",
-        "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMINATED,0.5\na_seed1,a,1,TERMINATED,0.6\n",
-    )
-    if results is not None:
-        (d / "r" / "results.csv").write_text(results)
-    if info is not None:
-        (d / "r" / "run.json").write_text(info)
-    if not record:  # a run made before checksums were kept
-        (d / "r" / "checksums.sha256").unlink()
-
-
-def _standin_copy(d: Path, weights: bytes) -> None:
-    from trainables.models.standin import StandinSpec, ensure_standin
-
-    (d / "bb").mkdir()
-    (d / "bb" / "config.json").write_bytes((ensure_standin(StandinSpec()) / "config.json").read_bytes())
-    (d / "bb" / "model.safetensors").write_bytes(weights)
-
+from tests.orchestrator_tests.refusals import (
+    ABLATION,
+    SEARCH,
+    bomb_bin,
+    check_refused,
+    refused_case,
+    snapshot,
+    standin_copy,
+    synthfaces_test_pairs,
+)
 
 # (id, {relative path: text or bytes, or a callable making files}, argv, words)
 CASES = [
@@ -234,62 +176,6 @@ CASES = [
     ("--max-concurrent 0", {"s.yaml": ABLATION}, ["run", "{d}/s.yaml", "--max-concurrent", "0"], ["--max-concurrent"]),
     ("unknown option", {}, ["run", "ablation", "--quik"], ["--quik"]),
     ("confirm of a non-search", {}, ["run", "confirm", "--from", "{d}"], ["--from"]),
-    # run directories
-    ("status of nothing", {}, ["status", "{d}/none"], ["is not a directory"]),
-    ("status of a folder that is no run", {"x/a.txt": "a"}, ["status", "{d}/x"], ["not a run directory"]),
-    (
-        "report on a truncated table",
-        {"r": lambda d: _checked_run(d, "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMI", None)},
-        ["report", "{d}/r"],
-        ["results.csv", "truncated"],
-    ),
-    (
-        "status of an edited table",
-        {
-            "r": lambda d: _checked_run(
-                d, "trial_name,variant,seed,status,eval/x/acc\na_seed0,a,0,TERMINATED,0.9\n", None
-            )
-        },
-        ["status", "{d}/r"],
-        ["checksum"],
-    ),
-    (
-        "report of a run.json list",
-        {"r": lambda d: _checked_run(d, None, "[1, 2]", record=False)},
-        ["report", "{d}/r"],
-        ["run.json", "not the mapping"],
-    ),
-    (
-        "report of an edited run.json",
-        {"r": lambda d: _checked_run(d, None, "[1, 2]")},
-        ["report", "{d}/r"],
-        ["run.json", "checksum"],
-    ),
-    (
-        "status of a run.json without its metric",
-        {"r": lambda d: _checked_run(d, None, '{"study": "abl", "kind": "ablation", "mode": "max"}', record=False)},
-        ["status", "{d}/r"],
-        ["run.json", "no 'metric'"],
-    ),
-    (
-        "resume of a damaged run",
-        {"r": lambda d: _checked_run(d, None, '{"study": ')},
-        ["resume", "{d}/r"],
-        ["run.json", "truncated"],
-    ),
-    (
-        "resume of an old run's damaged run.json",
-        {"r": lambda d: _checked_run(d, None, '{"study": ', record=False)},
-        ["resume", "{d}/r"],
-        ["run.json", "not JSON"],
-    ),
-    ("resume of nothing", {}, ["resume", "{d}/none"], ["not a run directory"]),
-    (
-        "confirm from a damaged run",
-        {"r": lambda d: _checked_run(d, "x\n", None), "r/configs.json": "{}", "r/spec.yaml": SEARCH},
-        ["run", "confirm", "--from", "{d}/r"],
-        ["results.csv"],
-    ),
     # export-synthfaces
     ("export under a file", {"f": "mine"}, ["export-synthfaces", "{d}/f/faces"], ["is a file, not a directory"]),
     ("export into a non-empty directory", {"mine/notes.txt": "mine"}, ["export-synthfaces", "{d}/mine"], ["not empty"]),
@@ -300,14 +186,26 @@ CASES = [
 # data and models, refused while the trainable prepares (these need the stand-in backbone)
 PREPARE_CASES = [
     (
+        "validation pairs over synthfaces' test identities",
+        {"s.yaml": ABLATION, "pairs.txt": lambda d: synthfaces_test_pairs(d, renamed=False)},
+        ["run", "{d}/s.yaml", "--set", "val_data={dev: {d}/pairs.txt}"],
+        ["validation benchmark dev: 3 of its identities are synthfaces' test identities", "eval0000"],
+    ),
+    (
+        "validation pairs over synthfaces' test images, renamed",
+        {"s.yaml": ABLATION, "pairs.txt": lambda d: synthfaces_test_pairs(d, renamed=True)},
+        ["run", "{d}/s.yaml", "--set", "val_data={dev: {d}/pairs.txt}"],
+        ["validation benchmark dev: 6 of its images are synthfaces' test images"],
+    ),
+    (
         "damaged weights",
-        {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, os.urandom(4096))},
+        {"s.yaml": ABLATION, "bb": lambda d: standin_copy(d, os.urandom(4096))},
         ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"],
         ["cannot load its weights"],
     ),
     (
         "empty weights",
-        {"s.yaml": ABLATION, "bb": lambda d: _standin_copy(d, b"")},
+        {"s.yaml": ABLATION, "bb": lambda d: standin_copy(d, b"")},
         ["run", "{d}/s.yaml", "--set", "backbone={d}/bb"],
         ["cannot load its weights"],
     ),
@@ -319,7 +217,7 @@ PREPARE_CASES = [
     ),
     (
         "decompression bomb in a benchmark",
-        {"s.yaml": ABLATION, "b.bin": _bomb_bin},
+        {"s.yaml": ABLATION, "b.bin": bomb_bin},
         ["run", "{d}/s.yaml", "--set", "benchmarks={b: {d}/b.bin}"],
         ["benchmark b", "DecompressionBomb"],
     ),
@@ -362,71 +260,14 @@ PREPARE_CASES = [
 ]
 
 
-def _snapshot(root: Path) -> dict[str, str]:
-    """Every path under root: a folder, a link, or a file's sha256 and mode."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = str(p.relative_to(root))
-        if p.is_symlink():
-            out[rel] = "link " + os.readlink(p)
-        elif p.is_dir():
-            out[rel] = "dir"
-        else:
-            out[rel] = f"{hashlib.sha256(p.read_bytes()).hexdigest()} {oct(p.stat().st_mode)}"
-    return out
-
-
-def _make(d: Path, files: dict) -> None:
-    from PIL import Image
-
-    for rel, content in files.items():
-        if callable(content):
-            content(d)
-            continue
-        path = d / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content.replace(b"{d}", str(d).encode()))
-        else:
-            path.write_text(textwrap.dedent(content).replace("{d}", str(d)))
-    for name in ("x.png", "y.png"):
-        Image.new("RGB", (8, 8)).save(d / name)
-
-
-def _check_refused(code: int, err: str, words: list[str]) -> None:
-    lines = err.strip().splitlines()
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for w in words:
-        assert w in lines[0], f"{w!r} not in: {lines[0]}"
-
-
-def _refused_case(case, tmp_path, monkeypatch, capsys, no_ray) -> None:
-    _, files, argv, words = case
-    d = tmp_path / "work"
-    d.mkdir()
-    _make(d, files)
-    monkeypatch.chdir(d)
-    before = _snapshot(d)
-    try:
-        code = main([a.replace("{d}", str(d)) for a in argv])
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
-    err = capsys.readouterr().err
-    _check_refused(code, err, [w.replace("{d}", str(d)) for w in words])
-    assert _snapshot(d) == before  # nothing written, nothing removed, nothing executed (no 'pwned')
-    assert not no_ray
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input(case, tmp_path, monkeypatch, capsys, no_ray):
-    _refused_case(case, tmp_path, monkeypatch, capsys, no_ray)
+def test_bad_input(case, tmp_path, monkeypatch, capsys, no_ray, no_prepare):
+    refused_case(case, tmp_path, monkeypatch, capsys, no_ray)
 
 
 @pytest.mark.parametrize("case", PREPARE_CASES, ids=[c[0] for c in PREPARE_CASES])
 def test_bad_input_while_preparing(case, tmp_path, monkeypatch, capsys, standin, no_ray):
-    _refused_case(case, tmp_path, monkeypatch, capsys, no_ray)
+    refused_case(case, tmp_path, monkeypatch, capsys, no_ray)
 
 
 @pytest.fixture
@@ -461,11 +302,11 @@ def test_a_read_only_directory_is_refused_in_one_line(
     read_only_dir, argv, words, capsys, monkeypatch, tmp_path, no_ray
 ):
     monkeypatch.chdir(tmp_path)
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     code = main([a.replace("{ro}", str(read_only_dir)) for a in argv])
     words = [w for w in words if os.geteuid() == 0 or w != "Read-only file system"]
-    _check_refused(code, capsys.readouterr().err, words)
-    assert _snapshot(tmp_path) == before
+    check_refused(code, capsys.readouterr().err, words)
+    assert snapshot(tmp_path) == before
 
 
 def test_the_entry_point_behaves_as_main(tmp_path):
@@ -479,7 +320,7 @@ def test_the_entry_point_behaves_as_main(tmp_path):
         proc = subprocess.run(
             [sys.executable, "-m", "orchestrator", *argv], capture_output=True, text=True, timeout=120, cwd=tmp_path
         )
-        _check_refused(proc.returncode, proc.stderr, [word])
+        check_refused(proc.returncode, proc.stderr, [word])
 
 
 @pytest.mark.parametrize(
@@ -490,7 +331,7 @@ def test_the_entry_point_behaves_as_main(tmp_path):
         ({"lr": [0.1]}, "lr: Input should be a valid number"),
     ],
 )
-def test_the_python_api_refuses_like_the_command_line(overrides, words, tmp_path, no_ray, monkeypatch):
+def test_the_python_api_refuses_like_the_command_line(overrides, words, tmp_path, no_ray, no_prepare, monkeypatch):
     """``orchestrator.run_study(..., set=...)``: the values reach the config as given (a
     boolean stays a boolean, a list a list) and bad input raises the same one-line UserError,
     with nothing written."""

@@ -13,6 +13,7 @@ computed at all.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from pytorch_metric_learning.losses import CosFaceLoss, SupConLoss
 from trainables.da_lora.config import HELDOUT, DaLoraConfig
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
-from trainables.data import synthfaces
+from trainables.data import synthfaces, synthfaces_export
 from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
     SKIPPED_FILE,
     DataError,
@@ -124,12 +125,15 @@ def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
     if cfg.train_data == "synthfaces":
         synth = synthfaces.load(cfg.synthfaces())
         tr = synth.group("train")
+        named = synthfaces_export.identity_names(synth)["train"]
         full = TrainSet(
             identity=tr.identity,
             domain=tr.domain,
             domains=synth.domains,
             fingerprint=synth.fingerprint,
             images=torch.as_tensor(tr.images),
+            # the names its export gives them, so that a pair list over them is caught below
+            identity_names=tuple(named.get(i, "") for i in range(int(tr.identity.max()) + 1)),
         )
     else:
         full = read_train_data(cfg.train_data)
@@ -145,6 +149,8 @@ def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
     check_identity_overlap(full, benchmarks)
     check_identity_overlap(full, val_benchmarks, role="validation benchmark")
     check_benchmark_overlap(val_benchmarks, benchmarks)
+    if synth is not None:
+        check_synthfaces_test(val_benchmarks, synth, image_size)
     train, val = _held_out_validation(cfg, full, image_size, None if synth is None else synth.twin_of)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
     k = cfg.num_domains or len(train.domains)
@@ -172,8 +178,6 @@ def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark], rol
 
 
 def _file_digest(path: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -200,8 +204,6 @@ def check_same_files(val: dict[str, str], test: dict[str, str]) -> None:
 
 
 def _image_digests(b: PairBenchmark) -> set[bytes]:
-    import hashlib
-
     return {hashlib.sha1(img.numpy().tobytes()).digest() for img in b.images}
 
 
@@ -223,6 +225,39 @@ def check_benchmark_overlap(val: list[PairBenchmark], test: list[PairBenchmark])
                     f"benchmark {t.name} (e.g. {', '.join(both[:3])}); validation and test identities "
                     "must be disjoint"
                 )
+
+
+def check_synthfaces_test(val: list[PairBenchmark], synth: synthfaces.FaceSet, size: int) -> None:
+    """synthfaces' test identities are known (its held-out group, ``eval0000``... in its export):
+    refuse a validation benchmark that names one of them or holds one of their images, at the
+    size the benchmark was read at."""
+    from PIL import Image
+
+    from trainables.data.sources import image_tensor
+
+    if not val:
+        return
+    test = synth.group("eval")
+    names = set(synthfaces_export.identity_names(synth)["eval"].values())
+    digests: set[bytes] | None = None
+    for v in val:
+        both = sorted(names & v.identity_names)
+        if both:
+            raise DataError(
+                f"validation benchmark {v.name}: {len(both)} of its identities are synthfaces' test identities "
+                f"(e.g. {', '.join(both[:3])}); validate on other people"
+            )
+        if digests is None:  # the test images as a pair list of the export would read them
+            digests = {
+                hashlib.sha1(image_tensor(Image.fromarray(img.transpose(1, 2, 0)), size).numpy().tobytes()).digest()
+                for img in test.images
+            }
+        shared = _image_digests(v) & digests
+        if shared:
+            raise DataError(
+                f"validation benchmark {v.name}: {len(shared)} of its images are synthfaces' test images; "
+                "validate on other people"
+            )
 
 
 # ------------------------------------------------------------------ model and losses

@@ -41,6 +41,17 @@ def _name(group: str, local: int) -> str:
     return f"{group}{local:04d}"
 
 
+def identity_names(faces: FaceSet) -> dict[str, dict[int, str]]:
+    """Per group, identity id -> the name its export gives it (``eval0003``): what a pair list
+    or image folder made from an export calls that person."""
+    out: dict[str, dict[int, str]] = {}
+    for group in synthfaces.SPLITS:
+        ids = np.unique(faces.group(group).identity)
+        if len(ids):
+            out[group] = {int(i): _name(group, int(i - ids.min())) for i in ids}
+    return out
+
+
 def export(faces: FaceSet, out_dir: Path, *, feedback_pairs_per_identity: int = 4, seed: int = 0) -> Path:
     """Write ``faces`` (its train and eval groups) into ``out_dir`` in the notes' formats."""
     from PIL import Image
