@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import search_spaces  # noqa: E402
 from orchestrator.run import RunOptions, run_study  # noqa: E402
 from reports import build_report  # noqa: E402
-from reports.search_analysis import best_so_far_by_compute, cost_to_reach, read_curves  # noqa: E402
+from reports.rundir.files import read_curves  # noqa: E402
+from reports.search_analysis import best_so_far_by_compute, cost_to_reach  # noqa: E402
 
 
 def arm_spec(args, *, fifo: bool) -> dict:

@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from reports.rundir.files import read_run
-from reports.rundir.names import CURVES_FILE, REPORT_DIR, group_column, spec_file
+from reports.rundir.files import read_curves, read_run
+from reports.rundir.names import REPORT_DIR, group_column, spec_file
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,7 @@ def load_run(path: str | Path) -> Run:
         "group",
         results[column] if column in results.columns else pd.NA,
     )
-    curves = (
-        pd.read_csv(path / CURVES_FILE)
-        if (path / CURVES_FILE).is_file()
-        else pd.DataFrame(columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"])
-    )
+    curves = read_curves(path)
     spec = load_study(str(path / spec_file(info)))[0] if (path / spec_file(info)).is_file() else None
     return Run(path=path, info=info, spec=spec, results=results, curves=curves)
 
@@ -94,9 +90,27 @@ def run_study(
 ) -> Run:
     """Run ``study`` (a shipped name or a spec path) as ``python -m orchestrator run`` does,
     and return the loaded run. ``set`` overrides base-config values (``--set``)."""
+    from collections.abc import Mapping
+
+    from orchestrator.errors import UserError
     from orchestrator.run import RunOptions
     from orchestrator.run import run_study as _run
 
+    expected = {
+        "study": (study, (str, Path), "a study name or a spec path"),
+        "out": (out, (str, Path, type(None)), "a directory path"),
+        "quick": (quick, (bool,), "True or False"),
+        "set": (set, (Mapping, type(None)), "a mapping of config keys to values, e.g. {'lr': 0.1}"),
+        "address": (address, (str, type(None)), "HOST:PORT"),
+        "max_concurrent": (max_concurrent, (int, type(None)), "a whole number"),
+        "cpus_per_trial": (cpus_per_trial, (int, float, type(None)), "a number"),
+        "gpus_per_trial": (gpus_per_trial, (int, float, type(None)), "a number"),
+    }
+    for name, (value, types, what) in expected.items():  # one line, as the command line's errors
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise UserError(f"run_study({name}=...): expected {what}, got {type(value).__name__} {value!r:.60}")
+    if any(not isinstance(k, str) for k in (set or {})):
+        raise UserError(f"run_study(set=...): keys must be config key names (strings), got {list(set or {})!r:.60}")
     pairs = [f"{k}={json.dumps(v)}" for k, v in (set or {}).items()]  # JSON is YAML: read back as given
     opts = RunOptions(
         study=str(study),

@@ -343,9 +343,8 @@ class PromotionASHA(TrialScheduler):
     def _replay(self) -> None:
         """Rebuild the rungs from what the trials reported before the driver stopped:
         ``curves.csv`` (every reported value) and ``results.csv`` (which trials ended)."""
-        import pandas as pd
 
-        from reports.rundir.files import read_results
+        from reports.rundir.files import read_curves, read_results
         from reports.rundir.names import CURVES_FILE, FINISHED, RESULTS_FILE, UNFINISHED
 
         results, curves = self._run_dir / RESULTS_FILE, self._run_dir / CURVES_FILE
@@ -353,7 +352,7 @@ class PromotionASHA(TrialScheduler):
             return
         rows = read_results(self._run_dir)
         rows = rows[rows["trial_id"] != ""].set_index("trial_name")
-        df = pd.read_csv(curves)
+        df = read_curves(self._run_dir, need=("trial_name", "iteration", "key", "value"))
         df = df[df["key"] == self._metric].sort_values("iteration", kind="stable")
         self._stop_now = {
             rows.at[name, "trial_id"]: [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -123,8 +124,8 @@ class Plan(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from reports.plan import plan_text
 
-        if args.effect is not None and not args.effect > 0:
-            raise UserError(f"--effect {args.effect:g}: expected a positive difference such as 0.005")
+        if args.effect is not None and not (args.effect > 0 and math.isfinite(args.effect)):
+            raise UserError(f"--effect {args.effect:g}: expected a positive, finite difference such as 0.005")
         print(plan_text(args.dir, effect=args.effect), end="")
         return 0
 

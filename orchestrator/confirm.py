@@ -54,6 +54,12 @@ def _finished_search(from_dir: Path) -> tuple[dict, pd.DataFrame, dict[str, dict
             f"{where}: the search did not finish ({len(unfinished)} of {len(df)} trials "
             f"{'/'.join(sorted(set(unfinished['status'])))})"
         )
+    planned = meta.get("num_samples")
+    if df.empty or (isinstance(planned, int) and len(df) < planned):
+        raise UserError(
+            f"{where}: the search did not finish ({len(df)} of its {planned or '?'} trials were started; "
+            f"python -m orchestrator resume {from_dir} runs the rest)"
+        )
     spec = parse_spec(data, source=str(files[3]))
     if not isinstance(spec, SearchSpec):
         raise UserError(f"{where}: spec.yaml is not a search spec")

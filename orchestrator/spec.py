@@ -28,6 +28,20 @@ def _distinct_seeds(v: list[int]) -> list[int]:
 
 Seeds = Annotated[list[int], AfterValidator(_distinct_seeds)]
 
+#: The most trials one search may sample; a typo such as 1e9 would never end.
+MAX_SAMPLES = 10_000
+
+
+def _display_name(v: dict[str, str]) -> dict[str, str]:
+    """What a table cell and a figure label can hold: one line of printable text."""
+    for key, shown in v.items():
+        if not shown.strip() or not shown.isprintable() or len(shown) > 60:
+            raise ValueError(
+                f"report.names: the name of {key!r} ({shown!r}) must be one line of printable text, "
+                "1 to 60 characters (no line break or tab)"
+            )
+    return v
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,7 +63,7 @@ class Strict(BaseModel):
 class QuickSpec(Strict):
     """How ``--quick`` scales the study down to a smoke run."""
 
-    seeds: list[int] | None = Field(None, min_length=1, description="seeds of the quick run")
+    seeds: Seeds | None = Field(None, min_length=1, description="seeds of the quick run")
     base: dict[str, Any] = Field(default_factory=dict, description="base-config overrides of the quick run")
     variants: list[str] | None = Field(None, min_length=1, description="subset of variants to run (ablation)")
     axes: dict[str, Any] | None = Field(None, min_length=1, description="the axes of the quick run (sensitivity)")
@@ -97,6 +111,7 @@ class ReportSpec(Strict):
     min_effect: float | None = Field(
         None,
         gt=0,
+        allow_inf_nan=False,
         description="the smallest difference in the study metric that matters (e.g. 0.005): the "
         "report says how many seeds would detect it",
     )
@@ -106,7 +121,7 @@ class ReportSpec(Strict):
         description="prefix of every LaTeX label (default: the run directory's name), so that two "
         "runs' tables can go into one paper",
     )
-    names: dict[str, str] = Field(
+    names: Annotated[dict[str, str], AfterValidator(_display_name)] = Field(
         default_factory=dict,
         description="how rows are shown in tables and figures, e.g. {da_lora: 'DA-LoRA (full)'}",
     )

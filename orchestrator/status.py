@@ -81,8 +81,9 @@ def status_lines(run_dir: Path) -> list[str]:
         parts.append(f"{int(counts[INTERRUPTED])} interrupted")
     lines.append(f"trials: {total} in all: " + ", ".join(parts))
     if running and alive is False:
+        pid = (meta.get("driver") or {}).get("pid")
         lines.append(
-            f"the driver (pid {meta['driver']['pid']}) is gone: the {running} trials marked RUNNING are not "
+            f"the driver{f' (pid {pid})' if pid else ''} is gone: the {running} trials marked RUNNING are not "
             f"running; `python -m orchestrator resume {run_dir}` continues the run"
         )
     done = df[df["status"] == TERMINATED]

@@ -14,7 +14,7 @@ from reports.errors import ReportInputError
 from reports.html import _e, ablation_html, folded, frame_html, page
 from reports.latex import ablation_full_latex, ablation_latex, comparison_latex, main_metrics
 from reports.markdown import ablation_frame, ablation_markdown
-from reports.rundir.files import read_run, require_kind_fields
+from reports.rundir.files import read_curves, read_run, require_kind_fields
 from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, STAGING_DIR, spec_file
 from reports.sections import KIND_REPORTS, KIND_TABLES, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
 from reports.selection import recommends, selection_sentence
@@ -177,7 +177,7 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     links = " · ".join(f"<a href='top_k{x}'>top_k{x}</a>" for x in (".tex", ".md", ".csv"))
     sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
 
-    from reports.search_analysis import read_curves, write_optuna_storage
+    from reports.search_analysis import write_optuna_storage
     from reports.search_plots import search_figures
 
     curves = read_curves(run_dir)
@@ -263,9 +263,25 @@ def build_report(run_dir: Path | str) -> Path:
     from reports.rundir.lock import run_lock
 
     run_dir = Path(run_dir)
-    read_run(run_dir)  # refused in one line when damaged: nothing is written, not even the lock
+    df, meta = read_run(run_dir)  # refused in one line when damaged: nothing is written, not even the lock
+    _require_an_ended_trial(run_dir, df, meta)
+    if meta.get("kind") == "search":  # the page draws its curves: a foreign file refused before the lock
+        read_curves(run_dir)
     with run_lock(run_dir):  # one writer: a second `report` (or a run going on) is refused
         return _build_locked(run_dir)
+
+
+def _require_an_ended_trial(run_dir: Path, df: pd.DataFrame, meta: dict) -> None:
+    """A run stopped before any trial ended has nothing to report: one line saying so (a run
+    whose trials all failed has: the page lists the errors)."""
+    from reports.rundir.names import FAILED, FINISHED, PENDING
+
+    if not df["status"].isin(FINISHED + FAILED).any():
+        planned = meta.get("num_samples") or len(df)
+        raise ReportInputError(
+            f"{run_dir}: no trial has ended yet ({int((df['status'] != PENDING).sum())} of {planned} started), so there is nothing to report; "
+            f"python -m orchestrator status {run_dir} says where it stands, resume {run_dir} continues it"
+        )
 
 
 def _build_locked(run_dir: Path) -> Path:

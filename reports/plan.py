@@ -10,6 +10,8 @@ import pandas as pd
 
 from reports._format import num, signed
 from reports.ablation import AblationTable, power_sentence
+from reports.errors import ReportInputError
+from reports.rundir.names import FINISHED
 
 
 def _rows(table: AblationTable, effect: float | None) -> pd.DataFrame:
@@ -48,7 +50,13 @@ def plan_text(run_dir: Path | str, *, effect: float | None = None) -> str:
     if not tables:
         return (
             f"{run_dir}: a {meta.get('kind')} run compares no variants over seeds (each trial ran one seed); "
-            f"plan its confirm run instead: python -m orchestrator run confirm --from {run_dir}, then plan that"
+            f"plan its confirm run instead: python -m orchestrator run confirm --from {run_dir}, then plan that\n"
+        )
+    done = df[df["status"].isin(FINISHED)]
+    if meta["metric"] not in df.columns or done[meta["metric"]].isna().all():
+        raise ReportInputError(
+            f"{run_dir}: no trial has a value of {meta['metric']} yet ({len(done)} of {len(df)} finished), so there is no "
+            f"spread to plan from; python -m orchestrator status {run_dir} says where the run stands"
         )
     opts = stats_options(meta)
     lines = []

@@ -18,18 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reports.errors import ReportInputError
-from reports.rundir.names import COMPLETED, CURVES_FILE, STOPPED, rung_milestones
-
-
-def read_curves(run_dir: Path) -> pd.DataFrame:
-    """``curves.csv`` (long format); an empty frame when the run has none."""
-    path = Path(run_dir) / CURVES_FILE
-    if not path.is_file():
-        return pd.DataFrame(columns=["trial_name", "iteration", "time_total_s", "timestamp", "key", "value"])
-    try:
-        return pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError) as err:
-        raise ReportInputError(f"{path}: unreadable ({err})") from None
+from reports.rundir.names import COMPLETED, STOPPED, rung_milestones
 
 
 def metric_curves(curves: pd.DataFrame, metric: str) -> pd.DataFrame:

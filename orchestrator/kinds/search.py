@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 from orchestrator.kinds.base import Launch, Progress, StudyKind, register_kind
 from orchestrator.launch import RunOptions, max_concurrent
 from orchestrator.plan import SearchPlan, TrialPlan, compile_search, parse_overrides
-from orchestrator.spec import Seeds, Strict, StudyBase
+from orchestrator.spec import MAX_SAMPLES, Seeds, Strict, StudyBase
 from reports.rundir.names import UNFINISHED
 
 
@@ -43,9 +43,11 @@ class ConfirmSpec(Strict):
 
 
 class SearchQuickSpec(Strict):
-    seeds: list[int] | None = Field(None, min_length=1)
+    """A search's quick form: the checks of the full study's fields (the same types)."""
+
+    seeds: Seeds | None = Field(None, min_length=1)
     base: dict[str, Any] = Field(default_factory=dict)
-    num_samples: int | None = Field(None, gt=0)
+    num_samples: int | None = Field(None, gt=0, le=MAX_SAMPLES)
     scheduler: SchedulerSpec | None = None
     confirm: ConfirmSpec | None = None
 
@@ -62,7 +64,7 @@ class SearchSpec(StudyBase):
     space: dict[str, Any] = Field(min_length=1)
     num_samples: int = Field(
         gt=0,
-        le=10_000,
+        le=MAX_SAMPLES,
         description="trials to sample (the base config is the first); at "
         "most 10000 (a typo such as 1e9 would never end)",
     )

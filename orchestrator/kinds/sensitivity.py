@@ -67,6 +67,22 @@ class SensitivitySpec(StudyBase):
                 raise ValueError(f"quick.axes names unknown axes {unknown}")
         return self
 
+    @model_validator(mode="after")
+    def _names_name_points(self) -> "SensitivitySpec":
+        """``report.names`` renames points (a table's row), by the point's name as results.csv
+        has it: ``lr=0.001`` (``k1=v1,k2=v2`` on a grid axis), or ``base``."""
+        known = {BASE_POINT}
+        for name, grid in self.axes.items():
+            for combo in itertools.product(*grid.values()):
+                known.add(",".join(f"{k}={_show(v)}" for k, v in zip(grid, combo)))
+        unnamed = sorted(set(self.report.names) - known)
+        if unnamed:
+            raise ValueError(
+                f"report.names names {unnamed[0]!r}, not a point of this study (points are named "
+                f"like {sorted(known - {BASE_POINT})[0]!r}, or {BASE_POINT!r})"
+            )
+        return self
+
     def chooses(self) -> str:
         return (
             "a sensitivity study marks the points not worse than the best by its metric"

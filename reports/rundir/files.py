@@ -26,7 +26,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reports.rundir.names import CHECKSUMS_FILE, CONFIGS_FILE, RESULTS_FILE, RUN_FILE, STATUSES, TERMINATED
+from reports.rundir.names import (
+    CHECKSUMS_FILE,
+    CONFIGS_FILE,
+    CURVE_COLUMNS,
+    CURVES_FILE,
+    RESULTS_FILE,
+    RUN_FILE,
+    STATUSES,
+    TERMINATED,
+)
 
 RESULTS_REQUIRED = ("trial_name", "seed", "status")
 RUN_REQUIRED = {"study": str, "kind": str, "metric": str, "mode": str}
@@ -262,6 +271,16 @@ def read_results(run_dir: Path, info: dict[str, Any] | None = None):
         )
     if info is not None:
         _check_rows(path, df, info)
+        for m in dict.fromkeys([metric, *(info.get("report_metrics") or [])]):
+            if m in df.columns:  # a metric is a number (NaN spelt 'nan' or empty), never text
+                values = pd.to_numeric(df[m], errors="coerce")
+                bad = values.isna() & df[m].notna() & (df[m].astype(str).str.lower() != "nan")
+                if bad.any():
+                    raise DamagedRunFile(
+                        f"{path}: {m} of {df['trial_name'][bad.idxmax()]} is {df[m][bad.idxmax()]!r}, not a number; "
+                        "the file is damaged"
+                    )
+                df[m] = values.astype(float)
     for c in OPTIONAL_TEXT:  # a table written by hand or by an older version: empty, never a KeyError later
         if c not in df.columns:
             df[c] = ""
@@ -321,6 +340,39 @@ def typed_configs(results, configs: dict[str, dict[str, Any]]):
     return out
 
 
+def read_curves(run_dir: Path, need: tuple[str, ...] = CURVE_COLUMNS):
+    """``curves.csv`` (every reported value, long format; appended as results arrive, so not
+    checksummed), checked for the columns ``need`` names (the others filled with NaN) and its
+    numbers; an empty frame when the run has none yet (no file, or a file cut before its
+    header). Anything else is one line."""
+    import pandas as pd
+
+    path = Path(run_dir) / CURVES_FILE
+    empty = pd.DataFrame({c: pd.Series(dtype=object if c in ("trial_name", "key") else float) for c in CURVE_COLUMNS})
+    if not path.is_file() or path.stat().st_size == 0:
+        return empty
+    try:
+        df = pd.read_csv(path, dtype={"trial_name": str, "key": str})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DamagedRunFile(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DamagedRunFile(
+            f"{path}: not a curves file of this tool (no column {', '.join(missing)}; it has "
+            f"{', '.join(map(str, df.columns[:6]))}); move it aside to read the run without curves"
+        )
+    for c in CURVE_COLUMNS:
+        if c not in df.columns:
+            df[c] = float("nan")
+    for c in ("iteration", "time_total_s", "timestamp", "value"):
+        numbers = pd.to_numeric(df[c], errors="coerce")
+        bad = numbers.isna() & df[c].notna()
+        if bad.any():
+            raise DamagedRunFile(f"{path}, row {int(bad.idxmax()) + 2}: {c} {df[c][bad.idxmax()]!r} is not a number")
+        df[c] = numbers.astype(float)
+    return df[list(CURVE_COLUMNS)]
+
+
 def read_run(run_dir: Path):
     """(results, run.json) of a run directory, each checked as above; else one line. The
     config columns are typed from ``configs.json`` (``typed_configs``) when the run has one."""
@@ -353,6 +405,7 @@ __all__ = [
     "DamagedRunFile",
     "RunDirError",
     "read_checked",
+    "read_curves",
     "read_results",
     "read_run",
     "read_run_info",

@@ -10,6 +10,7 @@ theirs in ``test_bad_run_dirs.py``.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -27,6 +28,7 @@ from tests.orchestrator_tests.refusals import (
     standin_copy,
     synthfaces_test_pairs,
 )
+from tests.orchestrator_tests.test_spec import SENSITIVITY
 
 # (id, {relative path: text or bytes, or a callable making files}, argv, words)
 CASES = [
@@ -93,6 +95,18 @@ CASES = [
         ["report.names names unknown variants ['zz']"],
     ),
     (
+        "report.names names no point of a sensitivity study",
+        {"s.yaml": SENSITIVITY + "report: {names: {lora_rank=32: big}}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.names names 'lora_rank=32', not a point of this study"],
+    ),
+    (
+        "a line break in a display name",
+        {"s.yaml": ABLATION + 'report: {names: {a: "two\\nlines"}}\n'},
+        ["run", "{d}/s.yaml"],
+        ["report.names: the name of 'a'", "one line of printable text"],
+    ),
+    (
         "unknown report.family",
         {"s.yaml": ABLATION + "report: {family: all}\n"},
         ["run", "{d}/s.yaml"],
@@ -121,6 +135,30 @@ CASES = [
         {"s.yaml": ABLATION + "report: {min_effect: 0}\n"},
         ["run", "{d}/s.yaml"],
         ["report.min_effect"],
+    ),
+    (
+        "report.min_effect infinite",
+        {"s.yaml": ABLATION + "report: {min_effect: .inf}\n"},
+        ["run", "{d}/s.yaml"],
+        ["report.min_effect", "finite"],
+    ),
+    (
+        "quick seeds repeated",
+        {"s.yaml": ABLATION + "quick: {seeds: [0, 0]}\n"},
+        ["run", "{d}/s.yaml", "--quick"],
+        ["quick.seeds", "distinct"],
+    ),
+    (
+        "a search's quick seeds repeated",
+        {"s.yaml": SEARCH + "quick: {seeds: [3, 3]}\n"},
+        ["run", "{d}/s.yaml", "--quick"],
+        ["quick.seeds", "distinct"],
+    ),
+    (
+        "a billion quick samples",
+        {"s.yaml": SEARCH + "quick: {num_samples: 1000000000}\n"},
+        ["run", "{d}/s.yaml", "--quick"],
+        ["quick.num_samples", "less than or equal to 10000"],
     ),
     (
         "search ranks on test identities",
@@ -329,6 +367,8 @@ def test_the_entry_point_behaves_as_main(tmp_path):
         ({"seed": 5}, "--set seed"),
         ({"lora_rank": True}, "boolean true"),
         ({"lr": [0.1]}, "lr: Input should be a valid number"),
+        ("lr=0.1", "run_study(set=...): expected a mapping of config keys to values"),
+        ({1: 0.1}, "run_study(set=...): keys must be config key names"),
     ],
 )
 def test_the_python_api_refuses_like_the_command_line(overrides, words, tmp_path, no_ray, no_prepare, monkeypatch):
@@ -340,6 +380,6 @@ def test_the_python_api_refuses_like_the_command_line(overrides, words, tmp_path
 
     (tmp_path / "s.yaml").write_text(ABLATION)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match=words):
+    with pytest.raises(UserError, match=re.escape(words)):
         orchestrator.run_study(tmp_path / "s.yaml", out=tmp_path / "run", set=overrides)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

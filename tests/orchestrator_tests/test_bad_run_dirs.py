@@ -6,11 +6,144 @@ traceback, before Ray starts or a trainable prepares, with every file as it was.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.orchestrator_tests.refusals import SEARCH, checked_run, refused_case
 
+ABLATION_INFO = {
+    "study": "abl",
+    "kind": "ablation",
+    "trainable": "da_lora",
+    "metric": "eval/x/acc",
+    "mode": "max",
+    "variants": ["a", "b"],
+    "reference": "a",
+    "seeds": [0, 1],
+}
+SEARCH_INFO = {
+    "study": "s",
+    "kind": "search",
+    "trainable": "da_lora",
+    "metric": "val/cross_domain/acc",
+    "mode": "max",
+    "num_samples": 4,
+    "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}},
+}
+CURVES_HEADER = "trial_name,iteration,time_total_s,timestamp,key,value\n"
+
+
+def written_run(info: dict, rows: str, *, curves: str | None = None):
+    """Make files: a run directory ``r`` whose run.json, results.csv (and for a search
+    configs.json and spec.yaml) are as the orchestrator writes them, checksums included:
+    what the case tests is the content, not damage."""
+
+    def make(d: Path) -> None:
+        from reports.rundir.files import write_checked
+
+        r = d / "r"
+        r.mkdir()
+        write_checked(r, "run.json", json.dumps(info))
+        write_checked(r, "results.csv", rows)
+        if info["kind"] == "search":
+            names = [line.split(",")[0] for line in rows.splitlines()[1:]]
+            write_checked(r, "configs.json", json.dumps({n: {"lr": 1e-3} for n in names}))
+            (r / "spec.yaml").write_text(SEARCH)
+        if curves is not None:
+            (r / "curves.csv").write_text(curves)
+
+    return make
+
+
+def _grid(status: str, value: str) -> str:
+    return "trial_name,variant,seed,status,eval/x/acc\n" + "".join(
+        f"{v}_seed{s},{v},{s},{status},{value}\n" for v in "ab" for s in (0, 1)
+    )
+
+
+def _search(*statuses: str) -> str:
+    return "trial_name,trial,seed,status,iterations,val/cross_domain/acc\n" + "".join(
+        f"trial{i:03d}_seed0,trial{i:03d},0,{st},{2 if st == 'TERMINATED' else 0},{0.6 if st == 'TERMINATED' else ''}\n"
+        for i, st in enumerate(statuses)
+    )
+
+
 CASES = [
+    # stopped before anything ended
+    (
+        "report of a search stopped before its first trial",
+        {"r": written_run(SEARCH_INFO, _search())},
+        ["report", "{d}/r"],
+        ["no trial has ended yet (0 of 4 started)", "nothing to report"],
+    ),
+    (
+        "report of a search whose first trials were running",
+        {"r": written_run(SEARCH_INFO, _search("RUNNING", "RUNNING"), curves=CURVES_HEADER)},
+        ["report", "{d}/r"],
+        ["no trial has ended yet (2 of 4 started)"],
+    ),
+    (
+        "confirm from a search stopped before its first trial",
+        {"r": written_run(SEARCH_INFO, _search())},
+        ["run", "confirm", "--from", "{d}/r"],
+        ["the search did not finish (0 of its 4 trials were started"],
+    ),
+    (
+        "confirm from a search stopped half-way",
+        {"r": written_run(SEARCH_INFO, _search("TERMINATED", "TERMINATED"))},
+        ["run", "confirm", "--from", "{d}/r"],
+        ["the search did not finish (2 of its 4 trials were started"],
+    ),
+    (
+        "plan of a run where nothing finished",
+        {"r": written_run(ABLATION_INFO, _grid("RUNNING", ""))},
+        ["plan", "{d}/r"],
+        ["no trial has a value of eval/x/acc yet (0 of 4 finished)"],
+    ),
+    (
+        "report of a run where nothing finished",
+        {"r": written_run(ABLATION_INFO, _grid("PENDING", ""))},
+        ["report", "{d}/r"],
+        ["no trial has ended yet (0 of 4 started)"],
+    ),
+    # curves.csv, which is appended to and not checksummed
+    (
+        "report with a foreign curves.csv",
+        {
+            "r": written_run(
+                SEARCH_INFO, _search("TERMINATED", "TERMINATED", "STOPPED", "TERMINATED"), curves="a,b\n1,2\n"
+            )
+        },
+        ["report", "{d}/r"],
+        ["curves.csv: not a curves file of this tool (no column trial_name"],
+    ),
+    (
+        "report with text in curves.csv's values",
+        {
+            "r": written_run(
+                SEARCH_INFO,
+                _search("TERMINATED", "TERMINATED", "STOPPED", "TERMINATED"),
+                curves=CURVES_HEADER + "trial000_seed0,1,1.0,1000.0,val/cross_domain/acc,high\n",
+            )
+        },
+        ["report", "{d}/r"],
+        ["curves.csv, row 2: value 'high' is not a number"],
+    ),
+    # results.csv written whole (checksums agree) but not numbers where numbers belong
+    (
+        "plan of a table whose metric is text",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "good"))},
+        ["plan", "{d}/r"],
+        ["eval/x/acc of a_seed0 is 'good', not a number"],
+    ),
+    (
+        "plan --effect inf",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))},
+        ["plan", "{d}/r", "--effect", "inf"],
+        ["--effect inf: expected a positive, finite difference"],
+    ),
     ("status of nothing", {}, ["status", "{d}/none"], ["is not a directory"]),
     ("status of a folder that is no run", {"x/a.txt": "a"}, ["status", "{d}/x"], ["not a run directory"]),
     (
@@ -67,6 +200,19 @@ CASES = [
         ["results.csv"],
     ),
 ]
+
+
+def test_load_run_refuses_a_foreign_curves_file_in_one_line(tmp_path):
+    """The Python API reads curves.csv through the same check: a foreign or damaged file is a
+    RunDirError naming it (one line), an empty one (cut before its header) no curves."""
+    import orchestrator
+    from reports.rundir.files import RunDirError
+
+    written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"), curves="a,b\n1,2\n")(tmp_path)
+    with pytest.raises(RunDirError, match="curves.csv: not a curves file of this tool"):
+        orchestrator.load_run(tmp_path / "r")
+    (tmp_path / "r" / "curves.csv").write_text("")
+    assert orchestrator.load_run(tmp_path / "r").curves.empty
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])

@@ -229,7 +229,8 @@ def test_search_quick_run(search_run, tmp_path):
     assert len(finished) >= 3 and len(stopped) >= 1 and len(finished) + len(stopped) == 6
     assert (stopped["rung"] == 1).all() and (stopped["iterations"] == 1).all()
     assert finished["rung"].isna().all() and (finished["iterations"] == 2).all()
-    from reports.search_analysis import metric_curves, read_curves
+    from reports.rundir.files import read_curves
+    from reports.search_analysis import metric_curves
 
     # ASHA promoted on the validation identities: the best validation value at the rung went on
     curves = metric_curves(read_curves(search_run), "val/cross_domain/acc")
@@ -307,7 +308,8 @@ def test_search_curves_figures_and_optuna_storage(search_run, tmp_path):
     import optuna
     from PIL import Image
 
-    from reports.search_analysis import metric_curves, read_curves
+    from reports.rundir.files import read_curves
+    from reports.search_analysis import metric_curves
 
     m = "val/cross_domain/acc"  # the search's metric
     df = pd.read_csv(search_run / "results.csv")

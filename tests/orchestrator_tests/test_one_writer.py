@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from tests.orchestrator_tests.test_bad_inputs import _check_refused, _checked_run, _snapshot
+from tests.orchestrator_tests.refusals import check_refused as _check_refused
+from tests.orchestrator_tests.refusals import checked_run as _checked_run
+from tests.orchestrator_tests.refusals import snapshot as _snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 

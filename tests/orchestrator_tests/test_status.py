@@ -80,6 +80,18 @@ def test_status_says_when_the_driver_is_gone(tmp_path, capsys):
     assert out[-1].startswith("time left: about 90 s (1 trial left")  # only the pending one, one at a time
 
 
+def test_status_of_a_run_whose_lock_is_free_and_that_names_no_driver(tmp_path):
+    """run.json without a driver (written by hand, or by a version that did not record one)
+    and a lock nobody holds: the RUNNING trials are said not to run, with no pid to name."""
+    d = _run_dir(tmp_path, ROWS)
+    (d / ".lock").write_text("")
+    lines = status_lines(d)
+    assert lines[2] == (
+        "the driver is gone: the 2 trials marked RUNNING are not running; "
+        f"`python -m orchestrator resume {d}` continues the run"
+    )
+
+
 def test_status_of_a_search_counts_trials_not_yet_proposed(tmp_path):
     rows = [
         {**_row("trial000", 0, "TERMINATED", 0.7, 50.0), "trial": "trial000"},
