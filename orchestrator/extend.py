@@ -37,7 +37,7 @@ from orchestrator.plan import resolve_trainable
 from orchestrator.spec import StudyBase
 from reports.rundir.files import read_results, write_checked
 from reports.rundir.lock import run_lock
-from reports.rundir.names import EXTENSIONS, RUN_FILE, TUNE_DIR, UNFINISHED, spec_file
+from reports.rundir.names import EXTENSIONS, RUN_FILE, TUNE_DIR, UNFINISHED, run_label, spec_file
 
 
 def extend_run(
@@ -222,6 +222,7 @@ def extend_grid(
         spec=spec_name,
     )
     info = {**meta, **spec_facts(target, plans), **kind.facts(target, plans, ext_opts)}
+    info["label"] = target.report.label or meta.get("label") or run_label(run_dir.name)  # the run's, kept
     info[EXTENSIONS] = [*(meta.get(EXTENSIONS) or []), record]
     info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
     launch = Launch(run_dir, target, entry, ext_opts, cpus, gpus, log, Experiment(tune_dir, tuple(record["trials"])))

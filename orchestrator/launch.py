@@ -19,7 +19,7 @@ from orchestrator.plan import TrialPlan, resolve_trainable
 from orchestrator.provenance import run_provenance
 from orchestrator.spec import StudySpec
 from reports.rundir.files import write_checked
-from reports.rundir.names import RUN_FILE, TUNE_DIR
+from reports.rundir.names import RUN_FILE, TUNE_DIR, run_label
 from trainables.errors import TrainableInputError
 
 
@@ -216,6 +216,7 @@ def write_run_info(
         "max_concurrent": max_concurrent(opts, spec),
     }
     info.update(extra or {})
+    info["label"] = spec.report.label or run_label(Path(run_dir).name)  # kept when the run is copied or renamed
     write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
 
 

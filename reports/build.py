@@ -15,7 +15,15 @@ from reports.html import _e, ablation_html, folded, frame_html, page
 from reports.latex import ablation_full_latex, ablation_latex, comparison_latex, main_metrics
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.files import read_curves, read_run, require_kind_fields
-from reports.rundir.names import OPTUNA_FILE, REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, STAGING_DIR, spec_file
+from reports.rundir.names import (
+    OPTUNA_FILE,
+    REPORT_DIR,
+    REPORTED_PROVENANCE,
+    SAMPLES_FILE,
+    STAGING_DIR,
+    run_label,
+    spec_file,
+)
 from reports.sections import KIND_REPORTS, KIND_TABLES, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
 from reports.selection import recommends, selection_sentence
 
@@ -307,8 +315,9 @@ def _build_locked(run_dir: Path) -> Path:
 def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
     # run.json says whether the data is synthetic; runs made before it did: the sample grid
     synthetic = bool(meta.get("synthetic", (run_dir / SAMPLES_FILE).is_file()))
-    # every LaTeX label starts with it: two runs' tables can be input into one paper
-    meta = {**meta, "label_prefix": meta.get("label") or run_dir.name}
+    # every LaTeX label starts with it: two runs' tables can be input into one paper. Recorded
+    # at the run's start (run.json); a run made before that: its directory's name
+    meta = {**meta, "label_prefix": meta.get("label") or run_label(run_dir.name)}
     note = "Data: synthfaces (synthetic)." if synthetic else ""
     kind = meta.get("kind", "ablation")
     require_kind_fields(run_dir, meta)

@@ -3,6 +3,7 @@ caption and how it is split to fit the page. The cells themselves are ``latex_ce
 
 from __future__ import annotations
 
+import re
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -36,8 +37,10 @@ from reports.latex_cells import (
 
 
 def label_key(text: str) -> str:
-    """A LaTeX label's key from a run's names (``_`` read as ``-``: labels stay plain text)."""
-    return escape(text).replace(r"\_", "-")
+    """A LaTeX label's key from a run's names: letters, digits and ``.:+-`` only (anything
+    else, ``_`` included, read as ``-``), so that it is valid in any document (``\\label`` of
+    a ``%``, ``#`` or ``\\`` does not compile) and survives hyperref."""
+    return re.sub(r"[^A-Za-z0-9.:+-]+", "-", text).strip("-")
 
 
 def _label(table: AblationTable, suffix: str = "") -> str:
@@ -45,7 +48,20 @@ def _label(table: AblationTable, suffix: str = "") -> str:
 
 
 def _ref(table: AblationTable, suffix: str) -> str:
-    return r"Table~\ref{tab:" + label_key(f"{table.label_prefix or table.study}-{table.key}{suffix}") + "}"
+    """``Table~\\ref`` to a companion table where the document has it (its label is known
+    from the .aux), else the companion's file name: the main table input on its own never
+    prints "Table ??". Plain LaTeX (``\\ifcsname r@label``), no package needed."""
+    key = "tab:" + label_key(f"{table.label_prefix or table.study}-{table.key}{suffix}")
+    file = f"{table.key}{suffix.replace('-', '_')}.tex"
+    return (
+        r"\ifcsname r@"
+        + key
+        + r"\endcsname Table~\ref{"
+        + key
+        + r"}\else the table of "
+        + escape(file)
+        + r" in the report\fi"
+    )
 
 
 #: Every table is set in \footnotesize and never scaled (a scaled table reads smaller than
@@ -258,9 +274,10 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
 
 def _stats_floats(table: AblationTable, metrics: list[str]) -> list[list[tuple[str, list[str], int]]]:
     """The statistics table cut into floats of at most STATS_METRICS metrics and STATS_ROWS
-    lines (a metric's heading, and each row as many lines as its label takes): a metric whose
-    rows alone exceed that continues in the next float, the reference first again. Each
-    float is a list of (metric, its rows there, part: 0 for the first)."""
+    lines (a metric's heading, and each row as many lines as its label takes). A metric is
+    never split between floats unless its rows alone exceed a float; then it continues in
+    the next, the reference first again. Each float is a list of (metric, its rows there,
+    part: 0 for the first)."""
 
     def height(v: str) -> int:
         return len(break_lines(table.label(v), ROW_CHARS))
@@ -272,12 +289,11 @@ def _stats_floats(table: AblationTable, metrics: list[str]) -> list[list[tuple[s
         while rows:
             need = 1 + sum(height(v) for v in rows)
             full = len({x for x, _, _ in floats[-1]}) >= STATS_METRICS
-            # the least worth starting here: the heading and a row (and one more after the reference)
-            least = 1 + height(rows[0]) + (height(rows[1]) if rows[0] == table.reference and len(rows) > 1 else 0)
+            # a metric that does not fit what is left starts the next float whole: its rows are
+            # split only when they alone are taller than a float
             if floats[-1] and (used + need > STATS_ROWS or full):
-                if used + least > STATS_ROWS or full:
-                    floats.append([])
-                    used = 0
+                floats.append([])
+                used = 0
             # as many of the metric's rows as fit what is left of this float
             take: list[str] = []
             h = 1

@@ -69,6 +69,16 @@ WHERE_COLUMNS = ("hostname", "node_id")  # where the trial ran: Tune's hostname,
 CURVE_COLUMNS = ("trial_name", "iteration", "time_total_s", "timestamp", "key", "value")
 
 
+def run_label(name: str) -> str:
+    """The LaTeX label prefix a run takes from its directory's name when its spec sets no
+    ``report.label``: recorded in run.json when the run starts, so that a copied or renamed
+    run keeps its labels (a paper's \\ref's do not break); letters, digits and ``.+-`` only
+    (``ablation v2 (50%)`` -> ``ablation-v2-50``), so that it is a valid label in any document."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9.+]+", "-", name).strip("-") or "run"
+
+
 def group_column(kind: str) -> str:
     """The column of results.csv that names a trial's group, for a study kind."""
     return GROUP_COLUMNS.get(kind, "variant")

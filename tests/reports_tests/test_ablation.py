@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -256,6 +258,47 @@ def test_labels_are_unique_across_runs_and_rows_show_their_names(tmp_path):
     assert labels["run-two"] == {"tab:paper-ablation", "tab:paper-ablation-stats"}
 
 
+def test_labels_of_an_awkward_run_name_compile_and_the_main_table_stands_alone(tmp_path):
+    """A run directory named ``ablation v2 (50%)`` gives labels of letters, digits and ``-``
+    that pdflatex accepts; ``ablation.tex`` input on its own names its companion tables'
+    files instead of printing "Table ??" (LaTeX's "Reference ... undefined" warning), and with
+    them, after LaTeX's second pass, refers to them by number."""
+    import re
+    import subprocess
+
+    from reports import build_report
+
+    run = _ablation_run(tmp_path / "ablation v2 (50%)", title="Component ablation")
+    build_report(run)
+    report = run / "report"
+    labels = set(re.findall(r"\\label\{([^}]*)\}", (report / "ablation.tex").read_text()))
+    assert labels == {"tab:ablation-v2-50-ablation"}
+
+    def compile_(inputs: list[str], passes: int) -> str:
+        work = tmp_path / f"doc{len(inputs)}"  # a path without the run name's % and spaces
+        work.mkdir()
+        for name in inputs:
+            shutil.copy(report / name, work / name)
+        body = "".join(f"\\input{{{name}}}\n" for name in inputs)
+        (work / "doc.tex").write_text(
+            "\\documentclass{article}\n\\usepackage{booktabs,siunitx}\n\\begin{document}\n" + body + "\\end{document}\n"
+        )
+        for _ in range(passes):
+            proc = subprocess.run(
+                ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                cwd=work, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stdout[-1500:]
+        return (work / "doc.log").read_text(errors="replace")
+
+    alone = compile_(["ablation.tex"], passes=1)
+    assert "undefined" not in alone
+    together = compile_(["ablation.tex", "ablation_stats.tex"], passes=2)
+    assert "undefined" not in together and "Rerun" not in together.split("Output written")[0][-400:]
+    aux = (tmp_path / "doc2" / "doc.aux").read_text()
+    assert "\\newlabel{tab:ablation-v2-50-ablation-stats}" in aux
+
+
 def test_tables_fit_the_page_in_every_document_class(tmp_path):
     """The default ablation's shape (6 variants with long names, 7 metrics, one reference):
     the main table fits a column, the full and statistics tables the text width, and none
@@ -295,11 +338,15 @@ def test_tables_fit_the_page_in_every_document_class(tmp_path):
     assert_fits([report / "ablation.tex", report / "ablation_full.tex", report / "ablation_stats.tex"], tmp_path)
 
 
-@pytest.mark.parametrize("n_variants,label", [(3, "v{i}"), (12, "lambda_a=0.{i}, lambda_b=0.{i}, lambda_c=1")])
+@pytest.mark.parametrize(
+    "n_variants,label",
+    [(3, "v{i}"), (6, "variant number {i}"), (9, "v{i}"), (12, "lambda_a=0.{i}, lambda_b=0.{i}, lambda_c=1")],
+)
 def test_statistics_floats_hold_every_comparison_once_within_the_page(n_variants, label):
     """However many rows and however long their labels: every comparison appears exactly
-    once, the reference opens every continued part, and no float holds more than STATS_ROWS
-    lines or STATS_METRICS metrics."""
+    once, the reference opens every continued part, no float holds more than STATS_ROWS
+    lines or STATS_METRICS metrics, and a metric's rows are split between floats only when
+    they alone are taller than a float."""
     from reports.ablation import AblationTable, Cell
     from reports.latex import STATS_METRICS, STATS_ROWS, _stats_floats
     from reports.latex_cells import ROW_CHARS, break_lines
@@ -314,6 +361,8 @@ def test_statistics_floats_hold_every_comparison_once_within_the_page(n_variants
         parts = [(rows, part) for f in floats for mm, rows, part in f if mm == m]
         shown = [v for rows, _ in parts for v in rows if v != "ref"]
         assert sorted(shown) == sorted(variants[1:]) and all(rows[0] == "ref" for rows, _ in parts)
+        whole = 1 + sum(len(break_lines(t.label(v), ROW_CHARS)) for v in variants)
+        assert len(parts) == 1 or whole > STATS_ROWS, (m, whole, parts)
     for f in floats:
         lines = sum(1 + sum(len(break_lines(t.label(v), ROW_CHARS)) for v in rows) for _, rows, _ in f)
         assert lines <= STATS_ROWS and len({m for m, _, _ in f}) <= STATS_METRICS
