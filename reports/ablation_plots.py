@@ -123,14 +123,28 @@ def ablation_figure(info: AblationInfo, *, title: str):
     )
     ref = [r for r in info.rows if r.reference]
     if ref and np.isfinite(ref[0].mean):
-        fig.add_hline(y=ref[0].mean, line_dash="dot", line_color="black", annotation_text=f"{ref[0].shown} (reference)")
+        # named in the legend, not by a label on the line, which would cover a point near it
+        fig.add_hline(y=ref[0].mean, line_dash="dot", line_color="black", layer="below")
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="lines",
+                name=f"{ref[0].shown} (reference): mean",
+                line={"dash": "dot", "color": "black"},
+            )
+        )
     tops = [max([r.hi, *r.values], default=r.mean) if r.values else r.mean for r in info.rows]
     for r, top in zip(info.rows, tops):
         if r.star and np.isfinite(top):
             fig.add_annotation(x=r.shown, y=top, text=r.star, showarrow=False, yshift=12, font={"size": 14})
     _layout(fig, title, "", metric_label(info.metric))
     fig.update_xaxes(type="category", tickangle=-30)
-    fig.update_layout(height=FIGURE_HEIGHT + 60, margin={"l": 60, "r": 20, "t": 60, "b": 110})
+    fig.update_layout(
+        height=FIGURE_HEIGHT + 60,
+        margin={"l": 60, "r": 20, "t": 90, "b": 110},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
+    )
     return fig
 
 

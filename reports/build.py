@@ -159,7 +159,7 @@ def _figures_html(figures, notes: str = "") -> str:
 
 
 def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note: str, synthetic: bool) -> Path:
-    from reports.search import top_k, top_k_latex, top_k_markdown
+    from reports.search import search_headline, top_k, top_k_latex, top_k_markdown
 
     table = top_k(df, meta)
     (out / "top_k.tex").write_text(top_k_latex(table, meta, caption_note=note))
@@ -173,7 +173,8 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
         + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
         + "</p>"
     )
-    sections = [("Study", summary)]
+    answer = search_headline(table, df, meta).replace("DIR", str(run_dir))
+    sections = [("Study", f"<p class=headline>{_e(answer)}</p>" + summary)]
     if synthetic:
         sections.append(
             (
@@ -185,7 +186,7 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     links = " · ".join(f"<a href='top_k{x}'>top_k{x}</a>" for x in (".tex", ".md", ".csv"))
     sections.append((f"Top {len(table)} completed trials", frame_html(table) + f"<p>{links}</p>"))
 
-    from reports.search_analysis import write_optuna_storage
+    from reports.search_analysis import IMPORTANCE_EVALUATOR, write_optuna_storage
     from reports.search_plots import search_figures
 
     curves = read_curves(run_dir)
@@ -201,7 +202,8 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
                 f"PED-ANOVA compares the best trials with the rest, and needs tens of them.</p>"
             )
         notes += (
-            "<p><small>Importance: <code>optuna.importance.get_param_importances</code> (PED-ANOVA) on the "
+            "<p><small>Importance: <code>optuna.importance.get_param_importances</code> with "
+            f"{_e(IMPORTANCE_EVALUATOR)} on the "
             "trials that ran to completion; keys sampled only under a condition are weighed on the trials "
             f"where it held.</small></p>{frame_html(imp)}<p><a href='importance.csv'>importance.csv</a></p>"
         )

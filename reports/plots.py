@@ -187,8 +187,51 @@ def sensitivity_figure(info: SensitivityInfo):
     return fig
 
 
+#: Plotly's title font is 17 px; an average character of it is about 9.5 px wide (Open
+#: Sans / Arial at 0.55 em): the estimate that wraps a title to the figure's width.
+TITLE_PX_PER_CHAR = 9.5
+TITLE_LINE_PX = 22
+
+
+def fit_title(fig) -> list[str]:
+    """Wrap the figure's title into lines that fit its width, anchored at the top left of
+    the figure, the top margin and the height grown by each extra line (the plotting area
+    keeps its size): a static export never clips a long title. Returns the lines."""
+    import textwrap
+
+    text = fig.layout.title.text or ""
+    if not text:
+        return []
+    width = fig.layout.width or FIGURE_WIDTH
+    lines = textwrap.wrap(text.replace("<br>", " "), max(24, int((width - 40) / TITLE_PX_PER_CHAR)))
+    extra = TITLE_LINE_PX * (len(lines) - 1)
+    top = fig.layout.margin.t if fig.layout.margin.t is not None else 60
+    height = (fig.layout.height or FIGURE_HEIGHT) + extra
+    # the first line's top 10 px below the figure's top (plotly places a multi-line title by
+    # its first line, so the lines below go down into the grown margin)
+    fig.update_layout(
+        title={"text": "<br>".join(lines), "x": 0.01, "xanchor": "left", "yref": "container",
+               "y": 1 - (10 + TITLE_LINE_PX) / height, "yanchor": "bottom"},
+        margin={"t": top + extra},
+        height=height,
+    )  # fmt: skip
+    return lines
+
+
+def visible_shapes(fig) -> None:
+    """Lines drawn on a figure (a reference mean, ASHA's rungs) at full opacity and at least
+    1.5 px unless set: the ``simple_white`` template's shape defaults are a line 0 px wide at
+    30% opacity, which draws nothing."""
+    for shape in fig.layout.shapes:
+        shape.opacity = 1
+        if shape.line.width is None or shape.line.width == 0:
+            shape.line.width = 1.5
+
+
 def write_figure(fig, out_dir: Path, stem: str, figures: Figures, *, title: str) -> None:
     """``<stem>.html`` now (plotly.js shared in the folder); PDF and PNG at ``export_static``."""
+    fit_title(fig)
+    visible_shapes(fig)
     fig.write_html(out_dir / f"{stem}.html", include_plotlyjs="directory", full_html=True)
     figures.written[stem] = title
     figures.pending.append((fig, out_dir / stem))

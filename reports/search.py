@@ -39,6 +39,35 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def search_headline(table: pd.DataFrame, df: pd.DataFrame, meta: dict) -> str:
+    """The answer first, as the ablation's page opens: the best trial that ran to completion
+    on the study metric, its settings, the other report metrics of that trial (what was
+    chosen, never used to choose), how many trials it was chosen among, and that one seed
+    ranks but does not test."""
+    from reports.rundir.names import FAILED, STOPPED
+
+    metric = meta["metric"]
+    counts = (
+        f"{int((df['status'] == COMPLETED).sum())} of {len(df)} trials ran to completion"
+        f" ({int((df['status'] == STOPPED).sum())} stopped early by ASHA, {int(df['status'].isin(FAILED).sum())} failed)"
+    )
+    if not len(table):
+        return f"No trial ran to completion with a value of {metric}: nothing is ranked; {counts}."
+    best = table.iloc[0]
+    fmt = _settings_format(table, meta)
+    keys = [c for c in fmt if c not in ("rank", "trial") and c in table.columns]
+    settings = ", ".join(f"{k.removeprefix('config/')}={fmt[k](best[k])}" for k in keys if pd.notna(best[k]))
+    others = [m for m in meta.get("report_metrics", []) if m != metric and m in table.columns]
+    text = f"Best on {metric} ({meta['mode']}): {best['trial']} ({best[metric]:.3f})"
+    text += f" with {settings}" if settings else ""
+    if others:
+        text += "; the same trial's " + ", ".join(f"{m} = {best[m]:.3f}" for m in others[:2])
+    return (
+        text + f". {counts}. One seed per trial ranks the settings but does not test them: "
+        f"`python -m orchestrator run confirm --from DIR` reruns the best with several seeds."
+    )
+
+
 def top_k_markdown(table: pd.DataFrame, meta: dict) -> str:
     return frame_markdown(
         table,

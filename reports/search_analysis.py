@@ -210,9 +210,15 @@ def _config_row(r: pd.Series) -> dict[str, Any]:
     return out
 
 
+#: The importance evaluator, named rather than left to Optuna's default (which has changed
+#: between releases): PED-ANOVA (Watanabe et al. 2023) with its published settings, the top
+#: 10% of trials against all of them, on the local space; it weighs conditional keys too.
+IMPORTANCE_EVALUATOR = "PED-ANOVA (optuna PedAnovaImportanceEvaluator: target_quantile 0.1, region_quantile 1.0, local)"
+
+
 def importance(study) -> tuple[dict[str, float], str]:
-    """``optuna.importance.get_param_importances`` on the completed trials (Optuna's default
-    evaluator, PED-ANOVA, which also weighs conditional keys); ({}, why) when it cannot."""
+    """``optuna.importance.get_param_importances`` on the completed trials with the named
+    evaluator (``IMPORTANCE_EVALUATOR``); ({}, why) when it cannot."""
     import optuna
 
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -228,7 +234,10 @@ def importance(study) -> tuple[dict[str, float], str]:
     try:
         with warnings.catch_warnings():  # e.g. "some regimes ... have less than 2 trials": the page warns on few trials
             warnings.simplefilter("ignore", UserWarning)
-            return dict(optuna.importance.get_param_importances(study)), ""
+            evaluator = optuna.importance.PedAnovaImportanceEvaluator(
+                target_quantile=0.1, region_quantile=1.0, evaluate_on_local=True
+            )
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator)), ""
     except (ValueError, RuntimeError) as err:
         return {}, f"optuna.importance could not evaluate this search: {err}"
 

@@ -221,6 +221,46 @@ def test_ablation_info_and_figure_show_the_seeds_means_and_the_familys_stars():
     assert drawn == {"Up (new)": stars["up"]} if stars["up"] else drawn == {}
     heat = ablation_heatmap(info, title="h")
     assert np.asarray(heat.data[0].z) == pytest.approx(info.z)
+    # the reference's line is named in the legend, not by a label drawn over the points
+    assert not [a.text for a in fig.layout.annotations if "reference" in (a.text or "")]
+    assert [t.name for t in fig.data if t.mode == "lines"] == ["ref (reference): mean"]
+
+
+def test_lines_on_a_written_figure_are_drawn(tmp_path):
+    """plotly's simple_white template draws shapes 0 px wide at 30% opacity: a written
+    figure's lines (here a reference mean, as the ablation figure draws it) are given a width
+    and full opacity, or they would not appear in the HTML, PDF or PNG."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from reports.plots import Figures, write_figure
+
+    assert pio.templates["simple_white"].layout.shapedefaults.line.width == 0  # why this is needed
+    fig = go.Figure(go.Scatter(x=["a", "b"], y=[1, 2]))
+    fig.update_layout(template="simple_white", title="t")
+    fig.add_hline(y=1.5, line_dash="dot", line_color="black")
+    fig.add_vline(x=0.5, line={"dash": "dot", "color": "grey", "width": 1})
+    write_figure(fig, tmp_path, "fig_t", Figures(), title="t")
+    assert [(s.line.width, s.opacity) for s in fig.layout.shapes] == [(1.5, 1), (1, 1)]
+
+
+def test_a_long_title_is_wrapped_to_the_figures_width_and_given_room(tmp_path):
+    """Every line of a written figure's title fits its width (at TITLE_PX_PER_CHAR, less 40
+    px of padding), no word is lost, and the top margin and the height grow by one line's
+    height per extra line, so that the plotting area keeps its size."""
+    import plotly.graph_objects as go
+
+    from reports.plots import FIGURE_HEIGHT, FIGURE_WIDTH, TITLE_LINE_PX, TITLE_PX_PER_CHAR, Figures, write_figure
+
+    title = "DA-LoRA component ablation (synthfaces, synthetic): the other metrics (mean over seeds; stars: test)"
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[1, 2]))
+    fig.update_layout(title=title, width=FIGURE_WIDTH, height=FIGURE_HEIGHT, margin={"t": 60})
+    write_figure(fig, tmp_path, "fig_t", Figures(), title=title)
+    lines = fig.layout.title.text.split("<br>")
+    assert len(lines) >= 2 and " ".join(lines) == title
+    assert all(len(line) * TITLE_PX_PER_CHAR <= FIGURE_WIDTH - 40 for line in lines)
+    assert fig.layout.margin.t == 60 + TITLE_LINE_PX * (len(lines) - 1)
+    assert fig.layout.height == FIGURE_HEIGHT + TITLE_LINE_PX * (len(lines) - 1)
 
 
 def test_confirm_info_puts_each_candidates_search_value_beside_its_reruns():

@@ -150,6 +150,25 @@ def test_importance_finds_the_key_that_drives_the_metric():
     assert imp == {} and "at least 2 trials" in why
 
 
+def test_importance_names_its_evaluator_instead_of_optunas_default(monkeypatch):
+    """The evaluator is passed, not left to Optuna's default (which changed between
+    releases): PED-ANOVA with its published settings, the one the page names."""
+    seen = []
+    real = optuna.importance.get_param_importances
+
+    def spy(study, **kw):
+        seen.append(kw.get("evaluator"))
+        return real(study, **kw)
+
+    monkeypatch.setattr(optuna.importance, "get_param_importances", spy)
+    rows = [_row(i, "TERMINATED", 0.7 + 0.01 * i, 3, lr=10 ** (-4 + i / 10)) for i in range(12)]
+    imp, _ = sa.importance(sa.optuna_study(pd.DataFrame(rows), _curves(rows), META))
+    (evaluator,) = seen
+    assert isinstance(evaluator, optuna.importance.PedAnovaImportanceEvaluator)
+    assert (evaluator._target_quantile, evaluator._region_quantile, evaluator._evaluate_on_local) == (0.1, 1.0, True)
+    assert "PedAnovaImportanceEvaluator: target_quantile 0.1, region_quantile 1.0, local" in sa.IMPORTANCE_EVALUATOR
+
+
 def test_asha_rungs():
     assert sa.asha_rungs(META) == [1, 3]
     assert sa.asha_rungs({"scheduler": {"max_t": 2, "grace_period": 1, "reduction_factor": 2}}) == [1]
@@ -170,6 +189,25 @@ def test_report_of_a_search_where_every_trial_failed(tmp_path):
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'report' / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["FAIL"] * 3
     assert (tmp_path / "report" / "top_k.csv").read_text().startswith("rank,trial,")
+
+
+def test_search_page_opens_on_its_answer(tmp_path):
+    """The search page's first sentence names the best trial that ran to completion (0.75,
+    trial002; not the stopped trial001 at 0.90), its settings, and how many trials it was
+    chosen among."""
+    import json
+    import re
+
+    from reports import build_report
+
+    pd.DataFrame(ROWS).to_csv(tmp_path / "results.csv", index=False)
+    _curves(ROWS).to_csv(tmp_path / "curves.csv", index=False)
+    (tmp_path / "run.json").write_text(json.dumps({**META, "kind": "search", "top_k": 5, "description": "d"}))
+    page = build_report(tmp_path).read_text()
+    first = re.search(r"<p class=headline>(.*?)</p>", page).group(1)
+    assert page.index("class=headline") < page.index("Top 3 completed trials")
+    assert first.startswith(f"Best on {M} (max): trial002 (0.750) with lr=0.001, rank=8, steps=3, inner_lr=0.05.")
+    assert "3 of 5 trials ran to completion (1 stopped early by ASHA, 1 failed)" in first
 
 
 def test_top_k_ranks_completed_trials_and_keeps_clashing_keys_apart():
