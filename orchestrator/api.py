@@ -33,7 +33,9 @@ class Run:
         path: the run directory.
         info: ``run.json`` (study, kind, metric, mode, seeds, options, ...).
         spec: the spec as run (``spec.yaml``; an extended run's latest spec file), validated;
-            None when the directory has none.
+            for a ``--quick`` run its quick form (``quick_form``: the quick seeds, base,
+            variants or axes, samples), with the seeds run.json records; None when the
+            directory has none.
         results: ``results.csv``, one row per trial, with a ``group`` column (the variant,
             point or trial, whatever the study kind calls it) and the ``config/<key>`` columns
             typed from ``configs.json`` (nullable ``Int64``, ``boolean``, ``Float64``, strings;
@@ -73,6 +75,10 @@ def load_run(path: str | Path) -> Run:
     )
     curves = read_curves(path)
     spec = load_study(str(path / spec_file(info)))[0] if (path / spec_file(info)).is_file() else None
+    if spec is not None and info.get("quick"):
+        spec = spec.quick_form()  # the study as it ran: the quick seeds, base and variants
+    if spec is not None and info.get("seeds") and info.get("kind") != "search":
+        spec = spec.model_copy(update={"seeds": list(info["seeds"])})  # --seeds, or an extension's
     return Run(path=path, info=info, spec=spec, results=results, curves=curves)
 
 

@@ -180,6 +180,20 @@ class StudyBase(Strict):
         trials are a fixed grid (``orchestrator.kinds.grid``); a search has none."""
         raise NotImplementedError(f"a {self.kind} study has no fixed groups of trials")
 
+    def quick_form(self) -> "StudyBase":
+        """The study as ``--quick`` runs it: the quick seeds and base overrides (and each kind's
+        own quick fields) in place of the full study's, ``quick`` emptied. What ``load_run``
+        gives for a quick run, so that ``spec.seeds`` are the seeds that ran."""
+        return self.model_copy(update=self._quick_update())
+
+    def _quick_update(self) -> dict[str, Any]:
+        q = self.quick
+        return {
+            "seeds": list(q.seeds or self.seeds),
+            "base": {**self.base, **q.base},
+            "quick": type(q)(),
+        }
+
 
 #: Any study kind's spec; the kinds are in ``orchestrator.kinds``.
 StudySpec = StudyBase

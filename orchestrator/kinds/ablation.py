@@ -45,6 +45,16 @@ class AblationSpec(StudyBase):
             raise ValueError(f"report.names names unknown variants {unnamed}; the variants: {list(self.variants)}")
         return self
 
+    def _quick_update(self) -> dict[str, Any]:
+        keep = self.quick.variants or list(self.variants)
+        return {
+            **super()._quick_update(),
+            "variants": {v: o for v, o in self.variants.items() if v in keep},
+            "report": self.report.model_copy(
+                update={"names": {v: n for v, n in self.report.names.items() if v in keep}}
+            ),
+        }
+
     def groups(self, *, quick: bool, base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """(variant, overrides) of every variant the run includes."""
         names = [v for v in self.variants if not quick or not self.quick.variants or v in self.quick.variants]

@@ -75,6 +75,15 @@ class SearchSpec(StudyBase):
     # a search's own quick form (samples, scheduler, confirm) in place of the common one
     quick: SearchQuickSpec = Field(default_factory=SearchQuickSpec)  # type: ignore[assignment]
 
+    def _quick_update(self) -> dict[str, Any]:
+        q = self.quick
+        return {
+            **super()._quick_update(),
+            "num_samples": q.num_samples or self.num_samples,
+            "scheduler": q.scheduler or self.scheduler,
+            "confirm": q.confirm or self.confirm,
+        }
+
     def chooses(self) -> str:
         return "a search ranks, samples and stops trials by its metric"
 

@@ -93,6 +93,9 @@ class SensitivitySpec(StudyBase):
     def opt_out(self) -> str:
         return " (or report.recommend: false to mark nothing)"
 
+    def _quick_update(self) -> dict[str, Any]:
+        return {**super()._quick_update(), **({"axes": self.quick.axes} if self.quick.axes is not None else {})}
+
     def check_keys(self, known: set[str], *, quick: bool, trainable: str) -> None:
         for axis, grid in ((self.quick.axes if quick and self.quick.axes else self.axes) or {}).items():
             bad = sorted(set(grid) - known)

@@ -321,12 +321,19 @@ def _check_rows(path: Path, df, info: dict[str, Any]) -> None:
                 )
 
 
+def _plain_list(v: Any) -> bool:
+    """A list Parquet and Arrow hold as a list column: its items all of one scalar type."""
+    return isinstance(v, list) and len({type(x) for x in v}) <= 1 and all(isinstance(x, (str, int, float)) for x in v)
+
+
 def typed_configs(results, configs: dict[str, dict[str, Any]]):
     """``results`` with every ``config/<key>`` column rebuilt from the trials' validated
     configs (``configs.json``), in pandas' nullable type of the values (``Int64``,
-    ``boolean``, ``Float64``, ``string``; lists and mappings stay Python objects), instead of
-    the types pandas guesses back from the CSV: a LoRA rank stays an integer, a flag a
-    boolean, wherever the run is read."""
+    ``boolean``, ``Float64``, ``string``), instead of the types pandas guesses back from the
+    CSV: a LoRA rank stays an integer, a flag a boolean, wherever the run is read. A list
+    of one scalar type (LoRA targets) stays a Python list; a mapping (``benchmarks``,
+    ``val_data``) or a mixed list is its JSON text (sorted keys), so that the frame writes to
+    Parquet and Arrow (an empty mapping is a struct with no field, which neither can hold)."""
     import pandas as pd
 
     keys = sorted({k for c in configs.values() for k in c})
@@ -334,7 +341,11 @@ def typed_configs(results, configs: dict[str, dict[str, Any]]):
     for key in keys:
         values = [configs.get(name, {}).get(key) for name in out["trial_name"]]
         if any(isinstance(v, (list, dict)) for v in values):
-            out[f"config/{key}"] = pd.Series(values, index=out.index, dtype=object)
+            if all(v is None or _plain_list(v) for v in values):
+                out[f"config/{key}"] = pd.Series(values, index=out.index, dtype=object)
+            else:
+                text = [None if v is None else json.dumps(v, sort_keys=True) for v in values]
+                out[f"config/{key}"] = pd.array(text, dtype="string")
         else:
             out[f"config/{key}"] = pd.array(values)  # pandas' nullable dtype for the values' type
     return out

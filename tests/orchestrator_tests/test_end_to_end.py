@@ -76,6 +76,29 @@ def test_results_table(quick_run):
     assert df[df["variant"] == "da_lora"]["train/loss"].nunique() == 2  # seeds differ
 
 
+def test_load_run_of_a_quick_run_gives_the_study_as_it_ran_and_writes_to_parquet(quick_run, tmp_path):
+    """``load_run`` of a --quick run: ``spec`` is the quick form (the shipped ablation's quick
+    seeds and variants, its base with the quick overrides), not the full study; the results
+    frame round-trips through Parquet (a mapping config such as ``benchmarks`` as JSON text)."""
+    import json
+
+    import orchestrator
+    from orchestrator.studies import load_study
+
+    run = orchestrator.load_run(quick_run)
+    full, _ = load_study("ablation")
+    ran = json.loads((quick_run / "run.json").read_text())
+    assert run.spec.seeds == ran["seeds"] == list(full.quick.seeds or full.seeds)
+    assert run.spec.seeds != full.seeds  # what this test is about: the shipped quick form differs
+    assert list(run.spec.variants) == ran["variants"]
+    assert run.spec.base == {**full.base, **full.quick.base}
+    run.results.to_parquet(tmp_path / "results.parquet")
+    back = pd.read_parquet(tmp_path / "results.parquet")
+    assert back.shape == run.results.shape
+    assert back["config/benchmarks"].tolist() == [json.dumps({})] * len(back)
+    assert back["config/lora_rank"].tolist() == run.results["config/lora_rank"].tolist()
+
+
 def test_report_matches_results(quick_run):
     df = pd.read_csv(quick_run / "results.csv")
     table = pd.read_csv(quick_run / "report" / "ablation.csv")

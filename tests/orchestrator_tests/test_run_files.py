@@ -220,8 +220,8 @@ def test_load_run_types_configs_from_configs_json(tmp_path):
     import orchestrator
 
     configs = [
-        {"rank": 8, "flag": True, "lr": 1e-3, "name": "x", "targets": ["qkv", "proj"]},
-        {"rank": None, "flag": None, "lr": 2e-3, "name": None, "targets": ["qkv"]},
+        {"rank": 8, "flag": True, "lr": 1e-3, "name": "x", "targets": ["qkv", "proj"], "sets": {}},
+        {"rank": None, "flag": None, "lr": 2e-3, "name": None, "targets": ["qkv"], "sets": {"lfw": "/d/lfw.bin"}},
     ]
     plans = [TrialPlan(i, f"p{i}", 0, c) for i, c in enumerate(configs)]
     write_checked(tmp_path, "run.json", json.dumps({"study": "s", "kind": "sensitivity", "metric": M, "mode": "max"}))
@@ -234,6 +234,9 @@ def test_load_run_types_configs_from_configs_json(tmp_path):
     assert df["config/rank"].isna().tolist() == [False, True]
     assert str(df["config/flag"].dtype) == "boolean" and str(df["config/lr"].dtype) == "Float64"
     assert df["config/targets"].tolist() == [["qkv", "proj"], ["qkv"]]
+    assert df["config/sets"].tolist() == ["{}", '{"lfw": "/d/lfw.bin"}']  # JSON text: Parquet holds it
+    df.to_parquet(tmp_path / "r.parquet")
+    assert pd.read_parquet(tmp_path / "r.parquet")["config/targets"].map(list).tolist() == [["qkv", "proj"], ["qkv"]]
     assert df["group"].tolist() == df["point"].tolist() == ["p0", "p1"] and run.group_column == "point"
     assert run.spec is None and run.curves.empty and run.info["kind"] == "sensitivity"
     (tmp_path / "results.csv").write_text("damaged\n")
