@@ -85,7 +85,8 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
 
 def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[str, str], str]:
     """† on the axis points whose study metric is not significantly worse than the best
-    point's (same test, Holm over the axis's comparisons with the best, alpha 0.05)."""
+    point's (same test, Holm over the axis's comparisons with the best, at the study's
+    ``report.alpha``)."""
     m = meta["metric"]
     means = {r: table.cells[(r, m)].mean for r in rows if table.cells[(r, m)].n}
     if len(means) < 2:
@@ -95,11 +96,11 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
     tied = [
         r
         for r in rows
-        if r != best and vs_best.cells[(r, m)].p_holm is not None and vs_best.cells[(r, m)].p_holm >= 0.05
+        if r != best and vs_best.cells[(r, m)].p_holm is not None and vs_best.cells[(r, m)].p_holm >= vs_best.alpha
     ]
     note = (
         f"†: not significantly worse than the best point ({labels.get(best, best)}) "
-        f"in {m} ({vs_best.test}, Holm over {vs_best.comparisons} comparisons, alpha 0.05)."
+        f"in {m} ({vs_best.test}, Holm over {vs_best.comparisons} comparisons, alpha {vs_best.alpha:g})."
     )
     return {r: "†" for r in [best, *tied]}, note
 

@@ -62,6 +62,22 @@ def test_axis_table_against_base_and_best(tmp_path):
     assert r"r=16$^\dagger$" in tex and "†" not in tex  # typeset, not a raw Unicode dagger
 
 
+@pytest.mark.parametrize("alpha", [0.05, 0.0005])
+def test_not_worse_than_the_best_is_judged_at_the_studys_alpha(tmp_path, alpha):
+    """A point is marked when its Holm-adjusted p against the best (paired t over seeds,
+    Holm over the axis's comparisons with the best) is at least report.alpha: at 0.0005
+    even r=4 (Holm p about 0.001) is not significantly worse; at 0.05 it is."""
+    raw = {p: stats.ttest_rel(VALUES[p], VALUES["r=16"]).pvalue for p in ("r=4", "base")}
+    lo, hi = sorted(raw.values())
+    holm = {p: (2 * lo if raw[p] == lo else max(2 * lo, hi)) for p in raw}
+    expected = {"r=16": "†", **{("r=8" if p == "base" else p): "†" if holm[p] >= alpha else "" for p in holm}}
+    assert expected["r=4"] == ("†" if alpha < 0.01 else "")  # the two cases differ where the rule matters
+    build_report(_run_dir(tmp_path, alpha=alpha))
+    csv = pd.read_csv(tmp_path / "report" / "sensitivity_r.csv")
+    assert dict(zip(csv["r"], csv["mark"].fillna(""))) == expected
+    assert f"alpha {alpha:g})" in (tmp_path / "report" / "sensitivity_r.md").read_text()
+
+
 @pytest.mark.parametrize("metric, extra", [("eval/x/acc", {}), (M, {"recommend": False})])
 def test_no_recommendation_on_test_identities_or_when_not_asked(tmp_path, metric, extra):
     """A run ranked on a test metric (made before the rule, or edited by hand) gets no marks:
