@@ -15,18 +15,16 @@ from reports.stats import (
     BOOTSTRAP_MIN_SEEDS,
     INTERVALS,
     MIN_PAIRS,
-    POWER,
     TESTS,
     TOL,
     WARN_PAIRS,
     compare,
-    detectable_effect,
     holm,
     mean_std,
     prob_better,
-    seeds_for,
     sign_flip_floor,
 )
+from reports.stats_power import POWER, detectable_effect, seeds_for
 
 #: Metric names whose last part means lower is better.
 LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)

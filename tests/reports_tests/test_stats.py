@@ -171,7 +171,7 @@ def test_interval_without_one_is_shown_as_not_available():
 def test_t_power_and_detectable_effect_agree_with_statsmodels(n_a, n_b, d, alpha):
     from statsmodels.stats.power import TTestIndPower, TTestPower
 
-    from reports.stats import detectable_effect, t_power
+    from reports.stats_power import detectable_effect, t_power
 
     if n_b is None:
         ref = TTestPower()
@@ -189,7 +189,7 @@ def test_t_power_and_detectable_effect_agree_with_statsmodels(n_a, n_b, d, alpha
 def test_seeds_for_is_the_first_n_with_enough_power():
     from statsmodels.stats.power import TTestPower
 
-    from reports.stats import seeds_for
+    from reports.stats_power import seeds_for
 
     got = seeds_for(0.8, paired=True, alpha=0.05)
     assert TTestPower().power(effect_size=0.8, nobs=got, alpha=0.05) >= 0.8
@@ -225,7 +225,7 @@ def test_sign_flip_p_enumerates_every_sign_pattern(d):
     chance; p is the share of the 2^n sign patterns whose |mean| is at least the observed."""
     from itertools import product
 
-    from reports.stats import sign_flip_p
+    from reports.stats_exact import sign_flip_p
 
     d = np.asarray(d)
     observed = abs(d.mean())
@@ -236,7 +236,7 @@ def test_sign_flip_p_enumerates_every_sign_pattern(d):
 
 
 def test_sign_flip_floor_and_no_difference():
-    from reports.stats import sign_flip_floor, sign_flip_p
+    from reports.stats_exact import sign_flip_floor, sign_flip_p
 
     assert sign_flip_p([0.1, 0.2, 0.3]) == pytest.approx(2 / 8) == pytest.approx(sign_flip_floor(3))
     assert sign_flip_p([0.0, 0.0, 0.0]) == 1.0

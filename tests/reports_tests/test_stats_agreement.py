@@ -22,7 +22,7 @@ M = "eval/x/acc"
 def test_sign_flip_p_of_an_exactly_zero_mean_is_one():
     """[.03, 0, .02, -.02, -.03] sums to 0 exactly (in decimals); in floating point to
     about 1e-18. Every sign pattern's |sum| is at least 0, so p is 1 by enumeration."""
-    from reports.stats import sign_flip_p
+    from reports.stats_exact import sign_flip_p
 
     d = ["0.03", "0", "0.02", "-0.02", "-0.03"]
     exact = [Fraction(x) for x in d]
@@ -49,7 +49,7 @@ def _p(test: str, d: np.ndarray) -> float:
 
 
 def test_the_exact_wilcoxon_p_is_scipys_exact_p_without_ties():
-    from reports.stats import wilcoxon_p
+    from reports.stats_exact import wilcoxon_p
 
     d = np.array([0.021, -0.004, 0.013, 0.035, 0.008, -0.011, 0.027])
     assert wilcoxon_p(d) == pytest.approx(stats.wilcoxon(d, method="exact").pvalue)
@@ -61,7 +61,7 @@ def test_the_interval_of_a_rank_or_sign_test_is_every_shift_it_accepts(test, lev
     """By definition the interval is {delta: p(d - delta) > 1 - level}: every accepted delta
     of a fine grid lies inside it, deltas just outside its ends are rejected, and it excludes
     0 exactly when the test rejects at 0."""
-    from reports.stats import inverted_interval
+    from reports.stats_exact import inverted_interval
 
     rng = np.random.default_rng(3)
     for _ in range(12):
@@ -155,7 +155,7 @@ def test_the_power_of_a_rank_or_sign_test_is_that_tests(test):
     """The smallest detectable effect of a Wilcoxon or sign-flip table is the effect at which
     that test (simulated here on its own) has 80% power, not the t-test's: the t-test's
     detectable effect has less than 80% power under these tests with 6 seeds."""
-    from reports.stats import POWER, detectable_effect
+    from reports.stats_power import POWER, detectable_effect
 
     n, alpha = 6, 0.05
     d_test = detectable_effect(n, None, alpha, test=test)
