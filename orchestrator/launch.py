@@ -184,7 +184,7 @@ def spec_facts(spec: StudySpec, plans: list[TrialPlan]) -> dict[str, Any]:
         "seeds": sorted({p.seed for p in plans}),
         # facts the report states, recorded rather than guessed from the files present
         "synthetic": all(getattr(entry.config_cls.model_validate(p.config), "synthetic_data", False) for p in plans),
-        # the selection rule (DESIGN.md): what this study chooses by, if anything
+        # the selection rule (README, "The selection rule"): what this study chooses by, if anything
         "recommend": spec.report.recommend,
         "selects": bool(spec.chooses()),
     }

@@ -97,7 +97,7 @@ def test_sample_grid(faces, tmp_path):
 
 
 def test_standin_calibration(faces, standin):
-    """DESIGN.md: the stand-in verifies its own domain well (> 0.9), the others clearly
+    """The calibration the embedded data is built to: the stand-in verifies its own domain well (> 0.9), the others clearly
     worse (between chance and 0.85), and the cross-domain pairs worse still but above chance."""
     import torch
 
