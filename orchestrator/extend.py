@@ -28,13 +28,14 @@ from orchestrator.errors import UserError
 from orchestrator.kinds.base import Launch
 from orchestrator.launch import (
     RunOptions,
+    check_connection,
     check_options,
     prepare_shared,
     ray_trials,
     spec_facts,
 )
 from orchestrator.plan import resolve_trainable
-from orchestrator.spec import StudyBase
+from orchestrator.spec import MAX_SAMPLES, StudyBase  # what one extend of a search may add, too
 from reports.rundir.files import read_results, write_checked
 from reports.rundir.lock import run_lock
 from reports.rundir.names import EXTENSIONS, RUN_FILE, TUNE_DIR, UNFINISHED, run_label, spec_file
@@ -67,6 +68,7 @@ def extend_run(
     if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
     read_run_info(run_dir)
+    check_connection(address, dashboard_host)  # before the lock: a refused command leaves no file
     with run_lock(run_dir):  # one writer: a second extend, a resume or a report is refused
         return _extend_locked(run_dir, seeds, spec_path, samples, address, dashboard_host, log)
 
@@ -101,11 +103,6 @@ def _extend_locked(run_dir: Path, seeds, spec_path, samples, address, dashboard_
             f"--samples belongs to a search; {run_dir} is a {meta.get('kind', spec.kind)} run (--seeds, --spec)"
         )
     return kind.extend(run_dir, spec, meta, opts, seeds=list(seeds or []), new=new, log=log)
-
-
-#: What one ``extend`` of a search may add, as a search's ``num_samples`` may be (a typo such
-#: as 1e9 would never end).
-MAX_SAMPLES = 10_000
 
 
 def _unfinished_refused(run_dir: Path, df) -> None:

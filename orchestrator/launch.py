@@ -85,6 +85,19 @@ def max_concurrent(opts: RunOptions, spec: StudySpec) -> int | None:
     return spec.max_concurrent
 
 
+def check_connection(address: str | None, dashboard_host: str) -> None:
+    """``--address`` (a cluster that answers) and ``--dashboard-host`` (an IP address): what
+    ``resume`` and ``extend`` can check before they take the run's lock."""
+    check_address(address)
+    if dashboard_host != "localhost":
+        try:
+            ipaddress.ip_address(dashboard_host)
+        except ValueError:
+            raise UserError(
+                f"--dashboard-host {dashboard_host!r}: expected an IP address such as 127.0.0.1 (the default) or 0.0.0.0"
+            ) from None
+
+
 def check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     cpus = spec.resources.cpus_per_trial if opts.cpus_per_trial is None else opts.cpus_per_trial
     gpus = spec.resources.gpus_per_trial if opts.gpus_per_trial is None else opts.gpus_per_trial
@@ -95,15 +108,7 @@ def check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     if opts.max_concurrent is not None and opts.max_concurrent < 1:
         raise UserError(f"--max-concurrent must be >= 1, got {opts.max_concurrent}")
     max_concurrent(opts, spec)  # the environment's default, refused here when it is not a count
-    check_address(opts.address)
-    if opts.dashboard_host != "localhost":
-        try:
-            ipaddress.ip_address(opts.dashboard_host)
-        except ValueError:
-            raise UserError(
-                f"--dashboard-host {opts.dashboard_host!r}: expected an IP address "
-                f"such as 127.0.0.1 (the default) or 0.0.0.0"
-            ) from None
+    check_connection(opts.address, opts.dashboard_host)
     if gpus > 0 and not (opts.address or os.environ.get("RAY_ADDRESS")):
         import torch
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.errors import UserError
-from orchestrator.launch import RunOptions
+from orchestrator.launch import RunOptions, check_connection
 from orchestrator.studies import load_study
 from reports.rundir.files import read_results, read_run_info
 from reports.rundir.lock import run_lock
@@ -44,6 +44,7 @@ def resume_run(
     if not run_dir.is_dir() or not (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir}: not a run directory (run.json and spec.yaml are needed)")
     read_run_info(run_dir)  # refused in one line when damaged, like results.csv below
+    check_connection(address, dashboard_host)  # before the lock: a refused command leaves no file
     with run_lock(run_dir):  # a driver still at work (or any other writer) holds it: refused
         return _resume_locked(run_dir, address, dashboard_host, log)
 

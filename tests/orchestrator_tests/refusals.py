@@ -80,10 +80,16 @@ def standin_copy(d: Path, weights: bytes) -> None:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every path under root: a folder, a link, or a file's sha256 and mode."""
+    """Every path under root: a folder, a link, or a file's sha256 and mode; but a run's lock
+    file (``.lock``), which a writer that refuses after taking the run's lock leaves as it
+    is left after every command (its holder record: no result, nothing a reader uses)."""
+    from reports.rundir.names import LOCK_FILE
+
     out = {}
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
+        if p.name == LOCK_FILE and not p.is_dir():
+            continue
         if p.is_symlink():
             out[rel] = "link " + os.readlink(p)
         elif p.is_dir():

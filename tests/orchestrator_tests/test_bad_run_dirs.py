@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.orchestrator_tests.refusals import SEARCH, checked_run, refused_case
+from tests.orchestrator_tests.refusals import ABLATION, SEARCH, checked_run, refused_case
 
 ABLATION_INFO = {
     "study": "abl",
     "kind": "ablation",
     "trainable": "da_lora",
-    "metric": "eval/x/acc",
+    "metric": "eval/cross_domain/acc",
     "mode": "max",
     "variants": ["a", "b"],
     "reference": "a",
@@ -51,6 +51,8 @@ def written_run(info: dict, rows: str, *, curves: str | None = None):
             names = [line.split(",")[0] for line in rows.splitlines()[1:]]
             write_checked(r, "configs.json", json.dumps({n: {"lr": 1e-3} for n in names}))
             (r / "spec.yaml").write_text(SEARCH)
+        else:
+            (r / "spec.yaml").write_text(ABLATION)
         if curves is not None:
             (r / "curves.csv").write_text(curves)
 
@@ -58,7 +60,7 @@ def written_run(info: dict, rows: str, *, curves: str | None = None):
 
 
 def _grid(status: str, value: str) -> str:
-    return "trial_name,variant,seed,status,eval/x/acc\n" + "".join(
+    return "trial_name,variant,seed,status,eval/cross_domain/acc\n" + "".join(
         f"{v}_seed{s},{v},{s},{status},{value}\n" for v in "ab" for s in (0, 1)
     )
 
@@ -100,7 +102,7 @@ CASES = [
         "plan of a run where nothing finished",
         {"r": written_run(ABLATION_INFO, _grid("RUNNING", ""))},
         ["plan", "{d}/r"],
-        ["no trial has a value of eval/x/acc yet (0 of 4 finished)"],
+        ["no trial has a value of eval/cross_domain/acc yet (0 of 4 finished)"],
     ),
     (
         "report of a run where nothing finished",
@@ -108,6 +110,83 @@ CASES = [
         ["report", "{d}/r"],
         ["no trial has ended yet (0 of 4 started)"],
     ),
+    # every option of plan, report, resume and extend
+    (
+        "plan --effect a word",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))},
+        ["plan", "{d}/r", "--effect", "abc"],
+        ["argument --effect: invalid float value: 'abc'"],
+    ),
+    (
+        "plan --effect negative",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))},
+        ["plan", "{d}/r", "--effect", "-1"],
+        ["--effect -1: expected a positive, finite difference"],
+    ),
+    (
+        "plan --effect nan",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))},
+        ["plan", "{d}/r", "--effect", "nan"],
+        ["--effect nan: expected a positive, finite difference"],
+    ),
+    ("report of a file", {"f.txt": "mine"}, ["report", "{d}/f.txt"], ["f.txt is not a directory"]),
+    ("plan of nothing", {}, ["plan", "{d}/none"], ["none is not a directory"]),
+    (
+        "resume --address nothing listens",
+        {"r": written_run(ABLATION_INFO, _grid("RUNNING", ""))},
+        ["resume", "{d}/r", "--address", "127.0.0.1:1"],
+        ["--address 127.0.0.1:1: nothing answers"],
+    ),
+    (
+        "resume --address without a port",
+        {"r": written_run(ABLATION_INFO, _grid("RUNNING", ""))},
+        ["resume", "{d}/r", "--address", "nocolon"],
+        ["--address 'nocolon': expected HOST:PORT"],
+    ),
+    (
+        "resume --dashboard-host not an address",
+        {"r": written_run(ABLATION_INFO, _grid("RUNNING", ""))},
+        ["resume", "{d}/r", "--dashboard-host", "999.1.1.1"],
+        ["--dashboard-host '999.1.1.1': expected an IP address"],
+    ),
+    ("resume of a file", {"f.txt": "mine"}, ["resume", "{d}/f.txt"], ["not a run directory"]),
+    (
+        "extend --samples 0",
+        {"r": written_run(SEARCH_INFO, _search(*["TERMINATED"] * 4))},
+        ["extend", "{d}/r", "--samples", "0"],
+        ["--samples 0: expected a number of trials from 1 to 10000"],
+    ),
+    (
+        "extend --samples a billion",
+        {"r": written_run(SEARCH_INFO, _search(*["TERMINATED"] * 4))},
+        ["extend", "{d}/r", "--samples", "1000000000"],
+        ["--samples 1000000000: expected a number of trials from 1 to 10000"],
+    ),
+    (
+        "extend --seeds not numbers",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))},
+        ["extend", "{d}/r", "--seeds", "a,b"],
+        ["argument --seeds: expected comma-separated integers"],
+    ),
+    (
+        "extend --seeds negative",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))},
+        ["extend", "{d}/r", "--seeds", "-3"],
+        ["--seeds -3: expected distinct non-negative seeds"],
+    ),
+    (
+        "extend --dashboard-host not an address",
+        {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))},
+        ["extend", "{d}/r", "--seeds", "5", "--dashboard-host", "nohost"],
+        ["--dashboard-host 'nohost': expected an IP address"],
+    ),
+    (
+        "extend of an unfinished run",
+        {"r": written_run(ABLATION_INFO, _grid("RUNNING", ""))},
+        ["extend", "{d}/r", "--seeds", "5"],
+        ["4 of 4 trials have not ended (RUNNING)", "resume"],
+    ),
+    ("extend of a file", {"f.txt": "mine"}, ["extend", "{d}/f.txt", "--seeds", "3"], ["not a run directory"]),
     # curves.csv, which is appended to and not checksummed
     (
         "report with a foreign curves.csv",
@@ -136,7 +215,7 @@ CASES = [
         "plan of a table whose metric is text",
         {"r": written_run(ABLATION_INFO, _grid("TERMINATED", "good"))},
         ["plan", "{d}/r"],
-        ["eval/x/acc of a_seed0 is 'good', not a number"],
+        ["eval/cross_domain/acc of a_seed0 is 'good', not a number"],
     ),
     (
         "plan --effect inf",

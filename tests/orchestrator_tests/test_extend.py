@@ -101,6 +101,21 @@ def _unfinished(run: Path) -> None:
     write_checked(run, "results.csv", df.to_csv(index=False, lineterminator="\n"))
 
 
+#: Edits of the run's spec that extend refuses: (text replaced, by what, the message).
+SPEC_EDITS = [
+    ("a: {lr: 1.0e-3}", "a: {lr: 1.5e-3}", "--spec: the config of the run's trial 'a_seed0' would change (lr: 0.001 -> 0.0015)"),
+    ("  b: {lr: 3.0e-3}\n", "", "--spec: the run's trial 'b_seed0' is not in the extended study"),
+    ("name: faults", "name: other", "--spec: its name is 'other', the run's 'faults'"),
+    ("mode: max", "mode: min", "--spec: its mode is 'min', the run's 'max'"),
+    (
+        "metric: eval/cross_domain/acc",
+        "metric: eval/cross_domain/auc",
+        "--spec: its metric is 'eval/cross_domain/auc', the run's 'eval/cross_domain/acc'",
+    ),
+    ("reference: a", "reference: b", "--spec: its reference is 'b', the run's 'a'"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "args, edit, message",
     [
@@ -108,36 +123,7 @@ def _unfinished(run: Path) -> None:
         ([], None, "extend: nothing to add; give --seeds"),
         (["--seeds", "2,2"], None, "--seeds 2,2: expected distinct non-negative seeds"),
         (["--spec", "{root}/edited.yaml"], None, "--spec: adds no trial to the run"),
-        (
-            ["--spec", "{root}/changed.yaml"],
-            EDITED.replace("a: {lr: 1.0e-3}", "a: {lr: 1.5e-3}"),
-            "--spec: the config of the run's trial 'a_seed0' would change (lr: 0.001 -> 0.0015)",
-        ),
-        (
-            ["--spec", "{root}/changed.yaml"],
-            EDITED.replace("  b: {lr: 3.0e-3}\n", ""),
-            "--spec: the run's trial 'b_seed0' is not in the extended study",
-        ),
-        (
-            ["--spec", "{root}/changed.yaml"],
-            EDITED.replace("name: faults", "name: other"),
-            "--spec: its name is 'other', the run's 'faults'",
-        ),
-        (
-            ["--spec", "{root}/changed.yaml"],
-            EDITED.replace("mode: max", "mode: min"),
-            "--spec: its mode is 'min', the run's 'max'",
-        ),
-        (
-            ["--spec", "{root}/changed.yaml"],
-            EDITED.replace("metric: eval/cross_domain/acc", "metric: eval/cross_domain/auc"),
-            "--spec: its metric is 'eval/cross_domain/auc', the run's 'eval/cross_domain/acc'",
-        ),
-        (
-            ["--spec", "{root}/changed.yaml"],
-            EDITED.replace("reference: a", "reference: b"),
-            "--spec: its reference is 'b', the run's 'a'",
-        ),
+        *[(["--spec", "{root}/changed.yaml"], EDITED.replace(old, new), msg) for old, new, msg in SPEC_EDITS],
         (  # refused while the added variant prepares: no spec.ext file, run.json as it was
             ["--spec", "{root}/changed.yaml"],
             EDITED + "  d: {lr: 2.0e-3, backbone: /nonexistent/backbone}\n",
@@ -153,6 +139,7 @@ def test_what_extend_refuses_it_refuses_in_one_line_and_changes_nothing(args, ed
     shutil.copytree(runs["pilot"], run)
     if edit == "unfinished":
         _unfinished(run)
+
     elif edit is not None:
         (runs["root"] / "changed.yaml").write_text(edit)
     before = _digests(run)
