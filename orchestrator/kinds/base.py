@@ -5,7 +5,7 @@ fills in the steps that differ (``compile`` ... ``progress``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -148,6 +148,11 @@ class StudyKind:
 
         entry = resolve_trainable(spec)
         compiled = self.compile(spec, opts, log)
+        if not opts.quick:  # the quick form gets the full study's checks now, not at its first use
+            try:
+                self.compile(spec, replace(opts, quick=True), lambda _: None)
+            except UserError as err:
+                raise UserError(f"quick: {err}") from None
         cpus, gpus = check_options(opts, spec)
         new = prepare_run_dir(
             Path(opts.out) if opts.out else default_run_dir(spec.name, opts.quick), default=opts.out is None

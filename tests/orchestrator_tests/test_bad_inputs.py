@@ -149,6 +149,18 @@ CASES = [
         ["quick.seeds", "distinct"],
     ),
     (
+        "a broken quick form, refused for the full run too",
+        {"s.yaml": ABLATION + "quick: {base: {epochs: -5}}\n"},
+        ["run", "{d}/s.yaml"],
+        ["quick: variant 'a': epochs: Input should be greater than 0"],
+    ),
+    (
+        "a search's broken quick form, refused for the full run too",
+        {"s.yaml": SEARCH + "quick: {base: {lora_rnak: 4}}\n"},
+        ["run", "{d}/s.yaml"],
+        ["quick: ", "lora_rnak"],
+    ),
+    (
         "a search's quick seeds repeated",
         {"s.yaml": SEARCH + "quick: {seeds: [3, 3]}\n"},
         ["run", "{d}/s.yaml", "--quick"],
