@@ -237,6 +237,8 @@ def no_prepare(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a trainable was prepared for a bad input")
 
-    for name in ("orchestrator.launch", "orchestrator.kinds.base", "orchestrator.extend"):  # where it is imported
-        __import__(name)
+    names = ("orchestrator.launch", "orchestrator.kinds.base", "orchestrator.extend")  # where it is imported
+    for name in names:  # every one imported before any is patched: a module first imported
+        __import__(name)  # under the patch would keep the refusing function after the test
+    for name in names:
         monkeypatch.setattr(sys.modules[name], "prepare_shared", refuse)

@@ -22,12 +22,17 @@ def check_identity_overlap(train: TrainSet, benchmarks: list[PairBenchmark], rol
     """
     names = train.names()
     for b in benchmarks:
-        both = sorted(names & b.identity_names)
-        if both:
-            raise DataError(
-                f"{role} {b.name}: {len(both)} of its identities are also training identities "
-                f"(e.g. {', '.join(both[:3])}); evaluation must use identities the model never saw"
-            )
+        _refuse_shared(
+            f"{role} {b.name}", names & b.identity_names, "are also training identities",
+            "evaluation must use identities the model never saw",
+        )  # fmt: skip
+
+
+def _refuse_shared(what: str, shared: set[str], are: str, hint: str) -> None:
+    """One line naming how many people two sets share, three of them, and what to do."""
+    if shared:
+        both = sorted(shared)
+        raise DataError(f"{what}: {len(both)} of its identities {are} (e.g. {', '.join(both[:3])}); {hint}")
 
 
 def _file_digest(path: Path) -> str:
@@ -71,13 +76,10 @@ def check_benchmark_overlap(val: list[PairBenchmark], test: list[PairBenchmark])
                     f"validation benchmark {v.name}: {len(shared)} of its images are also in test benchmark "
                     f"{t.name}; validation and test sets must not share images"
                 )
-            both = sorted(v.identity_names & t.identity_names)
-            if both:
-                raise DataError(
-                    f"validation benchmark {v.name}: {len(both)} of its identities are also in test "
-                    f"benchmark {t.name} (e.g. {', '.join(both[:3])}); validation and test identities "
-                    "must be disjoint"
-                )
+            _refuse_shared(
+                f"validation benchmark {v.name}", v.identity_names & t.identity_names,
+                f"are also in test benchmark {t.name}", "validation and test identities must be disjoint",
+            )  # fmt: skip
 
 
 def check_synthfaces_test(val: list[PairBenchmark], synth: synthfaces.FaceSet, size: int) -> None:
@@ -94,12 +96,10 @@ def check_synthfaces_test(val: list[PairBenchmark], synth: synthfaces.FaceSet, s
     names = set(synthfaces_export.identity_names(synth)["eval"].values())
     digests: set[bytes] | None = None
     for v in val:
-        both = sorted(names & v.identity_names)
-        if both:
-            raise DataError(
-                f"validation benchmark {v.name}: {len(both)} of its identities are synthfaces' test identities "
-                f"(e.g. {', '.join(both[:3])}); validate on other people"
-            )
+        _refuse_shared(
+            f"validation benchmark {v.name}", names & v.identity_names, "are synthfaces' test identities",
+            "validate on other people",
+        )  # fmt: skip
         if digests is None:  # the test images as a pair list of the export would read them
             digests = {
                 hashlib.sha1(image_tensor(Image.fromarray(img.transpose(1, 2, 0)), size).numpy().tobytes()).digest()
