@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -236,6 +237,70 @@ class ExportSynthfaces(Command):
         return 0
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+class GenerateData(Command):
+    name, help = (
+        "generate-data",
+        "write real-shaped data: JPEG identity folders and a manifest, insightface .bin benchmarks, an "
+        "LFW-style pair list, save_pretrained backbone folders (for tests, benchmarks and the tutorial)",
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from trainables.data.real_shaped import RealShapedSpec as S
+
+        parser.add_argument("dir", type=Path, help="a new directory to write into")
+        parser.add_argument("--identities", type=int, default=S.identities, help="training identities")
+        parser.add_argument("--images", type=int, default=S.images, help="images per training identity")
+        parser.add_argument(
+            "--domains", default=",".join(S.domains), help="training domains, comma-separated (one: a flat folder)"
+        )
+        parser.add_argument("--size", type=int, default=S.size, help="image side in pixels (112: insightface's crops)")
+        parser.add_argument(
+            "--benchmarks", default=",".join(S.benchmarks), help=".bin benchmarks to write, e.g. lfw,cfp_fp"
+        )
+        parser.add_argument("--pairs", type=int, default=S.pairs, help="pairs per .bin, in 10 folds")
+        parser.add_argument("--no-pair-list", action="store_true", help="leave out lfw_pairs/ (an LFW-style pairs.txt)")
+        parser.add_argument(
+            "--backbones",
+            default="",
+            help="save_pretrained folders to write, e.g. dinov2-vits14,clip-vitb16,dinov2-tiny",
+        )
+        parser.add_argument("--seed", type=int, default=0)
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.run_dirs import prepare_run_dir
+        from trainables.data.real_shaped import RealShapedSpec, generate
+
+        try:
+            spec = RealShapedSpec(
+                identities=args.identities,
+                images=args.images,
+                domains=_names(args.domains),
+                size=args.size,
+                benchmarks=_names(args.benchmarks),
+                pairs=args.pairs,
+                pair_list=not args.no_pair_list,
+                backbones=_names(args.backbones),
+                seed=args.seed,
+            )
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        bad = [b for b in spec.benchmarks if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", b)]
+        if bad:
+            raise UserError(f"--benchmarks {bad[0]}: a benchmark name is letters, digits and _.+- (it names a file)")
+        new = prepare_run_dir(args.dir, what=str(args.dir), claim="train.csv")
+        try:
+            generate(new.path, spec)
+        except OSError as err:  # a full disk: leave nothing half-made
+            new.discard()
+            raise UserError(f"{args.dir}: writing failed ({err.strerror or err}); nothing was left there") from None
+        print(f"real-shaped data (generated from synthfaces' renderer) written to {new.path}")
+        return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     ListStudies(),
     Run(),
@@ -245,6 +310,7 @@ COMMANDS: tuple[Command, ...] = (
     Report(),
     Plan(),
     ExportSynthfaces(),
+    GenerateData(),
 )
 
 

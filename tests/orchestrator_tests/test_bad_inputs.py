@@ -230,6 +230,28 @@ CASES = [
     ("export under a file", {"f": "mine"}, ["export-synthfaces", "{d}/f/faces"], ["is a file, not a directory"]),
     ("export into a non-empty directory", {"mine/notes.txt": "mine"}, ["export-synthfaces", "{d}/mine"], ["not empty"]),
     ("export image size", {}, ["export-synthfaces", "{d}/faces", "--image-size", "7"], ["multiple of 8"]),
+    # generate-data
+    ("generate into a non-empty directory", {"mine/notes.txt": "mine"}, ["generate-data", "{d}/mine"], ["not empty"]),
+    ("generate an unknown domain", {}, ["generate-data", "{d}/g", "--domains", "visible,infrared"], ["--domains"]),
+    (
+        "generate an image size",
+        {},
+        ["generate-data", "{d}/g", "--size", "100"],
+        ["--size 100: expected a multiple of 8"],
+    ),
+    (
+        "generate pairs not in folds",
+        {},
+        ["generate-data", "{d}/g", "--pairs", "33"],
+        ["--pairs 33: expected a multiple of 20"],
+    ),
+    (
+        "generate an unknown backbone",
+        {},
+        ["generate-data", "{d}/g", "--backbones", "dinov3-vitl"],
+        ["--backbones dinov3-vitl"],
+    ),
+    ("generate a benchmark path", {}, ["generate-data", "{d}/g", "--benchmarks", "../lfw"], ["--benchmarks ../lfw"]),
 ]
 
 
