@@ -151,12 +151,16 @@ def prepare_shared(
     by_hash: dict[str, dict[str, str]] = {}
     out: dict[int, dict[str, str]] = {}
     common = run_provenance()
+    refused: dict[str, str] = {}  # every group that cannot run, not only the first: a study mixing them says which
     for p in plans:
+        if p.variant in refused:
+            continue
         if p.config_hash not in by_hash:
             try:
                 by_hash[p.config_hash] = entry.prepare(entry.config_cls.model_validate(p.config), run_dir)
             except TrainableInputError as err:
-                raise UserError(f"{what} {p.variant!r}: {err}") from None
+                refused[p.variant] = str(err)
+                continue
             skipped = int(by_hash[p.config_hash].get("skipped_images") or 0)
             if skipped:
                 log(
@@ -164,6 +168,10 @@ def prepare_shared(
                     f"(listed in {Path(run_dir) / 'skipped_images.csv'})"
                 )
         out[p.index] = {**common, **by_hash[p.config_hash]}
+    if refused:
+        (first, why), others = next(iter(refused.items())), list(refused)[1:]
+        also = f" (refused too: {what}s {', '.join(map(repr, others))})" if others else ""
+        raise UserError(f"{what} {first!r}: {why}{also}")
     return out
 
 

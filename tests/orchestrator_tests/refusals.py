@@ -161,3 +161,34 @@ def synthfaces_test_pairs(d: Path, *, renamed: bool) -> None:
             a, b = (shutil.copy(x, d / "mine" / f"p{k}" / x.name) for x in (a, b))
         lines.append(f"{a} {b} 1")
     (d / "pairs.txt").write_text("\n".join(lines) + "\n")
+
+
+def real_shaped(d: Path, *, domains: tuple[str, ...]) -> None:
+    """``data/``: generated real-shaped data (a folder of 16 identities, a ``.bin``, a tiny
+    DINOv2 folder) and ``real.yaml``, an ablation on it whose rows include the components
+    that act per domain."""
+    from trainables.data.real_shaped import RealShapedSpec, generate
+
+    spec = RealShapedSpec(identities=16, images=4, domains=domains, benchmarks=("lfw",), pairs=200,
+                          pair_list=False, backbones=("dinov2-tiny",))  # fmt: skip
+    generate(d / "data", spec, log=lambda _: None)
+    (d / "real.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: real
+            kind: ablation
+            trainable: da_lora
+            metric: eval/lfw/acc
+            mode: max
+            seeds: [0, 1]
+            reference: lora
+            base: {{epochs: 1, backbone: {d}/data/backbones/dinov2-tiny, train_data: {d}/data/train,
+                    benchmarks: {{lfw: {d}/data/lfw.bin}}, batch_size: 16, val_fraction: 0.3}}
+            variants:
+              lora: {{}}
+              lora+domain_classifier: {{lambda_domain: 0.01}}
+              lora+domain_lora: {{domain_lora: true}}
+              lora+maml: {{maml_inner_steps: 3}}
+            """
+        )
+    )

@@ -23,6 +23,7 @@ from tests.orchestrator_tests.refusals import (
     SEARCH,
     bomb_bin,
     check_refused,
+    real_shaped,
     refused_case,
     snapshot,
     standin_copy,
@@ -257,6 +258,22 @@ CASES = [
 
 # data and models, refused while the trainable prepares (these need the stand-in backbone)
 PREPARE_CASES = [
+    (
+        "domain components on one-domain data",
+        {"data": lambda d: real_shaped(d, domains=("visible",))},
+        ["run", "{d}/real.yaml"],
+        [
+            "variant 'lora+domain_classifier': lambda_domain (the domain classifier) needs two or more domains",
+            "train_data has one domain",
+            "refused too: variants 'lora+domain_lora', 'lora+maml'",
+        ],
+    ),  # fmt: skip
+    (
+        "domain components with num_domains 1",
+        {"data": lambda d: real_shaped(d, domains=("visible", "thermal"))},
+        ["run", "{d}/real.yaml", "--set", "num_domains=1"],
+        ["variant 'lora+domain_classifier'", "num_domains=1 makes one group of its 2 domains"],
+    ),
     (
         "validation pairs over synthfaces' test identities",
         {"s.yaml": ABLATION, "pairs.txt": lambda d: synthfaces_test_pairs(d, renamed=False)},

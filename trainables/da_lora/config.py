@@ -162,6 +162,18 @@ class DaLoraConfig(TrainableConfig):
         """The domain classifier exists when it routes adapters or has a loss of its own."""
         return self.domain_lora or self.lambda_domain > 0
 
+    def domain_components(self) -> list[str]:
+        """The components that act per domain and do nothing with one domain group: domain
+        LoRA (one adapter), the domain classifier (one class), MAML (one task)."""
+        parts = []
+        if self.domain_lora and self.adaptation == "lora":
+            parts.append("domain_lora (one adapter per domain)")
+        if self.lambda_domain > 0:
+            parts.append("lambda_domain (the domain classifier)")
+        if self.maml_inner_steps > 0:
+            parts.append("maml_inner_steps (MAML's per-domain tasks)")
+        return parts
+
     def synthfaces(self) -> "SynthFacesSpec":
         from trainables.data.synthfaces import SynthFacesSpec
 

@@ -163,10 +163,27 @@ def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
         raise DataError(
             f"num_domains={k}, but the training data has {len(train.domains)} domains ({', '.join(train.domains)})"
         )
+    check_domain_components(cfg, k, train.domains)
     return TrialData(train, synth, benchmarks, k, val, val_benchmarks)
 
 
 # ------------------------------------------------------------------ model and losses
+def check_domain_components(cfg: DaLoraConfig, groups: int, domains: tuple[str, ...]) -> None:
+    """Refuse components that act per domain when the training data gives them one domain
+    group: they would run and measure nothing (an ablation row equal to plain LoRA)."""
+    parts = cfg.domain_components()
+    if parts and groups < 2:
+        why = (
+            f"num_domains=1 makes one group of its {len(domains)} domains"
+            if len(domains) > 1
+            else f"train_data has one domain ({domains[0]})"
+        )
+        raise DataError(
+            f"{' and '.join(parts)} {'needs' if len(parts) == 1 else 'need'} two or more domains, but {why}: give the training images' domains "
+            "(a manifest's domain column, or folders root/<domain>/<identity>/*.jpg), or leave these components off"
+        )
+
+
 def build_model(cfg: DaLoraConfig, num_domains: int, backbone: Backbone | None = None) -> DaLoraModel:
     """The adapted backbone (loaded unless given) and, when the config uses one, the domain classifier."""
     backbone = adapt(
