@@ -301,6 +301,32 @@ class GenerateData(Command):
         return 0
 
 
+class Cache(Command):
+    name, help = "cache", "list or clear the decoded-image caches the trials share (ORCHESTRATOR_CACHE/images)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "action", choices=("list", "clear"), help="list: one line per cache; clear: remove them all"
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from trainables.data.image_cache import cache_root, clear_caches, list_caches
+
+        if args.action == "clear":
+            freed = clear_caches()
+            print(f"cleared {cache_root()}: {freed / 2**20:.0f} MiB freed")
+            return 0
+        entries = list_caches()
+        for e in entries:
+            print(
+                f"{e['directory']}\t{e['kind']}\t{e['rows']} images at {e['size']} px\t"
+                f"{e['bytes'] / 2**20:.0f} MiB\tbuilt {e['built_at']}\t{e['source']}"
+            )
+        total = sum(e["bytes"] for e in entries)
+        print(f"{len(entries)} caches in {cache_root()}, {total / 2**20:.0f} MiB")
+        return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     ListStudies(),
     Run(),
@@ -311,6 +337,7 @@ COMMANDS: tuple[Command, ...] = (
     Plan(),
     ExportSynthfaces(),
     GenerateData(),
+    Cache(),
 )
 
 

@@ -14,7 +14,7 @@ computed at all.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -26,6 +26,7 @@ from trainables.da_lora.config import HELDOUT, DaLoraConfig
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces, synthfaces_export
+from trainables.data.image_cache import image_files
 from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
     SKIPPED_FILE,
     DataError,
@@ -82,15 +83,12 @@ class TrialData:
     val_benchmarks: list[PairBenchmark] = field(default_factory=list)
 
 
-def _held_out_validation(
-    cfg: DaLoraConfig, full: TrainSet, image_size: int, twin_of: np.ndarray | None
-) -> tuple[TrainSet, DomainVerification | None]:
+def _held_out_split(cfg: DaLoraConfig, full: TrainSet, twins: np.ndarray) -> tuple[TrainSet, TrainSet | None]:
     """Split ``val_fraction`` of the training identities off as validation identities (twins
     together); they are evaluated like the test identities, as ``val/<set>/...``."""
     if cfg.val_fraction == 0:
         return full, None
     ids = np.unique(full.identity)
-    twins = np.full(int(ids.max()) + 1, -1) if twin_of is None else twin_of
     held = hold_out(identity_units(ids, twins), cfg.val_fraction, seed=cfg.data_seed)
     rows = np.isin(full.identity, held)
     if len(held) < 4 or not rows.any():
@@ -106,26 +104,42 @@ def _held_out_validation(
             f"validation and trains on {left}; training needs at least {max(4, len(held))} (at least 4, and no "
             "fewer than validation gets): lower val_fraction"
         )
-    val = full.select(np.flatnonzero(rows))
-    train = full.select(np.flatnonzero(~rows))
-    if full.images is not None:  # synthfaces: every domain, cross-domain too, as the test identities
+    return full.select(np.flatnonzero(~rows)), full.select(np.flatnonzero(rows))
+
+
+def _decoded(files: TrainSet, image_size: int, what: str, *, verify: bool, log) -> np.ndarray:
+    """The images of ``files`` (image paths) from the shared decoded-image cache: a memory map,
+    not a copy (``trainables.data.image_cache``)."""
+    cache = image_files(list(files.paths or ()), image_size, verify=verify, log=log)
+    if cache.failed:
+        row, why = cache.failed[0]
+        raise DataError(f"{what}: cannot decode {files.paths[row]}: {why}")
+    return cache.images
+
+
+def _validation(
+    cfg: DaLoraConfig, full: TrainSet, val: TrainSet, twins: np.ndarray, image_size: int, *, verify: bool, log
+) -> DomainVerification:
+    if val.images is not None:  # synthfaces: every domain, cross-domain too, as the test identities
         images, domain, domains = val.images.numpy(), val.domain, full.domains
-    else:  # image files: read once, one pooled set
-        images = np.stack([read_image(p, image_size).numpy() for p in val.paths])
+    else:  # image files: one pooled set
+        images = _decoded(val, image_size, "validation identities", verify=verify, log=log)
         domain, domains = np.zeros(len(val), dtype=np.int64), (HELDOUT,)
     try:
-        verification = DomainVerification(
-            images, val.identity, domain, twins, domains, prefix="val", flip=cfg.flip_test
-        )
+        return DomainVerification(images, val.identity, domain, twins, domains, prefix="val", flip=cfg.flip_test)
     except ValueError as err:
         raise DataError(
             f"val_fraction={cfg.val_fraction}: the validation identities cannot form verification pairs ({err})"
         ) from None
-    return train, verification
 
 
-def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
-    """Training set, validation sets and test sets of a trial, checked against the config."""
+def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=None) -> TrialData:
+    """Training set, validation sets and test sets of a trial, checked against the config.
+
+    Images on disk come from the shared decoded-image cache (``trainables.data.image_cache``):
+    decoded once per study, by the driver's ``prepare`` (``verify``: the cache's content is
+    checked against its digests, ``log``: where it is, how large, how long it took), and read
+    by every trial through the page cache."""
     synth = None
     if cfg.train_data == "synthfaces":
         synth = synthfaces.load(cfg.synthfaces())
@@ -147,23 +161,31 @@ def load_data(cfg: DaLoraConfig, image_size: int) -> TrialData:
                 f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
                 "(benchmarks: {lfw: /path/to/lfw.bin})"
             )
+    k = cfg.num_domains or len(full.domains)
+    if k > len(full.domains):
+        raise DataError(
+            f"num_domains={k}, but the training data has {len(full.domains)} domains ({', '.join(full.domains)})"
+        )
+    check_domain_components(cfg, k, full.domains)
     check_same_files(cfg.val_data, cfg.benchmarks)
-    benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.benchmarks.items())]
-    val_benchmarks = [load_benchmark(name, path, size=image_size) for name, path in sorted(cfg.val_data.items())]
+    shared = dict(size=image_size, verify=verify, log=log)
+    benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.benchmarks.items())]
+    val_benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.val_data.items())]
     # the names of every training identity, the held-out ones included: none may be tested on
     check_identity_overlap(full, benchmarks)
     check_identity_overlap(full, val_benchmarks, role="validation benchmark")
     check_benchmark_overlap(val_benchmarks, benchmarks)
     if synth is not None:
         check_synthfaces_test(val_benchmarks, synth, image_size)
-    train, val = _held_out_validation(cfg, full, image_size, None if synth is None else synth.twin_of)
+    ids = np.unique(full.identity)
+    twins = synth.twin_of if synth is not None else np.full(int(ids.max()) + 1, -1)
+    train, held = _held_out_split(cfg, full, twins)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
-    k = cfg.num_domains or len(train.domains)
-    if k > len(train.domains):
-        raise DataError(
-            f"num_domains={k}, but the training data has {len(train.domains)} domains ({', '.join(train.domains)})"
+    val = None if held is None else _validation(cfg, full, held, twins, image_size, verify=verify, log=log)
+    if train.images is None:  # image files: the cache's rows, read batch by batch by the Fetcher
+        train = replace(
+            train, images=torch.from_numpy(_decoded(train, image_size, "train_data", verify=verify, log=log))
         )
-    check_domain_components(cfg, k, train.domains)
     return TrialData(train, synth, benchmarks, k, val, val_benchmarks)
 
 
@@ -313,7 +335,7 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     """Build the data and the backbone every trial shares, check that the config fits them,
     save a grid of sample images into ``out_dir`` (synthfaces), return the data's provenance."""
     backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
-    data = load_data(cfg, backbone.input_spec.size)
+    data = load_data(cfg, backbone.input_spec.size, verify=True, log=print)  # the shared image caches: built here
     build_model(cfg, data.num_domains, backbone)  # LoRA targets that match nothing fail here
     if data.synth is not None:
         synthfaces.save_sample_grid(data.synth, Path(out_dir) / synthfaces.SAMPLES_FILE)

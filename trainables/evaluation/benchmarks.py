@@ -187,30 +187,43 @@ def _decode(data: bytes, size: int) -> torch.Tensor:
         raise BenchmarkError(f"undecodable image in benchmark: {type(err).__name__}: {err}") from None
 
 
-def load_benchmark(name: str, path: str | Path, *, size: int) -> PairBenchmark:
-    """Read a ``.bin`` or pair list into memory, images resized to ``size``."""
-    from trainables.data.sources import DataError, read_image
+def load_benchmark(name: str, path: str | Path, *, size: int, verify: bool = False, log=None) -> PairBenchmark:
+    """A ``.bin`` or pair list, its images decoded at ``size`` into the shared decoded-image
+    cache (``trainables.data.image_cache``) and read from there: ``images`` is a memory map,
+    not a copy. ``verify``/``log``: see ``image_cache.cached``."""
+    import torch
+
+    from trainables.data import image_cache
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise BenchmarkError(f"benchmark {name}: no such file {path}")
     if path.suffix == ".bin":
         blobs, issame = read_bin(path)
-        try:
-            images = torch.stack([_decode(b, size) for b in blobs])
-        except BenchmarkError as err:
-            raise BenchmarkError(f"benchmark {name} ({path}): {err}") from None
+        cache = image_cache.bin_images(path, size, lambda: blobs, len(blobs), verify=verify, log=log)
+        if cache.failed:
+            row, why = cache.failed[0]
+            raise BenchmarkError(f"benchmark {name} ({path}): undecodable image {row} in benchmark: {why}")
         n = len(issame)
         return PairBenchmark(
-            name, images, np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2), np.asarray(issame, dtype=np.int64)
+            name,
+            torch.from_numpy(cache.images),
+            np.arange(0, 2 * n, 2),
+            np.arange(1, 2 * n, 2),
+            np.asarray(issame, dtype=np.int64),
         )
     left, right, label, names = read_pairs_txt(path)
     unique = sorted(set(left) | set(right))
     index = {p: i for i, p in enumerate(unique)}
-    try:  # a benchmark is not thinned out like training data: one bad image refuses it
-        images = torch.stack([read_image(str(p), size) for p in unique])
-    except DataError as err:
-        raise BenchmarkError(f"benchmark {name} ({path}): {err}") from None
+    cache = image_cache.image_files([str(p) for p in unique], size, verify=verify, log=log)
+    if cache.failed:  # a benchmark is not thinned out like training data: one bad image refuses it
+        row, why = cache.failed[0]
+        raise BenchmarkError(f"benchmark {name} ({path}): cannot read image {unique[row]}: {why}")
     return PairBenchmark(
-        name, images, np.asarray([index[p] for p in left]), np.asarray([index[p] for p in right]), label, names
+        name,
+        torch.from_numpy(cache.images),
+        np.asarray([index[p] for p in left]),
+        np.asarray([index[p] for p in right]),
+        label,
+        names,
     )
