@@ -10,4 +10,4 @@ DIRECTORY = Path(__file__).resolve().parent
 
 def shipped() -> dict[str, Path]:
     """Name -> path of every shipped study spec."""
-    return {p.stem: p for p in sorted(DIRECTORY.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(DIRECTORY.glob("*.yaml"), key=lambda p: p.stem)}

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any, Literal, Union
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 
 def admits_bool(annotation: Any) -> bool:
@@ -35,10 +36,44 @@ def refuse_bool_for_number(model: type[BaseModel], value: Any, info: ValidationI
     return value
 
 
+#: Values of a path field that name no file: the embedded data and backbone.
+NOT_PATHS = ("synthfaces", "standin", "standin:untrained")
+#: Reference prefixes a path may carry (``hf:<dir>``, ``timm:<dir>``, ``onnx:<file>``).
+PATH_PREFIXES = ("hf:", "timm:", "onnx:")
+
+
+def absolute_path(value: Any) -> Any:
+    """``value`` (a path, a mapping or list of paths) with each relative path that exists from
+    this process's working directory made absolute; anything else as it is. Trials run in
+    their own working directory (Ray Tune's trial folder, another node): a path relative to
+    where the study was started would not be found there."""
+    if isinstance(value, dict):
+        return {k: absolute_path(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(absolute_path(v) for v in value)
+    if not isinstance(value, str) or value in NOT_PATHS:
+        return value
+    prefix = next((p for p in PATH_PREFIXES if value.startswith(p)), "")
+    path = Path(value[len(prefix) :]).expanduser()
+    if path.is_absolute() or not path.exists():
+        return prefix + str(path) if path.is_absolute() else value
+    return prefix + str(path.resolve())
+
+
 class TrainableConfig(BaseModel):
-    """Frozen, unknown keys refused, booleans never read as numbers."""
+    """Frozen, unknown keys refused, booleans never read as numbers, and the keys that name
+    files (``PATH_FIELDS``) made absolute where they are given (the driver's working
+    directory), so that a trial finds them from its own."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absolute_paths(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {k: absolute_path(v) if k in cls.PATH_FIELDS else v for k, v in data.items()}
+        return data
 
     @field_validator("*", mode="before")
     @classmethod

@@ -121,3 +121,23 @@ def test_a_vit_s14_folder_has_the_real_architecture(tmp_path):
     assert {k: config[k] for k in SHAPES["vits14"]} == SHAPES["vits14"]
     backbone = load_backbone(str(directory))
     assert backbone.input_spec.size == 224 and backbone.embed_dim == 384
+
+
+def test_relative_paths_are_made_absolute_where_the_config_is_first_read(tmp_path, monkeypatch):
+    """A config's file keys (``PATH_FIELDS``) are made absolute from the working directory
+    they are given in, so that a trial (another working directory) finds them; a prefix
+    (``hf:``) is kept, the embedded data's and backbone's names and paths that do not exist
+    here stay as written (refused where they are loaded, as written)."""
+    from trainables.da_lora.config import DaLoraConfig
+
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "data" / "lfw.bin").write_bytes(b"")
+    (tmp_path / "bb").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = DaLoraConfig(train_data="data/train", benchmarks={"lfw": "data/lfw.bin", "x": "nowhere.bin"},
+                       backbone="hf:bb", lora_targets=("data",))  # fmt: skip
+    assert cfg.train_data == str(tmp_path / "data" / "train")
+    assert cfg.benchmarks == {"lfw": str(tmp_path / "data" / "lfw.bin"), "x": "nowhere.bin"}
+    assert cfg.backbone == f"hf:{tmp_path / 'bb'}"
+    assert cfg.lora_targets == ("data",)  # not a file key: never touched, though ./data exists
+    assert DaLoraConfig().train_data == "synthfaces" and DaLoraConfig().backbone == "standin"

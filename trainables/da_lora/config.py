@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -28,6 +28,8 @@ class DaLoraConfig(TrainableConfig):
     (``lambda_domain``), the contrastive domain-alignment loss (``lambda_contrastive``) and
     MAML initialisation of the LoRA weights (``maml_inner_steps``). All off is standard LoRA.
     """
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "train_data", "benchmarks", "val_data")
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,8 @@ class InfoNCEConfig(MetricLearningConfig):
     while real matching was at 2 %): it is identification of held-out probe images against a
     gallery of each held-out identity's mean clean embedding.
     """
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "train_data", "test_data")
 
     train_data: str = Field(
         "synthfaces", description="'synthfaces', a person file (.json) or an image folder (<identity>/<image>)"

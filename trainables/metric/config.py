@@ -4,7 +4,7 @@ one, and ``import trainables`` imports them all) does not import torch, peft or 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -14,6 +14,8 @@ from trainables.data import synthfaces
 
 class MetricLearningConfig(TrainableConfig):
     """Settings every metric-learning trainable has (unknown keys refused)."""
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone",)
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,6 +21,8 @@ class PairContrastiveConfig(MetricLearningConfig):
     pair, an image, or (identities known) a person with ``pairs``. ``synthfaces`` brings a
     pairs file over its training people and a test file over its held-out people.
     """
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "pairs", "test_pairs")
 
     pairs: str = Field("synthfaces", description="feedback-pairs file ([{image1, image2, label}]) or 'synthfaces'")
     test_pairs: str | None = Field(None, description="a separate feedback-pairs file to test on")

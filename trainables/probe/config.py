@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -24,6 +24,8 @@ class ProbeConfig(TrainableConfig):
     refused. Embeddings come from the shared on-disk cache (``trainables.probe.cache``): every
     trial of every study that asks for the same encoder, preprocessing and images reads the
     same file, encoded once."""
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("encoders", "data", "test_data")
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

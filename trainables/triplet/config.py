@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,8 @@ class TripletConfig(MetricLearningConfig):
     ``synthfaces``, exported in those formats. ``val_fraction`` of the training identities
     (twins together) are held out to choose the decision threshold and rank trials.
     """
+
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "train_persons", "train_twins", "test_persons", "test_twins")
 
     train_persons: str = Field("synthfaces", description="person file (identity -> image paths) or 'synthfaces'")
     train_twins: str | None = Field(None, description="twin file (list of identity pairs) of the training persons")
