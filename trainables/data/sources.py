@@ -64,7 +64,9 @@ class DataError(TrainableInputError):
 class TrainSet:
     """Training images with identity and domain labels.
 
-    Exactly one of ``images`` (uint8 (N, 3, H, W), in memory) and ``paths`` (files) is set.
+    ``images`` (uint8 (N, 3, H, W): synthfaces in memory, or an image folder's rows mapped from
+    the shared decoded-image cache) or ``paths`` (files), or both: the cache's rows and the
+    files they were decoded from. Whoever reads images prefers ``images``.
     ``identity_names`` maps identity id -> name where the data names its identities (image
     folders, manifests), so that overlap with named benchmark identities can be checked.
     """
