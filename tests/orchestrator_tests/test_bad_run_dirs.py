@@ -297,3 +297,22 @@ def test_load_run_refuses_a_foreign_curves_file_in_one_line(tmp_path):
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_run_dir(case, tmp_path, monkeypatch, capsys, no_ray, no_prepare):
     refused_case(case, tmp_path, monkeypatch, capsys, no_ray)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["resume", "{d}/r", "--address", "127.0.0.1:1"],
+        ["resume", "{d}/r", "--dashboard-host", "999.1.1.1"],
+        ["extend", "{d}/r", "--seeds", "5", "--address", "127.0.0.1:1"],
+    ],
+)
+def test_connection_options_are_refused_before_the_run_is_locked(argv, tmp_path, capsys, no_ray, no_prepare):
+    """What can be checked without the run (the cluster's address, the dashboard host) is
+    refused before the lock is taken: not even the lock file appears."""
+    from orchestrator.cli import main
+
+    written_run(ABLATION_INFO, _grid("TERMINATED", "0.5"))(tmp_path)
+    assert main([a.replace("{d}", str(tmp_path)) for a in argv]) == 2
+    assert "error: --" in capsys.readouterr().err
+    assert not (tmp_path / "r" / ".lock").exists()
