@@ -288,7 +288,9 @@ class GenerateData(Command):
             )
         except ValueError as err:
             raise UserError(str(err)) from None
-        bad = [b for b in spec.benchmarks if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", b)]
+        from orchestrator.spec import NAME_PATTERN
+
+        bad = [b for b in spec.benchmarks if not re.fullmatch(NAME_PATTERN, b)]
         if bad:
             raise UserError(f"--benchmarks {bad[0]}: a benchmark name is letters, digits and _.+- (it names a file)")
         new = prepare_run_dir(args.dir, what=str(args.dir), claim="train.csv")

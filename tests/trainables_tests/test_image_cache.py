@@ -162,3 +162,16 @@ def test_a_trial_holds_no_decoded_image_set_of_its_own(tmp_path, monkeypatch):
     assert _mapped_file(data.val.images.data_ptr()) in caches
     assert _mapped_file(data.benchmarks[0].images.data_ptr()) in caches
     assert len(data.train) + len(data.val.images) == 12 * 4 and len(data.val.identities) >= 4
+
+
+def test_a_cache_is_verified_once_per_process(tmp_path, monkeypatch):
+    """The driver prepares every variant and each opens the same caches with verify: the
+    digests are read once per process, not once per variant."""
+    paths = _files(tmp_path / "img", 4)
+    image_cache.image_files(paths, 24, root=tmp_path / "cache")
+    calls = []
+    real = image_cache._digest
+    monkeypatch.setattr(image_cache, "_digest", lambda block: calls.append(1) or real(block))
+    for _ in range(3):
+        image_cache.image_files(paths, 24, root=tmp_path / "cache", verify=True)
+    assert len(calls) == 1  # 4 images: one chunk, digested once
