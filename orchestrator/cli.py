@@ -329,6 +329,38 @@ class Cache(Command):
         return 0
 
 
+class Export(Command):
+    name, help = "export", "write a trial's fine-tuned backbone (its best epoch, LoRA merged) in its own format"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("dir", type=Path, help="the run directory")
+        parser.add_argument("--trial", required=True, help="the trial's name (results.csv's trial_name)")
+        parser.add_argument("--out", type=Path, required=True, help="a new or empty folder for the model")
+        parser.add_argument("--adapter", action="store_true", help="also write the LoRA alone, as a peft adapter")
+        parser.add_argument("--last", action="store_true", help="the last epoch's model, not the best epoch's")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.models import export_trial
+
+        export_trial(args.dir, args.trial, args.out, adapter=args.adapter, last=args.last)
+        return 0
+
+
+class Embed(Command):
+    name, help = "embed", "embed a folder of images with an exported model, as the evaluation does (flip test included)"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("model_dir", type=Path, help="a folder written by export (or any backbone folder)")
+        parser.add_argument("images", type=Path, help="a folder of images (nested folders: the identities)")
+        parser.add_argument("--out", type=Path, required=True, help="the .npz to write: embeddings, paths, identity")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from orchestrator.models import embed
+
+        embed(args.model_dir, args.images, args.out)
+        return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     ListStudies(),
     Run(),
@@ -340,6 +372,8 @@ COMMANDS: tuple[Command, ...] = (
     ExportSynthfaces(),
     GenerateData(),
     Cache(),
+    Export(),
+    Embed(),
 )
 
 

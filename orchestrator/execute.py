@@ -23,6 +23,7 @@ from reports.rundir.names import (
     INTERRUPTED,
     TUNE_DIR,
 )
+from trainables import BEST_EPOCH_KEY
 
 
 def _quiet(record) -> bool:
@@ -57,13 +58,15 @@ def _announced(fn: Callable[[dict[str, Any]], None], study: str) -> Callable[[di
 
 
 def _by_plan_index(
-    fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]]
+    fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]], best_by: list[str | None]
 ) -> Callable[[dict[str, Any]], None]:
-    """The trainable, called with the full config of the plan entry Tune's ``_trial`` names."""
+    """The trainable, called with the full config of the plan entry Tune's ``_trial`` names
+    (and, for a trainable that keeps its best epoch, what that epoch is chosen by)."""
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> None:
-        return fn(configs[config["_trial"]])
+        i = config["_trial"]
+        return fn(configs[i] if best_by[i] is None else {**configs[i], BEST_EPOCH_KEY: best_by[i]})
 
     return trainable
 
@@ -94,6 +97,7 @@ def execute(
     restore: bool = False,
     trials: list[int] | None = None,
     tune_dir: str = TUNE_DIR,
+    best_by_of: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> None:
     """Run every planned trial to completion (or failure); rows land in ``results.csv`` as they end.
 
@@ -103,12 +107,14 @@ def execute(
     are, unfinished ones continue from their last checkpoint, pending ones start.
     ``trials``: the plan indices this Tune experiment runs (default: all), in the run's folder
     ``tune_dir`` (``extend`` runs the trials it adds as an experiment of their own).
+    ``best_by_of(config)``: what a trial's best epoch is chosen by (``plan.best_epoch_by``).
     """
     _quiet_tune_logs()
     assert [p.index for p in plans] == list(range(len(plans)))
     trials = list(range(len(plans))) if trials is None else list(trials)
+    best_by = [best_by_of(p.config) if best_by_of else None for p in plans]
     fn = tune.with_resources(
-        _announced(_by_plan_index(trainable, [p.config for p in plans]), study),
+        _announced(_by_plan_index(trainable, [p.config for p in plans], best_by), study),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
     space = {"_trial": tune.grid_search(trials)}
@@ -149,11 +155,12 @@ def execute(
     ResultsTable.load(Path(run_dir), study, plans, group_column=table.group_column).mark_unfinished(INTERRUPTED)
 
 
-def _search_trainable(entry, search, study: str) -> Callable[[dict[str, Any]], None]:
+def _search_trainable(entry, search, study: str, best_by: str | None) -> Callable[[dict[str, Any]], None]:
     fn = entry.fn
 
     def trainable(config: dict[str, Any]) -> None:
-        return fn(sampled_trial_config(entry, search, config))
+        sampled = sampled_trial_config(entry, search, config)
+        return fn(sampled if best_by is None else {**sampled, BEST_EPOCH_KEY: best_by})
 
     functools.update_wrapper(trainable, fn)
     return _announced(trainable, study)
@@ -177,6 +184,7 @@ def execute_search(
     tune_dir: str = TUNE_DIR,
     continues: str | None = None,
     first: int = 0,
+    best_by: str | None = None,
 ) -> None:
     """Optuna TPE (Ray Tune's OptunaSearch, the base config enqueued first) with the spec's
     scheduler (``orchestrator.schedulers``: ASHA by default, or FIFO).
@@ -199,7 +207,9 @@ def execute_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
-    fn = tune.with_resources(_search_trainable(entry, search, study), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    fn = tune.with_resources(
+        _search_trainable(entry, search, study, best_by), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
+    )
     if restore:
         tuner = tune.Tuner.restore(
             str(Path(run_dir).resolve() / tune_dir), trainable=fn, resume_unfinished=True, resume_errored=False

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from orchestrator.errors import UserError
-from orchestrator.plan import TrialPlan, resolve_trainable
+from orchestrator.plan import TrialPlan, best_epoch_by, resolve_trainable
 from orchestrator.provenance import run_provenance
 from orchestrator.spec import StudySpec
 from reports.rundir.files import write_checked
@@ -200,6 +200,8 @@ def spec_facts(spec: StudySpec, plans: list[TrialPlan]) -> dict[str, Any]:
         # the selection rule (README, "The selection rule"): what this study chooses by, if anything
         "recommend": spec.report.recommend,
         "selects": bool(spec.chooses()),
+        # which epoch's model each trial keeps ("" the last: no validation metric; None: none kept)
+        "best_epoch_by": best_epoch_by(spec, entry, plans[0].config) if plans else None,
     }
 
 

@@ -113,6 +113,26 @@ def test_counterpart(metric: str, known: set[str]) -> str | None:
     return None
 
 
+def best_epoch_by(spec: StudySpec, entry: TrainableEntry, config: dict[str, Any]) -> str | None:
+    """What each trial's best epoch is chosen by (``"val/x:max"``), for a trainable that keeps
+    it: the study metric when it is a validation metric, else its validation counterpart,
+    else the first validation metric of the report's; "" when the trial reports none (the
+    last epoch is then its model); None for a trainable that keeps no best epoch. Never a
+    test metric: the model a user takes out is chosen on validation identities."""
+    if not entry.keeps_best:
+        return None
+    from reports.ablation import metric_mode
+
+    known = set(entry.reported_keys(config))
+    counterpart = validation_counterpart(spec.metric, known)
+    candidates = [spec.metric, counterpart, *spec.report_metrics()]
+    metric = next((m for m in candidates if m and m.startswith(VALIDATION) and m in known), None)
+    if metric is None:
+        return ""
+    mode = spec.mode if metric == counterpart else metric_mode(metric, primary=spec.metric, mode=spec.mode)
+    return f"{metric}:{mode}"
+
+
 def check_metrics(
     spec: StudySpec, entry: TrainableEntry, configs: list[dict[str, Any]], groups: list[str] | None = None
 ) -> None:

@@ -24,7 +24,15 @@ from reports.rundir.names import (
     run_label,
     spec_file,
 )
-from reports.sections import KIND_REPORTS, KIND_TABLES, TRAINABLE_SECTIONS, ReportInput, report_for, section_for
+from reports.sections import (
+    KIND_REPORTS,
+    KIND_TABLES,
+    TRAINABLE_SECTIONS,
+    ReportInput,
+    models_line,
+    report_for,
+    section_for,
+)
 from reports.selection import recommends, selection_sentence
 
 FEW_FOR_IMPORTANCE = 10
@@ -426,6 +434,7 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
         + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
         + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
         + "</p>"
+        + models_line(meta)
     )
     answer = headline(tables[0]) if len(tables) == 1 else ""
     synthetic_line = (

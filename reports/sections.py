@@ -5,6 +5,7 @@ registers its own here instead of a branch in the builder."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -60,3 +61,19 @@ def section_for(trainable: str):
         return fn
 
     return wrap
+
+
+def models_line(meta: dict) -> str:
+    """Which epoch's model each trial keeps (``python -m orchestrator export`` writes it out)."""
+    by = meta.get("best_epoch_by")
+    if by is None:
+        return ""
+    which = (
+        f"its best epoch by the validation metric <code>{html.escape(by.rpartition(':')[0])}</code>"
+        if by
+        else "its <b>last</b> epoch: the study has no validation metric to choose an epoch by"
+    )
+    return (
+        f"<p>Models: each trial keeps the model of {which} (results.csv: <code>train/best_epoch</code>); "
+        "<code>python -m orchestrator export DIR --trial NAME --out MODEL_DIR</code> writes it out.</p>"
+    )

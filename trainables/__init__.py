@@ -5,8 +5,15 @@ imported, and so registers itself, when ``trainables`` is imported, so the regis
 complete from then on; a new trainable needs no line here.
 """
 
-from trainables._registry import TrainableEntry, discover, get_trainable, list_trainables, register_trainable
+from trainables._registry import (
+    BEST_EPOCH_KEY,
+    TrainableEntry,
+    discover,
+    get_trainable,
+    list_trainables,
+    register_trainable,
+)
 
 PACKAGES = discover(__name__, __path__)
 
-__all__ = ["PACKAGES", "TrainableEntry", "get_trainable", "list_trainables", "register_trainable"]
+__all__ = ["BEST_EPOCH_KEY", "PACKAGES", "TrainableEntry", "get_trainable", "list_trainables", "register_trainable"]

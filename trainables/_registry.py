@@ -41,6 +41,9 @@ class TrainableEntry:
     metric_keys: Callable[[BaseModel], list[str]] | None = None
     iterations: Callable[[BaseModel], int] | None = None
     smoke: Mapping[str, Any] = field(default_factory=dict)
+    #: Whether its trials keep the best epoch's model (``register_module``'s trainables do):
+    #: the study then hands each trial's config ``BEST_EPOCH_KEY``.
+    keeps_best: bool = False
 
     def reported_keys(self, config: dict[str, Any] | BaseModel) -> list[str]:
         """``metric_keys`` of a config (dict or validated object)."""
@@ -57,6 +60,10 @@ class TrainableEntry:
 
 _REGISTRY: dict[str, TrainableEntry] = {}
 
+#: The key of a trial's config that names the validation metric its best epoch is chosen by
+#: (``"val/x/acc:max"``, "" for none: the last epoch); taken out before the config is validated.
+BEST_EPOCH_KEY = "_best_epoch_by"
+
 
 def register_trainable(
     name: str,
@@ -67,6 +74,7 @@ def register_trainable(
     metric_keys: Callable[[BaseModel], list[str]] | None = None,
     iterations: Callable[[BaseModel], int] | None = None,
     smoke: Mapping[str, Any] | None = None,
+    keeps_best: bool = False,
 ) -> Callable[[Callable], Callable]:
     config_cls.model_validate(dict(smoke or {}))  # a smoke config that does not validate fails at import
 
@@ -74,7 +82,7 @@ def register_trainable(
         if name in _REGISTRY:
             raise ValueError(f"trainable {name!r} is registered twice")
         _REGISTRY[name] = TrainableEntry(
-            name, fn, config_cls, prepare, description, metric_keys, iterations, dict(smoke or {})
+            name, fn, config_cls, prepare, description, metric_keys, iterations, dict(smoke or {}), keeps_best
         )
         return fn
 
@@ -118,7 +126,9 @@ def register_module(
     def train(config: dict[str, Any]) -> None:
         from trainables.ray_glue import run_in_tune
 
-        run_in_tune(trainable_module(module).run, config_cls.model_validate(config))
+        config = dict(config)
+        best_by = config.pop(BEST_EPOCH_KEY, None)
+        run_in_tune(trainable_module(module).run, config_cls.model_validate(config), best_by)
 
     # the package assigns the result to ``train_<name>``: pickles (Ray's) then refer to it by
     # name, as to any module-level function, instead of carrying the closure by value
@@ -132,6 +142,7 @@ def register_module(
         metric_keys=metric_keys,
         iterations=iterations,
         smoke=smoke,
+        keeps_best=True,
     )(train)
 
 

@@ -1,7 +1,10 @@
-"""Saving and restoring a trial's whole training state in a checkpoint directory."""
+"""Saving and restoring a trial's whole training state in a checkpoint directory, and the
+best epoch's model kept alongside it."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +34,76 @@ def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
 def restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     generator.set_state(state["data"])
+
+
+#: The folder inside every checkpoint that holds the best epoch's model so far.
+BEST_DIR = "best"
+BEST_META = "best.json"
+
+
+def parse_best_by(spec: str | None) -> tuple[str, str] | None:
+    """``"val/heldout/acc:max"`` -> (metric, mode); None or "" -> None (no validation metric)."""
+    if not spec:
+        return None
+    metric, _, mode = spec.rpartition(":")
+    if not metric.startswith("val/") or mode not in ("max", "min"):
+        raise ValueError(f"best epoch by {spec!r}: expected val/<metric>:max or :min (a validation metric)")
+    return metric, mode
+
+
+class BestEpoch:
+    """A reporter that keeps, in every checkpoint it passes on, the model of the best epoch so
+    far by a validation metric (``best/state.pt``: the trainable tensors and the epoch;
+    ``best/best.json``: which epoch, by what, its value). Tune keeps only a trial's latest
+    checkpoint, so the best epoch's model travels inside it: a trial stopped early (ASHA), or
+    resumed (``restore_from``), still has it. Without a validation metric (``by`` None) the
+    best is the last epoch, and ``best.json`` says so. Each report gains ``train/best_epoch``.
+
+    Written here, not with Tune's ``CheckpointConfig(checkpoint_score_attribute=...)``: that
+    keeps whole checkpoints (optimizer state included), needs the metric in every report
+    (a trial that evaluates every few epochs has not), and works only inside Ray.
+    """
+
+    def __init__(self, report, by: tuple[str, str] | None, restore_from: Path | None = None) -> None:
+        self.report, self.by = report, by
+        self.state: dict[str, Any] | None = None
+        self.meta: dict[str, Any] = {}
+        self.reports = 0
+        if restore_from is not None and (Path(restore_from) / BEST_DIR / STATE_FILE).is_file():
+            self.state = load_state(Path(restore_from) / BEST_DIR)
+            self.meta = json.loads((Path(restore_from) / BEST_DIR / BEST_META).read_text())
+            self.reports = int(self.meta.get("reports", 0))
+
+    def _better(self, value: float) -> bool:
+        if self.state is None or not math.isfinite(self.meta.get("value", math.nan)):
+            return True
+        return value > self.meta["value"] if self.by[1] == "max" else value < self.meta["value"]  # type: ignore[index]
+
+    def __call__(self, metrics: dict[str, float], checkpoint_dir: Path) -> None:
+        self.reports += 1
+        epoch = int(metrics.get("train/epochs", self.reports))
+        if self.by is None:
+            take, value = True, None
+        else:
+            metric, _ = self.by
+            value = metrics.get(metric)
+            take = value is not None and math.isfinite(value) and self._better(float(value))
+        if take and (Path(checkpoint_dir) / STATE_FILE).is_file():  # a probe's checkpoint holds a head only
+            state = load_state(checkpoint_dir)
+            self.state = {"model": {k: v.clone() for k, v in state["model"].items()}, "epoch": epoch}
+            self.meta = {
+                "epoch": epoch,
+                "by": self.by[0] if self.by else None,
+                "mode": self.by[1] if self.by else None,
+                "value": float(value) if value is not None else None,
+                "why": "the best epoch by the validation metric"
+                if self.by
+                else "the last epoch: the study has no validation metric to choose by",
+            }
+        if self.state is not None:
+            best = Path(checkpoint_dir) / BEST_DIR
+            best.mkdir(exist_ok=True)
+            save_state(best, self.state)
+            (best / BEST_META).write_text(json.dumps({**self.meta, "reports": self.reports}, indent=1))
+            metrics = {**metrics, "train/best_epoch": float(self.meta["epoch"])}
+        self.report(metrics, checkpoint_dir)

@@ -11,6 +11,7 @@ import ray
 import torch
 from ray import tune
 
+from trainables.checkpointing import BestEpoch, parse_best_by
 from trainables.errors import TrialDiverged
 
 DIVERGED_MARKER = "DIVERGED"
@@ -40,7 +41,7 @@ def set_threads_from_ray() -> None:
     torch.set_num_threads(max(int(cpus), 1))
 
 
-def run_in_tune(run, cfg) -> None:
+def run_in_tune(run, cfg, best_by: str | None = None) -> None:
     """Run a trainable's Ray-free ``run`` (``trainables.protocol.TrainableModule``) as a Tune
     trial: torch threads from the trial's CPUs, reports (and checkpoints) to Tune, restored
     from Tune's checkpoint when the trial is resumed, not retried once it diverged. Files
@@ -51,7 +52,8 @@ def run_in_tune(run, cfg) -> None:
     with diverged_stays_stopped(), restore_dir() as previous:
         restore = Path(previous) if previous else None
         with tempfile.TemporaryDirectory(prefix="trial-out-") as out:
-            run(cfg, ray_reporter, restore_from=restore, out_dir=Path(out))
+            report = BestEpoch(ray_reporter, parse_best_by(best_by), restore)
+            run(cfg, report, restore_from=restore, out_dir=Path(out))
             if any(Path(out).iterdir()):
                 persist_to_trial_dir(Path(out))
 

@@ -55,6 +55,7 @@ class GridKind(StudyKind):
 
     def execute(self, launch: Launch, compiled: list[TrialPlan], table, provenance: Any, *, restore: bool) -> None:
         from orchestrator.execute import execute
+        from orchestrator.plan import best_epoch_by
 
         execute(
             study=launch.spec.name,
@@ -73,6 +74,7 @@ class GridKind(StudyKind):
                 p.index for p in compiled if launch.experiment.trials is None or p.name in launch.experiment.trials
             ],
             tune_dir=launch.experiment.dir,
+            best_by_of=lambda config: best_epoch_by(launch.spec, launch.entry, config),
         )
 
     def progress(self, launch: Launch, compiled: list[TrialPlan], meta: dict[str, Any], has_table: bool) -> Progress:

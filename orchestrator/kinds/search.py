@@ -159,6 +159,7 @@ class Search(StudyKind):
         from dataclasses import replace
 
         from orchestrator.execute import execute_search
+        from orchestrator.plan import best_epoch_by
 
         exp = launch.experiment
         if restore and not list((launch.run_dir / exp.dir).glob("search_gen_state-*")):
@@ -191,6 +192,7 @@ class Search(StudyKind):
             tune_dir=exp.dir,
             continues=exp.continues,
             first=exp.first,
+            best_by=best_epoch_by(launch.spec, launch.entry, compiled.base_config),
         )
 
     def restart_extension(self, launch: Launch, compiled: SearchPlan, table, provenance) -> None:

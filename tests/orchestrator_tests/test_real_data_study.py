@@ -5,24 +5,39 @@ shared decoded-image cache, with the spec's relative paths read from where it wa
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pandas as pd
+import pytest
 
 from orchestrator.cli import main
 from trainables.data import image_cache
 
 
-def test_the_real_data_ablation_runs_quick_on_generated_data(ray_local, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture(scope="module")
+def real_run(ray_local, tmp_path_factory):
+    """(the folder, what the run printed): the quick real-data ablation run from a folder of
+    generated data, with three epochs evaluated each (so that the best epoch can differ from the last)."""
+    tmp_path = tmp_path_factory.mktemp("real")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        mp.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
+        assert main(["generate-data", "data", "--identities", "24", "--images", "4", "--pairs", "200",
+                     "--benchmarks", "lfw,cfp_fp", "--no-pair-list", "--backbones", "dinov2-tiny"]) == 0  # fmt: skip
+        # as shipped but for the backbone: a ViT-S/14 at 224 px trains too slowly for CI on 2 CPUs
+        argv = ["run", "ablation-real", "--quick", "--out", "run", "--set", "backbone=data/backbones/dinov2-tiny",
+                "--set", "batch_size=16", "--set", "epochs=3", "--set", "eval_every=1"]  # fmt: skip
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(argv) == 0
+        yield tmp_path, out.getvalue()
+
+
+def test_the_real_data_ablation_runs_quick_on_generated_data(real_run, monkeypatch):
+    tmp_path, out = real_run
     monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
-    assert main(["generate-data", "data", "--identities", "24", "--images", "4", "--pairs", "200",
-                 "--benchmarks", "lfw,cfp_fp", "--no-pair-list", "--backbones", "dinov2-tiny"]) == 0  # fmt: skip
-    # as shipped but for the backbone: a ViT-S/14 at 224 px trains too slowly for CI on 2 CPUs
-    argv = ["run", "ablation-real", "--quick", "--out", "run", "--set", "backbone=data/backbones/dinov2-tiny",
-            "--set", "batch_size=16"]  # fmt: skip
-    assert main(argv) == 0
-    out = capsys.readouterr().out
     df = pd.read_csv(tmp_path / "run" / "results.csv")
     assert sorted(set(df["variant"])) == ["da_lora", "lora", "lora+domain_lora"] and len(df) == 6
     assert (df["status"] == "TERMINATED").all(), df[["trial_name", "status", "error"]]
@@ -37,3 +52,119 @@ def test_the_real_data_ablation_runs_quick_on_generated_data(ray_local, tmp_path
     caches = image_cache.list_caches()
     assert {c["kind"] for c in caches} == {"files", "bin"} and len(caches) == 4  # train, validation, 2 benchmarks
     assert out.count("decoded ") == 4  # built once, by the driver, for every trial
+
+
+#: Run in a fresh interpreter with this project's packages made unimportable: the exported
+#: folder must load, and embed, with transformers and peft alone.
+WITHOUT_THE_PROJECT = r"""
+import json, sys
+for name in ("orchestrator", "trainables", "reports"):
+    sys.modules[name] = None  # any import of this project fails
+import numpy as np, torch, transformers, peft
+model_dir, source, images, out = sys.argv[1:5]
+info = json.load(open(f"{model_dir}/preprocessor_config.json"))
+side = json.load(open(f"{model_dir}/orchestrator-embedding.json"))  # image size and flip test, as data
+x = torch.from_numpy(np.load(images)).float()
+x = (x - torch.tensor(info["image_mean"]).view(1, 3, 1, 1) * 255) / (torch.tensor(info["image_std"]).view(1, 3, 1, 1) * 255)
+x = torch.nn.functional.interpolate(x, size=info["crop_size"]["height"], mode="bilinear", align_corners=False)
+def embed(model):
+    with torch.no_grad():
+        e = model(pixel_values=x).pooler_output
+        if side["flip_test"]:
+            e = e + model(pixel_values=x.flip(-1)).pooler_output
+    return torch.nn.functional.normalize(e, dim=1).numpy()
+merged = transformers.AutoModel.from_pretrained(model_dir).eval()
+adapted = peft.PeftModel.from_pretrained(transformers.AutoModel.from_pretrained(source), f"{model_dir}/peft-adapter").eval()
+np.savez(out, merged=embed(merged), adapter=embed(adapted))
+"""
+
+
+def test_the_best_epoch_is_exported_and_embeds_as_the_trial_did(real_run, tmp_path, monkeypatch):
+    """``export`` writes the best epoch's backbone (by the validation metric) with LoRA merged,
+    and its peft adapter; both load without this project and give the trial's embeddings, and
+    ``embed`` gives them for a folder. Asked for what it cannot write, it refuses in one line."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import torch
+
+    from trainables.checkpointing import load_state
+    from trainables.da_lora.config import DaLoraConfig
+    from trainables.da_lora.loop import trained_backbone
+    from trainables.models.export import image_list
+    from trainables.training import embed_all
+
+    root, _ = real_run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(root / "cache"))
+    run = root / "run"
+    df = pd.read_csv(run / "results.csv")
+    curves = pd.read_csv(run / "curves.csv")
+    for _, row in df.iterrows():  # the best epoch, by definition: the first epoch of the highest val/heldout/acc
+        c = curves[(curves["trial_name"] == row["trial_name"]) & (curves["key"] == "val/heldout/acc")]
+        c = c.sort_values("iteration")
+        assert row["train/best_epoch"] == c["iteration"].iloc[int(np.argmax(c["value"].to_numpy()))]
+    assert (
+        "best epoch by the validation metric <code>val/heldout/acc</code>"
+        in (run / "report" / "index.html").read_text()
+    )
+
+    best_epochs = df.set_index("trial_name")["train/best_epoch"]
+    trial = next((t for t in ("lora_seed0", "lora_seed1") if best_epochs[t] != 3), "lora_seed0")  # plain LoRA
+    assert main(["export", str(run), "--trial", trial, "--out", "model", "--adapter"]) == 0
+    cfg = DaLoraConfig.model_validate(json.loads((run / "configs.json").read_text())[trial])
+    (checkpoint,) = (run / "tune").glob(f"ablation-real_{trial}/checkpoint_*")
+    best = load_state(checkpoint / "best")
+    assert best["epoch"] == df.set_index("trial_name").loc[trial, "train/best_epoch"]
+    written = json.loads((tmp_path / "model" / "orchestrator-embedding.json").read_text())
+    assert (written["epoch"], written["chosen_by"]) == (best["epoch"], "val/heldout/acc")
+
+    # the trial's own embeddings: its model rebuilt from the best epoch's tensors, LoRA not merged,
+    # embedded by the evaluation's function with the trial's flip test
+    paths = image_list(root / "data" / "train")
+    images = np.stack([image_cache.decode(str(p), cfg.image_size) for p in paths])
+    own = embed_all(trained_backbone(cfg, best["model"]), torch.from_numpy(images), flip=cfg.flip_test).numpy()
+    last = trained_backbone(cfg, load_state(checkpoint)["model"])
+    if best["epoch"] != 3:  # then exporting the last epoch's model instead would fail below
+        assert np.abs(own - embed_all(last, torch.from_numpy(images), flip=cfg.flip_test).numpy()).max() > 1e-3
+
+    assert main(["embed", "model", str(root / "data" / "train"), "--out", "gallery.npz"]) == 0
+    gallery = np.load(tmp_path / "gallery.npz")
+    assert list(gallery["paths"]) == [str(p.relative_to(root / "data" / "train")) for p in paths]
+    assert list(gallery["identity"]) == [p.parent.name for p in paths]
+    np.testing.assert_allclose(gallery["embeddings"], own, atol=1e-4)
+
+    np.save(tmp_path / "images.npy", images)
+    script = [sys.executable, "-I", "-c", WITHOUT_THE_PROJECT, "model", str(root / "data" / "backbones" / "dinov2-tiny"),
+              "images.npy", "plain.npz"]  # fmt: skip
+    subprocess.run(script, check=True, cwd=tmp_path, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    plain = np.load(tmp_path / "plain.npz")
+    np.testing.assert_allclose(plain["merged"], own, atol=1e-4)
+    np.testing.assert_allclose(plain["adapter"], own, atol=1e-4)
+
+
+def test_what_cannot_be_exported_is_refused_in_one_line(real_run, tmp_path, monkeypatch, capsys):
+    from tests.orchestrator_tests.refusals import snapshot
+
+    root, _ = real_run
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(root / "cache"))
+    run = str(root / "run")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("a user's file")
+    before = snapshot(tmp_path), snapshot(root / "run")
+    cases = [
+        (["export", run, "--trial", "da_lora_seed0", "--out", "m"], "domain-aware LoRA with 2 domains"),
+        (["export", run, "--trial", "nobody", "--out", "m"], "--trial nobody: no such trial"),
+        (["export", run, "--trial", "lora_seed0", "--out", "taken"], "not empty"),
+        (["export", str(tmp_path), "--trial", "lora_seed0", "--out", "m"], "not a run directory"),
+        (["embed", "nowhere", str(root / "data" / "train"), "--out", "g.npz"], "is not a directory"),
+        (["embed", str(root / "data" / "backbones" / "dinov2-tiny"), "taken", "--out", "g.npz"], "no images"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert (snapshot(tmp_path), snapshot(root / "run")) == before  # nothing written, nothing touched

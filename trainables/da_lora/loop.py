@@ -38,6 +38,7 @@ from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
     write_skipped,
 )
 from trainables.data.splits import hold_out
+from trainables.errors import TrainableInputError
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.disjoint import (  # noqa: F401  (check_identity_overlap: re-exported)
     check_benchmark_overlap,
@@ -219,6 +220,18 @@ def build_model(cfg: DaLoraConfig, num_domains: int, backbone: Backbone | None =
         num_domains=num_domains,
     )
     return DaLoraModel(backbone, num_domains=num_domains, with_classifier=cfg.uses_classifier)
+
+
+def trained_backbone(cfg: DaLoraConfig, state: dict[str, torch.Tensor]) -> Backbone:
+    """The trial's backbone with a checkpoint's trainable tensors (what ``export`` writes out):
+    the model built from the config, its domains counted from the tensors themselves."""
+    k = next((int(v.shape[0]) for n, v in state.items() if n.endswith("lora_A") and v.dim() == 3), None)
+    k = k or next((int(v.shape[0]) for n, v in state.items() if n == "classifier.weight"), None) or 1
+    model = build_model(cfg, k)
+    unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+    if unexpected:
+        raise TrainableInputError(f"the checkpoint holds tensors this config does not build, e.g. {unexpected[0]}")
+    return model.backbone
 
 
 class Objective(torch.nn.Module):

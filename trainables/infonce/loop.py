@@ -35,6 +35,7 @@ from trainables.metric.common import (
     read_people,
     split_identities,
     synthfaces_export,
+    trained_backbone,  # noqa: F401  (export: re-exported)
 )
 from trainables.models.backbone import load_backbone
 from trainables.training import identity_batches, random_flip, seed_everything, train_epoch

@@ -16,6 +16,7 @@ from trainables import training
 from trainables.data.json_lists import PersonSet, read_people  # noqa: F401  (read_people: re-exported)
 from trainables.data.sources import DataError, TrainSet
 from trainables.data.splits import hold_out
+from trainables.errors import TrainableInputError
 from trainables.hardware import Fetcher, Hardware
 from trainables.metric.config import MetricLearningConfig
 from trainables.models.adapt import adapt, trainable_parameters
@@ -40,6 +41,15 @@ def build_encoder(cfg: MetricLearningConfig, backbone: Backbone | None = None) -
         lora_dropout=cfg.lora_dropout,
         lora_targets=cfg.lora_targets,
     )
+
+
+def trained_backbone(cfg: MetricLearningConfig, state: dict[str, torch.Tensor]) -> Backbone:
+    """The trial's encoder with a checkpoint's trainable tensors (what ``export`` writes out)."""
+    model = build_encoder(cfg)
+    unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+    if unexpected:
+        raise TrainableInputError(f"the checkpoint holds tensors this config does not build, e.g. {unexpected[0]}")
+    return model
 
 
 def split_identities(

@@ -31,6 +31,7 @@ from trainables.metric.common import (
     fit,
     image_files,
     synthfaces_export,
+    trained_backbone,  # noqa: F401  (export: re-exported)
 )
 from trainables.models.backbone import load_backbone
 from trainables.pair_contrastive.config import PairContrastiveConfig

@@ -33,6 +33,7 @@ from trainables.metric.common import (
     fit,
     split_identities,
     synthfaces_export,
+    trained_backbone,  # noqa: F401  (export: re-exported)
 )
 from trainables.models.backbone import load_backbone
 from trainables.training import random_flip, seed_everything, train_epoch
