@@ -64,18 +64,15 @@ if arm == "decode":  # the trial decodes its sets into its own memory, and reads
         n = len(issame)
         return bm.PairBenchmark(name, images, np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2), np.asarray(issame))
     loop.load_benchmark = load_benchmark
-    def decoded(files, size, what, **kw):  # validation: stacked; training: left to the files
-        if what == "train_data":
-            return np.zeros((0, 3, size, size), dtype=np.uint8)
-        return np.stack([read_image(p, size).numpy() for p in files.paths])
-    loop._decoded = decoded
-    real_load = loop.load_data
-    def load_data(cfg, size, **kw):
-        import dataclasses
-        data = real_load(cfg, size, **kw)
-        data.train = dataclasses.replace(data.train, images=None)
-        return data
-    loop.load_data = load_data
+    def training_files(cfg, listed, size, **kw):  # checked file by file, read from the files
+        from trainables.data.sources import find_unreadable, without_unreadable
+        return without_unreadable(listed, find_unreadable(list(listed.paths)), cfg.train_data)
+    loop._cached_training_images = training_files
+    def validation(cfg, full, val, twins, size):  # the validation images stacked in the trial
+        images = np.stack([read_image(p, size).numpy() for p in val.paths])
+        return loop.DomainVerification(images, val.identity, np.zeros(len(val), dtype=np.int64), twins,
+                                       (loop.HELDOUT,), prefix="val", flip=cfg.flip_test)
+    loop._validation = validation
 data = loop.load_data(cfg, size)
 fetch = Fetcher(data.train, size, hardware(cfg))
 order = np.random.default_rng(0).permutation(len(data.train))

@@ -51,8 +51,11 @@ class Fetcher:
         self.files = None if train.images is not None else ImageFiles(train.paths, size)
 
     def __call__(self, idx: np.ndarray) -> torch.Tensor:
-        if self.files is None:
-            x = self.train.images[torch.as_tensor(idx)]
+        if self.files is None and not isinstance(self.train.images, torch.Tensor):
+            x = self.train.images[np.asarray(idx)]  # rows of the shared cache (``image_cache.Rows``)
+        elif self.files is None:
+            # index_select, not images[idx]: about 7x faster gathering uint8 rows on a CPU
+            x = torch.index_select(self.train.images, 0, torch.as_tensor(idx, dtype=torch.long))
         else:
             x = torch.stack([self.files[int(i)] for i in idx])
         return x.to(self.hw.device, non_blocking=True)

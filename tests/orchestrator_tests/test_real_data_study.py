@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
+import shlex
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,42 +18,86 @@ import pytest
 from orchestrator.cli import main
 from trainables.data import image_cache
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "real-data.md"
+#: The only changes made to the tutorial's commands: CI's scale (a tiny backbone, fewer images)
+#: and three epochs evaluated each, so that a trial's best epoch can differ from its last.
+AT_CI_SCALE = {
+    "--backbones dinov2-vits14": "--backbones dinov2-tiny --identities 24 --images 4 --pairs 200 --no-pair-list",
+    "--set backbone=data/backbones/dinov2-vits14": "--set backbone=data/backbones/dinov2-tiny --set batch_size=16 "
+    "--set epochs=3 --set eval_every=1",
+}
+
+
+def doc_commands(kind: str) -> list[str]:
+    """The commands of the tutorial's ``kind`` blocks (bash: run by the tests; console: parsed),
+    continuation lines joined, comments dropped."""
+    blocks = re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(), flags=re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [re.sub(r"\s+#.*$", "", line).strip() for line in lines if line.strip()]
+
 
 @pytest.fixture(scope="module")
 def real_run(ray_local, tmp_path_factory):
-    """(the folder, what the run printed): the quick real-data ablation run from a folder of
-    generated data, with three epochs evaluated each (so that the best epoch can differ from the last)."""
+    """(the folder, each command's output): the tutorial's commands run in order in a new
+    folder, as a user would, at CI's scale (``AT_CI_SCALE``)."""
     tmp_path = tmp_path_factory.mktemp("real")
+    outputs = {}
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path)
         mp.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
-        assert main(["generate-data", "data", "--identities", "24", "--images", "4", "--pairs", "200",
-                     "--benchmarks", "lfw,cfp_fp", "--no-pair-list", "--backbones", "dinov2-tiny"]) == 0  # fmt: skip
-        # as shipped but for the backbone: a ViT-S/14 at 224 px trains too slowly for CI on 2 CPUs
-        argv = ["run", "ablation-real", "--quick", "--out", "run", "--set", "backbone=data/backbones/dinov2-tiny",
-                "--set", "batch_size=16", "--set", "epochs=3", "--set", "eval_every=1"]  # fmt: skip
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            assert main(argv) == 0
-        yield tmp_path, out.getvalue()
+        for command in doc_commands("bash"):
+            assert command.startswith("python -m orchestrator "), command
+            for doc, ci in AT_CI_SCALE.items():
+                command = command.replace(doc, ci)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert main(shlex.split(command)[3:]) == 0, command
+            outputs[" ".join(shlex.split(command)[3:5])] = out.getvalue()
+        yield tmp_path, outputs
 
 
-def test_the_real_data_ablation_runs_quick_on_generated_data(real_run, monkeypatch):
-    tmp_path, out = real_run
-    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
-    df = pd.read_csv(tmp_path / "run" / "results.csv")
+def test_the_tutorials_commands_leave_what_it_says(real_run):
+    import numpy as np
+
+    root, outputs = real_run
+    assert (root / "runs" / "real-quick" / "report" / "index.html").is_file()
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "peft-adapter"} <= {
+        p.name for p in (root / "models" / "lora").iterdir()
+    }
+    gallery = np.load(root / "gallery.npz")
+    assert {"embeddings", "paths", "identity"} <= set(gallery.files)
+    assert len(gallery["paths"]) == len(list((root / "data" / "train").rglob("*.jpg")))
+    assert outputs["cache clear"].startswith(f"cleared {root / 'cache' / 'images'}")
+
+
+def test_the_tutorials_other_commands_parse():
+    """Those that need a GPU or a cluster are not run here; their options must exist."""
+    from orchestrator.cli import build_parser
+
+    commands = [c for c in doc_commands("console") if "python -m orchestrator" in c]
+    assert len(commands) == 2
+    for command in commands:
+        argv = shlex.split(command[command.index("python -m orchestrator") :])[3:]
+        build_parser().parse_args(argv)  # exits (status 2) on an unknown option
+
+
+def test_the_real_data_ablation_runs_quick_on_generated_data(real_run):
+    tmp_path, outputs = real_run
+    out = outputs["run ablation-real"]
+    df = pd.read_csv(tmp_path / "runs" / "real-quick" / "results.csv")
     assert sorted(set(df["variant"])) == ["da_lora", "lora", "lora+domain_lora"] and len(df) == 6
     assert (df["status"] == "TERMINATED").all(), df[["trial_name", "status", "error"]]
     for m in ("eval/mean/acc", "eval/lfw/acc", "eval/cfp_fp/acc", "val/heldout/acc"):
         assert df[m].between(0, 1).all(), m
     mean = df[["eval/lfw/acc", "eval/cfp_fp/acc"]].mean(axis=1)
     assert (df["eval/mean/acc"] - mean).abs().max() < 1e-9  # the mean over the benchmarks
-    config = json.loads((tmp_path / "run" / "configs.json").read_text())
+    config = json.loads((tmp_path / "runs" / "real-quick" / "configs.json").read_text())
     some = next(iter(config.values()))
     assert some["train_data"] == str(tmp_path / "data" / "train")  # made absolute where it was started
-    assert (tmp_path / "run" / "report" / "index.html").is_file()
-    caches = image_cache.list_caches()
-    assert {c["kind"] for c in caches} == {"files", "bin"} and len(caches) == 4  # train, validation, 2 benchmarks
+    assert (tmp_path / "runs" / "real-quick" / "report" / "index.html").is_file()
+    listed = outputs["cache list"].splitlines()  # the tutorial's "cache list", before its "cache clear"
+    assert sorted(line.split("\t")[1] for line in listed[:-1]) == ["bin", "bin", "files", "files"], listed
+    assert listed[-1].startswith(f"4 caches in {tmp_path / 'cache' / 'images'}")  # train, validation, 2 benchmarks
     assert out.count("decoded ") == 4  # built once, by the driver, for every trial
 
 
@@ -98,7 +145,7 @@ def test_the_best_epoch_is_exported_and_embeds_as_the_trial_did(real_run, tmp_pa
     root, _ = real_run
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ORCHESTRATOR_CACHE", str(root / "cache"))
-    run = root / "run"
+    run = root / "runs" / "real-quick"
     df = pd.read_csv(run / "results.csv")
     curves = pd.read_csv(run / "curves.csv")
     for _, row in df.iterrows():  # the best epoch, by definition: the first epoch of the highest val/heldout/acc
@@ -150,10 +197,10 @@ def test_what_cannot_be_exported_is_refused_in_one_line(real_run, tmp_path, monk
     root, _ = real_run
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ORCHESTRATOR_CACHE", str(root / "cache"))
-    run = str(root / "run")
+    run = str(root / "runs" / "real-quick")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "mine.txt").write_text("a user's file")
-    before = snapshot(tmp_path), snapshot(root / "run")
+    before = snapshot(tmp_path), snapshot(root / "runs")
     cases = [
         (["export", run, "--trial", "da_lora_seed0", "--out", "m"], "domain-aware LoRA with 2 domains"),
         (["export", run, "--trial", "nobody", "--out", "m"], "--trial nobody: no such trial"),
@@ -167,4 +214,4 @@ def test_what_cannot_be_exported_is_refused_in_one_line(real_run, tmp_path, monk
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
-    assert (snapshot(tmp_path), snapshot(root / "run")) == before  # nothing written, nothing touched
+    assert (snapshot(tmp_path), snapshot(root / "runs")) == before  # nothing written, nothing touched

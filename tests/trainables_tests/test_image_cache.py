@@ -143,7 +143,9 @@ def test_cache_list_and_clear(tmp_path, monkeypatch, capsys):
 def test_a_trial_holds_no_decoded_image_set_of_its_own(tmp_path, monkeypatch):
     """``load_data`` on an image folder: the training images, the validation identities and
     the benchmark all come from mappings of cache files (a batch is copied when it is used,
-    the set never); the driver's pass builds them, a trial's pass decodes nothing."""
+    the set never); the driver's pass builds them, a trial's pass decodes nothing. The
+    training folder is one cache, whatever the split: training and validation are views of
+    its rows, and so are those of another ``val_fraction``."""
     from trainables.da_lora.config import DaLoraConfig
     from trainables.da_lora.loop import load_data
     from trainables.data.real_shaped import RealShapedSpec, generate
@@ -154,14 +156,21 @@ def test_a_trial_holds_no_decoded_image_set_of_its_own(tmp_path, monkeypatch):
                        val_fraction=0.34)  # fmt: skip
     lines: list[str] = []
     load_data(cfg, 28, verify=True, log=lines.append)
-    assert len(lines) == 3 and all(line.startswith("decoded ") for line in lines)  # train, validation, lfw
+    assert len(lines) == 2 and all(line.startswith("decoded ") for line in lines)  # the training folder, lfw
+    assert not (tmp_path / "c" / "image-checks").exists()  # the cache is the check of unreadable images
     monkeypatch.setattr(image_cache, "_decode_chunk", lambda *a: pytest.fail("a trial decoded images"))
     data = load_data(cfg, 28)
     caches = {str(Path(e["directory"]) / image_cache.IMAGES_FILE) for e in image_cache.list_caches()}
-    assert _mapped_file(data.train.images.data_ptr()) in caches
-    assert _mapped_file(data.val.images.data_ptr()) in caches
+    assert _mapped_file(data.train.images.base.data_ptr()) in caches
+    assert data.val.images.base.data_ptr() == data.train.images.base.data_ptr()  # one mapping, two views
     assert _mapped_file(data.benchmarks[0].images.data_ptr()) in caches
     assert len(data.train) + len(data.val.images) == 12 * 4 and len(data.val.identities) >= 4
+    # the rows are the files' own: each training row is its file decoded
+    for k in (0, len(data.train) - 1):
+        expected = image_cache.decode(data.train.paths[k], 28)
+        assert np.array_equal(data.train.images[np.array([k])][0].numpy(), expected)
+    other = load_data(cfg.model_copy(update={"val_fraction": 0.5}), 28)  # another split, the same cache
+    assert other.train.images.base.data_ptr() != 0 and len(image_cache.list_caches()) == 2
 
 
 def test_a_cache_is_verified_once_per_process(tmp_path, monkeypatch):

@@ -488,3 +488,30 @@ def test_a_decompression_bomb_is_skipped_in_training_data_and_refuses_a_benchmar
     (tmp_path / "bomb.bin").write_bytes(pickle.dumps(([bomb, *images[1:]], issame), protocol=4))
     with pytest.raises(BenchmarkError, match=r"benchmark b \(.*bomb.bin\): undecodable image .*DecompressionBomb"):
         load_benchmark("b", tmp_path / "bomb.bin", size=16)
+
+
+def test_the_shared_cache_skips_what_the_check_of_unreadable_images_skips(faces, tmp_path, monkeypatch):
+    """``da_lora`` decodes its training folder once into the shared cache, and that decoding is
+    its check of unreadable images: the same images are skipped, for the same reasons, as the
+    check every trainable runs (``read_image_folder``) gives, with no second pass over the files."""
+    from trainables.data import sources
+
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
+    files = _write_faces(faces, tmp_path / "train", "train", 6, nested=False, prefix="id")
+    d = tmp_path / "train" / sorted(files)[0]
+    whole = files[sorted(files)[1]][0].read_bytes()
+    (d / "empty.png").write_bytes(b"")
+    (d / "noise.png").write_bytes(os.urandom(300))
+    (d / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (d / "bomb.png").write_bytes(bomb_png())
+    (d / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    expected = read_image_folder(tmp_path / "train")  # the check, as every trainable reads a folder
+    assert len(expected.skipped) == 5
+    cfg = DaLoraConfig(
+        train_data=str(tmp_path / "train"), val_fraction=0, benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))}
+    )
+    monkeypatch.setattr(sources, "find_unreadable", lambda paths: pytest.fail("a second pass over the files"))
+    data = load_data(cfg, 32)
+    assert sorted(data.train.skipped) == sorted(expected.skipped)
+    assert data.train.paths == expected.paths and data.train.fingerprint == expected.fingerprint
+    assert np.array_equal(data.train.identity, expected.identity)

@@ -26,7 +26,7 @@ from trainables.da_lora.config import HELDOUT, DaLoraConfig
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces, synthfaces_export
-from trainables.data.image_cache import image_files
+from trainables.data.image_cache import Rows, image_files
 from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
     SKIPPED_FILE,
     DataError,
@@ -35,6 +35,7 @@ from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
     limit_per_identity,
     read_image,
     read_train_data,
+    without_unreadable,
     write_skipped,
 )
 from trainables.data.splits import hold_out
@@ -108,24 +109,25 @@ def _held_out_split(cfg: DaLoraConfig, full: TrainSet, twins: np.ndarray) -> tup
     return full.select(np.flatnonzero(~rows)), full.select(np.flatnonzero(rows))
 
 
-def _decoded(files: TrainSet, image_size: int, what: str, *, verify: bool, log) -> np.ndarray:
-    """The images of ``files`` (image paths) from the shared decoded-image cache: a memory map,
-    not a copy (``trainables.data.image_cache``)."""
-    cache = image_files(list(files.paths or ()), image_size, verify=verify, log=log)
-    if cache.failed:
-        row, why = cache.failed[0]
-        raise DataError(f"{what}: cannot decode {files.paths[row]}: {why}")
-    return cache.images
+def _cached_training_images(cfg: DaLoraConfig, listed: TrainSet, image_size: int, *, verify: bool, log) -> TrainSet:
+    """The training images as rows of the shared decoded-image cache of the whole listing:
+    decoding it is also the check of unreadable images (they are skipped, with their reason,
+    as ``read_train_data`` skips them), and the training and validation sets, however they are
+    split (``val_fraction``, ``data_seed``, ``samples_per_identity``), are views of its rows."""
+    cache = image_files(list(listed.paths or ()), image_size, verify=verify, log=log)
+    failed = {row for row, _ in cache.failed}
+    bad = [(listed.paths[row], why) for row, why in cache.failed]  # type: ignore[index]
+    full = without_unreadable(listed, bad, cfg.train_data)
+    return replace(full, images=Rows(cache.images, [i for i in range(len(listed)) if i not in failed]))
 
 
 def _validation(
-    cfg: DaLoraConfig, full: TrainSet, val: TrainSet, twins: np.ndarray, image_size: int, *, verify: bool, log
+    cfg: DaLoraConfig, full: TrainSet, val: TrainSet, twins: np.ndarray, image_size: int
 ) -> DomainVerification:
-    if val.images is not None:  # synthfaces: every domain, cross-domain too, as the test identities
+    if isinstance(val.images, torch.Tensor):  # synthfaces: every domain, cross-domain too, as the test identities
         images, domain, domains = val.images.numpy(), val.domain, full.domains
-    else:  # image files: one pooled set
-        images = _decoded(val, image_size, "validation identities", verify=verify, log=log)
-        domain, domains = np.zeros(len(val), dtype=np.int64), (HELDOUT,)
+    else:  # image files (rows of the shared cache, read in batches): one pooled set
+        images, domain, domains = val.images, np.zeros(len(val), dtype=np.int64), (HELDOUT,)
     try:
         return DomainVerification(images, val.identity, domain, twins, domains, prefix="val", flip=cfg.flip_test)
     except ValueError as err:
@@ -156,12 +158,13 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
             identity_names=tuple(named.get(i, "") for i in range(int(tr.identity.max()) + 1)),
         )
     else:
-        full = read_train_data(cfg.train_data)
+        listed = read_train_data(cfg.train_data, check=False)
         if not cfg.benchmarks:
             raise DataError(
                 f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
                 "(benchmarks: {lfw: /path/to/lfw.bin})"
             )
+        full = _cached_training_images(cfg, listed, image_size, verify=verify, log=log)
     k = cfg.num_domains or len(full.domains)
     if k > len(full.domains):
         raise DataError(
@@ -182,11 +185,7 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     twins = synth.twin_of if synth is not None else np.full(int(ids.max()) + 1, -1)
     train, held = _held_out_split(cfg, full, twins)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
-    val = None if held is None else _validation(cfg, full, held, twins, image_size, verify=verify, log=log)
-    if train.images is None:  # image files: the cache's rows, read batch by batch by the Fetcher
-        train = replace(
-            train, images=torch.from_numpy(_decoded(train, image_size, "train_data", verify=verify, log=log))
-        )
+    val = None if held is None else _validation(cfg, full, held, twins, image_size)
     return TrialData(train, synth, benchmarks, k, val, val_benchmarks)
 
 

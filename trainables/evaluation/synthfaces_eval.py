@@ -38,7 +38,8 @@ class DomainVerification:
         flip: bool = False,
     ) -> None:
         self.flip, self.prefix = flip, prefix
-        self.images = torch.as_tensor(images)
+        # rows of the shared decoded-image cache stay a view, read in batches by ``embed_all``
+        self.images = images if hasattr(images, "subset") else torch.as_tensor(images)
         self.identities = np.unique(identity)
         self.folds = fold_count(self.identities, twin_of)
         self.pairs: dict[str, PairList] = {}
