@@ -508,7 +508,9 @@ def test_the_shared_cache_skips_what_the_check_of_unreadable_images_skips(faces,
     expected = read_image_folder(tmp_path / "train")  # the check, as every trainable reads a folder
     assert len(expected.skipped) == 5
     cfg = DaLoraConfig(
-        train_data=str(tmp_path / "train"), val_fraction=0, benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))}
+        train_data=str(tmp_path / "train"),
+        val_fraction=0,
+        benchmarks={"lfw": str(_lfw_benchmark(faces, tmp_path / "lfw"))},
     )
     monkeypatch.setattr(sources, "find_unreadable", lambda paths: pytest.fail("a second pass over the files"))
     data = load_data(cfg, 32)
