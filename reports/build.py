@@ -181,6 +181,7 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
         + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
         + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
         + "</p>"
+        + models_line(meta)
     )
     answer = search_headline(table, df, meta).replace("DIR", str(run_dir))
     sections = [("Study", f"<p class=headline>{_e(answer)}</p>" + summary)]

@@ -184,3 +184,25 @@ def test_a_cache_is_verified_once_per_process(tmp_path, monkeypatch):
     for _ in range(3):
         image_cache.image_files(paths, 24, root=tmp_path / "cache", verify=True)
     assert len(calls) == 1  # 4 images: one chunk, digested once
+
+
+def test_a_trial_reads_a_bins_flags_not_its_images(tmp_path, monkeypatch):
+    """Once the driver has built a ``.bin``'s cache, a trial takes its is-same flags from beside
+    the cache and never reads the file's encoded images; an edited file is read again."""
+    from trainables.data.real_shaped import RealShapedSpec, generate
+    from trainables.evaluation import benchmarks
+
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "c"))
+    generate(tmp_path / "d", RealShapedSpec(identities=4, images=2, pairs=40, pair_list=False), log=lambda _: None)
+    path = tmp_path / "d" / "lfw.bin"
+    _, issame = benchmarks.read_bin(path)
+    built = benchmarks.load_benchmark("lfw", path, size=24, verify=True)
+    real = benchmarks.read_bin
+    monkeypatch.setattr(benchmarks, "read_bin", lambda p: pytest.fail("a trial read the .bin"))
+    again = benchmarks.load_benchmark("lfw", path, size=24)
+    assert again.label.tolist() == [int(s) for s in issame] == built.label.tolist()
+    monkeypatch.setattr(benchmarks, "read_bin", lambda p: (calls.append(p), real(p))[1])
+    calls: list = []
+    os.utime(path, ns=(1, 1))  # the file changed (as far as the file system tells)
+    benchmarks.load_benchmark("lfw", path, size=24)
+    assert calls  # read again: its flags and its images

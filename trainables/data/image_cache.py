@@ -255,6 +255,30 @@ def bin_images(path: str | Path, size: int, blobs: Callable[[], Sequence[bytes]]
     return cached("bin", [f"{line}\0{i}" for i in range(n)], blobs, size, **kw)
 
 
+def bin_labels(
+    path: str | Path, read: Callable[[], tuple[int, list[bool]]], root: Path | None = None
+) -> tuple[int, list[bool]]:
+    """(images, is-same flags) of an insightface ``.bin``, kept beside its decoded images
+    (keyed by the file's path, size and modification time): a trial reads them, not the whole
+    file of encoded images (70 MB for LFW's 12,000), which only a build needs."""
+    (line,) = _described([str(path)])
+    file = Path(root or cache_root()) / f"{key_of('bin-labels', [line], 0)}.labels.json"
+    try:
+        found = json.loads(file.read_text())
+        return int(found["images"]), [bool(x) for x in found["issame"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    n, issame = read()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"images": n, "issame": issame}))
+        os.replace(tmp, file)
+    except OSError:
+        pass  # a read-only cache: the file is read each time
+    return n, issame
+
+
 def list_caches(root: Path | None = None) -> list[dict]:
     """Every cache under ``root``: its folder, kind, first source, rows, size, bytes, build time."""
     out = []
@@ -284,4 +308,7 @@ def clear_caches(root: Path | None = None) -> int:
         with FileLock(str(root / f"{d.name}.lock")):
             freed += entry["bytes"]
             shutil.rmtree(d, ignore_errors=True)
+    for labels in root.glob("*.labels.json"):
+        freed += labels.stat().st_size
+        labels.unlink(missing_ok=True)
     return freed

@@ -199,8 +199,13 @@ def load_benchmark(name: str, path: str | Path, *, size: int, verify: bool = Fal
     if not path.is_file():
         raise BenchmarkError(f"benchmark {name}: no such file {path}")
     if path.suffix == ".bin":
-        blobs, issame = read_bin(path)
-        cache = image_cache.bin_images(path, size, lambda: blobs, len(blobs), verify=verify, log=log)
+        def labels() -> tuple[int, list[bool]]:
+            blobs, flags = read_bin(path)
+            return len(blobs), flags
+
+        # the flags from beside the cache: the file's encoded images are read only to build it
+        n_images, issame = image_cache.bin_labels(path, labels)
+        cache = image_cache.bin_images(path, size, lambda: read_bin(path)[0], n_images, verify=verify, log=log)
         if cache.failed:
             row, why = cache.failed[0]
             raise BenchmarkError(f"benchmark {name} ({path}): undecodable image {row} in benchmark: {why}")
