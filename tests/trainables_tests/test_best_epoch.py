@@ -94,6 +94,8 @@ def test_the_study_hands_its_trials_its_validation_metric():
 def test_the_report_says_which_epoch_each_model_is():
     from reports.sections import models_line
 
-    assert "best epoch by the validation metric <code>val/x/acc</code>" in models_line({"best_epoch_by": "val/x/acc:max"})
+    assert "best epoch by the validation metric <code>val/x/acc</code>" in models_line(
+        {"best_epoch_by": "val/x/acc:max"}
+    )
     assert "<b>last</b> epoch: the study has no validation metric" in models_line({"best_epoch_by": ""})
     assert models_line({}) == ""  # a run of a trainable that keeps no model (or of an earlier version)

@@ -199,6 +199,7 @@ def load_benchmark(name: str, path: str | Path, *, size: int, verify: bool = Fal
     if not path.is_file():
         raise BenchmarkError(f"benchmark {name}: no such file {path}")
     if path.suffix == ".bin":
+
         def labels() -> tuple[int, list[bool]]:
             blobs, flags = read_bin(path)
             return len(blobs), flags
