@@ -41,17 +41,19 @@ def test_the_cpu_path_measures_every_row(tmp_path, monkeypatch):
 
 
 def test_a_steps_flops_are_at_least_its_matrix_products(tmp_path):
-    from trainables.data.real_shaped import SHAPES, save_backbone
+    from trainables.data.real_shaped import save_backbone
 
     gc = _gpu_check()
     directory = save_backbone(tmp_path, "dinov2-tiny")
-    s = gc.Setup(directory, full=False, size=28, batch=4, steps=1, device="cpu")
-    shape = SHAPES["tiny"]
-    d, layers, mlp = shape["hidden_size"], shape["num_hidden_layers"], shape["intermediate_size"]
-    tokens = (28 // shape["patch_size"]) ** 2 + 1  # patches and the class token
+    s = gc.Setup(directory, full=False, size=56, batch=8, steps=1, device="cpu")
+    config = json.loads((directory / "config.json").read_text())
+    crop = json.loads((directory / "preprocessor_config.json").read_text())["crop_size"]["height"]
+    d, layers = config["hidden_size"], config["num_hidden_layers"]
+    mlp = d * config["mlp_ratio"]  # transformers' Dinov2 MLP width (its config's intermediate_size is unused)
+    tokens = (crop // config["patch_size"]) ** 2 + 1  # patches of the model's input crop, and the class token
     # per layer and token: q, k, v and output projections (4 d^2) and the MLP (2 d mlp), 2 FLOPs a multiply-add
-    forward = 2 * tokens * layers * (4 * d * d + 2 * d * mlp) * 4
+    forward = 2 * tokens * layers * (4 * d * d + 2 * d * mlp) * 8  # 8 images
     flops = s.step_flops()
     # a forward, and a backward through the frozen layers to the LoRA inputs (about one more forward)
     assert 2 * forward <= flops <= 4 * forward + 1e6
-    assert s.wrapper_epoch(*s.optimizer()[:2]) == s.bare_epoch(*s.optimizer()[:2]) == 4  # the same batches
+    assert s.wrapper_epoch(*s.optimizer()[:2]) == s.bare_epoch(*s.optimizer()[:2]) == 8  # the same batches
