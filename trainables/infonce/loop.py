@@ -20,7 +20,7 @@ import torch
 from pytorch_metric_learning import losses
 
 from trainables.data.json_lists import PersonSet
-from trainables.data.sources import DataError, combined_fingerprint, write_skipped
+from trainables.data.sources import DataError, TrainSet, combined_fingerprint, write_skipped
 from trainables.data.synthfaces_export import PERSONS
 from trainables.evaluation.decisions import identification
 from trainables.hardware import Fetcher, hardware
@@ -28,10 +28,10 @@ from trainables.infonce.config import InfoNCEConfig
 from trainables.metric.common import (
     Reporter,
     against_before,
-    as_train_set,
     build_encoder,
     embed_files,
     fit,
+    person_images,
     read_people,
     split_identities,
     synthfaces_export,
@@ -99,12 +99,14 @@ def gallery_probe(persons: PersonSet, g: int, what: str) -> tuple[np.ndarray, np
 class Evaluator:
     """Gallery-probe identification on the validation and the test identities."""
 
-    def __init__(self, cfg: InfoNCEConfig, val: PersonSet, test: PersonSet, size: int, hw) -> None:
+    def __init__(
+        self, cfg: InfoNCEConfig, val: PersonSet, test: PersonSet, images: tuple[TrainSet, TrainSet], size: int, hw
+    ) -> None:
         self.cfg, self.hw = cfg, hw
         self.sets = {}
-        for name, ps in (("val", val), ("eval", test)):
+        for name, ps, files in (("val", val, images[0]), ("eval", test, images[1])):
             g, p = gallery_probe(ps, cfg.gallery_per_identity, name)
-            self.sets[name] = (Fetcher(as_train_set(ps), size, hw), ps.identity, g, p)
+            self.sets[name] = (Fetcher(files, size, hw), ps.identity, g, p)
 
     def __call__(self, model) -> dict[str, float]:
         cfg = self.cfg
@@ -123,7 +125,10 @@ class Evaluator:
 
 def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
     train, val, test = load_splits(cfg)
-    build_encoder(cfg, load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed))
+    backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
+    build_encoder(cfg, backbone)
+    # the shared image caches, decoded here once for every trial
+    person_images(train, val, test, backbone.input_spec.size, verify=True, log=print)
     if cfg.train_data == "synthfaces":
         from trainables.data import synthfaces
 
@@ -145,8 +150,11 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
     train, val, test = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    evaluate = against_before(Evaluator(cfg, val, test, size, hw), model, baseline=cfg.baseline)
-    fetch = Fetcher(as_train_set(train), size, hw)
+    train_images, val_images, test_images = person_images(train, val, test, size)
+    evaluate = against_before(
+        Evaluator(cfg, val, test, (val_images, test_images), size, hw), model, baseline=cfg.baseline
+    )
+    fetch = Fetcher(train_images, size, hw)
     labels = train.identity
     batch = cfg.identities_per_batch * cfg.images_per_identity
     loss_fn = (

@@ -6,13 +6,15 @@ epoch loop with checkpoints. Free of Ray.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from trainables import training
+from trainables.data import image_cache
 from trainables.data.json_lists import PersonSet, read_people  # noqa: F401  (read_people: re-exported)
 from trainables.data.sources import DataError, TrainSet
 from trainables.data.splits import hold_out
@@ -105,6 +107,42 @@ def image_files(
 def as_train_set(persons: PersonSet) -> TrainSet:
     """A PersonSet as the TrainSet that ``Fetcher`` reads (one domain)."""
     return image_files(persons.paths, persons.fingerprint, persons.identity, persons.names)
+
+
+def shared_rows(
+    paths: Sequence[str], size: int, *, verify: bool = False, log: Callable[[str], None] | None = None
+) -> Callable[[TrainSet], TrainSet]:
+    """Image files as rows of one shared decoded-image cache (``trainables.data.image_cache``),
+    keyed by the set of their paths: given a listing's training and validation images
+    together, the cache is the same whatever the split (``val_fraction``, ``data_seed``).
+    Decoded once per study, by the driver's ``prepare`` (``verify``, ``log``: as for
+    ``da_lora``), and read by every trial through the page cache, a batch at a time.
+
+    Returns ``rows_of(files)``: the TrainSet ``files`` (any of ``paths``) reading its images
+    from the cache. Its files were checked readable when their list was read; one that fails
+    to decode now has changed since, and is refused rather than read as a black image."""
+    ordered = sorted(set(paths))
+    cache = image_cache.image_files(ordered, size, verify=verify, log=log)
+    failed = {ordered[row]: why for row, why in cache.failed}
+    where = {p: i for i, p in enumerate(ordered)}
+
+    def rows_of(files: TrainSet) -> TrainSet:
+        bad = next((p for p in files.paths or () if p in failed), None)
+        if bad is not None:  # the lists leave out what was unreadable when they were read
+            raise DataError(f"{bad}: {failed[bad]} (it was readable when its list was read; it has changed since)")
+        return replace(files, images=image_cache.Rows(cache.images, [where[p] for p in files.paths or ()]))
+
+    return rows_of
+
+
+def person_images(
+    train: PersonSet, val: PersonSet, test: PersonSet, size: int, **kw
+) -> tuple[TrainSet, TrainSet, TrainSet]:
+    """Training, validation and test identities' images as rows of the shared caches: one for
+    the training listing (its held-out validation identities included), one for the test set."""
+    listing = shared_rows(train.paths + val.paths, size, **kw)
+    tests = shared_rows(test.paths, size, **kw)
+    return listing(as_train_set(train)), listing(as_train_set(val)), tests(as_train_set(test))
 
 
 @torch.no_grad()
@@ -203,6 +241,8 @@ __all__ = [
     "MetricLearningConfig",
     "Reporter",
     "as_train_set",
+    "shared_rows",
+    "person_images",
     "image_files",
     "read_people",
     "build_encoder",

@@ -30,6 +30,7 @@ from trainables.metric.common import (
     embed_files,
     fit,
     image_files,
+    shared_rows,
     synthfaces_export,
     trained_backbone,  # noqa: F401  (export: re-exported)
 )
@@ -223,11 +224,11 @@ def load_splits(cfg: PairContrastiveConfig) -> PairSplits:
 
 
 class Evaluator:
-    def __init__(self, cfg: PairContrastiveConfig, splits: PairSplits, size: int, hw) -> None:
+    def __init__(self, cfg: PairContrastiveConfig, splits: PairSplits, rows_of, size: int, hw) -> None:
         self.cfg, self.hw, self.splits = cfg, hw, splits
         used = np.unique(np.concatenate([np.concatenate(splits.pairs[s][:2]) for s in ("val", "test")]))
         self.index = {int(j): i for i, j in enumerate(used)}
-        files = image_files(tuple(splits.paths[j] for j in used), splits.fingerprint)
+        files = rows_of(image_files(tuple(splits.paths[j] for j in used), splits.fingerprint))
         self.fetch, self.n = Fetcher(files, size, hw), len(used)
         tl, tr, _ = splits.pairs["train"]
         seen = set(tl.tolist()) | set(tr.tolist())
@@ -257,7 +258,10 @@ class Evaluator:
 
 def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
     splits = load_splits(cfg)
-    build_encoder(cfg, load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed))
+    backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
+    build_encoder(cfg, backbone)
+    # the shared image cache of every pair's images, decoded here once for every trial
+    shared_rows(splits.paths, backbone.input_spec.size, verify=True, log=print)
     return {"data_fingerprint": splits.fingerprint, "skipped_images": str(write_skipped(out_dir, splits.skipped))}
 
 
@@ -270,10 +274,10 @@ def run(
     splits = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    evaluate = against_before(Evaluator(cfg, splits, size, hw), model, baseline=cfg.baseline)
+    rows_of = shared_rows(splits.paths, size)
+    evaluate = against_before(Evaluator(cfg, splits, rows_of, size, hw), model, baseline=cfg.baseline)
     left, right, label = splits.pairs["train"]
-    files = image_files(splits.paths, splits.fingerprint)
-    fetch = Fetcher(files, size, hw)
+    fetch = Fetcher(rows_of(image_files(splits.paths, splits.fingerprint)), size, hw)
     steps = -(-len(label) // cfg.batch_size)
 
     def epoch(optimizer, scheduler, gen) -> dict[str, float]:

@@ -19,7 +19,7 @@ import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
 
 from trainables.data.json_lists import PersonSet, read_persons
-from trainables.data.sources import DataError, combined_fingerprint, write_skipped
+from trainables.data.sources import DataError, TrainSet, combined_fingerprint, write_skipped
 from trainables.data.synthfaces_export import PERSONS, TWINS
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
@@ -27,10 +27,10 @@ from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
     Reporter,
     against_before,
-    as_train_set,
     build_encoder,
     embed_files,
     fit,
+    person_images,
     split_identities,
     synthfaces_export,
     trained_backbone,  # noqa: F401  (export: re-exported)
@@ -83,12 +83,12 @@ def load_splits(cfg: TripletConfig) -> Splits:
 class Evaluator:
     """Validation and test pairs, fixed for the trial; ``__call__(model)`` gives the metrics."""
 
-    def __init__(self, cfg: TripletConfig, splits: Splits, size: int, hw) -> None:
+    def __init__(self, cfg: TripletConfig, splits: Splits, images: tuple[TrainSet, TrainSet], size: int, hw) -> None:
         self.cfg, self.hw = cfg, hw
         self.sets = {}
-        for name, persons in (("val", splits.val), ("eval", splits.test)):
+        for name, persons, files in (("val", splits.val, images[0]), ("eval", splits.test, images[1])):
             pairs = person_pairs(persons, genuine_per_person=cfg.genuine_per_person)
-            self.sets[name] = (Fetcher(as_train_set(persons), size, hw), len(persons), pairs)
+            self.sets[name] = (Fetcher(files, size, hw), len(persons), pairs)
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -109,6 +109,8 @@ def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
     splits = load_splits(cfg)
     backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     build_encoder(cfg, backbone)  # LoRA targets that match nothing fail here
+    # the shared image caches, decoded here once for every trial
+    person_images(splits.train, splits.val, splits.test, backbone.input_spec.size, verify=True, log=print)
     sample_triplets(splits.train, cfg.mining_level, cfg.seed)
     if cfg.train_persons == "synthfaces":
         from trainables.data import synthfaces
@@ -130,9 +132,10 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
     splits = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    evaluate = against_before(Evaluator(cfg, splits, size, hw), model, baseline=cfg.baseline)
+    train_images, val_images, test_images = person_images(splits.train, splits.val, splits.test, size)
+    evaluate = against_before(Evaluator(cfg, splits, (val_images, test_images), size, hw), model, baseline=cfg.baseline)
     triplets = sample_triplets(splits.train, cfg.mining_level, cfg.seed)
-    fetch = Fetcher(as_train_set(splits.train), size, hw)
+    fetch = Fetcher(train_images, size, hw)
     labels = torch.as_tensor(splits.train.identity)
     distance = (
         distances.LpDistance(normalize_embeddings=True, p=2)
