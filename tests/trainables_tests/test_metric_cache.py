@@ -1,6 +1,7 @@
 """The metric-learning trainables (triplet, pair_contrastive, infonce) read their images from
-the shared decoded-image cache: decoded once by the study's preparation, one cache for a
-training listing whatever its split, and a trial decodes no image file."""
+the shared decoded-image cache: decoded once by the study's preparation, which is also their
+check of unreadable images (no second pass), one cache for a list whatever its split, and a
+trial decodes no image file."""
 
 from __future__ import annotations
 
@@ -43,27 +44,34 @@ def own_cache(tmp_path, monkeypatch) -> Path:
         # the training listing (its validation identities included) and the test persons
         ("triplet", TripletConfig, 2, {}, {"val_fraction": 0.3}),
         ("infonce", InfoNCEConfig, 2, {"gallery_per_identity": 2}, {"val_fraction": 0.3}),
-        # every image of the pairs, one list
-        ("pair_contrastive", PairContrastiveConfig, 1, {}, {"val_fraction": 0.25}),
+        # synthfaces' two pairs files: the training pairs and the test pairs
+        ("pair_contrastive", PairContrastiveConfig, 2, {}, {"val_fraction": 0.25}),
     ],
 )
 def test_the_preparation_decodes_and_a_trial_of_any_split_decodes_nothing(
     standin, tmp_path, monkeypatch, own_cache, name, config, caches, extra, other_split
 ):
-    from trainables.data import image_cache, sources
+    from trainables.data import image_cache, json_lists, sources
 
+    def not_here(*args, **kwargs):
+        raise AssertionError("decoded outside the shared cache")
+
+    # the separate check of unreadable images (its own pass over every file) is not used
+    monkeypatch.setattr(sources, "find_unreadable", not_here)
+    monkeypatch.setattr(json_lists, "find_unreadable", not_here)
     loop = importlib.import_module(f"trainables.{name}.loop")
     out = tmp_path / "run"
     out.mkdir()
+    decoded = []
+    real = image_cache.checked_decode
+    monkeypatch.setattr(image_cache, "checked_decode", lambda item, size: decoded.append(item) or real(item, size))
     loop.prepare(config(**TINY, **extra), out)
     built = [c["directory"] for c in image_cache.list_caches()]
     assert len(built) == caches and all(c["kind"] == "files" for c in image_cache.list_caches())
+    assert len(decoded) == len(set(decoded)) == sum(c["rows"] for c in image_cache.list_caches())  # each once
 
-    def no_decoding(*args, **kwargs):
-        raise AssertionError("a trial decoded an image file")
-
-    monkeypatch.setattr(image_cache, "checked_decode", no_decoding)  # what a cache build decodes with
-    monkeypatch.setattr(sources.ImageFiles, "__getitem__", no_decoding)  # file-by-file reading
+    monkeypatch.setattr(image_cache, "checked_decode", not_here)  # what a cache build decodes with
+    monkeypatch.setattr(sources.ImageFiles, "__getitem__", not_here)  # file-by-file reading
     reports = []
     torch.set_num_threads(1)
     loop.run(config(lr=3e-4, **TINY, **extra, **other_split), lambda m, c: reports.append(m))

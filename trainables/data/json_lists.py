@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.data.sources import DataError, find_unreadable
+from trainables.data.sources import Check, DataError, find_unreadable
 
 
 def _load_json(path: Path, what: str) -> Any:
@@ -104,8 +104,11 @@ class PersonSet:
         )
 
 
-def read_persons(person_file: str | Path, twin_file: str | Path | None = None) -> PersonSet:
-    """A person file and, optionally, its twin file (see the module docstring)."""
+def read_persons(
+    person_file: str | Path, twin_file: str | Path | None = None, *, check: Check | None = None
+) -> PersonSet:
+    """A person file and, optionally, its twin file (see the module docstring); ``check``
+    finds its unreadable images (``sources.decoded_check``: the decode into the shared cache)."""
     person_file = Path(person_file).expanduser()
     data = _load_json(person_file, "person file")
     if not isinstance(data, dict) or not data:
@@ -128,7 +131,7 @@ def read_persons(person_file: str | Path, twin_file: str | Path | None = None) -
             f"person file {person_file}: {len(missing)} image files do not exist, e.g. {missing[0][0]} "
             f"(identity {missing[0][1]!r})"
         )
-    bad = find_unreadable([p for p, _ in rows])
+    bad = (check or find_unreadable)([p for p, _ in rows])
     if bad:
         unreadable = {p for p, _ in bad}
         rows = [r for r in rows if r[0] not in unreadable]
@@ -196,7 +199,9 @@ class FeedbackPairs:
         return len(self.label)
 
 
-def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = False) -> FeedbackPairs:
+def read_feedback_pairs(
+    pairs_file: str | Path, *, identity_from_folder: bool = False, check: Check | None = None
+) -> FeedbackPairs:
     """A feedback-pairs file (see the module docstring).
 
     ``identity_from_folder``: each image's identity is the name of the folder it sits in
@@ -235,7 +240,7 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
         right.append(ends[1])
         label.append(int(y))
     paths = tuple(p for _, p in sorted(index.values()))
-    bad = find_unreadable(list(paths))
+    bad = (check or find_unreadable)(list(paths))
     keep = np.ones(len(label), dtype=bool)
     if bad:
         position = {p: i for i, p in enumerate(paths)}
@@ -267,14 +272,14 @@ def read_feedback_pairs(pairs_file: str | Path, *, identity_from_folder: bool = 
 __all__ = ["FeedbackPairs", "PersonSet", "read_feedback_pairs", "read_persons"]
 
 
-def read_people(reference: str) -> PersonSet:
+def read_people(reference: str, *, check: Check | None = None) -> PersonSet:
     """A person file (``.json``) or an image folder (``<identity>/<image>``, or
     ``<domain>/<identity>/<image>``), as a PersonSet without twins."""
     from trainables.data.sources import read_image_folder
 
     if reference.lower().endswith(".json"):
-        return read_persons(reference)
-    ts = read_image_folder(Path(reference).expanduser())
+        return read_persons(reference, check=check)
+    ts = read_image_folder(Path(reference).expanduser(), check=check or True)
     return PersonSet(
         names=tuple(ts.identity_names),
         paths=tuple(ts.paths),

@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -168,7 +168,7 @@ def _files(directory: Path) -> list[str]:
     return sorted(found)
 
 
-def read_image_folder(root: Path, *, check: bool = True) -> TrainSet:
+def read_image_folder(root: Path, *, check: bool | Check = True) -> TrainSet:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"train_data {root}: no such directory")
@@ -188,7 +188,7 @@ def read_image_folder(root: Path, *, check: bool = True) -> TrainSet:
     return _from_rows(rows, str(root), check=check)
 
 
-def read_manifest(path: Path, *, check: bool = True) -> TrainSet:
+def read_manifest(path: Path, *, check: bool | Check = True) -> TrainSet:
     path = Path(path)
     try:
         with open(path, newline="") as f:
@@ -262,8 +262,34 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
     return bad
 
 
-def _from_rows(rows: list[tuple[str, str, str]], source: str, *, check: bool = True) -> TrainSet:
-    bad = find_unreadable([r[0] for r in rows]) if check else []
+#: How a reader finds the unreadable images of its list: (path, reason) of each.
+Check = Callable[[list[str]], list[tuple[str, str]]]
+
+
+def decoded_check(size: int, **options) -> Check:
+    """The check of unreadable images as the decode of a list into the shared decoded-image
+    cache at ``size`` (``trainables.data.image_cache``; ``options``: its ``verify`` and ``log``):
+    one pass finds them, with the reasons ``find_unreadable`` gives, and leaves every readable
+    image decoded for the trials. The cache is keyed by the sorted set of the list's paths, as
+    ``trainables.metric.common.shared_rows`` opens it."""
+
+    def check(paths: list[str]) -> list[tuple[str, str]]:
+        from trainables.data import image_cache
+
+        ordered = sorted(set(paths))
+        failed = {ordered[row]: why for row, why in image_cache.image_files(ordered, size, **options).failed}
+        return [(p, failed[p]) for p in dict.fromkeys(paths) if p in failed]
+
+    return check
+
+
+def _checker(check: bool | Check) -> Check | None:
+    return find_unreadable if check is True else (check or None)  # looked up now: tests replace it
+
+
+def _from_rows(rows: list[tuple[str, str, str]], source: str, *, check: bool | Check = True) -> TrainSet:
+    finder = _checker(check)
+    bad = finder([r[0] for r in rows]) if finder else []
     if bad:
         unreadable = {p for p, _ in bad}
         rows = [r for r in rows if r[0] not in unreadable]

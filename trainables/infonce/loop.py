@@ -20,7 +20,14 @@ import torch
 from pytorch_metric_learning import losses
 
 from trainables.data.json_lists import PersonSet
-from trainables.data.sources import DataError, TrainSet, combined_fingerprint, write_skipped
+from trainables.data.sources import (
+    Check,
+    DataError,
+    TrainSet,
+    combined_fingerprint,
+    decoded_check,
+    write_skipped,
+)
 from trainables.data.synthfaces_export import PERSONS
 from trainables.evaluation.decisions import identification
 from trainables.hardware import Fetcher, hardware
@@ -57,13 +64,15 @@ def degrade(x: torch.Tensor, *, downscale: int, blur: float) -> torch.Tensor:
     return y
 
 
-def load_splits(cfg: InfoNCEConfig) -> tuple[PersonSet, PersonSet, PersonSet]:
-    """(train, validation, test) identities."""
+def load_splits(cfg: InfoNCEConfig, check: Check | None = None) -> tuple[PersonSet, PersonSet, PersonSet]:
+    """(train, validation, test) identities; ``check`` finds unreadable images
+    (``decoded_check``: the decode into the shared image cache that the trials then read)."""
     if cfg.train_data == "synthfaces":
         d = synthfaces_export(cfg)
-        full, test = read_people(str(d / PERSONS["train"])), read_people(str(d / PERSONS["eval"]))
+        train_list, test_list = str(d / PERSONS["train"]), str(d / PERSONS["eval"])
     else:
-        full, test = read_people(cfg.train_data), read_people(str(cfg.test_data))
+        train_list, test_list = cfg.train_data, str(cfg.test_data)
+    full, test = read_people(train_list, check=check), read_people(test_list, check=check)
     both = sorted(set(full.names) & set(test.names))
     if both:
         raise DataError(
@@ -124,11 +133,11 @@ class Evaluator:
 
 
 def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
-    train, val, test = load_splits(cfg)
     backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     build_encoder(cfg, backbone)
-    # the shared image caches, decoded here once for every trial
-    person_images(train, val, test, backbone.input_spec.size, verify=True, log=print)
+    # reading the lists decodes their images into the shared image caches, once for every
+    # trial: the check of unreadable images is that decode
+    train, val, test = load_splits(cfg, decoded_check(backbone.input_spec.size, verify=True, log=print))
     if cfg.train_data == "synthfaces":
         from trainables.data import synthfaces
 
@@ -147,9 +156,9 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
     """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
     hw = hardware(cfg)
     generator = seed_everything(cfg.seed)
-    train, val, test = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
+    train, val, test = load_splits(cfg, decoded_check(size))
     train_images, val_images, test_images = person_images(train, val, test, size)
     evaluate = against_before(
         Evaluator(cfg, val, test, (val_images, test_images), size, hw), model, baseline=cfg.baseline

@@ -139,9 +139,15 @@ def person_images(
     train: PersonSet, val: PersonSet, test: PersonSet, size: int, **kw
 ) -> tuple[TrainSet, TrainSet, TrainSet]:
     """Training, validation and test identities' images as rows of the shared caches: one for
-    the training listing (its held-out validation identities included), one for the test set."""
-    listing = shared_rows(train.paths + val.paths, size, **kw)
-    tests = shared_rows(test.paths, size, **kw)
+    the training list (its held-out validation identities included), one for the test list;
+    each keyed by its list's every image, the unreadable ones too (what ``decoded_check``
+    decoded when the list was read)."""
+
+    def everything(*parts: PersonSet) -> list[str]:
+        return [p for ps in parts for p in ps.paths] + [p for p, _ in parts[0].skipped]
+
+    listing = shared_rows(everything(train, val), size, **kw)
+    tests = shared_rows(everything(test), size, **kw)
     return listing(as_train_set(train)), listing(as_train_set(val)), tests(as_train_set(test))
 
 

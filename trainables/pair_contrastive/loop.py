@@ -14,12 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from trainables.data.json_lists import FeedbackPairs, read_feedback_pairs
-from trainables.data.sources import DataError, combined_fingerprint, write_skipped
+from trainables.data.sources import (
+    Check,
+    DataError,
+    combined_fingerprint,
+    decoded_check,
+    write_skipped,
+)
 from trainables.data.synthfaces_export import FEEDBACK
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
@@ -65,6 +72,7 @@ class PairSplits:
     dropped: int  # pairs left out: across identity splits, or sharing an image with training
     fingerprint: str
     skipped: tuple[tuple[str, str], ...] = ()  # (path, reason) of unreadable images, whose pairs are dropped
+    lists: tuple[int, ...] = ()  # where each pairs file's images end in ``paths`` (the training file's first)
 
     def added(self, source_pairs: int) -> int:
         """Different-person pairs added to held-out splits made by identity (``_balanced``)."""
@@ -147,9 +155,8 @@ def split_pairs(fp: FeedbackPairs, *, val_fraction: float, test_fraction: float,
     side, by = _sides(fp, val_fraction, test_fraction, seed)
     pairs = {s: _held_out(fp, side, s, by, seed) for s in SPLITS}
     _check(pairs, fp.source, by, val_fraction, test_fraction)
-    return PairSplits(
-        fp.paths, pairs, by, int((side == "").sum()), combined_fingerprint(fp.fingerprint, by, seed), tuple(fp.skipped)
-    )
+    fingerprint = combined_fingerprint(fp.fingerprint, by, seed)
+    return PairSplits(fp.paths, pairs, by, int((side == "").sum()), fingerprint, tuple(fp.skipped), (len(fp.paths),))
 
 
 def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: float, seed: int) -> PairSplits:
@@ -191,6 +198,7 @@ def with_test_file(fp: FeedbackPairs, test: FeedbackPairs, *, val_fraction: floa
         int((side == "").sum()),
         combined_fingerprint(fp.fingerprint, by, seed, test.fingerprint),
         tuple(fp.skipped) + tuple(test.skipped),
+        (offset, offset + len(test.paths)),
     )
 
 
@@ -209,27 +217,44 @@ def _check(pairs, source, by, val_fraction, test_fraction) -> None:
         raise DataError(f"pairs {source}: the split leaves no training pairs")
 
 
-def load_splits(cfg: PairContrastiveConfig) -> PairSplits:
+def load_splits(cfg: PairContrastiveConfig, check: Check | None = None) -> PairSplits:
+    """The pairs split; ``check`` finds unreadable images (``decoded_check``: the decode into
+    the shared image cache, one per pairs file, that the trials then read)."""
     if cfg.pairs == "synthfaces":  # its own test file over the held-out people, as the note's split writes
         d = synthfaces_export(cfg)
-        fp = read_feedback_pairs(d / FEEDBACK["train"], identity_from_folder=True)
-        test = read_feedback_pairs(d / FEEDBACK["eval"], identity_from_folder=True)
+        fp = read_feedback_pairs(d / FEEDBACK["train"], identity_from_folder=True, check=check)
+        test = read_feedback_pairs(d / FEEDBACK["eval"], identity_from_folder=True, check=check)
         return with_test_file(fp, test, val_fraction=cfg.val_fraction, seed=cfg.data_seed)
     else:
-        fp = read_feedback_pairs(cfg.pairs, identity_from_folder=cfg.identity_from_folder)
+        fp = read_feedback_pairs(cfg.pairs, identity_from_folder=cfg.identity_from_folder, check=check)
     if cfg.test_pairs is None:
         return split_pairs(fp, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.data_seed)
-    test = read_feedback_pairs(cfg.test_pairs, identity_from_folder=cfg.identity_from_folder)
+    test = read_feedback_pairs(cfg.test_pairs, identity_from_folder=cfg.identity_from_folder, check=check)
     return with_test_file(fp, test, val_fraction=cfg.val_fraction, seed=cfg.data_seed)
 
 
+def list_rows(splits: PairSplits, size: int, **kw) -> list[tuple[int, int, Callable]]:
+    """(start, end, rows_of) of each pairs file's images in ``splits.paths``: each file's images
+    are one shared decoded-image cache (``shared_rows``), the one its check decoded."""
+    out, start = [], 0
+    for end in splits.lists or (len(splits.paths),):
+        out.append((start, end, shared_rows(splits.paths[start:end], size, **kw)))
+        start = end
+    return out
+
+
 class Evaluator:
-    def __init__(self, cfg: PairContrastiveConfig, splits: PairSplits, rows_of, size: int, hw) -> None:
+    def __init__(self, cfg: PairContrastiveConfig, splits: PairSplits, lists, size: int, hw) -> None:
         self.cfg, self.hw, self.splits = cfg, hw, splits
         used = np.unique(np.concatenate([np.concatenate(splits.pairs[s][:2]) for s in ("val", "test")]))
         self.index = {int(j): i for i, j in enumerate(used)}
-        files = rows_of(image_files(tuple(splits.paths[j] for j in used), splits.fingerprint))
-        self.fetch, self.n = Fetcher(files, size, hw), len(used)
+        # one reader per pairs file (its own cache); ``used`` is sorted, so their rows in turn are its order
+        self.fetch = []
+        for start, end, rows_of in lists:
+            part = used[(used >= start) & (used < end)]
+            if len(part):
+                files = rows_of(image_files(tuple(splits.paths[j] for j in part), splits.fingerprint))
+                self.fetch.append((Fetcher(files, size, hw), len(part)))
         tl, tr, _ = splits.pairs["train"]
         seen = set(tl.tolist()) | set(tr.tolist())
         left, right, _ = splits.pairs["test"]
@@ -243,7 +268,7 @@ class Evaluator:
         return np.einsum("ij,ij->i", emb[li], emb[ri]), label
 
     def __call__(self, model) -> dict[str, float]:
-        emb = embed_files(model, self.fetch, self.n, self.hw, flip=self.cfg.flip_test)
+        emb = np.concatenate([embed_files(model, f, n, self.hw, flip=self.cfg.flip_test) for f, n in self.fetch])
         vs, vy = self._scores(emb, "val")
         s, y = self._scores(emb, "test")
         threshold = choose_threshold(vs, vy, self.cfg.threshold_policy, fixed=self.cfg.threshold)
@@ -257,11 +282,11 @@ class Evaluator:
 
 
 def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
-    splits = load_splits(cfg)
     backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     build_encoder(cfg, backbone)
-    # the shared image cache of every pair's images, decoded here once for every trial
-    shared_rows(splits.paths, backbone.input_spec.size, verify=True, log=print)
+    # reading the pairs decodes their images into the shared image cache, once for every
+    # trial: the check of unreadable images is that decode
+    splits = load_splits(cfg, decoded_check(backbone.input_spec.size, verify=True, log=print))
     return {"data_fingerprint": splits.fingerprint, "skipped_images": str(write_skipped(out_dir, splits.skipped))}
 
 
@@ -271,13 +296,14 @@ def run(
     """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
     hw = hardware(cfg)
     generator = seed_everything(cfg.seed)
-    splits = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    rows_of = shared_rows(splits.paths, size)
-    evaluate = against_before(Evaluator(cfg, splits, rows_of, size, hw), model, baseline=cfg.baseline)
+    splits = load_splits(cfg, decoded_check(size))
+    lists = list_rows(splits, size)
+    evaluate = against_before(Evaluator(cfg, splits, lists, size, hw), model, baseline=cfg.baseline)
     left, right, label = splits.pairs["train"]
-    fetch = Fetcher(rows_of(image_files(splits.paths, splits.fingerprint)), size, hw)
+    _, end, rows_of = lists[0]  # training pairs are the training file's, its images the first in ``paths``
+    fetch = Fetcher(rows_of(image_files(splits.paths[:end], splits.fingerprint)), size, hw)
     steps = -(-len(label) // cfg.batch_size)
 
     def epoch(optimizer, scheduler, gen) -> dict[str, float]:

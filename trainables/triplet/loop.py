@@ -19,7 +19,14 @@ import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
 
 from trainables.data.json_lists import PersonSet, read_persons
-from trainables.data.sources import DataError, TrainSet, combined_fingerprint, write_skipped
+from trainables.data.sources import (
+    Check,
+    DataError,
+    TrainSet,
+    combined_fingerprint,
+    decoded_check,
+    write_skipped,
+)
 from trainables.data.synthfaces_export import PERSONS, TWINS
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
@@ -59,9 +66,11 @@ def data_files(cfg: TripletConfig) -> tuple[str, str | None, str, str | None]:
     return cfg.train_persons, cfg.train_twins, str(cfg.test_persons), cfg.test_twins
 
 
-def load_splits(cfg: TripletConfig) -> Splits:
+def load_splits(cfg: TripletConfig, check: Check | None = None) -> Splits:
+    """Training, validation and test persons; ``check`` finds unreadable images
+    (``decoded_check``: the decode into the shared image cache that the trials then read)."""
     tp, tw, sp, sw = data_files(cfg)
-    full, test = read_persons(tp, tw), read_persons(sp, sw)
+    full, test = read_persons(tp, tw, check=check), read_persons(sp, sw, check=check)
     both = sorted(set(full.names) & set(test.names))
     if both:
         raise DataError(
@@ -106,11 +115,11 @@ class Evaluator:
 
 def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
     """Read and check the data and the backbone once, before any trial starts."""
-    splits = load_splits(cfg)
     backbone = load_backbone(cfg.backbone, resolution=cfg.image_size, data_seed=cfg.data_seed)
     build_encoder(cfg, backbone)  # LoRA targets that match nothing fail here
-    # the shared image caches, decoded here once for every trial
-    person_images(splits.train, splits.val, splits.test, backbone.input_spec.size, verify=True, log=print)
+    # reading the person files decodes their images into the shared image caches, once for
+    # every trial: the check of unreadable images is that decode
+    splits = load_splits(cfg, decoded_check(backbone.input_spec.size, verify=True, log=print))
     sample_triplets(splits.train, cfg.mining_level, cfg.seed)
     if cfg.train_persons == "synthfaces":
         from trainables.data import synthfaces
@@ -129,9 +138,9 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
     """Fine-tune for ``cfg.epochs`` epochs (or evaluate once, ``baseline``), reporting each epoch."""
     hw = hardware(cfg)
     generator = seed_everything(cfg.seed)
-    splits = load_splits(cfg)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
+    splits = load_splits(cfg, decoded_check(size))
     train_images, val_images, test_images = person_images(splits.train, splits.val, splits.test, size)
     evaluate = against_before(Evaluator(cfg, splits, (val_images, test_images), size, hw), model, baseline=cfg.baseline)
     triplets = sample_triplets(splits.train, cfg.mining_level, cfg.seed)
