@@ -18,14 +18,7 @@ from trainables.infonce import InfoNCEConfig
 from trainables.pair_contrastive import PairContrastiveConfig
 from trainables.triplet import TripletConfig
 
-TINY = dict(
-    synth_train_identities=24,
-    synth_train_images=3,
-    synth_eval_identities=20,
-    synth_eval_images=3,
-    synth_domains=("visible",),
-    epochs=1,
-)
+from .test_metric_trainables import TINY
 
 
 @pytest.fixture()
