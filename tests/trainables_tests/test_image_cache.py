@@ -85,6 +85,36 @@ def test_the_process_pool_gives_the_same_cache(tmp_path, monkeypatch):
     np.testing.assert_array_equal(pooled.images, alone.images)
 
 
+#: A script that builds a cache with worker processes, with or without the ``__main__`` guard.
+SCRIPT = """
+from trainables.data import image_cache
+image_cache.POOL_FROM, image_cache.CHUNK = 1, 3  # workers for a handful of files
+{body}
+"""
+BUILD = "print(image_cache.image_files({paths!r}, 16, root={root!r}, workers=2).images.shape)"
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_script_without_the_main_guard_ends_in_one_message_not_a_hang(tmp_path, guarded):
+    import subprocess
+    import sys
+
+    paths, root = _files(tmp_path / "img", 6), str(tmp_path / "cache")
+    build = BUILD.format(paths=paths, root=root)
+    body = f'if __name__ == "__main__":\n    {build}' if guarded else build
+    (tmp_path / "script.py").write_text(SCRIPT.format(body=body))
+    # the spawned workers import the script; unguarded, each would wait for the lock its parent holds
+    done = subprocess.run([sys.executable, str(tmp_path / "script.py")], capture_output=True, text=True, timeout=120)
+    if guarded:
+        assert done.returncode == 0 and done.stdout.split() == ["(6,", "3,", "16,", "16)"], done.stderr
+    else:
+        assert done.returncode != 0
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("trainables.data.image_cache.CacheError") and 'if __name__ == "__main__":' in last
+        assert not list(Path(root).glob("*.tmp"))  # no half-built cache left behind
+    assert [c["rows"] for c in image_cache.list_caches(Path(root))] == ([6] if guarded else [])
+
+
 def _build(args) -> tuple[str, bool]:
     paths, root = args
     c = image_cache.image_files(paths, 24, root=Path(root))

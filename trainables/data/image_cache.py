@@ -34,6 +34,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -55,6 +56,22 @@ IMAGES_FILE, INDEX_FILE = "images.npy", "index.json"
 
 class CacheError(ValueError):
     """An image of a source cannot be decoded (the caller says what that means for it)."""
+
+
+SPAWN_GUARD = (
+    "the processes that decode images start afresh (spawn) and import the script that started "
+    'them: put its code under if __name__ == "__main__":'
+)
+
+
+def _refuse_in_spawned_bootstrap() -> None:
+    """Refuse in a worker process that is still importing the parent's script (a script
+    without the ``__main__`` guard): waiting for the parent's lock there would hang both for
+    ever. The test is multiprocessing's own (``spawn._check_not_importing_main``)."""
+    from multiprocessing import process
+
+    if getattr(process.current_process(), "_inheriting", False):
+        raise CacheError(SPAWN_GUARD)
 
 
 def cache_root() -> Path:
@@ -196,6 +213,7 @@ def cached(
     or damaged."""
     from filelock import FileLock
 
+    _refuse_in_spawned_bootstrap()
     root = Path(root or cache_root())
     root.mkdir(parents=True, exist_ok=True)
     key = key_of(kind, described, size)
@@ -213,12 +231,22 @@ def cached(
         todo = list(items())
         chunks = [(i, todo[i : i + CHUNK]) for i in range(0, n, CHUNK)]
         workers = workers or os.cpu_count() or 1
-        if workers > 1 and n >= POOL_FROM:
-            # spawn: a forked copy of a process holding torch's threads can hang
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                done = list(pool.map(_decode_chunk, [npy] * len(chunks), *zip(*chunks), [size] * len(chunks)))
-        else:
-            done = [_decode_chunk(npy, start, part, size) for start, part in chunks]
+        try:
+            if workers > 1 and n >= POOL_FROM:
+                # spawn: a forked copy of a process holding torch's threads can hang
+                with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                    done = list(pool.map(_decode_chunk, [npy] * len(chunks), *zip(*chunks), [size] * len(chunks)))
+            else:
+                done = [_decode_chunk(npy, start, part, size) for start, part in chunks]
+        except BrokenProcessPool:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CacheError(
+                f"a process decoding images into {final.name} stopped abruptly: it ran out of memory or "
+                f"was killed, or {SPAWN_GUARD}"
+            ) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # no half-built folder left behind
+            raise
         failed = [f for _, fs in done for f in fs]
         index = {
             "version": CACHE_VERSION,
