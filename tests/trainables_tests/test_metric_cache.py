@@ -65,9 +65,14 @@ def test_the_preparation_decodes_and_a_trial_of_any_split_decodes_nothing(
 
     monkeypatch.setattr(image_cache, "checked_decode", not_here)  # what a cache build decodes with
     monkeypatch.setattr(sources.ImageFiles, "__getitem__", not_here)  # file-by-file reading
-    reports = []
+    reports, opened = [], []
+    real_files = image_cache.image_files
+    monkeypatch.setattr(
+        image_cache, "image_files", lambda paths, size, **kw: opened.append(1) or real_files(paths, size, **kw)
+    )
     torch.set_num_threads(1)
     loop.run(config(lr=3e-4, **TINY, **extra, **other_split), lambda m, c: reports.append(m))
+    assert len(opened) == caches  # each cache opened (its files stat'ed) once by the trial
     assert len(reports) == 1 and np.isfinite(reports[0]["train/loss"])
     assert [c["directory"] for c in image_cache.list_caches()] == built  # the same caches, whatever the split
 

@@ -108,7 +108,7 @@ def read_persons(
     person_file: str | Path, twin_file: str | Path | None = None, *, check: Check | None = None
 ) -> PersonSet:
     """A person file and, optionally, its twin file (see the module docstring); ``check``
-    finds its unreadable images (``sources.decoded_check``: the decode into the shared cache)."""
+    finds its unreadable images (``sources.DecodedCheck``: the decode into the shared cache)."""
     person_file = Path(person_file).expanduser()
     data = _load_json(person_file, "person file")
     if not isinstance(data, dict) or not data:

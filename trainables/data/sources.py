@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -266,21 +266,25 @@ def find_unreadable(paths: list[str]) -> list[tuple[str, str]]:
 Check = Callable[[list[str]], list[tuple[str, str]]]
 
 
-def decoded_check(size: int, **options) -> Check:
+class DecodedCheck:
     """The check of unreadable images as the decode of a list into the shared decoded-image
     cache at ``size`` (``trainables.data.image_cache``; ``options``: its ``verify`` and ``log``):
     one pass finds them, with the reasons ``find_unreadable`` gives, and leaves every readable
     image decoded for the trials. The cache is keyed by the sorted set of the list's paths, as
-    ``trainables.metric.common.shared_rows`` opens it."""
+    ``trainables.metric.common.shared_rows`` opens it; ``opened`` keeps each cache it opened
+    (by those paths), so that reading the images afterwards need not stat every file again."""
 
-    def check(paths: list[str]) -> list[tuple[str, str]]:
+    def __init__(self, size: int, **options) -> None:
+        self.size, self.options = size, options
+        self.opened: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, paths: list[str]) -> list[tuple[str, str]]:
         from trainables.data import image_cache
 
-        ordered = sorted(set(paths))
-        failed = {ordered[row]: why for row, why in image_cache.image_files(ordered, size, **options).failed}
+        ordered = tuple(sorted(set(paths)))
+        cache = self.opened[ordered] = image_cache.image_files(ordered, self.size, **self.options)
+        failed = {ordered[row]: why for row, why in cache.failed}
         return [(p, failed[p]) for p in dict.fromkeys(paths) if p in failed]
-
-    return check
 
 
 def _checker(check: bool | Check) -> Check | None:

@@ -23,9 +23,9 @@ from trainables.data.json_lists import PersonSet
 from trainables.data.sources import (
     Check,
     DataError,
+    DecodedCheck,
     TrainSet,
     combined_fingerprint,
-    decoded_check,
     write_skipped,
 )
 from trainables.data.synthfaces_export import PERSONS
@@ -66,7 +66,7 @@ def degrade(x: torch.Tensor, *, downscale: int, blur: float) -> torch.Tensor:
 
 def load_splits(cfg: InfoNCEConfig, check: Check | None = None) -> tuple[PersonSet, PersonSet, PersonSet]:
     """(train, validation, test) identities; ``check`` finds unreadable images
-    (``decoded_check``: the decode into the shared image cache that the trials then read)."""
+    (``DecodedCheck``: the decode into the shared image cache that the trials then read)."""
     if cfg.train_data == "synthfaces":
         d = synthfaces_export(cfg)
         train_list, test_list = str(d / PERSONS["train"]), str(d / PERSONS["eval"])
@@ -137,7 +137,7 @@ def prepare(cfg: InfoNCEConfig, out_dir: Path) -> dict[str, str]:
     build_encoder(cfg, backbone)
     # reading the lists decodes their images into the shared image caches, once for every
     # trial: the check of unreadable images is that decode
-    train, val, test = load_splits(cfg, decoded_check(backbone.input_spec.size, verify=True, log=print))
+    train, val, test = load_splits(cfg, DecodedCheck(backbone.input_spec.size, verify=True, log=print))
     if cfg.train_data == "synthfaces":
         from trainables.data import synthfaces
 
@@ -158,8 +158,9 @@ def run(cfg: InfoNCEConfig, report: Reporter, *, restore_from: Path | None = Non
     generator = seed_everything(cfg.seed)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    train, val, test = load_splits(cfg, decoded_check(size))
-    train_images, val_images, test_images = person_images(train, val, test, size)
+    check = DecodedCheck(size)
+    train, val, test = load_splits(cfg, check)
+    train_images, val_images, test_images = person_images(train, val, test, size, opened=check.opened)
     evaluate = against_before(
         Evaluator(cfg, val, test, (val_images, test_images), size, hw), model, baseline=cfg.baseline
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -110,7 +110,12 @@ def as_train_set(persons: PersonSet) -> TrainSet:
 
 
 def shared_rows(
-    paths: Sequence[str], size: int, *, verify: bool = False, log: Callable[[str], None] | None = None
+    paths: Sequence[str],
+    size: int,
+    *,
+    verify: bool = False,
+    log: Callable[[str], None] | None = None,
+    opened: Mapping[tuple[str, ...], image_cache.CachedImages] | None = None,
 ) -> Callable[[TrainSet], TrainSet]:
     """Image files as rows of one shared decoded-image cache (``trainables.data.image_cache``),
     keyed by the set of their paths: given a listing's training and validation images
@@ -118,11 +123,13 @@ def shared_rows(
     Decoded once per study, by the driver's ``prepare`` (``verify``, ``log``: as for
     ``da_lora``), and read by every trial through the page cache, a batch at a time.
 
+    ``opened``: caches already open, by their sorted paths (``DecodedCheck.opened``).
+
     Returns ``rows_of(files)``: the TrainSet ``files`` (any of ``paths``) reading its images
     from the cache. Its files were checked readable when their list was read; one that fails
     to decode now has changed since, and is refused rather than read as a black image."""
-    ordered = sorted(set(paths))
-    cache = image_cache.image_files(ordered, size, verify=verify, log=log)
+    ordered = tuple(sorted(set(paths)))
+    cache = (opened or {}).get(ordered) or image_cache.image_files(ordered, size, verify=verify, log=log)
     failed = {ordered[row]: why for row, why in cache.failed}
     where = {p: i for i, p in enumerate(ordered)}
 
@@ -140,7 +147,7 @@ def person_images(
 ) -> tuple[TrainSet, TrainSet, TrainSet]:
     """Training, validation and test identities' images as rows of the shared caches: one for
     the training list (its held-out validation identities included), one for the test list;
-    each keyed by its list's every image, the unreadable ones too (what ``decoded_check``
+    each keyed by its list's every image, the unreadable ones too (what ``DecodedCheck``
     decoded when the list was read)."""
 
     def everything(*parts: PersonSet) -> list[str]:

@@ -23,8 +23,8 @@ from trainables.data.json_lists import FeedbackPairs, read_feedback_pairs
 from trainables.data.sources import (
     Check,
     DataError,
+    DecodedCheck,
     combined_fingerprint,
-    decoded_check,
     write_skipped,
 )
 from trainables.data.synthfaces_export import FEEDBACK
@@ -218,7 +218,7 @@ def _check(pairs, source, by, val_fraction, test_fraction) -> None:
 
 
 def load_splits(cfg: PairContrastiveConfig, check: Check | None = None) -> PairSplits:
-    """The pairs split; ``check`` finds unreadable images (``decoded_check``: the decode into
+    """The pairs split; ``check`` finds unreadable images (``DecodedCheck``: the decode into
     the shared image cache, one per pairs file, that the trials then read)."""
     if cfg.pairs == "synthfaces":  # its own test file over the held-out people, as the note's split writes
         d = synthfaces_export(cfg)
@@ -286,7 +286,7 @@ def prepare(cfg: PairContrastiveConfig, out_dir: Path) -> dict[str, str]:
     build_encoder(cfg, backbone)
     # reading the pairs decodes their images into the shared image cache, once for every
     # trial: the check of unreadable images is that decode
-    splits = load_splits(cfg, decoded_check(backbone.input_spec.size, verify=True, log=print))
+    splits = load_splits(cfg, DecodedCheck(backbone.input_spec.size, verify=True, log=print))
     return {"data_fingerprint": splits.fingerprint, "skipped_images": str(write_skipped(out_dir, splits.skipped))}
 
 
@@ -298,8 +298,9 @@ def run(
     generator = seed_everything(cfg.seed)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    splits = load_splits(cfg, decoded_check(size))
-    lists = list_rows(splits, size)
+    check = DecodedCheck(size)
+    splits = load_splits(cfg, check)
+    lists = list_rows(splits, size, opened=check.opened)
     evaluate = against_before(Evaluator(cfg, splits, lists, size, hw), model, baseline=cfg.baseline)
     left, right, label = splits.pairs["train"]
     _, end, rows_of = lists[0]  # training pairs are the training file's, its images the first in ``paths``

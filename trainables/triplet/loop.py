@@ -22,9 +22,9 @@ from trainables.data.json_lists import PersonSet, read_persons
 from trainables.data.sources import (
     Check,
     DataError,
+    DecodedCheck,
     TrainSet,
     combined_fingerprint,
-    decoded_check,
     write_skipped,
 )
 from trainables.data.synthfaces_export import PERSONS, TWINS
@@ -68,7 +68,7 @@ def data_files(cfg: TripletConfig) -> tuple[str, str | None, str, str | None]:
 
 def load_splits(cfg: TripletConfig, check: Check | None = None) -> Splits:
     """Training, validation and test persons; ``check`` finds unreadable images
-    (``decoded_check``: the decode into the shared image cache that the trials then read)."""
+    (``DecodedCheck``: the decode into the shared image cache that the trials then read)."""
     tp, tw, sp, sw = data_files(cfg)
     full, test = read_persons(tp, tw, check=check), read_persons(sp, sw, check=check)
     both = sorted(set(full.names) & set(test.names))
@@ -119,7 +119,7 @@ def prepare(cfg: TripletConfig, out_dir: Path) -> dict[str, str]:
     build_encoder(cfg, backbone)  # LoRA targets that match nothing fail here
     # reading the person files decodes their images into the shared image caches, once for
     # every trial: the check of unreadable images is that decode
-    splits = load_splits(cfg, decoded_check(backbone.input_spec.size, verify=True, log=print))
+    splits = load_splits(cfg, DecodedCheck(backbone.input_spec.size, verify=True, log=print))
     sample_triplets(splits.train, cfg.mining_level, cfg.seed)
     if cfg.train_persons == "synthfaces":
         from trainables.data import synthfaces
@@ -140,8 +140,11 @@ def run(cfg: TripletConfig, report: Reporter, *, restore_from: Path | None = Non
     generator = seed_everything(cfg.seed)
     model = build_encoder(cfg).to(hw.device)
     size = model.input_spec.size
-    splits = load_splits(cfg, decoded_check(size))
-    train_images, val_images, test_images = person_images(splits.train, splits.val, splits.test, size)
+    check = DecodedCheck(size)
+    splits = load_splits(cfg, check)
+    train_images, val_images, test_images = person_images(
+        splits.train, splits.val, splits.test, size, opened=check.opened
+    )
     evaluate = against_before(Evaluator(cfg, splits, (val_images, test_images), size, hw), model, baseline=cfg.baseline)
     triplets = sample_triplets(splits.train, cfg.mining_level, cfg.seed)
     fetch = Fetcher(train_images, size, hw)
