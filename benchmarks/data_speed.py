@@ -16,9 +16,12 @@ Measured, each in a fresh process (a trial is a process of its own), in one run:
   is also the check of unreadable images): the folder's build as the cache reports it, and
   the whole preparation (listing the folder, the benchmark's ``.bin`` too);
 * cached trial: a later trial's time to its first training batch (``load_data`` as a trial
-  calls it: the folder listed, the cache opened and checked, the first batch gathered and
+  calls it, through the study's data snapshot that ``prepare`` left: the listing read from
+  it, the cache opened by its key and its length checked; then the first batch gathered and
   flipped) and its two epochs, reading the cache through the page cache with the
-  ``Fetcher`` a ``da_lora`` trial uses. Both clocks start after the imports.
+  ``Fetcher`` a ``da_lora`` trial uses; and the same trial without the snapshot (the folder
+  listed and every file stat-ed again, as a trial run by hand does). Both clocks start
+  after the imports.
 
 The batches are not consumed by a model, so the figures are the data path's own: how fast
 it can hand a training step its next batch (decoded, resized, flipped, uint8). Targets (issue 30): later trials' first step and epochs at least 5x
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,13 +43,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+REPEAT = 5  # fresh trials per arm whose time to the first batch is compared (the median)
 
 PLAIN = r"""
 import json, sys, time
 import torch
 from torchvision import datasets, transforms
 t0 = time.perf_counter()  # after the imports, as in the cached arm
-root, size, workers, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+root, size, workers, batch, n_epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(1)
 tf = transforms.Compose([
     transforms.Resize((size, size), interpolation=transforms.InterpolationMode.BILINEAR),
@@ -55,12 +60,14 @@ tf = transforms.Compose([
 ds = datasets.ImageFolder(root, transform=tf)
 loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True)
 epochs, first = [], None
-for e in range(2):
+for e in range(max(n_epochs, 1)):  # 0: the first batch only
     t = time.perf_counter()
     n = 0
     for x, y in loader:
         if first is None:
             first = time.perf_counter() - t0
+            if n_epochs == 0:
+                break
         n += len(x)
     epochs.append(time.perf_counter() - t)
 print(json.dumps({"first_step_s": first, "epoch_s": epochs, "images": n}))
@@ -71,29 +78,36 @@ import json, sys, time
 import torch
 from trainables.da_lora.config import DaLoraConfig
 from trainables.da_lora import loop
+from trainables.data import snapshot
 from trainables.hardware import Fetcher, hardware
 from trainables.training import batches, random_flip
 t0 = time.perf_counter()  # after the imports (a trial imports its model's libraries either way)
-train, bin_path, size, batch, build = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "build"
+train, bin_path, size, batch, build, n_epochs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
 torch.set_num_threads(1)
 cfg = DaLoraConfig(train_data=train, benchmarks={"lfw": bin_path}, val_fraction=0.0, num_workers=0, image_size=size)
-if build:  # the driver's prepare: decode once, with every CPU, and verify
+if build == "build":  # the driver's prepare: decode once, with every CPU, verify, and pin (as the registry's prepare)
     lines = []
-    loop.load_data(cfg, size, verify=True, log=lines.append)
+    with snapshot.recording() as pins:
+        loop.load_data(cfg, size, verify=True, log=lines.append)
+    name = snapshot.save(pins)
     folder = next(line for line in lines if " of files " in line)  # "... (N MiB, S s)"
-    print(json.dumps({"prepare_s": time.perf_counter() - t0, "build_s": float(folder.rsplit(", ", 1)[1].split()[0])}))
+    print(json.dumps({"prepare_s": time.perf_counter() - t0, "build_s": float(folder.rsplit(", ", 1)[1].split()[0]),
+                      "snapshot": name}))
     sys.exit()
-data = loop.load_data(cfg, size)
+with snapshot.pinned(None if build == "unpinned" else build):  # what the registry's entry point does
+    data = loop.load_data(cfg, size)
 fetch = Fetcher(data.train, size, hardware(cfg))
 g = torch.Generator().manual_seed(0)
 epochs, first = [], None
-for e in range(2):
+for e in range(max(n_epochs, 1)):  # 0: the first batch only
     t = time.perf_counter()
     n = 0
     for idx, x in fetch.batches(list(batches(len(data.train), batch, g))):
         x = random_flip(x, g)
         if first is None:
             first = time.perf_counter() - t0
+            if n_epochs == 0:
+                break
         n += len(x)
     epochs.append(time.perf_counter() - t)
 print(json.dumps({"first_step_s": first, "epoch_s": epochs, "images": n}))
@@ -139,15 +153,30 @@ def main() -> None:
             print(f"generated {args.identities * args.images} JPEG crops (112 px) in {time.perf_counter() - t:.0f} s")
         train, bin_path = data / "train", data / "lfw.bin"
         # the JPEG files in the page cache for both arms: a warm-up pass of the plain path
-        _run(PLAIN, train, args.size, args.workers, args.batch, env=env)
-        plain = _run(PLAIN, train, args.size, args.workers, args.batch, env=env)
-        build = _run(CACHED, train, bin_path, args.size, args.batch, "build", env=env)  # every CPU
-        cached = _run(CACHED, train, bin_path, args.size, args.batch, "trial", env=env)
+        plain_arm = [train, args.size, args.workers, args.batch]
+        _run(PLAIN, *plain_arm, 1, env=env)
+        plain = _run(PLAIN, *plain_arm, 2, env=env)
+        build = _run(CACHED, train, bin_path, args.size, args.batch, "build", 0, env=env)  # every CPU
+        # later trials start once the build's 3 GB of writes have reached the disk (the first
+        # trials run meanwhile): without this, the first of them competes with that write-back
+        os.sync()
+        cached_arm = [train, bin_path, args.size, args.batch, build["snapshot"]]
+        cached = _run(CACHED, *cached_arm, 2, env=env)
+        # the time to the first batch: the median of REPEAT fresh trials (processes) of each arm
+        # (a machine's first touch of fresh memory can add 0.1 s to one of them)
+        firsts = {
+            "plain": [plain["first_step_s"]] + [_run(PLAIN, *plain_arm, 0, env=env)["first_step_s"] for _ in range(REPEAT - 1)],
+            "cached": [cached["first_step_s"]] + [_run(CACHED, *cached_arm, 0, env=env)["first_step_s"] for _ in range(REPEAT - 1)],
+            # a trial without the study's snapshot (one run by hand): lists and stats its data itself
+            "unpinned": [_run(CACHED, *cached_arm[:-1], "unpinned", 0, env=env)["first_step_s"] for _ in range(REPEAT)],
+        }  # fmt: skip
 
     plain_epoch = sum(plain["epoch_s"]) / 2
     cached_epoch = sum(cached["epoch_s"]) / 2
+    first = {arm: statistics.median(v) for arm, v in firsts.items()}
     rows = [
-        ("time to the first training batch, s", plain["first_step_s"], cached["first_step_s"]),
+        (f"time to the first training batch, s ({REPEAT})", first["plain"], first["cached"]),
+        ("  without the study's snapshot, s", first["plain"], first["unpinned"]),
         ("epoch, s (mean of 2)", plain_epoch, cached_epoch),
     ]
     print(f"\n{args.identities * args.images} images at {args.size} px, batch {args.batch}, {args.workers} workers; "
@@ -159,7 +188,7 @@ def main() -> None:
           f"{build['build_s'] / plain_epoch:.2f}x one plain epoch")  # fmt: skip
     print(f"{'  the whole prepare (+ listing, .bin), s':40s} {'':12s} {build['prepare_s']:10.2f}   "
           f"{build['prepare_s'] / plain_epoch:.2f}x")  # fmt: skip
-    print(json.dumps({"plain": plain, "build": build, "cached": cached}))
+    print(json.dumps({"plain": plain, "build": build, "cached": cached, "first_step_s": firsts}))
 
 
 if __name__ == "__main__":

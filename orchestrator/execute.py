@@ -23,7 +23,7 @@ from reports.rundir.names import (
     INTERRUPTED,
     TUNE_DIR,
 )
-from trainables import BEST_EPOCH_KEY
+from trainables import BEST_EPOCH_KEY, DATA_SNAPSHOT, DATA_SNAPSHOT_KEY
 
 
 def _quiet(record) -> bool:
@@ -57,16 +57,44 @@ def _announced(fn: Callable[[dict[str, Any]], None], study: str) -> Callable[[di
     return trainable
 
 
+def _hidden(best_by: str | None, snapshot: str | None) -> dict[str, Any]:
+    """What a trial's config carries besides the plan's config, for the trainable's entry
+    point: what its best epoch is chosen by, and the data snapshot its preparation left."""
+    return {
+        **({} if best_by is None else {BEST_EPOCH_KEY: best_by}),
+        **({DATA_SNAPSHOT_KEY: snapshot} if snapshot else {}),
+    }
+
+
+def snapshot_of(row: Any) -> str | None:
+    """The data snapshot a row of provenance (or of ``results.csv``) names, if any."""
+    value = row.get(DATA_SNAPSHOT) if isinstance(row, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def trial_snapshots(
+    plans: list[TrialPlan], provenance: dict[int, dict[str, str]], rows: dict[int, dict[str, Any]]
+) -> list[str | None]:
+    """The data snapshot of each trial's preparation: from this run's preparation, or (a
+    resumed run, which prepares nothing) as its row of ``results.csv`` recorded it, so that a
+    resumed trial reads the data it started with."""
+    return [snapshot_of(provenance.get(p.index)) or snapshot_of(rows.get(p.index)) for p in plans]
+
+
 def _by_plan_index(
-    fn: Callable[[dict[str, Any]], None], configs: list[dict[str, Any]], best_by: list[str | None]
+    fn: Callable[[dict[str, Any]], None],
+    configs: list[dict[str, Any]],
+    best_by: list[str | None],
+    snapshots: list[str | None],
 ) -> Callable[[dict[str, Any]], None]:
     """The trainable, called with the full config of the plan entry Tune's ``_trial`` names
-    (and, for a trainable that keeps its best epoch, what that epoch is chosen by)."""
+    (and, for a trainable that keeps its best epoch, what that epoch is chosen by; for one
+    whose preparation left a data snapshot, its name)."""
 
     @functools.wraps(fn)
     def trainable(config: dict[str, Any]) -> None:
         i = config["_trial"]
-        return fn(configs[i] if best_by[i] is None else {**configs[i], BEST_EPOCH_KEY: best_by[i]})
+        return fn({**configs[i], **_hidden(best_by[i], snapshots[i])})
 
     return trainable
 
@@ -98,6 +126,7 @@ def execute(
     trials: list[int] | None = None,
     tune_dir: str = TUNE_DIR,
     best_by_of: Callable[[dict[str, Any]], str | None] | None = None,
+    provenance: dict[int, dict[str, str]] | None = None,
 ) -> None:
     """Run every planned trial to completion (or failure); rows land in ``results.csv`` as they end.
 
@@ -108,13 +137,16 @@ def execute(
     ``trials``: the plan indices this Tune experiment runs (default: all), in the run's folder
     ``tune_dir`` (``extend`` runs the trials it adds as an experiment of their own).
     ``best_by_of(config)``: what a trial's best epoch is chosen by (``plan.best_epoch_by``).
+    ``provenance``: what each trial's preparation returned (its data snapshot).
     """
+    provenance = provenance or {}
     _quiet_tune_logs()
     assert [p.index for p in plans] == list(range(len(plans)))
     trials = list(range(len(plans))) if trials is None else list(trials)
     best_by = [best_by_of(p.config) if best_by_of else None for p in plans]
+    snapshots = trial_snapshots(plans, provenance, table.rows if table is not None else {})
     fn = tune.with_resources(
-        _announced(_by_plan_index(trainable, [p.config for p in plans], best_by), study),
+        _announced(_by_plan_index(trainable, [p.config for p in plans], best_by, snapshots), study),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
     space = {"_trial": tune.grid_search(trials)}
@@ -155,12 +187,14 @@ def execute(
     ResultsTable.load(Path(run_dir), study, plans, group_column=table.group_column).mark_unfinished(INTERRUPTED)
 
 
-def _search_trainable(entry, search, study: str, best_by: str | None) -> Callable[[dict[str, Any]], None]:
+def _search_trainable(
+    entry, search, study: str, best_by: str | None, snapshot: str | None
+) -> Callable[[dict[str, Any]], None]:
     fn = entry.fn
 
     def trainable(config: dict[str, Any]) -> None:
         sampled = sampled_trial_config(entry, search, config)
-        return fn(sampled if best_by is None else {**sampled, BEST_EPOCH_KEY: best_by})
+        return fn({**sampled, **_hidden(best_by, snapshot)})
 
     functools.update_wrapper(trainable, fn)
     return _announced(trainable, study)
@@ -207,8 +241,15 @@ def execute_search(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
+    snapshot = snapshot_of(provenance)
+    if snapshot is None and restore:  # as results.csv recorded it: resumed trials read the data they started with
+        from reports.rundir.files import read_results
+
+        done = read_results(Path(run_dir))
+        if DATA_SNAPSHOT in done.columns:
+            snapshot = next((v for v in done[DATA_SNAPSHOT] if isinstance(v, str) and v), None)
     fn = tune.with_resources(
-        _search_trainable(entry, search, study, best_by), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
+        _search_trainable(entry, search, study, best_by, snapshot), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
     )
     if restore:
         tuner = tune.Tuner.restore(

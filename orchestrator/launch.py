@@ -128,17 +128,22 @@ def ray_trials(opts: RunOptions, cpus: float, gpus: float, run_dir: Path, log: C
     from orchestrator.ray_runtime import check_shared_paths, ray_session
     from trainables.data.synthfaces import default_cache_dir
 
-    with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
-        nodes = check_shared_paths({"run directory": Path(run_dir), "data cache": default_cache_dir()})
-        if nodes > 1:
-            log(f"Ray cluster of {nodes} nodes: each sees the run directory and the data cache")
-        if cpus > ray_info.cpus:
-            raise UserError(f"--cpus-per-trial {cpus:g} exceeds the {ray_info.cpus:g} CPUs of the Ray cluster")
-        if gpus > ray_info.gpus:
-            raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
-        started = time.perf_counter()
-        yield
-        log(f"trials done in {time.perf_counter() - started:.0f} s")
+    try:
+        with ray_session(address=opts.address, dashboard_host=opts.dashboard_host, log=log) as ray_info:
+            nodes = check_shared_paths({"run directory": Path(run_dir), "data cache": default_cache_dir()})
+            if nodes > 1:
+                log(f"Ray cluster of {nodes} nodes: each sees the run directory and the data cache")
+            if cpus > ray_info.cpus:
+                raise UserError(f"--cpus-per-trial {cpus:g} exceeds the {ray_info.cpus:g} CPUs of the Ray cluster")
+            if gpus > ray_info.gpus:
+                raise UserError(f"--gpus-per-trial {gpus:g} exceeds the {ray_info.gpus:g} GPUs of the Ray cluster")
+            started = time.perf_counter()
+            yield
+            log(f"trials done in {time.perf_counter() - started:.0f} s")
+    finally:
+        from trainables.checkpointing import sweep_scratch
+
+        sweep_scratch()  # the folders of trials stopped on this machine (their processes have ended)
 
 
 def prepare_shared(

@@ -151,6 +151,9 @@ def pytest_sessionfinish(session):
 
         stop_node(int(record.read_text().split()[1]))
         record.unlink()
+    from trainables.checkpointing import sweep_scratch
+
+    sweep_scratch()  # the temporary folders of trials stopped in the tests (their workers have ended)
 
 
 @pytest.fixture(scope="session")

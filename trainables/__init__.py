@@ -7,6 +7,8 @@ complete from then on; a new trainable needs no line here.
 
 from trainables._registry import (
     BEST_EPOCH_KEY,
+    DATA_SNAPSHOT,
+    DATA_SNAPSHOT_KEY,
     TrainableEntry,
     discover,
     get_trainable,
@@ -16,4 +18,13 @@ from trainables._registry import (
 
 PACKAGES = discover(__name__, __path__)
 
-__all__ = ["BEST_EPOCH_KEY", "PACKAGES", "TrainableEntry", "get_trainable", "list_trainables", "register_trainable"]
+__all__ = [
+    "BEST_EPOCH_KEY",
+    "DATA_SNAPSHOT",
+    "DATA_SNAPSHOT_KEY",
+    "PACKAGES",
+    "TrainableEntry",
+    "get_trainable",
+    "list_trainables",
+    "register_trainable",
+]

@@ -63,6 +63,10 @@ _REGISTRY: dict[str, TrainableEntry] = {}
 #: The key of a trial's config that names the validation metric its best epoch is chosen by
 #: (``"val/x/acc:max"``, "" for none: the last epoch); taken out before the config is validated.
 BEST_EPOCH_KEY = "_best_epoch_by"
+#: The key of a trial's config that names the study's data snapshot (``trainables.data.snapshot``:
+#: what its preparation found, which the trial reads instead of listing its data again); its
+#: ``prepare`` returns it as the provenance ``DATA_SNAPSHOT``; taken out before validation.
+DATA_SNAPSHOT_KEY, DATA_SNAPSHOT = "_data_snapshot", "data_snapshot"
 
 
 def register_trainable(
@@ -121,14 +125,21 @@ def register_module(
     """
 
     def prepare(cfg: BaseModel, out_dir: Path) -> dict[str, str]:
-        return trainable_module(module).prepare(cfg, out_dir)
+        from trainables.data import snapshot
+
+        with snapshot.recording() as pins:
+            provenance = trainable_module(module).prepare(cfg, out_dir)
+        name = snapshot.save(pins)
+        return {**provenance, DATA_SNAPSHOT: name} if name else provenance
 
     def train(config: dict[str, Any]) -> None:
+        from trainables.data import snapshot
         from trainables.ray_glue import run_in_tune
 
         config = dict(config)
         best_by = config.pop(BEST_EPOCH_KEY, None)
-        run_in_tune(trainable_module(module).run, config_cls.model_validate(config), best_by)
+        with snapshot.pinned(config.pop(DATA_SNAPSHOT_KEY, None)):
+            run_in_tune(trainable_module(module).run, config_cls.model_validate(config), best_by)
 
     # the package assigns the result to ``train_<name>``: pickles (Ray's) then refer to it by
     # name, as to any module-level function, instead of carrying the closure by value

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +111,45 @@ class BestEpoch:
             (best / BEST_META).write_text(json.dumps({**self.meta, "reports": self.reports}, indent=1))
             metrics = {**metrics, "train/best_epoch": float(self.meta["epoch"])}
         self.report(metrics, checkpoint_dir)
+
+
+#: Temporary folders of trials: ``orchestrator-<purpose>-<pid>-<random>`` in the system's
+#: temporary folder (``scratch_dir``).
+SCRATCH = "orchestrator-"
+
+
+def scratch_dir(purpose: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder of this process, named by ``purpose`` (letters) and the process id.
+    A Tune trial that its scheduler stops (ASHA), or that a run leaves paused, ends with its
+    worker process, before its ``with`` blocks can remove their folders: ``sweep_scratch``
+    removes those of processes that are gone."""
+    assert purpose.isalpha(), purpose
+    return tempfile.TemporaryDirectory(prefix=f"{SCRATCH}{purpose}-{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, the process is only looked up
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
+
+
+def sweep_scratch(root: Path | None = None) -> int:
+    """Remove this user's trial folders (``scratch_dir``) whose process has ended; returns
+    how many. Called when a trial starts and when a run's Ray session has closed."""
+    root = Path(root or tempfile.gettempdir())
+    removed = 0
+    for d in root.glob(f"{SCRATCH}*-*-*"):
+        m = re.fullmatch(rf"{re.escape(SCRATCH)}[A-Za-z]+-(\d+)-.+", d.name)
+        try:
+            mine = d.is_dir() and not d.is_symlink() and d.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if m is None or not mine or _alive(int(m.group(1))):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed

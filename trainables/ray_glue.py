@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -11,7 +10,7 @@ import ray
 import torch
 from ray import tune
 
-from trainables.checkpointing import BestEpoch, parse_best_by
+from trainables.checkpointing import BestEpoch, parse_best_by, scratch_dir, sweep_scratch
 from trainables.errors import TrialDiverged
 
 DIVERGED_MARKER = "DIVERGED"
@@ -49,9 +48,10 @@ def run_in_tune(run, cfg, best_by: str | None = None) -> None:
     (``<run>/tune/<trial>/``) when it returns.
     """
     set_threads_from_ray()
+    sweep_scratch()  # what trials stopped on this machine before left behind
     with diverged_stays_stopped(), restore_dir() as previous:
         restore = Path(previous) if previous else None
-        with tempfile.TemporaryDirectory(prefix="trial-out-") as out:
+        with scratch_dir("trial") as out:
             report = BestEpoch(ray_reporter, parse_best_by(best_by), restore)
             run(cfg, report, restore_from=restore, out_dir=Path(out))
             if any(Path(out).iterdir()):

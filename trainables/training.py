@@ -4,7 +4,6 @@ the one epoch / checkpoint / resume loop every trainable that trains by epochs r
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.checkpointing import load_state, restore_rng, rng_state, save_state
+from trainables.checkpointing import load_state, restore_rng, rng_state, save_state, scratch_dir
 from trainables.errors import TrialDiverged
 from trainables.protocol import Reporter
 
@@ -283,7 +282,7 @@ def fit(
             "rng": rng_state(generator),
             "epoch": e + 1,
         }
-        with tempfile.TemporaryDirectory(prefix="checkpoint-") as d:
+        with scratch_dir("checkpoint") as d:
             save_state(d, state)
             report(metrics, Path(d))
 

@@ -75,6 +75,7 @@ class GridKind(StudyKind):
             ],
             tune_dir=launch.experiment.dir,
             best_by_of=lambda config: best_epoch_by(launch.spec, launch.entry, config),
+            provenance=provenance or {},
         )
 
     def progress(self, launch: Launch, compiled: list[TrialPlan], meta: dict[str, Any], has_table: bool) -> Progress:

@@ -43,6 +43,7 @@ PROVENANCE_COLUMNS = (
     "data_fingerprint",
     "skipped_images",
     "single_image_identities",
+    "data_snapshot",
     "git_commit",
     "torch_version",
     "ray_version",

@@ -100,6 +100,10 @@ def test_the_real_data_ablation_runs_quick_on_generated_data(real_run):
     # one for the training folder (its held-out validation identities are rows of it) and one per benchmark
     assert listed[-1].startswith(f"3 caches in {tmp_path / 'cache' / 'images'}")
     assert out.count("decoded ") == 3  # built once, by the driver, for every trial
+    # every trial was handed the data its study prepared (trainables.data.snapshot): one record,
+    # named by the sha256 of its content, for the variants' one folder and two benchmarks
+    (snapshot,) = set(df["data_snapshot"])
+    assert re.fullmatch(r"[0-9a-f]{32}", snapshot)
 
 
 #: Run in a fresh interpreter with this project's packages made unimportable: the exported

@@ -99,3 +99,30 @@ def test_the_report_says_which_epoch_each_model_is():
     )
     assert "<b>last</b> epoch: the study has no validation metric" in models_line({"best_epoch_by": ""})
     assert models_line({}) == ""  # a run of a trainable that keeps no model (or of an earlier version)
+
+
+def test_the_folders_of_trials_whose_process_ended_are_swept_and_no_others(tmp_path):
+    """A trial stopped by ASHA ends with its worker before its ``with`` blocks remove their
+    folders; the next trial (or the run's end) removes them, and only them."""
+    import os
+    import subprocess
+    import sys
+
+    from trainables.checkpointing import scratch_dir, sweep_scratch
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(ended.stdout)
+    names = {
+        "dead": f"orchestrator-checkpoint-{dead}-abc",
+        "dead_trial": f"orchestrator-trial-{dead}-x",
+        "alive": f"orchestrator-checkpoint-{os.getpid()}-abc",
+        "other": f"orchestrator-{dead}",  # not a trial's folder
+        "not_ours": f"checkpoint-{dead}-abc",
+    }
+    for name in names.values():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state.pt").write_bytes(b"x")
+    assert sweep_scratch(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["alive"], names["other"], names["not_ours"]])
+    with scratch_dir("checkpoint") as d:  # this process's own: named so that a sweep can tell whose it is
+        assert Path(d).name.startswith(f"orchestrator-checkpoint-{os.getpid()}-")

@@ -321,10 +321,35 @@ def read_train_data(reference: str, *, check: bool = True) -> TrainSet:
     """An image folder or a CSV manifest (synthfaces is handled by the trainable). ``check``
     False: unreadable images are not looked for here (the caller decodes every image into the
     shared cache, which finds them, and calls ``without_unreadable``)."""
+    from trainables.data import snapshot
+
     path = Path(reference).expanduser()
-    if path.suffix.lower() == ".csv":
-        return read_manifest(path, check=check)
-    return read_image_folder(path, check=check)
+    key = snapshot.source_key("train_data", path)
+    if not check:  # the listing alone: what a study's snapshot pins (``trainables.data.snapshot``)
+        found = snapshot.pinned_listing(key)
+        if found is not None:
+            return _listing_from(*found)
+    listed = read_manifest(path, check=check) if path.suffix.lower() == ".csv" else read_image_folder(path, check=check)
+    if not check:
+        snapshot.record_listing(key, *_listing_of(listed))
+    return listed
+
+
+def _listing_of(listed: TrainSet) -> tuple[dict[str, np.ndarray], dict[str, tuple[str, ...]]]:
+    arrays = {"identity": listed.identity, "domain": listed.domain}
+    return arrays, {"paths": listed.paths or (), "names": listed.identity_names or (), "domains": listed.domains,
+                    "fingerprint": (listed.fingerprint,)}  # fmt: skip
+
+
+def _listing_from(arrays: dict[str, np.ndarray], texts: dict[str, list[str]]) -> TrainSet:
+    return TrainSet(
+        identity=arrays["identity"].astype(np.int64, copy=False),
+        domain=arrays["domain"].astype(np.int64, copy=False),
+        domains=tuple(texts["domains"]),
+        fingerprint=texts["fingerprint"][0],
+        paths=tuple(texts["paths"]),
+        identity_names=tuple(texts["names"]),
+    )
 
 
 def without_unreadable(train: TrainSet, bad: list[tuple[str, str]], source: str) -> TrainSet:

@@ -5,7 +5,6 @@ epoch loop with checkpoints. Free of Ray.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from trainables import training
+from trainables.checkpointing import scratch_dir
 from trainables.data import image_cache
 from trainables.data.json_lists import PersonSet, read_people  # noqa: F401  (read_people: re-exported)
 from trainables.data.sources import DataError, TrainSet
@@ -230,7 +230,7 @@ def fit(
     trainable weights. ``baseline: true`` trains nothing: the backbone as loaded is
     evaluated and reported once."""
     if cfg.baseline:
-        with tempfile.TemporaryDirectory(prefix="baseline-") as d:
+        with scratch_dir("baseline") as d:
             report({**evaluate(), "train/epochs": 0.0}, Path(d))
         return
     training.fit(

@@ -11,7 +11,6 @@ into the trial's directory.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from trainables.checkpointing import scratch_dir
 from trainables.data.sources import write_skipped
 from trainables.hardware import Fetcher, Hardware, hardware
 from trainables.models.backbone import resolve
@@ -166,7 +166,7 @@ def run(cfg: ProbeConfig, report: Reporter, *, restore_from: Path | None = None,
             {"embed_s": metrics["train/embed_s"], "head_s": head_s, "trial_s": time.perf_counter() - t_start},
             extra,
         )
-    with tempfile.TemporaryDirectory(prefix="probe-") as d:
+    with scratch_dir("probe") as d:
         torch.save(state, Path(d) / "head.pt")
         report(metrics, Path(d))
 
