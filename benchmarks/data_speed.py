@@ -43,7 +43,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-REPEAT = 5  # fresh trials per arm whose time to the first batch is compared (the median)
 
 PLAIN = r"""
 import json, sys, time
@@ -134,6 +133,9 @@ def main() -> None:
     ap.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="loader workers (the cache is built with every CPU)"
     )
+    ap.add_argument(
+        "--repeat", type=int, default=5, help="fresh trials per arm whose time to the first batch is compared (median)"
+    )
     ap.add_argument("--dir", type=Path, default=None, help="where to generate the data (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -162,20 +164,20 @@ def main() -> None:
         os.sync()
         cached_arm = [train, bin_path, args.size, args.batch, build["snapshot"]]
         cached = _run(CACHED, *cached_arm, 2, env=env)
-        # the time to the first batch: the median of REPEAT fresh trials (processes) of each arm
+        # the time to the first batch: the median of --repeat fresh trials (processes) of each arm
         # (a machine's first touch of fresh memory can add 0.1 s to one of them)
         firsts = {
-            "plain": [plain["first_step_s"]] + [_run(PLAIN, *plain_arm, 0, env=env)["first_step_s"] for _ in range(REPEAT - 1)],
-            "cached": [cached["first_step_s"]] + [_run(CACHED, *cached_arm, 0, env=env)["first_step_s"] for _ in range(REPEAT - 1)],
+            "plain": [plain["first_step_s"]] + [_run(PLAIN, *plain_arm, 0, env=env)["first_step_s"] for _ in range(args.repeat - 1)],
+            "cached": [cached["first_step_s"]] + [_run(CACHED, *cached_arm, 0, env=env)["first_step_s"] for _ in range(args.repeat - 1)],
             # a trial without the study's snapshot (one run by hand): lists and stats its data itself
-            "unpinned": [_run(CACHED, *cached_arm[:-1], "unpinned", 0, env=env)["first_step_s"] for _ in range(REPEAT)],
+            "unpinned": [_run(CACHED, *cached_arm[:-1], "unpinned", 0, env=env)["first_step_s"] for _ in range(args.repeat)],
         }  # fmt: skip
 
     plain_epoch = sum(plain["epoch_s"]) / 2
     cached_epoch = sum(cached["epoch_s"]) / 2
     first = {arm: statistics.median(v) for arm, v in firsts.items()}
     rows = [
-        (f"time to the first training batch, s ({REPEAT})", first["plain"], first["cached"]),
+        (f"time to the first training batch, s ({args.repeat})", first["plain"], first["cached"]),
         ("  without the study's snapshot, s", first["plain"], first["unpinned"]),
         ("epoch, s (mean of 2)", plain_epoch, cached_epoch),
     ]
