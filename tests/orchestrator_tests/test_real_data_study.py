@@ -103,7 +103,8 @@ def test_the_real_data_ablation_runs_quick_on_generated_data(real_run):
     # every trial was handed the data its study prepared (trainables.data.snapshot): one record,
     # named by the sha256 of its content, for the variants' one folder and two benchmarks
     (snapshot,) = set(df["data_snapshot"])
-    assert re.fullmatch(r"[0-9a-f]{32}", snapshot)
+    assert Path(snapshot).parent == (tmp_path / "cache" / "images").resolve()
+    assert re.fullmatch(r"[0-9a-f]{32}\.snapshot\.json", Path(snapshot).name)
 
 
 #: Run in a fresh interpreter with this project's packages made unimportable: the exported

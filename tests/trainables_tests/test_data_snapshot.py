@@ -69,6 +69,8 @@ def test_a_pinned_trial_reads_what_preparation_found_without_listing_or_a_stat(p
     root, listed, cache, name = prepared
     assert len(listed) == 9
     _no_listing_or_stat(monkeypatch)
+    # a trial whose own process was started with another cache folder (a Ray started before)
+    monkeypatch.setenv("ORCHESTRATOR_CACHE", str(root.parent / "elsewhere"))
     with snapshot.pinned(name):
         again = sources.read_train_data(str(root), check=False)
         rows = image_cache.image_files(list(again.paths or ()), SIZE)
@@ -121,9 +123,12 @@ def test_a_damaged_or_cleared_snapshot_is_not_trusted(prepared, damage):
         rows = image_cache.image_files(list(now.paths or ()), SIZE)
     assert len(now) == len(listed) + 1  # listed again, not the snapshot's listing
     assert rows.directory != cache.directory and rows.images.shape[0] == len(now)
-    assert bool(said) == (damage != "listing")  # a listing that is damaged: the snapshot was read
-    if said:
-        assert name in said[0] and "lists and checks its data itself" in said[0] and str(where) in said[0]
+    (line,) = said
+    stem = Path(name).name.removesuffix(snapshot.SNAPSHOT_SUFFIX)
+    if damage == "listing":  # the snapshot itself was read; its listing was not trusted
+        assert line == f"reading the data its study prepared (data snapshot {stem})"
+    else:
+        assert stem in line and "lists and checks its data itself" in line and str(where) in line
 
 
 def test_nothing_recorded_no_snapshot_and_no_pins_outside_a_trial(tmp_path, monkeypatch):
@@ -143,7 +148,7 @@ class _Config(BaseModel):
 
 
 def test_the_registry_pins_what_prepare_found_for_the_trial(tmp_path, monkeypatch):
-    """``prepare`` returns the snapshot's name with its provenance; the trial's entry point
+    """``prepare`` returns the snapshot file with its provenance; the trial's entry point
     takes it out of the config (which then validates) and reads through it."""
     monkeypatch.setenv("ORCHESTRATOR_CACHE", str(tmp_path / "cache"))
     root = _folder(tmp_path / "train")
@@ -171,8 +176,8 @@ def test_the_registry_pins_what_prepare_found_for_the_trial(tmp_path, monkeypatc
     fn = _registry.register_module("snapshot_test", config_cls=_Config, module="unused", description="test")
     entry = _registry.get_trainable("snapshot_test")
     provenance = entry.prepare(_Config(train_data=str(root)), tmp_path)
-    name = provenance[DATA_SNAPSHOT]
-    assert (image_cache.cache_root() / f"{name}{snapshot.SNAPSHOT_SUFFIX}").is_file()
+    name = provenance[DATA_SNAPSHOT]  # the snapshot file, where the driver's cache folder is
+    assert Path(name).is_file() and Path(name).parent == image_cache.cache_root().resolve()
     fn({"train_data": str(root), DATA_SNAPSHOT_KEY: name})
     assert seen == {"config": _Config(train_data=str(root)), "pinned": True, "rows": 9}
 

@@ -283,7 +283,7 @@ def image_files(paths: Sequence[str], size: int, **kw) -> CachedImages:
 
     pin = snapshot.pinned_cache(paths, size)
     if pin is not None and pin[1] == len(paths):
-        found = _open_pinned(pin[0], len(paths), size, root=kw.get("root"))
+        found = _open_pinned(pin[0], len(paths), size)
         if found is not None:
             return found
     out = cached("files", _described(paths), lambda: list(paths), size, **kw)
@@ -291,15 +291,14 @@ def image_files(paths: Sequence[str], size: int, **kw) -> CachedImages:
     return out
 
 
-def _open_pinned(key: str, n: int, size: int, *, root: Path | None = None) -> CachedImages | None:
-    """The cache ``key`` when it is whole (its length checked as always), else None."""
+def _open_pinned(directory: Path, n: int, size: int) -> CachedImages | None:
+    """The cache in ``directory`` when it is whole (its length checked as always), else None."""
     from filelock import FileLock
 
-    root = Path(root or cache_root())
-    if not (root / key).is_dir():
+    if not directory.is_dir():
         return None
-    with FileLock(str(root / f"{key}.lock")):  # not while a study rebuilds it
-        return _open(root / key, n, size, verify=False)
+    with FileLock(str(directory.parent / f"{directory.name}.lock")):  # not while a study rebuilds it
+        return _open(directory, n, size, verify=False)
 
 
 def bin_images(path: str | Path, size: int, blobs: Callable[[], Sequence[bytes]], n: int, **kw) -> CachedImages:

@@ -131,7 +131,11 @@ def record_cache(paths: Sequence[str], size: int, directory: str, rows: int) -> 
 
 
 def save(pins: Pins) -> str | None:
-    """Write the snapshot of what was recorded; its name (None when nothing was)."""
+    """Write the snapshot of what was recorded; returns the snapshot file's absolute path,
+    which is what trials are handed (None when nothing was recorded). The path, not the
+    bare name: a trial reads the cache folder its study's driver prepared in, whatever its
+    own process's ``ORCHESTRATOR_CACHE`` says (a Ray started earlier with another one; on a
+    cluster the driver has checked that every node sees that folder at that path)."""
     if not pins.listings and not pins.caches:
         return None
     data = json.dumps({"listings": pins.listings, "caches": pins.caches}, sort_keys=True).encode()
@@ -140,18 +144,19 @@ def save(pins: Pins) -> str | None:
     path = pins.root / f"{name}{SNAPSHOT_SUFFIX}"
     if not path.is_file():
         _write(path, data)
-    return name
+    return str(path.resolve())
 
 
 # ------------------------------------------------------------------ a trial reads through it
 @contextmanager
-def pinned(name: str | None, root: Path | None = None, log=print) -> Iterator[Pins | None]:
-    """Inside, the readers take what the snapshot ``name`` pins (None: nothing is pinned).
-    A snapshot that is gone or damaged pins nothing, and ``log`` says so."""
+def pinned(snapshot: str | None, log=print) -> Iterator[Pins | None]:
+    """Inside, the readers take what the snapshot file ``snapshot`` (``save``'s path) pins
+    (None: nothing is pinned). A snapshot that is gone or damaged pins nothing, and ``log``
+    says so."""
     pins = None
-    if name:
-        where = _root(root)
-        pins = _read_snapshot(where / f"{name}{SNAPSHOT_SUFFIX}", name)
+    if snapshot:
+        where, name = Path(snapshot).parent, Path(snapshot).name.removesuffix(SNAPSHOT_SUFFIX)
+        pins = _read_snapshot(Path(snapshot), name)
         if pins is None:
             log(
                 f"data snapshot {name} is missing or damaged in {where} (caches cleared?): "
@@ -159,6 +164,7 @@ def pinned(name: str | None, root: Path | None = None, log=print) -> Iterator[Pi
             )
         else:
             pins.root = where
+            log(f"reading the data its study prepared (data snapshot {name})")
     token = _PINNED.set(pins)
     try:
         yield pins
@@ -202,13 +208,16 @@ def pinned_listing(key: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]
         return None
 
 
-def pinned_cache(paths: Sequence[str], size: int) -> tuple[str, int] | None:
-    """(directory name, rows) of the cache pinned for ``paths`` at ``size``, or None."""
+def pinned_cache(paths: Sequence[str], size: int) -> tuple[Path, int] | None:
+    """(directory, rows) of the cache pinned for ``paths`` at ``size``, or None."""
     pins = _PINNED.get()
     if pins is None or not pins.caches:
         return None
     found = pins.caches.get(paths_key(paths, size))
-    return (str(found[0]), int(found[1])) if found is not None and int(found[2]) == size else None
+    if found is None or int(found[2]) != size:
+        return None
+    assert pins.root is not None
+    return pins.root / str(found[0]), int(found[1])
 
 
 def active() -> bool:
