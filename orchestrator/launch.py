@@ -207,6 +207,10 @@ def spec_facts(spec: StudySpec, plans: list[TrialPlan]) -> dict[str, Any]:
         "selects": bool(spec.chooses()),
         # which epoch's model each trial keeps ("" the last: no validation metric; None: none kept)
         "best_epoch_by": best_epoch_by(spec, entry, plans[0].config) if plans else None,
+        # which way each reported metric is better, as the trainable declares it (trainables.metrics)
+        "metric_directions": {
+            k: way for p in plans for k in entry.reported_keys(p.config) if (way := entry.direction(k)) is not None
+        },
     }
 
 

@@ -129,7 +129,12 @@ def best_epoch_by(spec: StudySpec, entry: TrainableEntry, config: dict[str, Any]
     metric = next((m for m in candidates if m and m.startswith(VALIDATION) and m in known), None)
     if metric is None:
         return ""
-    mode = spec.mode if metric == counterpart else metric_mode(metric, primary=spec.metric, mode=spec.mode)
+    declared = {metric: way} if (way := entry.direction(metric)) else None
+    mode = (
+        spec.mode
+        if metric == counterpart
+        else metric_mode(metric, primary=spec.metric, mode=spec.mode, directions=declared)
+    )
     return f"{metric}:{mode}"
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import pandas as pd
 
-from reports.rundir.names import COMPLETED  # the one status that enters the statistics
+from reports.rundir.names import COMPLETED, direction_by_name  # COMPLETED: the one status that enters the statistics
 from reports.stats import (
     BOOTSTRAP_MIN_SEEDS,
     INTERVALS,
@@ -26,8 +27,6 @@ from reports.stats import (
 )
 from reports.stats_power import POWER, detectable_effect, seeds_for
 
-#: Metric names whose last part means lower is better.
-LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
 TEST_NAME = TESTS["paired_t"]
 
 #: How comparisons are grouped for multiplicity control (``report.family``):
@@ -53,12 +52,13 @@ FOLD_NOTE = (
 )
 
 
-def metric_mode(metric: str, *, primary: str, mode: str) -> str:
-    """'max' or 'min': the study's mode for its own metric, otherwise read from the name."""
+def metric_mode(metric: str, *, primary: str, mode: str, directions: Mapping[str, str] | None = None) -> str:
+    """'max' or 'min': the study's mode for its own metric, otherwise the direction the
+    trainable declared (``run.json``'s ``metric_directions``), else read from the name (a
+    metric the run recorded none for)."""
     if metric == primary:
         return mode
-    last = metric.rsplit("/", 1)[-1].split("@")[0]
-    return "min" if last in LOWER_IS_BETTER else "max"
+    return (directions or {}).get(metric) or direction_by_name(metric)
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,7 @@ def ablation_table(
     alpha: float = 0.05,
     min_effect: float | None = None,
     interval: str = "t",
+    directions: Mapping[str, str] | None = None,
     **display,
 ) -> AblationTable:
     """Compute the table from ``results.csv`` rows; only completed trials enter it.
@@ -212,7 +213,8 @@ def ablation_table(
     whole table. ``family``: how the comparisons are grouped for Holm's adjustment (FAMILIES);
     ``alpha``: the family-wise level; ``min_effect``: the difference that matters, for the
     seeds needed; ``interval``: ``t`` or ``bootstrap`` (stats.INTERVALS), for every interval
-    of the table (the unadjusted and the simultaneous one).
+    of the table (the unadjusted and the simultaneous one). ``directions``: which way each
+    metric is better (``run.json``'s ``metric_directions``; the study's ``mode`` for its own).
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
@@ -220,7 +222,7 @@ def ablation_table(
     excluded = df[(df["status"] != COMPLETED) & df[group_column].isin(variants)][
         ["trial_name", group_column, "seed", "status", "error"]
     ]
-    modes = {m: metric_mode(m, primary=primary, mode=mode) for m in metrics}
+    modes = {m: metric_mode(m, primary=primary, mode=mode, directions=directions) for m in metrics}
     test = choose_test(done, variants, reference, group_column, test)
     raw: dict[tuple[str, str], dict] = {}
     for m in metrics:

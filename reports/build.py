@@ -66,6 +66,7 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
         metrics=meta["report_metrics"],
         primary=meta["metric"],
         mode=meta["mode"],
+        directions=meta["metric_directions"],
         group_column="point",
         **stats_options(meta),
     )
@@ -360,6 +361,7 @@ def _ablation_tables(df: pd.DataFrame, meta: dict) -> list:
         reference=meta["reference"],
         primary=meta["metric"],
         mode=meta["mode"],
+        directions=meta["metric_directions"],
         display=dict(meta.get("names") or {}),
         title=meta.get("title") or "",
         **stats_options(meta),

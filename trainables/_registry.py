@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from pydantic import BaseModel
 
@@ -44,6 +44,14 @@ class TrainableEntry:
     #: Whether its trials keep the best epoch's model (``register_module``'s trainables do):
     #: the study then hands each trial's config ``BEST_EPOCH_KEY``.
     keeps_best: bool = False
+    #: Which way each reported metric is better (``trainables.metrics``): (pattern, direction).
+    directions: tuple[tuple[str, str], ...] = ()
+
+    def direction(self, key: str) -> str | None:
+        """``max`` or ``min``: which way ``key`` is better, as the trainable declared it."""
+        from trainables.metrics import direction
+
+        return direction(self.directions, key)
 
     def reported_keys(self, config: dict[str, Any] | BaseModel) -> list[str]:
         """``metric_keys`` of a config (dict or validated object)."""
@@ -79,6 +87,7 @@ def register_trainable(
     iterations: Callable[[BaseModel], int] | None = None,
     smoke: Mapping[str, Any] | None = None,
     keeps_best: bool = False,
+    directions: Sequence[tuple[str, str]] = (),
 ) -> Callable[[Callable], Callable]:
     config_cls.model_validate(dict(smoke or {}))  # a smoke config that does not validate fails at import
 
@@ -86,7 +95,16 @@ def register_trainable(
         if name in _REGISTRY:
             raise ValueError(f"trainable {name!r} is registered twice")
         _REGISTRY[name] = TrainableEntry(
-            name, fn, config_cls, prepare, description, metric_keys, iterations, dict(smoke or {}), keeps_best
+            name,
+            fn,
+            config_cls,
+            prepare,
+            description,
+            metric_keys,
+            iterations,
+            dict(smoke or {}),
+            keeps_best,
+            tuple((str(p), str(d)) for p, d in directions),
         )
         return fn
 
@@ -115,6 +133,7 @@ def register_module(
     metric_keys: Callable[[BaseModel], list[str]] | None = None,
     iterations: Callable[[BaseModel], int] | None = None,
     smoke: Mapping[str, Any] | None = None,
+    directions: Sequence[tuple[str, str]] = (),
 ) -> Callable[[dict[str, Any]], None]:
     """Register the trainable whose preparation and training live in ``module``, a Ray-free
     module with ``prepare(cfg, out_dir)`` and ``run(cfg, report, *, restore_from)``.
@@ -154,6 +173,7 @@ def register_module(
         iterations=iterations,
         smoke=smoke,
         keeps_best=True,
+        directions=directions,
     )(train)
 
 

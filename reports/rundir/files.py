@@ -143,6 +143,15 @@ def read_run_info(run_dir: Path) -> dict[str, Any]:
             raise DamagedRunFile(f"{path}: no {key!r} ({kind.__name__}); the file is damaged or not from this tool")
     _check_run_fields(path, info)
     info.setdefault("report_metrics", [info["metric"]])  # a run made before run.json listed them
+    # which way each metric is better: as the trainable declared it, or (a run made before
+    # run.json recorded that, or a metric it recorded none for) by the old rule of names
+    from reports.rundir.names import direction_by_name
+
+    recorded = info.get("metric_directions") or {}
+    info["metric_directions"] = {
+        **{m: direction_by_name(m) for m in dict.fromkeys([info["metric"], *info["report_metrics"]])},
+        **recorded,
+    }
     return info
 
 
@@ -160,6 +169,7 @@ def _is(value: Any, what: str) -> bool:
         "strs": isinstance(value, list) and all(isinstance(v, str) for v in value),
         "ints": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
         "names": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+        "directions": isinstance(value, dict) and all(v in ("max", "min") for v in value.values()),
         "axes": isinstance(value, dict) and all(isinstance(v, list) for v in value.values()),
         "dict": isinstance(value, dict),
         "list": isinstance(value, list),
@@ -194,6 +204,7 @@ RUN_FIELDS = {
     "driver": "dict",
     "extensions": "list",
     "overrides": "strs",
+    "metric_directions": "directions",
 }
 
 #: What each study kind's report cannot do without.

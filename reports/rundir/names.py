@@ -114,3 +114,15 @@ def rung_milestones(*, grace_period: int, reduction_factor: float, max_t: int) -
             out.append(int(t))
         t = t * reduction_factor
     return out
+
+
+#: How runs made before ``run.json`` recorded each metric's direction (``metric_directions``,
+#: declared by the trainables) are read: a metric whose last part is one of these is better
+#: lower. Runs made since read the trainable's own declaration.
+LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
+
+
+def direction_by_name(metric: str) -> str:
+    """``min`` or ``max`` for ``metric`` by the old rule (``LOWER_IS_BETTER``)."""
+    last = metric.rsplit("/", 1)[-1].split("@")[0]
+    return "min" if last in LOWER_IS_BETTER else "max"

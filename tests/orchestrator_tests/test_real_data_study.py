@@ -102,6 +102,14 @@ def test_the_real_data_ablation_runs_quick_on_generated_data(real_run):
     assert out.count("decoded ") == 3  # built once, by the driver, for every trial
     # every trial was handed the data its study prepared (trainables.data.snapshot): one record,
     # named by the sha256 of its content, for the variants' one folder and two benchmarks
+    # which way each metric is better: run.json holds the trainable's declaration for every key it reports
+    from trainables import get_trainable
+
+    info = json.loads((tmp_path / "runs" / "real-quick" / "run.json").read_text())
+    entry = get_trainable("da_lora")
+    assert set(info["metric_directions"]) == {k for c in config.values() for k in entry.reported_keys(c)}
+    assert all(way == entry.direction(k) for k, way in info["metric_directions"].items())
+    assert info["metric_directions"]["train/cosface_loss"] == "min"  # a loss (the old rule of names said max)
     (snapshot,) = set(df["data_snapshot"])
     assert Path(snapshot).parent == (tmp_path / "cache" / "images").resolve()
     assert re.fullmatch(r"[0-9a-f]{32}\.snapshot\.json", Path(snapshot).name)

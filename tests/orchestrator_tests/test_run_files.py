@@ -242,3 +242,21 @@ def test_load_run_types_configs_from_configs_json(tmp_path):
     (tmp_path / "results.csv").write_text("damaged\n")
     with pytest.raises(DamagedRunFile):
         orchestrator.load_run(tmp_path)
+
+
+def test_metric_directions_as_recorded_and_old_runs_by_name(run):
+    """Which way each metric is better: as run.json records it (the trainable's declaration);
+    a run made before it was recorded, or a metric it holds none for, by the old rule of names
+    (the study's own metric too: its mode is the spec's); a value other than max or min is
+    refused as damage, in one line."""
+    from reports.rundir.files import read_run_info
+
+    meta = json.loads((run / "run.json").read_text())
+    meta["report_metrics"] = [M, "train/cosface_loss", "eval/x/eer"]
+    write_checked(run, "run.json", json.dumps(meta))
+    assert read_run_info(run)["metric_directions"] == {M: "max", "train/cosface_loss": "max", "eval/x/eer": "min"}
+    write_checked(run, "run.json", json.dumps({**meta, "metric_directions": {"train/cosface_loss": "min"}}))
+    assert read_run_info(run)["metric_directions"]["train/cosface_loss"] == "min"
+    write_checked(run, "run.json", json.dumps({**meta, "metric_directions": {"train/cosface_loss": "down"}}))
+    with pytest.raises(DamagedRunFile, match="metric_directions"):
+        read_run_info(run)

@@ -88,6 +88,22 @@ def test_metric_mode():
     assert metric_mode("train/loss", primary="x", mode="max") == "min"
     assert metric_mode("eval/lfw/tar@far=1e-3", primary="x", mode="min") == "max"
     assert metric_mode("x", primary="x", mode="min") == "min"
+    # a declared direction wins over the name (a loss the old rule read as higher-is-better);
+    # the study's own mode wins over both
+    declared = {"train/cosface_loss": "min", "x": "max"}
+    assert metric_mode("train/cosface_loss", primary="x", mode="max") == "max"
+    assert metric_mode("train/cosface_loss", primary="x", mode="max", directions=declared) == "min"
+    assert metric_mode("x", primary="x", mode="min", directions=declared) == "min"
+
+
+def test_the_best_row_follows_the_declared_direction():
+    """The lowest EER is bolded by the name; declared higher-is-better, the highest is."""
+    by_name = _table()
+    declared = _table(directions={"eval/x/eer": "max"})
+    assert by_name.modes["eval/x/eer"] == "min" and by_name.cells[("better", "eval/x/eer")].best
+    assert declared.modes["eval/x/eer"] == "max" and not declared.cells[("better", "eval/x/eer")].best
+    best = max(["ref", "same"], key=lambda v: declared.cells[(v, "eval/x/eer")].mean)
+    assert declared.cells[(best, "eval/x/eer")].best
 
 
 def test_report_uses_the_test_the_spec_names(tmp_path):

@@ -170,3 +170,28 @@ def test_a_new_trainable_is_its_package_alone(tmp_path, monkeypatch):
     entry = trainables.get_trainable("mine")
     assert entry.reported_keys({}) == ["eval/x"] and entry.fn.__name__ == "train_mine"
     assert "mine" not in NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_reported_metric_has_a_declared_direction(name):
+    """Which way each key is better is declared by the trainable (``trainables.metrics``), for
+    its smoke config and its defaults: by definition losses, EER and seconds are better
+    lower, accuracy, AUC, TAR at a FAR and ranks higher."""
+    from trainables.metrics import undeclared
+
+    entry = trainables.get_trainable(name)
+    configs = [entry.smoke]
+    try:
+        entry.config_cls.model_validate({})
+        configs.append({})
+    except ValidationError:
+        pass
+    for config in configs:
+        keys = entry.reported_keys(config)
+        assert keys and undeclared(entry.directions, keys) == []
+        for key in keys:
+            last = key.rsplit("/", 1)[-1]
+            if last.endswith("loss") or last == "eer" or last.endswith("_s") and last != "images_per_s":
+                assert entry.direction(key) == "min", key
+            if last in ("acc", "auc", "rank1", "rank5", "map", "images_per_s") or last.startswith("tar@far="):
+                assert entry.direction(key) == "max", key

@@ -7,6 +7,7 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 from trainables._registry import register_module
 from trainables.infonce.config import InfoNCEConfig, metric_keys
 from trainables.metric.config import iterations
+from trainables.metrics import IDENTIFICATION, RECORD, TRAINING
 
 __all__ = ["InfoNCEConfig", "train_infonce"]
 
@@ -15,6 +16,7 @@ train_infonce = register_module(
     config_cls=InfoNCEConfig,
     module="trainables.infonce.loop",
     metric_keys=metric_keys,
+    directions=IDENTIFICATION + TRAINING + RECORD,
     iterations=iterations,
     smoke=dict(
         synth_train_identities=24,

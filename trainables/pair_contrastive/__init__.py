@@ -6,6 +6,7 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 
 from trainables._registry import register_module
 from trainables.metric.config import iterations
+from trainables.metrics import RECORD, TRAINING, VERIFICATION
 from trainables.pair_contrastive.config import PairContrastiveConfig, metric_keys
 
 __all__ = ["PairContrastiveConfig", "train_pair_contrastive"]
@@ -15,6 +16,7 @@ train_pair_contrastive = register_module(
     config_cls=PairContrastiveConfig,
     module="trainables.pair_contrastive.loop",
     metric_keys=metric_keys,
+    directions=VERIFICATION + TRAINING + RECORD,
     iterations=iterations,
     smoke=dict(
         synth_train_identities=24,

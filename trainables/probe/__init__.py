@@ -6,6 +6,7 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 """
 
 from trainables._registry import register_module
+from trainables.metrics import PREDICTIONS, RECORD, TRAINING, VERIFICATION
 from trainables.probe.config import ProbeConfig, iterations, metric_keys
 
 __all__ = ["ProbeConfig", "train_probe"]
@@ -15,6 +16,7 @@ train_probe = register_module(
     config_cls=ProbeConfig,
     module="trainables.probe.loop",
     metric_keys=metric_keys,
+    directions=VERIFICATION + PREDICTIONS + TRAINING + RECORD,
     iterations=iterations,
     smoke=dict(synth_classes=12, synth_domains=("visible", "low_quality"), epochs=5),
     description="frozen encoders (stand-in, timm, DINOv2, CLIP, SigLIP, ONNX) + linear / SupCon / zero-shot heads, "

@@ -5,6 +5,7 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 
 from trainables._registry import register_module
 from trainables.metric.config import iterations
+from trainables.metrics import RECORD, TRAINING, VERIFICATION
 from trainables.triplet.config import TripletConfig, metric_keys
 
 __all__ = ["TripletConfig", "train_triplet"]
@@ -14,6 +15,7 @@ train_triplet = register_module(
     config_cls=TripletConfig,
     module="trainables.triplet.loop",
     metric_keys=metric_keys,
+    directions=VERIFICATION + TRAINING + RECORD,
     iterations=iterations,
     smoke=dict(
         synth_train_identities=24,
