@@ -121,11 +121,12 @@ def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> 
     mean = float(ended.mean())
     at_once = max(1, running, int(meta.get("max_concurrent") or 0) if not running else running)
     spent = 0.0
-    curves = run_dir / "curves.csv"
-    if running and curves.is_file():
-        try:
-            c = pd.read_csv(curves, usecols=["trial_name", "time_total_s"])
-        except (ValueError, pd.errors.ParserError):  # appended as results arrive; not checksummed
+    if running:
+        from reports.rundir.files import DamagedRunFile, read_curves
+
+        try:  # the run directory's one reader of curves.csv (an empty frame when there is none yet)
+            c = read_curves(run_dir, need=("trial_name", "time_total_s"))
+        except DamagedRunFile:  # appended as results arrive; not checksummed
             return "time left: unknown (curves.csv is unreadable)"
         names = set(df.loc[df["status"] == RUNNING, "trial_name"])
         spent = float(c[c["trial_name"].isin(names)].groupby("trial_name")["time_total_s"].max().sum())

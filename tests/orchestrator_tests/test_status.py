@@ -127,3 +127,15 @@ def test_status_bad_input(tmp_path, capsys, setup, message):
     assert main(["status", str(setup(tmp_path))]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", ["x,y\n1,2\n", 'trial_name,time_total_s\n"a_seed2,1\n'])
+def test_time_left_from_curves_read_by_the_run_directorys_one_reader(tmp_path, text):
+    """curves.csv is read through ``read_curves`` (the run directory's one reader): a file
+    that is not this tool's, or cannot be parsed, leaves the time left unknown in one line;
+    none at all counts no time spent by the running trials."""
+    d = _run_dir(tmp_path, ROWS, driver={"pid": os.getpid(), "host": socket.gethostname()})
+    # no curves.csv yet: nothing spent; 3 trials x 90 s, 2 at once = 135 s, said in minutes
+    assert status_lines(d)[6] == "time left: about 2 min (3 trials left x 90 s mean wall time, 2 at once)"
+    (d / "curves.csv").write_text(text)
+    assert status_lines(d)[6] == "time left: unknown (curves.csv is unreadable)"
