@@ -245,9 +245,7 @@ def execute_search(
     if snapshot is None and restore:  # as results.csv recorded it: resumed trials read the data they started with
         from reports.rundir.files import read_results
 
-        done = read_results(Path(run_dir))
-        if DATA_SNAPSHOT in done.columns:
-            snapshot = next((v for v in done[DATA_SNAPSHOT] if isinstance(v, str) and v), None)
+        snapshot = next(filter(None, map(snapshot_of, read_results(Path(run_dir)).to_dict("records"))), None)
     fn = tune.with_resources(
         _search_trainable(entry, search, study, best_by, snapshot), {"cpu": cpus_per_trial, "gpu": gpus_per_trial}
     )

@@ -281,13 +281,13 @@ def image_files(paths: Sequence[str], size: int, **kw) -> CachedImages:
     them, opened by its key without a ``stat`` of every file."""
     from trainables.data import snapshot
 
-    pin = snapshot.pinned_cache(paths, size)
-    if pin is not None and pin[1] == len(paths):
-        found = _open_pinned(pin[0], len(paths), size)
+    pinned = snapshot.pinned_cache(paths, size)
+    if pinned is not None:
+        found = _open_pinned(pinned, len(paths), size)
         if found is not None:
             return found
     out = cached("files", _described(paths), lambda: list(paths), size, **kw)
-    snapshot.record_cache(paths, size, out.directory.name, len(paths))
+    snapshot.record_cache(paths, size, out.directory.name)
     return out
 
 

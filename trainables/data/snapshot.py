@@ -49,10 +49,11 @@ SNAPSHOT_SUFFIX, LISTING_SUFFIX = ".snapshot.json", ".listing.npz"
 @dataclass
 class Pins:
     """What a preparation found: ``listings`` (a source's key -> its listing's file name)
-    and ``caches`` (a list of paths' key -> [cache directory name, rows, size])."""
+    and ``caches`` (a list of paths' key, which holds the paths and the size -> the name of
+    the cache's directory)."""
 
     listings: dict[str, str] = field(default_factory=dict)
-    caches: dict[str, list] = field(default_factory=dict)
+    caches: dict[str, str] = field(default_factory=dict)
     root: Path | None = None  # where the pinned files live (the image cache's folder)
 
 
@@ -123,11 +124,11 @@ def record_listing(key: str, arrays: dict[str, np.ndarray], texts: dict[str, Seq
     pins.listings[key] = name
 
 
-def record_cache(paths: Sequence[str], size: int, directory: str, rows: int) -> None:
+def record_cache(paths: Sequence[str], size: int, directory: str) -> None:
     """Keep which cache (its directory's name) holds the images of ``paths`` at ``size``."""
     pins = _RECORDING.get()
     if pins is not None:
-        pins.caches[paths_key(paths, size)] = [directory, int(rows), int(size)]
+        pins.caches[paths_key(paths, size)] = directory
 
 
 def save(pins: Pins) -> str | None:
@@ -178,7 +179,7 @@ def _read_snapshot(path: Path, name: str) -> Pins | None:
         if _sha(data) != name:
             return None
         found = json.loads(data)
-        return Pins(dict(found["listings"]), {k: list(v) for k, v in found["caches"].items()})
+        return Pins(dict(found["listings"]), {str(k): str(v) for k, v in found["caches"].items()})
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -208,16 +209,16 @@ def pinned_listing(key: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]
         return None
 
 
-def pinned_cache(paths: Sequence[str], size: int) -> tuple[Path, int] | None:
-    """(directory, rows) of the cache pinned for ``paths`` at ``size``, or None."""
+def pinned_cache(paths: Sequence[str], size: int) -> Path | None:
+    """The directory of the cache pinned for ``paths`` at ``size`` (one row per path), or None."""
     pins = _PINNED.get()
     if pins is None or not pins.caches:
         return None
     found = pins.caches.get(paths_key(paths, size))
-    if found is None or int(found[2]) != size:
+    if found is None:
         return None
     assert pins.root is not None
-    return pins.root / str(found[0]), int(found[1])
+    return pins.root / found
 
 
 def active() -> bool:
