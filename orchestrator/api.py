@@ -22,7 +22,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from reports.rundir.files import read_curves, read_run
-from reports.rundir.names import REPORT_DIR, group_column, spec_file
+from reports.rundir.info import RunInfo
+from reports.rundir.names import REPORT_DIR, spec_file
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Run:
     """
 
     path: Path
-    info: dict[str, Any]
+    info: RunInfo
     spec: Any
     results: pd.DataFrame
     curves: pd.DataFrame
@@ -53,7 +54,7 @@ class Run:
     @property
     def group_column(self) -> str:
         """The name results.csv gives the group column for this study kind."""
-        return self.info.get("group_column") or group_column(self.info["kind"])
+        return self.info.group
 
     @property
     def report(self) -> Path:
@@ -67,7 +68,7 @@ def load_run(path: str | Path) -> Run:
 
     path = Path(path)
     results, info = read_run(path)  # config columns typed from configs.json
-    column = info.get("group_column") or group_column(info["kind"])
+    column = info.group
     results.insert(
         results.columns.get_loc(column) + 1 if column in results.columns else 0,
         "group",
@@ -75,10 +76,10 @@ def load_run(path: str | Path) -> Run:
     )
     curves = read_curves(path)
     spec = load_study(str(path / spec_file(info)))[0] if (path / spec_file(info)).is_file() else None
-    if spec is not None and info.get("quick"):
+    if spec is not None and info.quick:
         spec = spec.quick_form()  # the study as it ran: the quick seeds, base and variants
-    if spec is not None and info.get("seeds") and info.get("kind") != "search":
-        spec = spec.model_copy(update={"seeds": list(info["seeds"])})  # --seeds, or an extension's
+    if spec is not None and info.seeds and info.kind != "search":
+        spec = spec.model_copy(update={"seeds": list(info.seeds)})  # --seeds, or an extension's
     return Run(path=path, info=info, spec=spec, results=results, curves=curves)
 
 

@@ -44,18 +44,16 @@ def _finished_search(from_dir: Path) -> tuple[dict, pd.DataFrame, dict[str, dict
         data = yaml.safe_load(files[3].read_text())
     except (ValueError, yaml.YAMLError) as err:
         raise UserError(f"{where}: unreadable run files ({str(err).splitlines()[0]})") from None
-    if meta.get("kind") != "search":
-        raise UserError(
-            f"{where}: a run of kind {meta.get('kind', 'unknown')}, not a search (confirm reruns a search's best configs)"
-        )
+    if meta.kind != "search":
+        raise UserError(f"{where}: a run of kind {meta.kind}, not a search (confirm reruns a search's best configs)")
     unfinished = df[df["status"].isin(UNFINISHED)]
     if len(unfinished):
         raise UserError(
             f"{where}: the search did not finish ({len(unfinished)} of {len(df)} trials "
             f"{'/'.join(sorted(set(unfinished['status'])))})"
         )
-    planned = meta.get("num_samples")
-    if df.empty or (isinstance(planned, int) and len(df) < planned):
+    planned = meta.num_samples
+    if df.empty or (planned is not None and len(df) < planned):
         raise UserError(
             f"{where}: the search did not finish ({len(df)} of its {planned or '?'} trials were started; "
             f"python -m orchestrator resume {from_dir} runs the rest)"
@@ -86,7 +84,7 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
     if len(seeds) < 2 or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise UserError(f"--seeds: need at least 2 distinct non-negative seeds for a test, got {seeds}")
 
-    metric, mode = meta["metric"], meta["mode"]
+    metric, mode = meta.metric, meta.mode
     base_row = df.iloc[0]  # the search evaluated its base config first (points_to_evaluate)
     if base_row["trial_name"] not in configs:
         raise UserError(f"--from {from_dir}: configs.json lacks the base trial {base_row['trial_name']}")
@@ -150,7 +148,7 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
         "name": f"{search.name}-confirm",
         "kind": "ablation",
         "trainable": search.trainable,
-        "description": f"Confirm the top {len(candidates)} config{'s' if len(candidates) > 1 else ''} of search {meta['study']!r} ({from_dir}) "
+        "description": f"Confirm the top {len(candidates)} config{'s' if len(candidates) > 1 else ''} of search {meta.study!r} ({from_dir}) "
         f"against its base config, {len(seeds)} seeds each",
         "metric": test_metric,
         "mode": mode,
@@ -181,7 +179,7 @@ def confirm_study(opts, log: Callable[[str], None] = print) -> tuple[AblationSpe
     extra = {
         "kind": "confirm",
         "from": str(from_dir.resolve()),
-        "search_study": meta["study"],
+        "search_study": meta.study,
         "base_trial": base_row["trial"],
         "base_search_value": None if base_value is None or pd.isna(base_value) else float(base_value),
         "search_seeds": search_seeds,

@@ -15,9 +15,6 @@ spec as first run (``spec.yaml``) is never rewritten: an edited spec is kept bes
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import sys
 import time
 from dataclasses import replace
@@ -33,12 +30,14 @@ from orchestrator.launch import (
     prepare_shared,
     ray_trials,
     spec_facts,
+    this_driver,
 )
 from orchestrator.plan import resolve_trainable
 from orchestrator.spec import MAX_SAMPLES, StudyBase  # what one extend of a search may add, too
-from reports.rundir.files import read_results, write_checked
+from reports.rundir.files import read_results
+from reports.rundir.info import Extension, RunInfo, write_run_info
 from reports.rundir.lock import run_lock
-from reports.rundir.names import EXTENSIONS, RUN_FILE, TUNE_DIR, UNFINISHED, run_label, spec_file
+from reports.rundir.names import RUN_FILE, TUNE_DIR, UNFINISHED, run_label, spec_file
 
 
 def extend_run(
@@ -99,9 +98,7 @@ def _extend_locked(run_dir: Path, seeds, spec_path, samples, address, dashboard_
             )
         return kind.extend(run_dir, spec, meta, opts, samples=samples, log=log)
     if samples is not None:
-        raise UserError(
-            f"--samples belongs to a search; {run_dir} is a {meta.get('kind', spec.kind)} run (--seeds, --spec)"
-        )
+        raise UserError(f"--samples belongs to a search; {run_dir} is a {meta.kind} run (--seeds, --spec)")
     return kind.extend(run_dir, spec, meta, opts, seeds=list(seeds or []), new=new, log=log)
 
 
@@ -114,10 +111,10 @@ def _unfinished_refused(run_dir: Path, df) -> None:
         )
 
 
-def _record(meta: dict[str, Any], run_dir: Path, **facts: Any) -> dict[str, Any]:
+def _record(meta: RunInfo, run_dir: Path, **facts: Any) -> Extension:
     """This extension's entry of run.json's ``extensions`` (its Tune folder: the next free one)."""
-    k = _free(run_dir, TUNE_DIR + "-ext{}", len(meta.get(EXTENSIONS) or []) + 1)
-    return {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv, **facts, "tune_dir": f"{TUNE_DIR}-ext{k}"}
+    k = _free(run_dir, TUNE_DIR + "-ext{}", len(meta.extensions) + 1)
+    return Extension(at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), command=sys.argv, **facts, tune_dir=f"{TUNE_DIR}-ext{k}")
 
 
 def _check_same_study(spec: StudyBase, target: StudyBase, where: str) -> None:
@@ -151,7 +148,7 @@ def extend_grid(
     kind,
     run_dir: Path,
     spec: StudyBase,
-    meta: dict[str, Any],
+    meta: RunInfo,
     opts: RunOptions,
     *,
     seeds: list[int],
@@ -206,27 +203,35 @@ def extend_grid(
     entry = resolve_trainable(target)
     cpus, gpus = check_options(ext_opts, target)
     provenance = kind.provenance(prepare_shared(entry, added, run_dir, what=target.unit, log=log))
-    record = _record(meta, run_dir)
-    k, tune_dir = int(record["tune_dir"].rsplit("ext", 1)[1]), record["tune_dir"]
+    tune_dir = _record(meta, run_dir).tune_dir
+    k = int(tune_dir.rsplit("ext", 1)[1])
     spec_name = spec_file(meta)
     if new is not None:
         spec_name = f"spec.ext{_free(run_dir, 'spec.ext{}.yaml', k)}.yaml"
     groups = [g for g in dict.fromkeys(p.variant for p in added) if g not in {p.variant for p in current}]
-    record.update(
+    record = _record(
+        meta,
+        run_dir,
         seeds=sorted(set(p.seed for p in added) - set(run_seeds)),
         groups=groups,
         trials=[p.name for p in added],
         spec=spec_name,
     )
-    info = {**meta, **spec_facts(target, plans), **kind.facts(target, plans, ext_opts)}
-    info["label"] = target.report.label or meta.get("label") or run_label(run_dir.name)  # the run's, kept
-    info[EXTENSIONS] = [*(meta.get(EXTENSIONS) or []), record]
-    info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-    launch = Launch(run_dir, target, entry, ext_opts, cpus, gpus, log, Experiment(tune_dir, tuple(record["trials"])))
+    info = RunInfo.model_validate(
+        {
+            **meta.model_dump(by_alias=True),
+            **spec_facts(target, plans),
+            **kind.facts(target, plans, ext_opts),
+            "label": target.report.label or meta.label or run_label(run_dir.name),  # the run's, kept
+            "extensions": [*meta.extensions, record],
+            "driver": this_driver(),
+        }
+    )
+    launch = Launch(run_dir, target, entry, ext_opts, cpus, gpus, log, Experiment(tune_dir, tuple(record.trials or ())))
     with ray_trials(ext_opts, cpus, gpus, run_dir, log):  # the cluster's own checks may still refuse
         if new is not None:  # a new file first: run.json names it only once it is whole
             (run_dir / spec_name).write_text(text)
-        write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+        write_run_info(run_dir, info)
         log(
             f"Extending {spec.name!r} in {run_dir}: {len(added)} trials added to its {len(current)} "
             f"({_what(record, kind)}); the finished ones stay as they are; Tune experiment {tune_dir}/"
@@ -239,19 +244,17 @@ def extend_grid(
     return _report(launch)
 
 
-def _what(record: dict[str, Any], kind) -> str:
+def _what(record: Extension, kind) -> str:
     parts = []
-    if record["seeds"]:
-        parts.append(f"seeds {', '.join(map(str, record['seeds']))}")
-    if record["groups"]:
+    if record.seeds:
+        parts.append(f"seeds {', '.join(map(str, record.seeds))}")
+    if record.groups:
         unit = kind.spec_model.unit
-        parts.append(f"{unit}s {', '.join(record['groups'])}")
+        parts.append(f"{unit}s {', '.join(record.groups)}")
     return " and ".join(parts) or "trials"
 
 
-def extend_search(
-    kind, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, *, samples: int, log
-) -> Path:
+def extend_search(kind, run_dir: Path, spec: StudyBase, meta: RunInfo, opts: RunOptions, *, samples: int, log) -> Path:
     """``extend DIR --samples N`` of a finished search: N more trials, sampled by the search's
     own sampler as Tune last saved it (Optuna's study with every trial, complete or pruned,
     and its random state), numbered after the run's, each compared at ASHA's rungs with every
@@ -268,22 +271,24 @@ def extend_search(
             f"{run_dir}: Tune's sampler state is missing from {earlier}/; the search cannot go on from where it stopped"
         )
     numbers = [int(str(t).removeprefix("trial")) for t in df["trial"]] if len(df) else []
-    total = int(meta.get("num_samples") or compiled.num_samples) + samples
+    total = (meta.num_samples or compiled.num_samples) + samples
     if total > MAX_SAMPLES:
         raise UserError(f"--samples {samples}: the search would have {total} trials, more than {MAX_SAMPLES}")
-    record = _record(meta, run_dir, samples=samples, continues=earlier, first=max(numbers, default=-1) + 1)
-    record["spec"] = spec_file(meta)
-    info = {**meta, "num_samples": total, EXTENSIONS: [*(meta.get(EXTENSIONS) or []), record]}
-    info["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
+    record = _record(
+        meta, run_dir, samples=samples, continues=earlier, first=max(numbers, default=-1) + 1, spec=spec_file(meta)
+    )
+    info = meta.model_copy(
+        update={"num_samples": total, "extensions": [*meta.extensions, record], "driver": this_driver()}
+    )
     entry = resolve_trainable(spec)
     cpus, gpus = check_options(opts, spec)
     provenance = kind.provenance(prepare_shared(entry, kind.prepared(compiled), run_dir, what=spec.unit, log=log))
     launch = Launch(run_dir, spec, entry, opts, cpus, gpus, log, experiment_of(info))
     with ray_trials(opts, cpus, gpus, run_dir, log):  # run.json only once nothing can refuse any more
-        write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+        write_run_info(run_dir, info)
         log(
             f"Extending search {spec.name!r} in {run_dir}: {samples} more trials after its {len(df)} "
-            f"(trial{record['first']:03d} on), sampled from where it stopped; Tune experiment {record['tune_dir']}/"
+            f"(trial{record.first:03d} on), sampled from where it stopped; Tune experiment {record.tune_dir}/"
         )
         kind.execute(launch, compiled, None, provenance, restore=False)
     return _report(launch)

@@ -4,7 +4,6 @@ Ray session for the trials, the trainable's shared preparation, ``run.json``."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import socket
 import sys
@@ -18,8 +17,9 @@ from orchestrator.errors import UserError
 from orchestrator.plan import TrialPlan, best_epoch_by, resolve_trainable
 from orchestrator.provenance import run_provenance
 from orchestrator.spec import StudySpec
-from reports.rundir.files import write_checked
-from reports.rundir.names import RUN_FILE, TUNE_DIR, run_label
+from reports.rundir.info import Driver, Resumed, RunInfo
+from reports.rundir.info import write_run_info as write_info
+from reports.rundir.names import TUNE_DIR, run_label
 from trainables.errors import TrainableInputError
 
 
@@ -236,18 +236,23 @@ def write_run_info(
         "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus},
         "command": sys.argv,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "driver": {"pid": os.getpid(), "host": socket.gethostname()},  # for `status`: is the run still going?
+        "driver": this_driver().model_dump(),  # for `status`: is the run still going?
         "max_concurrent": max_concurrent(opts, spec),
     }
     info.update(extra or {})
     info["label"] = spec.report.label or run_label(Path(run_dir).name)  # kept when the run is copied or renamed
-    write_checked(run_dir, RUN_FILE, json.dumps(info, indent=2))
+    write_info(run_dir, RunInfo.model_validate(info))
 
 
-def note_resume(run_dir: Path, meta: dict[str, Any], trials_left: int) -> None:
-    meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trials_left": trials_left})
-    meta["driver"] = {"pid": os.getpid(), "host": socket.gethostname()}
-    write_checked(run_dir, RUN_FILE, json.dumps(meta, indent=2))
+def this_driver() -> Driver:
+    """This process, as run.json records the driver (``status`` asks whether it still lives)."""
+    return Driver(pid=os.getpid(), host=socket.gethostname())
+
+
+def note_resume(run_dir: Path, meta: RunInfo, trials_left: int) -> None:
+    meta.resumed = [*meta.resumed, Resumed(at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), trials_left=trials_left)]
+    meta.driver = this_driver()
+    write_info(run_dir, meta)
 
 
 def tune_state(run_dir: Path, name: str = TUNE_DIR) -> bool:

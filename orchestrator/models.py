@@ -74,11 +74,11 @@ def export_trial(
     run_dir = Path(run_dir)
     config = trial_config(run_dir, trial)
     info = load_run(run_dir).info
-    entry = get_trainable(info["trainable"])
+    entry = get_trainable(info.trainable)
     module = trainable_module(entry.fn.__module__ + ".loop") if entry.keeps_best else None
     if module is None or not hasattr(module, "trained_backbone"):
         raise UserError(f"trainable {entry.name!r} trains no backbone (a frozen encoder's probe): nothing to export")
-    checkpoint = trial_checkpoint(run_dir, info["study"], trial)
+    checkpoint = trial_checkpoint(run_dir, info.study, trial)
     chosen = checkpoint / BEST_DIR
     if last or not (chosen / STATE).is_file():
         meta = {"epoch": int(load_state(checkpoint)["epoch"]), "by": None, "why": "the last epoch"}

@@ -4,31 +4,31 @@ is the study kind's: ``orchestrator.kinds.base.StudyKind.resume``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from orchestrator.errors import UserError
 from orchestrator.launch import RunOptions, check_connection
 from orchestrator.studies import load_study
 from reports.rundir.files import read_results, read_run_info
+from reports.rundir.info import RunInfo
 from reports.rundir.lock import run_lock
-from reports.rundir.names import EXTENSIONS, RESULTS_FILE, RUN_FILE, spec_file
+from reports.rundir.names import RESULTS_FILE, RUN_FILE, spec_file
 
 
-def _resumed_options(run_dir: Path, meta: dict[str, Any], address: str | None, dashboard_host: str) -> RunOptions:
+def _resumed_options(run_dir: Path, meta: RunInfo, address: str | None, dashboard_host: str) -> RunOptions:
     """The options the run was started with (run.json), joined to this call's cluster address."""
-    res = meta.get("resources", {})
     return RunOptions(
         study=str(run_dir / spec_file(meta)),
         out=run_dir,
-        quick=bool(meta.get("quick")),
-        set=list(meta.get("overrides", [])),
+        quick=meta.quick,
+        set=list(meta.overrides),
         address=address,
         dashboard_host=dashboard_host,
-        cpus_per_trial=res.get("cpus_per_trial"),
-        gpus_per_trial=res.get("gpus_per_trial"),
-        max_concurrent=meta.get("max_concurrent"),
+        cpus_per_trial=meta.resources.cpus_per_trial,
+        gpus_per_trial=meta.resources.gpus_per_trial,
+        max_concurrent=meta.max_concurrent,
         # an extended run's seeds are no longer (all) its spec's
-        seeds=list(meta["seeds"]) if meta.get(EXTENSIONS) else None,
+        seeds=list(meta.seeds or []) if meta.extensions else None,
     )
 
 

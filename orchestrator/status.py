@@ -12,10 +12,11 @@ import os
 import socket
 from pathlib import Path
 
+from reports.rundir.info import RunInfo
 from reports.rundir.names import FAILED, FINISHED, INTERRUPTED, PAUSED, PENDING, RUNNING, STOPPED, TERMINATED
 
 
-def _driver_alive(meta: dict, run_dir: Path | None = None) -> bool | None:
+def _driver_alive(meta: RunInfo, run_dir: Path | None = None) -> bool | None:
     """Whether the run's writer is at work: the run directory's lock is held (a driver that
     died, however, released it; a pid the system gave to another process since does not
     count). For a run made before runs were locked: True/False when this machine ran the
@@ -25,11 +26,11 @@ def _driver_alive(meta: dict, run_dir: Path | None = None) -> bool | None:
     held = writer_alive(run_dir) if run_dir is not None else None
     if held is not None:
         return held
-    driver = meta.get("driver") or {}
-    if not driver.get("pid") or driver.get("host") != socket.gethostname():
+    driver = meta.driver
+    if not driver.pid or driver.host != socket.gethostname():
         return None
     try:
-        os.kill(int(driver["pid"]), 0)
+        os.kill(driver.pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -45,12 +46,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _stops_early(meta: dict) -> bool:
+def _stops_early(meta: RunInfo) -> bool:
     """Whether the run's scheduler stops trials early (run.json records it; FIFO does not).
     A run made before run.json recorded its scheduler is a search with ASHA, or no search."""
-    if "scheduler" not in meta:
-        return meta.get("kind") == "search"
-    return (meta["scheduler"] or {}).get("type", "asha") != "fifo"
+    if meta.scheduler is None:
+        return meta.kind == "search"
+    return meta.scheduler.type != "fifo"
 
 
 def status_lines(run_dir: Path) -> list[str]:
@@ -58,17 +59,18 @@ def status_lines(run_dir: Path) -> list[str]:
 
     run_dir = Path(run_dir)
     df, meta = read_run(run_dir)  # one line (ReportInputError) when missing, damaged or edited
-    kind, metric, mode = meta.get("kind", "ablation"), meta.get("metric", ""), meta.get("mode", "max")
-    group = meta.get("group_column") or next((c for c in ("variant", "point", "trial") if c in df.columns), "variant")
+    kind, metric, mode = meta.kind, meta.metric, meta.mode
+    group = meta.group
     counts = df["status"].value_counts().to_dict()
-    total = int(meta.get("num_samples", len(df)))  # a search records how many trials it will have
+    total = (
+        meta.num_samples if meta.num_samples is not None else len(df)
+    )  # a search records how many trials it will have
     unproposed = max(0, total - len(df))  # a search adds its rows as the sampler proposes trials
     alive = _driver_alive(meta, run_dir)
     running = int(counts.get(RUNNING, 0))
     pending = int(counts.get(PENDING, 0)) + unproposed
     lines = [
-        f"Study {meta.get('study', '?')!r} ({kind}{', quick' if meta.get('quick') else ''}) in {run_dir}, "
-        f"started {meta.get('started_at', '?')}"
+        f"Study {meta.study!r} ({kind}{', quick' if meta.quick else ''}) in {run_dir}, started {meta.started_at or '?'}"
     ]
     parts = [f"{sum(int(counts.get(s, 0)) for s in FINISHED)} finished"]
     if counts.get(STOPPED):
@@ -81,7 +83,7 @@ def status_lines(run_dir: Path) -> list[str]:
         parts.append(f"{int(counts[INTERRUPTED])} interrupted")
     lines.append(f"trials: {total} in all: " + ", ".join(parts))
     if running and alive is False:
-        pid = (meta.get("driver") or {}).get("pid")
+        pid = meta.driver.pid
         lines.append(
             f"the driver{f' (pid {pid})' if pid else ''} is gone: the {running} trials marked RUNNING are not "
             f"running; `python -m orchestrator resume {run_dir}` continues the run"
@@ -108,7 +110,7 @@ def status_lines(run_dir: Path) -> list[str]:
     return lines
 
 
-def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> str:
+def _time_left(df, meta: RunInfo, run_dir: Path, *, running: int, pending: int) -> str:
     """Mean wall time of the trials that ended, times what is left, over the trials at once."""
     import pandas as pd
 
@@ -119,7 +121,7 @@ def _time_left(df, meta: dict, run_dir: Path, *, running: int, pending: int) -> 
     if ended.empty:
         return "time left: unknown until a trial ends"
     mean = float(ended.mean())
-    at_once = max(1, running, int(meta.get("max_concurrent") or 0) if not running else running)
+    at_once = max(1, running, (meta.max_concurrent or 0) if not running else running)
     spent = 0.0
     if running:
         from reports.rundir.files import DamagedRunFile, read_curves

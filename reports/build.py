@@ -15,13 +15,13 @@ from reports.html import _e, ablation_html, folded, frame_html, page
 from reports.latex import ablation_full_latex, ablation_latex, comparison_latex, main_metrics
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.files import read_curves, read_run, require_kind_fields
+from reports.rundir.info import RunInfo
 from reports.rundir.names import (
     OPTUNA_FILE,
     REPORT_DIR,
     REPORTED_PROVENANCE,
     SAMPLES_FILE,
     STAGING_DIR,
-    run_label,
     spec_file,
 )
 from reports.sections import (
@@ -46,35 +46,35 @@ def _sample_domains(run_dir: Path) -> str:
         return "domains"
 
 
-def stats_options(meta: dict) -> dict:
+def stats_options(meta: RunInfo) -> dict:
     """The spec's ``report`` options of the statistics, as run.json recorded them (runs made
     before a family could be declared adjusted over the whole table: they keep that)."""
     return {
-        "test": meta.get("test", "auto"),
-        "family": meta.get("family", "table"),
-        "alpha": float(meta.get("alpha", 0.05)),
-        "min_effect": meta.get("min_effect"),
-        "interval": meta.get("interval", "t"),
+        "test": meta.test,
+        "family": meta.family,
+        "alpha": meta.alpha,
+        "min_effect": meta.min_effect,
+        "interval": meta.interval,
     }
 
 
-def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
+def sensitivity_tables(df: pd.DataFrame, meta: RunInfo) -> list:
     """One table per axis: its points as rows, each compared with the base point by a paired
     test over seeds, Holm-adjusted within the axis (the family is the axis's comparisons)."""
     tables = []
     common = dict(
-        metrics=meta["report_metrics"],
-        primary=meta["metric"],
-        mode=meta["mode"],
-        directions=meta["metric_directions"],
+        metrics=meta.report_metrics,
+        primary=meta.metric,
+        mode=meta.mode,
+        directions=meta.metric_directions,
         group_column="point",
         **stats_options(meta),
     )
-    names = meta.get("names") or {}
-    for axis, points in meta["axes"].items():
-        rows = [p["point"] for p in points]
-        labels = {p["point"]: p["label"] for p in points}
-        table = ablation_table(df, study=meta["study"], variants=rows, reference=meta["reference"], **common)
+    names = meta.names
+    for axis, points in meta.axes.items():
+        rows = [p.point for p in points]
+        labels = {p.point: p.label for p in points}
+        table = ablation_table(df, study=meta.study, variants=rows, reference=meta.reference, **common)
         marks, note = _not_worse_than_best(df, meta, table, rows, labels, common) if recommends(meta) else ({}, "")
         tables.append(
             replace(
@@ -84,7 +84,7 @@ def sensitivity_tables(df: pd.DataFrame, meta: dict) -> list:
                 display={r: names[r] for r in rows if r in names},
                 marks=marks,
                 mark_note=note,
-                title=f"{meta['title']}: sensitivity to {axis}" if meta.get("title") else f"Sensitivity to {axis}",
+                title=f"{meta.title}: sensitivity to {axis}" if meta.title else f"Sensitivity to {axis}",
                 key=f"sensitivity_{axis}",
                 selection=selection_sentence(meta, common["metrics"]),
             )
@@ -96,12 +96,12 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
     """† on the axis points whose study metric is not significantly worse than the best
     point's (same test, Holm over the axis's comparisons with the best, at the study's
     ``report.alpha``)."""
-    m = meta["metric"]
+    m = meta.metric
     means = {r: table.cells[(r, m)].mean for r in rows if table.cells[(r, m)].n}
     if len(means) < 2:
         return {}, ""
     best = (max if table.modes[m] == "max" else min)(means, key=means.get)
-    vs_best = ablation_table(df, study=meta["study"], variants=rows, reference=best, **{**common, "metrics": [m]})
+    vs_best = ablation_table(df, study=meta.study, variants=rows, reference=best, **{**common, "metrics": [m]})
     tied = [
         r
         for r in rows
@@ -114,11 +114,11 @@ def _not_worse_than_best(df, meta, table, rows, labels, common) -> tuple[dict[st
     return {r: "†" for r in [best, *tied]}, note
 
 
-def confirm_tables(df: pd.DataFrame, meta: dict) -> list:
+def confirm_tables(df: pd.DataFrame, meta: RunInfo) -> list:
     """A confirm run's comparison table: each candidate against the base, Holm over the
     candidates, rows named by candidate and search trial."""
     table = _ablation_tables(df, meta)[0]
-    labels = {c["variant"]: f"{c['variant']} ({c['trial']})" for c in meta.get("candidates", [])}
+    labels = {c.variant: f"{c.variant} ({c.trial})" for c in meta.candidates}
     return [
         replace(
             table,
@@ -126,12 +126,12 @@ def confirm_tables(df: pd.DataFrame, meta: dict) -> list:
             labels=labels,
             row_header="Candidate",
             title=f"Confirm: the top {len(labels)} config(s) of the search "
-            f"(study {meta.get('search_study', '?')}) against its base config",
+            f"(study {meta.search_study or '?'}) against its base config",
         )
     ]
 
 
-def _candidates_section(table, meta: dict, out: Path, note: str, df: pd.DataFrame) -> list:
+def _candidates_section(table, meta: RunInfo, out: Path, note: str, df: pd.DataFrame) -> list:
     """A confirm run's candidates table (search trial and value, confirmed value, settings),
     written in every format; its page section."""
     from reports.confirm import candidates_frame, candidates_note
@@ -140,17 +140,15 @@ def _candidates_section(table, meta: dict, out: Path, note: str, df: pd.DataFram
 
     frame = candidates_frame(table, meta, df)
     caption = (
-        f"The candidates of the search (study {meta.get('search_study', '?')}) that the confirm run reran. "
+        f"The candidates of the search (study {meta.search_study or '?'}) that the confirm run reran. "
         f"{candidates_note(meta)} {note}"
     )
-    (out / "confirm_candidates.tex").write_text(
-        frame_latex(frame, caption=caption, label=f"{meta['label_prefix']}-candidates")
-    )
+    (out / "confirm_candidates.tex").write_text(frame_latex(frame, caption=caption, label=f"{meta.label}-candidates"))
     (out / "confirm_candidates.md").write_text(frame_markdown(frame, candidates_note(meta)))
     frame.to_csv(out / "confirm_candidates.csv", index=False)
     links = " · ".join(f"<a href='confirm_candidates{x}'>confirm_candidates{x}</a>" for x in (".tex", ".md", ".csv"))
     html = (
-        frame_html(frame) + f"<p><small>{_e(candidates_note(meta))} Search run: <code>{_e(meta.get('from', ''))}"
+        frame_html(frame) + f"<p><small>{_e(candidates_note(meta))} Search run: <code>{_e(meta.from_dir or '')}"
         f"</code></small></p><p>{links}</p>"
     )
     return [("Candidates", html)]
@@ -168,7 +166,7 @@ def _figures_html(figures, notes: str = "") -> str:
     return warn + items + notes
 
 
-def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note: str, synthetic: bool) -> Path:
+def _search_report(run_dir: Path, df: pd.DataFrame, meta: RunInfo, out: Path, note: str, synthetic: bool) -> Path:
     from reports.search import search_headline, top_k, top_k_latex, top_k_markdown
 
     table = top_k(df, meta)
@@ -177,10 +175,10 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
     table.to_csv(out / "top_k.csv", index=False)
     counts = df["status"].value_counts().to_dict()
     summary = (
-        f"<p>{_e(meta.get('description', ''))}</p><p>Search over {', '.join(map(_e, meta.get('space', [])))}; "
-        f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
+        f"<p>{_e(meta.description or '')}</p><p>Search over {', '.join(map(_e, meta.space or {}))}; "
+        f"metric <code>{_e(meta.metric)}</code> ({_e(meta.mode)}); {len(df)} trials: "
         + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
-        + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
+        + (" &mdash; <b>quick run</b>" if meta.quick else "")
         + "</p>"
         + models_line(meta)
     )
@@ -236,12 +234,12 @@ def _search_report(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, note:
             f"<code>optuna-dashboard sqlite:///{_e(run_dir / REPORT_DIR / OPTUNA_FILE)}</code>.</p>",
         )
     )
-    cols = [c for c in ("trial", "status", "rung", "iterations", meta["metric"], "error") if c in df.columns]
+    cols = [c for c in ("trial", "status", "rung", "iterations", meta.metric, "error") if c in df.columns]
     sections.append(("Trials stopped early or failed", frame_html(df[df["status"] != COMPLETED][cols])))
     return _write_page(run_dir, df, meta, out, sections)
 
 
-def _rung_check(run_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: dict, out: Path) -> str:
+def _rung_check(run_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: RunInfo, out: Path) -> str:
     """Whether each rung's ranking carried over to the end (``rung_correlation.csv``), with a
     warning where it did not; empty for a scheduler that stops nothing early."""
     from reports.search_analysis import (
@@ -256,7 +254,7 @@ def _rung_check(run_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: dic
         (run_dir / REPORT_DIR / "rung_correlation.csv").unlink(missing_ok=True)  # from an earlier build
         return ""
     table.to_csv(out / "rung_correlation.csv", index=False)
-    warning = rung_warning(table, meta["metric"])
+    warning = rung_warning(table, meta.metric)
     few = table["rho"].isna().all()
     return (
         (f"<p class=warn>{_e(warning)}</p>" if warning else "")
@@ -266,7 +264,7 @@ def _rung_check(run_dir: Path, df: pd.DataFrame, curves: pd.DataFrame, meta: dic
             if few
             else ""
         )
-        + f"<p>Spearman's rank correlation between each trial's {_e(meta['metric'])} at the rung where ASHA "
+        + f"<p>Spearman's rank correlation between each trial's {_e(meta.metric)} at the rung where ASHA "
         f"compared it and its final value, over the trials that ran to completion (those it kept: a narrower "
         f"range than all the trials, so the correlation tends to be lower). Below {LOW_RANK_CORRELATION:g} the "
         f"report warns.</p>"
@@ -286,19 +284,19 @@ def build_report(run_dir: Path | str) -> Path:
     run_dir = Path(run_dir)
     df, meta = read_run(run_dir)  # refused in one line when damaged: nothing is written, not even the lock
     _require_an_ended_trial(run_dir, df, meta)
-    if meta.get("kind") == "search":  # the page draws its curves: a foreign file refused before the lock
+    if meta.kind == "search":  # the page draws its curves: a foreign file refused before the lock
         read_curves(run_dir)
     with run_lock(run_dir):  # one writer: a second `report` (or a run going on) is refused
         return _build_locked(run_dir)
 
 
-def _require_an_ended_trial(run_dir: Path, df: pd.DataFrame, meta: dict) -> None:
+def _require_an_ended_trial(run_dir: Path, df: pd.DataFrame, meta: RunInfo) -> None:
     """A run stopped before any trial ended has nothing to report: one line saying so (a run
     whose trials all failed has: the page lists the errors)."""
     from reports.rundir.names import FAILED, FINISHED, PENDING
 
     if not df["status"].isin(FINISHED + FAILED).any():
-        planned = meta.get("num_samples") or len(df)
+        planned = meta.num_samples or len(df)
         raise ReportInputError(
             f"{run_dir}: no trial has ended yet ({int((df['status'] != PENDING).sum())} of {planned} started), so there is nothing to report; "
             f"python -m orchestrator status {run_dir} says where it stands, resume {run_dir} continues it"
@@ -325,14 +323,14 @@ def _build_locked(run_dir: Path) -> Path:
     return final / "index.html"
 
 
-def _build(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path) -> Path:
+def _build(run_dir: Path, df: pd.DataFrame, meta: RunInfo, out: Path) -> Path:
     # run.json says whether the data is synthetic; runs made before it did: the sample grid
-    synthetic = bool(meta.get("synthetic", (run_dir / SAMPLES_FILE).is_file()))
+    synthetic = meta.synthetic if meta.synthetic is not None else (run_dir / SAMPLES_FILE).is_file()
     # every LaTeX label starts with it: two runs' tables can be input into one paper. Recorded
     # at the run's start (run.json); a run made before that: its directory's name
-    meta = {**meta, "label_prefix": meta.get("label") or run_label(run_dir.name)}
+    meta = meta.model_copy(update={"label": meta.label_prefix(run_dir)})
     note = "Data: synthfaces (synthetic)." if synthetic else ""
-    kind = meta.get("kind", "ablation")
+    kind = meta.kind
     require_kind_fields(run_dir, meta)
     if kind not in KIND_REPORTS:
         raise ReportInputError(f"{run_dir}: run.json names study kind {kind!r}, which has no report here")
@@ -344,33 +342,33 @@ def _search(r: ReportInput) -> Path:
     return _search_report(r.run_dir, r.df, r.meta, r.out, r.note, r.synthetic)
 
 
-def comparison_tables(df: pd.DataFrame, meta: dict) -> list:
+def comparison_tables(df: pd.DataFrame, meta: RunInfo) -> list:
     """The comparison tables of a run, as its kind registered them (``report_for``): one for
     an ablation or confirm run, one per axis for a sensitivity run, none for a search (one
     seed per trial: nothing is paired)."""
-    tables = KIND_TABLES.get(meta.get("kind", "ablation"))
+    tables = KIND_TABLES.get(meta.kind)
     return tables(df, meta) if tables else []
 
 
-def _ablation_tables(df: pd.DataFrame, meta: dict) -> list:
+def _ablation_tables(df: pd.DataFrame, meta: RunInfo) -> list:
     table = ablation_table(
         df,
-        study=meta["study"],
-        variants=meta["variants"],
-        metrics=meta["report_metrics"],
-        reference=meta["reference"],
-        primary=meta["metric"],
-        mode=meta["mode"],
-        directions=meta["metric_directions"],
-        display=dict(meta.get("names") or {}),
-        title=meta.get("title") or "",
+        study=meta.study,
+        variants=meta.variants,
+        metrics=meta.report_metrics,
+        reference=meta.reference,
+        primary=meta.metric,
+        mode=meta.mode,
+        directions=meta.metric_directions,
+        display=dict(meta.names),
+        title=meta.title or "",
         **stats_options(meta),
     )
     return [table]
 
 
-def _with_selection(tables: list, meta: dict) -> list:
-    return [replace(t, selection=selection_sentence(meta, meta["report_metrics"])) for t in tables]
+def _with_selection(tables: list, meta: RunInfo) -> list:
+    return [replace(t, selection=selection_sentence(meta, meta.report_metrics)) for t in tables]
 
 
 @report_for("ablation", tables=_ablation_tables)
@@ -420,7 +418,7 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
     tables in every format, the study and its data, figures, the trainable's sections, and
     the trials left out of the statistics."""
     run_dir, df, meta, out, note = r.run_dir, r.df, r.meta, r.out, r.note
-    tables = [replace(t, label_prefix=meta["label_prefix"], main=list(meta.get("main_metrics") or [])) for t in tables]
+    tables = [replace(t, label_prefix=meta.label or "", main=list(meta.main_metrics)) for t in tables]
     for table in tables:
         (out / f"{table.key}.tex").write_text(ablation_latex(table, caption_note=note))
         if len(main_metrics(table)) < len(table.metrics):  # the main table leaves metrics out
@@ -432,10 +430,10 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
     sections = []
     counts = df["status"].value_counts().to_dict()
     summary = (
-        f"<p>{_e(meta.get('description', ''))}</p><p>Trainable <code>{_e(meta.get('trainable', '?'))}</code>; "
-        f"metric <code>{_e(meta['metric'])}</code> ({_e(meta['mode'])}); {len(df)} trials: "
+        f"<p>{_e(meta.description or '')}</p><p>Trainable <code>{_e(meta.trainable or '?')}</code>; "
+        f"metric <code>{_e(meta.metric)}</code> ({_e(meta.mode)}); {len(df)} trials: "
         + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
-        + (" &mdash; <b>quick run</b>" if meta.get("quick") else "")
+        + (" &mdash; <b>quick run</b>" if meta.quick else "")
         + "</p>"
         + models_line(meta)
     )
@@ -459,8 +457,8 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
         heading = "Ablation" if table.key == "ablation" else table.title
         sections.append((heading, ablation_html(table) + f"<p>{links} · <a href='../results.csv'>results.csv</a></p>"))
     sections += list(extra_sections)
-    if meta.get("trainable") in TRAINABLE_SECTIONS:
-        sections.append(TRAINABLE_SECTIONS[meta["trainable"]](r))
+    if meta.trainable in TRAINABLE_SECTIONS:
+        sections.append(TRAINABLE_SECTIONS[meta.trainable](r))
     if r.synthetic:
         domains = _sample_domains(run_dir)
         grid = (
@@ -470,16 +468,16 @@ def _grid_report(r: ReportInput, tables: list, *, extra_sections: list = (), fig
             else ""
         )
         sections.append(("Data", folded(synthetic_line + grid, "the data and its sample grid")))
-    group = meta.get("group_column") or ("point" if "point" in df.columns else "variant")
+    group = meta.group_column or ("point" if "point" in df.columns else "variant")
     not_done = df[df["status"] != COMPLETED][["trial_name", group, "seed", "status", "error"]]
     sections.append(("Trials not in the statistics", frame_html(not_done)))
     return _write_page(run_dir, df, meta, out, sections)
 
 
-def _write_page(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, sections: list) -> Path:
+def _write_page(run_dir: Path, df: pd.DataFrame, meta: RunInfo, out: Path, sections: list) -> Path:
     """Close the page with the spec as run, the run's options and the provenance; write it."""
     spec = (run_dir / spec_file(meta)).read_text() if (run_dir / spec_file(meta)).is_file() else ""
-    run_args = {k: meta.get(k) for k in ("quick", "overrides", "resources", "command", "started_at")}
+    run_args = meta.model_dump(mode="json", include={"quick", "overrides", "resources", "command", "started_at"})
     sections.append(
         (
             "Study spec",
@@ -489,7 +487,7 @@ def _write_page(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, sections
     prov = df[[c for c in REPORTED_PROVENANCE if c in df.columns]].drop_duplicates()
     sections.append(("Provenance", folded(frame_html(prov), "versions, commit, data fingerprint")))
     index = out / "index.html"
-    index.write_text(page(title=f"Report: {meta['study']}", sections=sections))
+    index.write_text(page(title=f"Report: {meta.study}", sections=sections))
     return index
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from reports._format import metric_label, num
 from reports.ablation import COMPLETED, AblationTable
+from reports.rundir.info import RunInfo
 from reports.stats import mean_std
 
 
@@ -27,43 +28,43 @@ def _confirmed(df: pd.DataFrame, variant: str, metric: str) -> str:
     return f"{num(mean, 4)} ± {num(std, 4)} (n={n})" if n else "n/a"
 
 
-def candidates_frame(table: AblationTable, meta: dict, df: pd.DataFrame) -> pd.DataFrame:
+def candidates_frame(table: AblationTable, meta: RunInfo, df: pd.DataFrame) -> pd.DataFrame:
     """One row per candidate: its search trial and the value it was chosen on (validation,
     one seed), the confirmed mean ± std of that metric and of the test metric (fresh seeds),
     its settings."""
-    chosen, tested = meta.get("search_metric", meta["metric"]), meta["metric"]
+    chosen, tested = meta.chosen_by, meta.metric
     columns = {f"confirmed {chosen}": chosen}
     if tested != chosen:
         columns[f"confirmed {tested}"] = tested
     rows = [
         {
             "candidate": table.reference,
-            "search trial": f"{meta.get('base_trial', 'trial000')} (base)",
-            f"search {chosen}": math.nan if meta.get("base_search_value") is None else float(meta["base_search_value"]),
+            "search trial": f"{meta.base_trial or 'trial000'} (base)",
+            f"search {chosen}": math.nan if meta.base_search_value is None else float(meta.base_search_value),
             **{k: _confirmed(df, table.reference, m) for k, m in columns.items()},
             "settings": "the search's base config",
         }
     ]
-    for c in meta.get("candidates", []):
+    for c in meta.candidates:
         rows.append(
             {
-                "candidate": c["variant"],
-                "search trial": c["trial"],
-                f"search {chosen}": float(c["search_value"]),
-                **{k: _confirmed(df, c["variant"], m) for k, m in columns.items()},
-                "settings": ", ".join(f"{k}={_show(v)}" for k, v in sorted(c["changes"].items())),
+                "candidate": c.variant,
+                "search trial": c.trial,
+                f"search {chosen}": c.search_value,
+                **{k: _confirmed(df, c.variant, m) for k, m in columns.items()},
+                "settings": ", ".join(f"{k}={_show(v)}" for k, v in sorted(c.changes.items())),
             }
         )
     return pd.DataFrame(rows)
 
 
-def candidates_note(meta: dict) -> str:
-    chosen, tested = meta.get("search_metric", meta["metric"]), meta["metric"]
+def candidates_note(meta: RunInfo) -> str:
+    chosen, tested = meta.chosen_by, meta.metric
     return (
         f"{metric_label(chosen)}: the search's value is one run with seed(s) "
-        f"{', '.join(map(str, meta.get('search_seeds', [])))}, on the validation identities the candidates were "
+        f"{', '.join(map(str, meta.search_seeds))}, on the validation identities the candidates were "
         f"chosen on (the run that ranked it, so biased upwards); confirmed: mean ± std over seeds "
-        f"{', '.join(map(str, meta.get('seeds', [])))}"
+        f"{', '.join(map(str, meta.seeds or []))}"
         + (
             f", and {metric_label(tested)} on the test identities, which took no part in the choice"
             if tested != chosen
@@ -107,15 +108,15 @@ class ConfirmInfo:
         return float(np.mean(d)) if d else None
 
 
-def confirm_info(table: AblationTable, meta: dict, df: pd.DataFrame) -> ConfirmInfo:
+def confirm_info(table: AblationTable, meta: RunInfo, df: pd.DataFrame) -> ConfirmInfo:
     """From the confirm table, run.json (the candidates and their search values) and the
     results; only completed reruns count."""
     from reports.plots import mean_ci
 
-    chosen = meta.get("search_metric", meta["metric"])
+    chosen = meta.chosen_by
     done = df[df["status"] == COMPLETED]
-    search = {c["variant"]: float(c["search_value"]) for c in meta.get("candidates", [])}
-    base = meta.get("base_search_value")
+    search = {c.variant: c.search_value for c in meta.candidates}
+    base = meta.base_search_value
     search[table.reference] = math.nan if base is None else float(base)
     points = []
     for v in table.variants:
@@ -123,7 +124,7 @@ def confirm_info(table: AblationTable, meta: dict, df: pd.DataFrame) -> ConfirmI
         values = rows[chosen].to_numpy(dtype=float) if chosen in rows.columns else np.array([])
         mean, lo, hi, n = mean_ci(values)
         points.append(CandidatePoint(v, table.shown(v), v == table.reference, search.get(v, math.nan), mean, lo, hi, n))
-    return ConfirmInfo(chosen, meta.get("mode", "max"), points)
+    return ConfirmInfo(chosen, meta.mode, points)
 
 
 def confirm_figure(info: ConfirmInfo, *, title: str):
@@ -183,7 +184,7 @@ def confirm_figure(info: ConfirmInfo, *, title: str):
     return fig
 
 
-def confirm_figures(table: AblationTable, meta: dict, df: pd.DataFrame, out_dir):
+def confirm_figures(table: AblationTable, meta: RunInfo, df: pd.DataFrame, out_dir):
     """``fig_confirm_search`` (the search's value against the reruns') and the ablation
     figures of the candidates against the base (``fig_confirm``, ``fig_confirm_metrics``),
     interactive and static."""

@@ -44,25 +44,25 @@ def plan_text(run_dir: Path | str, *, effect: float | None = None) -> str:
     run_dir = Path(run_dir)
     df, meta = read_run(run_dir)
     if effect is not None:
-        meta = {**meta, "min_effect": effect}
-    effect = meta.get("min_effect")
+        meta = meta.model_copy(update={"min_effect": effect})
+    effect = meta.min_effect
     tables = comparison_tables(df, meta)
     if not tables:
         return (
-            f"{run_dir}: a {meta.get('kind')} run compares no variants over seeds (each trial ran one seed); "
+            f"{run_dir}: a {meta.kind} run compares no variants over seeds (each trial ran one seed); "
             f"plan its confirm run instead: python -m orchestrator run confirm --from {run_dir}, then plan that\n"
         )
     done = df[df["status"].isin(FINISHED)]
-    if meta["metric"] not in df.columns or done[meta["metric"]].isna().all():
+    if meta.metric not in df.columns or done[meta.metric].isna().all():
         raise ReportInputError(
-            f"{run_dir}: no trial has a value of {meta['metric']} yet ({len(done)} of {len(df)} finished), so there is no "
+            f"{run_dir}: no trial has a value of {meta.metric} yet ({len(done)} of {len(df)} finished), so there is no "
             f"spread to plan from; python -m orchestrator status {run_dir} says where the run stands"
         )
     opts = stats_options(meta)
     lines = []
     for table in tables:
         lines += [
-            f"{table.title or str(meta.get('kind', 'ablation')).capitalize() + ' ' + table.study}: "
+            f"{table.title or meta.kind.capitalize() + ' ' + table.study}: "
             f"{table.test}, family {opts['family']}, "
             f"alpha {table.alpha:g}; MDE: the smallest difference detected with 80% power at alpha/m "
             f"(two-sided), from the observed sd of the differences",

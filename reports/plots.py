@@ -17,6 +17,7 @@ from scipy import stats
 
 from reports._format import metric_label
 from reports.ablation import COMPLETED
+from reports.rundir.info import AxisPoint, RunInfo
 
 FIGURE_WIDTH, FIGURE_HEIGHT = 640, 420
 #: Set to 0 to write the interactive figures only (no PDF or PNG: quicker; Chromium unused).
@@ -88,13 +89,13 @@ class SensitivityInfo:
     text: list = field(default_factory=list)
 
 
-def sensitivity_info(df: pd.DataFrame, axis: str, points: list[dict], metric: str) -> SensitivityInfo:
+def sensitivity_info(df: pd.DataFrame, axis: str, points: list[AxisPoint], metric: str) -> SensitivityInfo:
     done = df[df["status"] == COMPLETED]
-    keys = list(points[0]["values"])
+    keys = list(points[0].values)
     summary = []
     for p in points:
-        vals = done.loc[done["point"] == p["point"], metric].to_numpy(dtype=float) if metric in done else np.array([])
-        summary.append(PointSummary(p["point"], dict(p["values"]), bool(p["base"]), *mean_ci(vals)))
+        vals = done.loc[done["point"] == p.point, metric].to_numpy(dtype=float) if metric in done else np.array([])
+        summary.append(PointSummary(p.point, dict(p.values), p.base, *mean_ci(vals)))
     if len(keys) == 2:
         xs = list(dict.fromkeys(p.values[keys[1]] for p in summary))
         ys = list(dict.fromkeys(p.values[keys[0]] for p in summary))
@@ -282,10 +283,10 @@ def _written(file: Path) -> bool:
     return file.is_file() and file.stat().st_size > 0
 
 
-def sensitivity_figures(df: pd.DataFrame, meta: dict, out_dir: Path) -> Figures:
+def sensitivity_figures(df: pd.DataFrame, meta: RunInfo, out_dir: Path) -> Figures:
     figures = Figures()
-    for axis, points in meta["axes"].items():
-        fig = sensitivity_figure(sensitivity_info(df, axis, points, meta["metric"]))
+    for axis, points in meta.axes.items():
+        fig = sensitivity_figure(sensitivity_info(df, axis, points, meta.metric))
         write_figure(fig, out_dir, f"fig_sensitivity_{axis}", figures, title=f"Sensitivity to {axis}")
     return export_static(figures)
 

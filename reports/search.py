@@ -12,20 +12,21 @@ from reports._format import metric_label, setting
 from reports.ablation import COMPLETED
 from reports.latex import frame_latex
 from reports.markdown import frame_markdown
+from reports.rundir.info import RunInfo
 from reports.selection import selection_sentence
 
 
-def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
+def top_k(df: pd.DataFrame, meta: RunInfo) -> pd.DataFrame:
     """Completed trials, best first, at most ``top_k``: trial, the metric they are ranked on
     (validation), the other report metrics beside it (the test metrics of what was chosen,
     never used to rank), and the searched keys."""
-    metric, k = meta["metric"], int(meta.get("top_k", 5))
+    metric, k = meta.metric, meta.top_k
     done = df[df["status"] == COMPLETED]
     if metric not in done.columns:
         return pd.DataFrame(columns=["rank", "trial", metric])
-    done = done.dropna(subset=[metric]).sort_values(metric, ascending=meta["mode"] == "min", kind="stable")
-    cols = [f"config/{key}" for key in meta.get("space", []) if f"config/{key}" in done.columns]
-    reported = [m for m in meta.get("report_metrics", []) if m != metric and m in done.columns]
+    done = done.dropna(subset=[metric]).sort_values(metric, ascending=meta.mode == "min", kind="stable")
+    cols = [f"config/{key}" for key in (meta.space or {}) if f"config/{key}" in done.columns]
+    reported = [m for m in meta.report_metrics if m != metric and m in done.columns]
     taken = {"rank", "trial", metric, *reported}  # a searched key of one of these names keeps its config/ prefix
     out = (
         done[["trial", metric, *reported, *cols]]
@@ -39,14 +40,14 @@ def top_k(df: pd.DataFrame, meta: dict) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def search_headline(table: pd.DataFrame, df: pd.DataFrame, meta: dict) -> str:
+def search_headline(table: pd.DataFrame, df: pd.DataFrame, meta: RunInfo) -> str:
     """The answer first, as the ablation's page opens: the best trial that ran to completion
     on the study metric, its settings, the other report metrics of that trial (what was
     chosen, never used to choose), how many trials it was chosen among, and that one seed
     ranks but does not test."""
     from reports.rundir.names import FAILED, STOPPED
 
-    metric = meta["metric"]
+    metric = meta.metric
     counts = (
         f"{int((df['status'] == COMPLETED).sum())} of {len(df)} trials ran to completion"
         f" ({int((df['status'] == STOPPED).sum())} stopped early by ASHA, {int(df['status'].isin(FAILED).sum())} failed)"
@@ -57,8 +58,8 @@ def search_headline(table: pd.DataFrame, df: pd.DataFrame, meta: dict) -> str:
     fmt = _settings_format(table, meta)
     keys = [c for c in fmt if c not in ("rank", "trial") and c in table.columns]
     settings = ", ".join(f"{k.removeprefix('config/')}={fmt[k](best[k])}" for k in keys if pd.notna(best[k]))
-    others = [m for m in meta.get("report_metrics", []) if m != metric and m in table.columns]
-    text = f"Best on {metric} ({meta['mode']}): {best['trial']} ({best[metric]:.3f})"
+    others = [m for m in meta.report_metrics if m != metric and m in table.columns]
+    text = f"Best on {metric} ({meta.mode}): {best['trial']} ({best[metric]:.3f})"
     text += f" with {settings}" if settings else ""
     if others:
         text += "; the same trial's " + ", ".join(f"{m} = {best[m]:.3f}" for m in others[:2])
@@ -68,43 +69,43 @@ def search_headline(table: pd.DataFrame, df: pd.DataFrame, meta: dict) -> str:
     )
 
 
-def top_k_markdown(table: pd.DataFrame, meta: dict) -> str:
+def top_k_markdown(table: pd.DataFrame, meta: RunInfo) -> str:
     return frame_markdown(
         table,
-        f"Top {len(table)} of the trials that ran to completion, by {meta['metric']} "
-        f"({meta['mode']}), best in bold; trials stopped early by ASHA are not ranked. "
-        + selection_sentence(meta, meta.get("report_metrics", [meta["metric"]])),
+        f"Top {len(table)} of the trials that ran to completion, by {meta.metric} "
+        f"({meta.mode}), best in bold; trials stopped early by ASHA are not ranked. "
+        + selection_sentence(meta, meta.report_metrics),
         bold=_best(table, meta),
         formats=_settings_format(table, meta),
     )
 
 
-def _best(table: pd.DataFrame, meta: dict) -> set[tuple[int, str]]:
-    return {(0, meta["metric"])} if len(table) else set()
+def _best(table: pd.DataFrame, meta: RunInfo) -> set[tuple[int, str]]:
+    return {(0, meta.metric)} if len(table) else set()
 
 
-def _settings_format(table: pd.DataFrame, meta: dict) -> dict:
+def _settings_format(table: pd.DataFrame, meta: RunInfo) -> dict:
     """Sampled settings with 4 significant digits (a learning rate of 2.3e-4 is not 0.0002)."""
 
     def sig(v) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    metrics = {meta["metric"], *meta.get("report_metrics", [])}
+    metrics = {meta.metric, *meta.report_metrics}
     return {c: sig for c in table.columns if c not in ("rank", "trial") and c not in metrics}
 
 
-def top_k_latex(table: pd.DataFrame, meta: dict, *, caption_note: str = "") -> str:
+def top_k_latex(table: pd.DataFrame, meta: RunInfo, *, caption_note: str = "") -> str:
     caption = (
-        f"{meta.get('title') or 'Search'}: the top {len(table)} trials that ran to completion, by "
-        f"{meta['metric']} ({meta['mode']}), one seed each, best in bold; trials stopped early by ASHA are "
+        f"{meta.title or 'Search'}: the top {len(table)} trials that ran to completion, by "
+        f"{meta.metric} ({meta.mode}), one seed each, best in bold; trials stopped early by ASHA are "
         f"not ranked; run confirm tests the best ones with fresh seeds. "
-        f"{selection_sentence(meta, meta.get('report_metrics', [meta['metric']]))} {caption_note}"
+        f"{selection_sentence(meta, meta.report_metrics)} {caption_note}"
     )
     return frame_latex(
         table,
         caption=caption,
-        label=f"{meta.get('label_prefix') or meta['study']}-top-k",
-        header={meta["metric"]: metric_label(meta["metric"])},
+        label=f"{meta.label or meta.study}-top-k",
+        header={meta.metric: metric_label(meta.metric)},
         bold=_best(table, meta),
         formats=_settings_format(table, meta),
         keep=2,  # rank and trial start every block

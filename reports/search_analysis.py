@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reports.errors import ReportInputError
+from reports.rundir.info import RunInfo
 from reports.rundir.names import COMPLETED, STOPPED, rung_milestones
 
 
@@ -111,10 +112,10 @@ def _distribution(param):
     return d.FloatDistribution(float(param.low), float(param.high), step=param.step, log=param.kind == "loguniform")
 
 
-def search_params(meta: dict) -> list:
+def search_params(meta: RunInfo) -> list:
     from reports.rundir.space import SearchSpaceError, parse_space
 
-    space = meta.get("space")
+    space = meta.space
     if not isinstance(space, dict):
         raise ReportInputError("run.json: the search space is missing (a run from an older version?)")
     try:
@@ -123,7 +124,7 @@ def search_params(meta: dict) -> list:
         raise ReportInputError(f"run.json: {err}") from None
 
 
-def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: Any = None):
+def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: RunInfo, storage: Any = None):
     """The search as an Optuna study: TERMINATED -> COMPLETE (its final metric), STOPPED ->
     PRUNED (with its last intermediate value as its value, Optuna's convention for pruned
     trials), ERROR and INTERRUPTED -> FAIL; PENDING trials never ran and are left out. Params
@@ -134,13 +135,13 @@ def optuna_study(df: pd.DataFrame, curves: pd.DataFrame, meta: dict, storage: An
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created..." is noise in a report
     params = search_params(meta)
-    metric = meta["metric"]
+    metric = meta.metric
     curve = metric_curves(curves, metric)
     study = optuna.create_study(
         storage=storage,
-        study_name=meta["study"],
+        study_name=meta.study,
         load_if_exists=False,
-        direction="maximize" if meta["mode"] == "max" else "minimize",
+        direction="maximize" if meta.mode == "max" else "minimize",
     )
     import warnings
 
@@ -242,7 +243,7 @@ def importance(study) -> tuple[dict[str, float], str]:
         return {}, f"optuna.importance could not evaluate this search: {err}"
 
 
-def write_optuna_storage(study_df: pd.DataFrame, curves: pd.DataFrame, meta: dict, path: Path) -> Path:
+def write_optuna_storage(study_df: pd.DataFrame, curves: pd.DataFrame, meta: RunInfo, path: Path) -> Path:
     """``optuna.db`` (SQLite) for ``optuna-dashboard sqlite:///<path>``, rewritten from scratch."""
     path = Path(path)
     path.unlink(missing_ok=True)
@@ -250,13 +251,15 @@ def write_optuna_storage(study_df: pd.DataFrame, curves: pd.DataFrame, meta: dic
     return path
 
 
-def asha_rungs(meta: dict) -> list[int]:
+def asha_rungs(meta: RunInfo) -> list[int]:
     """The iterations at which ASHA compared trials: grace, grace*rf, ... below max_t."""
-    s = meta.get("scheduler") or {}
-    if isinstance(s.get("rungs"), list):  # recorded by the run
-        return [int(r) for r in s["rungs"]]
+    s = meta.scheduler
+    if s is None:  # a run that recorded no scheduler compared no trials at rungs
+        return []
+    if s.rungs is not None:  # recorded by the run
+        return list(s.rungs)
     return rung_milestones(
-        grace_period=s.get("grace_period", 1), reduction_factor=s.get("reduction_factor", 3), max_t=s.get("max_t", 1)
+        grace_period=s.grace_period or 1, reduction_factor=s.reduction_factor or 3, max_t=s.max_t or 1
     )
 
 
@@ -270,7 +273,7 @@ LOW_RANK_CORRELATION = 0.5
 MIN_TRIALS_FOR_CORRELATION = 4
 
 
-def rung_correlations(df: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> pd.DataFrame:
+def rung_correlations(df: pd.DataFrame, curves: pd.DataFrame, meta: RunInfo) -> pd.DataFrame:
     """For each rung at which the scheduler compared trials (``asha_rungs``, before the last
     iteration): Spearman's rank correlation (``scipy.stats.spearmanr``) between each trial's
     study metric at that rung and its final metric, over the trials that ran to completion
@@ -282,8 +285,8 @@ def rung_correlations(df: pd.DataFrame, curves: pd.DataFrame, meta: dict) -> pd.
     trial, and a low value says the rung's ranking did not carry over among those it kept."""
     from scipy.stats import spearmanr
 
-    metric = meta["metric"]
-    max_t = int((meta.get("scheduler") or {}).get("max_t") or 0)
+    metric = meta.metric
+    max_t = (meta.scheduler.max_t if meta.scheduler else None) or 0
     rungs = [r for r in asha_rungs(meta) if not max_t or r < max_t]
     cols = ["rung", "trials", "rho", "p", "low"]
     if not rungs or metric not in df.columns or curves.empty:

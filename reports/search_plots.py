@@ -14,6 +14,7 @@ import pandas as pd
 
 from reports._format import metric_label
 from reports.plots import FIGURE_HEIGHT, FIGURE_WIDTH, Figures, _layout, _numeric, export_static, write_figure
+from reports.rundir.info import RunInfo
 from reports.rundir.names import COMPLETED
 
 
@@ -229,12 +230,12 @@ def importance_figure(importances: dict[str, float], n_trials: int):
 
 
 def search_figures(
-    df: pd.DataFrame, curves: pd.DataFrame, meta: dict, out_dir: Path
+    df: pd.DataFrame, curves: pd.DataFrame, meta: RunInfo, out_dir: Path
 ) -> tuple[Figures, dict[str, float], str]:
     """The search's figures; returns them, the importances, and why importance is missing (if it is)."""
     from reports import search_analysis as sa
 
-    metric, mode = meta["metric"], meta["mode"]
+    metric, mode = meta.metric, meta.mode
     figures = Figures()
     by_trial = sa.best_so_far_by_trial(df, metric, mode)
     write_figure(

@@ -12,6 +12,8 @@ from typing import Callable
 
 import pandas as pd
 
+from reports.rundir.info import RunInfo
+
 
 @dataclass(frozen=True)
 class ReportInput:
@@ -21,7 +23,7 @@ class ReportInput:
 
     run_dir: Path
     df: pd.DataFrame
-    meta: dict
+    meta: RunInfo
     out: Path
     synthetic: bool
     note: str
@@ -31,12 +33,12 @@ class ReportInput:
 KIND_REPORTS: dict[str, Callable[[ReportInput], Path]] = {}
 #: kind -> tables(results, run.json) -> its comparison tables over seeds, which its report and
 #: ``plan`` share (a kind whose trials are not paired over seeds, search, has none).
-KIND_TABLES: dict[str, Callable[[pd.DataFrame, dict], list]] = {}
+KIND_TABLES: dict[str, Callable[[pd.DataFrame, RunInfo], list]] = {}
 #: trainable -> section(report input) -> (heading, html), added to each of its runs' reports.
 TRAINABLE_SECTIONS: dict[str, Callable[[ReportInput], tuple[str, str]]] = {}
 
 
-def report_for(kind: str, *, tables: Callable[[pd.DataFrame, dict], list] | None = None):
+def report_for(kind: str, *, tables: Callable[[pd.DataFrame, RunInfo], list] | None = None):
     """Register the report builder of a study kind (a decorator), and ``tables``, the
     comparison tables it computes from a run's results and run.json, where it has any."""
 
@@ -63,9 +65,9 @@ def section_for(trainable: str):
     return wrap
 
 
-def models_line(meta: dict) -> str:
+def models_line(meta: RunInfo) -> str:
     """Which epoch's model each trial keeps (``python -m orchestrator export`` writes it out)."""
-    by = meta.get("best_epoch_by")
+    by = meta.best_epoch_by
     if by is None:
         return ""
     which = (

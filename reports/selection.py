@@ -7,6 +7,8 @@ reported for what was chosen, never used to choose.
 
 from __future__ import annotations
 
+from reports.rundir.info import RunInfo
+
 VALIDATION, TEST = "val/", "eval/"
 
 
@@ -21,28 +23,28 @@ def _roles(metrics: list[str]) -> str:
     return "; ".join(parts)
 
 
-def _search(meta: dict, roles: str) -> str:
+def _search(meta: RunInfo, roles: str) -> str:
     return (
-        f"Chosen on: {meta['metric']} (validation identities) ranks the trials, drives the sampler and ASHA; "
+        f"Chosen on: {meta.metric} (validation identities) ranks the trials, drives the sampler and ASHA; "
         f"reported only: {roles}."
     )
 
 
-def _confirm(meta: dict, roles: str) -> str:
-    chosen = meta.get("search_metric", meta["metric"])
+def _confirm(meta: RunInfo, roles: str) -> str:
+    chosen = meta.chosen_by
     return (
         f"Chosen on: the search ranked the candidates on {chosen} (validation identities, one seed); "
-        f"tested here on {meta['metric']} with fresh seeds; reported: {roles}."
+        f"tested here on {meta.metric} with fresh seeds; reported: {roles}."
     )
 
 
-def _sensitivity(meta: dict, roles: str) -> str:
+def _sensitivity(meta: RunInfo, roles: str) -> str:
     if recommends(meta):
-        return f"Chosen on: † marks on {meta['metric']} (validation identities); reported: {roles}."
+        return f"Chosen on: † marks on {meta.metric} (validation identities); reported: {roles}."
     return _declared(meta, roles)
 
 
-def _declared(meta: dict, roles: str) -> str:
+def _declared(meta: RunInfo, roles: str) -> str:
     return (
         f"Chosen on: nothing (the reference is declared in the spec, no point or variant is picked from "
         f"these numbers); reported: {roles}."
@@ -53,12 +55,12 @@ def _declared(meta: dict, roles: str) -> str:
 SENTENCES = {"search": _search, "confirm": _confirm, "sensitivity": _sensitivity}
 
 
-def selection_sentence(meta: dict, metrics: list[str]) -> str:
+def selection_sentence(meta: RunInfo, metrics: list[str]) -> str:
     """What chose and what is reported, for the caption of every table of the run."""
-    return SENTENCES.get(meta.get("kind", "ablation"), _declared)(meta, _roles(metrics))
+    return SENTENCES.get(meta.kind, _declared)(meta, _roles(metrics))
 
 
-def recommends(meta: dict) -> bool:
+def recommends(meta: RunInfo) -> bool:
     """Marks of a sensitivity run: asked for, and on a validation metric (a run made before
     the rule, ranked on a test metric, gets no marks rather than a biased recommendation)."""
-    return bool(meta.get("recommend", True)) and str(meta.get("metric", "")).startswith(VALIDATION)
+    return meta.recommend and meta.metric.startswith(VALIDATION)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from reports._format import setting
 from reports.ablation import COMPLETED
+from reports.rundir.info import RunInfo
 
 METRICS = {
     "eval/probe/acc": ("Accuracy", "max"),
@@ -47,12 +48,12 @@ def _classes(run_dir: Path, study: str, trials: pd.Series, k: int) -> tuple[str,
     return fmt(per[::-1].head(k)), fmt(per.head(k)), len(frames)
 
 
-def track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, *, k: int = 3) -> tuple[pd.DataFrame, set, str]:
+def track_comparison(run_dir: Path, df: pd.DataFrame, meta: RunInfo, *, k: int = 3) -> tuple[pd.DataFrame, set, str]:
     """(table, bold cells, note) of a probe study's variants."""
     rows, means = [], {}
     done = df[df["status"] == COMPLETED]
     group = "point" if "point" in df.columns else "variant"
-    for variant in meta["variants"]:
+    for variant in meta.variants:
         if not (df[group] == variant).any():
             continue
         sub = done[done[group] == variant]
@@ -70,7 +71,7 @@ def track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, *, k: int = 3)
             means[(variant, label)] = vals.mean() if len(vals) else np.nan
             sd = vals.std(ddof=1) if len(vals) > 1 else np.nan
             row[label] = "" if not len(vals) else (f"{vals.mean():.4f}" + ("" if np.isnan(sd) else f" ± {sd:.4f}"))
-        best, worst, _ = _classes(run_dir, meta["study"], sub["trial_name"], k)
+        best, worst, _ = _classes(run_dir, meta.study, sub["trial_name"], k)
         row[f"Best {k} classes (F1)"], row[f"Worst {k} classes (F1)"] = best, worst
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -103,7 +104,7 @@ def track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, *, k: int = 3)
     return table, bold, note
 
 
-def write_track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, out: Path, caption_note: str = "") -> str:
+def write_track_comparison(run_dir: Path, df: pd.DataFrame, meta: RunInfo, out: Path, caption_note: str = "") -> str:
     """``track_comparison.{md,tex,csv}``; returns the HTML section."""
     from reports.html import _e, frame_html
     from reports.latex import frame_latex
@@ -112,13 +113,13 @@ def write_track_comparison(run_dir: Path, df: pd.DataFrame, meta: dict, out: Pat
     table, bold, note = track_comparison(run_dir, df, meta)
     table.to_csv(out / "track_comparison.csv", index=False)
     (out / "track_comparison.md").write_text(
-        f"# Track comparison: {meta['study']}\n\n" + frame_markdown(table, note, bold=bold)
+        f"# Track comparison: {meta.study}\n\n" + frame_markdown(table, note, bold=bold)
     )
     (out / "track_comparison.tex").write_text(
         frame_latex(
             table,
-            caption=f"Track comparison of {meta['study']}. {note} {caption_note}".strip(),
-            label=f"{meta.get('label_prefix') or meta['study']}-track-comparison",
+            caption=f"Track comparison of {meta.study}. {note} {caption_note}".strip(),
+            label=f"{meta.label or meta.study}-track-comparison",
             bold=bold,
         )
     )

@@ -21,8 +21,9 @@ from orchestrator.launch import (
 )
 from orchestrator.plan import TrialPlan, resolve_trainable
 from orchestrator.spec import StudyBase
+from reports.rundir.info import RunInfo
 from reports.rundir.lock import run_lock
-from reports.rundir.names import EXTENSIONS, SPEC_FILE, TUNE_DIR
+from reports.rundir.names import SPEC_FILE, TUNE_DIR
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,12 @@ class Experiment:
     """A search's extension: the number of its first trial."""
 
 
-def experiment_of(meta: dict[str, Any]) -> Experiment:
-    ext = meta.get(EXTENSIONS) or []
-    if not ext:
+def experiment_of(meta: RunInfo) -> Experiment:
+    last = meta.latest_extension
+    if last is None:
         return Experiment()
-    last = ext[-1]
     return Experiment(
-        str(last["tune_dir"]),
-        tuple(last["trials"]) if "trials" in last else None,
-        last.get("samples"),
-        last.get("continues"),
-        int(last.get("first", 0)),
+        last.tune_dir, tuple(last.trials) if last.trials is not None else None, last.samples, last.continues, last.first
     )
 
 
@@ -120,16 +116,16 @@ class StudyKind:
         """Run the trials on Tune (``restore``: go on from Tune's experiment state)."""
         raise NotImplementedError
 
-    def progress(self, launch: Launch, compiled: Any, meta: dict[str, Any], has_table: bool) -> Progress:
+    def progress(self, launch: Launch, compiled: Any, meta: RunInfo, has_table: bool) -> Progress:
         """Where a stopped run of this kind stands (its ``results.csv`` read back)."""
         raise NotImplementedError
 
-    def in_run_order(self, compiled: Any, meta: dict[str, Any]) -> Any:
+    def in_run_order(self, compiled: Any, meta: RunInfo) -> Any:
         """The compiled study as the run holds it (an extended run: its first trials, then
         each extension's, in the order Tune was given them)."""
         return compiled
 
-    def extend(self, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, **how: Any) -> Path:
+    def extend(self, run_dir: Path, spec: StudyBase, meta: RunInfo, opts: RunOptions, **how: Any) -> Path:
         """``extend``: add trials to a finished run (see ``orchestrator.extend``)."""
         raise UserError(f"{run_dir}: a {self.name} run cannot be extended")
 
@@ -183,7 +179,7 @@ class StudyKind:
             self.execute(launch, compiled, table, provenance, restore=False)
         return _report(launch)
 
-    def resume(self, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, *, has_table: bool, log):
+    def resume(self, run_dir: Path, spec: StudyBase, meta: RunInfo, opts: RunOptions, *, has_table: bool, log):
         """``resume``: a run stopped before any trial ran starts its trials; one stopped
         midway goes on from Tune's experiment state (finished trials stay as they are,
         unfinished ones continue from their last checkpoint); a finished one gets its
@@ -212,7 +208,7 @@ class StudyKind:
             log(f"{run_dir}: every trial has ended; rebuilding the report")
         return _report(launch)
 
-    def _resume_extension(self, launch: Launch, compiled: Any, state: Progress, meta: dict[str, Any]) -> Path:
+    def _resume_extension(self, launch: Launch, compiled: Any, state: Progress, meta: RunInfo) -> Path:
         """An extension stopped midway: its experiment goes on from Tune's state; one stopped
         before Tune began it (no state yet, so no trial of it ran) starts its trials now.
         The run's earlier trials stay as they are either way."""

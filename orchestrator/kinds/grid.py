@@ -12,7 +12,8 @@ from orchestrator.kinds.base import Launch, Progress, StudyKind
 from orchestrator.launch import RunOptions, max_concurrent
 from orchestrator.plan import TrialPlan, compile_plan, parse_overrides
 from orchestrator.spec import StudyBase
-from reports.rundir.names import EXTENSIONS, PENDING, UNFINISHED
+from reports.rundir.info import RunInfo
+from reports.rundir.names import PENDING, UNFINISHED
 
 
 class GridKind(StudyKind):
@@ -20,10 +21,10 @@ class GridKind(StudyKind):
         """The grid; ``opts.seeds`` are an extended run's seeds (else the spec's)."""
         return compile_plan(spec, quick=opts.quick, overrides=parse_overrides(opts.set), seeds=opts.seeds, warn=log)
 
-    def in_run_order(self, compiled: list[TrialPlan], meta: dict[str, Any]) -> list[TrialPlan]:
+    def in_run_order(self, compiled: list[TrialPlan], meta: RunInfo) -> list[TrialPlan]:
         """The run's first trials in the grid's order, then each extension's in the order it
         added them, numbered so: a Tune experiment's ``_trial`` indices stay what it was given."""
-        added = [name for ext in meta.get(EXTENSIONS) or [] for name in ext["trials"]]
+        added = [name for ext in meta.extensions for name in ext.trials or []]
         if not added:
             return compiled
         by_name = {p.name: p for p in compiled}
@@ -78,7 +79,7 @@ class GridKind(StudyKind):
             provenance=provenance or {},
         )
 
-    def progress(self, launch: Launch, compiled: list[TrialPlan], meta: dict[str, Any], has_table: bool) -> Progress:
+    def progress(self, launch: Launch, compiled: list[TrialPlan], meta: RunInfo, has_table: bool) -> Progress:
         from orchestrator.results import ResultsTable
 
         if not has_table:
@@ -116,7 +117,7 @@ class GridKind(StudyKind):
                 table.add(p, provenance.get(p.index, {}))
         table.write()
 
-    def extend(self, run_dir: Path, spec: StudyBase, meta: dict[str, Any], opts: RunOptions, **how: Any) -> Path:
+    def extend(self, run_dir: Path, spec: StudyBase, meta: RunInfo, opts: RunOptions, **how: Any) -> Path:
         from orchestrator.extend import extend_grid
 
         return extend_grid(self, run_dir, spec, meta, opts, **how)

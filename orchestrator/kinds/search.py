@@ -13,6 +13,7 @@ from orchestrator.kinds.base import Launch, Progress, StudyKind, register_kind
 from orchestrator.launch import RunOptions, max_concurrent
 from orchestrator.plan import SearchPlan, TrialPlan, compile_search, parse_overrides
 from orchestrator.spec import MAX_SAMPLES, Seeds, Strict, StudyBase
+from reports.rundir.info import RunInfo
 from reports.rundir.names import UNFINISHED
 
 
@@ -198,18 +199,18 @@ class Search(StudyKind):
     def restart_extension(self, launch: Launch, compiled: SearchPlan, table, provenance) -> None:
         """Nothing to add first: a search's rows come as its sampler proposes trials."""
 
-    def extend(self, run_dir, spec, meta: dict[str, Any], opts: RunOptions, **how: Any):
+    def extend(self, run_dir, spec, meta: RunInfo, opts: RunOptions, **how: Any):
         from orchestrator.extend import extend_search
 
         return extend_search(self, run_dir, spec, meta, opts, **how)
 
-    def progress(self, launch: Launch, compiled: SearchPlan, meta: dict[str, Any], has_table: bool) -> Progress:
+    def progress(self, launch: Launch, compiled: SearchPlan, meta: RunInfo, has_table: bool) -> Progress:
         """Tune restores the sampler (every trial Optuna has seen, its random state, the count
         of trials generated); ASHA's rungs are replayed from ``curves.csv``, and trials that
         waited at a rung wait again (``asha.PromotionASHA``)."""
         from reports.rundir.files import read_results
 
-        total = int(meta.get("num_samples") or compiled.num_samples)  # an extended search's: more than its spec's
+        total = meta.num_samples or compiled.num_samples  # an extended search's: more than its spec's
         df = read_results(launch.run_dir, meta) if has_table else None
         if df is None:
             return Progress(None, 0, total, started=False)

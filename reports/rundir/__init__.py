@@ -9,5 +9,6 @@ alone, and it imports nothing else of the project (nor Ray, nor torch, nor the s
   ``curves.csv``, the group column of each study kind, ASHA's rungs;
 - ``reports.rundir.files``: ``results.csv``, ``configs.json`` and ``run.json`` replaced atomically
   with their digests in ``checksums.sha256``, and read back refused in one line when damaged;
+- ``reports.rundir.info``: ``run.json`` as a typed model (``RunInfo``) and its one writer;
 - ``reports.rundir.space``: the search-space format of a spec, as run.json carries it.
 """

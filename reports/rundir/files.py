@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reports.rundir.info import RunInfo
 from reports.rundir.names import (
     CHECKSUMS_FILE,
     CONFIGS_FILE,
@@ -128,115 +129,64 @@ def read_checked(run_dir: Path, name: str) -> bytes:
     )
 
 
-def read_run_info(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` as a mapping with the keys every reader needs, else one line."""
+def read_run_info(run_dir: Path) -> RunInfo:
+    """``run.json`` as its typed model (``reports.rundir.info.RunInfo``: a run made before a field
+    was recorded is read with that field's default there, and nowhere else), else one line."""
+    from pydantic import ValidationError
+
     path = Path(run_dir) / RUN_FILE
     data = read_checked(run_dir, RUN_FILE)
     try:
-        info = json.loads(data.decode("utf-8"))
+        raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         raise DamagedRunFile(f"{path}: not JSON ({str(err).splitlines()[0]})") from None
-    if not isinstance(info, dict):
-        raise DamagedRunFile(f"{path}: a JSON {type(info).__name__}, not the mapping this tool writes")
+    if not isinstance(raw, dict):
+        raise DamagedRunFile(f"{path}: a JSON {type(raw).__name__}, not the mapping this tool writes")
     for key, kind in RUN_REQUIRED.items():
-        if not isinstance(info.get(key), kind):
+        if not isinstance(raw.get(key), kind):
             raise DamagedRunFile(f"{path}: no {key!r} ({kind.__name__}); the file is damaged or not from this tool")
+    try:
+        info = RunInfo.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        top = first["loc"][0] if first["loc"] else ""
+        shown = json.dumps(raw.get(str(top)), default=str)[:60]
+        if top == "mode":
+            raise DamagedRunFile(
+                f"{path}: mode {raw['mode']!r} is neither 'max' nor 'min'; the file was edited"
+            ) from None
+        raise DamagedRunFile(
+            f"{path}: {key!r} holds {shown}, not what this tool writes there ({first['msg']})"
+        ) from None
     _check_run_fields(path, info)
-    info.setdefault("report_metrics", [info["metric"]])  # a run made before run.json listed them
-    # which way each metric is better: as the trainable declared it, or (a run made before
-    # run.json recorded that, or a metric it recorded none for) by the old rule of names
-    from reports.rundir.names import direction_by_name
-
-    recorded = info.get("metric_directions") or {}
-    info["metric_directions"] = {
-        **{m: direction_by_name(m) for m in dict.fromkeys([info["metric"], *info["report_metrics"]])},
-        **recorded,
-    }
     return info
 
-
-def _is(value: Any, what: str) -> bool:
-    """Whether a run.json value has the JSON shape ``what`` names."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return {
-        "str": isinstance(value, str),
-        "str?": value is None or isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "int?": value is None or (isinstance(value, int) and not isinstance(value, bool)),
-        "bool": isinstance(value, bool),
-        "prob": number and 0 < value < 1,
-        "effect?": value is None or (number and 0 < value < float("inf")),
-        "strs": isinstance(value, list) and all(isinstance(v, str) for v in value),
-        "ints": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
-        "names": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
-        "directions": isinstance(value, dict) and all(v in ("max", "min") for v in value.values()),
-        "axes": isinstance(value, dict) and all(isinstance(v, list) for v in value.values()),
-        "dict": isinstance(value, dict),
-        "list": isinstance(value, list),
-    }[what]
-
-
-#: The shape of each field of run.json that the readers use, checked where present (a field
-#: edited to another type would otherwise surface as a traceback deep in the report).
-RUN_FIELDS = {
-    "report_metrics": "strs",
-    "main_metrics": "strs",
-    "variants": "strs",
-    "reference": "str",
-    "seeds": "ints",
-    "axes": "axes",
-    "names": "names",
-    "alpha": "prob",
-    "min_effect": "effect?",
-    "test": "str",
-    "interval": "str",
-    "family": "str",
-    "label": "str?",
-    "trainable": "str",
-    "group_column": "str",
-    "num_samples": "int",
-    "top_k": "int",
-    "quick": "bool",
-    "selects": "bool",
-    "recommend": "bool",
-    "max_concurrent": "int?",
-    "resources": "dict",
-    "driver": "dict",
-    "extensions": "list",
-    "overrides": "strs",
-    "metric_directions": "directions",
-}
 
 #: What each study kind's report cannot do without.
 KIND_FIELDS = {"ablation": ("variants", "reference"), "confirm": ("variants", "reference"), "sensitivity": ("axes",)}
 
 
-def require_kind_fields(run_dir: Path, info: dict[str, Any]) -> None:
+def require_kind_fields(run_dir: Path, info: RunInfo) -> None:
     """What a report of the run's kind cannot do without (``KIND_FIELDS``), else one line."""
-    for key in KIND_FIELDS.get(info["kind"], ()):
-        if key not in info:
+    for key in KIND_FIELDS.get(info.kind, ()):
+        if getattr(info, key) is None:
             raise DamagedRunFile(
-                f"{Path(run_dir) / RUN_FILE}: a {info['kind']} run without {key!r}; the file is damaged or was edited"
+                f"{Path(run_dir) / RUN_FILE}: a {info.kind} run without {key!r}; the file is damaged or was edited"
             )
 
 
-def _check_run_fields(path: Path, info: dict[str, Any]) -> None:
+def _check_run_fields(path: Path, info: RunInfo) -> None:
+    """What spans fields: a kind this tool writes, a reference that is one of the variants."""
     from reports.rundir.names import GROUP_COLUMNS
 
-    if info["mode"] not in ("max", "min"):
-        raise DamagedRunFile(f"{path}: mode {info['mode']!r} is neither 'max' nor 'min'; the file was edited")
-    if info["kind"] not in GROUP_COLUMNS:
-        raise DamagedRunFile(f"{path}: kind {info['kind']!r} is no study kind this tool writes; the file was edited")
-    for key, what in RUN_FIELDS.items():
-        if key in info and not _is(info[key], what):
-            raise DamagedRunFile(f"{path}: {key!r} holds {json.dumps(info[key])[:60]}, not what this tool writes there")
-    if "reference" in info and "variants" in info and info["reference"] not in info["variants"]:
-        raise DamagedRunFile(
-            f"{path}: its reference {info['reference']!r} is none of its variants; the file was edited"
-        )
+    if info.kind not in GROUP_COLUMNS:
+        raise DamagedRunFile(f"{path}: kind {info.kind!r} is no study kind this tool writes; the file was edited")
+    if info.reference is not None and info.variants is not None and info.reference not in info.variants:
+        raise DamagedRunFile(f"{path}: its reference {info.reference!r} is none of its variants; the file was edited")
 
 
-def read_results(run_dir: Path, info: dict[str, Any] | None = None):
+def read_results(run_dir: Path, info: RunInfo | None = None):
     """``results.csv`` as a DataFrame (text cells empty, not NaN), refused in one line when it
     is damaged: a digest that matches no record, a row with more or fewer cells than the
     header, a required column missing, a status this tool never writes, or no column for the
@@ -274,7 +224,7 @@ def read_results(run_dir: Path, info: dict[str, Any] | None = None):
         raise DamagedRunFile(
             f"{path}: status {odd[0]!r} is not one this tool writes ({', '.join(STATUSES)}); the file is damaged"
         )
-    metric = (info or {}).get("metric")
+    metric = info.metric if info is not None else None
     if metric and metric not in df.columns and (df["status"] == TERMINATED).any():
         raise DamagedRunFile(
             f"{path}: no column for the study metric {metric!r} though "
@@ -282,7 +232,7 @@ def read_results(run_dir: Path, info: dict[str, Any] | None = None):
         )
     if info is not None:
         _check_rows(path, df, info)
-        for m in dict.fromkeys([metric, *(info.get("report_metrics") or [])]):
+        for m in dict.fromkeys([metric, *info.report_metrics]):
             if m in df.columns:  # a metric is a number (NaN spelt 'nan' or empty), never text
                 values = pd.to_numeric(df[m], errors="coerce")
                 bad = values.isna() & df[m].notna() & (df[m].astype(str).str.lower() != "nan")
@@ -306,25 +256,21 @@ OPTIONAL_TEXT = ("error",)
 OPTIONAL_NUMBERS = ("wall_s", "iterations")
 
 
-def _check_rows(path: Path, df, info: dict[str, Any]) -> None:
+def _check_rows(path: Path, df, info: RunInfo) -> None:
     """The table holds the trials run.json says the run has: its group column, and for a grid
     run a row for every variant (or point) and seed, each once (whole rows removed, or copied
     in, with the digest redone or deleted, are caught here)."""
-    from reports.rundir.names import GROUP_COLUMNS
-
-    group = info.get("group_column") or GROUP_COLUMNS.get(info["kind"], "variant")
+    group = info.group
     if len(df) and group not in df.columns:
-        raise DamagedRunFile(
-            f"{path}: no {group!r} column, which a {info['kind']} run's table has; the file is damaged"
-        )
+        raise DamagedRunFile(f"{path}: no {group!r} column, which a {info.kind} run's table has; the file is damaged")
     dup = df["trial_name"][df["trial_name"].duplicated()]
     if len(dup):
         raise DamagedRunFile(f"{path}: trial {dup.iloc[0]!r} has two rows; the file is damaged or was edited")
-    if info["kind"] == "search" or "variants" not in info or "seeds" not in info:
+    if info.kind == "search" or info.variants is None or info.seeds is None:
         return
     have = set(zip(df[group].astype(str), df["seed"].astype(str)))
-    for v in info["variants"]:
-        for s in info["seeds"]:
+    for v in info.variants:
+        for s in info.seeds:
             if (str(v), str(s)) not in have:
                 raise DamagedRunFile(
                     f"{path}: no row for {v!r} with seed {s}, which run.json lists; rows were removed from the file "

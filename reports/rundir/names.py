@@ -5,9 +5,14 @@ reports read by them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reports.rundir.info import RunInfo
+
 # files and folders of a run directory
 SPEC_FILE = "spec.yaml"  # the spec as run
-RUN_FILE = "run.json"  # what the report needs to know about the study (``orchestrator.run.write_run_info``)
+RUN_FILE = "run.json"  # what the report needs to know about the study (``reports.rundir.info.RunInfo``)
 RESULTS_FILE = "results.csv"  # one row per planned trial
 CONFIGS_FILE = "configs.json"  # each trial's full config with its JSON types
 CURVES_FILE = "curves.csv"  # every reported metric at every iteration (long format)
@@ -85,18 +90,18 @@ def group_column(kind: str) -> str:
     return GROUP_COLUMNS.get(kind, "variant")
 
 
-def spec_file(info: dict) -> str:
+def spec_file(info: RunInfo) -> str:
     """The run's spec as it now stands: ``spec.yaml`` (the spec as first run, never rewritten),
     or the spec file of its latest extension (``spec.ext1.yaml``, ...)."""
-    ext = info.get(EXTENSIONS) or []
-    return str(ext[-1]["spec"]) if ext else SPEC_FILE
+    ext = info.latest_extension
+    return ext.spec if ext is not None and ext.spec else SPEC_FILE
 
 
-def experiment_dir(info: dict) -> str:
+def experiment_dir(info: RunInfo) -> str:
     """The folder of the run's latest Tune experiment: ``tune/``, or its latest extension's
     (``tune-ext1/``, ...: an extension's trials are a Tune experiment of their own)."""
-    ext = info.get(EXTENSIONS) or []
-    return str(ext[-1]["tune_dir"]) if ext else TUNE_DIR
+    ext = info.latest_extension
+    return ext.tune_dir if ext is not None else TUNE_DIR
 
 
 def is_metric_key(key: str) -> bool:

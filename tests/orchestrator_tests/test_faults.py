@@ -75,7 +75,7 @@ def straight(ray_local, standin, study) -> Path:
     assert run.results["group"].tolist() == ["a", "b"] and run.spec.name == "faults"
     assert str(run.results["config/lora_rank"].dtype) == "Int64" and (run.results["config/lora_rank"] == 2).all()
     assert str(run.results["config/flip_test"].dtype) == "boolean"
-    assert run.info["overrides"] == [] and set(run.curves["trial_name"]) == set(PLANNED)
+    assert run.info.overrides == [] and set(run.curves["trial_name"]) == set(PLANNED)
     return run.path
 
 

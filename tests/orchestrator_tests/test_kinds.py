@@ -32,12 +32,16 @@ def test_the_comparison_tables_of_a_run_are_those_its_kind_registered(monkeypatc
     import pandas as pd
 
     from reports.build import comparison_tables
+    from reports.rundir.info import RunInfo
+
+    def info(kind: str) -> RunInfo:
+        return RunInfo(study="s", kind=kind, metric="eval/x/acc", mode="max")
 
     seen = []
-    monkeypatch.setitem(KIND_TABLES, "repeat", lambda df, meta: seen.append((len(df), meta["kind"])) or ["table"])
-    assert comparison_tables(pd.DataFrame({"a": [1, 2]}), {"kind": "repeat"}) == ["table"]
+    monkeypatch.setitem(KIND_TABLES, "repeat", lambda df, meta: seen.append((len(df), meta.kind)) or ["table"])
+    assert comparison_tables(pd.DataFrame({"a": [1, 2]}), info("repeat")) == ["table"]
     assert seen == [(2, "repeat")]
-    assert comparison_tables(pd.DataFrame(), {"kind": "search"}) == []  # one seed per trial: nothing paired
+    assert comparison_tables(pd.DataFrame(), info("search")) == []  # one seed per trial: nothing paired
 
 
 class RepeatSpec(StudyBase):

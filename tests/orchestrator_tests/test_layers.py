@@ -63,7 +63,10 @@ def test_the_contract_imports_no_statistics_or_plotting():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "['reports.rundir', 'reports.rundir.files', 'reports.rundir.names']"
+    assert (
+        proc.stdout.strip()
+        == "['reports.rundir', 'reports.rundir.files', 'reports.rundir.info', 'reports.rundir.names']"
+    )
 
 
 def test_tune_settings_do_not_depend_on_import_order():

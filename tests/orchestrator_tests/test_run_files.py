@@ -238,7 +238,7 @@ def test_load_run_types_configs_from_configs_json(tmp_path):
     df.to_parquet(tmp_path / "r.parquet")
     assert pd.read_parquet(tmp_path / "r.parquet")["config/targets"].map(list).tolist() == [["qkv", "proj"], ["qkv"]]
     assert df["group"].tolist() == df["point"].tolist() == ["p0", "p1"] and run.group_column == "point"
-    assert run.spec is None and run.curves.empty and run.info["kind"] == "sensitivity"
+    assert run.spec is None and run.curves.empty and run.info.kind == "sensitivity"
     (tmp_path / "results.csv").write_text("damaged\n")
     with pytest.raises(DamagedRunFile):
         orchestrator.load_run(tmp_path)
@@ -254,9 +254,9 @@ def test_metric_directions_as_recorded_and_old_runs_by_name(run):
     meta = json.loads((run / "run.json").read_text())
     meta["report_metrics"] = [M, "train/cosface_loss", "eval/x/eer"]
     write_checked(run, "run.json", json.dumps(meta))
-    assert read_run_info(run)["metric_directions"] == {M: "max", "train/cosface_loss": "max", "eval/x/eer": "min"}
+    assert read_run_info(run).metric_directions == {M: "max", "train/cosface_loss": "max", "eval/x/eer": "min"}
     write_checked(run, "run.json", json.dumps({**meta, "metric_directions": {"train/cosface_loss": "min"}}))
-    assert read_run_info(run)["metric_directions"]["train/cosface_loss"] == "min"
+    assert read_run_info(run).metric_directions["train/cosface_loss"] == "min"
     write_checked(run, "run.json", json.dumps({**meta, "metric_directions": {"train/cosface_loss": "down"}}))
     with pytest.raises(DamagedRunFile, match="metric_directions"):
         read_run_info(run)

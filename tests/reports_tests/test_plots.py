@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from reports.plots import _log_axis, mean_ci, sensitivity_figure, sensitivity_info
+from reports.rundir.info import AxisPoint, RunInfo
 from reports.search_plots import parallel_coordinates_figure, parallel_info
 
 M = "eval/x/acc"
@@ -45,7 +46,7 @@ def test_line_figure_plots_means_and_band():
         {"point": "base", "values": {"r": 8}, "base": True},
         {"point": "r=32", "values": {"r": 32}, "base": False},
     ]
-    info = sensitivity_info(df, "r", points, M)
+    info = sensitivity_info(df, "r", [AxisPoint(label=p["point"], **p) for p in points], M)
     assert [(p.point, p.base, p.n) for p in info.points] == [("r=2", False, 2), ("base", True, 2), ("r=32", False, 2)]
     for p, v in zip(info.points, ([0.60, 0.64], [0.70, 0.72], [0.80, 0.81])):
         ref = stats.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=stats.sem(v))
@@ -67,7 +68,7 @@ def test_grid_figure_is_a_heatmap_of_means():
         {"point": "a=2,b=1", "values": {"a": 2, "b": 1}, "base": False},
         {"point": "a=2,b=2", "values": {"a": 2, "b": 2}, "base": False},
     ]
-    info = sensitivity_info(df, "ab", points, M)
+    info = sensitivity_info(df, "ab", [AxisPoint(label=p["point"], **p) for p in points], M)
     assert info.ys == [1, 2] and info.xs == [1, 2] and info.keys == ["a", "b"]
     heat = sensitivity_figure(info).data[0]
     assert np.allclose(np.asarray(heat.z), [[0.7, 0.7], [0.5, 0.8]])  # rows a, columns b
@@ -80,7 +81,7 @@ def test_a_categorical_axis_keeps_its_order_and_no_log():
         {"point": "base", "values": {"h": "linear"}, "base": True},
         {"point": "h=supcon", "values": {"h": "supcon"}, "base": False},
     ]
-    info = sensitivity_info(df, "h", points, M)
+    info = sensitivity_info(df, "h", [AxisPoint(label=p["point"], **p) for p in points], M)
     assert info.x == ["linear", "supcon"] and info.categorical and not info.log_axis
     assert sensitivity_figure(info).layout.xaxis.type == "category"
 
@@ -279,13 +280,20 @@ def test_confirm_info_puts_each_candidates_search_value_beside_its_reruns():
         ]
         + [{"trial_name": "c2_10", "variant": "c2", "seed": 10, "status": "ERROR", "error": "x", V: 0.99, M: 0.99}]
     )
-    meta = {
-        "metric": M,
-        "search_metric": V,
-        "mode": "max",
-        "base_search_value": None,  # the search did not run the base config
-        "candidates": [{"variant": "c1", "search_value": 0.80}, {"variant": "c2", "search_value": 0.77}],
-    }
+    meta = RunInfo.model_validate(
+        {
+            "study": "s",
+            "kind": "confirm",
+            "metric": M,
+            "search_metric": V,
+            "mode": "max",
+            "base_search_value": None,  # the search did not run the base config
+            "candidates": [
+                {"variant": "c1", "trial": "trial003", "search_value": 0.80},
+                {"variant": "c2", "trial": "trial001", "search_value": 0.77},
+            ],
+        }
+    )
     table = ablation_table(df, study="s", variants=list(reruns), metrics=[M], reference="base", primary=M, mode="max")
     info = confirm_info(table, meta, df)
     by = {p.candidate: p for p in info.points}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from reports import search_analysis as sa
+from reports.rundir.info import RunInfo, Scheduler
 
 M = "eval/x/acc"
 SPACE = {
@@ -26,6 +27,7 @@ META = {
     "space": SPACE,
     "scheduler": {"max_t": 9, "grace_period": 1, "reduction_factor": 3},
 }
+INFO = RunInfo.model_validate({**META, "kind": "search"})  # run.json as the readers get it
 
 
 def _row(i, status, value, iterations, **config):
@@ -100,7 +102,7 @@ def test_best_so_far_by_compute_and_cost_to_reach():
 
 def test_optuna_study_states_params_and_intermediate_values(tmp_path):
     df = pd.DataFrame(ROWS)
-    study = sa.optuna_study(df, _curves(ROWS), META)
+    study = sa.optuna_study(df, _curves(ROWS), INFO)
     t = study.trials
     S = optuna.trial.TrialState
     assert [x.state for x in t] == [S.COMPLETE, S.PRUNED, S.COMPLETE, S.FAIL, S.COMPLETE]
@@ -115,18 +117,18 @@ def test_optuna_study_states_params_and_intermediate_values(tmp_path):
     assert t[1].user_attrs["status"] == "STOPPED" and t[3].user_attrs["error"] == "boom"
     assert study.best_trial.user_attrs["trial"] == "trial002"
     # the file optuna-dashboard opens holds the same study
-    path = sa.write_optuna_storage(df, _curves(ROWS), META, tmp_path / "optuna.db")
+    path = sa.write_optuna_storage(df, _curves(ROWS), INFO, tmp_path / "optuna.db")
     loaded = optuna.load_study(study_name="s", storage=f"sqlite:///{path}")
     assert loaded.metric_names == [M]  # optuna-dashboard names the objective, not "Objective 0"
     assert [(x.state, x.value, x.params, x.intermediate_values) for x in loaded.trials] == [
         (x.state, x.value, x.params, x.intermediate_values) for x in t
     ]
-    sa.write_optuna_storage(df, _curves(ROWS), META, path)  # rewritten, not appended
+    sa.write_optuna_storage(df, _curves(ROWS), INFO, path)  # rewritten, not appended
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{path}").trials) == 5
 
 
 def test_choice_cells_come_back_in_their_types():
-    p = sa.search_params({"space": {"a": {"choice": [0.0, 0.5, "x", True]}}})[0]
+    p = sa.search_params(INFO.model_copy(update={"space": {"a": {"choice": [0.0, 0.5, "x", True]}}}))[0]
     assert sa._param_value(p, "0.5") == 0.5 and sa._param_value(p, 0) == 0.0 and sa._param_value(p, "x") == "x"
     with pytest.raises(sa.ReportInputError, match="not one of its choices"):
         sa._param_value(p, 0.3)
@@ -141,12 +143,12 @@ def test_importance_finds_the_key_that_drives_the_metric():
         # the metric depends on lr alone (peaked at 1e-3), rank is noise-free irrelevant
         rows.append(_row(i, "TERMINATED", 0.9 - 0.1 * (math.log10(lr) + 3) ** 2, 3, lr=lr, rank=rank))
     df = pd.DataFrame(rows)
-    imp, why = sa.importance(sa.optuna_study(df, _curves(rows), META))
+    imp, why = sa.importance(sa.optuna_study(df, _curves(rows), INFO))
     assert why == "" and set(imp) == {"lr", "rank", "steps"}  # inner_lr: never active, never a param
     assert imp["lr"] > 0.8 and imp["lr"] > 5 * imp["rank"] and imp["steps"] < 0.05  # steps never varied
     few = df.copy()
     few.loc[1:, "status"] = "STOPPED"
-    imp, why = sa.importance(sa.optuna_study(few, _curves(rows), META))
+    imp, why = sa.importance(sa.optuna_study(few, _curves(rows), INFO))
     assert imp == {} and "at least 2 trials" in why
 
 
@@ -162,7 +164,7 @@ def test_importance_names_its_evaluator_instead_of_optunas_default(monkeypatch):
 
     monkeypatch.setattr(optuna.importance, "get_param_importances", spy)
     rows = [_row(i, "TERMINATED", 0.7 + 0.01 * i, 3, lr=10 ** (-4 + i / 10)) for i in range(12)]
-    imp, _ = sa.importance(sa.optuna_study(pd.DataFrame(rows), _curves(rows), META))
+    imp, _ = sa.importance(sa.optuna_study(pd.DataFrame(rows), _curves(rows), INFO))
     (evaluator,) = seen
     assert isinstance(evaluator, optuna.importance.PedAnovaImportanceEvaluator)
     assert (evaluator._target_quantile, evaluator._region_quantile, evaluator._evaluate_on_local) == (0.1, 1.0, True)
@@ -170,8 +172,10 @@ def test_importance_names_its_evaluator_instead_of_optunas_default(monkeypatch):
 
 
 def test_asha_rungs():
-    assert sa.asha_rungs(META) == [1, 3]
-    assert sa.asha_rungs({"scheduler": {"max_t": 2, "grace_period": 1, "reduction_factor": 2}}) == [1]
+    assert sa.asha_rungs(INFO) == [1, 3]
+    two = INFO.model_copy(update={"scheduler": Scheduler(max_t=2, grace_period=1, reduction_factor=2)})
+    assert sa.asha_rungs(two) == [1]  # a run made before the rungs were recorded: from the budget
+    assert sa.asha_rungs(INFO.model_copy(update={"scheduler": None})) == []  # no scheduler: no rungs
 
 
 def test_report_of_a_search_where_every_trial_failed(tmp_path):
@@ -213,7 +217,7 @@ def test_search_page_opens_on_its_answer(tmp_path):
 def test_top_k_ranks_completed_trials_and_keeps_clashing_keys_apart():
     from reports.search import top_k
 
-    table = top_k(pd.DataFrame(ROWS), {**META, "top_k": 2})
+    table = top_k(pd.DataFrame(ROWS), INFO.model_copy(update={"top_k": 2}))
     assert list(table["trial"]) == ["trial002", "trial004"] and list(table["rank"]) == [1, 2]
     assert list(table["config/rank"]) == [8, 4] and list(table["lr"]) == [
         1e-3,
@@ -266,7 +270,7 @@ def test_rung_correlation_is_spearman_over_the_trials_that_ran_to_completion():
     at1 = [0.60, 0.58, 0.65, 0.59, 0.61, 0.66]  # epoch 1 says little about the end
     at3 = [0.66, 0.70, 0.68, 0.77, 0.73, 0.67]  # epoch 3 ranks them as they end
     df, curves = _bloomers({1: at1, 3: at3}, final)
-    table = sa.rung_correlations(df, curves, META).set_index("rung")
+    table = sa.rung_correlations(df, curves, INFO).set_index("rung")
     assert list(table.index) == [1, 3]  # ASHA's rungs below max_t 9
     assert (table["trials"] == 6).all()  # the stopped trials (0.99 at rung 1) do not enter
     assert table.at[1, "rho"] == pytest.approx(_spearman_by_definition(at1, final))
@@ -278,9 +282,9 @@ def test_rung_correlation_is_spearman_over_the_trials_that_ran_to_completion():
 
 def test_rung_correlation_needs_enough_trials_and_a_scheduler_that_stops():
     df, curves = _bloomers({1: [0.1, 0.3, 0.2]}, [0.7, 0.8, 0.9])
-    table = sa.rung_correlations(df, curves, META)
+    table = sa.rung_correlations(df, curves, INFO)
     assert table["rho"].isna().all() and not table["low"].any()  # 3 trials: no correlation, no warning
-    fifo = {**META, "scheduler": {"type": "fifo", "max_t": 9, "rungs": []}}
+    fifo = RunInfo.model_validate({**META, "kind": "search", "scheduler": {"type": "fifo", "max_t": 9, "rungs": []}})
     assert sa.rung_correlations(df, curves, fifo).empty
 
 

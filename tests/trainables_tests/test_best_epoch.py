@@ -92,13 +92,17 @@ def test_the_study_hands_its_trials_its_validation_metric():
 
 
 def test_the_report_says_which_epoch_each_model_is():
+    from reports.rundir.info import RunInfo
     from reports.sections import models_line
 
+    info = RunInfo(study="s", kind="ablation", metric="val/x/acc", mode="max")
     assert "best epoch by the validation metric <code>val/x/acc</code>" in models_line(
-        {"best_epoch_by": "val/x/acc:max"}
+        info.model_copy(update={"best_epoch_by": "val/x/acc:max"})
     )
-    assert "<b>last</b> epoch: the study has no validation metric" in models_line({"best_epoch_by": ""})
-    assert models_line({}) == ""  # a run of a trainable that keeps no model (or of an earlier version)
+    assert "<b>last</b> epoch: the study has no validation metric" in models_line(
+        info.model_copy(update={"best_epoch_by": ""})
+    )
+    assert models_line(info) == ""  # a run of a trainable that keeps no model (or of an earlier version)
 
 
 def test_the_folders_of_trials_whose_process_ended_are_swept_and_no_others(tmp_path):
