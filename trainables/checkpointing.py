@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from reports.rundir.evaluation import BEST_DIR, EVAL_FILE
+
 STATE_FILE = "state.pt"
 
 
@@ -40,8 +42,8 @@ def restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator) -> N
     generator.set_state(state["data"])
 
 
-#: The folder inside every checkpoint that holds the best epoch's model so far.
-BEST_DIR = "best"
+#: The folder inside every checkpoint that holds the best epoch's model so far (and its
+#: evaluation: ``reports.rundir.evaluation``, where the name is defined).
 BEST_META = "best.json"
 
 
@@ -63,6 +65,10 @@ class BestEpoch:
     resumed (``restore_from``), still has it. Without a validation metric (``by`` None) the
     best is the last epoch, and ``best.json`` says so. Each report gains ``train/best_epoch``.
 
+    The evaluation files travel the same way (``evaluation.npz``, ``reports.rundir.evaluation``):
+    a checkpoint of an epoch that did not evaluate gets the latest evaluation's, and ``best/``
+    the best epoch's, so that the trial's last checkpoint holds both whenever it stopped.
+
     Written here, not with Tune's ``CheckpointConfig(checkpoint_score_attribute=...)``: that
     keeps whole checkpoints (optimizer state included), needs the metric in every report
     (a trial that evaluates every few epochs has not), and works only inside Ray.
@@ -73,10 +79,16 @@ class BestEpoch:
         self.state: dict[str, Any] | None = None
         self.meta: dict[str, Any] = {}
         self.reports = 0
+        self.last_eval: bytes | None = None  # the latest evaluation.npz, and the best epoch's
+        self.best_eval: bytes | None = None
         if restore_from is not None and (Path(restore_from) / BEST_DIR / STATE_FILE).is_file():
             self.state = load_state(Path(restore_from) / BEST_DIR)
             self.meta = json.loads((Path(restore_from) / BEST_DIR / BEST_META).read_text())
             self.reports = int(self.meta.get("reports", 0))
+        if restore_from is not None:
+            for attr, path in (("last_eval", Path(restore_from)), ("best_eval", Path(restore_from) / BEST_DIR)):
+                if (path / EVAL_FILE).is_file():
+                    setattr(self, attr, (path / EVAL_FILE).read_bytes())
 
     def _better(self, value: float) -> bool:
         if self.state is None or not math.isfinite(self.meta.get("value", math.nan)):
@@ -86,6 +98,11 @@ class BestEpoch:
     def __call__(self, metrics: dict[str, float], checkpoint_dir: Path) -> None:
         self.reports += 1
         epoch = int(metrics.get("train/epochs", self.reports))
+        evaluated = Path(checkpoint_dir) / EVAL_FILE
+        if evaluated.is_file():
+            self.last_eval = evaluated.read_bytes()
+        elif self.last_eval is not None:  # an epoch that did not evaluate: the latest evaluation
+            evaluated.write_bytes(self.last_eval)
         if self.by is None:
             take, value = True, None
         else:
@@ -95,6 +112,7 @@ class BestEpoch:
         if take and (Path(checkpoint_dir) / STATE_FILE).is_file():  # a probe's checkpoint holds a head only
             state = load_state(checkpoint_dir)
             self.state = {"model": {k: v.clone() for k, v in state["model"].items()}, "epoch": epoch}
+            self.best_eval = self.last_eval
             self.meta = {
                 "epoch": epoch,
                 "by": self.by[0] if self.by else None,
@@ -109,6 +127,8 @@ class BestEpoch:
             best.mkdir(exist_ok=True)
             save_state(best, self.state)
             (best / BEST_META).write_text(json.dumps({**self.meta, "reports": self.reports}, indent=1))
+            if self.best_eval is not None:
+                (best / EVAL_FILE).write_bytes(self.best_eval)
             metrics = {**metrics, "train/best_epoch": float(self.meta["epoch"])}
         self.report(metrics, checkpoint_dir)
 

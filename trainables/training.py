@@ -14,8 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from reports.rundir.evaluation import EVAL_FILE, write_evaluation
 from trainables.checkpointing import load_state, restore_rng, rng_state, save_state, scratch_dir
 from trainables.errors import TrialDiverged
+from trainables.evaluation.artifacts import recording
 from trainables.protocol import Reporter
 
 
@@ -237,6 +239,7 @@ def fit(
     restore_from: Path | None,
     modules: Mapping[str, nn.Module] | None = None,
     before_training: Callable[[], None] | None = None,
+    save_embeddings: bool = False,
 ) -> None:
     """The epoch loop of every trainable that trains by epochs.
 
@@ -248,7 +251,9 @@ def fit(
     (e.g. a loss with weights of its own), the optimizer, the schedule, the data-order
     generator and the epoch, so that a trial resumed from any of them (``restore_from``)
     goes on exactly as the uninterrupted one would have. Each report carries
-    ``train/epoch_s`` and ``train/epochs`` besides what ``epoch`` returns.
+    ``train/epoch_s`` and ``train/epochs`` besides what ``epoch`` returns. What an evaluation
+    computed (pair scores, probe ranks; the embeddings with ``save_embeddings``) goes into the
+    checkpoint of its epoch as ``evaluation.npz`` (``reports.rundir.evaluation``).
     """
     modules = dict(modules or {})
     if restore_from is None and before_training is not None:
@@ -272,8 +277,10 @@ def fit(
         metrics = epoch(optimizer, scheduler, generator)
         metrics["train/epoch_s"] = time.perf_counter() - t0
         metrics["train/epochs"] = float(e + 1)
+        evaluation = None
         if (e + 1) % eval_every == 0 or e + 1 == epochs:
-            metrics.update(evaluate())
+            with recording(e + 1, embeddings=save_embeddings) as evaluation:
+                metrics.update(evaluate())
         state = {
             "model": trainable_state(model),
             **{name: module.state_dict() for name, module in modules.items()},
@@ -284,6 +291,8 @@ def fit(
         }
         with scratch_dir("checkpoint") as d:
             save_state(d, state)
+            if evaluation:
+                write_evaluation(Path(d) / EVAL_FILE, evaluation)
             report(metrics, Path(d))
 
 

@@ -10,5 +10,7 @@ alone, and it imports nothing else of the project (nor Ray, nor torch, nor the s
 - ``reports.rundir.files``: ``results.csv``, ``configs.json`` and ``run.json`` replaced atomically
   with their digests in ``checksums.sha256``, and read back refused in one line when damaged;
 - ``reports.rundir.info``: ``run.json`` as a typed model (``RunInfo``) and its one writer;
+- ``reports.rundir.evaluation``: ``evaluation.npz``, what a trial's evaluation computed (pair
+  scores, probe ranks, embeddings), kept beside its checkpoint;
 - ``reports.rundir.space``: the search-space format of a spec, as run.json carries it.
 """

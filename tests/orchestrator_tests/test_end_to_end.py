@@ -74,6 +74,18 @@ def test_results_table(quick_run):
     assert has["lora+contrastive"] == {"train/contrastive_loss": True, "train/domain_loss": False}
     assert has["da_lora"] == {"train/contrastive_loss": True, "train/domain_loss": True}
     assert df[df["variant"] == "da_lora"]["train/loss"].nunique() == 2  # seeds differ
+    # each trial's last checkpoint in the run keeps its final evaluation and its best epoch's
+    # (reports/rundir/evaluation.py), whose pairs give the accuracy results.csv holds
+    from reports.rundir.evaluation import read_evaluation, trial_evaluation
+    from tests.trainables_tests.test_evaluation_files import ten_fold_reference
+
+    for _, row in df.iterrows():
+        ev = read_evaluation(trial_evaluation(quick_run, row["study"], row["trial_name"]))
+        best = read_evaluation(trial_evaluation(quick_run, row["study"], row["trial_name"], best=True))
+        assert ev.epoch == best.epoch == 1 and "eval/cross_domain" in ev.pairs
+        p = ev.pairs["eval/cross_domain"]
+        acc = ten_fold_reference(p["scores"].astype(float), p["labels"], p["folds"])
+        assert row["eval/cross_domain/acc"] == pytest.approx(acc, abs=1e-12)
 
 
 def test_load_run_of_a_quick_run_gives_the_study_as_it_ran_and_writes_to_parquet(quick_run, tmp_path):

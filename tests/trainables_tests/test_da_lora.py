@@ -32,7 +32,7 @@ def _run(cfg: DaLoraConfig, keep: Path | None = None, restore: Path | None = Non
 @pytest.fixture(scope="module")
 def two_epochs(standin, tmp_path_factory):
     keep = tmp_path_factory.mktemp("ckpt")
-    cfg = DaLoraConfig(epochs=2, seed=3)
+    cfg = DaLoraConfig(epochs=2, seed=3, save_embeddings=True)
     return cfg, _run(cfg, keep=keep), keep
 
 
@@ -70,6 +70,24 @@ def test_resume_from_checkpoint_continues_exactly(two_epochs):
     assert len(resumed) == 1  # only the missing epoch runs
     for key in ("train/loss", "eval/cross_domain/acc", "eval/thermal/auc"):
         assert resumed[0][key] == pytest.approx(reports[1][key], rel=1e-6), key
+
+
+def test_each_checkpoint_keeps_what_its_evaluation_computed(two_epochs, faces):
+    """``evaluation.npz`` of the last checkpoint: the pairs of every verification set reported,
+    which reproduce its 10-fold accuracy and AUC by the definitions (not the project's code);
+    the held-out identities' embeddings (``save_embeddings``), one per evaluation image."""
+    from tests.trainables_tests.test_evaluation_files import check_pairs, evaluation_of
+
+    cfg, reports, keep = two_epochs
+    ev = evaluation_of(keep / "epoch2")
+    assert ev.epoch == 2
+    sets = {k.rsplit("/", 1)[0] for k in reports[-1] if k.endswith("/acc")}
+    assert check_pairs(ev, reports[-1], with_folds=True) == sorted(sets)
+    held_out = faces.group("eval")
+    emb = ev.embeddings["eval"]
+    assert emb["vectors"].shape[0] == len(held_out.identity) and np.array_equal(emb["identity"], held_out.identity)
+    assert np.array_equal(emb["domain"], held_out.domain)
+    assert np.allclose(np.linalg.norm(emb["vectors"].astype(np.float32), axis=1), 1.0, atol=1e-2)  # float16
 
 
 def test_lora_trains_only_adapters(standin):

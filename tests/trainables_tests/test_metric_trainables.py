@@ -157,7 +157,7 @@ def test_a_split_without_validation_is_refused(feedback):
         ("infonce", InfoNCEConfig, "eval/gallery/rank1", "eval/gallery/rank1_gain", "eval/gallery/map"),
     ],
 )
-def test_one_epoch_against_the_baseline(standin, name, config, primary, gain, continuous):
+def test_one_epoch_against_the_baseline(standin, name, config, primary, gain, continuous, tmp_path):
     import importlib
 
     loop = importlib.import_module(f"trainables.{name}.loop")
@@ -165,7 +165,8 @@ def test_one_epoch_against_the_baseline(standin, name, config, primary, gain, co
     from trainables import get_trainable
 
     base_cfg, trained_cfg = config(baseline=True, **TINY, **extra), config(lr=3e-4, **TINY, **extra)
-    base, trained = _run(loop, base_cfg), _run(loop, trained_cfg)
+    (tmp_path / "base").mkdir(), (tmp_path / "trained").mkdir()
+    base, trained = _run(loop, base_cfg, keep=tmp_path / "base"), _run(loop, trained_cfg, keep=tmp_path / "trained")
     entry = get_trainable(name)
     # the trainable reports exactly the keys it declares (what a study's metric is checked against)
     assert set(base[-1]) == set(entry.reported_keys(base_cfg))
@@ -181,6 +182,20 @@ def test_one_epoch_against_the_baseline(standin, name, config, primary, gain, co
     for k, v in trained[0].items():
         if k.split("/")[-1] in ("acc", "auc", "eer", "rank1", "rank5", "map", "precision", "recall", "f1"):
             assert 0.0 <= v <= 1.0, k
+    # each checkpoint keeps what its evaluation computed, the baseline's too (epoch 0), and it
+    # reproduces the reported metrics by their definitions: accuracy at the threshold chosen on
+    # the validation pairs and AUC; rank-1 and rank-5 from each probe's rank
+    from tests.trainables_tests.test_evaluation_files import check_pairs, check_ranks, evaluation_of
+
+    for run, reports, epoch in (("base", base, 0), ("trained", trained, 1)):
+        ev = evaluation_of(tmp_path / run / "epoch1")
+        assert ev.epoch == epoch
+        if name == "infonce":
+            assert check_ranks(ev, reports[0]) == ["eval/gallery", "val/gallery"] and not ev.pairs
+        else:
+            reported = sorted({k.rsplit("/", 1)[0] for k in reports[0] if k.endswith(("/auc", "/eer"))})
+            assert check_pairs(ev, reports[0], with_folds=False) == reported
+            assert all("threshold" in ev.pairs[s] for s in reported if s.startswith("eval/"))
 
 
 def test_triplet_resume_matches_an_uninterrupted_run(standin, tmp_path):

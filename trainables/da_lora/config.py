@@ -114,6 +114,11 @@ class DaLoraConfig(TrainableConfig):
     )
     samples_per_identity: int | None = Field(None, ge=1, description="training images kept per identity (few-shot)")
     flip_test: bool = Field(True, description="embed each evaluation image and its mirror image, summed")
+    save_embeddings: bool = Field(
+        False,
+        description="keep the held-out identities' embeddings (float16, with identity and domain) in each "
+        "checkpoint's evaluation.npz, for the report's t-SNE",
+    )
     image_size: int = Field(32, ge=16, le=256, multiple_of=8, description="synthfaces resolution")
     data_seed: int = Field(0, ge=0, description="synthfaces seed (identities and images)")
     synth_train_identities: int = Field(120, ge=2, description="synthfaces adaptation identities")

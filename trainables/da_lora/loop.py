@@ -40,6 +40,7 @@ from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
 )
 from trainables.data.splits import hold_out
 from trainables.errors import TrainableInputError
+from trainables.evaluation.artifacts import record_pairs
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.disjoint import (  # noqa: F401  (check_identity_overlap: re-exported)
     check_benchmark_overlap,
@@ -313,6 +314,7 @@ class Evaluator:
             emb = embed_all(model, b.images, flip=self.flip, **kw)
             scores = (emb[b.left] * emb[b.right]).sum(dim=1).numpy().astype(np.float64)
             m = verification_metrics(scores, b.label)
+            record_pairs(f"{prefix}/{b.name}", scores, b.label, folds=10)  # verification_metrics' 10 folds
             per_bench.append(m)
             out.update({f"{prefix}/{b.name}/{k}": v for k, v in m.items()})
         if len(per_bench) > 1:
@@ -434,6 +436,7 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
         restore_from=restore_from,
         modules={"objective": objective},
         before_training=meta_learn,
+        save_embeddings=cfg.save_embeddings,
     )
 
 

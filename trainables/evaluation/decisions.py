@@ -100,6 +100,17 @@ def identification(
     here, not with sklearn's ``top_k_accuracy_score``: with exactly two identities that takes
     sklearn's binary path, which wants one score per probe and thresholds it.
     """
+    per_id, labels, probe_ids = _identity_scores(gallery, gallery_ids, probes, probe_ids)
+    ahead = probe_ranks(per_id, labels, probe_ids)[0] - 1
+    out = {f"rank{k}": float(np.mean(ahead < k)) for k in ranks}
+    truth = (probe_ids[:, None] == labels[None, :]).astype(int)
+    out["map"] = float(label_ranking_average_precision_score(truth, per_id))
+    return out
+
+
+def _identity_scores(gallery, gallery_ids, probes, probe_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probes x identities) cosine scores, each identity's its best gallery entry; the sorted
+    gallery identities; the probe identities."""
     gallery_ids, probe_ids = np.asarray(gallery_ids), np.asarray(probe_ids)
     missing = sorted(set(probe_ids.tolist()) - set(gallery_ids.tolist()))
     if missing:
@@ -112,13 +123,33 @@ def identification(
     col = np.searchsorted(labels, gallery_ids)
     per_id = np.full((len(p), len(labels)), -np.inf)
     np.maximum.at(per_id.T, col, sims.T)
-    true_score = per_id[np.arange(len(p)), np.searchsorted(labels, probe_ids)]
-    # identities other than the true one scoring at least as high
-    ahead = (per_id >= true_score[:, None]).sum(axis=1) - 1
-    out = {f"rank{k}": float(np.mean(ahead < k)) for k in ranks}
-    truth = (probe_ids[:, None] == labels[None, :]).astype(int)
-    out["map"] = float(label_ranking_average_precision_score(truth, per_id))
-    return out
+    return per_id, labels, probe_ids
 
 
-__all__ = ["at_threshold", "choose_threshold", "equal_error_rate", "identification", "verification_at"]
+def probe_ranks(per_id: np.ndarray, labels: np.ndarray, probe_ids: np.ndarray):
+    """Per probe: the rank of its true identity (1 = first; every other identity scoring at
+    least as high counts ahead of it), its score, and the highest score of any other identity
+    (-inf when the gallery has no other)."""
+    rows = np.arange(len(per_id))
+    true_col = np.searchsorted(labels, probe_ids)
+    true_score = per_id[rows, true_col]
+    rank = (per_id >= true_score[:, None]).sum(axis=1)  # the true identity itself counts once
+    others = per_id.copy()
+    others[rows, true_col] = -np.inf
+    return rank, true_score, others.max(axis=1, initial=-np.inf)
+
+
+def identification_ranks(gallery, gallery_ids, probes, probe_ids):
+    """``probe_ranks`` of a gallery and its probes (``identification``'s scores)."""
+    return probe_ranks(*_identity_scores(gallery, gallery_ids, probes, probe_ids))
+
+
+__all__ = [
+    "at_threshold",
+    "choose_threshold",
+    "equal_error_rate",
+    "identification",
+    "identification_ranks",
+    "probe_ranks",
+    "verification_at",
+]

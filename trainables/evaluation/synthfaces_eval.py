@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from trainables.data.synthfaces import FaceSet
+from trainables.evaluation.artifacts import record_embeddings, record_pairs
 from trainables.evaluation.keys import CROSS_DOMAIN, set_names, verification_keys  # noqa: F401  (re-exported)
 from trainables.evaluation.pairs import PairList, fold_count, verification_pairs
 from trainables.evaluation.verification import verification_metrics
@@ -38,6 +39,7 @@ class DomainVerification:
         flip: bool = False,
     ) -> None:
         self.flip, self.prefix = flip, prefix
+        self.identity, self.domain = np.asarray(identity), np.asarray(domain)
         # rows of the shared decoded-image cache stay a view, read in batches by ``embed_all``
         self.images = images if hasattr(images, "subset") else torch.as_tensor(images)
         self.identities = np.unique(identity)
@@ -73,6 +75,8 @@ class DomainVerification:
             scores = (emb[pl.left] * emb[pl.right]).sum(dim=1).numpy().astype(np.float64)
             for metric, value in verification_metrics(scores, pl.label, folds=self.folds).items():
                 out[f"{self.prefix}/{name}/{metric}"] = value
+            record_pairs(f"{self.prefix}/{name}", scores, pl.label, folds=self.folds)
+        record_embeddings(self.prefix, emb, self.identity, self.domain)
         return out
 
 

@@ -29,7 +29,9 @@ from trainables.data.sources import (
     write_skipped,
 )
 from trainables.data.synthfaces_export import PERSONS
-from trainables.evaluation.decisions import identification
+from trainables.evaluation.artifacts import active as recording_active
+from trainables.evaluation.artifacts import record_ranks
+from trainables.evaluation.decisions import identification, identification_ranks
 from trainables.hardware import Fetcher, hardware
 from trainables.infonce.config import InfoNCEConfig
 from trainables.metric.common import (
@@ -127,6 +129,8 @@ class Evaluator:
             labels = np.unique(ids[g])
             means = np.stack([gal[ids[g] == k].mean(axis=0) for k in labels])
             m = identification(means, labels, prb, ids[p], ranks=(1, 5))
+            if recording_active():
+                record_ranks(f"{name}/gallery", *identification_ranks(means, labels, prb, ids[p]), ids[p])
             out.update({f"{name}/gallery/{k}": v for k, v in m.items()})
             out[f"{name}/gallery/probes"] = float(len(p))
         return out

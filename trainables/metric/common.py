@@ -12,6 +12,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from reports.rundir.evaluation import EVAL_FILE, write_evaluation
 from trainables import training
 from trainables.checkpointing import scratch_dir
 from trainables.data import image_cache
@@ -19,6 +20,7 @@ from trainables.data.json_lists import PersonSet, read_people  # noqa: F401  (re
 from trainables.data.sources import DataError, TrainSet
 from trainables.data.splits import hold_out
 from trainables.errors import TrainableInputError
+from trainables.evaluation.artifacts import recording, replay
 from trainables.hardware import Fetcher, Hardware
 from trainables.metric.config import MetricLearningConfig
 from trainables.models.adapt import adapt, trainable_parameters
@@ -201,7 +203,8 @@ def against_before(
     from that first evaluation, so every trial reports, honestly, whether fine-tuning helped
     (the EdgeFace note found it hurt). With ``baseline`` the model never changes: the first
     evaluation is the answer, and is not computed twice."""
-    before = evaluate(model)
+    with recording(0) as first:  # kept: a baseline reports this evaluation as its own
+        before = evaluate(model)
 
     def gains(out: dict[str, float]) -> dict[str, float]:
         for k, v in before.items():
@@ -211,7 +214,12 @@ def against_before(
         return out
 
     if baseline:
-        return lambda: gains(dict(before))
+
+        def again() -> dict[str, float]:
+            replay(first)
+            return gains(dict(before))
+
+        return again
     return lambda: gains(evaluate(model))
 
 
@@ -230,8 +238,11 @@ def fit(
     trainable weights. ``baseline: true`` trains nothing: the backbone as loaded is
     evaluated and reported once."""
     if cfg.baseline:
-        with scratch_dir("baseline") as d:
-            report({**evaluate(), "train/epochs": 0.0}, Path(d))
+        with scratch_dir("baseline") as d, recording(0) as evaluation:
+            metrics = {**evaluate(), "train/epochs": 0.0}
+            if evaluation:
+                write_evaluation(Path(d) / EVAL_FILE, evaluation)
+            report(metrics, Path(d))
         return
     training.fit(
         model=model,

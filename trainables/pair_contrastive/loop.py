@@ -28,6 +28,7 @@ from trainables.data.sources import (
     write_skipped,
 )
 from trainables.data.synthfaces_export import FEEDBACK
+from trainables.evaluation.artifacts import record_pairs
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.hardware import Fetcher, hardware
 from trainables.metric.common import (
@@ -276,6 +277,8 @@ class Evaluator:
 
         out = {"val/pairs/auc": float(roc_auc_score(vy, vs)), "val/pairs/eer": equal_error_rate(vs, vy)[0]}
         out.update({f"eval/pairs/{k}": v for k, v in verification_at(s, y, threshold).items()})
+        record_pairs("val/pairs", vs, vy)
+        record_pairs("eval/pairs", s, y, threshold=threshold)
         out["eval/pairs/n"] = float(len(y))
         out["eval/pairs/with_training_image"] = self.with_training_image
         return out

@@ -28,6 +28,7 @@ from trainables.data.sources import (
     write_skipped,
 )
 from trainables.data.synthfaces_export import PERSONS, TWINS
+from trainables.evaluation.artifacts import record_pairs
 from trainables.evaluation.decisions import choose_threshold, equal_error_rate, verification_at
 from trainables.evaluation.twin_pairs import pair_scores, person_pairs
 from trainables.hardware import Fetcher, hardware
@@ -110,6 +111,8 @@ class Evaluator:
             threshold = choose_threshold(vs, vy, self.cfg.threshold_policy)
             out[f"val/{protocol}/eer"] = equal_error_rate(vs, vy)[0]
             out.update({f"eval/{protocol}/{k}": v for k, v in verification_at(s, y, threshold).items()})
+            record_pairs(f"val/{protocol}", vs, vy)
+            record_pairs(f"eval/{protocol}", s, y, threshold=threshold)
         return out
 
 

@@ -1,0 +1,166 @@
+"""``evaluation.npz``: what a trial's evaluation computed, kept beside its checkpoint so that the
+report draws from it and never reruns a model.
+
+Every checkpoint a trial reports holds the latest evaluation (``<checkpoint>/evaluation.npz``)
+and, where the trial keeps a best epoch, that epoch's (``<checkpoint>/best/evaluation.npz``).
+Tune keeps a trial's latest checkpoint in the run directory
+(``<run>/tune/<study>_<trial>/checkpoint_<n>/``), so both outlive the trial, a trial stopped
+early by ASHA included. One NumPy ``.npz`` (zip of arrays, ``numpy.load`` reads it without
+pickles), compressed; the keys, where ``<set>`` is the metric prefix the numbers were reported
+under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
+
+``meta``
+    JSON text: ``{"version": 1, "epoch": <the epoch evaluated>}``.
+``pairs/<set>/scores`` (float32), ``pairs/<set>/labels`` (int8: 1 same identity, 0 not)
+    every verification pair's cosine similarity, in the set's order;
+``pairs/<set>/folds`` (int16)
+    the pair's fold of the 10-fold protocol (``-1``: a set not scored by folds);
+``pairs/<set>/threshold`` (float64, one value; optional)
+    the decision threshold chosen on validation pairs and applied to this set.
+``ranks/<set>/mate_rank`` (int32), ``ranks/<set>/mate_score``, ``ranks/<set>/nonmate_score`` (float32), ``ranks/<set>/identity`` (int32)
+    per probe of a closed-set identification: the rank of its true identity among the
+    gallery identities (1 = first; an identity scoring as high counts ahead of it), the
+    score of its true identity and the highest score of any other identity.
+``embeddings/<group>/vectors`` (float16), ``embeddings/<group>/identity`` (int32), ``embeddings/<group>/domain`` (int16)
+    with ``save_embeddings: true`` only: the L2-normalised embeddings of the evaluation
+    images (``<group>``: ``eval``, ``val``), with identity and domain index.
+
+The trainables write it through ``write_evaluation``; the reports read it through
+``read_evaluation`` (damage refused in one line) and find it with ``trial_evaluation``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVAL_FILE = "evaluation.npz"
+BEST_DIR = "best"  # the folder of a checkpoint that holds the best epoch's model and evaluation
+EVAL_VERSION = 1
+PAIRS, RANKS, EMBEDDINGS = "pairs", "ranks", "embeddings"
+PAIR_ARRAYS = {"scores": "float32", "labels": "int8", "folds": "int16"}
+RANK_ARRAYS = {"mate_rank": "int32", "mate_score": "float32", "nonmate_score": "float32", "identity": "int32"}
+EMBEDDING_ARRAYS = {"vectors": "float16", "identity": "int32", "domain": "int16"}
+NO_FOLD = -1
+
+
+@dataclass
+class Evaluation:
+    """One evaluation's arrays by set (numpy arrays; see the module's note for each)."""
+
+    epoch: int
+    pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ranks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    embeddings: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs or self.ranks or self.embeddings)
+
+
+def to_bytes(ev: Evaluation) -> bytes:
+    """The ``.npz`` of ``ev``, each array in its declared type."""
+    import numpy as np
+
+    arrays: dict[str, Any] = {"meta": np.array(json.dumps({"version": EVAL_VERSION, "epoch": int(ev.epoch)}))}
+    for part, kinds, sets in ((PAIRS, PAIR_ARRAYS, ev.pairs), (RANKS, RANK_ARRAYS, ev.ranks)):
+        for name, values in sets.items():
+            for key, dtype in kinds.items():
+                arrays[f"{part}/{name}/{key}"] = np.asarray(values[key]).astype(dtype)
+            if values.get("threshold") is not None:
+                arrays[f"{part}/{name}/threshold"] = np.asarray(float(values["threshold"]), dtype=np.float64)
+    for name, values in ev.embeddings.items():
+        for key, dtype in EMBEDDING_ARRAYS.items():
+            arrays[f"{EMBEDDINGS}/{name}/{key}"] = np.asarray(values[key]).astype(dtype)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def write_evaluation(path: Path, ev: Evaluation) -> None:
+    """Write ``ev`` to ``path`` (a checkpoint's ``evaluation.npz``), whole or not at all."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(to_bytes(ev))
+    os.replace(tmp, path)
+
+
+class DamagedEvaluation(ValueError):
+    """An ``evaluation.npz`` that is not what this tool writes: one line, which file, what is wrong."""
+
+
+def read_evaluation(path: Path) -> Evaluation:
+    """The evaluation in ``path``; refused in one line (``DamagedEvaluation``) when it is not a
+    zip of arrays, lacks its meta, or an array has another shape or type than declared."""
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise DamagedEvaluation(f"{path}: not an evaluation file of this tool ({str(err).splitlines()[0]})") from None
+    try:
+        meta = json.loads(str(data.pop("meta")))
+        epoch = int(meta["epoch"])
+    except (KeyError, ValueError, TypeError):
+        raise DamagedEvaluation(f"{path}: no meta (version, epoch); the file is damaged") from None
+    if meta.get("version") != EVAL_VERSION:
+        raise DamagedEvaluation(f"{path}: version {meta.get('version')!r}, this tool reads {EVAL_VERSION}")
+    ev = Evaluation(epoch)
+    parts = {
+        PAIRS: (PAIR_ARRAYS, ev.pairs),
+        RANKS: (RANK_ARRAYS, ev.ranks),
+        EMBEDDINGS: (EMBEDDING_ARRAYS, ev.embeddings),
+    }
+    for key, array in data.items():
+        part, _, rest = key.partition("/")
+        name, _, what = rest.rpartition("/")
+        if part not in parts or not name:
+            raise DamagedEvaluation(f"{path}: an array {key!r} this tool does not write")
+        parts[part][1].setdefault(name, {})[what] = array
+    for part, (kinds, sets) in parts.items():
+        for name, arrays in sets.items():
+            n = None
+            for what, dtype in kinds.items():
+                a = arrays.get(what)
+                if a is None or str(a.dtype) != dtype or (a.ndim != 1 and what != "vectors"):
+                    raise DamagedEvaluation(
+                        f"{path}: {part}/{name}/{what} is missing or not {dtype}; the file is damaged"
+                    )
+                if n is not None and len(a) != n:
+                    raise DamagedEvaluation(
+                        f"{path}: {part}/{name} has arrays of different lengths; the file is damaged"
+                    )
+                n = len(a)
+            if "threshold" in arrays:
+                arrays["threshold"] = float(arrays["threshold"])
+    return ev
+
+
+def trial_evaluation(run_dir: Path, study: str, trial_name: str, *, best: bool = False) -> Path | None:
+    """The evaluation file of a trial's latest checkpoint in any Tune experiment of the run
+    (``best``: its best epoch's), or None when the trial kept none (no epoch evaluated, a
+    trainable that records none, or a run made before the files were kept)."""
+    found = sorted(Path(run_dir).glob(f"*/{study}_{trial_name}/checkpoint_*"), key=lambda p: p.name)
+    for checkpoint in reversed(found):
+        path = checkpoint / BEST_DIR / EVAL_FILE if best else checkpoint / EVAL_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+__all__ = [
+    "DamagedEvaluation",
+    "EVAL_FILE",
+    "Evaluation",
+    "read_evaluation",
+    "to_bytes",
+    "trial_evaluation",
+    "write_evaluation",
+]

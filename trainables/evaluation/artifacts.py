@@ -1,0 +1,113 @@
+"""What an evaluation computed, collected while it runs and kept beside the checkpoint
+(``evaluation.npz``, the run directory's contract: ``reports.rundir.evaluation``).
+
+The evaluators call ``record_pairs``, ``record_ranks`` and ``record_embeddings`` where they
+compute their metrics; outside ``recording()`` these do nothing, so an evaluator run on its
+own (a test, ``gpu_check``) keeps its signature and its cost. ``fit`` opens a recording around
+each evaluation and writes it into the checkpoint it reports; ``BestEpoch`` carries the latest
+one, and the best epoch's, into every later checkpoint. A ``ContextVar`` (as the data
+snapshot's pins) rather than a parameter threaded through every evaluator's call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+from typing import Iterator
+
+import numpy as np
+
+from reports.rundir.evaluation import NO_FOLD, Evaluation
+
+_CURRENT: ContextVar[tuple[Evaluation, bool] | None] = ContextVar("orchestrator_evaluation", default=None)
+
+
+@contextlib.contextmanager
+def recording(epoch: int, *, embeddings: bool = False) -> Iterator[Evaluation]:
+    """Collect what the evaluations inside the block compute (``embeddings``: the evaluation
+    images' embeddings too, the spec's ``save_embeddings``)."""
+    ev = Evaluation(epoch)
+    token = _CURRENT.set((ev, embeddings))
+    try:
+        yield ev
+    finally:
+        _CURRENT.reset(token)
+
+
+def replay(ev: Evaluation) -> None:
+    """Record again what an earlier recording collected (an evaluation computed once and
+    reported as it was: a baseline's)."""
+    current = _CURRENT.get()
+    if current is None:
+        return
+    current[0].pairs.update(ev.pairs)
+    current[0].ranks.update(ev.ranks)
+    if current[1]:
+        current[0].embeddings.update(ev.embeddings)
+
+
+def fold_ids(n: int, folds: int) -> np.ndarray:
+    """Each pair's fold in the k-fold protocol: ``numpy.array_split`` of the pairs in their order
+    (``verification.ten_fold_accuracy`` cuts them the same way)."""
+    return np.concatenate([np.full(len(part), k) for k, part in enumerate(np.array_split(np.arange(n), folds))])
+
+
+def record_pairs(name: str, scores, labels, *, folds: int | None = None, threshold: float | None = None) -> None:
+    """A verification set's pair scores (``name``: its metric prefix, ``eval/cross_domain``),
+    with the fold of each pair (``folds``: scored by the k-fold protocol) or the threshold
+    chosen on validation pairs that it was scored at."""
+    current = _CURRENT.get()
+    if current is None:
+        return
+    scores = np.asarray(scores, dtype=np.float64)
+    current[0].pairs[name] = {
+        "scores": scores,
+        "labels": np.asarray(labels),
+        "folds": fold_ids(len(scores), folds) if folds else np.full(len(scores), NO_FOLD),
+        "threshold": threshold,
+    }
+
+
+def record_ranks(name: str, mate_rank, mate_score, nonmate_score, identity) -> None:
+    """A closed-set identification's per-probe outcome (see ``decisions.probe_ranks``)."""
+    current = _CURRENT.get()
+    if current is None:
+        return
+    current[0].ranks[name] = {
+        "mate_rank": mate_rank,
+        "mate_score": mate_score,
+        "nonmate_score": nonmate_score,
+        "identity": identity,
+    }
+
+
+def active() -> bool:
+    """Whether an evaluation is being recorded (an evaluator may skip work nobody keeps)."""
+    return _CURRENT.get() is not None
+
+
+def wants_embeddings() -> bool:
+    current = _CURRENT.get()
+    return current is not None and current[1]
+
+
+def record_embeddings(name: str, vectors, identity, domain) -> None:
+    """The evaluation images' embeddings (only when the recording asked for them)."""
+    if not wants_embeddings():
+        return
+    current = _CURRENT.get()
+    assert current is not None
+    vectors = vectors.numpy() if hasattr(vectors, "numpy") else np.asarray(vectors)
+    current[0].embeddings[name] = {"vectors": vectors, "identity": np.asarray(identity), "domain": np.asarray(domain)}
+
+
+__all__ = [
+    "active",
+    "fold_ids",
+    "replay",
+    "record_embeddings",
+    "record_pairs",
+    "record_ranks",
+    "recording",
+    "wants_embeddings",
+]
