@@ -374,11 +374,16 @@ def _with_selection(tables: list, meta: RunInfo) -> list:
 @report_for("ablation", tables=_ablation_tables)
 def _ablation(r: ReportInput) -> Path:
     from reports.ablation_plots import ablation_figures
+    from reports.evaluation_plots import evaluation_figures
+    from reports.plots import Figures, export_static
 
     tables = _with_selection(_ablation_tables(r.df, r.meta), r.meta)
 
     def figures() -> tuple[str, str]:
-        return ("Figures", _figures_html(ablation_figures(tables[0], r.df, r.out)))
+        figs = ablation_figures(tables[0], r.df, r.out, figures=Figures())
+        shown = {v: tables[0].shown(v) for v in tables[0].variants}
+        note = evaluation_figures(r.run_dir, r.df, r.meta, r.out, figs, shown=shown)
+        return ("Figures", _figures_html(export_static(figs), note))
 
     return _grid_report(r, tables, figures=figures)
 

@@ -16,7 +16,9 @@ under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 ``pairs/<set>/folds`` (int16)
     the pair's fold of the 10-fold protocol (``-1``: a set not scored by folds);
 ``pairs/<set>/threshold`` (float64, one value; optional)
-    the decision threshold chosen on validation pairs and applied to this set.
+    the decision threshold chosen on validation pairs and applied to this set;
+``pairs/<set>/fold_thresholds`` (float64, one per fold; a set scored by folds)
+    the threshold each fold was scored at, chosen on the other folds.
 ``ranks/<set>/mate_rank`` (int32), ``ranks/<set>/mate_score``, ``ranks/<set>/nonmate_score`` (float32), ``ranks/<set>/identity`` (int32)
     per probe of a closed-set identification: the rank of its true identity among the
     gallery identities (1 = first; an identity scoring as high counts ahead of it), the
@@ -72,6 +74,8 @@ def to_bytes(ev: Evaluation) -> bytes:
                 arrays[f"{part}/{name}/{key}"] = np.asarray(values[key]).astype(dtype)
             if values.get("threshold") is not None:
                 arrays[f"{part}/{name}/threshold"] = np.asarray(float(values["threshold"]), dtype=np.float64)
+            if values.get("fold_thresholds") is not None:
+                arrays[f"{part}/{name}/fold_thresholds"] = np.asarray(values["fold_thresholds"], dtype=np.float64)
     for name, values in ev.embeddings.items():
         for key, dtype in EMBEDDING_ARRAYS.items():
             arrays[f"{EMBEDDINGS}/{name}/{key}"] = np.asarray(values[key]).astype(dtype)
@@ -140,6 +144,9 @@ def read_evaluation(path: Path) -> Evaluation:
                 n = len(a)
             if "threshold" in arrays:
                 arrays["threshold"] = float(arrays["threshold"])
+            extra = sorted(set(arrays) - set(kinds) - {"threshold", "fold_thresholds"})
+            if extra:
+                raise DamagedEvaluation(f"{path}: an array {part}/{name}/{extra[0]} this tool does not write")
     return ev
 
 

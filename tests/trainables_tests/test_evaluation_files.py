@@ -28,10 +28,11 @@ from trainables.evaluation.artifacts import fold_ids, record_embeddings, record_
 
 
 # ---------------------------------------------------------------- references, from the definitions
-def ten_fold_reference(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> float:
+def ten_fold_reference(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, threshold_of: int | None = None):
     """The k-fold protocol: for each fold, the threshold (``score >= t`` accepts) that maximises
     accuracy on the other folds, the lowest of equally good ones, is applied to the fold; the
-    mean of the fold accuracies. Candidates: every cut between two distinct scores, and +-inf."""
+    mean of the fold accuracies. Candidates: every cut between two distinct scores, and +-inf.
+    ``threshold_of``: the threshold fold ``threshold_of`` is scored at, instead."""
     accs = []
     for k in np.unique(folds):
         train, test = folds != k, folds == k
@@ -39,6 +40,8 @@ def ten_fold_reference(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray
         candidates = [-np.inf, *((s[:-1] + s[1:]) / 2), np.inf]
         train_acc = [np.mean((scores[train] >= t) == (labels[train] == 1)) for t in candidates]
         t = candidates[int(np.argmax(train_acc))]
+        if k == threshold_of:
+            return float(t)
         accs.append(np.mean((scores[test] >= t) == (labels[test] == 1)))
     return float(np.mean(accs))
 
@@ -77,6 +80,9 @@ def check_pairs(ev: Evaluation, metrics: dict[str, float], *, with_folds: bool) 
             assert (p["folds"] >= 0).all() and metrics[f"{name}/acc"] == pytest.approx(
                 ten_fold_reference(s, y, p["folds"]), abs=1e-12
             ), name
+            assert len(p["fold_thresholds"]) == len(np.unique(p["folds"]))
+            for k, t in enumerate(p["fold_thresholds"]):  # each fold's threshold, chosen on the others
+                assert t == ten_fold_reference(s, y, p["folds"], threshold_of=k), (name, k)
         else:
             assert (p["folds"] == NO_FOLD).all()
             if "threshold" in p:

@@ -59,12 +59,18 @@ def record_pairs(name: str, scores, labels, *, folds: int | None = None, thresho
     current = _CURRENT.get()
     if current is None:
         return
+    from trainables.evaluation.verification import ten_fold_accuracy
+
     scores = np.asarray(scores, dtype=np.float64)
     current[0].pairs[name] = {
         "scores": scores,
         "labels": np.asarray(labels),
         "folds": fold_ids(len(scores), folds) if folds else np.full(len(scores), NO_FOLD),
         "threshold": threshold,
+        # the threshold each fold was scored at (chosen on the other folds): what a histogram draws
+        "fold_thresholds": np.asarray(ten_fold_accuracy(scores, np.asarray(labels), folds=folds).thresholds)
+        if folds
+        else None,
     }
 
 

@@ -1,0 +1,331 @@
+"""Figures drawn from what the trials' evaluations computed (``evaluation.npz``, kept beside each
+trial's last checkpoint: ``reports.rundir.evaluation``), never by running a model again:
+
+- ROC on a log-FAR axis and DET (FNMR against FMR, both log) per variant: the mean over
+  seeds with its 95% t band, the TAR@FAR operating points marked;
+- genuine and impostor score histograms per variant and evaluation set, pooled over seeds,
+  with the threshold the 10-fold protocol applied (the mean over folds, each chosen on the
+  other folds) or the one chosen on validation pairs.
+
+Each is computed as a data object (``roc_info``, ``score_info``) apart from drawing it. The
+figures show the test identities' sets (``eval/...``) of the trials that ran to completion,
+at their final evaluation: the epoch whose numbers ``results.csv`` holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reports.ablation import COMPLETED
+from reports.html import _e
+from reports.plots import FIGURE_HEIGHT, Figures, _layout, mean_ci, write_figure
+from reports.rundir.evaluation import DamagedEvaluation, Evaluation, read_evaluation, trial_evaluation
+from reports.rundir.info import RunInfo
+
+#: The operating points a face paper reports (TAR at these FARs), marked where measurable.
+OPERATING_FARS = (1e-4, 1e-3, 1e-2, 1e-1)
+GRID_POINTS = 80
+
+
+def trial_evaluations(run_dir: Path, df: pd.DataFrame, meta: RunInfo, group: str) -> dict[str, list[Evaluation]]:
+    """Group -> the final evaluations of its completed trials (in seed order); trials without
+    a file (a run made before they were kept) are left out, a damaged file is said in one line."""
+    out: dict[str, list[Evaluation]] = {}
+    done = df[df["status"] == COMPLETED].sort_values("seed", kind="stable")
+    for _, row in done.iterrows():
+        path = trial_evaluation(run_dir, meta.study, str(row["trial_name"]))
+        if path is None:
+            continue
+        try:
+            out.setdefault(str(row[group]), []).append(read_evaluation(path))
+        except DamagedEvaluation as err:
+            from reports.errors import ReportInputError
+
+            raise ReportInputError(str(err)) from None
+    return out
+
+
+def shown_set(meta: RunInfo, evaluations: dict[str, list[Evaluation]]) -> str | None:
+    """The pair set the ROC shows: the study metric's, on the test identities (``val/x/acc``
+    chooses; ``eval/x`` is what is reported of it), else the first test set every trial has."""
+    name = meta.metric.rsplit("/", 1)[0]
+    candidates = [f"eval/{name.split('/', 1)[1]}" if name.startswith("val/") else name]
+    have = [set(ev.pairs) for evs in evaluations.values() for ev in evs]
+    if not have:
+        return None
+    common = set.intersection(*have)
+    for c in candidates + sorted(s for s in common if s.startswith("eval/")):
+        if c in common:
+            return c
+    return None
+
+
+def tar_at(scores: np.ndarray, labels: np.ndarray, fars: np.ndarray) -> np.ndarray:
+    """TAR at each FAR: the largest true accept rate among the operating points whose false
+    accept rate is at most the FAR (sklearn's ``roc_curve``, every point kept); NaN where fewer
+    than 1/FAR impostor pairs make the rate unmeasurable."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
+    n_neg = int(np.sum(labels == 0))
+    out = np.array([tpr[fpr <= f].max() for f in fars], dtype=float)
+    out[fars * n_neg < 1 - 1e-9] = np.nan  # (1/n, as a float, times n may fall short of 1)
+    return out
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """One variant: TAR on the FAR grid, mean over seeds with its 95% t band (``n`` seeds)."""
+
+    variant: str
+    shown: str
+    tar: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    n: int
+    points: dict = field(default_factory=dict)
+    """FAR -> mean TAR at the operating points that are measurable for every seed."""
+
+
+@dataclass(frozen=True)
+class RocInfo:
+    set_name: str
+    far: np.ndarray
+    curves: list[RocCurve]
+
+
+def roc_info(evaluations: dict[str, list[Evaluation]], set_name: str, shown: dict[str, str] | None = None) -> RocInfo:
+    """The FAR grid runs from the smallest FAR every trial can measure (1 over its impostor
+    pairs) to 1, log-spaced."""
+    shown = shown or {}
+    pairs = {v: [ev.pairs[set_name] for ev in evs if set_name in ev.pairs] for v, evs in evaluations.items()}
+    n_neg = min(int(np.sum(p["labels"] == 0)) for ps in pairs.values() for p in ps)
+    far = np.logspace(math.log10(1.0 / n_neg), 0, GRID_POINTS)
+    far[0], far[-1] = 1.0 / n_neg, 1.0
+    curves = []
+    for v, ps in pairs.items():
+        if not ps:
+            continue
+        tars = np.stack([tar_at(p["scores"].astype(np.float64), p["labels"], far) for p in ps])
+        band = [mean_ci(tars[:, j]) for j in range(len(far))]
+        points = {}
+        for f in OPERATING_FARS:
+            at = np.array([tar_at(p["scores"].astype(np.float64), p["labels"], np.array([f]))[0] for p in ps])
+            if np.isfinite(at).all():
+                points[f] = float(at.mean())
+        curves.append(
+            RocCurve(
+                v,
+                shown.get(v, v),
+                np.array([b[0] for b in band]),
+                np.array([b[1] for b in band]),
+                np.array([b[2] for b in band]),
+                len(ps),
+                points,
+            )
+        )
+    return RocInfo(set_name, far, curves)
+
+
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def roc_figure(info: RocInfo, *, det: bool, title: str):
+    """ROC (TAR against FAR, FAR on a log axis) or DET (FNMR = 1 - TAR against FMR, both log);
+    each variant's mean over seeds with its 95% band, its operating points as markers."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for k, c in enumerate(info.curves):
+        colour = COLOURS[k % len(COLOURS)]
+        y, lo, hi = (1 - c.tar, 1 - c.hi, 1 - c.lo) if det else (c.tar, c.lo, c.hi)
+        if c.n > 1:
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([info.far, info.far[::-1]]),
+                    y=np.concatenate([hi, lo[::-1]]),
+                    fill="toself",
+                    fillcolor=_rgba(colour, 0.15),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=info.far,
+                y=y,
+                mode="lines",
+                name=f"{c.shown} (n={c.n})",
+                line={"color": colour, "width": 2},
+                hovertemplate="FAR %{x:.2g}: " + ("FNMR" if det else "TAR") + " %{y:.4f}",
+            )
+        )
+        if c.points:
+            fars = list(c.points)
+            tars = np.array(list(c.points.values()))
+            fig.add_trace(
+                go.Scatter(
+                    x=fars,
+                    y=1 - tars if det else tars,
+                    mode="markers",
+                    marker={"color": colour, "size": 8, "symbol": "circle-open", "line": {"width": 2}},
+                    showlegend=False,
+                    hovertemplate=c.shown + ": TAR@FAR=%{x:.0e} %{customdata:.4f}",
+                    customdata=tars,
+                )
+            )
+    _layout(fig, title, "false match rate (FMR)" if det else "false accept rate (FAR)", "FNMR" if det else "TAR")
+    fig.update_xaxes(type="log", exponentformat="power")
+    if det:
+        fig.update_yaxes(type="log", exponentformat="power")
+    else:
+        fig.update_yaxes(range=[0, 1.02])
+    fig.update_layout(
+        height=FIGURE_HEIGHT + 60,
+        margin={"l": 60, "r": 20, "t": 90, "b": 50},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}},
+    )
+    return fig
+
+
+@dataclass(frozen=True)
+class ScoreCell:
+    """One variant and set: its seeds' genuine and impostor scores pooled, and the threshold."""
+
+    genuine: np.ndarray
+    impostor: np.ndarray
+    threshold: float
+
+
+@dataclass(frozen=True)
+class ScoreInfo:
+    variants: list[str]
+    shown: list[str]
+    sets: list[str]
+    cells: dict
+
+
+def score_info(evaluations: dict[str, list[Evaluation]], shown: dict[str, str] | None = None) -> ScoreInfo:
+    """Per variant and test set with pairs in every trial: the scores pooled over seeds, and
+    the threshold drawn: the mean of the thresholds the trials applied (their 10-fold
+    protocol's per fold, or the one chosen on validation pairs), finite ones only."""
+    shown = shown or {}
+    variants = [v for v, evs in evaluations.items() if evs]
+    have = [set(ev.pairs) for v in variants for ev in evaluations[v]]
+    sets = sorted(s for s in set.intersection(*have) if s.startswith("eval/")) if have else []
+    cells = {}
+    for v in variants:
+        for s in sets:
+            ps = [ev.pairs[s] for ev in evaluations[v]]
+            scores = np.concatenate([p["scores"] for p in ps]).astype(np.float64)
+            labels = np.concatenate([p["labels"] for p in ps])
+            ts = np.concatenate(
+                [
+                    np.atleast_1d(p["fold_thresholds"] if "fold_thresholds" in p else p.get("threshold", np.nan))
+                    for p in ps
+                ]
+            ).astype(np.float64)
+            ts = ts[np.isfinite(ts)]
+            cells[(v, s)] = ScoreCell(
+                scores[labels == 1], scores[labels == 0], float(ts.mean()) if len(ts) else math.nan
+            )
+    return ScoreInfo(variants, [shown.get(v, v) for v in variants], sets, cells)
+
+
+def score_figure(info: ScoreInfo, *, title: str):
+    """A grid, variants by rows and test sets by columns: genuine (blue) and impostor (red)
+    score histograms on one scale (density), the threshold as a dashed line."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows, cols = len(info.variants), len(info.sets)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        shared_xaxes=True,
+        column_titles=[s.split("/", 1)[1] for s in info.sets],
+        row_titles=info.shown,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.02 if rows > 6 else 0.04,
+    )
+    lo = min((float(np.min(c.impostor)) for c in info.cells.values() if len(c.impostor)), default=-1.0)
+    hi = max((float(np.max(c.genuine)) for c in info.cells.values() if len(c.genuine)), default=1.0)
+    bins = {"start": lo, "end": hi, "size": (hi - lo) / 40 or 0.05}
+    for i, v in enumerate(info.variants, start=1):
+        for j, s in enumerate(info.sets, start=1):
+            cell = info.cells[(v, s)]
+            first = i == 1 and j == 1
+            for values, name, colour in ((cell.genuine, "genuine", "#1f77b4"), (cell.impostor, "impostor", "#d62728")):
+                fig.add_trace(
+                    go.Histogram(
+                        x=values,
+                        xbins=bins,
+                        histnorm="probability density",
+                        name=name,
+                        legendgroup=name,
+                        showlegend=first,
+                        marker={"color": _rgba(colour, 0.55)},
+                    ),
+                    row=i,
+                    col=j,
+                )
+            if math.isfinite(cell.threshold):
+                fig.add_vline(x=cell.threshold, line_dash="dash", line_color="black", line_width=1, row=i, col=j)
+    fig.update_layout(
+        title=title,
+        template="simple_white",
+        barmode="overlay",
+        width=max(640, 150 * cols + 160),
+        height=max(FIGURE_HEIGHT, 110 * rows + 120),
+        margin={"l": 50, "r": 150, "t": 90, "b": 50},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.04, "yanchor": "bottom"},
+        font={"size": 10},
+    )
+    fig.update_yaxes(showticklabels=False)
+    fig.update_xaxes(title_text="cosine similarity", row=rows)
+    fig.update_annotations(font_size=10)
+    return fig
+
+
+def evaluation_figures(
+    run_dir: Path, df: pd.DataFrame, meta: RunInfo, out_dir: Path, figures: Figures, *, shown: dict[str, str]
+) -> str:
+    """``fig_roc``, ``fig_det`` and ``fig_scores`` into ``figures``; returns a note for the page
+    (what they show, or why there are none)."""
+    evaluations = trial_evaluations(run_dir, df, meta, meta.group)
+    name = shown_set(meta, evaluations)
+    if name is None:
+        return (
+            "<p class=warn>No ROC, DET or score histograms: the trials kept no evaluation file "
+            "(a run made before they were kept, or a trainable that keeps none).</p>"
+        )
+    what = name.split("/", 1)[1]
+    roc = roc_info(evaluations, name, shown)
+    title = f"ROC on the test identities ({what}): mean over seeds, 95% band"
+    write_figure(roc_figure(roc, det=False, title=title), out_dir, "fig_roc", figures, title=title)
+    title = f"DET on the test identities ({what}): mean over seeds, 95% band"
+    write_figure(roc_figure(roc, det=True, title=title), out_dir, "fig_det", figures, title=title)
+    scores = score_info(evaluations, shown)
+    title = "Genuine and impostor scores on the test identities (seeds pooled; dashed: the threshold applied)"
+    write_figure(score_figure(scores, title=title), out_dir, "fig_scores", figures, title=title)
+    return (
+        f"<p><small>ROC and DET: the {_e(what)} pairs of the final evaluation of "
+        f"every completed trial, read from its <code>evaluation.npz</code>; TAR at a FAR is the largest TAR whose "
+        f"FAR is at most it, drawn from 1/{int(round(1 / roc.far[0]))} (one impostor pair) up; circles: TAR at "
+        f"FAR {', '.join(f'{f:g}' for f in OPERATING_FARS)} where every seed has enough impostor pairs. "
+        "Score histograms: cosine similarity, genuine (same identity) and impostor pairs.</small></p>"
+    )
+
+
+__all__ = ["evaluation_figures", "roc_info", "score_info", "shown_set", "tar_at", "trial_evaluations"]

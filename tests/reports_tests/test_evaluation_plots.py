@@ -1,0 +1,110 @@
+"""The figures drawn from the trials' evaluation files (ROC, DET, score histograms): TAR at a
+FAR by its definition, the mean over seeds and its band, what is not measurable left out, the
+threshold drawn, and the figures in a report built from the run directory alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from reports.evaluation_plots import roc_info, score_info, shown_set, tar_at
+from reports.rundir.evaluation import EVAL_FILE, Evaluation, write_evaluation
+from reports.rundir.info import RunInfo
+
+M = "eval/cross_domain/acc"
+
+
+def test_tar_at_far_is_the_largest_tar_whose_far_is_at_most_it():
+    # genuine 0.9 0.7 0.5, impostors 0.8 0.6 0.4 0.3 (4 impostor pairs: FAR 1/4 is measurable)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    labels = np.array([1, 0, 1, 0, 1, 0, 0])
+    # accepting >= 0.9: TAR 1/3, FAR 0; >= 0.7: TAR 2/3, FAR 1/4; >= 0.5: TAR 1, FAR 2/4
+    assert tar_at(scores, labels, np.array([0.25, 0.3, 0.5, 1.0])).tolist() == pytest.approx([2 / 3, 2 / 3, 1, 1])
+    # below 1/4 no rate is measurable from 4 impostor pairs (not the TAR at FAR 0 read off the curve)
+    assert np.isnan(tar_at(scores, labels, np.array([0.1]))).all()
+    # a genuine pair tied with two impostors is accepted with them (FAR 2/8): below that FAR
+    # only the genuine pair above them counts
+    tied = np.array([0.9, 0.8, 0.8, 0.8, *[0.1] * 6])
+    tied_labels = np.array([1, 1, 0, 0, *[0] * 6])
+    assert tar_at(tied, tied_labels, np.array([0.25, 0.2, 0.125])).tolist() == [1.0, 0.5, 0.5]
+
+
+def _pairs(rng, n_pos, n_neg, shift):
+    scores = np.concatenate([rng.normal(shift, 0.1, n_pos), rng.normal(0.0, 0.1, n_neg)]).astype(np.float32)
+    labels = np.concatenate([np.ones(n_pos, int), np.zeros(n_neg, int)])
+    folds = np.arange(n_pos + n_neg) % 10
+    return {"scores": scores, "labels": labels, "folds": folds, "fold_thresholds": rng.uniform(0.1, 0.3, 10)}
+
+
+def _evaluations(seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        v: [Evaluation(2, pairs={"eval/cross_domain": _pairs(rng, 60, 200, shift)}) for _ in range(3)]
+        for v, shift in (("ref", 0.2), ("better", 0.35))
+    }
+
+
+def test_roc_is_the_mean_over_seeds_with_the_t_band_and_unmeasurable_fars_left_out():
+    evs = _evaluations()
+    info = roc_info(evs, "eval/cross_domain", {"better": "Better (ours)"})
+    assert info.far[0] == pytest.approx(1 / 200) and info.far[-1] == pytest.approx(1.0)
+    by = {c.variant: c for c in info.curves}
+    assert by["better"].shown == "Better (ours)" and by["better"].n == 3
+    for v, c in by.items():
+        for j in (0, 40, 79):
+            per_seed = [tar_at(ev.pairs["eval/cross_domain"]["scores"].astype(float),
+                               ev.pairs["eval/cross_domain"]["labels"], info.far[j : j + 1])[0] for ev in evs[v]]  # fmt: skip
+            half = stats.t.ppf(0.975, 2) * np.std(per_seed, ddof=1) / np.sqrt(3)
+            assert c.tar[j] == pytest.approx(np.mean(per_seed))
+            assert (c.lo[j], c.hi[j]) == pytest.approx((np.mean(per_seed) - half, np.mean(per_seed) + half))
+        # 200 impostor pairs: TAR at FAR 1e-2 and 1e-1 are measurable, 1e-3 and 1e-4 are not
+        assert sorted(c.points) == [1e-2, 1e-1]
+    assert by["better"].points[1e-2] > by["ref"].points[1e-2]  # the better-separated variant
+
+
+def test_score_histograms_pool_seeds_and_draw_the_mean_threshold_applied():
+    evs = _evaluations()
+    info = score_info(evs)
+    assert info.sets == ["eval/cross_domain"] and info.variants == ["ref", "better"]
+    cell = info.cells[("ref", "eval/cross_domain")]
+    assert len(cell.genuine) == 3 * 60 and len(cell.impostor) == 3 * 200
+    thresholds = np.concatenate([ev.pairs["eval/cross_domain"]["fold_thresholds"] for ev in evs["ref"]])
+    assert cell.threshold == pytest.approx(thresholds.mean())
+
+
+def test_the_roc_shows_the_test_set_of_the_study_metric():
+    evs = {"a": [Evaluation(1, pairs={"eval/x": {}, "val/x": {}, "eval/y": {}})]}
+    info = RunInfo(study="s", kind="ablation", metric="val/x/acc", mode="max")
+    assert shown_set(info, evs) == "eval/x"  # chosen on validation, reported on the test identities
+    assert shown_set(info.model_copy(update={"metric": "eval/y/auc"}), evs) == "eval/y"
+    assert shown_set(info.model_copy(update={"metric": "eval/z/auc"}), evs) == "eval/x"  # the first test set
+    assert shown_set(info, {}) is None
+
+
+def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
+    from reports import build_report
+
+    rows, rng = [], np.random.default_rng(1)
+    for v, shift in (("ref", 0.2), ("better", 0.35)):
+        for seed in range(3):
+            name = f"{v}_seed{seed}"
+            rows.append({"trial_name": name, "variant": v, "seed": seed, "status": "TERMINATED", "error": "", M: 0.7})
+            ckpt = tmp_path / "tune" / f"abl_{name}" / "checkpoint_000001"
+            ckpt.mkdir(parents=True)
+            write_evaluation(ckpt / EVAL_FILE, Evaluation(1, pairs={"eval/cross_domain": _pairs(rng, 30, 100, shift)}))
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    meta = {"study": "abl", "kind": "ablation", "metric": M, "mode": "max", "variants": ["ref", "better"]}
+    (tmp_path / "run.json").write_text(json.dumps({**meta, "reference": "ref"}))
+    page = build_report(tmp_path).read_text()
+    for stem in ("fig_roc", "fig_det", "fig_scores"):
+        assert (tmp_path / "report" / f"{stem}.html").is_file() and f"{stem}.html" in page, stem
+    assert "evaluation.npz" in page and "largest TAR whose FAR is at most it" in page
+    # a run whose trials kept no evaluation file says so, and draws the rest
+    for ckpt in (tmp_path / "tune").rglob(EVAL_FILE):
+        ckpt.unlink()
+    page = build_report(tmp_path).read_text()
+    assert "No ROC, DET or score histograms" in page and (tmp_path / "report" / "fig_ablation.html").is_file()
