@@ -1,0 +1,286 @@
+"""Face-recognition protocols beyond LFW-style pairs, as the IJB benchmarks and the fairness
+literature define them, on embeddings and scores (numpy; no model, no Ray):
+
+- **Template verification (1:1), IJB-B/C style** (``template_features``, ``template_verification``):
+  a template is several images; the frames of one media (video) are averaged, the media of a
+  template summed, the result L2-normalised (insightface's ``ijb_11.py`` does the same); template
+  pairs are scored by cosine similarity. TAR at FAR 1e-1 ... 1e-6 is the largest TAR whose FAR is
+  at most the target (not the TAR at the ROC point nearest it), and only where the impostor pairs
+  number at least 1/FAR; never read off fewer.
+- **Open-set identification (1:N)** (``open_set_identification``): two disjoint galleries scored
+  separately, each gallery's non-mates (the probes of the other gallery's identities) serving as
+  its non-mated probes. FPIR at a threshold is the share of non-mated probes whose highest
+  gallery score reaches it; a mated probe counts towards TPIR only when its mate ranks first and
+  scores at least the threshold. TPIR at FPIR f is read at the lowest threshold whose FPIR is at
+  most f. Reported per gallery and as the mean of the two (insightface's ``ijb_1n.py`` merged the
+  galleries, which makes the test closed-set: its issue #1386).
+- **Closed-set identification with distractors** (``with_distractors``): extra identities in the
+  gallery that no probe belongs to (TinyFace, MegaFace), ranked like any other.
+- **Fairness at one global threshold** (``fairness``): the threshold that gives a chosen FMR over
+  all impostor pairs; FMR and FNMR of each group at it, each group's ratio to the best group, and
+  the fairness discrepancy rate FDR(alpha) = 1 - (alpha * max|dFMR| + (1 - alpha) * max|dFNMR|)
+  (de Freitas Pereira and Marcel, 2021), with bootstrap intervals over identities.
+
+Written here because no well-kept library computes them: scikit-learn gives the ROC points
+(``roc_curve``) these read, and nothing of the template, open-set or fairness rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainables.evaluation.keys import tar_key
+from trainables.evaluation.verification import tar_at_far
+
+#: The FARs of the IJB-B/C 1:1 protocol.
+TEMPLATE_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+#: The FPIRs of the open-set protocol, and the CMC ranks reported beside them.
+OPEN_SET_FPIRS = (1e-1, 1e-2)
+CMC_RANKS = (1, 5, 10)
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+# ---------------------------------------------------------------- template verification (1:1)
+def template_features(embeddings: np.ndarray, template: np.ndarray, media: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(template ids in sorted order, their L2-normalised features): within each template the
+    images of one media are averaged, the media summed, the sum normalised."""
+    template, media = np.asarray(template), np.asarray(media)
+    ids = np.unique(template)
+    out = np.zeros((len(ids), embeddings.shape[1]))
+    for k, t in enumerate(ids):
+        rows = template == t
+        feats, meds = np.asarray(embeddings[rows], dtype=np.float64), media[rows]
+        out[k] = sum(feats[meds == m].mean(axis=0) for m in np.unique(meds))
+    return ids, _normalise(out)
+
+
+def template_scores(ids: np.ndarray, features: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each template pair (``first[i]``, ``second[i]``)."""
+    index = np.searchsorted(ids, first), np.searchsorted(ids, second)
+    for which, wanted in zip(index, (first, second)):
+        if np.any(which >= len(ids)) or np.any(ids[np.minimum(which, len(ids) - 1)] != wanted):
+            raise ValueError("a template pair names a template with no image")
+    return np.einsum("ij,ij->i", features[index[0]], features[index[1]])
+
+
+def template_verification(scores: np.ndarray, labels: np.ndarray, fars=TEMPLATE_FARS) -> dict[str, float]:
+    """``tar@far=1e-k`` (NaN where fewer than 1/FAR impostor pairs) and ``auc``."""
+    from sklearn.metrics import roc_auc_score
+
+    out = {}
+    for far in fars:
+        tar = tar_at_far(scores, labels, far)
+        out[tar_key(far)] = float("nan") if tar is None else tar
+    out["auc"] = float(roc_auc_score(labels, scores))
+    out["pairs"] = float(len(labels))
+    out["impostor_pairs"] = float(np.sum(np.asarray(labels) == 0))
+    return out
+
+
+# ---------------------------------------------------------------- open-set identification (1:N)
+def _per_identity(gallery: np.ndarray, gallery_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each gallery identity's template: its images' embeddings summed and normalised."""
+    labels = np.unique(gallery_ids)
+    feats = np.stack([np.asarray(gallery[gallery_ids == k], dtype=np.float64).sum(axis=0) for k in labels])
+    return labels, _normalise(feats)
+
+
+def _threshold_at(nonmated_top: np.ndarray, fpir: float) -> float:
+    """The lowest threshold whose FPIR (share of non-mated top scores at or above it) is at most
+    ``fpir``: just above the (floor(fpir * N) + 1)-th highest non-mated score; -inf when every
+    non-mated probe may be accepted."""
+    top = np.sort(np.asarray(nonmated_top, dtype=np.float64))[::-1]
+    k = int(np.floor(fpir * len(top) + 1e-9))
+    if k >= len(top):
+        return -np.inf
+    return float(np.nextafter(top[k], np.inf))
+
+
+def open_set_gallery(
+    gallery: np.ndarray,
+    gallery_ids: np.ndarray,
+    probes: np.ndarray,
+    probe_ids: np.ndarray,
+    nonmated: np.ndarray,
+    *,
+    fpirs=OPEN_SET_FPIRS,
+    ranks=CMC_RANKS,
+) -> dict[str, float]:
+    """One gallery: ``probes`` are its mated probes (their identities in it), ``nonmated``
+    probes of identities it does not hold. ``tpir@fpir=...`` (NaN where fewer than 1/FPIR
+    non-mated probes), ``rank<k>`` (closed-set CMC of the mated probes)."""
+    labels, templates = _per_identity(gallery, np.asarray(gallery_ids))
+    probe_ids = np.asarray(probe_ids)
+    if not np.isin(probe_ids, labels).all():
+        raise ValueError("a mated probe's identity is not in its gallery")
+    mated = _normalise(probes) @ templates.T
+    top_nonmated = (_normalise(nonmated) @ templates.T).max(axis=1)
+    col = np.searchsorted(labels, probe_ids)
+    mate = mated[np.arange(len(mated)), col]
+    rank = (mated >= mate[:, None]).sum(axis=1)  # 1 = first; an identity scoring as high counts ahead
+    out = {}
+    for f in fpirs:
+        key = f"tpir@fpir={f:.0e}".replace("e-0", "e-")
+        if len(top_nonmated) * f < 1 - 1e-9:
+            out[key] = float("nan")
+            continue
+        t = _threshold_at(top_nonmated, f)
+        out[key] = float(np.mean((rank == 1) & (mate >= t)))
+    out.update({f"rank{k}": float(np.mean(rank <= k)) for k in ranks})
+    return out
+
+
+def open_set_identification(
+    gallery1: tuple[np.ndarray, np.ndarray],
+    gallery2: tuple[np.ndarray, np.ndarray],
+    probes: tuple[np.ndarray, np.ndarray],
+    *,
+    fpirs=OPEN_SET_FPIRS,
+    ranks=CMC_RANKS,
+) -> dict[str, float]:
+    """The two-gallery protocol: ``gallery1`` and ``gallery2`` are (embeddings, identities) of
+    disjoint identities; ``probes`` (embeddings, identities) each belong to one of them. For each
+    gallery its own identities' probes are mated, the other's non-mated. Keys ``g1/...``,
+    ``g2/...`` and ``mean/...`` (the mean of the two)."""
+    (e1, i1), (e2, i2), (ep, ip) = gallery1, gallery2, probes
+    i1, i2, ip = np.asarray(i1), np.asarray(i2), np.asarray(ip)
+    if set(i1.tolist()) & set(i2.tolist()):
+        raise ValueError("the two galleries share identities; the open-set protocol needs them disjoint")
+    in1, in2 = np.isin(ip, i1), np.isin(ip, i2)
+    if not (in1 | in2).all():
+        raise ValueError("a probe's identity is in neither gallery")
+    out = {}
+    for name, (e, i), mated, other in (("g1", (e1, i1), in1, in2), ("g2", (e2, i2), in2, in1)):
+        for k, v in open_set_gallery(e, i, ep[mated], ip[mated], ep[other], fpirs=fpirs, ranks=ranks).items():
+            out[f"{name}/{k}"] = v
+    for k in [k.split("/", 1)[1] for k in out if k.startswith("g1/")]:
+        out[f"mean/{k}"] = (out[f"g1/{k}"] + out[f"g2/{k}"]) / 2
+    return out
+
+
+def with_distractors(
+    gallery: np.ndarray, gallery_ids: np.ndarray, distractors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gallery with ``distractors`` appended, each an identity of its own that no probe has
+    (ids below every real one), for closed-set identification with distractors."""
+    gallery_ids = np.asarray(gallery_ids)
+    first = min(int(gallery_ids.min()), 0) - 1
+    ids = np.arange(first, first - len(distractors), -1)
+    return np.concatenate([np.asarray(gallery), np.asarray(distractors)]), np.concatenate([gallery_ids, ids])
+
+
+# ---------------------------------------------------------------- fairness at one threshold
+@dataclass(frozen=True)
+class Fairness:
+    """FMR and FNMR of each group at the global threshold, their ratios to the best (lowest)
+    group, FDR(alpha), and (lo, hi) bootstrap intervals over identities of each."""
+
+    threshold: float
+    target_fmr: float
+    alpha: float
+    fmr: dict
+    fnmr: dict
+    fmr_ratio: dict
+    fnmr_ratio: dict
+    fdr: float
+    intervals: dict
+    """name (``fmr/<group>``, ``fnmr/<group>``, ``fdr``) -> (lo, hi), the 2.5th and 97.5th
+    percentiles over bootstrap resamples of the identities."""
+
+
+def global_threshold(impostor_scores: np.ndarray, target_fmr: float) -> float:
+    """The lowest threshold (``score >= t`` matches) whose FMR over these impostor pairs is at
+    most ``target_fmr``."""
+    return _threshold_at(impostor_scores, target_fmr)
+
+
+def _rates(scores, labels, groups, names, t):
+    fmr, fnmr = {}, {}
+    for g in names:
+        own = groups == g
+        imp, gen = scores[own & (labels == 0)], scores[own & (labels == 1)]
+        fmr[g] = float(np.mean(imp >= t)) if len(imp) else float("nan")
+        fnmr[g] = float(np.mean(gen < t)) if len(gen) else float("nan")
+    return fmr, fnmr
+
+
+def _fdr(fmr: dict, fnmr: dict, alpha: float) -> float:
+    a, b = np.array(list(fmr.values())), np.array(list(fnmr.values()))
+    if not (np.isfinite(a).any() and np.isfinite(b).any()):  # a resample without a group's impostors or genuines
+        return float("nan")
+    return float(1 - (alpha * (np.nanmax(a) - np.nanmin(a)) + (1 - alpha) * (np.nanmax(b) - np.nanmin(b))))
+
+
+def _ratio(rates: dict) -> dict:
+    best = min((v for v in rates.values() if np.isfinite(v)), default=float("nan"))
+    return {g: (v / best if best > 0 else (1.0 if v == best else float("inf"))) for g, v in rates.items()}
+
+
+def fairness(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray,
+    identities: np.ndarray,
+    *,
+    target_fmr: float = 1e-3,
+    alpha: float = 0.5,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Fairness:
+    """Fairness of one pair set: ``groups`` is each pair's group (both its images in it; pairs
+    across groups take part in the global threshold only, with group ``None``), ``identities``
+    the identity each pair is resampled by (its first image's). The threshold gives
+    ``target_fmr`` over all impostor pairs; it is chosen again in every bootstrap resample."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    groups, identities = np.asarray(groups, dtype=object), np.asarray(identities)
+    names = sorted({g for g in groups.tolist() if g is not None}, key=str)
+    if not names:
+        raise ValueError("no pair belongs to a group")
+    if int(np.sum(labels == 0)) * target_fmr < 1 - 1e-9:
+        raise ValueError(
+            f"{int(np.sum(labels == 0))} impostor pairs cannot measure an FMR of {target_fmr:g} "
+            f"(at least {int(np.ceil(1 / target_fmr))} are needed)"
+        )
+    t = global_threshold(scores[labels == 0], target_fmr)
+    fmr, fnmr = _rates(scores, labels, groups, names, t)
+    rng = np.random.default_rng(seed)
+    ids = np.unique(identities)
+    rows_of = {i: np.flatnonzero(identities == i) for i in ids}
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        rows = np.concatenate([rows_of[i] for i in rng.choice(ids, size=len(ids), replace=True)])
+        s, y, g = scores[rows], labels[rows], groups[rows]
+        if not (y == 0).any():
+            continue
+        bt = global_threshold(s[y == 0], target_fmr)
+        bf, bn = _rates(s, y, g, names, bt)
+        for k, v in (*((f"fmr/{n}", bf[n]) for n in names), *((f"fnmr/{n}", bn[n]) for n in names)):
+            draws.setdefault(k, []).append(v)
+        draws.setdefault("fdr", []).append(_fdr(bf, bn, alpha))
+    intervals = {
+        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in draws.items() if len(v)
+    }
+    return Fairness(t, target_fmr, alpha, fmr, fnmr, _ratio(fmr), _ratio(fnmr), _fdr(fmr, fnmr, alpha), intervals)
+
+
+__all__ = [
+    "CMC_RANKS",
+    "Fairness",
+    "OPEN_SET_FPIRS",
+    "TEMPLATE_FARS",
+    "fairness",
+    "global_threshold",
+    "open_set_gallery",
+    "open_set_identification",
+    "template_features",
+    "template_scores",
+    "template_verification",
+    "with_distractors",
+]
