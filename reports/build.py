@@ -374,18 +374,23 @@ def _with_selection(tables: list, meta: RunInfo) -> list:
 @report_for("ablation", tables=_ablation_tables)
 def _ablation(r: ReportInput) -> Path:
     from reports.ablation_plots import ablation_figures
-    from reports.evaluation_plots import evaluation_figures
+    from reports.evaluation_plots import evaluation_figures, trial_evaluations
+    from reports.fairness import write_fairness
     from reports.plots import Figures, export_static
 
     tables = _with_selection(_ablation_tables(r.df, r.meta), r.meta)
+    shown = {v: tables[0].shown(v) for v in tables[0].variants}
+    evaluations = trial_evaluations(r.run_dir, r.df, r.meta, r.meta.group)  # the trials' evaluation.npz
+    extra: list[tuple[str, str]] = []  # filled while the figures are drawn; the page adds it after the tables
 
     def figures() -> tuple[str, str]:
         figs = ablation_figures(tables[0], r.df, r.out, figures=Figures())
-        shown = {v: tables[0].shown(v) for v in tables[0].variants}
-        note = evaluation_figures(r.run_dir, r.df, r.meta, r.out, figs, shown=shown)
+        note = evaluation_figures(r.run_dir, r.df, r.meta, r.out, figs, shown=shown, evaluations=evaluations)
+        fair = write_fairness(evaluations, shown, r.out, figs, label=r.meta.label or r.meta.study, note=r.note)
+        extra.extend([("Fairness across domains", fair)] if fair else [])
         return ("Figures", _figures_html(export_static(figs), note))
 
-    return _grid_report(r, tables, figures=figures)
+    return _grid_report(r, tables, extra_sections=extra, figures=figures)
 
 
 @report_for("confirm", tables=confirm_tables)

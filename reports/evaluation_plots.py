@@ -255,7 +255,6 @@ def score_figure(info: ScoreInfo, *, title: str):
         cols=cols,
         shared_xaxes=True,
         column_titles=[s.split("/", 1)[1] for s in info.sets],
-        row_titles=info.shown,
         horizontal_spacing=0.03,
         vertical_spacing=0.02 if rows > 6 else 0.04,
     )
@@ -282,28 +281,49 @@ def score_figure(info: ScoreInfo, *, title: str):
                 )
             if math.isfinite(cell.threshold):
                 fig.add_vline(x=cell.threshold, line_dash="dash", line_color="black", line_width=1, row=i, col=j)
+    for i, name in enumerate(info.shown, start=1):  # each variant's name beside its row, read left to right
+        axis = fig.get_subplot(i, 1).yaxis
+        fig.add_annotation(
+            text=name,
+            xref="paper",
+            yref="paper",
+            x=-0.02,
+            y=sum(axis.domain) / 2,
+            xanchor="right",
+            showarrow=False,
+            font={"size": 10},
+        )
     fig.update_layout(
         title=title,
         template="simple_white",
         barmode="overlay",
-        width=max(640, 150 * cols + 160),
+        width=max(640, 130 * cols + 170),
         height=max(FIGURE_HEIGHT, 110 * rows + 120),
-        margin={"l": 50, "r": 150, "t": 90, "b": 50},
+        margin={"l": 150, "r": 20, "t": 90, "b": 60},
         legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.04, "yanchor": "bottom"},
         font={"size": 10},
     )
     fig.update_yaxes(showticklabels=False)
-    fig.update_xaxes(title_text="cosine similarity", row=rows)
+    fig.update_xaxes(matches="x", tickangle=0)  # one score axis for every panel
+    fig.update_xaxes(title_text="cosine similarity", row=rows, col=(cols + 1) // 2)
     fig.update_annotations(font_size=10)
     return fig
 
 
 def evaluation_figures(
-    run_dir: Path, df: pd.DataFrame, meta: RunInfo, out_dir: Path, figures: Figures, *, shown: dict[str, str]
+    run_dir: Path,
+    df: pd.DataFrame,
+    meta: RunInfo,
+    out_dir: Path,
+    figures: Figures,
+    *,
+    shown: dict[str, str],
+    evaluations: dict[str, list[Evaluation]] | None = None,
 ) -> str:
     """``fig_roc``, ``fig_det`` and ``fig_scores`` into ``figures``; returns a note for the page
     (what they show, or why there are none)."""
-    evaluations = trial_evaluations(run_dir, df, meta, meta.group)
+    if evaluations is None:
+        evaluations = trial_evaluations(run_dir, df, meta, meta.group)
     name = shown_set(meta, evaluations)
     if name is None:
         return (

@@ -18,7 +18,9 @@ under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 ``pairs/<set>/threshold`` (float64, one value; optional)
     the decision threshold chosen on validation pairs and applied to this set;
 ``pairs/<set>/fold_thresholds`` (float64, one per fold; a set scored by folds)
-    the threshold each fold was scored at, chosen on the other folds.
+    the threshold each fold was scored at, chosen on the other folds;
+``pairs/<set>/identity`` (int32, one per pair; where the set knows it)
+    the identity of the pair's first image (what a bootstrap over identities resamples by).
 ``ranks/<set>/mate_rank`` (int32), ``ranks/<set>/mate_score``, ``ranks/<set>/nonmate_score`` (float32), ``ranks/<set>/identity`` (int32)
     per probe of a closed-set identification: the rank of its true identity among the
     gallery identities (1 = first; an identity scoring as high counts ahead of it), the
@@ -74,6 +76,8 @@ def to_bytes(ev: Evaluation) -> bytes:
                 arrays[f"{part}/{name}/{key}"] = np.asarray(values[key]).astype(dtype)
             if values.get("threshold") is not None:
                 arrays[f"{part}/{name}/threshold"] = np.asarray(float(values["threshold"]), dtype=np.float64)
+            if values.get("identity") is not None:
+                arrays[f"{part}/{name}/identity"] = np.asarray(values["identity"]).astype(np.int32)
             if values.get("fold_thresholds") is not None:
                 arrays[f"{part}/{name}/fold_thresholds"] = np.asarray(values["fold_thresholds"], dtype=np.float64)
     for name, values in ev.embeddings.items():
@@ -144,10 +148,32 @@ def read_evaluation(path: Path) -> Evaluation:
                 n = len(a)
             if "threshold" in arrays:
                 arrays["threshold"] = float(arrays["threshold"])
-            extra = sorted(set(arrays) - set(kinds) - {"threshold", "fold_thresholds"})
+            if (
+                part == PAIRS
+                and "identity" in arrays
+                and (arrays["identity"].dtype != np.int32 or len(arrays["identity"]) != n)
+            ):
+                raise DamagedEvaluation(
+                    f"{path}: {part}/{name}/identity is not one int32 per pair; the file is damaged"
+                )
+            extra = sorted(set(arrays) - set(kinds) - {"threshold", "fold_thresholds", "identity"})
             if extra:
                 raise DamagedEvaluation(f"{path}: an array {part}/{name}/{extra[0]} this tool does not write")
     return ev
+
+
+def threshold_at_rate(scores, rate: float) -> float:
+    """The lowest threshold (``score >= t`` accepts) at which at most ``rate`` of ``scores`` (the
+    impostor pairs' scores, or each non-mated probe's highest) are accepted: just above the
+    (floor(rate * N) + 1)-th highest score, or -inf when every one may be. The one rule by which
+    the trainables' protocols (TPIR at FPIR) and the report (FMR) read an operating point."""
+    import numpy as np
+
+    ordered = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    k = int(np.floor(rate * len(ordered) + 1e-9))
+    if k >= len(ordered):
+        return -np.inf
+    return float(np.nextafter(ordered[k], np.inf))
 
 
 def trial_evaluation(run_dir: Path, study: str, trial_name: str, *, best: bool = False) -> Path | None:
@@ -167,6 +193,7 @@ __all__ = [
     "EVAL_FILE",
     "Evaluation",
     "read_evaluation",
+    "threshold_at_rate",
     "to_bytes",
     "trial_evaluation",
     "write_evaluation",

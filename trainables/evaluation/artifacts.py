@@ -52,10 +52,13 @@ def fold_ids(n: int, folds: int) -> np.ndarray:
     return np.concatenate([np.full(len(part), k) for k, part in enumerate(np.array_split(np.arange(n), folds))])
 
 
-def record_pairs(name: str, scores, labels, *, folds: int | None = None, threshold: float | None = None) -> None:
+def record_pairs(
+    name: str, scores, labels, *, folds: int | None = None, threshold: float | None = None, identity=None
+) -> None:
     """A verification set's pair scores (``name``: its metric prefix, ``eval/cross_domain``),
     with the fold of each pair (``folds``: scored by the k-fold protocol) or the threshold
-    chosen on validation pairs that it was scored at."""
+    chosen on validation pairs that it was scored at; ``identity``: each pair's first image's
+    identity, where the set knows it."""
     current = _CURRENT.get()
     if current is None:
         return
@@ -67,6 +70,7 @@ def record_pairs(name: str, scores, labels, *, folds: int | None = None, thresho
         "labels": np.asarray(labels),
         "folds": fold_ids(len(scores), folds) if folds else np.full(len(scores), NO_FOLD),
         "threshold": threshold,
+        "identity": None if identity is None else np.asarray(identity),
         # the threshold each fold was scored at (chosen on the other folds): what a histogram draws
         "fold_thresholds": np.asarray(ten_fold_accuracy(scores, np.asarray(labels), folds=folds).thresholds)
         if folds

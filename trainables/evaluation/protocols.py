@@ -16,21 +16,20 @@ literature define them, on embeddings and scores (numpy; no model, no Ray):
   galleries, which makes the test closed-set: its issue #1386).
 - **Closed-set identification with distractors** (``with_distractors``): extra identities in the
   gallery that no probe belongs to (TinyFace, MegaFace), ranked like any other.
-- **Fairness at one global threshold** (``fairness``): the threshold that gives a chosen FMR over
-  all impostor pairs; FMR and FNMR of each group at it, each group's ratio to the best group, and
-  the fairness discrepancy rate FDR(alpha) = 1 - (alpha * max|dFMR| + (1 - alpha) * max|dFNMR|)
-  (de Freitas Pereira and Marcel, 2021), with bootstrap intervals over identities.
+
+Fairness at one global threshold is computed by the report from the scores the trials kept
+(``reports.fairness``); the rule both read a threshold at a target rate by is the run
+directory's (``reports.rundir.evaluation.threshold_at_rate``).
 
 Written here because no well-kept library computes them: scikit-learn gives the ROC points
-(``roc_curve``) these read, and nothing of the template, open-set or fairness rules.
+(``roc_curve``) these read, and nothing of the template or open-set rules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from reports.rundir.evaluation import threshold_at_rate
 from trainables.evaluation.keys import tar_key
 from trainables.evaluation.verification import tar_at_far
 
@@ -92,17 +91,6 @@ def _per_identity(gallery: np.ndarray, gallery_ids: np.ndarray) -> tuple[np.ndar
     return labels, _normalise(feats)
 
 
-def _threshold_at(nonmated_top: np.ndarray, fpir: float) -> float:
-    """The lowest threshold whose FPIR (share of non-mated top scores at or above it) is at most
-    ``fpir``: just above the (floor(fpir * N) + 1)-th highest non-mated score; -inf when every
-    non-mated probe may be accepted."""
-    top = np.sort(np.asarray(nonmated_top, dtype=np.float64))[::-1]
-    k = int(np.floor(fpir * len(top) + 1e-9))
-    if k >= len(top):
-        return -np.inf
-    return float(np.nextafter(top[k], np.inf))
-
-
 def open_set_gallery(
     gallery: np.ndarray,
     gallery_ids: np.ndarray,
@@ -131,7 +119,7 @@ def open_set_gallery(
         if len(top_nonmated) * f < 1 - 1e-9:
             out[key] = float("nan")
             continue
-        t = _threshold_at(top_nonmated, f)
+        t = threshold_at_rate(top_nonmated, f)
         out[key] = float(np.mean((rank == 1) & (mate >= t)))
     out.update({f"rank{k}": float(np.mean(rank <= k)) for k in ranks})
     return out
@@ -176,107 +164,10 @@ def with_distractors(
     return np.concatenate([np.asarray(gallery), np.asarray(distractors)]), np.concatenate([gallery_ids, ids])
 
 
-# ---------------------------------------------------------------- fairness at one threshold
-@dataclass(frozen=True)
-class Fairness:
-    """FMR and FNMR of each group at the global threshold, their ratios to the best (lowest)
-    group, FDR(alpha), and (lo, hi) bootstrap intervals over identities of each."""
-
-    threshold: float
-    target_fmr: float
-    alpha: float
-    fmr: dict
-    fnmr: dict
-    fmr_ratio: dict
-    fnmr_ratio: dict
-    fdr: float
-    intervals: dict
-    """name (``fmr/<group>``, ``fnmr/<group>``, ``fdr``) -> (lo, hi), the 2.5th and 97.5th
-    percentiles over bootstrap resamples of the identities."""
-
-
-def global_threshold(impostor_scores: np.ndarray, target_fmr: float) -> float:
-    """The lowest threshold (``score >= t`` matches) whose FMR over these impostor pairs is at
-    most ``target_fmr``."""
-    return _threshold_at(impostor_scores, target_fmr)
-
-
-def _rates(scores, labels, groups, names, t):
-    fmr, fnmr = {}, {}
-    for g in names:
-        own = groups == g
-        imp, gen = scores[own & (labels == 0)], scores[own & (labels == 1)]
-        fmr[g] = float(np.mean(imp >= t)) if len(imp) else float("nan")
-        fnmr[g] = float(np.mean(gen < t)) if len(gen) else float("nan")
-    return fmr, fnmr
-
-
-def _fdr(fmr: dict, fnmr: dict, alpha: float) -> float:
-    a, b = np.array(list(fmr.values())), np.array(list(fnmr.values()))
-    if not (np.isfinite(a).any() and np.isfinite(b).any()):  # a resample without a group's impostors or genuines
-        return float("nan")
-    return float(1 - (alpha * (np.nanmax(a) - np.nanmin(a)) + (1 - alpha) * (np.nanmax(b) - np.nanmin(b))))
-
-
-def _ratio(rates: dict) -> dict:
-    best = min((v for v in rates.values() if np.isfinite(v)), default=float("nan"))
-    return {g: (v / best if best > 0 else (1.0 if v == best else float("inf"))) for g, v in rates.items()}
-
-
-def fairness(
-    scores: np.ndarray,
-    labels: np.ndarray,
-    groups: np.ndarray,
-    identities: np.ndarray,
-    *,
-    target_fmr: float = 1e-3,
-    alpha: float = 0.5,
-    resamples: int = 1000,
-    seed: int = 0,
-) -> Fairness:
-    """Fairness of one pair set: ``groups`` is each pair's group (both its images in it; pairs
-    across groups take part in the global threshold only, with group ``None``), ``identities``
-    the identity each pair is resampled by (its first image's). The threshold gives
-    ``target_fmr`` over all impostor pairs; it is chosen again in every bootstrap resample."""
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
-    groups, identities = np.asarray(groups, dtype=object), np.asarray(identities)
-    names = sorted({g for g in groups.tolist() if g is not None}, key=str)
-    if not names:
-        raise ValueError("no pair belongs to a group")
-    if int(np.sum(labels == 0)) * target_fmr < 1 - 1e-9:
-        raise ValueError(
-            f"{int(np.sum(labels == 0))} impostor pairs cannot measure an FMR of {target_fmr:g} "
-            f"(at least {int(np.ceil(1 / target_fmr))} are needed)"
-        )
-    t = global_threshold(scores[labels == 0], target_fmr)
-    fmr, fnmr = _rates(scores, labels, groups, names, t)
-    rng = np.random.default_rng(seed)
-    ids = np.unique(identities)
-    rows_of = {i: np.flatnonzero(identities == i) for i in ids}
-    draws: dict[str, list[float]] = {}
-    for _ in range(resamples):
-        rows = np.concatenate([rows_of[i] for i in rng.choice(ids, size=len(ids), replace=True)])
-        s, y, g = scores[rows], labels[rows], groups[rows]
-        if not (y == 0).any():
-            continue
-        bt = global_threshold(s[y == 0], target_fmr)
-        bf, bn = _rates(s, y, g, names, bt)
-        for k, v in (*((f"fmr/{n}", bf[n]) for n in names), *((f"fnmr/{n}", bn[n]) for n in names)):
-            draws.setdefault(k, []).append(v)
-        draws.setdefault("fdr", []).append(_fdr(bf, bn, alpha))
-    intervals = {
-        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in draws.items() if len(v)
-    }
-    return Fairness(t, target_fmr, alpha, fmr, fnmr, _ratio(fmr), _ratio(fnmr), _fdr(fmr, fnmr, alpha), intervals)
-
-
 __all__ = [
     "CMC_RANKS",
-    "Fairness",
     "OPEN_SET_FPIRS",
     "TEMPLATE_FARS",
-    "fairness",
-    "global_threshold",
     "open_set_gallery",
     "open_set_identification",
     "template_features",

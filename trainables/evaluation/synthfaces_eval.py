@@ -75,7 +75,7 @@ class DomainVerification:
             scores = (emb[pl.left] * emb[pl.right]).sum(dim=1).numpy().astype(np.float64)
             for metric, value in verification_metrics(scores, pl.label, folds=self.folds).items():
                 out[f"{self.prefix}/{name}/{metric}"] = value
-            record_pairs(f"{self.prefix}/{name}", scores, pl.label, folds=self.folds)
+            record_pairs(f"{self.prefix}/{name}", scores, pl.label, folds=self.folds, identity=self.identity[pl.left])
         record_embeddings(self.prefix, emb, self.identity, self.domain)
         return out
 
