@@ -38,7 +38,14 @@ VERIFICATION: Directions = (
     ("*/recall", MAX),
 )
 #: Identification (probes against a gallery).
-IDENTIFICATION: Directions = (("*/rank1_gain", MAX), ("*/rank1", MAX), ("*/rank5", MAX), ("*/map", MAX))
+IDENTIFICATION: Directions = (
+    ("*/rank1_gain", MAX),
+    ("*/rank1", MAX),
+    ("*/rank5", MAX),
+    ("*/rank10", MAX),
+    ("*/map", MAX),
+    ("*/tpir@fpir=*", MAX),
+)
 #: Training: losses and seconds lower, throughput higher.
 TRAINING: Directions = (
     ("train/loss", MIN),
@@ -55,6 +62,7 @@ RECORD: Directions = (
     ("train/epochs", MAX),
     ("*/n", MAX),
     ("*/pairs", MAX),
+    ("*/impostor_pairs", MAX),
     ("*/probes", MAX),
     ("*/images", MAX),
     ("*/triplets", MAX),

@@ -45,8 +45,10 @@ def test_loss_decreases_and_metrics_in_range(two_epochs):
     assert reports[1]["train/loss"] < reports[0]["train/loss"]
     for metrics in reports:
         for key, value in metrics.items():
-            if key.startswith(("eval/", "val/")) and not (key.endswith("tar@far=1e-3") and value != value):
-                assert 0.0 <= value <= 1.0, key  # (TAR at 1e-3: NaN under 1000 impostor pairs)
+            if key.endswith(("/pairs", "/impostor_pairs")):
+                assert value == int(value) > 0, key
+            elif key.startswith(("eval/", "val/")) and not ("@f" in key and value != value):
+                assert 0.0 <= value <= 1.0, key  # (TAR at 1e-3 or TPIR at 1e-2: NaN under 1000 or 100 impostors)
         assert 0.5 < metrics["eval/cross_domain/acc"] < 0.95
         assert metrics["eval/visible/acc"] > 0.85
 
@@ -74,15 +76,26 @@ def test_resume_from_checkpoint_continues_exactly(two_epochs):
 
 def test_each_checkpoint_keeps_what_its_evaluation_computed(two_epochs, faces):
     """``evaluation.npz`` of the last checkpoint: the pairs of every verification set reported,
-    which reproduce its 10-fold accuracy and AUC by the definitions (not the project's code);
-    the held-out identities' embeddings (``save_embeddings``), one per evaluation image."""
+    which reproduce its 10-fold accuracy and AUC by the definitions (not the project's code),
+    and the template pairs, which reproduce the template protocol's TAR at every FAR; the
+    held-out identities' embeddings (``save_embeddings``), one per evaluation image."""
     from tests.trainables_tests.test_evaluation_files import check_pairs, evaluation_of
+    from tests.trainables_tests.test_protocols import tar_reference
 
     cfg, reports, keep = two_epochs
     ev = evaluation_of(keep / "epoch2")
     assert ev.epoch == 2
     sets = {k.rsplit("/", 1)[0] for k in reports[-1] if k.endswith("/acc")}
-    assert check_pairs(ev, reports[-1], with_folds=True) == sorted(sets)
+    assert check_pairs(ev, reports[-1]) == sorted(sets)
+    assert sorted(ev.pairs) == sorted([*sets, "eval/templates"])
+    t = ev.pairs["eval/templates"]
+    n = len(np.unique(faces.group("eval").identity))
+    assert (t["labels"].sum(), len(t["labels"])) == (n, n * n)  # each identity's two templates; every other pair
+    for far in (1e-1, 1e-2, 1e-3, 1e-4):
+        want = tar_reference(t["scores"], t["labels"], far)
+        got = reports[-1][f"eval/templates/tar@far={far:.0e}".replace("e-0", "e-")]
+        assert (want is None and np.isnan(got)) or got == pytest.approx(want), far
+    assert 0 <= reports[-1]["eval/open_set/mean/tpir@fpir=1e-1"] <= reports[-1]["eval/open_set/mean/rank1"] <= 1
     held_out = faces.group("eval")
     emb = ev.embeddings["eval"]
     assert emb["vectors"].shape[0] == len(held_out.identity) and np.array_equal(emb["identity"], held_out.identity)

@@ -188,3 +188,25 @@ def test_distractors_can_only_push_the_true_identity_down():
     assert len(np.unique(gi)) == 10 + len(near) and not set(gi[len(e1) :]) & set(i1.tolist())
     worse = identification(*_templates(g, gi), ep, ip, ranks=(1, 5))
     assert worse["rank1"] < base["rank1"] and worse["rank5"] <= base["rank5"]
+
+
+def test_the_synthfaces_template_and_open_set_sets():
+    """Each identity's images (every domain) alternate between its two templates, and between
+    its gallery entry and its probes; the identities alternate between the two galleries."""
+    from trainables.evaluation.synthfaces_eval import ProtocolSets
+
+    identity = np.array([5, 5, 5, 5, 9, 9, 9, 9, 2, 2])
+    domain = np.array([0, 0, 1, 1, 0, 0, 1, 1, 0, 1])
+    sets = ProtocolSets.of(identity, domain)
+    # identities 2, 5, 9 (dense 0, 1, 2): templates 2k (even images) and 2k + 1 (odd images)
+    assert sets.template.tolist() == [2, 3, 2, 3, 4, 5, 4, 5, 0, 1]
+    # a media is one template's images of one domain
+    assert len(set(zip(sets.template.tolist(), domain.tolist()))) == len(np.unique(sets.media))
+    pairs = sorted(zip(sets.first.tolist(), sets.second.tolist(), sets.label.tolist()))
+    assert len(pairs) == 9 and [p for p in pairs if p[2]] == [(0, 1, 1), (2, 3, 1), (4, 5, 1)]
+    assert not (sets.gallery & sets.probe).any() and (sets.gallery | sets.probe).all()
+    g1 = set(identity[sets.gallery & sets.in_g1].tolist())
+    g2 = set(identity[sets.gallery & ~sets.in_g1].tolist())
+    assert g1 == {2, 9} and g2 == {5} and not g1 & g2
+    assert ProtocolSets.of(np.array([1, 1, 2]), np.zeros(3, int)) is None  # an identity with one image
+    assert ProtocolSets.of(np.array([1, 1]), np.zeros(2, int)) is None  # one identity

@@ -6,7 +6,7 @@ here imports none of it (see ``register_module``).
 
 from trainables._registry import register_module
 from trainables.da_lora.config import DaLoraConfig, metric_keys
-from trainables.metrics import RECORD, TRAINING, VERIFICATION
+from trainables.metrics import IDENTIFICATION, RECORD, TRAINING, VERIFICATION
 
 __all__ = ["DaLoraConfig", "train_da_lora"]
 
@@ -15,7 +15,7 @@ train_da_lora = register_module(
     config_cls=DaLoraConfig,
     module="trainables.da_lora.loop",
     metric_keys=metric_keys,
-    directions=VERIFICATION + TRAINING + RECORD,
+    directions=VERIFICATION + IDENTIFICATION + TRAINING + RECORD,
     smoke=dict(
         synth_train_identities=24,
         synth_train_images=2,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from trainables.config_base import TrainableConfig
-from trainables.evaluation.keys import CROSS_DOMAIN, set_names, verification_keys
+from trainables.evaluation.keys import CROSS_DOMAIN, protocol_keys, set_names, verification_keys
 
 if TYPE_CHECKING:
     from trainables.data.synthfaces import SynthFacesSpec
@@ -203,7 +203,7 @@ def metric_keys(cfg: DaLoraConfig) -> list[str]:
 
     if cfg.train_data == "synthfaces":
         sets = set_names(tuple(cfg.synthfaces().domains))
-        keys += verification_keys("eval", sets)
+        keys += verification_keys("eval", sets) + protocol_keys("eval")
         if cfg.val_fraction:
             keys += verification_keys("val", sets)
     elif cfg.val_fraction:

@@ -19,6 +19,34 @@ VERIFICATION_KEYS = ("acc", "acc_std", "auc", *(tar_key(f) for f in FARS))
 VERIFICATION_AT_KEYS = ("eer", "auc", "acc", "precision", "recall", "f1", "threshold", *(tar_key(f) for f in FARS))
 
 
+#: The FARs of the IJB-B/C 1:1 template protocol, the FPIRs of the open-set protocol and the
+#: ranks of its CMC (``trainables.evaluation.protocols``).
+TEMPLATE_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+OPEN_SET_FPIRS = (1e-1, 1e-2)
+CMC_RANKS = (1, 5, 10)
+TEMPLATES, OPEN_SET = "templates", "open_set"
+
+
+def tpir_key(fpir: float) -> str:
+    """``tpir@fpir=1e-2``: the metric name of the TPIR at ``fpir``."""
+    return f"tpir@fpir={fpir:.0e}".replace("e-0", "e-")
+
+
+#: ``template_verification``'s keys, and ``open_set_identification``'s (each gallery and their mean).
+TEMPLATE_KEYS = (*(tar_key(f) for f in TEMPLATE_FARS), "auc", "pairs", "impostor_pairs")
+OPEN_SET_KEYS = tuple(
+    f"{g}/{k}"
+    for g in ("g1", "g2", "mean")
+    for k in (*(tpir_key(f) for f in OPEN_SET_FPIRS), *(f"rank{r}" for r in CMC_RANKS))
+)
+
+
+def protocol_keys(prefix: str) -> list[str]:
+    """The template 1:1 and open-set 1:N keys of a group of identities (``<prefix>/templates/...``,
+    ``<prefix>/open_set/...``)."""
+    return [f"{prefix}/{TEMPLATES}/{k}" for k in TEMPLATE_KEYS] + [f"{prefix}/{OPEN_SET}/{k}" for k in OPEN_SET_KEYS]
+
+
 def set_names(domains: tuple[str, ...]) -> list[str]:
     """The pair sets of ``DomainVerification`` over these domains: each domain, then the cross-domain set."""
     return [*domains, *([CROSS_DOMAIN] if len(domains) > 1 else [])]

@@ -30,14 +30,8 @@ from __future__ import annotations
 import numpy as np
 
 from reports.rundir.evaluation import threshold_at_rate
-from trainables.evaluation.keys import tar_key
+from trainables.evaluation.keys import CMC_RANKS, OPEN_SET_FPIRS, TEMPLATE_FARS, tar_key, tpir_key
 from trainables.evaluation.verification import tar_at_far
-
-#: The FARs of the IJB-B/C 1:1 protocol.
-TEMPLATE_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
-#: The FPIRs of the open-set protocol, and the CMC ranks reported beside them.
-OPEN_SET_FPIRS = (1e-1, 1e-2)
-CMC_RANKS = (1, 5, 10)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -115,7 +109,7 @@ def open_set_gallery(
     rank = (mated >= mate[:, None]).sum(axis=1)  # 1 = first; an identity scoring as high counts ahead
     out = {}
     for f in fpirs:
-        key = f"tpir@fpir={f:.0e}".replace("e-0", "e-")
+        key = tpir_key(f)
         if len(top_nonmated) * f < 1 - 1e-9:
             out[key] = float("nan")
             continue

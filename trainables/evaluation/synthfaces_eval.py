@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -37,6 +39,7 @@ class DomainVerification:
         per_fold_cross: int = 40,
         seed: int = 0,
         flip: bool = False,
+        protocols: bool = False,
     ) -> None:
         self.flip, self.prefix = flip, prefix
         self.identity, self.domain = np.asarray(identity), np.asarray(domain)
@@ -68,6 +71,8 @@ class DomainVerification:
                 folds=self.folds,
             )
 
+        self.protocols = ProtocolSets.of(self.identity, self.domain) if protocols else None
+
     def __call__(self, embed: nn.Module, **embed_kw) -> dict[str, float]:
         emb = embed_all(embed, self.images, flip=self.flip, **embed_kw)
         out: dict[str, float] = {}
@@ -77,6 +82,72 @@ class DomainVerification:
                 out[f"{self.prefix}/{name}/{metric}"] = value
             record_pairs(f"{self.prefix}/{name}", scores, pl.label, folds=self.folds, identity=self.identity[pl.left])
         record_embeddings(self.prefix, emb, self.identity, self.domain)
+        if self.protocols is not None:
+            out.update(self.protocols(emb.numpy(), self.identity, self.prefix))
+        return out
+
+
+@dataclass(frozen=True)
+class ProtocolSets:
+    """The template 1:1 and open-set 1:N protocols on a group of held-out identities, each
+    identity's images (every domain) cut in two by their order within it: even ones and odd
+    ones.
+
+    Templates: each identity gives two templates, its even and its odd images, the images of
+    one domain a media (their embeddings averaged, as a video's frames are); the two templates
+    of an identity are a genuine pair, every template pair of two identities an impostor pair.
+    Open set: the identities alternate between two galleries; an identity's even images are its
+    gallery entry, its odd images its probes (mated in its own gallery, non-mated in the other)."""
+
+    template: np.ndarray
+    media: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    label: np.ndarray
+    rows: np.ndarray
+    gallery: np.ndarray
+    probe: np.ndarray
+    in_g1: np.ndarray
+
+    @classmethod
+    def of(cls, identity: np.ndarray, domain: np.ndarray) -> ProtocolSets | None:
+        identity, domain = np.asarray(identity), np.asarray(domain)
+        ids = np.unique(identity)
+        rank = np.empty(len(identity), dtype=np.int64)  # each image's position within its identity
+        for i in ids:
+            rows = np.flatnonzero(identity == i)
+            rank[rows] = np.arange(len(rows))
+        counts = np.bincount(np.searchsorted(ids, identity))
+        if len(ids) < 2 or counts.min() < 2:
+            return None  # two identities with two images each, at least
+        dense = np.searchsorted(ids, identity)
+        template = 2 * dense + (rank % 2)
+        media = template * (int(domain.max()) + 1) + domain
+        a, b = np.meshgrid(np.arange(len(ids)), np.arange(len(ids)), indexing="ij")
+        first, second = (2 * a).ravel(), (2 * b + 1).ravel()  # (even of i, odd of j), every i and j
+        gallery, probe = rank % 2 == 0, rank % 2 == 1
+        return cls(template, media, first, second, (a == b).ravel().astype(int), np.arange(len(identity)),
+                   gallery, probe, dense % 2 == 0)  # fmt: skip
+
+    def __call__(self, emb: np.ndarray, identity: np.ndarray, prefix: str) -> dict[str, float]:
+        from trainables.evaluation.keys import OPEN_SET, TEMPLATES
+        from trainables.evaluation.protocols import (
+            open_set_identification,
+            template_features,
+            template_scores,
+            template_verification,
+        )
+
+        out: dict[str, float] = {}
+        ids, feats = template_features(emb, self.template, self.media)
+        scores = template_scores(ids, feats, self.first, self.second)
+        out.update({f"{prefix}/{TEMPLATES}/{k}": v for k, v in template_verification(scores, self.label).items()})
+        record_pairs(f"{prefix}/{TEMPLATES}", scores, self.label)
+        g1, g2 = self.gallery & self.in_g1, self.gallery & ~self.in_g1
+        open_set = open_set_identification(
+            (emb[g1], identity[g1]), (emb[g2], identity[g2]), (emb[self.probe], identity[self.probe])
+        )
+        out.update({f"{prefix}/{OPEN_SET}/{k}": v for k, v in open_set.items()})
         return out
 
 
@@ -98,4 +169,5 @@ class SynthfacesVerification(DomainVerification):
             per_fold_cross=per_fold_cross,
             seed=seed,
             flip=flip,
+            protocols=True,
         )
