@@ -24,10 +24,9 @@ ADAPTER_DIR = "peft-adapter"
 
 def trial_checkpoint(run_dir: Path, study: str, trial: str) -> Path:
     """The trial's latest checkpoint (Tune keeps one per trial), in any experiment of the run."""
-    found = sorted(
-        (p for p in run_dir.glob(f"*/{study}_{trial}/checkpoint_*") if (p / STATE).is_file()),
-        key=lambda p: p.name,
-    )
+    from reports.rundir.names import trial_checkpoints
+
+    found = [p for p in trial_checkpoints(run_dir, study, trial) if (p / STATE).is_file()]
     if not found:
         raise UserError(
             f"trial {trial!r} of {run_dir} has no checkpoint (it ended before its first epoch, or its "

@@ -180,8 +180,9 @@ def trial_evaluation(run_dir: Path, study: str, trial_name: str, *, best: bool =
     """The evaluation file of a trial's latest checkpoint in any Tune experiment of the run
     (``best``: its best epoch's), or None when the trial kept none (no epoch evaluated, a
     trainable that records none, or a run made before the files were kept)."""
-    found = sorted(Path(run_dir).glob(f"*/{study}_{trial_name}/checkpoint_*"), key=lambda p: p.name)
-    for checkpoint in reversed(found):
+    from reports.rundir.names import trial_checkpoints
+
+    for checkpoint in reversed(trial_checkpoints(run_dir, study, trial_name)):
         path = checkpoint / BEST_DIR / EVAL_FILE if best else checkpoint / EVAL_FILE
         if path.is_file():
             return path

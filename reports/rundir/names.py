@@ -104,6 +104,26 @@ def experiment_dir(info: RunInfo) -> str:
     return ext.tune_dir if ext is not None else TUNE_DIR
 
 
+def trial_checkpoints(run_dir, study: str, trial_name: str) -> list:
+    """Every checkpoint folder a trial left in the run, in any Tune experiment of it, oldest
+    first (by Tune's checkpoint number, then by time). Tune names a trial's folder
+    ``<study>_<trial name>``, and when a restarted trial finds that folder taken (a driver
+    killed and resumed), the same with ``_<4 hex digits>``: the newest checkpoint may be in
+    either."""
+    import re
+    from pathlib import Path
+
+    own = re.compile(rf"{re.escape(study)}_{re.escape(trial_name)}(_[0-9a-f]{{4,8}})?")
+    found = [
+        c
+        for d in Path(run_dir).glob(f"*/{study}_{trial_name}*")
+        if d.is_dir() and own.fullmatch(d.name)
+        for c in d.glob("checkpoint_*")
+        if c.is_dir()
+    ]
+    return sorted(found, key=lambda c: (c.name, c.stat().st_mtime))
+
+
 def is_metric_key(key: str) -> bool:
     """Namespaced metrics (``train/...``, ``val/...``, ``eval/...``); Ray's own keys have no slash."""
     return "/" in key and not key.startswith("config/")

@@ -240,6 +240,13 @@ def test_the_report_finds_a_trials_latest_checkpoint_in_any_experiment(tmp_path)
     )
     assert trial_evaluation(tmp_path, "s", "t1_seed0", best=True) is None
     assert trial_evaluation(tmp_path, "s", "t2_seed0") is None
+    # a trial restarted after its driver was killed: Tune found its folder taken and made
+    # another (``_<4 hex>``), where the newest checkpoint is; another trial's folder is not its
+    for where, epoch in (("tune/s_t2_seed0/checkpoint_000000", 1), ("tune/s_t2_seed0_d512/checkpoint_000001", 2),
+                         ("tune/s_t2_seed01/checkpoint_000005", 9), ("tune/s_t2_seed0_x/checkpoint_000007", 9)):  # fmt: skip
+        (tmp_path / where).mkdir(parents=True)
+        write_evaluation(tmp_path / where / EVAL_FILE, Evaluation(epoch))
+    assert read_evaluation(trial_evaluation(tmp_path, "s", "t2_seed0")).epoch == 2
 
 
 def evaluation_of(checkpoint: Path) -> Evaluation:

@@ -111,8 +111,11 @@ def test_standin_calibration(faces, standin):
         assert 0.62 < metrics[f"eval/{domain}/acc"] < 0.85, domain
     assert 0.55 < metrics["eval/cross_domain/acc"] < metrics["eval/visible/acc"] - 0.15
     for name, value in metrics.items():
-        if "tar@far=" in name and value != value:
-            continue  # NaN: fewer than 1/far impostor pairs (500 same-domain pairs per list)
+        if "@f" in name and value != value:
+            continue  # NaN: fewer than 1/far impostor pairs (500 same-domain pairs per list), or 1/fpir probes
+        if name.endswith("pairs"):
+            assert value == int(value) > 0, name  # the template protocol's counts
+            continue
         assert 0.0 <= value <= 1.0, name
 
 
