@@ -385,7 +385,11 @@ def _ablation(r: ReportInput) -> Path:
 
     def figures() -> tuple[str, str]:
         figs = ablation_figures(tables[0], r.df, r.out, figures=Figures())
-        note = evaluation_figures(r.run_dir, r.df, r.meta, r.out, figs, shown=shown, evaluations=evaluations)
+        # the t-SNE of the reference and of the first other variant (the plain baseline in the default ablation)
+        pair = [tables[0].reference, *[v for v in tables[0].variants if v != tables[0].reference][:1]]
+        note = evaluation_figures(
+            r.run_dir, r.df, r.meta, r.out, figs, shown=shown, evaluations=evaluations, tsne_of=pair
+        )
         fair = write_fairness(evaluations, shown, r.out, figs, label=r.meta.label or r.meta.study, note=r.note)
         extra.extend([("Fairness across domains", fair)] if fair else [])
         return ("Figures", _figures_html(export_static(figs), note))

@@ -10,7 +10,8 @@ pickles), compressed; the keys, where ``<set>`` is the metric prefix the numbers
 under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 
 ``meta``
-    JSON text: ``{"version": 1, "epoch": <the epoch evaluated>}``.
+    JSON text: ``{"version": 1, "epoch": <the epoch evaluated>, "domains": [<name of domain 0>, ...]}``
+    (``domains``: where the embeddings carry domain indices).
 ``pairs/<set>/scores`` (float32), ``pairs/<set>/labels`` (int8: 1 same identity, 0 not)
     every verification pair's cosine similarity, in the set's order;
 ``pairs/<set>/folds`` (int16)
@@ -58,6 +59,8 @@ class Evaluation:
 
     epoch: int
     pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    domains: list[str] = field(default_factory=list)
+    """The names of the domain indices of ``embeddings``, in order."""
     ranks: dict[str, dict[str, Any]] = field(default_factory=dict)
     embeddings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -69,7 +72,8 @@ def to_bytes(ev: Evaluation) -> bytes:
     """The ``.npz`` of ``ev``, each array in its declared type."""
     import numpy as np
 
-    arrays: dict[str, Any] = {"meta": np.array(json.dumps({"version": EVAL_VERSION, "epoch": int(ev.epoch)}))}
+    meta = {"version": EVAL_VERSION, "epoch": int(ev.epoch), **({"domains": list(ev.domains)} if ev.domains else {})}
+    arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
     for part, kinds, sets in ((PAIRS, PAIR_ARRAYS, ev.pairs), (RANKS, RANK_ARRAYS, ev.ranks)):
         for name, values in sets.items():
             for key, dtype in kinds.items():
@@ -120,7 +124,10 @@ def read_evaluation(path: Path) -> Evaluation:
         raise DamagedEvaluation(f"{path}: no meta (version, epoch); the file is damaged") from None
     if meta.get("version") != EVAL_VERSION:
         raise DamagedEvaluation(f"{path}: version {meta.get('version')!r}, this tool reads {EVAL_VERSION}")
-    ev = Evaluation(epoch)
+    domains = meta.get("domains", [])
+    if not (isinstance(domains, list) and all(isinstance(d, str) for d in domains)):
+        raise DamagedEvaluation(f"{path}: its domain names are not a list of names; the file is damaged")
+    ev = Evaluation(epoch, domains=domains)
     parts = {
         PAIRS: (PAIR_ARRAYS, ev.pairs),
         RANKS: (RANK_ARRAYS, ev.ranks),

@@ -176,7 +176,16 @@ def test_ablation_figures_interactive_and_static(quick_run):
     from PIL import Image
 
     report = quick_run / "report"
-    for stem in ("fig_ablation", "fig_ablation_metrics"):
+    # the study's own figures, and those drawn from the pairs and embeddings its trials kept
+    for stem in (
+        "fig_ablation",
+        "fig_ablation_metrics",
+        "fig_roc",
+        "fig_det",
+        "fig_scores",
+        "fig_fairness",
+        "fig_tsne",
+    ):
         assert "plotly.min.js" in (report / f"{stem}.html").read_text()
         assert (report / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"
         png = np.asarray(Image.open(report / f"{stem}.png").convert("L"), dtype=float)

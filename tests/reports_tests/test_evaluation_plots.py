@@ -85,6 +85,32 @@ def test_the_roc_shows_the_test_set_of_the_study_metric():
     assert shown_set(info, {}) is None
 
 
+def test_tsne_lays_out_every_variants_embeddings_of_the_same_images(monkeypatch):
+    import reports.evaluation_plots as ep
+    from reports.evaluation_plots import tsne_info
+
+    monkeypatch.setattr(ep, "TSNE_POINTS", 100)  # the cap, made small: the sample's size is what is checked
+    TSNE_POINTS = ep.TSNE_POINTS
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 16)) * 5
+    identity = np.repeat(np.arange(4), 15)
+    vectors = (centres[identity] + rng.normal(size=(60, 16))).astype(np.float16)
+    emb = {"eval": {"vectors": vectors, "identity": identity, "domain": identity % 2}}
+    evs = {"ref": [Evaluation(1, embeddings=emb)], "base": [Evaluation(1, embeddings=emb)], "none": [Evaluation(1)]}
+    panels = tsne_info(evs, ["ref", "none", "base"], {"ref": "Reference"})
+    assert [p.variant for p in panels] == ["ref", "base"] and panels[0].shown == "Reference"
+    assert np.array_equal(panels[0].xy, panels[1].xy)  # seed 0: the same embeddings, the same layout
+    xy = panels[0].xy
+    # four well-separated identities stay apart: each point is nearer its own identity's centre
+    means = np.stack([xy[identity == k].mean(axis=0) for k in range(4)])
+    nearest = np.argmin(((xy[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)
+    assert (nearest == identity).mean() > 0.95
+    many = {"eval": {"vectors": rng.normal(size=(TSNE_POINTS + 50, 4)).astype(np.float16),
+                     "identity": np.arange(TSNE_POINTS + 50), "domain": np.zeros(TSNE_POINTS + 50, int)}}  # fmt: skip
+    assert len(tsne_info({"v": [Evaluation(1, embeddings=many)]}, ["v"])[0].xy) == TSNE_POINTS
+
+
 def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
     from reports import build_report
 
@@ -95,14 +121,25 @@ def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
             rows.append({"trial_name": name, "variant": v, "seed": seed, "status": "TERMINATED", "error": "", M: 0.7})
             ckpt = tmp_path / "tune" / f"abl_{name}" / "checkpoint_000001"
             ckpt.mkdir(parents=True)
-            write_evaluation(ckpt / EVAL_FILE, Evaluation(1, pairs={"eval/cross_domain": _pairs(rng, 30, 100, shift)}))
+            emb = {
+                "eval": {
+                    "vectors": rng.normal(size=(40, 8)),
+                    "identity": np.arange(40) // 4,
+                    "domain": np.arange(40) % 2,
+                }
+            }
+            pairs = {"eval/cross_domain": _pairs(rng, 30, 100, shift)}
+            write_evaluation(
+                ckpt / EVAL_FILE, Evaluation(1, pairs=pairs, embeddings=emb, domains=["visible", "thermal"])
+            )
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     meta = {"study": "abl", "kind": "ablation", "metric": M, "mode": "max", "variants": ["ref", "better"]}
     (tmp_path / "run.json").write_text(json.dumps({**meta, "reference": "ref"}))
     page = build_report(tmp_path).read_text()
-    for stem in ("fig_roc", "fig_det", "fig_scores"):
+    for stem in ("fig_roc", "fig_det", "fig_scores", "fig_tsne"):
         assert (tmp_path / "report" / f"{stem}.html").is_file() and f"{stem}.html" in page, stem
-    assert "evaluation.npz" in page and "largest TAR whose FAR is at most it" in page
+    assert "evaluation.npz" in page and "largest TAR whose FAR is at most it" in page and "t-SNE" in page
+    assert '"thermal"' in (tmp_path / "report" / "fig_tsne.html").read_text()  # the domains by name
     # a run whose trials kept no evaluation file says so, and draws the rest
     for ckpt in (tmp_path / "tune").rglob(EVAL_FILE):
         ckpt.unlink()

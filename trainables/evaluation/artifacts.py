@@ -101,14 +101,17 @@ def wants_embeddings() -> bool:
     return current is not None and current[1]
 
 
-def record_embeddings(name: str, vectors, identity, domain) -> None:
-    """The evaluation images' embeddings (only when the recording asked for them)."""
+def record_embeddings(name: str, vectors, identity, domain, domains: tuple[str, ...] = ()) -> None:
+    """The evaluation images' embeddings (only when the recording asked for them); ``domains``:
+    the names of the domain indices."""
     if not wants_embeddings():
         return
     current = _CURRENT.get()
     assert current is not None
     vectors = vectors.numpy() if hasattr(vectors, "numpy") else np.asarray(vectors)
     current[0].embeddings[name] = {"vectors": vectors, "identity": np.asarray(identity), "domain": np.asarray(domain)}
+    if domains:
+        current[0].domains = list(domains)
 
 
 __all__ = [

@@ -41,7 +41,7 @@ class DomainVerification:
         flip: bool = False,
         protocols: bool = False,
     ) -> None:
-        self.flip, self.prefix = flip, prefix
+        self.flip, self.prefix, self.domain_names = flip, prefix, tuple(domains)
         self.identity, self.domain = np.asarray(identity), np.asarray(domain)
         # rows of the shared decoded-image cache stay a view, read in batches by ``embed_all``
         self.images = images if hasattr(images, "subset") else torch.as_tensor(images)
@@ -81,7 +81,7 @@ class DomainVerification:
             for metric, value in verification_metrics(scores, pl.label, folds=self.folds).items():
                 out[f"{self.prefix}/{name}/{metric}"] = value
             record_pairs(f"{self.prefix}/{name}", scores, pl.label, folds=self.folds, identity=self.identity[pl.left])
-        record_embeddings(self.prefix, emb, self.identity, self.domain)
+        record_embeddings(self.prefix, emb, self.identity, self.domain, self.domain_names)
         if self.protocols is not None:
             out.update(self.protocols(emb.numpy(), self.identity, self.prefix))
         return out
