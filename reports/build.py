@@ -412,10 +412,15 @@ def _confirm(r: ReportInput) -> Path:
 
 @report_for("sensitivity", tables=sensitivity_tables)
 def _sensitivity(r: ReportInput) -> Path:
-    from reports.plots import sensitivity_figures
+    from reports.evaluation_plots import evaluation_figures
+    from reports.plots import Figures, export_static, sensitivity_figures
 
     def figures() -> tuple[str, str]:
-        return ("Figures", _figures_html(sensitivity_figures(r.df, r.meta, r.out)))
+        figs = sensitivity_figures(r.df, r.meta, r.out, figures=Figures())
+        # ROC, DET, histograms or CMC of the points, by their labels, from the trials' evaluation.npz
+        shown = {p.point: p.label for points in (r.meta.axes or {}).values() for p in points}
+        note = evaluation_figures(r.run_dir, r.df, r.meta, r.out, figs, shown=shown)
+        return ("Figures", _figures_html(export_static(figs), note))
 
     return _grid_report(r, sensitivity_tables(r.df, r.meta), figures=figures)
 

@@ -51,12 +51,13 @@ def trial_evaluations(run_dir: Path, df: pd.DataFrame, meta: RunInfo, group: str
     return out
 
 
-def shown_set(meta: RunInfo, evaluations: dict[str, list[Evaluation]]) -> str | None:
-    """The pair set the ROC shows: the study metric's, on the test identities (``val/x/acc``
-    chooses; ``eval/x`` is what is reported of it), else the first test set every trial has."""
+def shown_set(meta: RunInfo, evaluations: dict[str, list[Evaluation]], part: str = "pairs") -> str | None:
+    """The pair set the ROC shows (``part="ranks"``: the identification set the CMC shows): the
+    study metric's, on the test identities (``val/x/acc`` chooses; ``eval/x`` is what is reported
+    of it), else the first test set every trial has."""
     name = meta.metric.rsplit("/", 1)[0]
     candidates = [f"eval/{name.split('/', 1)[1]}" if name.startswith("val/") else name]
-    have = [set(ev.pairs) for evs in evaluations.values() for ev in evs]
+    have = [set(getattr(ev, part)) for evs in evaluations.values() for ev in evs]
     if not have:
         return None
     common = set.intersection(*have)
@@ -311,6 +312,84 @@ def score_figure(info: ScoreInfo, *, title: str):
     return fig
 
 
+#: The CMC is drawn up to this rank (or the largest rank a true identity took, if lower).
+CMC_MAX_RANK = 20
+
+
+@dataclass(frozen=True)
+class CmcInfo:
+    """Each variant's CMC: the share of probes whose true identity ranks at most k, for k from 1,
+    mean over seeds with the 95% t band (``n`` seeds)."""
+
+    set_name: str
+    ranks: np.ndarray
+    curves: list[RocCurve]
+
+
+def cmc_info(evaluations: dict[str, list[Evaluation]], set_name: str, shown: dict[str, str] | None = None) -> CmcInfo:
+    shown = shown or {}
+    per = {v: [ev.ranks[set_name]["mate_rank"] for ev in evs if set_name in ev.ranks] for v, evs in evaluations.items()}
+    top = max(int(np.max(r)) for rs in per.values() for r in rs)
+    ks = np.arange(1, min(CMC_MAX_RANK, top) + 1)
+    curves = []
+    for v, rs in per.items():
+        if not rs:
+            continue
+        hits = np.stack([[np.mean(r <= k) for k in ks] for r in rs])
+        band = [mean_ci(hits[:, j]) for j in range(len(ks))]
+        curves.append(
+            RocCurve(
+                v,
+                shown.get(v, v),
+                np.array([b[0] for b in band]),
+                np.array([b[1] for b in band]),
+                np.array([b[2] for b in band]),
+                len(rs),
+            )
+        )
+    return CmcInfo(set_name, ks, curves)
+
+
+def cmc_figure(info: CmcInfo, *, title: str):
+    """Identification rate against rank, each variant's mean over seeds with its 95% band."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for k, c in enumerate(info.curves):
+        colour = COLOURS[k % len(COLOURS)]
+        if c.n > 1:
+            fig.add_trace(
+                go.Scatter(
+                    x=np.concatenate([info.ranks, info.ranks[::-1]]),
+                    y=np.concatenate([c.hi, c.lo[::-1]]),
+                    fill="toself",
+                    fillcolor=_rgba(colour, 0.15),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=info.ranks,
+                y=c.tar,
+                mode="lines+markers",
+                name=f"{c.shown} (n={c.n})",
+                line={"color": colour, "width": 2},
+                marker={"size": 5},
+                hovertemplate="rank %{x}: %{y:.4f}",
+            )
+        )
+    _layout(fig, title, "rank", "identification rate")
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_layout(
+        height=FIGURE_HEIGHT + 60,
+        margin={"l": 60, "r": 20, "t": 90, "b": 50},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}},
+    )
+    return fig
+
+
 #: At most this many embeddings enter a t-SNE (a deterministic sample beyond): its cost grows
 #: with the square of the points on scikit-learn's exact path and n log n on Barnes-Hut's.
 TSNE_POINTS = 1000
@@ -443,9 +522,21 @@ def evaluation_figures(
     (what they show, or why there are none)."""
     if evaluations is None:
         evaluations = trial_evaluations(run_dir, df, meta, meta.group)
+    ranked = shown_set(meta, evaluations, "ranks")
+    cmc_note = ""
+    if ranked is not None:
+        what = ranked.split("/", 1)[1]
+        title = f"CMC on the test identities ({what}): mean over seeds, 95% band"
+        cmc = cmc_info(evaluations, ranked, shown)
+        write_figure(cmc_figure(cmc, title=title), out_dir, "fig_cmc", figures, title=title)
+        cmc_note = (
+            f"<p><small>CMC: for each rank k, the share of the {_e(what)} probes whose true identity ranks "
+            "k-th or better among the gallery identities (another identity scoring as high counts ahead), "
+            "from each completed trial's <code>evaluation.npz</code>.</small></p>"
+        )
     name = shown_set(meta, evaluations)
     if name is None:
-        return (
+        return cmc_note or (
             "<p class=warn>No ROC, DET or score histograms: the trials kept no evaluation file "
             "(a run made before they were kept, or a trainable that keeps none).</p>"
         )
@@ -472,7 +563,7 @@ def evaluation_figures(
         )
     elif tsne_of:
         tsne_note = " No t-SNE: the trials kept no embeddings (the spec's save_embeddings: true keeps them)."
-    return (
+    return cmc_note + (
         f"<p><small>ROC and DET: the {_e(what)} pairs of the final evaluation of "
         f"every completed trial, read from its <code>evaluation.npz</code>; TAR at a FAR is the largest TAR whose "
         f"FAR is at most it, drawn from 1/{int(round(1 / roc.far[0]))} (one impostor pair) up; circles: TAR at "

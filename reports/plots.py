@@ -283,12 +283,14 @@ def _written(file: Path) -> bool:
     return file.is_file() and file.stat().st_size > 0
 
 
-def sensitivity_figures(df: pd.DataFrame, meta: RunInfo, out_dir: Path) -> Figures:
-    figures = Figures()
+def sensitivity_figures(df: pd.DataFrame, meta: RunInfo, out_dir: Path, *, figures: Figures | None = None) -> Figures:
+    """One figure per axis; into ``figures`` when given, whose caller then exports them."""
+    own = figures is None
+    figures = Figures() if figures is None else figures
     for axis, points in meta.axes.items():
         fig = sensitivity_figure(sensitivity_info(df, axis, points, meta.metric))
         write_figure(fig, out_dir, f"fig_sensitivity_{axis}", figures, title=f"Sensitivity to {axis}")
-    return export_static(figures)
+    return export_static(figures) if own else figures
 
 
 def _layout(fig, title: str, x: str, y: str) -> None:

@@ -89,6 +89,17 @@ def test_temperature_quick(runs):
     base = df[df["config/baseline"]]
     assert base["eval/gallery/rank1"].nunique() == 1 and (base["eval/gallery/rank1_gain"] == 0).all()
     assert (runs["temperature"] / "report" / "index.html").is_file()
+    # the CMC of every point, from the probe ranks its trials kept; rank 1 as results.csv has it
+    from reports.evaluation_plots import cmc_info, trial_evaluations
+    from reports.rundir.files import read_run
+
+    results, info = read_run(runs["temperature"])
+    evaluations = trial_evaluations(runs["temperature"], results, info, "point")
+    assert sorted(evaluations) == ["base", "baseline=True", "temperature=0.2"]
+    cmc = {c.variant: c for c in cmc_info(evaluations, "eval/gallery").curves}
+    for point, rows in df.groupby("point"):
+        assert cmc[point].tar[0] == pytest.approx(rows["eval/gallery/rank1"].mean()), point
+    assert "fig_cmc.html" in (runs["temperature"] / "report" / "index.html").read_text()
 
 
 # ---------------------------------------------------------------- bad input

@@ -76,6 +76,26 @@ def test_score_histograms_pool_seeds_and_draw_the_mean_threshold_applied():
     assert cell.threshold == pytest.approx(thresholds.mean())
 
 
+def test_cmc_is_the_share_of_probes_whose_identity_ranks_at_most_k():
+    from reports.evaluation_plots import cmc_info
+
+    def ev(ranks):
+        r = np.array(ranks)
+        zero = np.zeros(len(r))
+        return Evaluation(
+            1, ranks={"eval/gallery": {"mate_rank": r, "mate_score": zero, "nonmate_score": zero, "identity": zero}}
+        )
+
+    evs = {"a": [ev([1, 2, 3, 1]), ev([1, 1, 4, 2])], "b": [ev([1, 1, 1, 1]), ev([2, 1, 1, 1])]}
+    info = cmc_info(evs, "eval/gallery")
+    assert info.ranks.tolist() == [1, 2, 3, 4]  # up to the largest rank a true identity took
+    a = {c.variant: c for c in info.curves}["a"]
+    # seed 0: 2/4, 3/4, 4/4, 4/4; seed 1: 2/4, 3/4, 3/4, 4/4
+    assert a.tar.tolist() == pytest.approx([0.5, 0.75, 0.875, 1.0]) and a.n == 2
+    half = stats.t.ppf(0.975, 1) * np.std([1.0, 0.75], ddof=1) / np.sqrt(2)
+    assert (a.lo[2], a.hi[2]) == pytest.approx((0.875 - half, 0.875 + half))
+
+
 def test_the_roc_shows_the_test_set_of_the_study_metric():
     evs = {"a": [Evaluation(1, pairs={"eval/x": {}, "val/x": {}, "eval/y": {}})]}
     info = RunInfo(study="s", kind="ablation", metric="val/x/acc", mode="max")
@@ -129,14 +149,17 @@ def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
                 }
             }
             pairs = {"eval/cross_domain": _pairs(rng, 30, 100, shift)}
+            probes = {"mate_rank": rng.integers(1, 6, 20), "mate_score": rng.random(20)}
+            ranks = {"eval/gallery": {**probes, "nonmate_score": rng.random(20), "identity": np.arange(20)}}
             write_evaluation(
-                ckpt / EVAL_FILE, Evaluation(1, pairs=pairs, embeddings=emb, domains=["visible", "thermal"])
+                ckpt / EVAL_FILE,
+                Evaluation(1, pairs=pairs, ranks=ranks, embeddings=emb, domains=["visible", "thermal"]),
             )
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     meta = {"study": "abl", "kind": "ablation", "metric": M, "mode": "max", "variants": ["ref", "better"]}
     (tmp_path / "run.json").write_text(json.dumps({**meta, "reference": "ref"}))
     page = build_report(tmp_path).read_text()
-    for stem in ("fig_roc", "fig_det", "fig_scores", "fig_tsne"):
+    for stem in ("fig_roc", "fig_det", "fig_scores", "fig_tsne", "fig_cmc"):
         assert (tmp_path / "report" / f"{stem}.html").is_file() and f"{stem}.html" in page, stem
     assert "evaluation.npz" in page and "largest TAR whose FAR is at most it" in page and "t-SNE" in page
     assert '"thermal"' in (tmp_path / "report" / "fig_tsne.html").read_text()  # the domains by name
