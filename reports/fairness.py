@@ -57,14 +57,18 @@ def global_threshold(impostor_scores: np.ndarray, target_fmr: float) -> float:
     return threshold_at_rate(impostor_scores, target_fmr)
 
 
-def _rates(scores, labels, groups, names, t):
-    fmr, fnmr = {}, {}
-    for g in names:
-        own = groups == g
-        imp, gen = scores[own & (labels == 0)], scores[own & (labels == 1)]
-        fmr[g] = float(np.mean(imp >= t)) if len(imp) else float("nan")
-        fnmr[g] = float(np.mean(gen < t)) if len(gen) else float("nan")
-    return fmr, fnmr
+def _rates(scores, labels, code, k, t) -> tuple[np.ndarray, np.ndarray]:
+    """Each group's FMR (impostor pairs at or above ``t``) and FNMR (genuine pairs below it);
+    ``code`` is each pair's group number (-1: no group), NaN for a group without such pairs.
+    Counted with ``bincount``: the bootstrap calls this a thousand times per variant."""
+    grouped, accepted = code >= 0, scores >= t
+    out = []
+    for own, wrong in ((grouped & (labels == 0), accepted), (grouped & (labels == 1), ~accepted)):
+        n = np.bincount(code[own], minlength=k)
+        hits = np.bincount(code[own], weights=wrong[own], minlength=k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(n > 0, hits / np.maximum(n, 1), np.nan))
+    return out[0], out[1]
 
 
 def _fdr(fmr: dict, fnmr: dict, alpha: float) -> float:
@@ -104,24 +108,38 @@ def fairness(
             f"{int(np.sum(labels == 0))} impostor pairs cannot measure an FMR of {target_fmr:g} "
             f"(at least {int(np.ceil(1 / target_fmr))} are needed)"
         )
+    code = np.array([-1 if g is None else names.index(g) for g in groups.tolist()], dtype=np.int64)
+    k = len(names)
+
+    def named(rates: np.ndarray) -> dict:
+        return {n: float(v) for n, v in zip(names, rates)}
+
     t = global_threshold(scores[labels == 0], target_fmr)
-    fmr, fnmr = _rates(scores, labels, groups, names, t)
+    fmr, fnmr = (named(r) for r in _rates(scores, labels, code, k, t))
+    # the bootstrap: identities drawn with replacement, each bringing all its pairs (rows kept
+    # grouped by identity, so that a resample's rows are ranges of them)
     rng = np.random.default_rng(seed)
-    ids = np.unique(identities)
-    rows_of = {i: np.flatnonzero(identities == i) for i in ids}
+    ids, which = np.unique(identities, return_inverse=True)
+    order = np.argsort(which, kind="stable")
+    counts = np.bincount(which, minlength=len(ids))
+    starts = np.cumsum(counts) - counts
     draws: dict[str, list[float]] = {}
     for _ in range(resamples):
-        rows = np.concatenate([rows_of[i] for i in rng.choice(ids, size=len(ids), replace=True)])
-        s, y, g = scores[rows], labels[rows], groups[rows]
+        pick = rng.integers(0, len(ids), len(ids))
+        lengths = counts[pick]
+        first = np.repeat(starts[pick] - (np.cumsum(lengths) - lengths), lengths)
+        rows = order[first + np.arange(int(lengths.sum()))]
+        s, y, c = scores[rows], labels[rows], code[rows]
         if not (y == 0).any():
             continue
-        bt = global_threshold(s[y == 0], target_fmr)
-        bf, bn = _rates(s, y, g, names, bt)
-        for k, v in (*((f"fmr/{n}", bf[n]) for n in names), *((f"fnmr/{n}", bn[n]) for n in names)):
-            draws.setdefault(k, []).append(v)
+        bf, bn = (named(r) for r in _rates(s, y, c, k, global_threshold(s[y == 0], target_fmr)))
+        for key, v in (*((f"fmr/{n}", bf[n]) for n in names), *((f"fnmr/{n}", bn[n]) for n in names)):
+            draws.setdefault(key, []).append(v)
         draws.setdefault("fdr", []).append(_fdr(bf, bn, alpha))
     intervals = {
-        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in draws.items() if len(v)
+        key: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5)))
+        for key, v in draws.items()
+        if np.isfinite(v).any()
     }
     return Fairness(t, target_fmr, alpha, fmr, fnmr, _ratio(fmr), _ratio(fnmr), _fdr(fmr, fnmr, alpha), intervals)
 
