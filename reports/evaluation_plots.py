@@ -5,7 +5,9 @@ trial's last checkpoint: ``reports.rundir.evaluation``), never by running a mode
   seeds with its 95% t band, the TAR@FAR operating points marked;
 - genuine and impostor score histograms per variant and evaluation set, pooled over seeds,
   with the threshold the 10-fold protocol applied (the mean over folds, each chosen on the
-  other folds) or the one chosen on validation pairs.
+  other folds) or the one chosen on validation pairs;
+- CMC curves of gallery-probe identification, and the t-SNE of the test embeddings
+  (``reports.tsne_plots``).
 
 Each is computed as a data object (``roc_info``, ``score_info``) apart from drawing it. The
 figures show the test identities' sets (``eval/...``) of the trials that ran to completion,
@@ -114,27 +116,51 @@ def roc_info(evaluations: dict[str, list[Evaluation]], set_name: str, shown: dic
         if not ps:
             continue
         tars = np.stack([tar_at(p["scores"].astype(np.float64), p["labels"], far) for p in ps])
-        band = [mean_ci(tars[:, j]) for j in range(len(far))]
         points = {}
         for f in OPERATING_FARS:
             at = np.array([tar_at(p["scores"].astype(np.float64), p["labels"], np.array([f]))[0] for p in ps])
             if np.isfinite(at).all():
                 points[f] = float(at.mean())
-        curves.append(
-            RocCurve(
-                v,
-                shown.get(v, v),
-                np.array([b[0] for b in band]),
-                np.array([b[1] for b in band]),
-                np.array([b[2] for b in band]),
-                len(ps),
-                points,
-            )
-        )
+        curves.append(RocCurve(v, shown.get(v, v), *_mean_band(tars), len(ps), points))
     return RocInfo(set_name, far, curves)
 
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
+
+
+def _mean_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of (seeds x points): the mean over seeds and its 95% t interval."""
+    band = [mean_ci(values[:, j]) for j in range(values.shape[1])]
+    return np.array([b[0] for b in band]), np.array([b[1] for b in band]), np.array([b[2] for b in band])
+
+
+def _curve(fig, x, y, lo, hi, *, n: int, colour: str, name: str, hover: str, markers: bool = False) -> None:
+    """A mean curve with its 95% band (drawn where there are two seeds or more)."""
+    import plotly.graph_objects as go
+
+    if n > 1:
+        fig.add_trace(
+            go.Scatter(
+                x=np.concatenate([x, x[::-1]]),
+                y=np.concatenate([hi, lo[::-1]]),
+                fill="toself",
+                fillcolor=_rgba(colour, 0.15),
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=y,
+            mode="lines+markers" if markers else "lines",
+            name=name,
+            line={"color": colour, "width": 2},
+            marker={"size": 5},
+            hovertemplate=hover,
+        )
+    )
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -151,28 +177,8 @@ def roc_figure(info: RocInfo, *, det: bool, title: str):
     for k, c in enumerate(info.curves):
         colour = COLOURS[k % len(COLOURS)]
         y, lo, hi = (1 - c.tar, 1 - c.hi, 1 - c.lo) if det else (c.tar, c.lo, c.hi)
-        if c.n > 1:
-            fig.add_trace(
-                go.Scatter(
-                    x=np.concatenate([info.far, info.far[::-1]]),
-                    y=np.concatenate([hi, lo[::-1]]),
-                    fill="toself",
-                    fillcolor=_rgba(colour, 0.15),
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=info.far,
-                y=y,
-                mode="lines",
-                name=f"{c.shown} (n={c.n})",
-                line={"color": colour, "width": 2},
-                hovertemplate="FAR %{x:.2g}: " + ("FNMR" if det else "TAR") + " %{y:.4f}",
-            )
-        )
+        hover = "FAR %{x:.2g}: " + ("FNMR" if det else "TAR") + " %{y:.4f}"
+        _curve(fig, info.far, y, lo, hi, n=c.n, colour=colour, name=f"{c.shown} (n={c.n})", hover=hover)
         if c.points:
             fars = list(c.points)
             tars = np.array(list(c.points.values()))
@@ -336,17 +342,7 @@ def cmc_info(evaluations: dict[str, list[Evaluation]], set_name: str, shown: dic
         if not rs:
             continue
         hits = np.stack([[np.mean(r <= k) for k in ks] for r in rs])
-        band = [mean_ci(hits[:, j]) for j in range(len(ks))]
-        curves.append(
-            RocCurve(
-                v,
-                shown.get(v, v),
-                np.array([b[0] for b in band]),
-                np.array([b[1] for b in band]),
-                np.array([b[2] for b in band]),
-                len(rs),
-            )
-        )
+        curves.append(RocCurve(v, shown.get(v, v), *_mean_band(hits), len(rs)))
     return CmcInfo(set_name, ks, curves)
 
 
@@ -357,152 +353,14 @@ def cmc_figure(info: CmcInfo, *, title: str):
     fig = go.Figure()
     for k, c in enumerate(info.curves):
         colour = COLOURS[k % len(COLOURS)]
-        if c.n > 1:
-            fig.add_trace(
-                go.Scatter(
-                    x=np.concatenate([info.ranks, info.ranks[::-1]]),
-                    y=np.concatenate([c.hi, c.lo[::-1]]),
-                    fill="toself",
-                    fillcolor=_rgba(colour, 0.15),
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=info.ranks,
-                y=c.tar,
-                mode="lines+markers",
-                name=f"{c.shown} (n={c.n})",
-                line={"color": colour, "width": 2},
-                marker={"size": 5},
-                hovertemplate="rank %{x}: %{y:.4f}",
-            )
-        )
+        name, hover = f"{c.shown} (n={c.n})", "rank %{x}: %{y:.4f}"
+        _curve(fig, info.ranks, c.tar, c.lo, c.hi, n=c.n, colour=colour, name=name, hover=hover, markers=True)
     _layout(fig, title, "rank", "identification rate")
     fig.update_yaxes(range=[0, 1.02])
     fig.update_layout(
         height=FIGURE_HEIGHT + 60,
         margin={"l": 60, "r": 20, "t": 90, "b": 50},
         legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}},
-    )
-    return fig
-
-
-#: At most this many embeddings enter a t-SNE (a deterministic sample beyond): its cost grows
-#: with the square of the points on scikit-learn's exact path and n log n on Barnes-Hut's.
-TSNE_POINTS = 1000
-
-
-@dataclass(frozen=True)
-class TsnePanel:
-    """One variant's test embeddings (its first seed's trial) laid out in two dimensions."""
-
-    variant: str
-    shown: str
-    seed_trial: int
-    xy: np.ndarray
-    identity: np.ndarray
-    domain: np.ndarray
-
-
-def tsne_layout(vectors: np.ndarray) -> np.ndarray:
-    """scikit-learn's t-SNE of the embeddings: two dimensions, PCA start, seed 0, perplexity 30
-    (less for fewer than 91 points: it must stay below a third of them), 500 iterations (the
-    layout of a thousand points has settled by then; the default 1,000 doubles the report's time)."""
-    from sklearn.manifold import TSNE
-
-    n = len(vectors)
-    perplexity = float(min(30, max(2, (n - 1) // 3)))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=0, max_iter=500)
-    return tsne.fit_transform(np.asarray(vectors, dtype=np.float32))
-
-
-def tsne_info(
-    evaluations: dict[str, list[Evaluation]], variants: list[str], shown: dict[str, str] | None = None
-) -> list[TsnePanel]:
-    """A panel per variant in ``variants`` whose first trial kept its test embeddings
-    (``save_embeddings``); the same images in every panel (a sample of ``TSNE_POINTS``, by seed 0,
-    when there are more)."""
-    shown = shown or {}
-    panels = []
-    for v in variants:
-        evs = [ev for ev in evaluations.get(v, []) if "eval" in ev.embeddings]
-        if not evs:
-            continue
-        emb = evs[0].embeddings["eval"]
-        rows = np.arange(len(emb["identity"]))
-        if len(rows) > TSNE_POINTS:
-            rows = np.sort(np.random.default_rng(0).choice(rows, TSNE_POINTS, replace=False))
-        xy = tsne_layout(emb["vectors"][rows])
-        panels.append(TsnePanel(v, shown.get(v, v), 0, xy, emb["identity"][rows], emb["domain"][rows]))
-    return panels
-
-
-def tsne_figure(panels: list[TsnePanel], domains: list[str], *, title: str):
-    """Rows: the variants; left, each image coloured by its identity; right, by its domain."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=len(panels),
-        cols=2,
-        column_titles=["by identity", "by domain"],
-        horizontal_spacing=0.04,
-        vertical_spacing=0.06,
-    )
-    for i, p in enumerate(panels, start=1):
-        dense = np.unique(p.identity, return_inverse=True)[1]
-        fig.add_trace(
-            go.Scatter(
-                x=p.xy[:, 0],
-                y=p.xy[:, 1],
-                mode="markers",
-                marker={"size": 4, "color": dense, "colorscale": "Turbo", "showscale": False},
-                showlegend=False,
-                customdata=p.identity,
-                hovertemplate="identity %{customdata}",
-            ),
-            row=i,
-            col=1,
-        )
-        for d in np.unique(p.domain):
-            own = p.domain == d
-            name = domains[int(d)] if int(d) < len(domains) else f"domain {int(d)}"
-            fig.add_trace(
-                go.Scatter(
-                    x=p.xy[own, 0],
-                    y=p.xy[own, 1],
-                    mode="markers",
-                    name=name,
-                    legendgroup=name,
-                    showlegend=i == 1,
-                    marker={"size": 4, "color": COLOURS[int(d) % len(COLOURS)]},
-                ),
-                row=i,
-                col=2,
-            )
-        axis = fig.get_subplot(i, 1).yaxis
-        fig.add_annotation(
-            text=p.shown,
-            xref="paper",
-            yref="paper",
-            x=-0.02,
-            y=sum(axis.domain) / 2,
-            xanchor="right",
-            showarrow=False,
-            font={"size": 11},
-        )
-    fig.update_xaxes(showticklabels=False, ticks="")
-    fig.update_yaxes(showticklabels=False, ticks="")
-    fig.update_layout(
-        title=title,
-        template="simple_white",
-        width=640,
-        height=280 * len(panels) + 140,
-        margin={"l": 130, "r": 20, "t": 90, "b": 70},
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.04, "yanchor": "top", "font": {"size": 10}},
     )
     return fig
 
@@ -549,6 +407,8 @@ def evaluation_figures(
     scores = score_info(evaluations, shown)
     title = "Genuine and impostor scores on the test identities (seeds pooled; dashed: the threshold applied)"
     write_figure(score_figure(scores, title=title), out_dir, "fig_scores", figures, title=title)
+    from reports.tsne_plots import TSNE_POINTS, tsne_figure, tsne_info
+
     tsne = tsne_info(evaluations, list(tsne_of), shown)
     tsne_note = ""
     if tsne:

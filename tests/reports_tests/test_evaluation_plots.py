@@ -106,8 +106,8 @@ def test_the_roc_shows_the_test_set_of_the_study_metric():
 
 
 def test_tsne_lays_out_every_variants_embeddings_of_the_same_images(monkeypatch):
-    import reports.evaluation_plots as ep
-    from reports.evaluation_plots import tsne_info
+    import reports.tsne_plots as ep
+    from reports.tsne_plots import tsne_info
 
     monkeypatch.setattr(ep, "TSNE_POINTS", 100)  # the cap, made small: the sample's size is what is checked
     TSNE_POINTS = ep.TSNE_POINTS
