@@ -82,3 +82,17 @@ def page(*, title: str, sections: list[tuple[str, str]]) -> str:
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{_e(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>\n{body}</body></html>\n"
     )
+
+
+def figures_html(figures, notes: str = "") -> str:
+    """The figures of a page (``reports.plots.Figures`` after their static export): each as its
+    PNG linking to the interactive page, with its PDF and PNG; the export's error first."""
+    items = "".join(
+        f"<figure><a href='{stem}.html'><img src='{stem}.png' alt='{_e(title)}' width=640 "
+        f"onerror=\"this.replaceWith('(no static image: open the interactive figure)')\"></a>"
+        f"<figcaption>{_e(title)}: <a href='{stem}.html'>interactive</a> · <a href='{stem}.pdf'>PDF</a> · "
+        f"<a href='{stem}.png'>PNG</a></figcaption></figure>"
+        for stem, title in figures.written.items()
+    )
+    warn = f"<p class=warn>{_e(figures.static_error)}</p>" if figures.static_error else ""
+    return warn + items + notes

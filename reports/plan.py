@@ -38,7 +38,8 @@ def _rows(table: AblationTable, effect: float | None) -> pd.DataFrame:
 def plan_text(run_dir: Path | str, *, effect: float | None = None) -> str:
     """The power analysis of a finished run as text. ``effect``: the smallest difference that
     matters (default: the spec's ``report.min_effect``), for the seeds needed to detect it."""
-    from reports.build import comparison_tables, stats_options
+    from reports.kinds import comparison_tables
+    from reports.kinds.grid import stats_options
     from reports.rundir.files import read_run
 
     run_dir = Path(run_dir)

@@ -1,56 +1,21 @@
-"""Which report a run gets: one builder per study kind (``ablation``, ``sensitivity``,
-``confirm``, ``search``: ``reports/build.py`` registers them), plus sections a trainable adds
-to every report of its runs (``probe``: the track comparison). A new kind or trainable
-registers its own here instead of a branch in the builder."""
+"""Sections a trainable adds to every report of its runs, whatever the study's kind (``probe``:
+the track comparison, ``reports.track``); the kinds' own pages are ``reports.kinds``. A new
+trainable registers its section here instead of a branch in the builder."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from reports.rundir.info import RunInfo
 
-
-@dataclass(frozen=True)
-class ReportInput:
-    """What every builder gets: the run directory, its results and run.json, the staging
-    folder the report's files go into, whether the data is synthetic and the caption note
-    that says so."""
-
-    run_dir: Path
-    df: pd.DataFrame
-    meta: RunInfo
-    out: Path
-    synthetic: bool
-    note: str
+if TYPE_CHECKING:
+    from reports.kinds.base import ReportInput, Section
 
 
-#: kind -> builder(report input) -> the page's path.
-KIND_REPORTS: dict[str, Callable[[ReportInput], Path]] = {}
-#: kind -> tables(results, run.json) -> its comparison tables over seeds, which its report and
-#: ``plan`` share (a kind whose trials are not paired over seeds, search, has none).
-KIND_TABLES: dict[str, Callable[[pd.DataFrame, RunInfo], list]] = {}
-#: trainable -> section(report input) -> (heading, html), added to each of its runs' reports.
-TRAINABLE_SECTIONS: dict[str, Callable[[ReportInput], tuple[str, str]]] = {}
-
-
-def report_for(kind: str, *, tables: Callable[[pd.DataFrame, RunInfo], list] | None = None):
-    """Register the report builder of a study kind (a decorator), and ``tables``, the
-    comparison tables it computes from a run's results and run.json, where it has any."""
-
-    def wrap(fn):
-        if kind in KIND_REPORTS:
-            raise ValueError(f"the report of study kind {kind!r} is registered twice")
-        KIND_REPORTS[kind] = fn
-        if tables is not None:
-            KIND_TABLES[kind] = tables
-        return fn
-
-    return wrap
+#: trainable -> section(report input) -> (heading, html), added to each of its runs' reports
+#: (None: nothing to add to this run's page).
+TRAINABLE_SECTIONS: dict[str, Callable[["ReportInput"], "Section | None"]] = {}
 
 
 def section_for(trainable: str):

@@ -23,41 +23,21 @@ def _roles(metrics: list[str]) -> str:
     return "; ".join(parts)
 
 
-def _search(meta: RunInfo, roles: str) -> str:
-    return (
-        f"Chosen on: {meta.metric} (validation identities) ranks the trials, drives the sampler and ASHA; "
-        f"reported only: {roles}."
-    )
-
-
-def _confirm(meta: RunInfo, roles: str) -> str:
-    chosen = meta.chosen_by
-    return (
-        f"Chosen on: the search ranked the candidates on {chosen} (validation identities, one seed); "
-        f"tested here on {meta.metric} with fresh seeds; reported: {roles}."
-    )
-
-
-def _sensitivity(meta: RunInfo, roles: str) -> str:
-    if recommends(meta):
-        return f"Chosen on: † marks on {meta.metric} (validation identities); reported: {roles}."
-    return _declared(meta, roles)
-
-
-def _declared(meta: RunInfo, roles: str) -> str:
+def declared(meta: RunInfo, roles: str) -> str:
+    """The sentence of a study that chooses nothing (an ablation: its reference is declared)."""
     return (
         f"Chosen on: nothing (the reference is declared in the spec, no point or variant is picked from "
         f"these numbers); reported: {roles}."
     )
 
 
-#: What each study kind chooses by, in words (a kind not listed chooses nothing).
-SENTENCES = {"search": _search, "confirm": _confirm, "sensitivity": _sensitivity}
-
-
 def selection_sentence(meta: RunInfo, metrics: list[str]) -> str:
-    """What chose and what is reported, for the caption of every table of the run."""
-    return SENTENCES.get(meta.kind, _declared)(meta, _roles(metrics))
+    """What chose and what is reported, for the caption of every table of the run: the
+    sentence its kind registered (``reports.kinds``), or ``declared`` for a kind that chooses
+    nothing."""
+    from reports.kinds import KIND_SELECTION  # the kinds import this module: registered by then
+
+    return KIND_SELECTION.get(meta.kind, declared)(meta, _roles(metrics))
 
 
 def recommends(meta: RunInfo) -> bool:

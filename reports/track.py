@@ -12,7 +12,9 @@ import pandas as pd
 
 from reports._format import setting
 from reports.ablation import COMPLETED
+from reports.kinds.base import ReportInput, Section
 from reports.rundir.info import RunInfo
+from reports.sections import section_for
 
 METRICS = {
     "eval/probe/acc": ("Accuracy", "max"),
@@ -125,3 +127,12 @@ def write_track_comparison(run_dir: Path, df: pd.DataFrame, meta: RunInfo, out: 
     )
     links = " · ".join(f"<a href='track_comparison{x}'>track_comparison{x}</a>" for x in (".tex", ".md", ".csv"))
     return frame_html(table) + f"<p><small>{_e(note)}</small></p><p>{links}</p>"
+
+
+@section_for("probe")
+def track_section(r: ReportInput) -> Section | None:
+    """The probe's section on every page whose study compares variants (a search has none:
+    its trials are ranked in its top-k table instead)."""
+    if not r.meta.variants:
+        return None
+    return ("Track comparison", write_track_comparison(r.run_dir, r.df, r.meta, r.out, r.note))

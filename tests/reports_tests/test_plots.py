@@ -268,7 +268,7 @@ def test_confirm_info_puts_each_candidates_search_value_beside_its_reruns():
     """The winner's curse made visible: per candidate, the one-seed value the search ranked
     it on and the mean (95% t interval) of the same validation metric over the fresh seeds."""
     from reports.ablation import ablation_table
-    from reports.confirm import confirm_figure, confirm_info
+    from reports.kinds.confirm import confirm_figure, confirm_info
 
     V = "val/x/acc"
     reruns = {"base": [0.70, 0.71, 0.69], "c1": [0.74, 0.72, 0.73], "c2": [0.71, 0.70, 0.72]}

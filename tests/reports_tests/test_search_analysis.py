@@ -215,7 +215,7 @@ def test_search_page_opens_on_its_answer(tmp_path):
 
 
 def test_top_k_ranks_completed_trials_and_keeps_clashing_keys_apart():
-    from reports.search import top_k
+    from reports.kinds.search import top_k
 
     table = top_k(pd.DataFrame(ROWS), INFO.model_copy(update={"top_k": 2}))
     assert list(table["trial"]) == ["trial002", "trial004"] and list(table["rank"]) == [1, 2]

@@ -1,16 +1,25 @@
-"""The confirm report's second table: what each candidate is, what the search saw of it
-(one seed, the seed that ranked it) and what the reruns found (fresh seeds)."""
+"""The confirm report: the top candidates of a search rerun with fresh seeds, each against the
+search's base config (Holm over the candidates), and its second table: what each candidate
+is, what the search saw of it (one seed, the seed that ranked it) and what the reruns found
+(fresh seeds)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from reports._format import metric_label, num
 from reports.ablation import COMPLETED, AblationTable
+from reports.html import _e, figures_html, frame_html
+from reports.kinds.ablation import ablation_tables
+from reports.kinds.base import ReportInput, Section, report_for
+from reports.kinds.grid import grid_sections, with_selection
+from reports.latex import frame_latex
+from reports.markdown import frame_markdown
 from reports.rundir.info import RunInfo
 from reports.stats import mean_std
 
@@ -197,3 +206,57 @@ def confirm_figures(table: AblationTable, meta: RunInfo, df: pd.DataFrame, out_d
     write_figure(confirm_figure(info, title=title), out_dir, "fig_confirm_search", figures, title=title)
     ablation_figures(table, df, out_dir, figures=figures)
     return export_static(figures)
+
+
+def confirm_tables(df: pd.DataFrame, meta: RunInfo) -> list:
+    """A confirm run's comparison table: each candidate against the base, Holm over the
+    candidates, rows named by candidate and search trial."""
+    table = ablation_tables(df, meta)[0]
+    labels = {c.variant: f"{c.variant} ({c.trial})" for c in meta.candidates}
+    return [
+        replace(
+            table,
+            key="confirm",
+            labels=labels,
+            row_header="Candidate",
+            title=f"Confirm: the top {len(labels)} config(s) of the search "
+            f"(study {meta.search_study or '?'}) against its base config",
+        )
+    ]
+
+
+def _candidates_section(table, meta: RunInfo, out: Path, note: str, df: pd.DataFrame) -> list:
+    """A confirm run's candidates table (search trial and value, confirmed value, settings),
+    written in every format; its page section."""
+    frame = candidates_frame(table, meta, df)
+    caption = (
+        f"The candidates of the search (study {meta.search_study or '?'}) that the confirm run reran. "
+        f"{candidates_note(meta)} {note}"
+    )
+    (out / "confirm_candidates.tex").write_text(frame_latex(frame, caption=caption, label=f"{meta.label}-candidates"))
+    (out / "confirm_candidates.md").write_text(frame_markdown(frame, candidates_note(meta)))
+    frame.to_csv(out / "confirm_candidates.csv", index=False)
+    links = " · ".join(f"<a href='confirm_candidates{x}'>confirm_candidates{x}</a>" for x in (".tex", ".md", ".csv"))
+    html = (
+        frame_html(frame) + f"<p><small>{_e(candidates_note(meta))} Search run: <code>{_e(meta.from_dir or '')}"
+        f"</code></small></p><p>{links}</p>"
+    )
+    return [("Candidates", html)]
+
+
+def confirm_selection(meta: RunInfo, roles: str) -> str:
+    return (
+        f"Chosen on: the search ranked the candidates on {meta.chosen_by} (validation identities, one seed); "
+        f"tested here on {meta.metric} with fresh seeds; reported: {roles}."
+    )
+
+
+@report_for("confirm", tables=confirm_tables, selection=confirm_selection)
+def _confirm(r: ReportInput) -> list[Section]:
+    tables = with_selection(confirm_tables(r.df, r.meta), r.meta)
+    extra = _candidates_section(tables[0], r.meta, r.out, r.note, r.df)
+
+    def figures() -> tuple[str, str]:
+        return ("Figures", figures_html(confirm_figures(tables[0], r.meta, r.df, r.out)))
+
+    return grid_sections(r, tables, extra_sections=extra, figures=figures)
