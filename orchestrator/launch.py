@@ -211,6 +211,10 @@ def spec_facts(spec: StudySpec, plans: list[TrialPlan]) -> dict[str, Any]:
         "metric_directions": {
             k: way for p in plans for k in entry.reported_keys(p.config) if (way := entry.direction(k)) is not None
         },
+        # and what the report calls each (trainables.metrics.display_name)
+        "metric_names": {
+            k: name for p in plans for k in entry.reported_keys(p.config) if (name := entry.display_name(k)) is not None
+        },
     }
 
 

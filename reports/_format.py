@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from reports.rundir.names import metric_label  # noqa: F401  (the renderers' import)
+
 #: (threshold, marker) for Holm-adjusted p-values.
 SIGNIFICANCE = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 LEGEND = "* p<0.05, ** p<0.01, *** p<0.001"
@@ -46,14 +48,6 @@ def pvalue(p: float | None) -> str:
     return f"{p:.3f}"
 
 
-def metric_label(metric: str) -> str:
-    """``eval/cross_domain/acc`` -> ``cross_domain acc`` (the namespace is implied)."""
-    parts = metric.split("/")
-    if parts[0] in ("eval", "train") and len(parts) > 1:
-        parts = parts[1:]
-    return " ".join(parts)
-
-
 def interval(lo: float | None, hi: float | None, digits: int = 3) -> str:
     """``[-0.012, +0.034]``; ``[CI n/a]`` when none could be computed (too few pairs, or no
     spread: a zero-width interval would claim a certainty that the data cannot give)."""
@@ -80,7 +74,7 @@ def family_sentence(table) -> str:
     secondary = [m for m in table.metrics if m != table.primary]
     return (
         f"p Holm-adjusted within each metric's comparisons with the reference: "
-        f"{metric_label(table.primary)} is the primary family ({table.families.get(table.primary, 0)} comparisons)"
+        f"{table.metric_name(table.primary)} is the primary family ({table.families.get(table.primary, 0)} comparisons)"
         + ("; the other metrics are secondary, each adjusted over its own comparisons" if secondary else "")
     )
 

@@ -122,6 +122,9 @@ class AblationTable:
     its name where absent."""
     display: dict[str, str] = field(default_factory=dict)
     """How rows are shown in tables and figures (``report.names``); the label where absent."""
+    metric_names: dict[str, str] = field(default_factory=dict)
+    """What columns and axes call each metric (``run.json``'s ``metric_names``, as the trainable
+    declared them); ``metric_label`` of the key where absent."""
     title: str = ""
     """What the table shows, for captions (default: "Ablation")."""
     key: str = "ablation"
@@ -164,6 +167,12 @@ class AblationTable:
 
     def label(self, row: str) -> str:
         return self.shown(row) + self.marks.get(row, "")
+
+    def metric_name(self, metric: str) -> str:
+        """The metric as columns and axes show it: its declared name, else from its key."""
+        from reports.rundir.names import metric_label
+
+        return self.metric_names.get(metric) or metric_label(metric)
 
     def is_secondary(self, metric: str) -> bool:
         return self.family_rule == "primary" and metric != self.primary

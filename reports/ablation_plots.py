@@ -43,6 +43,8 @@ class AblationInfo:
     columns: list = field(default_factory=list)
     z: np.ndarray | None = None
     text: list = field(default_factory=list)
+    name: str = ""
+    """What the axes call the study metric (its declared name; from its key where empty)."""
 
 
 def ablation_info(table, df: pd.DataFrame, group_column: str = "variant") -> AblationInfo:
@@ -70,7 +72,7 @@ def ablation_info(table, df: pd.DataFrame, group_column: str = "variant") -> Abl
         )
     others = [x for x in table.metrics if x != m]
     if not others:
-        return AblationInfo(m, rows)
+        return AblationInfo(m, rows, name=table.metric_name(m))
     z = np.array([[table.cells[(v, x)].mean for x in others] for v in table.variants], dtype=float)
     text = [
         [
@@ -82,7 +84,7 @@ def ablation_info(table, df: pd.DataFrame, group_column: str = "variant") -> Abl
         ]
         for v in table.variants
     ]
-    return AblationInfo(m, rows, [metric_label(x) for x in others], z, text)
+    return AblationInfo(m, rows, [table.metric_name(x) for x in others], z, text, table.metric_name(m))
 
 
 def ablation_figure(info: AblationInfo, *, title: str):
@@ -138,7 +140,7 @@ def ablation_figure(info: AblationInfo, *, title: str):
     for r, top in zip(info.rows, tops):
         if r.star and np.isfinite(top):
             fig.add_annotation(x=r.shown, y=top, text=r.star, showarrow=False, yshift=12, font={"size": 14})
-    _layout(fig, title, "", metric_label(info.metric))
+    _layout(fig, title, "", info.name or metric_label(info.metric))
     fig.update_xaxes(type="category", tickangle=-30)
     fig.update_layout(
         height=FIGURE_HEIGHT + 60,
@@ -183,7 +185,7 @@ def ablation_figures(
     own = figures is None
     figures = Figures() if own else figures
     what = table.title or "Ablation"
-    title = f"{what}: {metric_label(info.metric)} per {table.row_header.lower()}"
+    title = f"{what}: {table.metric_name(info.metric)} per {table.row_header.lower()}"
     write_figure(ablation_figure(info, title=title), out_dir, f"fig_{table.key}", figures, title=title)
     if info.z is not None:
         heat = f"{what}: the other metrics (mean over seeds; stars: test against the reference)"

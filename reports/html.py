@@ -13,7 +13,6 @@ from reports._format import (
     effect,
     interval,
     marker,
-    metric_label,
     num,
     pvalue,
     signed,
@@ -35,7 +34,7 @@ def _e(x: Any) -> str:
 
 def ablation_html(table: AblationTable) -> str:
     head = "".join(
-        f"<th colspan=2>{_e(metric_label(m))}{' ↓' if table.modes[m] == 'min' else ''}"
+        f"<th colspan=2>{_e(table.metric_name(m))}{' ↓' if table.modes[m] == 'min' else ''}"
         f"{' <small>(secondary)</small>' if table.is_secondary(m) else ''}</th>"
         for m in table.metrics
     )

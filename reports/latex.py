@@ -13,7 +13,6 @@ from reports._format import (
     family_sentence,
     interval,
     marker,
-    metric_label,
     num,
     pvalue,
     signed,
@@ -104,7 +103,7 @@ def _header(table: AblationTable, metrics: list[str]) -> list[str]:
     metric spans its mean's and its std's columns."""
     tops, bottoms = [], []
     for m in metrics:
-        words = metric_label(m).rsplit(" ", 1)
+        words = table.metric_name(m).rsplit(" ", 1)
         top, bottom = (words[0], words[1]) if len(words) == 2 else ("", words[0])
         tops.append(r"\multicolumn{2}{c}{" + escape(top) + "}")
         bottom = escape(bottom) + ("" if table.modes[m] == "max" else r" $\downarrow$")
@@ -221,7 +220,7 @@ def comparison_latex(table: AblationTable, *, caption_note: str = "") -> str:
         # the float's cells first: each column's format is computed from all of them
         body: list[tuple[str | None, Any]] = []  # (variant, its cells); None: a metric's heading
         for m, variants, part in chunk:
-            name = escape(metric_label(m)) + (r" $\downarrow$" if table.modes[m] == "min" else "")
+            name = escape(table.metric_name(m)) + (r" $\downarrow$" if table.modes[m] == "min" else "")
             kind = "secondary" if table.is_secondary(m) else ("primary" if m == table.primary else "")
             kind += (", " if kind else "") + "continued" if part else ""
             body.append((None, name + (f" ({kind})" if kind else "")))

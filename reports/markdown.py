@@ -10,7 +10,6 @@ from reports._format import (
     effect,
     interval,
     marker,
-    metric_label,
     num,
     pvalue,
     signed,
@@ -20,7 +19,7 @@ from reports.ablation import AblationTable, power_sentence
 
 def ablation_markdown(table: AblationTable) -> str:
     header = [table.row_header.lower()] + [
-        f"{metric_label(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}"
+        f"{table.metric_name(m)} {'(lower is better) ' if table.modes[m] == 'min' else ''}"
         f"{'(secondary) ' if table.is_secondary(m) else ''}mean ± std | Δ [simult. CI] (p), effect; MDE; P(better)"
         for m in table.metrics
     ]

@@ -87,9 +87,13 @@ class SensitivityInfo:
     ys: list = field(default_factory=list)
     z: np.ndarray | None = None
     text: list = field(default_factory=list)
+    name: str = ""
+    """What the axes call the metric (its declared name; from its key where empty)."""
 
 
-def sensitivity_info(df: pd.DataFrame, axis: str, points: list[AxisPoint], metric: str) -> SensitivityInfo:
+def sensitivity_info(
+    df: pd.DataFrame, axis: str, points: list[AxisPoint], metric: str, *, name: str = ""
+) -> SensitivityInfo:
     done = df[df["status"] == COMPLETED]
     keys = list(points[0].values)
     summary = []
@@ -105,7 +109,7 @@ def sensitivity_info(df: pd.DataFrame, axis: str, points: list[AxisPoint], metri
             i, j = ys.index(p.values[keys[0]]), xs.index(p.values[keys[1]])
             z[i, j] = p.mean
             text[i][j] = f"{p.mean:.3f}" + ("*" if p.base else "") if p.n else "n/a"
-        return SensitivityInfo(axis, metric, keys, summary, xs=xs, ys=ys, z=z, text=text)
+        return SensitivityInfo(axis, metric, keys, summary, xs=xs, ys=ys, z=z, text=text, name=name)
     raw = [p.values[keys[0]] for p in summary]
     numeric = _numeric(raw)
     return SensitivityInfo(
@@ -116,6 +120,7 @@ def sensitivity_info(df: pd.DataFrame, axis: str, points: list[AxisPoint], metri
         x=raw if numeric else [str(v) for v in raw],
         log_axis=_log_axis(raw),
         categorical=not numeric,
+        name=name,
     )
 
 
@@ -133,7 +138,7 @@ def sensitivity_figure(info: SensitivityInfo):
                 text=info.text,
                 texttemplate="%{text}",
                 colorscale="Viridis",
-                colorbar={"title": metric_label(info.metric)},
+                colorbar={"title": info.name or metric_label(info.metric)},
             )
         )
         fig.update_layout(
@@ -177,7 +182,7 @@ def sensitivity_figure(info: SensitivityInfo):
                     marker={"symbol": "star", "size": 14, "color": "black"},
                 )
             )
-        fig.update_layout(title=title, xaxis_title=info.keys[0], yaxis_title=metric_label(info.metric))
+        fig.update_layout(title=title, xaxis_title=info.keys[0], yaxis_title=info.name or metric_label(info.metric))
         if info.log_axis:
             fig.update_xaxes(type="log", tickvals=x, ticktext=[str(v) for v in x])
         elif info.categorical:
@@ -288,7 +293,7 @@ def sensitivity_figures(df: pd.DataFrame, meta: RunInfo, out_dir: Path, *, figur
     own = figures is None
     figures = Figures() if figures is None else figures
     for axis, points in meta.axes.items():
-        fig = sensitivity_figure(sensitivity_info(df, axis, points, meta.metric))
+        fig = sensitivity_figure(sensitivity_info(df, axis, points, meta.metric, name=meta.metric_name(meta.metric)))
         write_figure(fig, out_dir, f"fig_sensitivity_{axis}", figures, title=f"Sensitivity to {axis}")
     return export_static(figures) if own else figures
 

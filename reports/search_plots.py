@@ -19,7 +19,13 @@ from reports.rundir.names import COMPLETED
 
 
 def best_so_far_figure(
-    by_trial: pd.DataFrame, metric: str, *, x: str = "number", x_title: str = "trial", title: str = "Best so far"
+    by_trial: pd.DataFrame,
+    metric: str,
+    *,
+    x: str = "number",
+    x_title: str = "trial",
+    title: str = "Best so far",
+    name: str = "",
 ):
     """Every trial's final metric (stopped trials grey: fewer epochs) and the best-so-far step line."""
     import plotly.graph_objects as go
@@ -48,7 +54,7 @@ def best_so_far_figure(
             name="best completed so far",
         )
     )
-    _layout(fig, title, x_title, metric_label(metric))
+    _layout(fig, title, x_title, name or metric_label(metric))
     _integer_axis(fig, by_trial[x].max() if len(by_trial) else 1)
     return fig
 
@@ -64,7 +70,7 @@ def _integer_axis(fig, largest, axis: str = "x") -> None:
         update(tickformat="d")
 
 
-def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, rungs: list[int]):
+def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, rungs: list[int], *, name: str = ""):
     """The metric per iteration of every trial; ASHA's stops marked with an x, its rungs dotted."""
     import plotly.graph_objects as go
 
@@ -100,7 +106,7 @@ def learning_curves_figure(curves: pd.DataFrame, df: pd.DataFrame, metric: str, 
         fig,
         "Learning curves (x: stopped by ASHA; dotted lines: rungs)",
         "training iteration (epoch)",
-        metric_label(metric),
+        name or metric_label(metric),
     )
     _integer_axis(fig, curves["iteration"].max() if len(curves) else 1)
     return fig
@@ -119,6 +125,8 @@ class ParallelInfo:
     cmin: float
     cmax: float
     n: int
+    name: str = ""
+    """What the figure calls the metric."""
 
 
 def log_ticks(low: float, high: float) -> list[float]:
@@ -139,7 +147,7 @@ def log_ticks(low: float, high: float) -> list[float]:
     return inside
 
 
-def parallel_info(df: pd.DataFrame, params: list, metric: str) -> ParallelInfo:
+def parallel_info(df: pd.DataFrame, params: list, metric: str, *, name: str = "") -> ParallelInfo:
     done = df[(df["status"] == COMPLETED) & df[metric].notna()] if metric in df else df.iloc[:0]
     dims = []
     for p in params:
@@ -172,11 +180,11 @@ def parallel_info(df: pd.DataFrame, params: list, metric: str) -> ParallelInfo:
             lo, hi = (min(p.values), max(p.values)) if p.kind == "choice" else (p.low, p.high)
             dims.append({"label": p.name, "values": values.to_numpy(dtype=float), "range": [lo, hi]})
     color = done[metric].to_numpy(dtype=float) if len(done) else np.array([])
-    dims.append({"label": metric_label(metric), "values": color})
+    dims.append({"label": name or metric_label(metric), "values": color})
     lo, hi = (float(color.min()), float(color.max())) if len(color) else (0.0, 1.0)
     if hi - lo < 1e-9:
         lo, hi = lo - 0.01, hi + 0.01
-    return ParallelInfo(metric, dims, color, lo, hi, len(done))
+    return ParallelInfo(metric, dims, color, lo, hi, len(done), name or metric_label(metric))
 
 
 def parallel_coordinates_figure(info: ParallelInfo):
@@ -198,7 +206,7 @@ def parallel_coordinates_figure(info: ParallelInfo):
         )
     )
     fig.update_layout(
-        title=f"Completed trials ({info.n}): settings and {metric_label(info.metric)}",
+        title=f"Completed trials ({info.n}): settings and {info.name}",
         template="simple_white",
         width=max(FIGURE_WIDTH, 130 * len(info.dims)),
         height=FIGURE_HEIGHT + 40,
@@ -236,10 +244,11 @@ def search_figures(
     from reports import search_analysis as sa
 
     metric, mode = meta.metric, meta.mode
+    name = meta.metric_name(metric)
     figures = Figures()
     by_trial = sa.best_so_far_by_trial(df, metric, mode)
     write_figure(
-        best_so_far_figure(by_trial, metric, title="Best so far, by trial"),
+        best_so_far_figure(by_trial, metric, title="Best so far, by trial", name=name),
         out_dir,
         "fig_search_best_by_trial",
         figures,
@@ -253,10 +262,11 @@ def search_figures(
             x="iterations",
             x_title="training iterations spent (all trials)",
             title="Best so far, by compute",
+            name=name,
         )
         write_figure(fig, out_dir, "fig_search_best_by_compute", figures, title="Best so far, by compute")
         write_figure(
-            learning_curves_figure(sa.metric_curves(curves, metric), df, metric, sa.asha_rungs(meta)),
+            learning_curves_figure(sa.metric_curves(curves, metric), df, metric, sa.asha_rungs(meta), name=name),
             out_dir,
             "fig_search_learning_curves",
             figures,
@@ -264,7 +274,7 @@ def search_figures(
         )
     params = sa.search_params(meta)
     write_figure(
-        parallel_coordinates_figure(parallel_info(df, params, metric)),
+        parallel_coordinates_figure(parallel_info(df, params, metric, name=name)),
         out_dir,
         "fig_search_parallel",
         figures,

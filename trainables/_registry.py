@@ -46,12 +46,20 @@ class TrainableEntry:
     keeps_best: bool = False
     #: Which way each reported metric is better (``trainables.metrics``): (pattern, direction).
     directions: tuple[tuple[str, str], ...] = ()
+    #: What a report calls each reported metric (``trainables.metrics.display_name``): (pattern, name).
+    names: tuple[tuple[str, str], ...] = ()
 
     def direction(self, key: str) -> str | None:
         """``max`` or ``min``: which way ``key`` is better, as the trainable declared it."""
         from trainables.metrics import direction
 
         return direction(self.directions, key)
+
+    def display_name(self, key: str) -> str | None:
+        """What tables and figures call ``key``, as the trainable declared it."""
+        from trainables.metrics import display_name
+
+        return display_name(self.names, key)
 
     def reported_keys(self, config: dict[str, Any] | BaseModel) -> list[str]:
         """``metric_keys`` of a config (dict or validated object)."""
@@ -88,6 +96,7 @@ def register_trainable(
     smoke: Mapping[str, Any] | None = None,
     keeps_best: bool = False,
     directions: Sequence[tuple[str, str]] = (),
+    names: Sequence[tuple[str, str]] = (),
 ) -> Callable[[Callable], Callable]:
     config_cls.model_validate(dict(smoke or {}))  # a smoke config that does not validate fails at import
 
@@ -105,6 +114,7 @@ def register_trainable(
             dict(smoke or {}),
             keeps_best,
             tuple((str(p), str(d)) for p, d in directions),
+            tuple((str(p), str(n)) for p, n in names),
         )
         return fn
 
@@ -134,6 +144,7 @@ def register_module(
     iterations: Callable[[BaseModel], int] | None = None,
     smoke: Mapping[str, Any] | None = None,
     directions: Sequence[tuple[str, str]] = (),
+    names: Sequence[tuple[str, str]] = (),
 ) -> Callable[[dict[str, Any]], None]:
     """Register the trainable whose preparation and training live in ``module``, a Ray-free
     module with ``prepare(cfg, out_dir)`` and ``run(cfg, report, *, restore_from)``.
@@ -174,6 +185,7 @@ def register_module(
         smoke=smoke,
         keeps_best=True,
         directions=directions,
+        names=names,
     )(train)
 
 

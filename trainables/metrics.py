@@ -1,4 +1,5 @@
-"""Which way each reported metric is better, declared by the trainable that reports it.
+"""Which way each reported metric is better, and what a table calls it, declared by the
+trainable that reports it.
 
 A report bolds the best row of a column, a study's best epoch is chosen by a validation
 metric, and a sensitivity curve says which value is best: each needs to know whether higher or
@@ -17,6 +18,7 @@ saying which way is better.
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 from typing import Iterable, Sequence
 
@@ -77,6 +79,63 @@ RECORD: Directions = (
 )
 
 
+# How a report names a metric: the set it was computed on (the key's middle parts, the ``eval/``
+# and ``train/`` namespaces left out, ``val/`` kept: validation and test must not read alike),
+# then the measure, named by the first pattern that matches the whole key. A name may use
+# ``{value}`` (what follows "=" in the key's last part: ``tar@far=1e-3`` -> ``1e-3``), ``{stem}``
+# (the last part without ``_loss`` or ``_s``) and ``{measure}`` (the last part, "_" as spaces).
+Names = Sequence[tuple[str, str]]
+
+VERIFICATION_NAMES: Names = (
+    ("*/acc_std", "accuracy SD"),
+    ("*/acc", "accuracy"),
+    ("*/auc", "AUC"),
+    ("*/eer_gain", "EER gain"),
+    ("*/eer", "EER"),
+    ("*/tar@far=*", "TAR@FAR={value}"),
+    ("*/f1", "F1"),
+    ("*/macro_f1", "macro-F1"),
+    ("*/precision", "precision"),
+    ("*/recall", "recall"),
+)
+IDENTIFICATION_NAMES: Names = (
+    ("*/rank1_gain", "rank-1 gain"),
+    ("*/rank1", "rank-1"),
+    ("*/rank5", "rank-5"),
+    ("*/rank10", "rank-10"),
+    ("*/map", "mAP"),
+    ("*/tpir@fpir=*", "TPIR@FPIR={value}"),
+)
+TRAINING_NAMES: Names = (
+    ("train/loss", "loss"),
+    ("train/*_loss", "{stem} loss"),
+    ("train/images_per_s", "images/s"),
+    ("*_s", "{stem} (s)"),
+)
+PREDICTIONS_NAMES: Names = (("*/pred_cv", "prediction CV"),)
+#: Counts and settings: their own words.
+RECORD_NAMES: Names = tuple((pattern, "{measure}") for pattern, _ in RECORD)
+_NAMESPACES = ("eval", "train")
+
+
+def display_name(names: Names, key: str) -> str | None:
+    """What a table or a figure calls ``key`` by the first matching pattern of ``names``
+    (``eval/cross_domain/tar@far=1e-3`` -> ``cross_domain TAR@FAR=1e-3``); None when none
+    matches."""
+    for pattern, name in names:
+        if fnmatchcase(key, pattern):
+            parts = key.split("/")
+            last = parts[-1]
+            measure = name.format(
+                value=last.partition("=")[2],
+                stem=re.sub(r"(_loss|_s)$", "", last).replace("_", " "),
+                measure=last.replace("_", " "),
+            )
+            scope = parts[1:-1] if parts[0] in _NAMESPACES and len(parts) > 1 else parts[:-1]
+            return " ".join([*scope, measure])
+    return None
+
+
 def direction(directions: Directions, key: str) -> str | None:
     """``max`` or ``min`` for ``key`` by the first matching pattern; None when none matches."""
     for pattern, way in directions:
@@ -86,5 +145,5 @@ def direction(directions: Directions, key: str) -> str | None:
 
 
 def undeclared(directions: Directions, keys: Iterable[str]) -> list[str]:
-    """The keys no pattern of ``directions`` matches."""
-    return [k for k in keys if direction(directions, k) is None]
+    """The keys no pattern of ``directions`` (or of ``Names``) matches."""
+    return [k for k in keys if not any(fnmatchcase(k, pattern) for pattern, _ in directions)]

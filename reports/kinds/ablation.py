@@ -4,6 +4,8 @@ domains where the trials kept their pair scores with identities."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from reports.ablation import ablation_table
@@ -29,7 +31,7 @@ def ablation_tables(df: pd.DataFrame, meta: RunInfo) -> list:
         title=meta.title or "",
         **stats_options(meta),
     )
-    return [table]
+    return [replace(table, metric_names=dict(meta.metric_names))]
 
 
 @report_for("ablation", tables=ablation_tables, selection=declared)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports._format import metric_label, num
+from reports._format import num
 from reports.ablation import COMPLETED, AblationTable
 from reports.html import _e, figures_html, frame_html
 from reports.kinds.ablation import ablation_tables
@@ -70,12 +70,12 @@ def candidates_frame(table: AblationTable, meta: RunInfo, df: pd.DataFrame) -> p
 def candidates_note(meta: RunInfo) -> str:
     chosen, tested = meta.chosen_by, meta.metric
     return (
-        f"{metric_label(chosen)}: the search's value is one run with seed(s) "
+        f"{meta.metric_name(chosen)}: the search's value is one run with seed(s) "
         f"{', '.join(map(str, meta.search_seeds))}, on the validation identities the candidates were "
         f"chosen on (the run that ranked it, so biased upwards); confirmed: mean ± std over seeds "
         f"{', '.join(map(str, meta.seeds or []))}"
         + (
-            f", and {metric_label(tested)} on the test identities, which took no part in the choice"
+            f", and {meta.metric_name(tested)} on the test identities, which took no part in the choice"
             if tested != chosen
             else ""
         )
@@ -108,6 +108,8 @@ class ConfirmInfo:
     metric: str
     mode: str
     points: list[CandidatePoint]
+    name: str = ""
+    """What the axes call the metric (its declared name; from its key where empty)."""
 
     @property
     def shrinkage(self) -> float | None:
@@ -133,7 +135,7 @@ def confirm_info(table: AblationTable, meta: RunInfo, df: pd.DataFrame) -> Confi
         values = rows[chosen].to_numpy(dtype=float) if chosen in rows.columns else np.array([])
         mean, lo, hi, n = mean_ci(values)
         points.append(CandidatePoint(v, table.shown(v), v == table.reference, search.get(v, math.nan), mean, lo, hi, n))
-    return ConfirmInfo(chosen, meta.mode, points)
+    return ConfirmInfo(chosen, meta.mode, points, meta.metric_name(chosen))
 
 
 def confirm_figure(info: ConfirmInfo, *, title: str):
@@ -188,7 +190,7 @@ def confirm_figure(info: ConfirmInfo, *, title: str):
                 line={"dash": "dash", "color": "grey"},
             )
         )
-    label = metric_label(info.metric)
+    label = info.name or metric_label(info.metric)
     _layout(fig, title, f"search: {label} (one seed)", f"confirmed: {label} (fresh seeds)")
     return fig
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports._format import metric_label, setting
+from reports._format import setting
 from reports.ablation import COMPLETED
 from reports.html import _e, figures_html, frame_html
 from reports.kinds.base import ReportInput, Section, report_for
@@ -116,7 +116,7 @@ def top_k_latex(table: pd.DataFrame, meta: RunInfo, *, caption_note: str = "") -
         table,
         caption=caption,
         label=f"{meta.label or meta.study}-top-k",
-        header={meta.metric: metric_label(meta.metric)},
+        header={meta.metric: meta.metric_name(meta.metric)},
         bold=_best(table, meta),
         formats=_settings_format(table, meta),
         keep=2,  # rank and trial start every block

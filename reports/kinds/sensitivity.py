@@ -40,6 +40,7 @@ def sensitivity_tables(df: pd.DataFrame, meta: RunInfo) -> list:
                 row_header=axis,
                 labels=labels,
                 display={r: names[r] for r in rows if r in names},
+                metric_names=dict(meta.metric_names),
                 marks=marks,
                 mark_note=note,
                 title=f"{meta.title}: sensitivity to {axis}" if meta.title else f"Sensitivity to {axis}",

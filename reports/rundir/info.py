@@ -134,6 +134,9 @@ class RunInfo(_Record):
     metric_directions: dict[str, Direction] = {}
     """Which way each metric is better, as the trainable declared it; for a run made before it
     was recorded (or a metric it records none for) by the old rule of names."""
+    metric_names: dict[str, StrictStr] = {}
+    """What tables and figures call each metric, as the trainable declared it (a run made before
+    it was recorded, or a metric it records none for: ``metric_label``'s rule of the key)."""
     recommend: StrictBool = True
     selects: StrictBool = False
     synthetic: StrictBool | None = None
@@ -208,6 +211,12 @@ class RunInfo(_Record):
         from reports.rundir.names import direction_by_name
 
         return self.metric_directions.get(metric) or direction_by_name(metric)  # type: ignore[return-value]
+
+    def metric_name(self, metric: str) -> str:
+        """What a table or figure calls ``metric``: the trainable's name, else from the key."""
+        from reports.rundir.names import metric_label
+
+        return self.metric_names.get(metric) or metric_label(metric)
 
     def label_prefix(self, run_dir: Path) -> str:
         """The LaTeX label prefix: as recorded, else from the run folder's name."""

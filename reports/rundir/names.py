@@ -147,6 +147,15 @@ def rung_milestones(*, grace_period: int, reduction_factor: float, max_t: int) -
 LOWER_IS_BETTER = ("loss", "eer", "far", "error", "err", "pred_cv")  # pred_cv: prediction CV (probes)
 
 
+def metric_label(metric: str) -> str:
+    """What a report calls a metric whose trainable declared no name (a run made before names
+    were recorded): the key without its namespace, ``eval/cross_domain/acc`` -> ``cross_domain acc``."""
+    parts = metric.split("/")
+    if parts[0] in ("eval", "train") and len(parts) > 1:
+        parts = parts[1:]
+    return " ".join(parts)
+
+
 def direction_by_name(metric: str) -> str:
     """``min`` or ``max`` for ``metric`` by the old rule (``LOWER_IS_BETTER``)."""
     last = metric.rsplit("/", 1)[-1].split("@")[0]

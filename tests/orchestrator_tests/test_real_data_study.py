@@ -110,6 +110,9 @@ def test_the_real_data_ablation_runs_quick_on_generated_data(real_run):
     assert set(info["metric_directions"]) == {k for c in config.values() for k in entry.reported_keys(c)}
     assert all(way == entry.direction(k) for k, way in info["metric_directions"].items())
     assert info["metric_directions"]["train/cosface_loss"] == "min"  # a loss (the old rule of names said max)
+    # and what the report calls each: the trainable's name for every key it reports
+    assert info["metric_names"] == {k: entry.display_name(k) for k in info["metric_directions"]}
+    assert info["metric_names"]["train/cosface_loss"] == "cosface loss"
     (snapshot,) = set(df["data_snapshot"])
     assert Path(snapshot).parent == (tmp_path / "cache" / "images").resolve()
     assert re.fullmatch(r"[0-9a-f]{32}\.snapshot\.json", Path(snapshot).name)

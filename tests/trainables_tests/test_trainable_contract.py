@@ -195,3 +195,16 @@ def test_every_reported_metric_has_a_declared_direction(name):
                 assert entry.direction(key) == "min", key
             if last in ("acc", "auc", "rank1", "rank5", "map", "images_per_s") or last.startswith("tar@far="):
                 assert entry.direction(key) == "max", key
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_reported_metric_has_a_declared_name(name):
+    """What a table calls each key is declared by the trainable too: none falls back to the key
+    itself, and two keys of one config never get the same name (two columns would read alike)."""
+    from trainables.metrics import undeclared
+
+    entry = trainables.get_trainable(name)
+    keys = entry.reported_keys(entry.smoke)
+    assert keys and undeclared(entry.names, keys) == []
+    names = [entry.display_name(k) for k in keys]
+    assert len(set(names)) == len(names), sorted(n for n in names if names.count(n) > 1)

@@ -6,7 +6,16 @@ here imports none of it (see ``register_module``).
 
 from trainables._registry import register_module
 from trainables.da_lora.config import DaLoraConfig, metric_keys
-from trainables.metrics import IDENTIFICATION, RECORD, TRAINING, VERIFICATION
+from trainables.metrics import (
+    IDENTIFICATION,
+    IDENTIFICATION_NAMES,
+    RECORD,
+    RECORD_NAMES,
+    TRAINING,
+    TRAINING_NAMES,
+    VERIFICATION,
+    VERIFICATION_NAMES,
+)
 
 __all__ = ["DaLoraConfig", "train_da_lora"]
 
@@ -16,6 +25,7 @@ train_da_lora = register_module(
     module="trainables.da_lora.loop",
     metric_keys=metric_keys,
     directions=VERIFICATION + IDENTIFICATION + TRAINING + RECORD,
+    names=VERIFICATION_NAMES + IDENTIFICATION_NAMES + TRAINING_NAMES + RECORD_NAMES,
     smoke=dict(
         synth_train_identities=24,
         synth_train_images=2,

@@ -7,7 +7,7 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 from trainables._registry import register_module
 from trainables.infonce.config import InfoNCEConfig, metric_keys
 from trainables.metric.config import iterations
-from trainables.metrics import IDENTIFICATION, RECORD, TRAINING
+from trainables.metrics import IDENTIFICATION, IDENTIFICATION_NAMES, RECORD, RECORD_NAMES, TRAINING, TRAINING_NAMES
 
 __all__ = ["InfoNCEConfig", "train_infonce"]
 
@@ -17,6 +17,7 @@ train_infonce = register_module(
     module="trainables.infonce.loop",
     metric_keys=metric_keys,
     directions=IDENTIFICATION + TRAINING + RECORD,
+    names=IDENTIFICATION_NAMES + TRAINING_NAMES + RECORD_NAMES,
     iterations=iterations,
     smoke=dict(
         synth_train_identities=24,

@@ -6,7 +6,7 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 
 from trainables._registry import register_module
 from trainables.metric.config import iterations
-from trainables.metrics import RECORD, TRAINING, VERIFICATION
+from trainables.metrics import RECORD, RECORD_NAMES, TRAINING, TRAINING_NAMES, VERIFICATION, VERIFICATION_NAMES
 from trainables.pair_contrastive.config import PairContrastiveConfig, metric_keys
 
 __all__ = ["PairContrastiveConfig", "train_pair_contrastive"]
@@ -17,6 +17,7 @@ train_pair_contrastive = register_module(
     module="trainables.pair_contrastive.loop",
     metric_keys=metric_keys,
     directions=VERIFICATION + TRAINING + RECORD,
+    names=VERIFICATION_NAMES + TRAINING_NAMES + RECORD_NAMES,
     iterations=iterations,
     smoke=dict(
         synth_train_identities=24,

@@ -5,7 +5,7 @@ Preparation, training and evaluation live in ``loop.py`` and run without Ray.
 
 from trainables._registry import register_module
 from trainables.metric.config import iterations
-from trainables.metrics import RECORD, TRAINING, VERIFICATION
+from trainables.metrics import RECORD, RECORD_NAMES, TRAINING, TRAINING_NAMES, VERIFICATION, VERIFICATION_NAMES
 from trainables.triplet.config import TripletConfig, metric_keys
 
 __all__ = ["TripletConfig", "train_triplet"]
@@ -16,6 +16,7 @@ train_triplet = register_module(
     module="trainables.triplet.loop",
     metric_keys=metric_keys,
     directions=VERIFICATION + TRAINING + RECORD,
+    names=VERIFICATION_NAMES + TRAINING_NAMES + RECORD_NAMES,
     iterations=iterations,
     smoke=dict(
         synth_train_identities=24,
