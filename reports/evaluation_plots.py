@@ -423,13 +423,25 @@ def evaluation_figures(
         )
     elif tsne_of:
         tsne_note = " No t-SNE: the trials kept no embeddings (the spec's save_embeddings: true keeps them)."
+    from reports.routing_plots import routing_figure, routing_info
+
+    routing = routing_info(evaluations, shown)
+    routing_note = ""
+    if routing:
+        title = "Routing: each domain's test images, mean mixture weight per adapter"
+        write_figure(routing_figure(routing, title=title), out_dir, "fig_routing", figures, title=title)
+        routing_note = (
+            " Routing: the mixture weights the domain classifier gave each test image at the final evaluation "
+            "(the mean of the image's and its mirror image's under the flip test), averaged over the images of "
+            "each true domain, then over seeds; an adapter is named by the training domains it was trained for."
+        )
     return cmc_note + (
         f"<p><small>ROC and DET: the {_e(what)} pairs of the final evaluation of "
         f"every completed trial, read from its <code>evaluation.npz</code>; TAR at a FAR is the largest TAR whose "
         f"FAR is at most it, drawn from 1/{int(round(1 / roc.far[0]))} (one impostor pair) up; circles: TAR at "
         f"FAR {', '.join(f'{f:g}' for f in OPERATING_FARS)} where every seed has enough impostor pairs. "
         "Score histograms: cosine similarity, genuine (same identity) and impostor pairs."
-        f"{_e(tsne_note)}</small></p>"
+        f"{_e(tsne_note)}{_e(routing_note)}</small></p>"
     )
 
 

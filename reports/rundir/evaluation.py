@@ -10,8 +10,9 @@ pickles), compressed; the keys, where ``<set>`` is the metric prefix the numbers
 under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 
 ``meta``
-    JSON text: ``{"version": 1, "epoch": <the epoch evaluated>, "domains": [<name of domain 0>, ...]}``
-    (``domains``: where the embeddings carry domain indices).
+    JSON text: ``{"version": 1, "epoch": <the epoch evaluated>, "domains": [<name of domain 0>, ...],
+    "adapters": [<name of adapter 0>, ...]}`` (``domains``: where embeddings or routing carry
+    domain indices; ``adapters``: where routing is kept, the domain each adapter was trained for).
 ``pairs/<set>/scores`` (float32), ``pairs/<set>/labels`` (int8: 1 same identity, 0 not)
     every verification pair's cosine similarity, in the set's order;
 ``pairs/<set>/folds`` (int16)
@@ -29,6 +30,10 @@ under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 ``embeddings/<group>/vectors`` (float16), ``embeddings/<group>/identity`` (int32), ``embeddings/<group>/domain`` (int16)
     with ``save_embeddings: true`` only: the L2-normalised embeddings of the evaluation
     images (``<group>``: ``eval``, ``val``), with identity and domain index.
+``routing/<group>/weights`` (float16, one row per image, one column per adapter), ``routing/<group>/domain`` (int16)
+    a model that routes each image to domain adapters (DA-LoRA's domain-aware LoRA): the
+    mixture weights it gave each evaluation image (the mean of the image's and its mirror
+    image's under the flip test), with the image's true domain index.
 
 The trainables write it through ``write_evaluation``; the reports read it through
 ``read_evaluation`` (damage refused in one line) and find it with ``trial_evaluation``.
@@ -46,10 +51,12 @@ from typing import Any
 EVAL_FILE = "evaluation.npz"
 BEST_DIR = "best"  # the folder of a checkpoint that holds the best epoch's model and evaluation
 EVAL_VERSION = 1
-PAIRS, RANKS, EMBEDDINGS = "pairs", "ranks", "embeddings"
+PAIRS, RANKS, EMBEDDINGS, ROUTING = "pairs", "ranks", "embeddings", "routing"
 PAIR_ARRAYS = {"scores": "float32", "labels": "int8", "folds": "int16"}
 RANK_ARRAYS = {"mate_rank": "int32", "mate_score": "float32", "nonmate_score": "float32", "identity": "int32"}
 EMBEDDING_ARRAYS = {"vectors": "float16", "identity": "int32", "domain": "int16"}
+ROUTING_ARRAYS = {"weights": "float16", "domain": "int16"}
+MATRICES = ("vectors", "weights")  # the arrays with a row per image (the others: one value per row)
 NO_FOLD = -1
 
 
@@ -63,16 +70,24 @@ class Evaluation:
     """The names of the domain indices of ``embeddings``, in order."""
     ranks: dict[str, dict[str, Any]] = field(default_factory=dict)
     embeddings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    adapters: list[str] = field(default_factory=list)
+    """The domain each column of ``routing``'s weights was trained for, in order."""
 
     def __bool__(self) -> bool:
-        return bool(self.pairs or self.ranks or self.embeddings)
+        return bool(self.pairs or self.ranks or self.embeddings or self.routing)
 
 
 def to_bytes(ev: Evaluation) -> bytes:
     """The ``.npz`` of ``ev``, each array in its declared type."""
     import numpy as np
 
-    meta = {"version": EVAL_VERSION, "epoch": int(ev.epoch), **({"domains": list(ev.domains)} if ev.domains else {})}
+    meta = {
+        "version": EVAL_VERSION,
+        "epoch": int(ev.epoch),
+        **({"domains": list(ev.domains)} if ev.domains else {}),
+        **({"adapters": list(ev.adapters)} if ev.adapters else {}),
+    }
     arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
     for part, kinds, sets in ((PAIRS, PAIR_ARRAYS, ev.pairs), (RANKS, RANK_ARRAYS, ev.ranks)):
         for name, values in sets.items():
@@ -84,9 +99,10 @@ def to_bytes(ev: Evaluation) -> bytes:
                 arrays[f"{part}/{name}/identity"] = np.asarray(values["identity"]).astype(np.int32)
             if values.get("fold_thresholds") is not None:
                 arrays[f"{part}/{name}/fold_thresholds"] = np.asarray(values["fold_thresholds"], dtype=np.float64)
-    for name, values in ev.embeddings.items():
-        for key, dtype in EMBEDDING_ARRAYS.items():
-            arrays[f"{EMBEDDINGS}/{name}/{key}"] = np.asarray(values[key]).astype(dtype)
+    for part, kinds, sets in ((EMBEDDINGS, EMBEDDING_ARRAYS, ev.embeddings), (ROUTING, ROUTING_ARRAYS, ev.routing)):
+        for name, values in sets.items():
+            for key, dtype in kinds.items():
+                arrays[f"{part}/{name}/{key}"] = np.asarray(values[key]).astype(dtype)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
@@ -124,14 +140,16 @@ def read_evaluation(path: Path) -> Evaluation:
         raise DamagedEvaluation(f"{path}: no meta (version, epoch); the file is damaged") from None
     if meta.get("version") != EVAL_VERSION:
         raise DamagedEvaluation(f"{path}: version {meta.get('version')!r}, this tool reads {EVAL_VERSION}")
-    domains = meta.get("domains", [])
-    if not (isinstance(domains, list) and all(isinstance(d, str) for d in domains)):
-        raise DamagedEvaluation(f"{path}: its domain names are not a list of names; the file is damaged")
-    ev = Evaluation(epoch, domains=domains)
+    domains, adapters = meta.get("domains", []), meta.get("adapters", [])
+    for names in (domains, adapters):
+        if not (isinstance(names, list) and all(isinstance(d, str) for d in names)):
+            raise DamagedEvaluation(f"{path}: its domain names are not a list of names; the file is damaged")
+    ev = Evaluation(epoch, domains=domains, adapters=adapters)
     parts = {
         PAIRS: (PAIR_ARRAYS, ev.pairs),
         RANKS: (RANK_ARRAYS, ev.ranks),
         EMBEDDINGS: (EMBEDDING_ARRAYS, ev.embeddings),
+        ROUTING: (ROUTING_ARRAYS, ev.routing),
     }
     for key, array in data.items():
         part, _, rest = key.partition("/")
@@ -144,7 +162,7 @@ def read_evaluation(path: Path) -> Evaluation:
             n = None
             for what, dtype in kinds.items():
                 a = arrays.get(what)
-                if a is None or str(a.dtype) != dtype or (a.ndim != 1 and what != "vectors"):
+                if a is None or str(a.dtype) != dtype or a.ndim != (2 if what in MATRICES else 1):
                     raise DamagedEvaluation(
                         f"{path}: {part}/{name}/{what} is missing or not {dtype}; the file is damaged"
                     )

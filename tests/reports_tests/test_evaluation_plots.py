@@ -151,16 +151,26 @@ def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
             pairs = {"eval/cross_domain": _pairs(rng, 30, 100, shift)}
             probes = {"mate_rank": rng.integers(1, 6, 20), "mate_score": rng.random(20)}
             ranks = {"eval/gallery": {**probes, "nonmate_score": rng.random(20), "identity": np.arange(20)}}
+            routing = {"eval": {"weights": rng.dirichlet([1, 1], 40), "domain": np.arange(40) % 2}}
             write_evaluation(
                 ckpt / EVAL_FILE,
-                Evaluation(1, pairs=pairs, ranks=ranks, embeddings=emb, domains=["visible", "thermal"]),
+                Evaluation(
+                    1,
+                    pairs=pairs,
+                    ranks=ranks,
+                    embeddings=emb,
+                    domains=["visible", "thermal"],
+                    routing=routing if v == "better" else {},  # the variant that routes
+                    adapters=["visible", "thermal"] if v == "better" else [],
+                ),
             )
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     meta = {"study": "abl", "kind": "ablation", "metric": M, "mode": "max", "variants": ["ref", "better"]}
     (tmp_path / "run.json").write_text(json.dumps({**meta, "reference": "ref"}))
     page = build_report(tmp_path).read_text()
-    for stem in ("fig_roc", "fig_det", "fig_scores", "fig_tsne", "fig_cmc"):
+    for stem in ("fig_roc", "fig_det", "fig_scores", "fig_tsne", "fig_cmc", "fig_routing"):
         assert (tmp_path / "report" / f"{stem}.html").is_file() and f"{stem}.html" in page, stem
+    assert "thermal adapter" in (tmp_path / "report" / "fig_routing.html").read_text() and "Routing:" in page
     assert "evaluation.npz" in page and "largest TAR whose FAR is at most it" in page and "t-SNE" in page
     assert '"thermal"' in (tmp_path / "report" / "fig_tsne.html").read_text()  # the domains by name
     # a run whose trials kept no evaluation file says so, and draws the rest
@@ -168,3 +178,27 @@ def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
         ckpt.unlink()
     page = build_report(tmp_path).read_text()
     assert "No ROC, DET or score histograms" in page and (tmp_path / "report" / "fig_ablation.html").is_file()
+
+
+def test_routing_is_each_domains_mean_weight_per_adapter_averaged_over_seeds():
+    """Row d of a variant's routing: over each seed's test images of true domain d, the mean
+    weight of each adapter; then the mean of the seeds' rows (computed here by loops)."""
+    from reports.routing_plots import routing_info
+
+    rng = np.random.default_rng(4)
+    seeds = []
+    for _ in range(3):
+        domain = rng.integers(0, 3, 30)
+        domain[:3] = [0, 1, 2]  # every domain has images
+        seeds.append({"weights": rng.dirichlet([1, 1, 1, 1], 30).astype(np.float16), "domain": domain})
+    evs = [Evaluation(1, routing={"eval": r}, domains=["a", "b", "c"], adapters=["a", "b", "c", "d"]) for r in seeds]
+    (panel,) = routing_info({"v": evs, "plain": [Evaluation(1)]}, {"v": "V"})
+    assert (panel.variant, panel.shown, panel.seeds, panel.domains) == ("v", "V", 3, ["a", "b", "c"])
+    for d in range(3):
+        for k in range(4):
+            per_seed = []
+            for r in seeds:
+                ws = [float(w[k]) for w, dd in zip(r["weights"], r["domain"]) if dd == d]
+                per_seed.append(sum(ws) / len(ws))
+            assert panel.weights[d, k] == pytest.approx(sum(per_seed) / 3, abs=1e-12)
+    assert np.allclose(panel.weights.sum(axis=1), 1.0, atol=1e-2)  # each image's weights sum to 1 (float16)

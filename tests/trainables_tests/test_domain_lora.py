@@ -210,3 +210,50 @@ def test_identity_batches_balanced_and_deterministic():
     for batch in a:
         counts = np.bincount(labels[batch])
         assert set(counts[counts > 0]) == {2}  # distinct identities, each with a positive
+
+
+def test_group_names_name_each_adapter_by_the_domains_it_holds():
+    """The source domain keeps an adapter of its own; the others share the rest in turn."""
+    from trainables.data.sources import group_names
+
+    domains = ("visible", "thermal", "sketch", "low_quality")
+    assert group_names(domains, 4) == domains
+    assert group_names(domains, 3) == ("visible", "thermal+low_quality", "sketch")
+    assert group_names(domains, 2) == ("visible", "thermal+sketch+low_quality")
+    assert group_names(domains, 1) == ("visible+thermal+sketch+low_quality",)
+
+
+def test_the_evaluation_keeps_the_routing_of_each_test_image():
+    """Recorded evaluation of a routing model: each test image's row of ``routing/eval`` is the
+    mean of the mixture weights of the image and of its mirror image (the two passes of the flip
+    test), computed here straight from the domain classifier, in the images' order across
+    batches; nothing is kept outside a recording or for a model that does not route."""
+    from trainables.da_lora.loop import Evaluator
+    from trainables.evaluation.artifacts import recording
+    from trainables.training import embed_all
+
+    backbone = adapt(tiny_backbone(), mode="lora", lora_rank=2, lora_targets=("qkv",), domain_lora=True, num_domains=3)
+    model = DaLoraModel(backbone, num_domains=3, with_classifier=True)
+    with torch.no_grad():
+        model.classifier.weight.copy_(
+            torch.randn(model.classifier.weight.shape, generator=torch.Generator().manual_seed(2))
+        )
+    x, domain = images(23), np.arange(23) % 4
+    # the test set as the evaluator calls it: its images embedded by embed_all (batches of 5)
+    evaluator = object.__new__(Evaluator)
+    evaluator.flip, evaluator.domains = True, ("visible", "thermal", "sketch", "low_quality")
+    evaluator.synth = lambda m, **kw: {"n": len(embed_all(m, x, flip=True, batch_size=5))}
+    evaluator.synth.prefix, evaluator.synth.domain = "eval", domain  # type: ignore[attr-defined]
+    with recording(1) as ev:
+        assert evaluator._synth(model, {}) == {"n": 23}
+    with torch.no_grad():
+        want = (model.mixture_weights(x) + model.mixture_weights(x.flip(-1))) / 2
+    got = ev.routing["eval"]
+    assert torch.allclose(torch.as_tensor(got["weights"]), want, atol=1e-6)
+    assert got["domain"].tolist() == domain.tolist()
+    assert ev.adapters == ["visible", "thermal+low_quality", "sketch"]
+    assert evaluator._synth(model, {}) == {"n": 23}  # no recording: nothing kept, the same numbers
+    assert model._kept is None
+    with recording(1) as ev:
+        evaluator._synth(DaLoraModel(tiny_backbone(), num_domains=1, with_classifier=False), {})
+    assert not ev.routing

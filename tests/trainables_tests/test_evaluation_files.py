@@ -131,6 +131,8 @@ def _evaluation() -> Evaluation:
         "identity": [4, 7],
     }
     ev.embeddings["eval"] = {"vectors": rng.random((5, 4)), "identity": np.arange(5), "domain": np.zeros(5)}
+    ev.routing["eval"] = {"weights": rng.dirichlet(np.ones(3), 5), "domain": [0, 1, 2, 1, 0]}
+    ev.adapters = ["visible", "thermal", "sketch+low"]
     return ev
 
 
@@ -146,6 +148,10 @@ def test_an_evaluation_file_reads_back_as_written(tmp_path):
     vectors = back.embeddings["eval"]["vectors"]
     assert vectors.dtype == np.float16 and vectors.shape == (5, 4)
     assert np.allclose(vectors, ev.embeddings["eval"]["vectors"], atol=1e-3)  # float16: 3 decimals
+    weights = back.routing["eval"]["weights"]
+    assert weights.dtype == np.float16 and weights.shape == (5, 3) and back.adapters == ev.adapters
+    assert np.allclose(weights, ev.routing["eval"]["weights"], atol=1e-3)
+    assert back.routing["eval"]["domain"].tolist() == [0, 1, 2, 1, 0]
     with zipfile.ZipFile(tmp_path / EVAL_FILE) as z:  # compressed, and no pickle inside
         assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in z.infolist())
 
@@ -179,6 +185,15 @@ def test_arrays_of_another_type_or_length_are_refused(tmp_path):
         ({"scores": good["scores"]}, "labels is missing"),
     ):
         np.savez(tmp_path / "e.npz", meta=meta, **{f"pairs/eval/x/{k}": v for k, v in bad.items()})
+        with pytest.raises(DamagedEvaluation, match=words):
+            read_evaluation(tmp_path / "e.npz")
+    # routing weights: one row per image, as many rows as domain indices
+    for weights, words in (
+        (np.zeros(3, np.float16), "weights is missing or not float16"),  # one value per image: not a matrix
+        (np.zeros((2, 3), np.float16), "different lengths"),
+    ):
+        arrays = {"routing/eval/weights": weights, "routing/eval/domain": np.zeros(3, np.int16)}
+        np.savez(tmp_path / "e.npz", meta=meta, **arrays)
         with pytest.raises(DamagedEvaluation, match=words):
             read_evaluation(tmp_path / "e.npz")
 

@@ -32,6 +32,7 @@ from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
     DataError,
     TrainSet,
     domain_groups,
+    group_names,
     limit_per_identity,
     read_image,
     read_train_data,
@@ -40,7 +41,7 @@ from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
 )
 from trainables.data.splits import hold_out
 from trainables.errors import TrainableInputError
-from trainables.evaluation.artifacts import record_pairs
+from trainables.evaluation.artifacts import active, record_pairs, record_routing
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.disjoint import (  # noqa: F401  (check_identity_overlap: re-exported)
     check_benchmark_overlap,
@@ -307,6 +308,7 @@ class Evaluator:
             cfg.flip_test,
             hw,
         )
+        self.domains = data.train.domains
 
     def _benchmarks(self, model, benchmarks: list[PairBenchmark], prefix: str, kw) -> dict[str, float]:
         out, per_bench = {}, []
@@ -323,11 +325,30 @@ class Evaluator:
 
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         kw = {"device": self.hw.device, "autocast_dtype": self.hw.autocast_dtype}
-        out = self.synth(model, **kw) if self.synth is not None else {}
+        out = self._synth(model, kw) if self.synth is not None else {}
         out.update(self._benchmarks(model, self.benchmarks, "eval", kw))
         if self.val is not None:
             out.update(self.val(model, **kw))
         out.update(self._benchmarks(model, self.val_benchmarks, "val", kw))
+        return out
+
+    def _synth(self, model, kw) -> dict[str, float]:
+        """The synthfaces test sets; where the model routes its images to domain adapters and
+        the evaluation is recorded, the mixture weights of each test image too (the routing
+        heatmap of the report): kept from the forward passes the evaluation makes anyway."""
+        synth = self.synth
+        assert synth is not None
+        if not (active() and isinstance(model, DaLoraModel) and model.routes):
+            return synth(model, **kw)
+        with model.keeping_routes() as kept:
+            out = synth(model, **kw)
+        # embed_all's passes, in order: each batch, then (flip test) its mirror image
+        weights = torch.cat(kept)
+        if self.flip:
+            weights = torch.cat([(kept[i] + kept[i + 1]) / 2 for i in range(0, len(kept), 2)])
+        if len(weights) != len(synth.domain):
+            raise RuntimeError(f"routing: {len(weights)} rows of mixture weights for {len(synth.domain)} test images")
+        record_routing(synth.prefix, weights, synth.domain, group_names(self.domains, model.num_domains))
         return out
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -25,6 +28,7 @@ class DaLoraModel(nn.Module):
         self.num_domains = num_domains
         self.embed_dim = backbone.embed_dim
         self.classifier = nn.Linear(backbone.embed_dim, num_domains) if with_classifier else None
+        self._kept: list[torch.Tensor] | None = None
 
     @property
     def mixture(self):
@@ -40,10 +44,24 @@ class DaLoraModel(nn.Module):
             features = self.backbone(images)
         return torch.softmax(self.classifier(features.float()), dim=-1)
 
+    @contextlib.contextmanager
+    def keeping_routes(self) -> Iterator[list[torch.Tensor]]:
+        """Inside the block, every forward appends the mixture weights it routed its images by
+        ((B, K), float32, on the CPU) to the list it yields: what the report draws as routing."""
+        kept: list[torch.Tensor] = []
+        self._kept = kept
+        try:
+            yield kept
+        finally:
+            self._kept = None
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if not self.routes:
             return self.backbone(images)
-        with self.mixture.using(self.mixture_weights(images)):
+        weights = self.mixture_weights(images)
+        if self._kept is not None:
+            self._kept.append(weights.detach().float().cpu())
+        with self.mixture.using(weights):
             return self.backbone(images)
 
     def domain_logits(self, embeddings: torch.Tensor) -> torch.Tensor:

@@ -138,6 +138,12 @@ def limit_per_identity(data: TrainSet, n: int | None, *, seed: int) -> TrainSet:
     return data.select(np.sort(np.asarray(keep)))
 
 
+def group_names(domains: tuple[str, ...], num_domains: int) -> tuple[str, ...]:
+    """The name of each of ``domain_groups``' groups: the domains it holds, joined by "+"."""
+    groups = domain_groups(np.arange(len(domains)), num_domains)
+    return tuple("+".join(d for d, g in zip(domains, groups) if g == k) for k in range(num_domains))
+
+
 def domain_groups(domain: np.ndarray, num_domains: int) -> np.ndarray:
     """Map data domains 0..D-1 onto ``num_domains`` groups (classifier classes, adapters).
 

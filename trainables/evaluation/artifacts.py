@@ -1,7 +1,8 @@
 """What an evaluation computed, collected while it runs and kept beside the checkpoint
 (``evaluation.npz``, the run directory's contract: ``reports.rundir.evaluation``).
 
-The evaluators call ``record_pairs``, ``record_ranks`` and ``record_embeddings`` where they
+The evaluators call ``record_pairs``, ``record_ranks``, ``record_embeddings`` and
+``record_routing`` where they
 compute their metrics; outside ``recording()`` these do nothing, so an evaluator run on its
 own (a test, ``gpu_check``) keeps its signature and its cost. ``fit`` opens a recording around
 each evaluation and writes it into the checkpoint it reports; ``BestEpoch`` carries the latest
@@ -44,6 +45,8 @@ def replay(ev: Evaluation) -> None:
     current[0].ranks.update(ev.ranks)
     if current[1]:
         current[0].embeddings.update(ev.embeddings)
+    current[0].routing.update(ev.routing)
+    current[0].adapters = current[0].adapters or list(ev.adapters)
 
 
 def fold_ids(n: int, folds: int) -> np.ndarray:
@@ -114,6 +117,19 @@ def record_embeddings(name: str, vectors, identity, domain, domains: tuple[str, 
         current[0].domains = list(domains)
 
 
+def record_routing(name: str, weights, domain, adapters: tuple[str, ...] = ()) -> None:
+    """The mixture weights a routing model gave each evaluation image (rows: images, columns:
+    adapters), with each image's true domain index; ``adapters``: the domain each column's
+    adapter was trained for."""
+    current = _CURRENT.get()
+    if current is None:
+        return
+    weights = weights.numpy() if hasattr(weights, "numpy") else np.asarray(weights)
+    current[0].routing[name] = {"weights": weights, "domain": np.asarray(domain)}
+    if adapters:
+        current[0].adapters = list(adapters)
+
+
 __all__ = [
     "active",
     "fold_ids",
@@ -121,6 +137,7 @@ __all__ = [
     "record_embeddings",
     "record_pairs",
     "record_ranks",
+    "record_routing",
     "recording",
     "wants_embeddings",
 ]
