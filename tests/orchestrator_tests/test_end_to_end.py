@@ -151,7 +151,7 @@ def test_the_primary_family_is_the_study_metric_and_power_is_stated(quick_run):
             assert TTestPower().power(effect_size=mde / sd, nobs=2, alpha=0.05 / 5) == pytest.approx(0.8, abs=1e-6)
     index = (quick_run / "report" / "index.html").read_text()
     assert "With 2 seeds this study can detect differences in eval/cross_domain/acc of about" in index
-    assert "cross_domain acc is the primary family (5 comparisons)" in index
+    assert "cross_domain accuracy is the primary family (5 comparisons)" in index
 
 
 def test_plan_prints_what_a_finished_run_could_detect(quick_run, search_run, tmp_path, capsys):

@@ -44,7 +44,7 @@ def test_mining_quick(runs, tmp_path):
     for _, row in pd.concat([mn, mx]).iterrows():
         assert row["eval/twin/eer_gain"] == pytest.approx(base["eval/twin/eer"].iloc[0] - row["eval/twin/eer"])
     table = (runs["mining"] / "report" / "ablation.md").read_text()
-    assert "baseline (ref.)" in table and "twin eer (lower is better)" in table
+    assert "baseline (ref.)" in table and "twin EER (lower is better)" in table
     assert_fits([runs["mining"] / "report" / "ablation.tex"], tmp_path)
 
 

@@ -76,7 +76,7 @@ def test_report_has_the_track_comparison(run, tmp_path):
     )
     best = per[per["support"] > 0].groupby("name")["f1"].mean().sort_values(kind="stable")[::-1]
     assert row["Best 3 classes (F1)"].startswith(f"{best.index[0]} ({best.iloc[0]:.2f})")
-    assert "probe pred_cv (lower is better)" in (out / "report" / "ablation.md").read_text()
+    assert "probe prediction CV (lower is better)" in (out / "report" / "ablation.md").read_text()
     assert "Track comparison" in (out / "report" / "index.html").read_text()
     assert_fits([out / "report" / "track_comparison.tex", out / "report" / "ablation.tex"], tmp_path)
 
