@@ -135,4 +135,36 @@ def track_section(r: ReportInput) -> Section | None:
     its trials are ranked in its top-k table instead)."""
     if not r.meta.variants:
         return None
-    return ("Track comparison", write_track_comparison(r.run_dir, r.df, r.meta, r.out, r.note))
+    html = write_track_comparison(r.run_dir, r.df, r.meta, r.out, r.note)
+    return ("Track comparison", html + _confusions(r))
+
+
+def _confusions(r: ReportInput) -> str:
+    """The confusion matrices of the variants (``fig_confusion``) and each class's F1 per variant
+    (``per_class_f1.csv``), from the predictions and per-class results the trials kept."""
+    from reports.confusion import MAX_CLASSES, MAX_PANELS, confusion_figure, confusion_info, per_class_f1
+    from reports.html import figures_html
+    from reports.plots import Figures, export_static, write_figure
+
+    f1 = per_class_f1(r.run_dir, r.df, r.meta, trial_dir)
+    links = ""
+    if not f1.empty:
+        f1.to_csv(r.out / "per_class_f1.csv", index=False)
+        links = (
+            "<p><a href='per_class_f1.csv'>per_class_f1.csv</a>: each class's test F1 per variant, mean over seeds.</p>"
+        )
+    panels = confusion_info(r.run_dir, r.df, r.meta, trial_dir)
+    if not panels:
+        return links
+    figures = Figures()
+    title = "Confusion matrices on the test images (seeds pooled)"
+    write_figure(
+        confusion_figure(panels, dict(r.meta.names), title=title), r.out, "fig_confusion", figures, title=title
+    )
+    note = (
+        f"<p><small>Confusions: each row a true class, each column the class its test images were predicted as, "
+        f"the colour the share of the row's test images over every seed of the variant (the count in the cell); "
+        f"past {MAX_CLASSES} classes, the most-confused ones (the classes of the largest off-diagonal counts), "
+        f"whose rows then sum to less than 1; the study's first {MAX_PANELS} variants.</small></p>"
+    )
+    return figures_html(export_static(figures), note) + links

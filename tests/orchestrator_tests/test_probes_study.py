@@ -77,7 +77,10 @@ def test_report_has_the_track_comparison(run, tmp_path):
     best = per[per["support"] > 0].groupby("name")["f1"].mean().sort_values(kind="stable")[::-1]
     assert row["Best 3 classes (F1)"].startswith(f"{best.index[0]} ({best.iloc[0]:.2f})")
     assert "probe prediction CV (lower is better)" in (out / "report" / "ablation.md").read_text()
-    assert "Track comparison" in (out / "report" / "index.html").read_text()
+    page = (out / "report" / "index.html").read_text()
+    assert "Track comparison" in page and "fig_confusion.html" in page  # beside it, the confusions
+    f1 = pd.read_csv(out / "report" / "per_class_f1.csv").set_index("class")
+    assert f1.loc[best.index[0], "untrained-linear"] == pytest.approx(best.iloc[0])
     assert_fits([out / "report" / "track_comparison.tex", out / "report" / "ablation.tex"], tmp_path)
 
 
