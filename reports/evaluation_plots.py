@@ -435,13 +435,25 @@ def evaluation_figures(
             "(the mean of the image's and its mirror image's under the flip test), averaged over the images of "
             "each true domain, then over seeds; an adapter is named by the training domains it was trained for."
         )
+    from reports.domain_plots import cross_domain_figure, cross_domain_info
+
+    bars = cross_domain_info(evaluations, shown)
+    cross_note = ""
+    if bars:
+        title = "Across domains: accuracy per gallery → probe domain pair (mean over seeds, 95% CI)"
+        write_figure(cross_domain_figure(bars, title=title), out_dir, "fig_cross_domain", figures, title=title)
+        cross_note = (
+            " Across domains: the test pairs of a gallery image of one domain and a probe of another, per pair of "
+            "domains, scored at the threshold each trial applied to them (each pair at its fold's, chosen on the "
+            "other folds): the accuracy per trial, then the mean over seeds with its 95% t interval."
+        )
     return cmc_note + (
         f"<p><small>ROC and DET: the {_e(what)} pairs of the final evaluation of "
         f"every completed trial, read from its <code>evaluation.npz</code>; TAR at a FAR is the largest TAR whose "
         f"FAR is at most it, drawn from 1/{int(round(1 / roc.far[0]))} (one impostor pair) up; circles: TAR at "
         f"FAR {', '.join(f'{f:g}' for f in OPERATING_FARS)} where every seed has enough impostor pairs. "
         "Score histograms: cosine similarity, genuine (same identity) and impostor pairs."
-        f"{_e(tsne_note)}{_e(routing_note)}</small></p>"
+        f"{_e(tsne_note)}{_e(routing_note)}{_e(cross_note)}</small></p>"
     )
 
 

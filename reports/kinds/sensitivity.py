@@ -81,11 +81,16 @@ def sensitivity_selection(meta: RunInfo, roles: str) -> str:
 
 @report_for("sensitivity", tables=sensitivity_tables, selection=sensitivity_selection)
 def _sensitivity(r: ReportInput) -> list[Section]:
+    from reports.domain_plots import fewshot_figure, fewshot_info
     from reports.evaluation_plots import evaluation_figures
-    from reports.plots import Figures, export_static, sensitivity_figures
+    from reports.plots import Figures, export_static, sensitivity_figures, write_figure
 
     def figures() -> tuple[str, str]:
         figs = sensitivity_figures(r.df, r.meta, r.out, figures=Figures())
+        curves = fewshot_info(r.df, r.meta)
+        if curves:  # an axis of samples_per_identity alone: the few-shot curves
+            title = "Few-shot: test accuracy against training images per identity (mean over seeds, 95% band)"
+            write_figure(fewshot_figure(curves, title=title), r.out, "fig_fewshot", figs, title=title)
         # ROC, DET, histograms or CMC of the points, by their labels, from the trials' evaluation.npz
         shown = {p.point: p.label for points in (r.meta.axes or {}).values() for p in points}
         note = evaluation_figures(r.run_dir, r.df, r.meta, r.out, figs, shown=shown)

@@ -22,7 +22,10 @@ under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 ``pairs/<set>/fold_thresholds`` (float64, one per fold; a set scored by folds)
     the threshold each fold was scored at, chosen on the other folds;
 ``pairs/<set>/identity`` (int32, one per pair; where the set knows it)
-    the identity of the pair's first image (what a bootstrap over identities resamples by).
+    the identity of the pair's first image (what a bootstrap over identities resamples by);
+``pairs/<set>/source``, ``pairs/<set>/target`` (int16, one per pair; where the set knows them)
+    the domain index of the pair's first (gallery) and second (probe) image: what the
+    cross-domain figure splits a set by (``meta``'s ``domains`` names them).
 ``ranks/<set>/mate_rank`` (int32), ``ranks/<set>/mate_score``, ``ranks/<set>/nonmate_score`` (float32), ``ranks/<set>/identity`` (int32)
     per probe of a closed-set identification: the rank of its true identity among the
     gallery identities (1 = first; an identity scoring as high counts ahead of it), the
@@ -58,6 +61,8 @@ EMBEDDING_ARRAYS = {"vectors": "float16", "identity": "int32", "domain": "int16"
 ROUTING_ARRAYS = {"weights": "float16", "domain": "int16"}
 MATRICES = ("vectors", "weights")  # the arrays with a row per image (the others: one value per row)
 NO_FOLD = -1
+#: Optional per pair, where the set knows them: the domain index of its first and second image.
+PAIR_DOMAINS = ("source", "target")
 
 
 @dataclass
@@ -97,6 +102,9 @@ def to_bytes(ev: Evaluation) -> bytes:
                 arrays[f"{part}/{name}/threshold"] = np.asarray(float(values["threshold"]), dtype=np.float64)
             if values.get("identity") is not None:
                 arrays[f"{part}/{name}/identity"] = np.asarray(values["identity"]).astype(np.int32)
+            for side in PAIR_DOMAINS:
+                if values.get(side) is not None:
+                    arrays[f"{part}/{name}/{side}"] = np.asarray(values[side]).astype(np.int16)
             if values.get("fold_thresholds") is not None:
                 arrays[f"{part}/{name}/fold_thresholds"] = np.asarray(values["fold_thresholds"], dtype=np.float64)
     for part, kinds, sets in ((EMBEDDINGS, EMBEDDING_ARRAYS, ev.embeddings), (ROUTING, ROUTING_ARRAYS, ev.routing)):
@@ -181,7 +189,12 @@ def read_evaluation(path: Path) -> Evaluation:
                 raise DamagedEvaluation(
                     f"{path}: {part}/{name}/identity is not one int32 per pair; the file is damaged"
                 )
-            extra = sorted(set(arrays) - set(kinds) - {"threshold", "fold_thresholds", "identity"})
+            for side in PAIR_DOMAINS if part == PAIRS else ():
+                if side in arrays and (arrays[side].dtype != np.int16 or len(arrays[side]) != n):
+                    raise DamagedEvaluation(
+                        f"{path}: {part}/{name}/{side} is not one int16 per pair; the file is damaged"
+                    )
+            extra = sorted(set(arrays) - set(kinds) - {"threshold", "fold_thresholds", "identity", *PAIR_DOMAINS})
             if extra:
                 raise DamagedEvaluation(f"{path}: an array {part}/{name}/{extra[0]} this tool does not write")
     return ev

@@ -186,6 +186,7 @@ def test_ablation_figures_interactive_and_static(quick_run):
         "fig_fairness",
         "fig_tsne",
         "fig_routing",  # the variants with domain LoRA route their images
+        "fig_cross_domain",
     ):
         assert "plotly.min.js" in (report / f"{stem}.html").read_text()
         assert (report / f"{stem}.pdf").read_bytes()[:4] == b"%PDF"

@@ -68,8 +68,12 @@ def test_sensitivity_quick_run(sensitivity_run, tmp_path):
 
 def test_sensitivity_report_figures_and_page(sensitivity_run, tmp_path):
     report = sensitivity_run / "report"
-    for axis in ("lora_rank", "num_domains", "maml_inner_steps", "loss_weights", "samples_per_identity"):
-        stem = report / f"fig_sensitivity_{axis}"
+    axes = ("lora_rank", "num_domains", "maml_inner_steps", "loss_weights", "samples_per_identity")
+    # each axis's figure; the few-shot curves (the samples_per_identity axis); across domains
+    for stem in [report / f"fig_sensitivity_{axis}" for axis in axes] + [
+        report / "fig_fewshot",
+        report / "fig_cross_domain",
+    ]:
         assert "plotly.min.js" in stem.with_suffix(".html").read_text()
         assert stem.with_suffix(".pdf").read_bytes()[:4] == b"%PDF"
         png = np.asarray(Image.open(stem.with_suffix(".png")).convert("L"), dtype=float)

@@ -149,6 +149,7 @@ def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
                 }
             }
             pairs = {"eval/cross_domain": _pairs(rng, 30, 100, shift)}
+            pairs["eval/cross_domain"] |= {"source": np.zeros(130, int), "target": 1 + np.arange(130) % 1}
             probes = {"mate_rank": rng.integers(1, 6, 20), "mate_score": rng.random(20)}
             ranks = {"eval/gallery": {**probes, "nonmate_score": rng.random(20), "identity": np.arange(20)}}
             routing = {"eval": {"weights": rng.dirichlet([1, 1], 40), "domain": np.arange(40) % 2}}
@@ -168,9 +169,10 @@ def test_a_report_draws_them_from_the_run_directory_alone(tmp_path):
     meta = {"study": "abl", "kind": "ablation", "metric": M, "mode": "max", "variants": ["ref", "better"]}
     (tmp_path / "run.json").write_text(json.dumps({**meta, "reference": "ref"}))
     page = build_report(tmp_path).read_text()
-    for stem in ("fig_roc", "fig_det", "fig_scores", "fig_tsne", "fig_cmc", "fig_routing"):
+    for stem in ("fig_roc", "fig_det", "fig_scores", "fig_tsne", "fig_cmc", "fig_routing", "fig_cross_domain"):
         assert (tmp_path / "report" / f"{stem}.html").is_file() and f"{stem}.html" in page, stem
     assert "thermal adapter" in (tmp_path / "report" / "fig_routing.html").read_text() and "Routing:" in page
+    assert "visible \\u2192 thermal" in (tmp_path / "report" / "fig_cross_domain.html").read_text()  # JSON-escaped
     assert "evaluation.npz" in page and "largest TAR whose FAR is at most it" in page and "t-SNE" in page
     assert '"thermal"' in (tmp_path / "report" / "fig_tsne.html").read_text()  # the domains by name
     # a run whose trials kept no evaluation file says so, and draws the rest

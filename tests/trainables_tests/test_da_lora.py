@@ -101,6 +101,13 @@ def test_each_checkpoint_keeps_what_its_evaluation_computed(two_epochs, faces):
     assert emb["vectors"].shape[0] == len(held_out.identity) and np.array_equal(emb["identity"], held_out.identity)
     assert np.array_equal(emb["domain"], held_out.domain)
     assert np.allclose(np.linalg.norm(emb["vectors"].astype(np.float32), axis=1), 1.0, atol=1e-2)  # float16
+    # each synthfaces pair's domains: within a domain's set both images are of it; across
+    # domains the gallery image is of the first domain and the probe of any other
+    assert ev.domains == list(faces.domains)
+    for d, name in enumerate(faces.domains):
+        assert (ev.pairs[f"eval/{name}"]["source"] == d).all() and (ev.pairs[f"eval/{name}"]["target"] == d).all()
+    cross = ev.pairs["eval/cross_domain"]
+    assert (cross["source"] == 0).all() and set(cross["target"]) == set(range(1, len(faces.domains)))
 
 
 def test_lora_trains_only_adapters(standin):

@@ -56,12 +56,20 @@ def fold_ids(n: int, folds: int) -> np.ndarray:
 
 
 def record_pairs(
-    name: str, scores, labels, *, folds: int | None = None, threshold: float | None = None, identity=None
+    name: str,
+    scores,
+    labels,
+    *,
+    folds: int | None = None,
+    threshold: float | None = None,
+    identity=None,
+    domains: tuple | None = None,
 ) -> None:
     """A verification set's pair scores (``name``: its metric prefix, ``eval/cross_domain``),
     with the fold of each pair (``folds``: scored by the k-fold protocol) or the threshold
     chosen on validation pairs that it was scored at; ``identity``: each pair's first image's
-    identity, where the set knows it."""
+    identity, where the set knows it; ``domains``: (each pair's first image's domain index, its
+    second's), where the set knows them."""
     current = _CURRENT.get()
     if current is None:
         return
@@ -74,11 +82,21 @@ def record_pairs(
         "folds": fold_ids(len(scores), folds) if folds else np.full(len(scores), NO_FOLD),
         "threshold": threshold,
         "identity": None if identity is None else np.asarray(identity),
+        "source": None if domains is None else np.asarray(domains[0]),
+        "target": None if domains is None else np.asarray(domains[1]),
         # the threshold each fold was scored at (chosen on the other folds): what a histogram draws
         "fold_thresholds": np.asarray(ten_fold_accuracy(scores, np.asarray(labels), folds=folds).thresholds)
         if folds
         else None,
     }
+
+
+def record_domain_names(domains: tuple[str, ...]) -> None:
+    """The names of the domain indices the recorded pairs, embeddings and routing carry (the
+    first set that names them: the test identities', evaluated first)."""
+    current = _CURRENT.get()
+    if current is not None and domains and not current[0].domains:
+        current[0].domains = list(domains)
 
 
 def record_ranks(name: str, mate_rank, mate_score, nonmate_score, identity) -> None:
@@ -134,6 +152,7 @@ __all__ = [
     "active",
     "fold_ids",
     "replay",
+    "record_domain_names",
     "record_embeddings",
     "record_pairs",
     "record_ranks",

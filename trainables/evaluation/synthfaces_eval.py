@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from trainables.data.synthfaces import FaceSet
-from trainables.evaluation.artifacts import record_embeddings, record_pairs
+from trainables.evaluation.artifacts import record_domain_names, record_embeddings, record_pairs
 from trainables.evaluation.keys import CROSS_DOMAIN, set_names, verification_keys  # noqa: F401  (re-exported)
 from trainables.evaluation.pairs import PairList, fold_count, verification_pairs
 from trainables.evaluation.verification import verification_metrics
@@ -80,7 +80,15 @@ class DomainVerification:
             scores = (emb[pl.left] * emb[pl.right]).sum(dim=1).numpy().astype(np.float64)
             for metric, value in verification_metrics(scores, pl.label, folds=self.folds).items():
                 out[f"{self.prefix}/{name}/{metric}"] = value
-            record_pairs(f"{self.prefix}/{name}", scores, pl.label, folds=self.folds, identity=self.identity[pl.left])
+            record_pairs(
+                f"{self.prefix}/{name}",
+                scores,
+                pl.label,
+                folds=self.folds,
+                identity=self.identity[pl.left],
+                domains=(self.domain[pl.left], self.domain[pl.right]),
+            )
+        record_domain_names(self.domain_names)
         record_embeddings(self.prefix, emb, self.identity, self.domain, self.domain_names)
         if self.protocols is not None:
             out.update(self.protocols(emb.numpy(), self.identity, self.prefix))
