@@ -133,7 +133,7 @@ def write_track_comparison(run_dir: Path, df: pd.DataFrame, meta: RunInfo, out: 
 def track_section(r: ReportInput) -> Section | None:
     """The probe's section on every page whose study compares variants (a search has none:
     its trials are ranked in its top-k table instead)."""
-    if not r.meta.variants:
+    if r.meta.kind == "search" or not r.meta.variants:
         return None
     html = write_track_comparison(r.run_dir, r.df, r.meta, r.out, r.note)
     return ("Track comparison", html + _confusions(r))
