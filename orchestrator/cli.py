@@ -268,6 +268,12 @@ class GenerateData(Command):
             default="",
             help="save_pretrained folders to write, e.g. dinov2-vits14,clip-vitb16,dinov2-tiny",
         )
+        parser.add_argument(
+            "--ijb-subjects",
+            type=int,
+            default=S.ijb_subjects,
+            help="subjects of an IJB-C-shaped folder IJBC/ (templates, 1:1 pairs, 1:N galleries; 0: none)",
+        )
         parser.add_argument("--seed", type=int, default=0)
 
     def take_action(self, args: argparse.Namespace) -> int:
@@ -284,6 +290,7 @@ class GenerateData(Command):
                 pairs=args.pairs,
                 pair_list=not args.no_pair_list,
                 backbones=_names(args.backbones),
+                ijb_subjects=args.ijb_subjects,
                 seed=args.seed,
             )
         except ValueError as err:

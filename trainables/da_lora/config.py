@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from trainables.config_base import TrainableConfig
-from trainables.evaluation.keys import CROSS_DOMAIN, protocol_keys, set_names, verification_keys
+from trainables.evaluation.keys import CROSS_DOMAIN, OPEN_SET, TEMPLATES, protocol_keys, set_names, verification_keys
 
 if TYPE_CHECKING:
     from trainables.data.synthfaces import SynthFacesSpec
@@ -29,7 +29,7 @@ class DaLoraConfig(TrainableConfig):
     MAML initialisation of the LoRA weights (``maml_inner_steps``). All off is standard LoRA.
     """
 
-    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "train_data", "benchmarks", "val_data")
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "train_data", "benchmarks", "val_data", "ijb")
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -99,6 +99,11 @@ class DaLoraConfig(TrainableConfig):
     benchmarks: dict[str, str] = Field(
         default_factory=dict, description="name -> LFW-style pairs.txt or insightface .bin verification benchmark"
     )
+    ijb: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> IJB-B/C folder (meta/<ijbb|ijbc>_face_tid_mid.txt, _template_pair_label.txt, "
+        "loose_crop/; with the 1:N lists also open-set): eval/<name>/templates/... and eval/<name>/open_set/...",
+    )
     val_fraction: float = Field(
         0.2,
         ge=0,
@@ -139,7 +144,7 @@ class DaLoraConfig(TrainableConfig):
                 "lambda_contrastive and lambda_domain act on the backbone's features: with "
                 "adaptation: none nothing they could change trains"
             )
-        for field_name, names in (("benchmarks", self.benchmarks), ("val_data", self.val_data)):
+        for field_name, names in (("benchmarks", self.benchmarks), ("val_data", self.val_data), ("ijb", self.ijb)):
             for name in names:
                 if not BENCHMARK_NAME.fullmatch(name):
                     raise ValueError(
@@ -151,6 +156,11 @@ class DaLoraConfig(TrainableConfig):
                         f"{field_name}: name {name!r} is a built-in set of this trainable "
                         f"({', '.join(sorted(self._builtin_sets()))}); its metrics would overwrite that set's: rename it"
                     )
+        both = sorted(set(self.ijb) & set(self.benchmarks))
+        if both:
+            raise ValueError(
+                f"ijb and benchmarks both name {both[0]!r}: their metrics share eval/{both[0]}/...; rename one"
+            )
         if self.batch_size % self.images_per_identity_in_batch:
             raise ValueError("batch_size must be a multiple of images_per_identity_in_batch")
         if self.batch_size // self.images_per_identity_in_batch < 2:
@@ -159,7 +169,7 @@ class DaLoraConfig(TrainableConfig):
 
     def _builtin_sets(self) -> set[str]:
         """The pair sets the trainable names itself (``eval/<set>/...``, ``val/<set>/...``)."""
-        sets = {CROSS_DOMAIN, "mean", HELDOUT}
+        sets = {CROSS_DOMAIN, "mean", HELDOUT, TEMPLATES, OPEN_SET}
         if self.train_data == "synthfaces":
             sets |= set(self.synthfaces().domains)
         return sets
@@ -209,4 +219,20 @@ def metric_keys(cfg: DaLoraConfig) -> list[str]:
     elif cfg.val_fraction:
         keys += verification_keys("val", [HELDOUT])
     keys += benchmark_keys("eval", list(cfg.benchmarks)) + benchmark_keys("val", list(cfg.val_data))
+    for name, root in sorted(cfg.ijb.items()):
+        keys += ijb_keys(f"eval/{name}", root)
     return keys
+
+
+def ijb_keys(prefix: str, root: str) -> list[str]:
+    """An IJB folder's keys: the template protocol's, and the open set's where the folder has its
+    1:N lists (a look at the folder's file names; a folder without its metadata reports nothing
+    and is refused when the study prepares)."""
+    from trainables.evaluation.ijb import IjbError, open_set_lists
+
+    keys = protocol_keys(prefix)
+    try:
+        one_to_n = open_set_lists(root) is not None
+    except IjbError:
+        one_to_n = False
+    return keys if one_to_n else [k for k in keys if k.startswith(f"{prefix}/{TEMPLATES}/")]

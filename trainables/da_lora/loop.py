@@ -49,6 +49,7 @@ from trainables.evaluation.disjoint import (  # noqa: F401  (check_identity_over
     check_same_files,
     check_synthfaces_test,
 )
+from trainables.evaluation.ijb import IjbBenchmark, evaluate_ijb, load_ijb
 from trainables.evaluation.keys import VERIFICATION_KEYS
 from trainables.evaluation.pairs import identity_units
 from trainables.evaluation.synthfaces_eval import DomainVerification, SynthfacesVerification
@@ -85,6 +86,7 @@ class TrialData:
     num_domains: int
     val: DomainVerification | None = None
     val_benchmarks: list[PairBenchmark] = field(default_factory=list)
+    ijb: list[IjbBenchmark] = field(default_factory=list)
 
 
 def _held_out_split(cfg: DaLoraConfig, full: TrainSet, twins: np.ndarray) -> tuple[TrainSet, TrainSet | None]:
@@ -161,10 +163,10 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
         )
     else:
         listed = read_train_data(cfg.train_data, check=False)
-        if not cfg.benchmarks:
+        if not cfg.benchmarks and not cfg.ijb:
             raise DataError(
                 f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
-                "(benchmarks: {lfw: /path/to/lfw.bin})"
+                "(benchmarks: {lfw: /path/to/lfw.bin}, or ijb: {ijbc: /path/to/IJBC})"
             )
         full = _cached_training_images(cfg, listed, image_size, verify=verify, log=log)
     k = cfg.num_domains or len(full.domains)
@@ -177,6 +179,7 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     shared = dict(size=image_size, verify=verify, log=log)
     benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.benchmarks.items())]
     val_benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.val_data.items())]
+    ijb = [load_ijb(name, root, **shared) for name, root in sorted(cfg.ijb.items())]
     # the names of every training identity, the held-out ones included: none may be tested on
     check_identity_overlap(full, benchmarks)
     check_identity_overlap(full, val_benchmarks, role="validation benchmark")
@@ -188,7 +191,7 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     train, held = _held_out_split(cfg, full, twins)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
     val = None if held is None else _validation(cfg, full, held, twins, image_size)
-    return TrialData(train, synth, benchmarks, k, val, val_benchmarks)
+    return TrialData(train, synth, benchmarks, k, val, val_benchmarks, ijb)
 
 
 # ------------------------------------------------------------------ model and losses
@@ -309,6 +312,7 @@ class Evaluator:
             hw,
         )
         self.domains = data.train.domains
+        self.ijb = data.ijb
 
     def _benchmarks(self, model, benchmarks: list[PairBenchmark], prefix: str, kw) -> dict[str, float]:
         out, per_bench = {}, []
@@ -327,6 +331,8 @@ class Evaluator:
         kw = {"device": self.hw.device, "autocast_dtype": self.hw.autocast_dtype}
         out = self._synth(model, kw) if self.synth is not None else {}
         out.update(self._benchmarks(model, self.benchmarks, "eval", kw))
+        for bench in self.ijb:  # streamed: a chunk of its images embedded at a time
+            out.update(evaluate_ijb(lambda x: embed_all(model, x, flip=self.flip, **kw), bench, "eval"))
         if self.val is not None:
             out.update(self.val(model, **kw))
         out.update(self._benchmarks(model, self.val_benchmarks, "val", kw))

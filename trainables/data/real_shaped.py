@@ -9,6 +9,9 @@ people can be told apart, and a study on them learns something)::
     <benchmark>.bin                        insightface's format: (JPEG bytes, is-same flags),
                                            pairs in 10 contiguous folds, each half same, half not
     lfw_pairs/pairs.txt, lfw_pairs/<name>/<name>_0001.jpg    an LFW-style pair list and folders
+    IJBC/loose_crop/, IJBC/meta/           with --ijb-subjects: an IJB-C-shaped folder (templates of
+                                           media of frames, 1:1 template pairs, the 1:N galleries
+                                           G1, G2 and mixed probes), in insightface's layout
     backbones/<family>-<shape>/            save_pretrained folders (random weights) at the real
                                            models' architecture, loaded by the code that loads a
                                            downloaded checkpoint
@@ -72,6 +75,10 @@ class RealShapedSpec:
     """Also an LFW-style ``pairs.txt`` with its image folders (``lfw_pairs/``)."""
     backbones: tuple[str, ...] = ()
     """``family-shape`` folders to save, e.g. ``dinov2-vits14``, ``clip-vitb16``, ``dinov2-tiny``."""
+    ijb_subjects: int = 0
+    """Subjects of an IJB-C-shaped folder (``IJBC/``; 0: none): each has a gallery template and
+    two probe templates of 1-3 media of 1-3 frames; the 1:1 pairs are every (first probe
+    template, second probe template) pair, the subjects alternate between galleries G1 and G2."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -83,6 +90,8 @@ class RealShapedSpec:
             )
         if self.size < 16 or self.size % 8:
             raise ValueError(f"--size {self.size}: expected a multiple of 8, at least 16")
+        if self.ijb_subjects and self.ijb_subjects < 4:
+            raise ValueError(f"--ijb-subjects {self.ijb_subjects}: expected 0 (none) or at least 4")
         if self.pairs < 2 * FOLDS or self.pairs % (2 * FOLDS):
             raise ValueError(f"--pairs {self.pairs}: expected a multiple of {2 * FOLDS} (10 folds, half same)")
         for b in self.backbones:
@@ -183,6 +192,51 @@ def write_pair_list(root: Path, spec: RealShapedSpec, rng: np.random.Generator) 
     return n_pairs
 
 
+def write_ijb(root: Path, spec: RealShapedSpec, rng: np.random.Generator) -> int:
+    """An IJB-C-shaped folder over people of its own (see ``RealShapedSpec.ijb_subjects``); the
+    media of a template in one domain each, its frames that media's images; returns the number
+    of 1:1 template pairs."""
+    n = spec.ijb_subjects
+    people = _people(n, rng)
+    images, rows = [], []  # (subject, domain); (image name, template, media)
+    template = media = 0
+    roles = {}  # template -> (subject, 0 gallery / 1, 2 probes)
+    for s in range(n):
+        for role in range(3):
+            template += 1
+            roles[template] = (s, role)
+            for _ in range(int(rng.integers(1, 4))):
+                media += 1
+                domain = spec.domains[int(rng.integers(0, len(spec.domains)))]
+                for _ in range(int(rng.integers(1, 4))):
+                    rows.append((f"{len(images) + 1}.jpg", template, media))
+                    images.append((s, domain))
+    crops, meta = root / "loose_crop", root / "meta"
+    crops.mkdir(parents=True)
+    meta.mkdir()
+    params = people[[s for s, _ in images]]
+    for (name, _, _), face in zip(rows, _faces(params, [d for _, d in images], spec.size, rng)):
+        (crops / name).write_bytes(_jpeg(face))
+    (meta / "ijbc_face_tid_mid.txt").write_text("".join(f"{a} {b} {c}\n" for a, b, c in rows))
+    probe1 = {s: t for t, (s, r) in roles.items() if r == 1}
+    probe2 = {s: t for t, (s, r) in roles.items() if r == 2}
+    pairs = [(probe1[a], probe2[b], int(a == b)) for a in range(n) for b in range(n)]
+    (meta / "ijbc_template_pair_label.txt").write_text("".join(f"{a} {b} {c}\n" for a, b, c in pairs))
+    header = "TEMPLATE_ID,SUBJECT_ID,FILENAME\n"
+    by_template: dict[int, list[str]] = {}
+    for name, t, _ in rows:
+        by_template.setdefault(t, []).append(name)
+
+    def listing(templates) -> str:
+        return header + "".join(f"{t},{roles[t][0]},img/{f}\n" for t in templates for f in by_template[t])
+
+    gallery = [t for t, (s, r) in roles.items() if r == 0]
+    (meta / "ijbc_1N_gallery_G1.csv").write_text(listing([t for t in gallery if roles[t][0] % 2 == 0]))
+    (meta / "ijbc_1N_gallery_G2.csv").write_text(listing([t for t in gallery if roles[t][0] % 2 == 1]))
+    (meta / "ijbc_1N_probe_mixed.csv").write_text(listing([t for t, (s, r) in roles.items() if r > 0]))
+    return len(pairs)
+
+
 # ---------------------------------------------------------------- backbones
 def save_backbone(directory: Path, name: str, *, seed: int = 0) -> Path:
     """``family-shape`` (e.g. ``dinov2-vits14``) saved as ``save_pretrained`` does for the real
@@ -246,6 +300,10 @@ def generate(root: Path, spec: RealShapedSpec, log: Callable[[str], None] = prin
         n = write_pair_list(root / "lfw_pairs", spec, np.random.default_rng([spec.seed, 100]))
         counts["pairs.txt pairs"] = n
         log(f"lfw_pairs/pairs.txt: {n} pairs in LFW's form")
+    if spec.ijb_subjects:
+        n = write_ijb(root / "IJBC", spec, np.random.default_rng([spec.seed, 200]))
+        counts["IJBC template pairs"] = n
+        log(f"IJBC/: {spec.ijb_subjects} subjects, {n} template pairs, 1:N galleries G1 and G2")
     for b in spec.backbones:
         save_backbone(root / "backbones" / b, b, seed=spec.seed)
         log(f"backbones/{b}: save_pretrained, random weights")
