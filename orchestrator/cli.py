@@ -269,6 +269,12 @@ class GenerateData(Command):
             help="save_pretrained folders to write, e.g. dinov2-vits14,clip-vitb16,dinov2-tiny",
         )
         parser.add_argument(
+            "--tinyface-subjects",
+            type=int,
+            default=S.tinyface_subjects,
+            help="subjects of a TinyFace-shaped folder TinyFace/ (probes, gallery, distractors; 0: none)",
+        )
+        parser.add_argument(
             "--ijb-subjects",
             type=int,
             default=S.ijb_subjects,
@@ -291,6 +297,7 @@ class GenerateData(Command):
                 pair_list=not args.no_pair_list,
                 backbones=_names(args.backbones),
                 ijb_subjects=args.ijb_subjects,
+                tinyface_subjects=args.tinyface_subjects,
                 seed=args.seed,
             )
         except ValueError as err:

@@ -66,6 +66,8 @@ RECORD: Directions = (
     ("*/pairs", MAX),
     ("*/impostor_pairs", MAX),
     ("*/probes", MAX),
+    ("*/gallery_images", MAX),
+    ("*/distractors", MAX),
     ("*/images", MAX),
     ("*/triplets", MAX),
     ("*/possible_triplets", MAX),

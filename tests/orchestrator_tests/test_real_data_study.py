@@ -24,6 +24,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "real-data.md"
 AT_CI_SCALE = {
     "--backbones dinov2-vits14": "--backbones dinov2-tiny --identities 24 --images 4 --pairs 200 --no-pair-list",
     "--ijb-subjects 200": "--ijb-subjects 12",
+    "--tinyface-subjects 100": "--tinyface-subjects 8",
     "--set backbone=data/backbones/dinov2-vits14": "--set backbone=data/backbones/dinov2-tiny --set batch_size=16 "
     "--set epochs=3 --set eval_every=1",
 }
@@ -97,16 +98,19 @@ def test_the_real_data_ablation_runs_quick_on_generated_data(real_run):
         assert df[m].between(0, 1).all(), m
     assert (df["eval/ijbc/templates/impostor_pairs"] == 12 * 12 - 12).all()
     assert df["eval/ijbc/templates/tar@far=1e-3"].isna().all()  # 132 impostor pairs cannot measure 1e-3
+    # the TinyFace folder: closed-set identification with its distractors in the gallery
+    assert (df["eval/tinyface/rank1"] <= df["eval/tinyface/rank5"]).all() and df["eval/tinyface/rank10"].le(1).all()
+    assert (df["eval/tinyface/probes"] == 16).all() and (df["eval/tinyface/distractors"] == 32).all()
     config = json.loads((tmp_path / "runs" / "real-quick" / "configs.json").read_text())
     some = next(iter(config.values()))
     assert some["train_data"] == str(tmp_path / "data" / "train")  # made absolute where it was started
     assert (tmp_path / "runs" / "real-quick" / "report" / "index.html").is_file()
     listed = outputs["cache list"].splitlines()  # the tutorial's "cache list", before its "cache clear"
-    assert sorted(line.split("\t")[1] for line in listed[:-1]) == ["bin", "bin", "files", "files"], listed
+    assert sorted(line.split("\t")[1] for line in listed[:-1]) == ["bin", "bin", "files", "files", "files"], listed
     # one for the training folder (its held-out validation identities are rows of it), one per
-    # benchmark and one for the IJB-C folder's crops
-    assert listed[-1].startswith(f"4 caches in {tmp_path / 'cache' / 'images'}")
-    assert out.count("decoded ") == 4  # built once, by the driver, for every trial
+    # benchmark, one for the IJB-C folder's crops and one for the TinyFace folder's images
+    assert listed[-1].startswith(f"5 caches in {tmp_path / 'cache' / 'images'}")
+    assert out.count("decoded ") == 5  # built once, by the driver, for every trial
     # every trial was handed the data its study prepared (trainables.data.snapshot): one record,
     # named by the sha256 of its content, for the variants' one folder and two benchmarks
     # which way each metric is better: run.json holds the trainable's declaration for every key it reports

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from trainables.config_base import TrainableConfig
-from trainables.evaluation.keys import CROSS_DOMAIN, OPEN_SET, TEMPLATES, protocol_keys, set_names, verification_keys
+from trainables.evaluation.keys import (
+    CROSS_DOMAIN,
+    IDENTIFICATION_KEYS,
+    OPEN_SET,
+    TEMPLATES,
+    protocol_keys,
+    set_names,
+    verification_keys,
+)
 
 if TYPE_CHECKING:
     from trainables.data.synthfaces import SynthFacesSpec
@@ -29,7 +37,14 @@ class DaLoraConfig(TrainableConfig):
     MAML initialisation of the LoRA weights (``maml_inner_steps``). All off is standard LoRA.
     """
 
-    PATH_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "train_data", "benchmarks", "val_data", "ijb")
+    PATH_FIELDS: ClassVar[tuple[str, ...]] = (
+        "backbone",
+        "train_data",
+        "benchmarks",
+        "val_data",
+        "ijb",
+        "identification",
+    )
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -104,6 +119,11 @@ class DaLoraConfig(TrainableConfig):
         description="name -> IJB-B/C folder (meta/<ijbb|ijbc>_face_tid_mid.txt, _template_pair_label.txt, "
         "loose_crop/; with the 1:N lists also open-set): eval/<name>/templates/... and eval/<name>/open_set/...",
     )
+    identification: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> TinyFace-style folder (Probe/, Gallery_Match/, optional Gallery_Distractor/; "
+        "<label>_<k>.jpg): closed-set identification with distractors, eval/<name>/rank1 ...",
+    )
     val_fraction: float = Field(
         0.2,
         ge=0,
@@ -144,7 +164,12 @@ class DaLoraConfig(TrainableConfig):
                 "lambda_contrastive and lambda_domain act on the backbone's features: with "
                 "adaptation: none nothing they could change trains"
             )
-        for field_name, names in (("benchmarks", self.benchmarks), ("val_data", self.val_data), ("ijb", self.ijb)):
+        for field_name, names in (
+            ("benchmarks", self.benchmarks),
+            ("val_data", self.val_data),
+            ("ijb", self.ijb),
+            ("identification", self.identification),
+        ):
             for name in names:
                 if not BENCHMARK_NAME.fullmatch(name):
                     raise ValueError(
@@ -156,11 +181,12 @@ class DaLoraConfig(TrainableConfig):
                         f"{field_name}: name {name!r} is a built-in set of this trainable "
                         f"({', '.join(sorted(self._builtin_sets()))}); its metrics would overwrite that set's: rename it"
                     )
-        both = sorted(set(self.ijb) & set(self.benchmarks))
-        if both:
-            raise ValueError(
-                f"ijb and benchmarks both name {both[0]!r}: their metrics share eval/{both[0]}/...; rename one"
-            )
+        for a, b in (("ijb", "benchmarks"), ("identification", "benchmarks"), ("identification", "ijb")):
+            both = sorted(set(getattr(self, a)) & set(getattr(self, b)))
+            if both:
+                raise ValueError(
+                    f"{a} and {b} both name {both[0]!r}: their metrics share eval/{both[0]}/...; rename one"
+                )
         if self.batch_size % self.images_per_identity_in_batch:
             raise ValueError("batch_size must be a multiple of images_per_identity_in_batch")
         if self.batch_size // self.images_per_identity_in_batch < 2:
@@ -221,6 +247,8 @@ def metric_keys(cfg: DaLoraConfig) -> list[str]:
     keys += benchmark_keys("eval", list(cfg.benchmarks)) + benchmark_keys("val", list(cfg.val_data))
     for name, root in sorted(cfg.ijb.items()):
         keys += ijb_keys(f"eval/{name}", root)
+    for name in sorted(cfg.identification):
+        keys += [f"eval/{name}/{k}" for k in IDENTIFICATION_KEYS]
     return keys
 
 

@@ -53,6 +53,7 @@ from trainables.evaluation.ijb import IjbBenchmark, evaluate_ijb, load_ijb
 from trainables.evaluation.keys import VERIFICATION_KEYS
 from trainables.evaluation.pairs import identity_units
 from trainables.evaluation.synthfaces_eval import DomainVerification, SynthfacesVerification
+from trainables.evaluation.tinyface import IdentificationBenchmark, evaluate_identification, load_identification
 from trainables.evaluation.verification import verification_metrics
 from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
 from trainables.models.adapt import adapt, trainable_parameters
@@ -87,6 +88,7 @@ class TrialData:
     val: DomainVerification | None = None
     val_benchmarks: list[PairBenchmark] = field(default_factory=list)
     ijb: list[IjbBenchmark] = field(default_factory=list)
+    identification: list[IdentificationBenchmark] = field(default_factory=list)
 
 
 def _held_out_split(cfg: DaLoraConfig, full: TrainSet, twins: np.ndarray) -> tuple[TrainSet, TrainSet | None]:
@@ -163,7 +165,7 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
         )
     else:
         listed = read_train_data(cfg.train_data, check=False)
-        if not cfg.benchmarks and not cfg.ijb:
+        if not cfg.benchmarks and not cfg.ijb and not cfg.identification:
             raise DataError(
                 f"train_data {cfg.train_data}: name at least one benchmark to evaluate on "
                 "(benchmarks: {lfw: /path/to/lfw.bin}, or ijb: {ijbc: /path/to/IJBC})"
@@ -180,6 +182,7 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.benchmarks.items())]
     val_benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.val_data.items())]
     ijb = [load_ijb(name, root, **shared) for name, root in sorted(cfg.ijb.items())]
+    ident = [load_identification(name, root, **shared) for name, root in sorted(cfg.identification.items())]
     # the names of every training identity, the held-out ones included: none may be tested on
     check_identity_overlap(full, benchmarks)
     check_identity_overlap(full, val_benchmarks, role="validation benchmark")
@@ -191,7 +194,7 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     train, held = _held_out_split(cfg, full, twins)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
     val = None if held is None else _validation(cfg, full, held, twins, image_size)
-    return TrialData(train, synth, benchmarks, k, val, val_benchmarks, ijb)
+    return TrialData(train, synth, benchmarks, k, val, val_benchmarks, ijb, ident)
 
 
 # ------------------------------------------------------------------ model and losses
@@ -312,7 +315,7 @@ class Evaluator:
             hw,
         )
         self.domains = data.train.domains
-        self.ijb = data.ijb
+        self.ijb, self.identification = data.ijb, data.identification
 
     def _benchmarks(self, model, benchmarks: list[PairBenchmark], prefix: str, kw) -> dict[str, float]:
         out, per_bench = {}, []
@@ -331,8 +334,11 @@ class Evaluator:
         kw = {"device": self.hw.device, "autocast_dtype": self.hw.autocast_dtype}
         out = self._synth(model, kw) if self.synth is not None else {}
         out.update(self._benchmarks(model, self.benchmarks, "eval", kw))
+        embed = lambda x: embed_all(model, x, flip=self.flip, **kw)  # noqa: E731
         for bench in self.ijb:  # streamed: a chunk of its images embedded at a time
-            out.update(evaluate_ijb(lambda x: embed_all(model, x, flip=self.flip, **kw), bench, "eval"))
+            out.update(evaluate_ijb(embed, bench, "eval"))
+        for ident in self.identification:  # the gallery and its distractors streamed alike
+            out.update(evaluate_identification(embed, ident, "eval"))
         if self.val is not None:
             out.update(self.val(model, **kw))
         out.update(self._benchmarks(model, self.val_benchmarks, "val", kw))

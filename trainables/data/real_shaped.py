@@ -9,6 +9,8 @@ people can be told apart, and a study on them learns something)::
     <benchmark>.bin                        insightface's format: (JPEG bytes, is-same flags),
                                            pairs in 10 contiguous folds, each half same, half not
     lfw_pairs/pairs.txt, lfw_pairs/<name>/<name>_0001.jpg    an LFW-style pair list and folders
+    TinyFace/Probe/, Gallery_Match/,       with --tinyface-subjects: a TinyFace-shaped folder (low-quality
+      Gallery_Distractor/                  probes, <label>_<k>.jpg, and four distractors a subject)
     IJBC/loose_crop/, IJBC/meta/           with --ijb-subjects: an IJB-C-shaped folder (templates of
                                            media of frames, 1:1 template pairs, the 1:N galleries
                                            G1, G2 and mixed probes), in insightface's layout
@@ -75,6 +77,9 @@ class RealShapedSpec:
     """Also an LFW-style ``pairs.txt`` with its image folders (``lfw_pairs/``)."""
     backbones: tuple[str, ...] = ()
     """``family-shape`` folders to save, e.g. ``dinov2-vits14``, ``clip-vitb16``, ``dinov2-tiny``."""
+    tinyface_subjects: int = 0
+    """Subjects of a TinyFace-shaped folder (``TinyFace/``; 0: none): two low-quality probes and
+    one or two gallery images each, and four distractor images of other people a subject."""
     ijb_subjects: int = 0
     """Subjects of an IJB-C-shaped folder (``IJBC/``; 0: none): each has a gallery template and
     two probe templates of 1-3 media of 1-3 frames; the 1:1 pairs are every (first probe
@@ -90,6 +95,8 @@ class RealShapedSpec:
             )
         if self.size < 16 or self.size % 8:
             raise ValueError(f"--size {self.size}: expected a multiple of 8, at least 16")
+        if self.tinyface_subjects and self.tinyface_subjects < 2:
+            raise ValueError(f"--tinyface-subjects {self.tinyface_subjects}: expected 0 (none) or at least 2")
         if self.ijb_subjects and self.ijb_subjects < 4:
             raise ValueError(f"--ijb-subjects {self.ijb_subjects}: expected 0 (none) or at least 4")
         if self.pairs < 2 * FOLDS or self.pairs % (2 * FOLDS):
@@ -190,6 +197,22 @@ def write_pair_list(root: Path, spec: RealShapedSpec, rng: np.random.Generator) 
         lines.append(f"{names[a]}\t{i}\t{j}" if same else f"{names[a]}\t{i}\t{names[b]}\t{j}")
     (root / "pairs.txt").write_text("\n".join(lines) + "\n")
     return n_pairs
+
+
+def write_tinyface(root: Path, spec: RealShapedSpec, rng: np.random.Generator) -> int:
+    """A TinyFace-shaped ``Testing_Set`` over people of its own; returns the number of probes."""
+    n = spec.tinyface_subjects
+    people = _people(5 * n, rng)  # the first n are the subjects, the rest the distractors' people
+    parts = {"Probe": [], "Gallery_Match": [], "Gallery_Distractor": []}  # (person, file name, domain)
+    for s in range(n):
+        parts["Probe"] += [(s, f"{s + 1}_{k + 1}.jpg", "low_quality") for k in range(2)]
+        parts["Gallery_Match"] += [(s, f"{s + 1}_{k + 1}.jpg", spec.domains[0]) for k in range(int(rng.integers(1, 3)))]
+    parts["Gallery_Distractor"] = [(n + k, f"{k // 100:03d}/{k + 1}.jpg", spec.domains[0]) for k in range(4 * n)]
+    for part, rows in parts.items():
+        for (_, name, _), face in zip(rows, _faces(people[[r[0] for r in rows]], [r[2] for r in rows], spec.size, rng)):
+            (root / part / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / part / name).write_bytes(_jpeg(face))
+    return len(parts["Probe"])
 
 
 def write_ijb(root: Path, spec: RealShapedSpec, rng: np.random.Generator) -> int:
@@ -300,6 +323,9 @@ def generate(root: Path, spec: RealShapedSpec, log: Callable[[str], None] = prin
         n = write_pair_list(root / "lfw_pairs", spec, np.random.default_rng([spec.seed, 100]))
         counts["pairs.txt pairs"] = n
         log(f"lfw_pairs/pairs.txt: {n} pairs in LFW's form")
+    if spec.tinyface_subjects:
+        n = write_tinyface(root / "TinyFace", spec, np.random.default_rng([spec.seed, 300]))
+        log(f"TinyFace/: {spec.tinyface_subjects} subjects, {n} probes, {4 * spec.tinyface_subjects} distractors")
     if spec.ijb_subjects:
         n = write_ijb(root / "IJBC", spec, np.random.default_rng([spec.seed, 200]))
         counts["IJBC template pairs"] = n

@@ -41,6 +41,10 @@ OPEN_SET_KEYS = tuple(
 )
 
 
+#: The keys of closed-set identification with distractors (``trainables.evaluation.tinyface``).
+IDENTIFICATION_KEYS = (*(f"rank{r}" for r in CMC_RANKS), "probes", "gallery_images", "distractors")
+
+
 def protocol_keys(prefix: str) -> list[str]:
     """The template 1:1 and open-set 1:N keys of a group of identities (``<prefix>/templates/...``,
     ``<prefix>/open_set/...``)."""
