@@ -1,7 +1,8 @@
 """Fairness at one global threshold, from the scores the trials kept (``evaluation.npz``).
 
 For a grouping of the evaluation pairs (on synthfaces their domain: the pairs of
-``eval/<domain>`` have both images in it), the threshold is the one that gives a chosen FMR
+``eval/<domain>`` have both images in it; on a pair-list benchmark graded by an attribute of its
+people, ``pairs/<set>/group``, the attribute's value both people share), the threshold is the one that gives a chosen FMR
 over every group's impostor pairs together (the operating point a deployment fixes once), and
 at it each group's FMR and FNMR, each group's ratio to the best (lowest) group, and the fairness
 discrepancy rate
@@ -168,12 +169,44 @@ def domain_pairs(evaluations: list[Evaluation]) -> tuple[np.ndarray, np.ndarray,
     return scores, labels, groups, identity
 
 
-def fairness_table(evaluations: dict[str, list[Evaluation]], shown: dict[str, str]) -> tuple[pd.DataFrame, str]:
-    """One row per variant and domain (the variant's seeds' pairs pooled): the domain's FMR and
-    FNMR at the variant's global threshold with their intervals and their ratios to the best
-    domain's; the variant's threshold and FDR with its interval on its first row. Returns the
-    table and the target FMR in words ("" when the run has no per-domain pairs)."""
-    pooled = {v: domain_pairs(evs) for v, evs in evaluations.items() if evs}
+def grouped_sets(evaluations: dict[str, list[Evaluation]]) -> list[str]:
+    """The test sets (``eval/...``) whose pairs every trial kept with an attribute's groups."""
+    evs = [ev for group in evaluations.values() for ev in group]
+    if not evs:
+        return []
+    common = set.intersection(*[{n for n, p in ev.pairs.items() if p.get("group") is not None} for ev in evs])
+    return sorted(n for n in common if n.startswith("eval/"))
+
+
+def attribute_pairs(name: str):
+    """The pooling of ``name``'s pairs by their attribute's groups (``fairness_table``'s ``pool``):
+    (scores, labels, group names, identity) over the trials given, None without groups."""
+
+    def pool(evaluations: list[Evaluation]):
+        parts = [ev for ev in evaluations if name in ev.pairs and ev.pairs[name].get("group") is not None]
+        if not parts or any(p.get("identity") is None for p in (ev.pairs[name] for ev in parts)):
+            return None
+        names = parts[0].groups
+        scores = np.concatenate([ev.pairs[name]["scores"] for ev in parts]).astype(np.float64)
+        labels = np.concatenate([ev.pairs[name]["labels"] for ev in parts]).astype(int)
+        code = np.concatenate([ev.pairs[name]["group"] for ev in parts])
+        groups = np.array([names[c] if 0 <= c < len(names) else None for c in code.tolist()], dtype=object)
+        identity = np.concatenate([ev.pairs[name]["identity"] for ev in parts])
+        return scores, labels, groups, identity
+
+    return pool
+
+
+def fairness_table(
+    evaluations: dict[str, list[Evaluation]], shown: dict[str, str], pool=None, group_label: str = "domain"
+) -> tuple[pd.DataFrame, str]:
+    """One row per variant and group (the variant's seeds' pairs pooled by ``pool``, default the
+    per-domain test sets, ``domain_pairs``): the group's FMR and FNMR at the variant's global
+    threshold with their intervals and their ratios to the best group's; the variant's
+    threshold and FDR with its interval on its first row. Returns the table and the target FMR
+    in words ("" when the run has no such pairs)."""
+    pool = pool or domain_pairs
+    pooled = {v: pool(evs) for v, evs in evaluations.items() if evs}
     pooled = {v: p for v, p in pooled.items() if p is not None}
     if not pooled:
         return pd.DataFrame(), ""
@@ -184,7 +217,7 @@ def fairness_table(evaluations: dict[str, list[Evaluation]], shown: dict[str, st
         f = fairness(scores, labels, groups, identity, target_fmr=target, alpha=ALPHA, resamples=RESAMPLES)
         lo, hi = f.intervals.get("fdr", (np.nan, np.nan))
         for k, g in enumerate(f.fmr):
-            row = {"variant": shown.get(v, v) if k == 0 else "", "domain": g}
+            row = {"variant": shown.get(v, v) if k == 0 else "", group_label: g}
             for what, rates, ratio in (("FMR", f.fmr, f.fmr_ratio), ("FNMR", f.fnmr, f.fnmr_ratio)):
                 glo, ghi = f.intervals.get(f"{what.lower()}/{g}", (np.nan, np.nan))
                 row[what] = f"{rates[g]:.4f} [{glo:.4f}, {ghi:.4f}]"
@@ -267,38 +300,54 @@ def fairness_figure(table: pd.DataFrame, *, title: str):
 
 
 def write_fairness(
-    evaluations: dict[str, list[Evaluation]], shown: dict[str, str], out: Path, figures, *, label: str, note: str
+    evaluations: dict[str, list[Evaluation]],
+    shown: dict[str, str],
+    out: Path,
+    figures,
+    *,
+    label: str,
+    note: str,
+    grouped: str | None = None,
 ) -> str:
-    """``fairness.{csv,md,tex}`` and ``fig_fairness``; the page's section (empty without per-domain pairs)."""
+    """``fairness.{csv,md,tex}`` and ``fig_fairness`` across the domains, or, for ``grouped`` (a
+    test set graded by an attribute), ``fairness_<set>.*`` and ``fig_fairness_<set>`` across the
+    attribute's groups; the page's section (empty without such pairs)."""
     from reports.html import _e, frame_html
     from reports.latex import frame_latex
     from reports.markdown import frame_markdown
     from reports.plots import write_figure
 
-    table, target = fairness_table(evaluations, shown)
+    if grouped is None:
+        stem, what, groups = "fairness", "domains", "domain"
+        table, target = fairness_table(evaluations, shown)
+    else:
+        set_name = grouped.split("/", 1)[1]
+        attribute = next((ev.grouping for evs in evaluations.values() for ev in evs if ev.grouping), "attribute")
+        stem, what, groups = f"fairness_{set_name}", f"{attribute} groups on {set_name}", attribute
+        table, target = fairness_table(evaluations, shown, attribute_pairs(grouped), group_label=attribute)
     if table.empty:
         return ""
     frame = table.drop(columns=["_fair", "_variant"])
     summary = summary_frame(table)
     caption = (
-        f"Fairness across domains at one global threshold (FMR {target} over every domain's impostor pairs "
+        f"Fairness across {what} at one global threshold (FMR {target} over every group's impostor pairs "
         f"together; its threshold on each variant's first row), the seeds' test pairs pooled: FMR and FNMR "
-        f"per domain [95% bootstrap interval over identities], each over the best domain's (inf: the best "
-        f"is 0), and FDR(alpha={ALPHA:g}) (1: no difference between domains). {note}"
+        f"per {groups} [95% bootstrap interval over identities], each over the best {groups}'s (inf: the best "
+        f"is 0), and FDR(alpha={ALPHA:g}) (1: no difference between groups). {note}"
     ).strip()
-    frame.to_csv(out / "fairness.csv", index=False)
-    (out / "fairness.md").write_text(frame_markdown(frame, caption))
+    frame.to_csv(out / f"{stem}.csv", index=False)
+    (out / f"{stem}.md").write_text(frame_markdown(frame, caption))
     short = (
-        f"Fairness across domains at one global threshold (FMR {target} over every domain's impostor pairs "
+        f"Fairness across {what} at one global threshold (FMR {target} over every group's impostor pairs "
         f"together), the seeds' test pairs pooled: each variant's highest and lowest FMR and FNMR over the "
-        f"domains, and FDR(alpha={ALPHA:g}) [95% bootstrap interval over identities] (1: no difference "
-        f"between domains); every domain's rates in fairness.csv. {note}"
+        f"groups, and FDR(alpha={ALPHA:g}) [95% bootstrap interval over identities] (1: no difference "
+        f"between groups); every group's rates in {stem}.csv. {note}"
     ).strip()
-    (out / "fairness.tex").write_text(frame_latex(summary, caption=short, label=f"{label}-fairness"))
-    title = f"Fairness across domains at the global threshold (FMR {target})"
-    write_figure(fairness_figure(table, title=title), out, "fig_fairness", figures, title=title)
-    links = " · ".join(f"<a href='fairness{x}'>fairness{x}</a>" for x in (".tex", ".md", ".csv"))
+    (out / f"{stem}.tex").write_text(frame_latex(summary, caption=short, label=f"{label}-{stem.replace('_', '-')}"))
+    title = f"Fairness across {what} at the global threshold (FMR {target})"
+    write_figure(fairness_figure(table, title=title), out, f"fig_{stem}", figures, title=title)
+    links = " · ".join(f"<a href='{stem}{x}'>{stem}{x}</a>" for x in (".tex", ".md", ".csv"))
     return f"<p><small>{_e(caption)}</small></p>" + frame_html(frame) + f"<p>{links}</p>"
 
 
-__all__ = ["fairness", "fairness_table", "global_threshold", "write_fairness"]
+__all__ = ["attribute_pairs", "fairness", "fairness_table", "global_threshold", "grouped_sets", "write_fairness"]

@@ -38,7 +38,7 @@ def ablation_tables(df: pd.DataFrame, meta: RunInfo) -> list:
 def _ablation(r: ReportInput) -> list[Section]:
     from reports.ablation_plots import ablation_figures
     from reports.evaluation_plots import evaluation_figures, trial_evaluations
-    from reports.fairness import write_fairness
+    from reports.fairness import grouped_sets, write_fairness
     from reports.plots import Figures, export_static
 
     tables = with_selection(ablation_tables(r.df, r.meta), r.meta)
@@ -55,6 +55,11 @@ def _ablation(r: ReportInput) -> list[Section]:
         )
         fair = write_fairness(evaluations, shown, r.out, figs, label=r.meta.label or r.meta.study, note=r.note)
         extra.extend([("Fairness across domains", fair)] if fair else [])
+        for grouped in grouped_sets(evaluations):  # a benchmark graded by an attribute of its people
+            fair = write_fairness(
+                evaluations, shown, r.out, figs, label=r.meta.label or r.meta.study, note=r.note, grouped=grouped
+            )
+            extra.extend([(f"Fairness on {grouped.split('/', 1)[1]}", fair)] if fair else [])
         return ("Figures", figures_html(export_static(figs), note))
 
     return grid_sections(r, tables, extra_sections=extra, figures=figures)

@@ -11,8 +11,10 @@ under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 
 ``meta``
     JSON text: ``{"version": 1, "epoch": <the epoch evaluated>, "domains": [<name of domain 0>, ...],
-    "adapters": [<name of adapter 0>, ...]}`` (``domains``: where embeddings or routing carry
-    domain indices; ``adapters``: where routing is kept, the domain each adapter was trained for).
+    "adapters": [<name of adapter 0>, ...], "grouping": <attribute>, "groups": [<value 0>, ...]}``
+    (``domains``: where embeddings or routing carry domain indices; ``adapters``: where routing
+    is kept, the domain each adapter was trained for; ``grouping`` and ``groups``: where pairs
+    carry a group, the attribute and its values).
 ``pairs/<set>/scores`` (float32), ``pairs/<set>/labels`` (int8: 1 same identity, 0 not)
     every verification pair's cosine similarity, in the set's order;
 ``pairs/<set>/folds`` (int16)
@@ -22,10 +24,14 @@ under (``eval/cross_domain``, ``val/heldout``, ``eval/lfw``, ``eval/gallery``):
 ``pairs/<set>/fold_thresholds`` (float64, one per fold; a set scored by folds)
     the threshold each fold was scored at, chosen on the other folds;
 ``pairs/<set>/identity`` (int32, one per pair; where the set knows it)
-    the identity of the pair's first image (what a bootstrap over identities resamples by);
+    the identity of the pair's first image (what a bootstrap over identities resamples by;
+    on a pair list, the index of its person among the list's people, sorted by name);
 ``pairs/<set>/source``, ``pairs/<set>/target`` (int16, one per pair; where the set knows them)
     the domain index of the pair's first (gallery) and second (probe) image: what the
-    cross-domain figure splits a set by (``meta``'s ``domains`` names them).
+    cross-domain figure splits a set by (``meta``'s ``domains`` names them);
+``pairs/<set>/group`` (int16, one per pair; a set graded by an attribute of its people)
+    the index, in ``meta``'s ``groups``, of the attribute value both of the pair's people have
+    (``-1``: they differ, or one has none): what fairness groups the set's pairs by.
 ``ranks/<set>/mate_rank`` (int32), ``ranks/<set>/mate_score``, ``ranks/<set>/nonmate_score`` (float32), ``ranks/<set>/identity`` (int32)
     per probe of a closed-set identification: the rank of its true identity among the
     gallery identities (1 = first; an identity scoring as high counts ahead of it), the
@@ -61,8 +67,10 @@ EMBEDDING_ARRAYS = {"vectors": "float16", "identity": "int32", "domain": "int16"
 ROUTING_ARRAYS = {"weights": "float16", "domain": "int16"}
 MATRICES = ("vectors", "weights")  # the arrays with a row per image (the others: one value per row)
 NO_FOLD = -1
-#: Optional per pair, where the set knows them: the domain index of its first and second image.
-PAIR_DOMAINS = ("source", "target")
+#: Optional per pair, where the set knows them: the domain index of its first and second image,
+#: and the group (an attribute's value, ``meta``'s ``groups``) both its people belong to.
+PAIR_DOMAINS = ("source", "target", "group")
+NO_GROUP = -1
 
 
 @dataclass
@@ -78,6 +86,9 @@ class Evaluation:
     routing: dict[str, dict[str, Any]] = field(default_factory=dict)
     adapters: list[str] = field(default_factory=list)
     """The domain each column of ``routing``'s weights was trained for, in order."""
+    grouping: str = ""
+    """The attribute the pairs' ``group`` indices are values of (``groups`` names them)."""
+    groups: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.pairs or self.ranks or self.embeddings or self.routing)
@@ -92,6 +103,7 @@ def to_bytes(ev: Evaluation) -> bytes:
         "epoch": int(ev.epoch),
         **({"domains": list(ev.domains)} if ev.domains else {}),
         **({"adapters": list(ev.adapters)} if ev.adapters else {}),
+        **({"grouping": ev.grouping, "groups": list(ev.groups)} if ev.groups else {}),
     }
     arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta))}
     for part, kinds, sets in ((PAIRS, PAIR_ARRAYS, ev.pairs), (RANKS, RANK_ARRAYS, ev.ranks)):
@@ -148,11 +160,14 @@ def read_evaluation(path: Path) -> Evaluation:
         raise DamagedEvaluation(f"{path}: no meta (version, epoch); the file is damaged") from None
     if meta.get("version") != EVAL_VERSION:
         raise DamagedEvaluation(f"{path}: version {meta.get('version')!r}, this tool reads {EVAL_VERSION}")
-    domains, adapters = meta.get("domains", []), meta.get("adapters", [])
-    for names in (domains, adapters):
+    domains, adapters, groups = meta.get("domains", []), meta.get("adapters", []), meta.get("groups", [])
+    for names in (domains, adapters, groups):
         if not (isinstance(names, list) and all(isinstance(d, str) for d in names)):
-            raise DamagedEvaluation(f"{path}: its domain names are not a list of names; the file is damaged")
-    ev = Evaluation(epoch, domains=domains, adapters=adapters)
+            raise DamagedEvaluation(f"{path}: its domain or group names are not a list of names; the file is damaged")
+    grouping = meta.get("grouping", "")
+    if not isinstance(grouping, str):
+        raise DamagedEvaluation(f"{path}: its grouping is not a name; the file is damaged")
+    ev = Evaluation(epoch, domains=domains, adapters=adapters, grouping=grouping, groups=groups)
     parts = {
         PAIRS: (PAIR_ARRAYS, ev.pairs),
         RANKS: (RANK_ARRAYS, ev.ranks),

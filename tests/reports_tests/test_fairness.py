@@ -114,3 +114,39 @@ def test_the_ablation_report_has_a_fairness_table_across_domains(tmp_path):
     from tests.latex_check import assert_fits
 
     assert_fits([tmp_path / "report" / "fairness.tex"], tmp_path / "latex")
+
+
+def test_a_benchmark_graded_by_an_attribute_gets_its_own_fairness_table(tmp_path):
+    """A pair list whose pairs carry their people's shared attribute value (``group``; -1 for a
+    pair of two values): ``fairness_<set>.csv`` has each value's FMR and FNMR at the global
+    threshold over every impostor pair of the set (cross-group ones included), by the definition."""
+    from reports import build_report
+    from reports.rundir.evaluation import EVAL_FILE, Evaluation, write_evaluation
+
+    rng, rows, M = np.random.default_rng(5), [], "eval/lfw/acc"
+    kept = []
+    for seed in range(2):
+        name = f"ref_seed{seed}"
+        rows.append({"trial_name": name, "variant": "ref", "seed": seed, "status": "TERMINATED", "error": "", M: 0.7})
+        labels = np.r_[np.ones(200, int), np.zeros(1200, int)]
+        group = rng.integers(-1, 2, len(labels))  # -1: the pair's two people differ in the attribute
+        scores = rng.normal(0.5 * labels + 0.2 * (group == 1), 0.15).astype(np.float32)
+        pairs = {M.rsplit("/", 1)[0]: {"scores": scores, "labels": labels, "folds": np.arange(1400) % 10,
+                                       "identity": rng.integers(0, 80, 1400), "group": group}}  # fmt: skip
+        kept.append((scores.astype(np.float64), labels, group))
+        ckpt = tmp_path / "tune" / f"abl_{name}" / "checkpoint_000001"
+        ckpt.mkdir(parents=True)
+        write_evaluation(ckpt / EVAL_FILE, Evaluation(1, pairs=pairs, grouping="cohort", groups=["A", "B"]))
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    meta = {"study": "abl", "kind": "ablation", "metric": M, "mode": "max", "variants": ["ref"], "reference": "ref"}
+    (tmp_path / "run.json").write_text(json.dumps(meta))
+    page = build_report(tmp_path).read_text()
+    assert "Fairness on lfw" in page and "fig_fairness_lfw.html" in page
+    table = pd.read_csv(tmp_path / "report" / "fairness_lfw.csv")
+    assert table["cohort"].tolist() == ["A", "B"]
+    scores, labels, group = (np.concatenate(x) for x in zip(*kept))
+    names = np.array([None if g < 0 else "AB"[g] for g in group], dtype=object)
+    _, fmr, fnmr, _ = fairness_reference(scores, labels, names, 1e-3, 0.5)
+    for _, row in table.iterrows():
+        assert float(row["FMR"].split()[0]) == pytest.approx(fmr[row["cohort"]], abs=5e-5)
+        assert float(row["FNMR"].split()[0]) == pytest.approx(fnmr[row["cohort"]], abs=5e-5)

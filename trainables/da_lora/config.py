@@ -44,6 +44,7 @@ class DaLoraConfig(TrainableConfig):
         "val_data",
         "ijb",
         "identification",
+        "attributes",
     )
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -123,6 +124,11 @@ class DaLoraConfig(TrainableConfig):
         default_factory=dict,
         description="name -> TinyFace-style folder (Probe/, Gallery_Match/, optional Gallery_Distractor/; "
         "<label>_<k>.jpg): closed-set identification with distractors, eval/<name>/rank1 ...",
+    )
+    attributes: str | None = Field(
+        None,
+        description="CSV 'identity,<attribute>' of the pair-list benchmarks' people: the report's fairness "
+        "across that attribute's groups on each of them",
     )
     val_fraction: float = Field(
         0.2,

@@ -41,7 +41,8 @@ from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
 )
 from trainables.data.splits import hold_out
 from trainables.errors import TrainableInputError
-from trainables.evaluation.artifacts import active, record_pairs, record_routing
+from trainables.evaluation.artifacts import active, record_groups, record_pairs, record_routing
+from trainables.evaluation.attributes import Attributes, read_attributes
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.disjoint import (  # noqa: F401  (check_identity_overlap: re-exported)
     check_benchmark_overlap,
@@ -89,6 +90,7 @@ class TrialData:
     val_benchmarks: list[PairBenchmark] = field(default_factory=list)
     ijb: list[IjbBenchmark] = field(default_factory=list)
     identification: list[IdentificationBenchmark] = field(default_factory=list)
+    attributes: Attributes | None = None
 
 
 def _held_out_split(cfg: DaLoraConfig, full: TrainSet, twins: np.ndarray) -> tuple[TrainSet, TrainSet | None]:
@@ -183,6 +185,11 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     val_benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.val_data.items())]
     ijb = [load_ijb(name, root, **shared) for name, root in sorted(cfg.ijb.items())]
     ident = [load_identification(name, root, **shared) for name, root in sorted(cfg.identification.items())]
+    attributes = read_attributes(cfg.attributes) if cfg.attributes else None
+    if attributes is not None and not any(b.image_identity for b in benchmarks):
+        raise DataError(
+            f"attributes {cfg.attributes}: no benchmark names its people (a pair list does; a .bin does not)"
+        )
     # the names of every training identity, the held-out ones included: none may be tested on
     check_identity_overlap(full, benchmarks)
     check_identity_overlap(full, val_benchmarks, role="validation benchmark")
@@ -194,7 +201,7 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     train, held = _held_out_split(cfg, full, twins)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
     val = None if held is None else _validation(cfg, full, held, twins, image_size)
-    return TrialData(train, synth, benchmarks, k, val, val_benchmarks, ijb, ident)
+    return TrialData(train, synth, benchmarks, k, val, val_benchmarks, ijb, ident, attributes)
 
 
 # ------------------------------------------------------------------ model and losses
@@ -315,7 +322,7 @@ class Evaluator:
             hw,
         )
         self.domains = data.train.domains
-        self.ijb, self.identification = data.ijb, data.identification
+        self.ijb, self.identification, self.attributes = data.ijb, data.identification, data.attributes
 
     def _benchmarks(self, model, benchmarks: list[PairBenchmark], prefix: str, kw) -> dict[str, float]:
         out, per_bench = {}, []
@@ -323,7 +330,15 @@ class Evaluator:
             emb = embed_all(model, b.images, flip=self.flip, **kw)
             scores = (emb[b.left] * emb[b.right]).sum(dim=1).numpy().astype(np.float64)
             m = verification_metrics(scores, b.label)
-            record_pairs(f"{prefix}/{b.name}", scores, b.label, folds=10)  # verification_metrics' 10 folds
+            groups = {}
+            if self.attributes is not None and b.image_identity:  # fairness across the attribute's groups
+                _, people = np.unique(b.image_identity, return_inverse=True)
+                groups = {
+                    "identity": people[b.left],
+                    "group": self.attributes.pair_groups(b.image_identity, b.left, b.right),
+                }
+                record_groups(self.attributes.name, self.attributes.values)
+            record_pairs(f"{prefix}/{b.name}", scores, b.label, folds=10, **groups)  # verification_metrics' 10 folds
             per_bench.append(m)
             out.update({f"{prefix}/{b.name}/{k}": v for k, v in m.items()})
         if len(per_bench) > 1:

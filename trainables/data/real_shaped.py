@@ -8,7 +8,8 @@ people can be told apart, and a study on them learns something)::
     train.csv                              path,identity,domain: the manifest form of the same
     <benchmark>.bin                        insightface's format: (JPEG bytes, is-same flags),
                                            pairs in 10 contiguous folds, each half same, half not
-    lfw_pairs/pairs.txt, lfw_pairs/<name>/<name>_0001.jpg    an LFW-style pair list and folders
+    lfw_pairs/pairs.txt, lfw_pairs/<name>/<name>_0001.jpg    an LFW-style pair list and folders,
+    lfw_pairs/attributes.csv               and a made-up attribute of its people (cohort A or B)
     TinyFace/Probe/, Gallery_Match/,       with --tinyface-subjects: a TinyFace-shaped folder (low-quality
       Gallery_Distractor/                  probes, <label>_<k>.jpg, and four distractors a subject)
     IJBC/loose_crop/, IJBC/meta/           with --ijb-subjects: an IJB-C-shaped folder (templates of
@@ -196,6 +197,10 @@ def write_pair_list(root: Path, spec: RealShapedSpec, rng: np.random.Generator) 
         i, j = rng.choice(per_person, 2, replace=False) + 1
         lines.append(f"{names[a]}\t{i}\t{j}" if same else f"{names[a]}\t{i}\t{names[b]}\t{j}")
     (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    # an attribute of its people for fairness (``attributes: lfw_pairs/attributes.csv``): a
+    # made-up cohort, A or B by turns (the renderer has no demographic attribute to draw on)
+    cohorts = "".join(f"{name},{'AB'[i % 2]}\n" for i, name in enumerate(names))
+    (root / "attributes.csv").write_text("identity,cohort\n" + cohorts)
     return n_pairs
 
 

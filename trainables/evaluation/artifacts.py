@@ -47,6 +47,8 @@ def replay(ev: Evaluation) -> None:
         current[0].embeddings.update(ev.embeddings)
     current[0].routing.update(ev.routing)
     current[0].adapters = current[0].adapters or list(ev.adapters)
+    if ev.groups:
+        current[0].grouping, current[0].groups = ev.grouping, list(ev.groups)
 
 
 def fold_ids(n: int, folds: int) -> np.ndarray:
@@ -64,12 +66,14 @@ def record_pairs(
     threshold: float | None = None,
     identity=None,
     domains: tuple | None = None,
+    group=None,
 ) -> None:
     """A verification set's pair scores (``name``: its metric prefix, ``eval/cross_domain``),
     with the fold of each pair (``folds``: scored by the k-fold protocol) or the threshold
     chosen on validation pairs that it was scored at; ``identity``: each pair's first image's
     identity, where the set knows it; ``domains``: (each pair's first image's domain index, its
-    second's), where the set knows them."""
+    second's), where the set knows them; ``group``: each pair's group index (``record_groups``),
+    -1 for none."""
     current = _CURRENT.get()
     if current is None:
         return
@@ -84,6 +88,7 @@ def record_pairs(
         "identity": None if identity is None else np.asarray(identity),
         "source": None if domains is None else np.asarray(domains[0]),
         "target": None if domains is None else np.asarray(domains[1]),
+        "group": None if group is None else np.asarray(group),
         # the threshold each fold was scored at (chosen on the other folds): what a histogram draws
         "fold_thresholds": np.asarray(ten_fold_accuracy(scores, np.asarray(labels), folds=folds).thresholds)
         if folds
@@ -97,6 +102,13 @@ def record_domain_names(domains: tuple[str, ...]) -> None:
     current = _CURRENT.get()
     if current is not None and domains and not current[0].domains:
         current[0].domains = list(domains)
+
+
+def record_groups(grouping: str, groups: tuple[str, ...]) -> None:
+    """The attribute the recorded pairs' ``group`` indices are values of, and its values."""
+    current = _CURRENT.get()
+    if current is not None:
+        current[0].grouping, current[0].groups = grouping, list(groups)
 
 
 def record_ranks(name: str, mate_rank, mate_score, nonmate_score, identity) -> None:
@@ -154,6 +166,7 @@ __all__ = [
     "replay",
     "record_domain_names",
     "record_embeddings",
+    "record_groups",
     "record_pairs",
     "record_ranks",
     "record_routing",

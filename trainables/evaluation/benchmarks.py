@@ -53,6 +53,8 @@ class PairBenchmark:
     right: np.ndarray
     label: np.ndarray
     identity_names: frozenset[str] = frozenset()
+    image_identity: tuple[str, ...] = ()
+    """Each image's person (a pair list: the folder it sits in); empty for a ``.bin``."""
 
     def __len__(self) -> int:
         return len(self.label)
@@ -232,4 +234,5 @@ def load_benchmark(name: str, path: str | Path, *, size: int, verify: bool = Fal
         np.asarray([index[p] for p in right]),
         label,
         names,
+        tuple(p.parent.name for p in unique),
     )
