@@ -39,7 +39,7 @@ GALLERIES = (("G1", "G2"), ("S1", "S2"))
 #: The most template pairs whose scores an evaluation keeps in ``evaluation.npz``.
 MAX_RECORDED_PAIRS = 2_000_000
 #: Images embedded at a time, and template pairs scored at a time.
-CHUNK_IMAGES, CHUNK_PAIRS = 4096, 1 << 20
+CHUNK_IMAGES, CHUNK_PAIRS = 4096, 1 << 16
 
 
 class IjbError(BenchmarkError):
