@@ -210,3 +210,32 @@ def test_the_synthfaces_template_and_open_set_sets():
     assert g1 == {2, 9} and g2 == {5} and not g1 & g2
     assert ProtocolSets.of(np.array([1, 1, 2]), np.zeros(3, int)) is None  # an identity with one image
     assert ProtocolSets.of(np.array([1, 1]), np.zeros(2, int)) is None  # one identity
+
+
+def test_the_synthfaces_distractor_identification_follows_its_definition():
+    """Closed set with distractors on synthfaces' sets: the first gallery's probes, each ranked
+    against the first gallery's identities (an identity scored by its best entry image) and every
+    image of the second gallery as a distractor of its own; rank = 1 + everything else scoring at
+    least as high as the probe's own identity (brute force here)."""
+    from trainables.evaluation.synthfaces_eval import ProtocolSets
+
+    rng = np.random.default_rng(7)
+    identity = np.repeat(np.arange(12), 4)
+    domain = np.tile([0, 1], 24)
+    emb = rng.normal(size=(48, 6)) + 1.5 * rng.normal(size=(12, 6))[identity]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    sets = ProtocolSets.of(identity, domain)
+    with_keys = sets(emb, identity, "eval")
+    g1 = sets.gallery & sets.in_g1
+    distractors = emb[sets.gallery & ~sets.in_g1]
+    ranks = []
+    for p, i in zip(emb[sets.probe & sets.in_g1], identity[sets.probe & sets.in_g1]):
+        own = max(float(p @ g) for g in emb[g1 & (identity == i)])
+        others = [max(float(p @ g) for g in emb[g1 & (identity == j)]) for j in set(identity[g1].tolist()) - {i}]
+        others += [float(p @ d) for d in distractors]
+        ranks.append(1 + sum(s >= own for s in others))
+    ranks = np.array(ranks)
+    for k in (1, 5, 10):
+        assert with_keys[f"eval/distractors/rank{k}"] == pytest.approx(np.mean(ranks <= k)), k
+    assert with_keys["eval/distractors/distractors"] == len(distractors) == 12  # 6 identities x 2 entry images
+    assert (ranks > 1).any()  # the distractors do push some probes down

@@ -245,7 +245,7 @@ def metric_keys(cfg: DaLoraConfig) -> list[str]:
 
     if cfg.train_data == "synthfaces":
         sets = set_names(tuple(cfg.synthfaces().domains))
-        keys += verification_keys("eval", sets) + protocol_keys("eval")
+        keys += verification_keys("eval", sets) + protocol_keys("eval", distractors=True)
         if cfg.val_fraction:
             keys += verification_keys("val", sets)
     elif cfg.val_fraction:
@@ -264,7 +264,7 @@ def ijb_keys(prefix: str, root: str) -> list[str]:
     and is refused when the study prepares)."""
     from trainables.evaluation.ijb import IjbError, open_set_lists
 
-    keys = protocol_keys(prefix)
+    keys = protocol_keys(prefix)  # templates and the open set (no distractor gallery in IJB's lists)
     try:
         one_to_n = open_set_lists(root) is not None
     except IjbError:

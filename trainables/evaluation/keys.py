@@ -24,7 +24,7 @@ VERIFICATION_AT_KEYS = ("eer", "auc", "acc", "precision", "recall", "f1", "thres
 TEMPLATE_FARS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 OPEN_SET_FPIRS = (1e-1, 1e-2)
 CMC_RANKS = (1, 5, 10)
-TEMPLATES, OPEN_SET = "templates", "open_set"
+TEMPLATES, OPEN_SET, DISTRACTORS = "templates", "open_set", "distractors"
 
 
 def tpir_key(fpir: float) -> str:
@@ -45,10 +45,12 @@ OPEN_SET_KEYS = tuple(
 IDENTIFICATION_KEYS = (*(f"rank{r}" for r in CMC_RANKS), "probes", "gallery_images", "distractors")
 
 
-def protocol_keys(prefix: str) -> list[str]:
+def protocol_keys(prefix: str, *, distractors: bool = False) -> list[str]:
     """The template 1:1 and open-set 1:N keys of a group of identities (``<prefix>/templates/...``,
-    ``<prefix>/open_set/...``)."""
-    return [f"{prefix}/{TEMPLATES}/{k}" for k in TEMPLATE_KEYS] + [f"{prefix}/{OPEN_SET}/{k}" for k in OPEN_SET_KEYS]
+    ``<prefix>/open_set/...``) and, with ``distractors``, closed-set identification with
+    distractors (``<prefix>/distractors/...``)."""
+    keys = [f"{prefix}/{TEMPLATES}/{k}" for k in TEMPLATE_KEYS] + [f"{prefix}/{OPEN_SET}/{k}" for k in OPEN_SET_KEYS]
+    return keys + ([f"{prefix}/{DISTRACTORS}/{k}" for k in IDENTIFICATION_KEYS] if distractors else [])
 
 
 def set_names(domains: tuple[str, ...]) -> list[str]:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from trainables.data.synthfaces import FaceSet
-from trainables.evaluation.artifacts import record_domain_names, record_embeddings, record_pairs
+from trainables.evaluation.artifacts import record_domain_names, record_embeddings, record_pairs, record_ranks
 from trainables.evaluation.keys import CROSS_DOMAIN, set_names, verification_keys  # noqa: F401  (re-exported)
 from trainables.evaluation.pairs import PairList, fold_count, verification_pairs
 from trainables.evaluation.verification import verification_metrics
@@ -105,7 +105,9 @@ class ProtocolSets:
     one domain a media (their embeddings averaged, as a video's frames are); the two templates
     of an identity are a genuine pair, every template pair of two identities an impostor pair.
     Open set: the identities alternate between two galleries; an identity's even images are its
-    gallery entry, its odd images its probes (mated in its own gallery, non-mated in the other)."""
+    gallery entry, its odd images its probes (mated in its own gallery, non-mated in the other).
+    Closed set with distractors (TinyFace-style): the first gallery's probes against its entries
+    plus the second gallery's images, each a distractor (a person no probe is)."""
 
     template: np.ndarray
     media: np.ndarray
@@ -138,12 +140,14 @@ class ProtocolSets:
                    gallery, probe, dense % 2 == 0)  # fmt: skip
 
     def __call__(self, emb: np.ndarray, identity: np.ndarray, prefix: str) -> dict[str, float]:
-        from trainables.evaluation.keys import OPEN_SET, TEMPLATES
+        from trainables.evaluation.decisions import identification_ranks
+        from trainables.evaluation.keys import CMC_RANKS, DISTRACTORS, OPEN_SET, TEMPLATES
         from trainables.evaluation.protocols import (
             open_set_identification,
             template_features,
             template_scores,
             template_verification,
+            with_distractors,
         )
 
         out: dict[str, float] = {}
@@ -156,6 +160,14 @@ class ProtocolSets:
             (emb[g1], identity[g1]), (emb[g2], identity[g2]), (emb[self.probe], identity[self.probe])
         )
         out.update({f"{prefix}/{OPEN_SET}/{k}": v for k, v in open_set.items()})
+        gallery, ids = with_distractors(emb[g1], identity[g1], emb[g2])
+        mine = self.probe & self.in_g1
+        rank, mate, nonmate = identification_ranks(gallery, ids, emb[mine], identity[mine])
+        record_ranks(f"{prefix}/{DISTRACTORS}", rank, mate, nonmate, identity[mine])
+        out.update({f"{prefix}/{DISTRACTORS}/rank{k}": float(np.mean(rank <= k)) for k in CMC_RANKS})
+        out[f"{prefix}/{DISTRACTORS}/probes"] = float(mine.sum())
+        out[f"{prefix}/{DISTRACTORS}/gallery_images"] = float(g1.sum())
+        out[f"{prefix}/{DISTRACTORS}/distractors"] = float(g2.sum())
         return out
 
 
