@@ -84,6 +84,20 @@ def test_report_has_the_track_comparison(run, tmp_path):
     assert_fits([out / "report" / "track_comparison.tex", out / "report" / "ablation.tex"], tmp_path)
 
 
+def test_the_probe_page_with_its_confusions_fits_and_draws(run, tmp_path):
+    """The page with its confusion matrices, static figures exported, opened 1280 px wide: nothing
+    past the window, nothing on the console (no missing image)."""
+    from reports import build_report
+    from tests.browser_check import assert_page_fits
+    from tests.conftest import static_figures
+
+    out, _ = run
+    with static_figures():
+        build_report(out)
+    assert (out / "report" / "fig_confusion.png").stat().st_size > 0
+    assert_page_fits(out / "report" / "index.html", tmp_path)
+
+
 PROBE_SEARCH = """
 name: probe-search
 kind: search

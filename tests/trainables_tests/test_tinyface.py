@@ -100,3 +100,21 @@ def test_bad_folders_are_refused_in_one_line(folder, tmp_path, damage, words):
     with pytest.raises(IdentificationError, match=words) as err:
         read_identification(root)
     assert "\n" not in str(err.value)
+
+
+def test_a_hand_checked_case_with_a_tie_and_the_smallest_gallery():
+    """One probe (1, 0) of identity 1; gallery: identity 1 at (0.6, 0.8) (score 0.6), identity 2
+    at (0.6, -0.8) (score 0.6: a tie, counted against the probe); distractors (1, 0) (score 1,
+    ahead) and (0, 1) (score 0, behind). Rank 1 + 2 = 3; best non-mate score 1."""
+    from pathlib import Path
+
+    from trainables.evaluation.tinyface import IdentificationBenchmark, IdentificationFiles, streamed_ranks
+
+    vectors = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.6, -0.8], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    files = IdentificationFiles(
+        [Path("1_1.jpg")], np.array(["1"]), [Path("1_1.jpg"), Path("2_1.jpg")], np.array(["1", "2"]),
+        [Path("a.jpg"), Path("b.jpg")],
+    )  # fmt: skip
+    bench = IdentificationBenchmark("t", torch.arange(5), files)
+    rank, mate, nonmate = streamed_ranks(lambda rows: vectors[rows], bench)
+    assert (rank.tolist(), mate.tolist(), nonmate.tolist()) == ([3], [pytest.approx(0.6)], [1.0])
