@@ -30,23 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TRIAL = r"""
-import json, sys, threading, time
-import numpy as np, torch
-from pathlib import Path
+from peak_memory import PEAK_SAMPLER  # noqa: E402  (beside this script)
 
-def anon_kib():
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    return 0
-
-peak = [anon_kib()]
-stop = threading.Event()
-def sample():
-    while not stop.is_set():
-        peak[0] = max(peak[0], anon_kib()); time.sleep(0.005)
-threading.Thread(target=sample, daemon=True).start()
+TRIAL = (
+    PEAK_SAMPLER
+    + r"""
 torch.set_num_threads(1)
 arm, train_dir, bin_path, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 from trainables.da_lora.config import DaLoraConfig
@@ -87,6 +75,7 @@ print(json.dumps({"peak_anon_mib": peak[0] / 1024, "start_anon_mib": base / 1024
                   "train": len(data.train), "val": len(data.val.images),
                   "bench": len(data.benchmarks[0].images), "s": time.perf_counter() - t0}))
 """
+)
 
 
 def generate(root: Path, images: int) -> tuple[str, str]:

@@ -27,24 +27,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES, TEMPLATES, PAIRS, DIM = 469_375, 23_124, 15_658_489, 512
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ARM = r"""
-import json, sys, threading, time
-import numpy as np, torch
-from pathlib import Path
+from peak_memory import PEAK_SAMPLER  # noqa: E402  (beside this script)
 
-def anon_kib():
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    return 0
-
-peak = [anon_kib()]
-stop = threading.Event()
-def sample():
-    while not stop.is_set():
-        peak[0] = max(peak[0], anon_kib()); time.sleep(0.005)
-threading.Thread(target=sample, daemon=True).start()
+ARM = (
+    PEAK_SAMPLER
+    + r"""
 arm, fraction, dim = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 from trainables.evaluation import ijb
 from trainables.evaluation.ijb import IjbBenchmark, IjbFiles
@@ -77,7 +66,9 @@ stop.set()
 np.save(sys.argv[4], scores)
 print(json.dumps({"arm": arm, "fraction": fraction, "images": images, "templates": int(len(ids)), "pairs": pairs,
                   "seconds": round(seconds, 1), "peak_mib": round((peak[0] - base) / 1024)}))
-""" % (IMAGES, TEMPLATES, PAIRS)
+"""
+    % (IMAGES, TEMPLATES, PAIRS)
+)
 
 
 def run(arm: str, fraction: float, out: Path) -> dict:

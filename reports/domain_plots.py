@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from reports.ablation import COMPLETED
+from reports.evaluation_plots import COLOURS
 from reports.plots import FIGURE_HEIGHT, FIGURE_WIDTH, mean_ci
 from reports.rundir.evaluation import NO_FOLD, Evaluation
 from reports.rundir.info import RunInfo
@@ -27,11 +28,6 @@ from reports.rundir.info import RunInfo
 SHOTS_KEY = "samples_per_identity"
 #: The test sets' accuracies a few-shot figure draws.
 TEST_ACCURACY = re.compile(r"eval/[^/]+/acc")
-COLOURS = ("rgb(31,119,180)", "rgb(214,39,40)", "rgb(44,160,44)", "rgb(255,127,14)", "rgb(148,103,189)")
-
-
-def _rgba(colour: str, alpha: float) -> str:
-    return colour.replace("rgb(", "rgba(").replace(")", f",{alpha})")
 
 
 # ---------------------------------------------------------------------------- cross-domain
@@ -181,33 +177,21 @@ def fewshot_figure(curves: list[FewShotCurve], *, title: str):
     """Accuracy against images per identity (log axis), a line per test set with its band."""
     import plotly.graph_objects as go
 
+    from reports.evaluation_plots import _curve
+
     fig = go.Figure()
     for i, c in enumerate(curves):
-        colour = COLOURS[i % len(COLOURS)]
-        band = np.isfinite(c.lo) & np.isfinite(c.hi)
-        if band.any():
-            xs = list(np.asarray(c.shots)[band])
-            fig.add_trace(
-                go.Scatter(
-                    x=xs + xs[::-1],
-                    y=list(c.hi[band]) + list(c.lo[band][::-1]),
-                    fill="toself",
-                    fillcolor=_rgba(colour, 0.15),
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=c.shots,
-                y=c.mean,
-                mode="lines+markers",
-                name=c.name,
-                line={"color": colour},
-                customdata=c.n,
-                hovertemplate="%{x} images per identity: %{y:.4f} (n=%{customdata})",
-            )
+        _curve(
+            fig,
+            np.asarray(c.shots),
+            c.mean,
+            c.lo,
+            c.hi,
+            n=min(c.n),
+            colour=COLOURS[i % len(COLOURS)],
+            name=c.name,
+            hover="%{x} images per identity: %{y:.4f}",
+            markers=True,
         )
     shots = sorted({s for c in curves for s in c.shots})
     fig.update_layout(

@@ -365,6 +365,42 @@ def cmc_figure(info: CmcInfo, *, title: str):
     return fig
 
 
+def _optional_figures(evaluations: dict[str, list[Evaluation]], shown: dict[str, str], out_dir: Path, figures) -> str:
+    """The figures drawn only where the trials kept what they need: routing (a model that routes
+    its images to domain adapters) and across domains (pairs that know their images' domains);
+    returns what the drawn ones show, for the page's note."""
+    from reports.domain_plots import cross_domain_figure, cross_domain_info
+    from reports.routing_plots import routing_figure, routing_info
+
+    optional = (
+        (
+            "fig_routing",
+            "Routing: each domain's test images, mean mixture weight per adapter",
+            routing_info,
+            routing_figure,
+            " Routing: the mixture weights the domain classifier gave each test image at the final evaluation "
+            "(the mean of the image's and its mirror image's under the flip test), averaged over the images of "
+            "each true domain, then over seeds; an adapter is named by the training domains it was trained for.",
+        ),
+        (
+            "fig_cross_domain",
+            "Across domains: accuracy per gallery → probe domain pair (mean over seeds, 95% CI)",
+            cross_domain_info,
+            cross_domain_figure,
+            " Across domains: the test pairs of a gallery image of one domain and a probe of another, per pair of "
+            "domains, scored at the threshold each trial applied to them (each pair at its fold's, chosen on the "
+            "other folds): the accuracy per trial, then the mean over seeds with its 95% t interval.",
+        ),
+    )
+    notes = ""
+    for stem, title, info_of, figure_of, note in optional:
+        info = info_of(evaluations, shown)
+        if info:
+            write_figure(figure_of(info, title=title), out_dir, stem, figures, title=title)
+            notes += note
+    return notes
+
+
 def evaluation_figures(
     run_dir: Path,
     df: pd.DataFrame,
@@ -423,37 +459,14 @@ def evaluation_figures(
         )
     elif tsne_of:
         tsne_note = " No t-SNE: the trials kept no embeddings (the spec's save_embeddings: true keeps them)."
-    from reports.routing_plots import routing_figure, routing_info
-
-    routing = routing_info(evaluations, shown)
-    routing_note = ""
-    if routing:
-        title = "Routing: each domain's test images, mean mixture weight per adapter"
-        write_figure(routing_figure(routing, title=title), out_dir, "fig_routing", figures, title=title)
-        routing_note = (
-            " Routing: the mixture weights the domain classifier gave each test image at the final evaluation "
-            "(the mean of the image's and its mirror image's under the flip test), averaged over the images of "
-            "each true domain, then over seeds; an adapter is named by the training domains it was trained for."
-        )
-    from reports.domain_plots import cross_domain_figure, cross_domain_info
-
-    bars = cross_domain_info(evaluations, shown)
-    cross_note = ""
-    if bars:
-        title = "Across domains: accuracy per gallery → probe domain pair (mean over seeds, 95% CI)"
-        write_figure(cross_domain_figure(bars, title=title), out_dir, "fig_cross_domain", figures, title=title)
-        cross_note = (
-            " Across domains: the test pairs of a gallery image of one domain and a probe of another, per pair of "
-            "domains, scored at the threshold each trial applied to them (each pair at its fold's, chosen on the "
-            "other folds): the accuracy per trial, then the mean over seeds with its 95% t interval."
-        )
+    more = _optional_figures(evaluations, shown, out_dir, figures)
     return cmc_note + (
         f"<p><small>ROC and DET: the {_e(what)} pairs of the final evaluation of "
         f"every completed trial, read from its <code>evaluation.npz</code>; TAR at a FAR is the largest TAR whose "
         f"FAR is at most it, drawn from 1/{int(round(1 / roc.far[0]))} (one impostor pair) up; circles: TAR at "
         f"FAR {', '.join(f'{f:g}' for f in OPERATING_FARS)} where every seed has enough impostor pairs. "
         "Score histograms: cosine similarity, genuine (same identity) and impostor pairs."
-        f"{_e(tsne_note)}{_e(routing_note)}{_e(cross_note)}</small></p>"
+        f"{_e(tsne_note)}{_e(more)}</small></p>"
     )
 
 

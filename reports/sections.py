@@ -30,6 +30,22 @@ def section_for(trainable: str):
     return wrap
 
 
+def study_summary(meta: RunInfo, df, what: str) -> str:
+    """The page's lines on the study: its description, ``what`` it ran (already HTML), its metric,
+    its trials by status, whether it was a quick run, and which model each trial keeps."""
+    from reports.html import _e
+
+    counts = df["status"].value_counts().to_dict()
+    return (
+        f"<p>{_e(meta.description or '')}</p><p>{what}; "
+        f"metric <code>{_e(meta.metric)}</code> ({_e(meta.mode)}); {len(df)} trials: "
+        + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
+        + (" &mdash; <b>quick run</b>" if meta.quick else "")
+        + "</p>"
+        + models_line(meta)
+    )
+
+
 def models_line(meta: RunInfo) -> str:
     """Which epoch's model each trial keeps (``python -m orchestrator export`` writes it out)."""
     by = meta.best_epoch_by

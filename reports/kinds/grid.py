@@ -15,7 +15,7 @@ from reports.latex import ablation_full_latex, ablation_latex, comparison_latex,
 from reports.markdown import ablation_frame, ablation_markdown
 from reports.rundir.info import RunInfo
 from reports.rundir.names import SAMPLES_FILE
-from reports.sections import models_line
+from reports.sections import study_summary
 from reports.selection import selection_sentence
 
 
@@ -59,15 +59,7 @@ def grid_sections(r: ReportInput, tables: list, *, extra_sections: list = (), fi
         ablation_frame(table).to_csv(out / f"{table.key}.csv", index=False)
 
     sections = []
-    counts = df["status"].value_counts().to_dict()
-    summary = (
-        f"<p>{_e(meta.description or '')}</p><p>Trainable <code>{_e(meta.trainable or '?')}</code>; "
-        f"metric <code>{_e(meta.metric)}</code> ({_e(meta.mode)}); {len(df)} trials: "
-        + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
-        + (" &mdash; <b>quick run</b>" if meta.quick else "")
-        + "</p>"
-        + models_line(meta)
-    )
+    summary = study_summary(meta, df, f"Trainable <code>{_e(meta.trainable or '?')}</code>")
     answer = headline(tables[0]) if len(tables) == 1 else ""
     synthetic_line = (
         "<p class=synthetic>All numbers on this page come from <b>synthfaces</b>, the "

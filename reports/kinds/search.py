@@ -20,7 +20,7 @@ from reports.markdown import frame_markdown
 from reports.rundir.files import read_curves
 from reports.rundir.info import RunInfo
 from reports.rundir.names import OPTUNA_FILE, REPORT_DIR
-from reports.sections import models_line
+from reports.sections import study_summary
 from reports.selection import selection_sentence
 
 #: Fewer completed trials than this: the importances are flagged as a rough guide.
@@ -137,15 +137,7 @@ def _search(r: ReportInput) -> list[Section]:
     (out / "top_k.tex").write_text(top_k_latex(table, meta, caption_note=note))
     (out / "top_k.md").write_text(top_k_markdown(table, meta))
     table.to_csv(out / "top_k.csv", index=False)
-    counts = df["status"].value_counts().to_dict()
-    summary = (
-        f"<p>{_e(meta.description or '')}</p><p>Search over {', '.join(map(_e, meta.space or {}))}; "
-        f"metric <code>{_e(meta.metric)}</code> ({_e(meta.mode)}); {len(df)} trials: "
-        + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
-        + (" &mdash; <b>quick run</b>" if meta.quick else "")
-        + "</p>"
-        + models_line(meta)
-    )
+    summary = study_summary(meta, df, f"Search over {', '.join(map(_e, meta.space or {}))}")
     answer = search_headline(table, df, meta).replace("DIR", str(run_dir))
     sections = [("Study", f"<p class=headline>{_e(answer)}</p>" + summary)]
     if synthetic:
