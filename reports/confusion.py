@@ -93,11 +93,8 @@ def confusion_info(run_dir: Path, df: pd.DataFrame, meta: RunInfo, trial_dir) ->
 def confusion_figure(panels: list[ConfusionPanel], display: dict[str, str], *, title: str):
     """One heatmap per variant: rows the true classes, columns the predicted ones, each cell the
     share of the true class's test images (seeds pooled), the count written in it."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    from reports.plots import share_heatmaps
 
-    cols = min(len(panels), 2)
-    rows = -(-len(panels) // cols)
     titles = [
         f"{display.get(p.variant, p.variant)} ({p.seeds} seed{'s' if p.seeds != 1 else ''}"
         + (
@@ -107,36 +104,18 @@ def confusion_figure(panels: list[ConfusionPanel], display: dict[str, str], *, t
         )
         for p in panels
     ]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.16, vertical_spacing=0.16)
-    for i, p in enumerate(panels):
-        fig.add_trace(
-            go.Heatmap(
-                z=p.rates,
-                x=p.classes,
-                y=p.classes,
-                zmin=0,
-                zmax=1,
-                colorscale="Blues",
-                text=p.counts,
-                texttemplate="%{text}" if len(p.classes) <= 12 else None,
-                showscale=i == 0,
-                colorbar={"title": "share", "len": 0.6},
-                hovertemplate="true %{y}, predicted %{x}: %{text} images (%{z:.2f})<extra></extra>",
-            ),
-            row=i // cols + 1,
-            col=i % cols + 1,
+    heatmaps = [
+        dict(
+            z=p.rates,
+            x=p.classes,
+            y=p.classes,
+            text=p.counts,
+            texttemplate="%{text}" if len(p.classes) <= 12 else None,
+            hovertemplate="true %{y}, predicted %{x}: %{text} images (%{z:.2f})<extra></extra>",
         )
-    fig.update_yaxes(autorange="reversed", tickfont={"size": 8})
-    fig.update_xaxes(tickangle=-45, tickfont={"size": 8})
-    fig.update_yaxes(title_text="true class", col=1)
-    fig.update_layout(
-        title=title,
-        template="simple_white",
-        width=640,
-        height=320 * rows + 140,
-        margin={"l": 90, "r": 20, "t": 90, "b": 90},
-    )
-    return fig
+        for p in panels
+    ]
+    return share_heatmaps(heatmaps, titles, title=title, y_title="true class", scale="share", tick_size=8)
 
 
 def per_class_f1(run_dir: Path, df: pd.DataFrame, meta: RunInfo, trial_dir) -> pd.DataFrame:

@@ -163,6 +163,30 @@ def _curve(fig, x, y, lo, hi, *, n: int, colour: str, name: str, hover: str, mar
     )
 
 
+def row_label(fig, row: int, text: str, *, size: int) -> None:
+    """``text`` to the left of a subplot row (a variant's name beside its panels)."""
+    axis = fig.get_subplot(row, 1).yaxis
+    fig.add_annotation(
+        text=text,
+        xref="paper",
+        yref="paper",
+        x=-0.02,
+        y=sum(axis.domain) / 2,
+        xanchor="right",
+        showarrow=False,
+        font={"size": size},
+    )
+
+
+def _legend_above(fig) -> None:
+    """The taller curve figures' layout: the legend in a row above the plot."""
+    fig.update_layout(
+        height=FIGURE_HEIGHT + 60,
+        margin={"l": 60, "r": 20, "t": 90, "b": 50},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}},
+    )
+
+
 def _rgba(hex_colour: str, alpha: float) -> str:
     r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -199,11 +223,7 @@ def roc_figure(info: RocInfo, *, det: bool, title: str):
         fig.update_yaxes(type="log", exponentformat="power")
     else:
         fig.update_yaxes(range=[0, 1.02])
-    fig.update_layout(
-        height=FIGURE_HEIGHT + 60,
-        margin={"l": 60, "r": 20, "t": 90, "b": 50},
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}},
-    )
+    _legend_above(fig)
     return fig
 
 
@@ -290,17 +310,7 @@ def score_figure(info: ScoreInfo, *, title: str):
             if math.isfinite(cell.threshold):
                 fig.add_vline(x=cell.threshold, line_dash="dash", line_color="black", line_width=1, row=i, col=j)
     for i, name in enumerate(info.shown, start=1):  # each variant's name beside its row, read left to right
-        axis = fig.get_subplot(i, 1).yaxis
-        fig.add_annotation(
-            text=name,
-            xref="paper",
-            yref="paper",
-            x=-0.02,
-            y=sum(axis.domain) / 2,
-            xanchor="right",
-            showarrow=False,
-            font={"size": 10},
-        )
+        row_label(fig, i, name, size=10)
     fig.update_layout(
         title=title,
         template="simple_white",
@@ -357,11 +367,7 @@ def cmc_figure(info: CmcInfo, *, title: str):
         _curve(fig, info.ranks, c.tar, c.lo, c.hi, n=c.n, colour=colour, name=name, hover=hover, markers=True)
     _layout(fig, title, "rank", "identification rate")
     fig.update_yaxes(range=[0, 1.02])
-    fig.update_layout(
-        height=FIGURE_HEIGHT + 60,
-        margin={"l": 60, "r": 20, "t": 90, "b": 50},
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom", "font": {"size": 10}},
-    )
+    _legend_above(fig)
     return fig
 
 

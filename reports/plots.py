@@ -308,3 +308,31 @@ def _layout(fig, title: str, x: str, y: str) -> None:
         height=FIGURE_HEIGHT,
         margin={"l": 60, "r": 20, "t": 60, "b": 50},
     )
+
+
+def share_heatmaps(panels: list[dict], titles: list[str], *, title: str, y_title: str, scale: str, tick_size=None):
+    """Heatmaps of shares (0 to 1, one colour scale, shown once) two to a row, rows read top to
+    bottom: each of ``panels`` the ``go.Heatmap`` arguments of one (z, x, y, text...); ``y_title``
+    names the rows, ``scale`` the colour bar. The routing and the confusion figures."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    cols = min(len(panels), 2)
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.18, vertical_spacing=0.17)
+    for i, args in enumerate(panels):
+        heatmap = go.Heatmap(
+            zmin=0, zmax=1, colorscale="Blues", showscale=i == 0, colorbar={"title": scale, "len": 0.6}
+        )
+        fig.add_trace(heatmap.update(**args), row=i // cols + 1, col=i % cols + 1)
+    fig.update_yaxes(autorange="reversed", tickfont={"size": tick_size} if tick_size else {})
+    fig.update_yaxes(title_text=y_title, col=1)
+    fig.update_xaxes(tickangle=-45 if tick_size else -30, tickfont={"size": tick_size} if tick_size else {})
+    fig.update_layout(
+        title=title,
+        template="simple_white",
+        width=FIGURE_WIDTH,
+        height=310 * rows + 130,
+        margin={"l": 90, "r": 20, "t": 90, "b": 90},
+    )
+    return fig

@@ -66,46 +66,21 @@ def routing_info(evaluations: dict[str, list[Evaluation]], shown: dict[str, str]
 def routing_figure(panels: list[RoutingPanel], *, title: str):
     """One heatmap per variant: rows the images' true domains, columns the adapters, each cell
     the mean mixture weight (a row sums to 1), written in the cell."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+    from reports.plots import share_heatmaps
 
-    cols = min(len(panels), 2)
-    rows = -(-len(panels) // cols)
-    fig = make_subplots(
-        rows=rows,
-        cols=cols,
-        subplot_titles=[f"{p.shown} ({p.seeds} seed{'s' if p.seeds != 1 else ''})" for p in panels],
-        horizontal_spacing=0.2,
-        vertical_spacing=0.18,
-    )
-    for i, p in enumerate(panels):
-        fig.add_trace(
-            go.Heatmap(
-                z=p.weights,
-                x=[f"{a} adapter" for a in p.adapters],
-                y=p.domains,
-                zmin=0,
-                zmax=1,
-                colorscale="Blues",
-                text=[[("n/a" if np.isnan(w) else f"{w:.2f}") for w in row] for row in p.weights],
-                texttemplate="%{text}",
-                showscale=i == 0,
-                colorbar={"title": "weight", "len": 0.6},
-                hovertemplate="%{y} images: %{x} %{z:.3f}<extra></extra>",
-            ),
-            row=i // cols + 1,
-            col=i % cols + 1,
+    heatmaps = [
+        dict(
+            z=p.weights,
+            x=[f"{a} adapter" for a in p.adapters],
+            y=p.domains,
+            text=[[("n/a" if np.isnan(w) else f"{w:.2f}") for w in row] for row in p.weights],
+            texttemplate="%{text}",
+            hovertemplate="%{y} images: %{x} %{z:.3f}<extra></extra>",
         )
-    fig.update_yaxes(autorange="reversed", title_text="true domain", col=1)
-    fig.update_xaxes(tickangle=-30)
-    fig.update_layout(
-        title=title,
-        template="simple_white",
-        width=640,
-        height=300 * rows + 120,
-        margin={"l": 90, "r": 20, "t": 90, "b": 80},
-    )
-    return fig
+        for p in panels
+    ]
+    titles = [f"{p.shown} ({p.seeds} seed{'s' if p.seeds != 1 else ''})" for p in panels]
+    return share_heatmaps(heatmaps, titles, title=title, y_title="true domain", scale="weight")
 
 
 __all__ = ["RoutingPanel", "routing_figure", "routing_info", "routing_matrix"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reports.evaluation_plots import COLOURS
+from reports.evaluation_plots import COLOURS, row_label
 from reports.rundir.evaluation import Evaluation
 
 #: At most this many embeddings enter a t-SNE (a deterministic sample beyond): its cost grows
@@ -104,17 +104,7 @@ def tsne_figure(panels: list[TsnePanel], domains: list[str], *, title: str):
                 row=i,
                 col=2,
             )
-        axis = fig.get_subplot(i, 1).yaxis
-        fig.add_annotation(
-            text=p.shown,
-            xref="paper",
-            yref="paper",
-            x=-0.02,
-            y=sum(axis.domain) / 2,
-            xanchor="right",
-            showarrow=False,
-            font={"size": 11},
-        )
+        row_label(fig, i, p.shown, size=11)
     fig.update_xaxes(showticklabels=False, ticks="")
     fig.update_yaxes(showticklabels=False, ticks="")
     fig.update_layout(
