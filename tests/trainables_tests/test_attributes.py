@@ -59,7 +59,7 @@ def test_a_bad_attribute_file_is_refused_in_one_line(tmp_path, text, words):
 def test_the_evaluation_keeps_each_pairs_people_and_group(pair_list, cache_dir):
     """A pair-list benchmark evaluated with attributes: its pairs' first person (the bootstrap's
     unit) and their group, as the file and the pair list say, with the attribute's name and values."""
-    from trainables.da_lora.loop import Evaluator
+    from trainables.da_lora.evaluate import Evaluator
     from trainables.evaluation.artifacts import recording
     from trainables.evaluation.benchmarks import load_benchmark
 

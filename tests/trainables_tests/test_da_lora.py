@@ -215,7 +215,8 @@ def test_evaluation_uses_only_identities_never_trained_on(standin):
     """What a trial scores (the Evaluator its ``run`` builds) against the data's definition:
     the test sets are exactly synthfaces' ``eval`` group, the validation sets identities held
     out of the ``train`` group, twins together, and no identity is in two of the three."""
-    from trainables.da_lora.loop import Evaluator, hardware, load_data
+    from trainables.da_lora.evaluate import Evaluator
+    from trainables.da_lora.loop import hardware, load_data
     from trainables.data import synthfaces
 
     cfg = DaLoraConfig()

@@ -228,7 +228,7 @@ def test_the_evaluation_keeps_the_routing_of_each_test_image():
     mean of the mixture weights of the image and of its mirror image (the two passes of the flip
     test), computed here straight from the domain classifier, in the images' order across
     batches; nothing is kept outside a recording or for a model that does not route."""
-    from trainables.da_lora.loop import Evaluator
+    from trainables.da_lora.evaluate import Evaluator
     from trainables.evaluation.artifacts import recording
     from trainables.training import embed_all
 

@@ -23,6 +23,7 @@ import torch
 from pytorch_metric_learning.losses import CosFaceLoss, SupConLoss
 
 from trainables.da_lora.config import HELDOUT, DaLoraConfig
+from trainables.da_lora.evaluate import Evaluator, _once
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
 from trainables.data import synthfaces, synthfaces_export
@@ -41,7 +42,6 @@ from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
 )
 from trainables.data.splits import hold_out
 from trainables.errors import TrainableInputError
-from trainables.evaluation.artifacts import active, record_groups, record_pairs, record_routing
 from trainables.evaluation.attributes import Attributes, read_attributes
 from trainables.evaluation.benchmarks import PairBenchmark, load_benchmark
 from trainables.evaluation.disjoint import (  # noqa: F401  (check_identity_overlap: re-exported)
@@ -50,19 +50,16 @@ from trainables.evaluation.disjoint import (  # noqa: F401  (check_identity_over
     check_same_files,
     check_synthfaces_test,
 )
-from trainables.evaluation.ijb import IjbBenchmark, evaluate_ijb, load_ijb
-from trainables.evaluation.keys import VERIFICATION_KEYS
+from trainables.evaluation.ijb import IjbBenchmark, load_ijb
 from trainables.evaluation.pairs import identity_units
-from trainables.evaluation.synthfaces_eval import DomainVerification, SynthfacesVerification
-from trainables.evaluation.tinyface import IdentificationBenchmark, evaluate_identification, load_identification
-from trainables.evaluation.verification import verification_metrics
+from trainables.evaluation.synthfaces_eval import DomainVerification
+from trainables.evaluation.tinyface import IdentificationBenchmark, load_identification
 from trainables.hardware import Fetcher, Hardware, hardware  # noqa: F401  (re-exported)
 from trainables.models.adapt import adapt, trainable_parameters
 from trainables.models.backbone import Backbone, load_backbone
 from trainables.protocol import Reporter
 from trainables.training import (
     dense_labels,
-    embed_all,
     fit,
     identity_batches,
     random_flip,
@@ -304,90 +301,6 @@ def frozen_views(model: torch.nn.Module, fetch: Fetcher, n: int, hw: Hardware) -
         with hw.autocast():
             out.append(torch.stack([model(x).float(), model(x.flip(-1)).float()], dim=1))
     return torch.cat(out)
-
-
-# ------------------------------------------------------------------ evaluation
-class Evaluator:
-    """Test sets (``eval/...``: synthfaces' held-out identities per domain and cross-domain,
-    every named benchmark, their mean) and validation sets (``val/...``: the identities held
-    out of training, every ``val_data`` benchmark, their mean)."""
-
-    def __init__(self, cfg: DaLoraConfig, data: TrialData, hw: Hardware) -> None:
-        self.synth = SynthfacesVerification(data.synth, flip=cfg.flip_test) if data.synth is not None else None
-        self.val = data.val
-        self.benchmarks, self.val_benchmarks, self.flip, self.hw = (
-            data.benchmarks,
-            data.val_benchmarks,
-            cfg.flip_test,
-            hw,
-        )
-        self.domains = data.train.domains
-        self.ijb, self.identification, self.attributes = data.ijb, data.identification, data.attributes
-
-    def _benchmarks(self, model, benchmarks: list[PairBenchmark], prefix: str, kw) -> dict[str, float]:
-        out, per_bench = {}, []
-        for b in benchmarks:
-            emb = embed_all(model, b.images, flip=self.flip, **kw)
-            scores = (emb[b.left] * emb[b.right]).sum(dim=1).numpy().astype(np.float64)
-            m = verification_metrics(scores, b.label)
-            groups = {}
-            if self.attributes is not None and b.image_identity:  # fairness across the attribute's groups
-                _, people = np.unique(b.image_identity, return_inverse=True)
-                groups = {
-                    "identity": people[b.left],
-                    "group": self.attributes.pair_groups(b.image_identity, b.left, b.right),
-                }
-                record_groups(self.attributes.name, self.attributes.values)
-            record_pairs(f"{prefix}/{b.name}", scores, b.label, folds=10, **groups)  # verification_metrics' 10 folds
-            per_bench.append(m)
-            out.update({f"{prefix}/{b.name}/{k}": v for k, v in m.items()})
-        if len(per_bench) > 1:
-            out.update({f"{prefix}/mean/{k}": float(np.mean([m[k] for m in per_bench])) for k in VERIFICATION_KEYS})
-        return out
-
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        kw = {"device": self.hw.device, "autocast_dtype": self.hw.autocast_dtype}
-        out = self._synth(model, kw) if self.synth is not None else {}
-        out.update(self._benchmarks(model, self.benchmarks, "eval", kw))
-        embed = lambda x: embed_all(model, x, flip=self.flip, **kw)  # noqa: E731
-        for bench in self.ijb:  # streamed: a chunk of its images embedded at a time
-            out.update(evaluate_ijb(embed, bench, "eval"))
-        for ident in self.identification:  # the gallery and its distractors streamed alike
-            out.update(evaluate_identification(embed, ident, "eval"))
-        if self.val is not None:
-            out.update(self.val(model, **kw))
-        out.update(self._benchmarks(model, self.val_benchmarks, "val", kw))
-        return out
-
-    def _synth(self, model, kw) -> dict[str, float]:
-        """The synthfaces test sets; where the model routes its images to domain adapters and
-        the evaluation is recorded, the mixture weights of each test image too (the routing
-        heatmap of the report): kept from the forward passes the evaluation makes anyway."""
-        synth = self.synth
-        assert synth is not None
-        if not (active() and isinstance(model, DaLoraModel) and model.routes):
-            return synth(model, **kw)
-        with model.keeping_routes() as kept:
-            out = synth(model, **kw)
-        # embed_all's passes, in order: each batch, then (flip test) its mirror image
-        weights = torch.cat(kept)
-        if self.flip:
-            weights = torch.cat([(kept[i] + kept[i + 1]) / 2 for i in range(0, len(kept), 2)])
-        if len(weights) != len(synth.domain):
-            raise RuntimeError(f"routing: {len(weights)} rows of mixture weights for {len(synth.domain)} test images")
-        record_routing(synth.prefix, weights, synth.domain, group_names(self.domains, model.num_domains))
-        return out
-
-
-def _once(fn):
-    cache: dict[str, dict[str, float]] = {}
-
-    def wrapper(model):
-        if "value" not in cache:
-            cache["value"] = fn(model)
-        return cache["value"]
-
-    return wrapper
 
 
 # ------------------------------------------------------------------ the trial
