@@ -236,3 +236,22 @@ def test_evaluation_uses_only_identities_never_trained_on(standin):
     # the validation pairs are built over the validation images alone
     for pl in ev.val.pairs.values():
         assert pl.left.max() < len(ev.val.images) and pl.right.max() < len(ev.val.images)
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"benchmarks": {"templates": "x.bin"}}, "name 'templates' is a built-in set"),
+        ({"ijb": {"lfw": "/d/IJBC"}, "benchmarks": {"lfw": "lfw.bin"}}, "ijb and benchmarks both name 'lfw'"),
+        ({"identification": {"t": "/d/T"}, "ijb": {"t": "/d/IJBC"}}, "identification and ijb both name 't'"),
+        ({"identification": {"bad name": "/d/T"}}, "identification: name 'bad name' is not a metric name part"),
+        ({"attributes": "people.csv", "benchmarks": {"lfw": "lfw.bin"}}, "attributes: no benchmark names its people"),
+        ({"attributes": "people.csv"}, "attributes: no benchmark names its people"),
+    ],
+)
+def test_evaluation_sets_that_would_clash_or_cannot_be_graded_are_refused(bad, words):
+    """Each in one line naming the option: a set whose metrics would overwrite another's, and an
+    attribute file for benchmarks that name nobody."""
+    with pytest.raises(ValidationError, match=words):
+        DaLoraConfig(**bad)
+    DaLoraConfig(attributes="people.csv", benchmarks={"lfw": "pairs.txt"})  # a pair list can be graded

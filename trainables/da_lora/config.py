@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -187,6 +188,10 @@ class DaLoraConfig(TrainableConfig):
                         f"{field_name}: name {name!r} is a built-in set of this trainable "
                         f"({', '.join(sorted(self._builtin_sets()))}); its metrics would overwrite that set's: rename it"
                     )
+        if self.attributes is not None and all(Path(p).suffix == ".bin" for p in self.benchmarks.values()):
+            raise ValueError(
+                "attributes: no benchmark names its people, so none can be graded (a pair list names them; a .bin does not)"
+            )
         for a, b in (("ijb", "benchmarks"), ("identification", "benchmarks"), ("identification", "ijb")):
             both = sorted(set(getattr(self, a)) & set(getattr(self, b)))
             if both:

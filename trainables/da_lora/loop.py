@@ -183,10 +183,6 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     ijb = [load_ijb(name, root, **shared) for name, root in sorted(cfg.ijb.items())]
     ident = [load_identification(name, root, **shared) for name, root in sorted(cfg.identification.items())]
     attributes = read_attributes(cfg.attributes) if cfg.attributes else None
-    if attributes is not None and not any(b.image_identity for b in benchmarks):
-        raise DataError(
-            f"attributes {cfg.attributes}: no benchmark names its people (a pair list does; a .bin does not)"
-        )
     # the names of every training identity, the held-out ones included: none may be tested on
     check_identity_overlap(full, benchmarks)
     check_identity_overlap(full, val_benchmarks, role="validation benchmark")
