@@ -9,6 +9,11 @@ import os as _os
 # from the user's progress lines.
 _os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 _os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Usage reporting off, unless the user turned it on: Ray's usage stats (sent by the head a
+# run starts; on by default, ray/_common/usage/usage_lib.py) and MLflow's telemetry (the
+# trackers, orchestrator/tracking.py). W&B reports nothing offline, its default here.
+_os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+_os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 __all__ = ["Run", "__version__", "load_run", "run_study"]

@@ -139,6 +139,19 @@ class RunningLimiter(ConcurrencyLimiter):
         self.paused.discard(trial_id)
 
 
+def _stop_waiting(tune_controller, trial: Trial) -> None:
+    """End a trial that waits at a rung (PAUSED, its actor gone): Tune's ``stop_trial`` marks
+    it TERMINATED but, the trial having no live actor, returns before marking it for the next
+    experiment checkpoint (``TuneController._schedule_trial_stop``, Ray 2.60), so Tune's saved
+    state kept it PAUSED: ``ExperimentAnalysis`` read it as unfinished and ``Tuner.restore(...,
+    resume_unfinished=True)`` would have run it again. Marked here, the saved state has it
+    TERMINATED, its last result ``done: False`` (Tune's mark of a trial a scheduler stopped)."""
+    tune_controller.stop_trial(trial)
+    mark = getattr(tune_controller, "_mark_trial_to_checkpoint", None)
+    if mark is not None:
+        mark(trial)
+
+
 def _limiter(tune_controller) -> RunningLimiter | None:
     searcher = getattr(tune_controller.search_alg, "searcher", None)
     while searcher is not None and not isinstance(searcher, RunningLimiter):
@@ -324,7 +337,7 @@ class PromotionASHA(TrialScheduler):
         for trial_id in r.finished_waiting(closed):
             if trial_id in by_id:
                 r.waiting.pop(trial_id)
-                tune_controller.stop_trial(by_id[trial_id])
+                _stop_waiting(tune_controller, by_id[trial_id])
         for trial_id in sorted(set(self._stop_now) & set(by_id)):
             points = self._stop_now.pop(trial_id)
             if by_id[trial_id].status == Trial.PAUSED:
@@ -336,7 +349,7 @@ class PromotionASHA(TrialScheduler):
                     tune_controller.search_alg.on_trial_result(
                         trial_id, {self._metric: value, self._time_attr: iteration}
                     )
-                tune_controller.stop_trial(by_id[trial_id])  # its row stays as results.csv has it
+                _stop_waiting(tune_controller, by_id[trial_id])  # its row stays as results.csv has it
 
     # -- resume ------------------------------------------------------------------------------
 

@@ -40,6 +40,15 @@ def _seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,3, got {text!r}") from None
 
 
+def _track_list(text: str) -> list[str]:
+    from orchestrator.tracking import parse_track
+
+    try:
+        return parse_track(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix(f"--track {text!r}: ")) from None
+
+
 class Run(Command):
     name, help = "run", "run a study (a shipped name, a path to a YAML spec, or `confirm --from DIR`)"
 
@@ -60,6 +69,14 @@ class Run(Command):
             "--dashboard-host",
             default="127.0.0.1",
             help="only when the dashboard must be reachable beyond this machine",
+        )
+        parser.add_argument(
+            "--track",
+            type=_track_list,
+            metavar="TRACKERS",
+            help="also write each trial to these trackers, comma-separated: tensorboard, wandb, mlflow "
+            "(in the run's tracking/ folder; W&B offline unless a key is configured; none: no tracker; "
+            "default: the spec's tracking.backends)",
         )
         confirm = parser.add_argument_group("run confirm --from DIR")
         confirm.add_argument(
@@ -93,6 +110,7 @@ class Run(Command):
                 from_dir=args.from_dir,
                 top_k=args.top_k,
                 seeds=args.seeds,
+                track=args.track,
             )
         )
         return 0

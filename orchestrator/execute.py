@@ -19,6 +19,7 @@ from orchestrator.errors import RunStopped
 from orchestrator.plan import TrialPlan
 from orchestrator.progress import GridProgress, SearchProgress, SearchTrialName, sampled_trial_config, stopped_cause
 from orchestrator.results import ResultsTable
+from orchestrator.tracking import Trackers
 from reports.rundir.names import (
     INTERRUPTED,
     TUNE_DIR,
@@ -99,6 +100,41 @@ def _by_plan_index(
     return trainable
 
 
+def trackers_of(run_dir: Path, study: str) -> Trackers | None:
+    """The experiment trackers ``run.json`` names for the run (None: none)."""
+    from reports.rundir.files import read_run_info
+
+    tracking = read_run_info(Path(run_dir)).tracking
+    return Trackers(Path(run_dir), study, tracking) if tracking.get("backends") else None
+
+
+def _plan_value(configs: list[dict[str, Any]], key: str, spec) -> Any:
+    return configs[spec.config["_trial"]].get(key)
+
+
+def grid_space(configs: list[dict[str, Any]], trials: list[int]) -> dict[str, Any]:
+    """Tune's space of a grid: one axis, the plan index ``_trial``, and every config key as a
+    value Tune resolves from it (``sample_from``), so that each trial's config in Tune's state
+    (what ``ExperimentAnalysis``, ``Tuner.restore`` and the result grid read) is the trial's
+    real config. A grid of the configs themselves is not possible: Tune's grid axes are
+    independent, and a study's variants are not a product of values."""
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    return {
+        "_trial": tune.grid_search(trials),
+        **{k: tune.sample_from(functools.partial(_plan_value, configs, k)) for k in keys if k != "_trial"},
+    }
+
+
+def history_logger() -> tune.Callback:
+    """Tune's JSON result logger (``result.json`` per trial, one line per report), the one of
+    Tune's loggers the others are left off for: ``ExperimentAnalysis`` reads a trial's
+    per-epoch history from it. (Its CSV logger fixes its columns at the first report, and a
+    trial's evaluation metrics come later.)"""
+    from ray.tune.logger import JsonLoggerCallback
+
+    return JsonLoggerCallback()
+
+
 def _fit(tuner) -> None:
     try:
         tuner.fit()
@@ -127,6 +163,7 @@ def execute(
     tune_dir: str = TUNE_DIR,
     best_by_of: Callable[[dict[str, Any]], str | None] | None = None,
     provenance: dict[int, dict[str, str]] | None = None,
+    full_of: Callable[[dict[str, Any]], int] | None = None,
 ) -> None:
     """Run every planned trial to completion (or failure); rows land in ``results.csv`` as they end.
 
@@ -138,6 +175,7 @@ def execute(
     ``tune_dir`` (``extend`` runs the trials it adds as an experiment of their own).
     ``best_by_of(config)``: what a trial's best epoch is chosen by (``plan.best_epoch_by``).
     ``provenance``: what each trial's preparation returned (its data snapshot).
+    ``full_of(config)``: the reports of a trial that runs to its end (``TrainableEntry.full_iterations``).
     """
     provenance = provenance or {}
     _quiet_tune_logs()
@@ -149,7 +187,7 @@ def execute(
         _announced(_by_plan_index(trainable, [p.config for p in plans], best_by, snapshots), study),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
     )
-    space = {"_trial": tune.grid_search(trials)}
+    space = grid_space([p.config for p in plans], trials)
     if restore:
         # the space again: Tune does not keep it in tuner.pkl, only in the searcher's state,
         # which it first saves a while after the start; a driver that died before that would
@@ -176,7 +214,19 @@ def execute(
                 name=tune_dir,
                 storage_path=str(Path(run_dir).resolve()),
                 verbose=0,
-                callbacks=[GridProgress(Path(run_dir), study, plans, metric, table.group_column, log)],
+                callbacks=[
+                    GridProgress(
+                        Path(run_dir),
+                        study,
+                        plans,
+                        metric,
+                        table.group_column,
+                        log,
+                        trackers=trackers_of(run_dir, study),
+                        full=[full_of(p.config) for p in plans] if full_of else None,
+                    ),
+                    history_logger(),
+                ],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=max_failures),
             ),
@@ -274,7 +324,17 @@ def execute_search(
             run_dir, search, metric=metric, mode=mode, max_concurrent=max_concurrent, replay=bool(continues)
         )
         name = SearchTrialName(study, first)
-        progress = SearchProgress(Path(run_dir), study, entry, search, metric, provenance, log, first=first)
+        progress = SearchProgress(
+            Path(run_dir),
+            study,
+            entry,
+            search,
+            metric,
+            provenance,
+            log,
+            first=first,
+            trackers=trackers_of(run_dir, study),
+        )
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
@@ -291,7 +351,7 @@ def execute_search(
                 name=tune_dir,
                 storage_path=str(Path(run_dir).resolve()),
                 verbose=0,
-                callbacks=[progress],
+                callbacks=[progress, history_logger()],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=max_failures),
             ),

@@ -42,6 +42,8 @@ class RunOptions:
     """``run confirm`` only: rerun this many of the search's best configs (default: the spec's)."""
     seeds: list[int] | None = None
     """``run confirm`` only: the seeds of the reruns (default: the spec's)."""
+    track: list[str] | None = None
+    """The experiment trackers to write to (default: the spec's ``tracking.backends``)."""
 
 
 def check_address(address: str | None, timeout: float = 3.0) -> None:
@@ -242,10 +244,20 @@ def write_run_info(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "driver": this_driver().model_dump(),  # for `status`: is the run still going?
         "max_concurrent": max_concurrent(opts, spec),
+        "tracking": tracking_of(spec, opts),
     }
     info.update(extra or {})
     info["label"] = spec.report.label or run_label(Path(run_dir).name)  # kept when the run is copied or renamed
     write_info(run_dir, RunInfo.model_validate(info))
+
+
+def tracking_of(spec: StudySpec, opts: RunOptions) -> dict[str, Any]:
+    """The trackers of the run: the spec's ``tracking``, ``--track`` in place of its backends
+    (run.json records it; ``execute`` writes to them)."""
+    tracking = spec.tracking.model_dump(exclude_none=True)
+    if opts.track is not None:
+        tracking["backends"] = list(opts.track)
+    return tracking if tracking["backends"] else {}
 
 
 def this_driver() -> Driver:

@@ -13,6 +13,7 @@ from ray import tune
 from orchestrator.errors import RunStopped, is_disk_full, stopped_for_full_disk
 from orchestrator.plan import TrialPlan
 from orchestrator.results import CurveLog, ResultsTable
+from orchestrator.tracking import Trackers
 from reports.rundir.names import DIVERGED, ERROR, PAUSED, RUNNING, STOPPED, TERMINATED, UNFINISHED
 
 NO_SPACE = ("[Errno 28]", "No space left on device", "[Errno 122]", "Disk quota exceeded")
@@ -76,6 +77,17 @@ def _failure(trial) -> tuple[str, str]:
     return ERROR, last
 
 
+def mark_done(result: dict[str, Any], full: int) -> None:
+    """Tune's ``done`` of a report, as this tool counts a trial finished: True at the report
+    that ends its training (``full`` reports), False before it. Tune sets ``done`` on the
+    report a scheduler stops a trial at (an ASHA-stopped trial would read as finished in its
+    result grid and ``ExperimentAnalysis``), and never on the last report of a trial that
+    returns (it adds a copy of that report, not logged). Tune hands the callbacks the result
+    before it keeps it as the trial's last result or logs it, and lets them change it in
+    place (``TuneController._process_trial_result``), so Tune's views read this."""
+    result["done"] = int(result.get("training_iteration", 0)) >= full
+
+
 class GridProgress(tune.Callback):
     """Writes each trial's row of ``results.csv`` when it starts and ends, its curve as it
     reports, and prints one line per end.
@@ -93,7 +105,11 @@ class GridProgress(tune.Callback):
         metric: str,
         group_column: str,
         log: Callable[[str], None] = print,
+        trackers: Trackers | None = None,
+        full: list[int] | None = None,
     ) -> None:
+        """``full``: each plan's reports when it runs to its end (None: not known)."""
+        self.full = full
         self.run_dir, self.study, self.plans, self.metric, self.group_column = (
             run_dir,
             study,
@@ -101,7 +117,7 @@ class GridProgress(tune.Callback):
             metric,
             group_column,
         )
-        self.log = log
+        self.log, self.trackers = log, trackers
         self._attach()
 
     def _attach(self) -> None:
@@ -117,9 +133,12 @@ class GridProgress(tune.Callback):
         self.ended = {i for i, r in self.table.rows.items() if r["status"] not in UNFINISHED}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("run_dir", "study", "plans", "metric", "group_column")}
+        keys = ("run_dir", "study", "plans", "metric", "group_column", "trackers", "full")
+        return {k: getattr(self, k) for k in keys}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.setdefault("trackers", None)  # pickled by a version without trackers
+        self.__dict__.setdefault("full", None)
         self.__dict__.update(state)
         self.log = print
         self._attach()
@@ -128,11 +147,23 @@ class GridProgress(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.config["_trial"] not in self.ended:
             self.table.started(trial.config["_trial"], trial.trial_id)
+            if self.trackers:
+                plan = self.plans[trial.config["_trial"]]
+                self.trackers.start(plan.name, plan.config)
 
     @_stops_on_full_disk
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last[trial.trial_id] = result
-        self.curves.add(self.plans[trial.config["_trial"]].name, result)
+        plan = self.plans[trial.config["_trial"]]
+        if self.full is not None:
+            mark_done(result, self.full[plan.index])
+        self.curves.add(plan.name, result)
+        if self.trackers:
+            self.trackers.epoch(plan.name, result)
+
+    def on_experiment_end(self, trials, **info):
+        if self.trackers:
+            self.trackers.close()
 
     def _end(self, trial, status: str, error: str = "") -> None:
         result = self.last.get(trial.trial_id)
@@ -147,6 +178,8 @@ class GridProgress(tune.Callback):
         self.done += 1
         plan = self.plans[trial.config["_trial"]]
         row = self.table.rows[plan.index]
+        if self.trackers:
+            self.trackers.end(plan.name, plan.config, row, trial.path)
         value = row.get(self.metric)
         shown = f"{self.metric}={value:.4f}  " if isinstance(value, (int, float)) and value == value else ""
         wall = (
@@ -201,10 +234,12 @@ class SearchProgress(tune.Callback):
         provenance: dict[str, str],
         log: Callable[[str], None] = print,
         first: int = 0,
+        trackers: Trackers | None = None,
     ) -> None:
         """``first``: the number of this experiment's first trial (``SearchTrialName``)."""
         self.run_dir, self.study, self.entry, self.search = Path(run_dir), study, entry, search
         self.metric, self.provenance, self.log, self.first = metric, provenance, log, first
+        self.trackers = trackers
         self._attach()
 
     def _attach(self) -> None:
@@ -230,10 +265,14 @@ class SearchProgress(tune.Callback):
         self.done = len(self.ended)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("run_dir", "study", "entry", "search", "metric", "provenance", "first")}
+        return {
+            k: getattr(self, k)
+            for k in ("run_dir", "study", "entry", "search", "metric", "provenance", "first", "trackers")
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.setdefault("first", 0)  # pickled by a version without extensions
+        self.__dict__.setdefault("trackers", None)  # or without trackers
         self.__dict__.update(state)
         self.log = print
         self._attach()
@@ -268,12 +307,23 @@ class SearchProgress(tune.Callback):
             plan = TrialPlan(index, name, self.search.seed, config)
             self.plan_of[trial.trial_id] = plan
             self.table.add(plan, self.provenance)
-        self.table.started(self.plan_of[trial.trial_id].index, trial.trial_id)
+        plan = self.plan_of[trial.trial_id]
+        if self.trackers:  # (a promotion from a rung continues the trial's runs)
+            self.trackers.start(plan.name, plan.config)
+        self.table.started(plan.index, trial.trial_id)
 
     @_stops_on_full_disk
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.last[trial.trial_id] = result
-        self.curves.add(self.plan_of[trial.trial_id].name, result)
+        plan = self.plan_of[trial.trial_id]
+        mark_done(result, min(self.search.max_t, self.entry.full_iterations(plan.config)))
+        self.curves.add(plan.name, result)
+        if self.trackers:
+            self.trackers.epoch(self.plan_of[trial.trial_id].name, result)
+
+    def on_experiment_end(self, trials, **info):
+        if self.trackers:
+            self.trackers.close()
 
     @_stops_on_full_disk
     def on_step_end(self, iteration, trials, **info):
@@ -300,6 +350,8 @@ class SearchProgress(tune.Callback):
             self.table.rows[plan.index]["rung"] = reached
         self.table.finished(plan.index, trial_id=trial.trial_id, status=status, result=result, error=error)
         self.done += 1
+        if self.trackers:
+            self.trackers.end(plan.name, plan.config, self.table.rows[plan.index], trial.path)
         value = (result or {}).get(self.metric)
         shown = f"{self.metric}={value:.4f}  " if isinstance(value, (int, float)) else ""
         self.log(

@@ -133,6 +133,30 @@ class ReportSpec(Strict):
     )
 
 
+class TrackingSpec(Strict):
+    """The experiment trackers a run also writes to (``orchestrator.tracking``); none by default."""
+
+    backends: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        description="trackers written per trial, in the run's tracking/ folder: tensorboard, wandb, mlflow "
+        "(--track on the command line takes their place)",
+    )
+    wandb_project: str | None = Field(None, description="the W&B project (default: the study's name)")
+    wandb_mode: Literal["auto", "offline", "online"] = Field(
+        "auto", description="auto: online when a W&B key is configured, else offline (wandb sync uploads later)"
+    )
+    mlflow_uri: str | None = Field(
+        None, description="the MLflow tracking URI (default: sqlite:/// in the run's tracking/ folder)"
+    )
+
+    @field_validator("backends")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("each tracker once")
+        return v
+
+
 class StudyBase(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     title: str = Field("", description="what the study shows, for captions (default: its kind)")
@@ -147,6 +171,7 @@ class StudyBase(Strict):
     resources: ResourceSpec = Field(default_factory=ResourceSpec)
     max_concurrent: int | None = Field(None, gt=0)
     max_failures: int = Field(0, ge=0, description="retries of a failed trial from its last checkpoint")
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     kind: str
     #: What one group of trials is called in messages (an ablation's variant, a sensitivity point).

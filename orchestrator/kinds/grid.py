@@ -77,6 +77,7 @@ class GridKind(StudyKind):
             tune_dir=launch.experiment.dir,
             best_by_of=lambda config: best_epoch_by(launch.spec, launch.entry, config),
             provenance=provenance or {},
+            full_of=launch.entry.full_iterations,
         )
 
     def progress(self, launch: Launch, compiled: list[TrialPlan], meta: RunInfo, has_table: bool) -> Progress:

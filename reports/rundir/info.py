@@ -174,6 +174,9 @@ class RunInfo(_Record):
     driver: Driver = Driver()
     resumed: list[Resumed] = []
     extensions: list[Extension] = []
+    tracking: dict[str, Any] = {}
+    """The experiment trackers the trials are written to (the spec's ``tracking`` with
+    ``--track`` in place of its backends); empty: none."""
 
     @model_validator(mode="after")
     def _defaults_from_fields(self) -> RunInfo:

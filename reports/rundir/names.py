@@ -21,6 +21,7 @@ SAMPLES_FILE = "data_samples.png"  # the sample grid of synthetic data (with a `
 SKIPPED_FILE = "skipped_images.csv"  # training images left out, with the reason
 TUNE_DIR = "tune"  # Ray Tune's experiment state and the trials' checkpoints
 REPORT_DIR = "report"
+TRACKING_DIR = "tracking"  # the experiment trackers' files (TensorBoard, W&B offline, MLflow's SQLite store)
 LOCK_FILE = ".lock"  # held by the one command writing the run (``reports.rundir.lock``)
 STAGING_DIR = ".report.partial"  # where a report is made before its files replace report/'s
 OPTUNA_FILE = "optuna.db"  # a search as an Optuna study, in report/

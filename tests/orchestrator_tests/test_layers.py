@@ -69,17 +69,28 @@ def test_the_contract_imports_no_statistics_or_plotting():
     )
 
 
+SETTINGS = (
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+    "RAY_AIR_NEW_OUTPUT",
+    "RAY_USAGE_STATS_ENABLED",
+    "MLFLOW_DISABLE_TELEMETRY",
+)
+
+
 def test_tune_settings_do_not_depend_on_import_order():
-    """Ray Tune imported first, then any orchestrator module: its loggers stay off."""
-    code = (
-        "import ray.tune, os; import orchestrator.execute; "
-        "print(os.environ['TUNE_DISABLE_AUTO_CALLBACK_LOGGERS'], os.environ['RAY_AIR_NEW_OUTPUT'])"
-    )
-    env = {
-        k: v
-        for k, v in __import__("os").environ.items()
-        if k not in ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")
-    }
+    """Ray Tune imported first, then any orchestrator module: its loggers stay off, and so do
+    Ray's usage stats and MLflow's telemetry (each library's documented switch)."""
+    code = "import ray.tune, os; import orchestrator.execute; print(*(os.environ[k] for k in %r))" % (SETTINGS,)
+    env = {k: v for k, v in __import__("os").environ.items() if k not in SETTINGS}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["1", "0"]
+    assert proc.stdout.split() == ["1", "0", "0", "true"]
+    # and what the libraries make of them: Ray's usage stats and MLflow's telemetry read as off
+    check = (
+        "import orchestrator, ray._common.usage.usage_lib as u, mlflow.telemetry.utils as m; "
+        "print(u.usage_stats_enabled(), m.is_telemetry_disabled())"
+    )
+    env.pop("CI", None)  # MLflow turns its telemetry off in CI on its own
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False", "True"]
