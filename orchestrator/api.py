@@ -61,6 +61,24 @@ class Run:
         """``report/index.html`` (it exists once the run has finished or ``report`` ran)."""
         return self.path / REPORT_DIR / "index.html"
 
+    def result_grid(self):
+        """Ray Tune's own view of the run (``ray.tune.ResultGrid``, read from Tune's state in
+        the run's latest experiment folder, ``tune/``): each trial's real config, its last
+        result (``done`` False for a trial ASHA stopped), checkpoint and per-epoch
+        ``metrics_dataframe``. Read only, from any working directory (Tune takes an absolute
+        path); needs no Ray running. ``results.csv`` stays the run's record: its status column
+        says what Tune's cannot (STOPPED, DIVERGED, INTERRUPTED)."""
+        from ray import tune
+
+        from reports.rundir.names import experiment_dir
+
+        def trainable(config: dict[str, Any]) -> None:  # Tune checks the name; nothing runs
+            raise RuntimeError("a run read through result_grid() does not train")
+
+        trainable.__name__ = trainable.__qualname__ = self.info.study  # how the run named it
+        folder = (self.path / experiment_dir(self.info)).resolve()
+        return tune.Tuner.restore(str(folder), trainable=trainable).get_results()
+
 
 def load_run(path: str | Path) -> Run:
     """The run directory at ``path`` as a ``Run`` (see its attributes)."""

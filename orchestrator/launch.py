@@ -110,6 +110,7 @@ def check_options(opts: RunOptions, spec: StudySpec) -> tuple[float, float]:
     if opts.max_concurrent is not None and opts.max_concurrent < 1:
         raise UserError(f"--max-concurrent must be >= 1, got {opts.max_concurrent}")
     max_concurrent(opts, spec)  # the environment's default, refused here when it is not a count
+    check_trackers(tracking_of(spec, opts))
     check_connection(opts.address, opts.dashboard_host)
     if gpus > 0 and not (opts.address or os.environ.get("RAY_ADDRESS")):
         import torch
@@ -249,6 +250,21 @@ def write_run_info(
     info.update(extra or {})
     info["label"] = spec.report.label or run_label(Path(run_dir).name)  # kept when the run is copied or renamed
     write_info(run_dir, RunInfo.model_validate(info))
+
+
+def check_trackers(tracking: dict[str, Any]) -> None:
+    """Each tracker asked for has its library installed (the ``track`` extra), refused in one
+    line before anything runs."""
+    import importlib.util
+
+    from orchestrator.tracking import LIBRARIES
+
+    for backend in tracking.get("backends", []):
+        if importlib.util.find_spec(LIBRARIES[backend]) is None:
+            raise UserError(
+                f"tracker {backend}: the {LIBRARIES[backend]} package is not installed "
+                "(pip install 'orchestrator[track]', or leave the tracker out)"
+            )
 
 
 def tracking_of(spec: StudySpec, opts: RunOptions) -> dict[str, Any]:

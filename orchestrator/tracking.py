@@ -39,6 +39,8 @@ from reports.rundir.names import (
 )
 
 BACKENDS = ("tensorboard", "wandb", "mlflow")
+#: The package each tracker writes through (the ``track`` extra installs them).
+LIBRARIES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 #: How each of this tool's final statuses reads in MLflow (FINISHED, FAILED or KILLED) and in
 #: W&B's exit code: only a trial that ran to its end finished; an ASHA-stopped one was killed.
@@ -195,7 +197,7 @@ class _Wandb:
                 resume="allow",  # a resumed trial continues its run
                 dir=str(self.dir),
                 mode=self.mode,
-                config={k: v if isinstance(v, (int, float, str, bool, list)) else str(v) for k, v in config.items()},
+                config=dict(config),  # JSON values, as configs.json holds them
                 reinit="create_new",  # one run per trial, several open at once
                 settings=settings,
             )

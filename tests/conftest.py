@@ -24,6 +24,10 @@ os.environ[STATIC] = "0"
 # side says so (``--max-concurrent``, or a spec's ``max_concurrent`` where the variable is unset).
 os.environ.setdefault("ORCHESTRATOR_MAX_CONCURRENT", "1")
 
+# W&B writes offline in the tests even where its user has a key (``wandb login``): no test
+# opens a connection off this machine (the default without a key is tested on its own).
+os.environ["WANDB_MODE"] = "offline"
+
 # Token authentication, as Ray 2.60 turns it on for a Ray that ``ray.init`` starts, also for
 # the session's head (``ray start``) and for every process that joins it (a joining driver
 # sends the token only in this mode). Set before anything imports Ray, which reads it once.
