@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NO_BYTECODE := /tests?/|site-packages/transformers/models/(?!(auto|dinov2|clip|vit)/)[a-z0-9_]+/|site-packages/ray/(rllib|serve|llm)/
 
-.PHONY: run quick test test-fast lint format system-deps bench
+.PHONY: run quick test test-fast lint format system-deps figure-deps bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m compileall -q -j 0 -x '$(NO_BYTECODE)' $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
 
-run: $(STAMP)
+# the report's static figures need Chromium: installed on first use where this user may
+run: $(STAMP) figure-deps
 	$(PY) -m orchestrator run ablation $(ARGS)
 
-quick: $(STAMP)
+quick: $(STAMP) figure-deps
 	$(PY) -m orchestrator run ablation --quick $(ARGS)
 
 # two workers, one test file each at a time (a file's studies are shared by its tests): on 2
@@ -49,6 +50,9 @@ format: $(STAMP)
 
 system-deps:
 	@scripts/install-system-deps
+
+figure-deps:
+	@scripts/install-system-deps --figures
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py

@@ -3,8 +3,11 @@
 a plain sequential Optuna loop in one process.
 
     .venv/bin/python benchmarks/overhead.py --trials 40
+    .venv/bin/python benchmarks/overhead.py --trials 40 --track tensorboard,wandb,mlflow
 
-Prints one line per phase and the ratio orchestrator / Optuna (below 1: faster).
+Prints one line per phase and the ratio orchestrator / Optuna (below 1: faster). With
+``--track``, the orchestrator runs the trials a second time writing to those trackers, and
+prints the ratio of the two runs (the trackers' cost; the first run has them off).
 """
 
 from __future__ import annotations
@@ -87,7 +90,9 @@ def plain_optuna(n: int, work: int) -> float:
     return time.perf_counter() - t0
 
 
-def orchestrated(n: int, work: int, out: Path, verbose: bool = False) -> tuple[float, dict[str, float]]:
+def orchestrated(
+    n: int, work: int, out: Path, verbose: bool = False, track: list[str] | None = None
+) -> tuple[float, dict[str, float]]:
     from orchestrator.run import RunOptions, run_study
 
     variants = "\n".join(f"  x{i:03d}: {{x: {x}}}" for i, x in enumerate(xs(n)))
@@ -121,7 +126,7 @@ def orchestrated(n: int, work: int, out: Path, verbose: bool = False) -> tuple[f
         if verbose:
             print(f"  {now:6.1f} s  {line}", flush=True)
 
-    run_study(RunOptions(study=str(spec), out=out / "run"), log=log)
+    run_study(RunOptions(study=str(spec), out=out / "run", track=track), log=log)
     return time.perf_counter() - t0, marks
 
 
@@ -129,6 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--verbose", action="store_true", help="print the orchestrator's lines with timestamps")
+    parser.add_argument("--track", help="also run the trials writing to these trackers (e.g. tensorboard,wandb,mlflow)")
     args = parser.parse_args()
     work = calibrate()
     t_single = time.perf_counter()
@@ -150,6 +156,21 @@ def main() -> None:
         f"(plain loop: {t_optuna / args.trials:.2f} s per trial)"
     )
     print(f"ratio orchestrator / plain Optuna: {t_orch / t_optuna:.2f}")
+    if args.track:
+        from orchestrator.tracking import parse_track
+
+        os.environ.setdefault("WANDB_MODE", "offline")
+        with tempfile.TemporaryDirectory() as d:
+            t_track, marks_track = orchestrated(args.trials, work, Path(d), args.verbose, parse_track(args.track))
+        steady_track = marks_track["trials_done"] - marks_track["first_trial_done"]
+        print(
+            f"orchestrator writing to {args.track}: {t_track:.1f} s; steady state "
+            f"{steady_track / (args.trials - 1):.2f} s per trial"
+        )
+        print(
+            f"ratio with trackers / without: {t_track / t_orch:.2f} in all, "
+            f"{steady_track / steady:.2f} in the steady state"
+        )
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ class Report(Command):
     def take_action(self, args: argparse.Namespace) -> int:
         from reports import build_report
 
-        print(f"Report: {build_report(args.dir)}")
+        print(f"Report: {build_report(args.dir, warn=print)}")
         return 0
 
 
@@ -393,6 +393,33 @@ class Embed(Command):
         return 0
 
 
+class Align(Command):
+    name, help = "align", "align raw photos to the 5-point template from their landmarks (CSV), into a new folder"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "landmarks",
+            type=Path,
+            help="CSV: path (relative to IMAGES), left_eye_x, left_eye_y, right_eye_x, right_eye_y, nose_x, nose_y, "
+            "mouth_left_x, mouth_left_y, mouth_right_x, mouth_right_y",
+        )
+        parser.add_argument("images", type=Path, help="the folder the CSV's paths are relative to")
+        parser.add_argument("--out", type=Path, required=True, help="a new or empty folder for the aligned crops")
+        parser.add_argument(
+            "--size", type=int, default=112, help="crop side in pixels (112: ArcFace's template; 224 for a ViT-B)"
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from trainables.data.align import align_folder
+        from trainables.errors import TrainableInputError
+
+        try:
+            align_folder(args.landmarks, args.images, args.out, size=args.size)
+        except TrainableInputError as err:
+            raise UserError(str(err)) from None
+        return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     ListStudies(),
     Run(),
@@ -406,6 +433,7 @@ COMMANDS: tuple[Command, ...] = (
     Cache(),
     Export(),
     Embed(),
+    Align(),
 )
 
 

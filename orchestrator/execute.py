@@ -125,6 +125,43 @@ def grid_space(configs: list[dict[str, Any]], trials: list[int]) -> dict[str, An
     }
 
 
+class GridTrialLabel:
+    """How the live status line names a grid's trial (its group and seed) and the epochs it
+    runs to (None: a trial of another experiment of the run)."""
+
+    def __init__(self, plans: list[TrialPlan], full: list[int], trials: list[int]) -> None:
+        self.labels = {p.index: (f"{p.variant} seed={p.seed}", full[p.index]) for p in plans if p.index in set(trials)}
+
+    def __call__(self, trial) -> tuple[str, int] | None:
+        return self.labels.get(trial.config.get("_trial"))
+
+
+class SearchTrialLabel:
+    """How the live status line names a search's trial (``trial007``) and the reports it runs
+    to (the scheduler's ``max_t``, or fewer where its config trains fewer epochs)."""
+
+    def __init__(self, entry, search, study: str, first: int) -> None:
+        self.entry, self.search, self.name = entry, search, SearchTrialName(study, first)
+        self.study = study
+        self.known: dict[str, tuple[str, int]] = {}  # by trial id: a config is validated once
+
+    def __call__(self, trial) -> tuple[str, int] | None:
+        if trial.trial_id not in self.known:
+            try:
+                full = self.entry.full_iterations(sampled_trial_config(self.entry, self.search, trial.config))
+            except ValueError:  # a sampled combination the trainable refuses: the trial fails at once
+                full = self.search.max_t
+            name = self.name(trial).removeprefix(f"{self.study}_")
+            self.known[trial.trial_id] = (name, min(self.search.max_t, full))
+        return self.known[trial.trial_id]
+
+
+def live_status(describe, total: int, max_concurrent: int | None) -> tune.Callback:
+    from orchestrator.live import LiveStatus
+
+    return LiveStatus(describe, total, max_concurrent)
+
+
 def history_logger() -> tune.Callback:
     """Tune's JSON result logger (``result.json`` per trial, one line per report), the one of
     Tune's loggers the others are left off for: ``ExperimentAnalysis`` reads a trial's
@@ -183,6 +220,7 @@ def execute(
     trials = list(range(len(plans))) if trials is None else list(trials)
     best_by = [best_by_of(p.config) if best_by_of else None for p in plans]
     snapshots = trial_snapshots(plans, provenance, table.rows if table is not None else {})
+    full = [full_of(p.config) if full_of else 1 for p in plans]
     fn = tune.with_resources(
         _announced(_by_plan_index(trainable, [p.config for p in plans], best_by, snapshots), study),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
@@ -215,6 +253,7 @@ def execute(
                 storage_path=str(Path(run_dir).resolve()),
                 verbose=0,
                 callbacks=[
+                    live_status(GridTrialLabel(plans, full, trials), len(trials), max_concurrent),
                     GridProgress(
                         Path(run_dir),
                         study,
@@ -223,7 +262,7 @@ def execute(
                         table.group_column,
                         log,
                         trackers=trackers_of(run_dir, study),
-                        full=[full_of(p.config) for p in plans] if full_of else None,
+                        full=full if full_of else None,
                     ),
                     history_logger(),
                 ],
@@ -351,7 +390,11 @@ def execute_search(
                 name=tune_dir,
                 storage_path=str(Path(run_dir).resolve()),
                 verbose=0,
-                callbacks=[progress, history_logger()],
+                callbacks=[
+                    live_status(SearchTrialLabel(entry, search, study, first), search.num_samples, max_concurrent),
+                    progress,
+                    history_logger(),
+                ],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 failure_config=tune.FailureConfig(max_failures=max_failures),
             ),

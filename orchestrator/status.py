@@ -38,7 +38,7 @@ def _driver_alive(meta: RunInfo, run_dir: Path | None = None) -> bool | None:
     return True
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -132,12 +132,25 @@ def _time_left(df, meta: RunInfo, run_dir: Path, *, running: int, pending: int) 
             return "time left: unknown (curves.csv is unreadable)"
         names = set(df.loc[df["status"] == RUNNING, "trial_name"])
         spent = float(c[c["trial_name"].isin(names)].groupby("trial_name")["time_total_s"].max().sum())
-    left = max(0.0, (running + pending) * mean - spent) / at_once
+    left = seconds_left(list(ended), running=running, pending=pending, spent=spent, at_once=at_once)
     n = running + pending
     return (
-        f"time left: about {_duration(left)} ({n} trial{'s' if n != 1 else ''} left x {_duration(mean)} mean wall time, "
+        f"time left: about {duration(left or 0.0)} ({n} trial{'s' if n != 1 else ''} left x {duration(mean)} mean wall time, "
         f"{at_once} at once{'; a search stops some early, so likely less' if _stops_early(meta) else ''})"
     )
+
+
+def seconds_left(walls: list[float], *, running: int, pending: int, spent: float, at_once: int) -> float | None:
+    """The estimate of the time left (``status``, and the live line while a run goes on): the
+    mean wall time of the trials that ended (``walls``) times the trials running and pending,
+    less the time the running ones have spent, over the trials at once; None before a trial
+    ended, 0 when nothing is left."""
+    if not running and not pending:
+        return 0.0
+    if not walls:
+        return None
+    mean = sum(walls) / len(walls)
+    return max(0.0, (running + pending) * mean - spent) / max(1, at_once)
 
 
 def print_status(run_dir: Path) -> None:
@@ -145,4 +158,4 @@ def print_status(run_dir: Path) -> None:
         print(line)
 
 
-__all__ = ["print_status", "status_lines"]
+__all__ = ["duration", "print_status", "seconds_left", "status_lines"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -21,15 +22,31 @@ from reports.rundir.names import REPORT_DIR, REPORTED_PROVENANCE, SAMPLES_FILE, 
 from reports.sections import TRAINABLE_SECTIONS
 
 
-def build_report(run_dir: Path | str) -> Path:
+def build_report(run_dir: Path | str, warn: Callable[[str], None] | None = None) -> Path:
     """Write tables (LaTeX, Markdown, CSV) and ``index.html``; returns the page's path.
 
     The files are made in a staging folder and moved into ``report/`` one by one, each with an
     atomic rename, once all are made: a report that fails half-way (or a driver killed while
-    it builds) leaves the previous report as it was, and files a user added stay."""
+    it builds) leaves the previous report as it was, and files a user added stay.
+    ``warn``: told, in one line, what the page says is missing (the static figures when
+    Chromium is missing or fails)."""
+    from reports.plots import STATIC_PROBLEMS
+
+    problems: list[str] = []
+    token = STATIC_PROBLEMS.set(problems)
+    try:
+        index = _build_report(Path(run_dir))
+    finally:
+        STATIC_PROBLEMS.reset(token)
+    if problems and warn is not None:
+        more = f" ({len(problems) - 1} more such notes on the page)" if len(problems) > 1 else ""
+        warn(f"warning: PDF/PNG figures missing from the report: {problems[0]}{more}")
+    return index
+
+
+def _build_report(run_dir: Path) -> Path:
     from reports.rundir.lock import run_lock
 
-    run_dir = Path(run_dir)
     df, meta = read_run(run_dir)  # refused in one line when damaged: nothing is written, not even the lock
     _require_an_ended_trial(run_dir, df, meta)
     if meta.kind == "search":  # the page draws its curves: a foreign file refused before the lock

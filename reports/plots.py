@@ -8,6 +8,7 @@ report says that the static files are missing, rather than failing.
 from __future__ import annotations
 
 import math
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from reports.ablation import COMPLETED
 from reports.rundir.info import AxisPoint, RunInfo
 
 FIGURE_WIDTH, FIGURE_HEIGHT = 640, 420
+#: The problems of static export in the report being built (``build_report`` collects them
+#: to say on the console what the page says; the skip that STATIC_ENV asks for is not one).
+STATIC_PROBLEMS: ContextVar[list[str] | None] = ContextVar("static_problems", default=None)
 #: Set to 0 to write the interactive figures only (no PDF or PNG: quicker; Chromium unused).
 STATIC_ENV = "ORCHESTRATOR_STATIC_FIGURES"
 
@@ -281,6 +285,9 @@ def export_static(figures: Figures) -> Figures:
             f"static export (PDF, PNG) failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
             " (kaleido needs Chromium; Debian: apt-get install chromium)"
         )
+    problems = STATIC_PROBLEMS.get()
+    if figures.static_error and problems is not None:
+        problems.append(figures.static_error)
     return figures
 
 

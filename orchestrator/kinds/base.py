@@ -246,6 +246,6 @@ def register_kind(kind: StudyKind) -> StudyKind:
 def _report(launch: Launch) -> Path:
     from reports import build_report
 
-    index = build_report(launch.run_dir)
+    index = build_report(launch.run_dir, warn=launch.log)
     launch.log(f"Report: {index}")
     return launch.run_dir

@@ -49,6 +49,7 @@ PROVENANCE_COLUMNS = (
     "data_fingerprint",
     "skipped_images",
     "single_image_identities",
+    "unlabeled_images",
     "data_snapshot",
     "git_commit",
     "torch_version",

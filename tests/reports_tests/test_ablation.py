@@ -431,3 +431,32 @@ def test_a_fold_spread_is_labelled_as_not_a_spread_over_seeds():
         t
     )
     assert "folds" not in difference_caption(_table())
+
+
+def test_a_report_without_its_static_figures_says_so_on_the_console_in_one_line(tmp_path, monkeypatch, capsys):
+    """Chromium missing (kaleido raises): the page says so, and so does the console, once,
+    however many figure sets failed; a report with its figures says nothing of them."""
+    import plotly.io as pio
+
+    from orchestrator.cli import main
+
+    run = _ablation_run(tmp_path / "run")
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("Chrome not found: kaleido needs a browser")
+
+    monkeypatch.setenv("ORCHESTRATOR_STATIC_FIGURES", "1")
+    monkeypatch.setattr(pio, "write_images", no_browser)
+    assert main(["report", str(run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    warned = [line for line in out if line.startswith("warning: PDF/PNG figures missing from the report: ")]
+    assert len(warned) == 1 and "Chrome not found" in warned[0] and "apt-get install chromium" in warned[0], out
+    assert "Chrome not found" in (run / "report" / "index.html").read_text()
+
+    def draws(figs, files, *, scale):
+        for f in files:
+            f.write_bytes(b"%PDF" if f.suffix == ".pdf" else b"\x89PNG")
+
+    monkeypatch.setattr(pio, "write_images", draws)
+    assert main(["report", str(run)]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning")]

@@ -40,6 +40,7 @@ class DaLoraConfig(TrainableConfig):
 
     PATH_FIELDS: ClassVar[tuple[str, ...]] = (
         "backbone",
+        "unlabeled_data",
         "train_data",
         "benchmarks",
         "val_data",
@@ -87,6 +88,18 @@ class DaLoraConfig(TrainableConfig):
     )
     contrastive_temperature: float = Field(0.1, gt=0)
     lambda_domain: float = Field(0.0, ge=0, description="weight of the domain-classifier loss")
+    # -- semi-supervised adaptation (trainables/da_lora/unlabeled.py)
+    unlabeled_data: str | None = Field(
+        None,
+        description="target images without labels: synthfaces:<domain>[+<domain>] (those domains' training "
+        "images lose their labels) or an image folder; never the validation or evaluation people's images",
+    )
+    lambda_unlabeled: float = Field(
+        0.0,
+        ge=0,
+        description="weight of entropy minimisation on the unlabeled images (Grandvalet and Bengio 2004): "
+        "the entropy of the CosFace head's identity posterior",
+    )
     # -- MAML initialisation of the LoRA weights
     maml_inner_steps: int = Field(0, ge=0, le=100, description="inner-loop steps per task; 0: no MAML")
     maml_inner_lr: float = Field(0.01, gt=0)
@@ -166,11 +179,12 @@ class DaLoraConfig(TrainableConfig):
             raise ValueError("domain_lora needs adaptation: lora")
         if self.maml_inner_steps and self.adaptation != "lora":
             raise ValueError("maml_inner_steps > 0 meta-learns LoRA weights: it needs adaptation: lora")
-        if self.adaptation == "none" and (self.lambda_contrastive or self.lambda_domain):
+        if self.adaptation == "none" and (self.lambda_contrastive or self.lambda_domain or self.lambda_unlabeled):
             raise ValueError(
-                "lambda_contrastive and lambda_domain act on the backbone's features: with "
+                "lambda_contrastive, lambda_domain and lambda_unlabeled act on the backbone's features: with "
                 "adaptation: none nothing they could change trains"
             )
+        self._check_unlabeled()
         for field_name, names in (
             ("benchmarks", self.benchmarks),
             ("val_data", self.val_data),
@@ -203,6 +217,30 @@ class DaLoraConfig(TrainableConfig):
         if self.batch_size // self.images_per_identity_in_batch < 2:
             raise ValueError("a batch must hold at least two identities")
         return self
+
+    def _check_unlabeled(self) -> None:
+        from trainables.da_lora.unlabeled import SYNTH_PREFIX, hidden_domains
+
+        if self.lambda_unlabeled and not self.unlabeled_data:
+            raise ValueError("lambda_unlabeled > 0 needs unlabeled_data (synthfaces:<domain> or an image folder)")
+        if not (self.unlabeled_data or "").startswith(SYNTH_PREFIX):
+            return
+        if self.train_data != "synthfaces":
+            raise ValueError(
+                f"unlabeled_data {self.unlabeled_data}: synthfaces domains need train_data: synthfaces (give an image folder)"
+            )
+        hidden, domains = hidden_domains(self.unlabeled_data), self.synthfaces().domains
+        unknown = [d for d in hidden if d not in domains]
+        if not hidden or unknown:
+            raise ValueError(
+                f"unlabeled_data {self.unlabeled_data}: expected synthfaces:<domain>[+<domain>] with domains of "
+                f"{', '.join(domains)}"
+            )
+        if domains[0] in hidden:
+            raise ValueError(
+                f"unlabeled_data {self.unlabeled_data}: {domains[0]} is the source domain (pre-training, galleries); "
+                "hide target domains"
+            )
 
     def _builtin_sets(self) -> set[str]:
         """The pair sets the trainable names itself (``eval/<set>/...``, ``val/<set>/...``)."""
@@ -244,6 +282,7 @@ def metric_keys(cfg: DaLoraConfig) -> list[str]:
     ``run``), from the config alone: what a study's metric may name."""
     keys = ["train/loss", "train/cosface_loss", "train/epoch_s", "train/epochs", "train/images_per_s"]
     keys += ["train/contrastive_loss"] * bool(cfg.lambda_contrastive) + ["train/domain_loss"] * bool(cfg.lambda_domain)
+    keys += ["train/unlabeled_loss"] * bool(cfg.lambda_unlabeled)
 
     def benchmark_keys(prefix: str, names: list[str]) -> list[str]:
         return verification_keys(prefix, sorted(names) + (["mean"] if len(names) > 1 else []))

@@ -26,6 +26,14 @@ from trainables.da_lora.config import HELDOUT, DaLoraConfig
 from trainables.da_lora.evaluate import Evaluator, _once
 from trainables.da_lora.maml import maml_initialise
 from trainables.da_lora.model import DaLoraModel
+from trainables.da_lora.unlabeled import (
+    UnlabeledBatches,
+    check_disjoint,
+    entropy,
+    hidden_domains,
+    read_unlabeled_folder,
+    split_hidden,
+)
 from trainables.data import synthfaces, synthfaces_export
 from trainables.data.image_cache import Rows, image_files
 from trainables.data.sources import (  # noqa: F401  (SKIPPED_FILE: re-exported)
@@ -88,6 +96,8 @@ class TrialData:
     ijb: list[IjbBenchmark] = field(default_factory=list)
     identification: list[IdentificationBenchmark] = field(default_factory=list)
     attributes: Attributes | None = None
+    unlabeled: TrainSet | None = None
+    """Target images without labels (``unlabeled_data``), for ``lambda_unlabeled``'s loss."""
 
 
 def _held_out_split(cfg: DaLoraConfig, full: TrainSet, twins: np.ndarray) -> tuple[TrainSet, TrainSet | None]:
@@ -170,12 +180,14 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
                 "(benchmarks: {lfw: /path/to/lfw.bin}, or ijb: {ijbc: /path/to/IJBC})"
             )
         full = _cached_training_images(cfg, listed, image_size, verify=verify, log=log)
-    k = cfg.num_domains or len(full.domains)
-    if k > len(full.domains):
+    hidden = hidden_domains(cfg.unlabeled_data)  # synthfaces domains whose labels are hidden
+    labelled = tuple(d for d in full.domains if d not in hidden)
+    k = cfg.num_domains or len(labelled)
+    if k > len(labelled):
         raise DataError(
-            f"num_domains={k}, but the training data has {len(full.domains)} domains ({', '.join(full.domains)})"
+            f"num_domains={k}, but the training data has {len(labelled)} domains with labels ({', '.join(labelled)})"
         )
-    check_domain_components(cfg, k, full.domains)
+    check_domain_components(cfg, k, labelled)
     check_same_files(cfg.val_data, cfg.benchmarks)
     shared = dict(size=image_size, verify=verify, log=log)
     benchmarks = [load_benchmark(name, path, **shared) for name, path in sorted(cfg.benchmarks.items())]
@@ -192,9 +204,30 @@ def load_data(cfg: DaLoraConfig, image_size: int, *, verify: bool = False, log=N
     ids = np.unique(full.identity)
     twins = synth.twin_of if synth is not None else np.full(int(ids.max()) + 1, -1)
     train, held = _held_out_split(cfg, full, twins)
+    unlabeled, names = None, ()
+    if hidden:  # after the held-out split: the validation identities keep their labelled images
+        train, unlabeled = split_hidden(train, hidden)
+    elif cfg.unlabeled_data:
+        unlabeled, names = read_unlabeled_folder(cfg.unlabeled_data, image_size, verify=verify, log=log)
+    if unlabeled is not None and verify:  # once per study, where it prepares (trials read what it checked)
+        sets: dict[str, tuple[object, set[str]]] = {}
+        if held is not None:
+            sets["validation identities"] = (_pixels(held.images), held.names())
+        if synth is not None:
+            sets["test identities (synthfaces)"] = (synth.group("eval").images, set())
+        for b in val_benchmarks:
+            sets[f"validation benchmark {b.name}"] = (b.images.numpy(), set(b.identity_names))
+        for b in benchmarks:
+            sets[f"test benchmark {b.name}"] = (b.images.numpy(), set(b.identity_names))
+        check_disjoint(unlabeled, names, sets)
     train = limit_per_identity(train, cfg.samples_per_identity, seed=cfg.data_seed)
     val = None if held is None else _validation(cfg, full, held, twins, image_size)
-    return TrialData(train, synth, benchmarks, k, val, val_benchmarks, ijb, ident, attributes)
+    return TrialData(train, synth, benchmarks, k, val, val_benchmarks, ijb, ident, attributes, unlabeled)
+
+
+def _pixels(images):
+    """A set's images as an indexable array (synthfaces' tensor, or rows of the shared cache)."""
+    return images.numpy() if isinstance(images, torch.Tensor) else images
 
 
 # ------------------------------------------------------------------ model and losses
@@ -242,7 +275,8 @@ def trained_backbone(cfg: DaLoraConfig, state: dict[str, torch.Tensor]) -> Backb
 
 
 class Objective(torch.nn.Module):
-    """CosFace + lambda_contrastive * SupCon + lambda_domain * domain cross-entropy."""
+    """CosFace + lambda_contrastive * SupCon + lambda_domain * domain cross-entropy
+    + lambda_unlabeled * the entropy of unlabelled target images' identity posterior."""
 
     def __init__(self, cfg: DaLoraConfig, model: DaLoraModel, num_classes: int) -> None:
         super().__init__()
@@ -255,10 +289,21 @@ class Objective(torch.nn.Module):
         self.contrastive = SupConLoss(temperature=cfg.contrastive_temperature) if cfg.lambda_contrastive else None
         self.parts: dict[str, float] = {}
 
-    def forward(self, model: DaLoraModel, z: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        model: DaLoraModel,
+        z: torch.Tensor,
+        labels: torch.Tensor,
+        groups: torch.Tensor,
+        unlabeled: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         z = z.float()
         loss = self.cosface(z, labels)
         parts = {"cosface": loss.detach()}
+        if unlabeled is not None:  # entropy minimisation on target images (trainables.da_lora.unlabeled)
+            u = entropy(self.cosface.W, unlabeled, self.cfg.cosface_scale)
+            parts["unlabeled"] = u.detach()
+            loss = loss + self.cfg.lambda_unlabeled * u
         if self.contrastive is not None:
             c = self.contrastive(z, labels)
             parts["contrastive"] = c.detach()
@@ -310,7 +355,7 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
     build_model(cfg, data.num_domains, backbone)  # LoRA targets that match nothing fail here
     if data.synth is not None:
         synthfaces.save_sample_grid(data.synth, Path(out_dir) / synthfaces.SAMPLES_FILE)
-    write_skipped(out_dir, data.train.skipped)
+    write_skipped(out_dir, data.train.skipped, data.unlabeled.skipped if data.unlabeled is not None else ())
     # identities with one image stay in: a CosFace class of their own, and for SupCon only
     # negatives (an anchor without a positive adds nothing to pytorch-metric-learning's SupConLoss)
     counts = np.bincount(data.train.identity)
@@ -318,6 +363,7 @@ def prepare(cfg: DaLoraConfig, out_dir: Path) -> dict[str, str]:
         "data_fingerprint": data.train.fingerprint,
         "skipped_images": str(len(data.train.skipped)),
         "single_image_identities": str(int((counts == 1).sum())),
+        **({"unlabeled_images": str(len(data.unlabeled))} if data.unlabeled is not None else {}),
     }
 
 
@@ -360,6 +406,12 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
         )
     )
     evaluate = Evaluator(cfg, data, hw)
+    unlabeled = None
+    if data.unlabeled is not None and cfg.lambda_unlabeled:
+        unlabeled = (
+            Fetcher(data.unlabeled, model.backbone.input_spec.size, hw),
+            UnlabeledBatches(len(data.unlabeled), cfg.batch_size),
+        )
     views = None
     if not trainable_parameters(model):
         # Frozen backbone: its features never change, so compute them (and those of the
@@ -369,7 +421,7 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
 
     def epoch(optimizer, scheduler, generator) -> dict[str, float]:
         t0 = time.perf_counter()
-        losses = batch_losses(cfg, model, objective, fetch, views, labels, groups, generator, hw)
+        losses = batch_losses(cfg, model, objective, fetch, views, labels, groups, generator, hw, unlabeled)
         done = train_epoch(losses, optimizer, scheduler, parts=lambda: objective.parts)
         return {
             "train/loss": done.mean,
@@ -398,10 +450,11 @@ def run(cfg: DaLoraConfig, report: Reporter, *, restore_from: Path | None = None
 
 
 def batch_losses(
-    cfg, model, objective, fetch, views, labels, groups, generator, hw
+    cfg, model, objective, fetch, views, labels, groups, generator, hw, unlabeled=None
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """The losses of one epoch of identity-balanced batches, for ``training.train_epoch``
-    (from the frozen features ``views`` when the backbone does not train)."""
+    (from the frozen features ``views`` when the backbone does not train; ``unlabeled``: the
+    fetcher and batches of the unlabelled target images, when their loss is on)."""
     model.train()
     batches = identity_batches(
         labels.numpy(), batch_size=cfg.batch_size, per_identity=cfg.images_per_identity_in_batch, generator=generator
@@ -414,4 +467,8 @@ def batch_losses(
         y, g = labels[idx].to(hw.device), groups[idx].to(hw.device)
         with hw.autocast():
             z = x if views is not None else model(x)
-        yield len(idx), objective(model, z, y, g)  # the losses in float32, outside autocast
+            zu = None
+            if unlabeled is not None:  # a batch of target images beside each labelled one
+                fetch_u, batches_u = unlabeled
+                zu = model(random_flip(fetch_u(batches_u.next(generator)), generator))
+        yield len(idx), objective(model, z, y, g, zu)  # the losses in float32, outside autocast
