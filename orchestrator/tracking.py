@@ -24,7 +24,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -326,8 +328,11 @@ class _Mlflow:
 
 class Trackers:
     """The trackers a run writes to (``tracking`` of its spec, or ``--track``), driven by the
-    progress callbacks. Pickle-safe as they are: Tune pickles its callbacks into the
-    experiment state, and ``resume`` gets them back; the open runs are opened again."""
+    progress callbacks. The writing happens on a thread of its own, in the order of the calls,
+    so that Tune's loop never waits on a tracker (an MLflow batch of 250 metrics takes tens
+    of milliseconds: BENCHMARKS.md); ``close`` (at the experiment's end) waits until all is
+    written. Pickle-safe as they are: Tune pickles its callbacks into the experiment state,
+    and ``resume`` gets them back; the open runs are opened again."""
 
     def __init__(self, run_dir: Path, study: str, tracking: dict[str, Any]) -> None:
         self.run_dir, self.study, self.tracking = Path(run_dir), study, dict(tracking)
@@ -344,6 +349,11 @@ class Trackers:
             "mlflow": lambda: _Mlflow(root, self.run_dir, self.study, self.tracking.get("mlflow_uri"), label),
         }
         self.backends = [make[b]() for b in self.tracking.get("backends", [])]
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        # each running trial's reports by step, for its best epoch's metrics at its end (what
+        # curves.csv holds too, without reading a file that grows with the run)
+        self._history: dict[str, dict[int, dict[str, float]]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.backends)
@@ -367,13 +377,42 @@ class Trackers:
                 first = (str(err).strip().splitlines() or [type(err).__name__])[0]
                 print(f"tracker {b.name} left out for the rest of the run: {type(err).__name__}: {first}", flush=True)
 
+    def _submit(self, call: str, *args: Any) -> None:
+        """``call`` for the writing thread (started with the first call)."""
+        if not self.backends:
+            return
+        if self._thread is None:
+            self._queue = queue.Queue()
+            self._thread = threading.Thread(target=self._work, name="orchestrator-trackers", daemon=True)
+            self._thread.start()
+        assert self._queue is not None
+        self._queue.put((call, args))
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                call, args = item
+                self._each(call, *args)
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until everything asked so far is written."""
+        if self._queue is not None:
+            self._queue.join()
+
     def start(self, name: str, config: dict[str, Any]) -> None:
-        self._each("start", name, config)
+        self._submit("start", name, dict(config))
 
     def epoch(self, name: str, result: dict[str, Any]) -> None:
         step, metrics = int(result.get("training_iteration", 0)), epoch_metrics(result)
-        if metrics:
-            self._each("epoch", name, step, metrics)
+        if metrics and self.backends:
+            self._history.setdefault(name, {})[step] = metrics
+            self._submit("epoch", name, step, metrics)
 
     def end(self, name: str, config: dict[str, Any], row: dict[str, Any], trial_dir: str | None) -> None:
         """The trial ended: its row of ``results.csv``; ``trial_dir`` is Tune's folder of it,
@@ -382,17 +421,28 @@ class Trackers:
             return
         from reports.rundir.evaluation import BEST_DIR, EVAL_FILE
 
-        final = {**final_metrics(row), **best_epoch_metrics(self.run_dir, name, row)}
+        history, best = self._history.pop(name, {}), _scalar(row.get("train/best_epoch"))
+        if best is not None and math.isfinite(best) and int(best) in history:
+            at_best = {f"best/{k}": v for k, v in history[int(best)].items() if math.isfinite(v)}
+        else:  # reported before a resume (this driver did not see it): curves.csv has it
+            at_best = best_epoch_metrics(self.run_dir, name, row)
+        final = {**final_metrics(row), **at_best}
         checkpoints = sorted(Path(trial_dir).glob("checkpoint_*")) if trial_dir else []
         files: dict[str, Path] = {}
         for checkpoint in reversed(checkpoints):
             for where, path in (("latest", checkpoint / EVAL_FILE), ("best", checkpoint / BEST_DIR / EVAL_FILE)):
                 if where not in files and path.is_file():
                     files[where] = path
-        self._each("end", name, config, str(row.get("status", "")), final, files)
+        self._submit("end", name, dict(config), str(row.get("status", "")), final, files)
 
     def close(self) -> None:
-        self._each("close")
+        """Close every open run and wait until all is written (the thread ends)."""
+        self._submit("close")
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = self._queue = None
 
 
 def parse_track(text: str) -> list[str]:

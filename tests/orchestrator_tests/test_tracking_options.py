@@ -78,11 +78,13 @@ def test_a_tracker_that_fails_is_left_out_in_one_line_and_the_others_go_on(tmp_p
         {"backends": ["mlflow", "tensorboard"], "mlflow_uri": f"sqlite:///{blocked}/sub/mlflow.db"},
     )
     trackers.start("t_seed0", {"lr": 0.1})
+    trackers.flush()  # written on the trackers' own thread
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("tracker mlflow left out for the rest of the run: ")
     assert [b.name for b in trackers.backends] == ["tensorboard"]
     trackers.epoch("t_seed0", {"training_iteration": 1, "val/acc": 0.5, "time_total_s": 1.0})
     trackers.end("t_seed0", {"lr": 0.1}, {"status": "TERMINATED", "val/acc": 0.5}, None)
+    trackers.close()
     acc = EventAccumulator(str(tmp_path / "run" / "tracking" / "tensorboard" / "t_seed0"))
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("val/acc")] == [(1, 0.5)]
