@@ -9,6 +9,8 @@ written to TensorBoard and MLflow by its spec's ``tracking`` section."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -23,22 +25,14 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.tracking import hparam, mlflow_key
 from reports.rundir.files import read_results
+from tests.orchestrator_tests.test_schedulers import SEARCH as SCHEDULER_SEARCH
 
-SEARCH = """
-name: tracked
-kind: search
-trainable: da_lora
-metric: val/cross_domain/acc
-mode: max
-seeds: [0]
-num_samples: 4
-search_seed: 1
-base: {epochs: 3, adaptation: lora, lora_rank: 2, synth_train_identities: 24, synth_train_images: 2,
-       flip_test: false, batch_size: 32}
-space:
-  lr: {loguniform: [1.0e-4, 1.0e-2]}
-scheduler: {grace_period: 1, reduction_factor: 2}
-"""
+# the schedulers' test search (ASHA stops some of its trials at rung 1 or 2), one sample more
+SEARCH = (
+    SCHEDULER_SEARCH.replace("name: sched", "name: tracked")
+    .replace("num_samples: 3", "num_samples: 4")
+    .replace("SCHED", "{grace_period: 1, reduction_factor: 2}")
+)
 
 GRID = """
 name: tgrid
@@ -83,12 +77,17 @@ def runs(ray_local, tmp_path_factory):
 
     (root / "s.yaml").write_text(SEARCH)
     (root / "g.yaml").write_text(GRID)
-    with pytest.MonkeyPatch.context() as mp:
+    log = io.StringIO()  # the console as a CI log has it: not a terminal
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(log):
         mp.setattr(socket.socket, "connect", guarded)
         track = ["--track", "tensorboard,wandb,mlflow"]
         assert main(["run", str(root / "s.yaml"), "--out", str(root / "search"), "--max-concurrent", "1", *track]) == 0
         assert main(["run", str(root / "g.yaml"), "--out", str(root / "grid"), "--max-concurrent", "1"]) == 0
     assert outward == []
+    # nothing of the live status line where the output is not a terminal, the trials' lines whole
+    text = log.getvalue()
+    assert "\r" not in text and "\x1b" not in text and "\u25b8" not in text
+    assert sum(ln.startswith("[") and ("TERMINATED" in ln or "STOPPED" in ln) for ln in text.splitlines()) == 4 + 2
     return root / "search", root / "grid"
 
 

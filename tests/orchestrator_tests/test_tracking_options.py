@@ -89,3 +89,25 @@ def test_a_tracker_that_fails_is_left_out_in_one_line_and_the_others_go_on(tmp_p
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("val/acc")] == [(1, 0.5)]
     assert acc.Scalars("final/val/acc")[-1].value == 0.5
+
+
+def test_trackers_survive_the_pickling_tune_does_for_a_resume(tmp_path):
+    """Tune pickles its callbacks, the trackers with them, into the experiment state; the copy
+    ``resume`` unpickles writes to the same run (its thread and history are its own)."""
+    import pickle
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = Trackers(tmp_path / "run", "s", {"backends": ["tensorboard"]})
+    first.start("t_seed0", {"lr": 0.1})
+    first.epoch("t_seed0", {"training_iteration": 1, "val/acc": 0.25})
+    first.flush()
+    again = pickle.loads(pickle.dumps(first))
+    assert again._thread is None and again._history == {} and [b.name for b in again.backends] == ["tensorboard"]
+    again.epoch("t_seed0", {"training_iteration": 2, "val/acc": 0.5})
+    again.end("t_seed0", {"lr": 0.1}, {"status": "TERMINATED", "val/acc": 0.5}, None)
+    again.close()
+    first.close()
+    acc = EventAccumulator(str(tmp_path / "run" / "tracking" / "tensorboard" / "t_seed0"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("val/acc")] == [(1, 0.25), (2, 0.5)]
