@@ -188,6 +188,8 @@ LONGEST_FIRST = (
     "test_cluster.py",
     "test_resume.py",
     "test_da_lora.py",
+    "test_tracking.py",
+    "test_semi_supervised_study.py",
 )
 
 

@@ -4,18 +4,12 @@ it), drawn in place on a terminal, and nothing of it where the output is not one
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from orchestrator.live import CLEAR, LiveStatus, status_text
 from orchestrator.status import seconds_left
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_seconds_left_is_the_mean_wall_time_times_the_trials_left_less_what_runs_over_the_trials_at_once():
@@ -80,51 +74,6 @@ def test_the_line_is_drawn_in_place_on_a_terminal_cleared_for_each_trials_line_a
     assert not LiveStatus(lambda t: None, 3, None, stream=_Terminal()).on
 
 
-STUDY = """
-name: live
-kind: ablation
-trainable: da_lora
-metric: eval/cross_domain/acc
-mode: max
-seeds: [0]
-reference: a
-base: {epochs: 2, synth_train_identities: 24, synth_train_images: 2, flip_test: false}
-variants:
-  a: {adaptation: lora}
-  b: {adaptation: none}
-"""
-
-
-def _on_a_terminal(cmd: list[str], env: dict[str, str]) -> str:
-    """The command's output as a terminal shows it (a pseudo-terminal)."""
-    import pty
-
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 4096)
-        except OSError:  # the terminal closed with the process
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=300)
-    os.close(leader)
-    assert proc.returncode == 0, b"".join(chunks).decode(errors="replace")[-2000:]
-    return b"".join(chunks).decode(errors="replace")
-
-
-def test_a_run_draws_the_line_on_a_terminal(ray_head, tmp_path):
-    (tmp_path / "s.yaml").write_text(STUDY)
-    env = {**os.environ, "RAY_ADDRESS": ray_head, "TERM": "xterm", "COLUMNS": "200"}
-    cmd = [sys.executable, "-m", "orchestrator", "run", str(tmp_path / "s.yaml"), "--max-concurrent", "1"]
-    shown = _on_a_terminal([*cmd, "--out", str(tmp_path / "tty")], env)
-    assert CLEAR + "\u25b8 0/2 done \u00b7 1 running (" in shown  # drawn in place while the first trial runs
-    assert "\u25b8 1/2 done \u00b7 1 running (b seed=0 epoch " in shown  # the second, with its epoch
-    lines = [ln.rsplit(CLEAR, 1)[-1] for ln in shown.replace("\r\n", "\n").split("\n")]
-    assert sum(ln.startswith("[") and "TERMINATED" in ln for ln in lines) == 2  # each trial's line, whole
-    # (where the output is not a terminal nothing of the line is written: the runs of
-    # test_tracking.py are logged to a file-like buffer, and checked for it)
+# A run on a terminal draws the line in place, and one logged to a file writes nothing of it:
+# both are checked on the runs of test_tracking.py (the grid's output goes to a pseudo-terminal,
+# the search's to a buffer), which need no study of their own.

@@ -4,8 +4,9 @@ record): TensorBoard's event accumulator, W&B's offline run files (``wandb leet 
 ``mlflow.search_runs``; Tune's ``ExperimentAnalysis`` and ``Tuner.restore``'s result grid.
 
 Two runs on the shared Ray: a search whose ASHA stops trials at its rungs, written to all
-three trackers (``--track``), and an ablation whose variants differ in a list (LoRA targets),
-written to TensorBoard and MLflow by its spec's ``tracking`` section."""
+three trackers (``--track``), its console a log; and an ablation whose variants differ in a
+list (LoRA targets), written to TensorBoard and MLflow by its spec's ``tracking`` section, its
+console a terminal (the live status line, ``orchestrator/live.py``)."""
 
 from __future__ import annotations
 
@@ -77,18 +78,66 @@ def runs(ray_local, tmp_path_factory):
 
     (root / "s.yaml").write_text(SEARCH)
     (root / "g.yaml").write_text(GRID)
-    log = io.StringIO()  # the console as a CI log has it: not a terminal
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(log):
+    log = io.StringIO()  # the search's console as a CI log has it: not a terminal
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(socket.socket, "connect", guarded)
+        mp.setenv("TERM", "xterm")
+        mp.setenv("COLUMNS", "200")
         track = ["--track", "tensorboard,wandb,mlflow"]
-        assert main(["run", str(root / "s.yaml"), "--out", str(root / "search"), "--max-concurrent", "1", *track]) == 0
-        assert main(["run", str(root / "g.yaml"), "--out", str(root / "grid"), "--max-concurrent", "1"]) == 0
+        with contextlib.redirect_stdout(log):
+            assert (
+                main(["run", str(root / "s.yaml"), "--out", str(root / "search"), "--max-concurrent", "1", *track]) == 0
+            )
+        with terminal() as (screen, shown):  # the grid's on a terminal
+            with contextlib.redirect_stdout(screen):
+                assert main(["run", str(root / "g.yaml"), "--out", str(root / "grid"), "--max-concurrent", "1"]) == 0
     assert outward == []
-    # nothing of the live status line where the output is not a terminal, the trials' lines whole
-    text = log.getvalue()
-    assert "\r" not in text and "\x1b" not in text and "\u25b8" not in text
-    assert sum(ln.startswith("[") and ("TERMINATED" in ln or "STOPPED" in ln) for ln in text.splitlines()) == 4 + 2
+    (root / "search.log").write_bytes(log.getvalue().encode())  # bytes: a text read would turn \r into \n
+    (root / "grid.tty").write_bytes("".join(shown).encode())
     return root / "search", root / "grid"
+
+
+@contextlib.contextmanager
+def terminal():
+    """A pseudo-terminal as a text stream (``isatty()`` true), and what it showed: read
+    while it is written, as a terminal would."""
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()
+    screen = os.fdopen(follower, "w", buffering=1, encoding="utf-8")
+    shown: list[str] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # the terminal closed
+                return
+            if not data:
+                return
+            shown.append(data.decode(errors="replace"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        yield screen, shown
+    finally:
+        screen.close()
+        reader.join(timeout=30)
+        os.close(leader)
+
+
+def test_the_live_line_is_drawn_on_a_terminal_and_never_written_to_a_log(runs):
+    from orchestrator.live import CLEAR
+
+    shown = (runs[1].parent / "grid.tty").read_bytes().decode()
+    assert CLEAR + "\u25b8 0/2 done \u00b7 1 running (a seed=0 epoch " in shown  # in place, the first trial's epoch
+    lines = [ln.rsplit(CLEAR, 1)[-1] for ln in shown.replace("\r\n", "\n").split("\n")]
+    assert sum(ln.startswith("[") and "TERMINATED" in ln for ln in lines) == 2  # each trial's line, whole
+    logged = (runs[0].parent / "search.log").read_bytes().decode()
+    assert "\r" not in logged and "\x1b" not in logged and "\u25b8" not in logged
+    assert sum(ln.startswith("[") and ("TERMINATED" in ln or "STOPPED" in ln) for ln in logged.splitlines()) == 4
 
 
 def _configs(run: Path) -> dict[str, dict]:
