@@ -130,7 +130,8 @@ class GridTrialLabel:
     runs to (None: a trial of another experiment of the run)."""
 
     def __init__(self, plans: list[TrialPlan], full: list[int], trials: list[int]) -> None:
-        self.labels = {p.index: (f"{p.variant} seed={p.seed}", full[p.index]) for p in plans if p.index in set(trials)}
+        runs = set(trials)
+        self.labels = {p.index: (f"{p.variant} seed={p.seed}", full[p.index]) for p in plans if p.index in runs}
 
     def __call__(self, trial) -> tuple[str, int] | None:
         return self.labels.get(trial.config.get("_trial"))

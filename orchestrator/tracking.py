@@ -87,11 +87,10 @@ def best_epoch_metrics(run_dir: Path, trial_name: str, row: dict[str, Any]) -> d
 def hparam(value: Any) -> str | float | int | bool:
     """A config value as a tracker's hyperparameter holds it (a number, a bool or a string;
     lists as their cell in ``results.csv``, ``a+b``)."""
-    if isinstance(value, bool) or isinstance(value, (int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return "+".join(str(v) for v in value)
-    return str(value)
+    from orchestrator.results import _cell
+
+    cell = _cell(value)
+    return cell if isinstance(cell, (bool, int, float, str)) else str(cell)
 
 
 class _TensorBoard:
